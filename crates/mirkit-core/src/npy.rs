@@ -1,0 +1,317 @@
+//! Minimal `.npy` (NumPy format 1.0/2.0) reading and writing.
+//!
+//! Reads little-endian `f4`, `f8`, `i2`, `i4`, `i8` arrays of any rank (C or Fortran
+//! order) into `f64` or `f32`; writes `f32` arrays. [`NpyFrameWriter`] streams
+//! `(rows, frames)` arrays frame by frame (Fortran order, so memory does not grow with
+//! the number of frames) into a temporary file that is renamed into place only when
+//! [`NpyFrameWriter::finish`] succeeds: an interrupted run never leaves a half-written
+//! file under the final name.
+
+use crate::{CoreError, Result};
+use ndarray::{Array2, ArrayD, ArrayView2, IxDyn, ShapeBuilder};
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+fn io_err(path: &Path, source: std::io::Error) -> CoreError {
+    CoreError::Io { path: path.display().to_string(), source }
+}
+
+/// A decoded `.npy` array: shape, order and values converted to `f64`.
+#[derive(Debug, Clone)]
+pub struct NpyArray {
+    /// Array shape.
+    pub shape: Vec<usize>,
+    /// Values in C (row-major) order.
+    pub data: Vec<f64>,
+}
+
+impl NpyArray {
+    /// As an `ndarray` of `f64`.
+    pub fn to_f64(&self) -> ArrayD<f64> {
+        ArrayD::from_shape_vec(IxDyn(&self.shape), self.data.clone()).expect("shape matches")
+    }
+    /// As an `ndarray` of `f32`.
+    pub fn to_f32(&self) -> ArrayD<f32> {
+        ArrayD::from_shape_vec(IxDyn(&self.shape), self.data.iter().map(|&v| v as f32).collect())
+            .expect("shape matches")
+    }
+    /// As a 2-D `f32` array; error if the rank is not 2.
+    pub fn to_f32_2d(&self) -> Result<Array2<f32>> {
+        if self.shape.len() != 2 {
+            return Err(CoreError::Npy(format!("expected rank 2, got shape {:?}", self.shape)));
+        }
+        Ok(Array2::from_shape_vec(
+            (self.shape[0], self.shape[1]),
+            self.data.iter().map(|&v| v as f32).collect(),
+        )
+        .expect("shape matches"))
+    }
+}
+
+fn parse_header(h: &str) -> Result<(String, bool, Vec<usize>)> {
+    let get = |key: &str| -> Result<&str> {
+        let k = format!("'{key}':");
+        let i = h.find(&k).ok_or_else(|| CoreError::Npy(format!("header lacks {key}: {h}")))?;
+        Ok(h[i + k.len()..].trim_start())
+    };
+    let descr = get("descr")?;
+    let descr = descr
+        .strip_prefix('\'')
+        .and_then(|s| s.split('\'').next())
+        .ok_or_else(|| CoreError::Npy(format!("bad descr in {h}")))?
+        .to_string();
+    let fortran = get("fortran_order")?.starts_with("True");
+    let shape_s = get("shape")?;
+    let open = shape_s.find('(').ok_or_else(|| CoreError::Npy("bad shape".into()))?;
+    let close = shape_s.find(')').ok_or_else(|| CoreError::Npy("bad shape".into()))?;
+    let mut shape = Vec::new();
+    for part in shape_s[open + 1..close].split(',') {
+        let p = part.trim();
+        if !p.is_empty() {
+            shape.push(p.parse::<usize>().map_err(|_| CoreError::Npy(format!("bad dim {p:?}")))?);
+        }
+    }
+    Ok((descr, fortran, shape))
+}
+
+/// Reads a `.npy` file.
+pub fn read(path: impl AsRef<Path>) -> Result<NpyArray> {
+    let path = path.as_ref();
+    let mut bytes = Vec::new();
+    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| io_err(path, e))?;
+    from_bytes(&bytes).map_err(|e| match e {
+        CoreError::Npy(m) => CoreError::Npy(format!("{}: {m}", path.display())),
+        e => e,
+    })
+}
+
+/// Parses `.npy` bytes.
+pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(CoreError::Npy("not an .npy file (bad magic)".into()));
+    }
+    let major = bytes[6];
+    let (hlen, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(CoreError::Npy("truncated header".into()));
+            }
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        }
+        v => return Err(CoreError::Npy(format!("unsupported version {v}"))),
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .ok_or_else(|| CoreError::Npy("truncated header".into()))?;
+    let header = std::str::from_utf8(header).map_err(|_| CoreError::Npy("header not UTF-8".into()))?;
+    let (descr, fortran, shape) = parse_header(header)?;
+    let n: usize = shape.iter().product();
+    let body = &bytes[start + hlen..];
+    let (size, conv): (usize, fn(&[u8]) -> f64) = match descr.as_str() {
+        "<f4" => (4, |b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
+        "<f8" => (8, |b| f64::from_le_bytes(b.try_into().unwrap())),
+        "<i2" => (2, |b| i16::from_le_bytes(b.try_into().unwrap()) as f64),
+        "<i4" => (4, |b| i32::from_le_bytes(b.try_into().unwrap()) as f64),
+        "<i8" => (8, |b| i64::from_le_bytes(b.try_into().unwrap()) as f64),
+        "|u1" => (1, |b| b[0] as f64),
+        d => return Err(CoreError::Npy(format!("unsupported dtype {d}"))),
+    };
+    if body.len() < n * size {
+        return Err(CoreError::Npy(format!(
+            "truncated data: need {} bytes, have {}",
+            n * size,
+            body.len()
+        )));
+    }
+    let vals: Vec<f64> = body[..n * size].chunks_exact(size).map(conv).collect();
+    let data = if fortran && shape.len() > 1 {
+        let a = ArrayD::from_shape_vec(IxDyn(&shape).f(), vals).expect("shape matches");
+        a.iter().copied().collect() // logical (C) order iteration
+    } else {
+        vals
+    };
+    Ok(NpyArray { shape, data })
+}
+
+fn header_bytes(shape: &[usize], fortran: bool, pad_to: usize) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut h = format!(
+        "{{'descr': '<f4', 'fortran_order': {}, 'shape': {}, }}",
+        if fortran { "True" } else { "False" },
+        shape_s
+    );
+    // total = 10 + len(h) + 1 (newline) must be a multiple of 64 and at least pad_to
+    let mut total = 10 + h.len() + 1;
+    total = total.max(pad_to);
+    total = total.div_ceil(64) * 64;
+    while 10 + h.len() + 1 < total {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend_from_slice(h.as_bytes());
+    out
+}
+
+/// Temporary sibling path used for atomic writes.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+    name.push(format!(".part{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes bytes atomically: to a temporary sibling, then renamed over `path`.
+pub fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
+    let tmp = temp_path(path);
+    let res = (|| {
+        let mut w = BufWriter::new(File::create(&tmp)?);
+        f(&mut w)?;
+        w.flush()?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(path, e));
+    }
+    Ok(())
+}
+
+/// Writes an `f32` array of any rank (C order), atomically.
+pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
+    let path = path.as_ref();
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(CoreError::Shape(format!("shape {shape:?} does not hold {} values", data.len())));
+    }
+    write_atomic(path, |w| {
+        w.write_all(&header_bytes(shape, false, 0))?;
+        for v in data {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes a 2-D `f32` array, atomically.
+pub fn write_2d(path: impl AsRef<Path>, a: ArrayView2<f32>) -> Result<()> {
+    let std = a.as_standard_layout();
+    write_f32(path, &[a.nrows(), a.ncols()], std.as_slice().expect("standard layout"))
+}
+
+/// Streams a `(rows, frames)` `f32` array to disk one frame at a time.
+///
+/// The file is Fortran-ordered so frames are contiguous; NumPy reads it as a normal
+/// `(rows, frames)` array. Data goes to a temporary file that [`finish`](Self::finish)
+/// renames into place; dropping the writer without finishing removes the temporary.
+pub struct NpyFrameWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    w: Option<BufWriter<File>>,
+    rows: usize,
+    frames: usize,
+}
+
+const STREAM_HEADER: usize = 128;
+
+impl NpyFrameWriter {
+    /// Starts writing a `(rows, ?)` array to `path`.
+    pub fn create(path: impl AsRef<Path>, rows: usize) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let tmp = temp_path(&path);
+        let mut w = BufWriter::new(File::create(&tmp).map_err(|e| io_err(&path, e))?);
+        w.write_all(&header_bytes(&[rows, 0], true, STREAM_HEADER)).map_err(|e| io_err(&path, e))?;
+        Ok(Self { path, tmp, w: Some(w), rows, frames: 0 })
+    }
+    /// Appends one frame of `rows` values.
+    pub fn push_frame(&mut self, frame: &[f32]) -> Result<()> {
+        if frame.len() != self.rows {
+            return Err(CoreError::Shape(format!("frame of {} values, expected {}", frame.len(), self.rows)));
+        }
+        let w = self.w.as_mut().expect("writer open until finish");
+        let mut buf = Vec::with_capacity(frame.len() * 4);
+        for v in frame {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        w.write_all(&buf).map_err(|e| io_err(&self.path, e))?;
+        self.frames += 1;
+        Ok(())
+    }
+    /// Frames written so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+    /// Rewrites the header with the final shape and renames the file into place.
+    pub fn finish(mut self) -> Result<()> {
+        let path = self.path.clone();
+        let w = self.w.take().expect("writer open");
+        let res = (|| {
+            let mut f = w.into_inner().map_err(|e| e.into_error())?;
+            let h = header_bytes(&[self.rows, self.frames], true, STREAM_HEADER);
+            if h.len() != STREAM_HEADER {
+                return Err(std::io::Error::other("npy header grew past its reserved size"));
+            }
+            f.seek(SeekFrom::Start(0))?;
+            f.write_all(&h)?;
+            f.sync_all()?;
+            std::fs::rename(&self.tmp, &path)
+        })();
+        res.map_err(|e| io_err(&path, e))
+    }
+}
+
+impl Drop for NpyFrameWriter {
+    fn drop(&mut self) {
+        if self.w.is_some() {
+            self.w = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_c_and_stream() {
+        let dir = std::env::temp_dir().join(format!("mirkit-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.npy");
+        let a = Array2::from_shape_fn((3, 5), |(i, j)| (i * 10 + j) as f32);
+        write_2d(&p, a.view()).unwrap();
+        let r = read(&p).unwrap();
+        assert_eq!(r.shape, vec![3, 5]);
+        assert_eq!(r.to_f32_2d().unwrap(), a);
+
+        let q = dir.join("b.npy");
+        let mut w = NpyFrameWriter::create(&q, 3).unwrap();
+        for j in 0..5 {
+            w.push_frame(&a.column(j).to_vec()).unwrap();
+        }
+        assert!(!q.exists(), "nothing under the final name before finish");
+        w.finish().unwrap();
+        let r = read(&q).unwrap();
+        assert_eq!(r.to_f32_2d().unwrap(), a);
+        let bytes = std::fs::read(&q).unwrap();
+        assert_eq!(bytes.len(), 128 + 15 * 4);
+
+        // dropped writer leaves nothing behind
+        let z = dir.join("c.npy");
+        let w = NpyFrameWriter::create(&z, 3).unwrap();
+        drop(w);
+        assert!(!z.exists() && !temp_path(&z).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(from_bytes(b"hello world, not npy").is_err());
+        let mut h = header_bytes(&[4], false, 0);
+        h.extend_from_slice(&[0u8; 8]); // 2 of 4 floats
+        assert!(matches!(from_bytes(&h), Err(CoreError::Npy(m)) if m.contains("truncated")));
+    }
+}
