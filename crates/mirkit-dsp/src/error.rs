@@ -1,0 +1,59 @@
+use thiserror::Error;
+
+/// Errors from feature extraction: every invalid parameter or signal is named.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum DspError {
+    /// A parameter outside its valid range (`hop_length = 0`, `n_mels = 0`, `fmax > sr/2`...).
+    #[error("invalid parameter {name} = {value}: {why}")]
+    InvalidParameter {
+        /// parameter name, as librosa spells it
+        name: &'static str,
+        /// the value given
+        value: String,
+        /// what is required
+        why: String,
+    },
+    /// The signal holds no samples.
+    #[error("empty signal: nothing to analyse")]
+    EmptySignal,
+    /// A NaN or infinite sample.
+    #[error("non-finite sample ({value}) at index {index}")]
+    NonFinite {
+        /// sample index
+        index: usize,
+        /// offending value
+        value: f32,
+    },
+    /// Too short for the requested framing (librosa raises here too).
+    #[error("input of {len} samples is too short for n_fft = {n_fft} without centering")]
+    TooShort {
+        /// signal length
+        len: usize,
+        /// frame length required
+        n_fft: usize,
+    },
+    /// Array shapes that do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+}
+
+/// Result type of this crate.
+pub type Result<T, E = DspError> = std::result::Result<T, E>;
+
+pub(crate) fn invalid(name: &'static str, value: impl ToString, why: impl Into<String>) -> DspError {
+    DspError::InvalidParameter { name, value: value.to_string(), why: why.into() }
+}
+
+/// Fails on the first NaN/Inf sample.
+pub fn check_finite(x: &[f32]) -> Result<()> {
+    // Summing is vectorised and cheap; only search when the sum is not finite
+    // (a finite sum of finite values can still overflow, so re-check then).
+    let s: f32 = x.iter().fold(0.0f32, |a, &v| a + v * 0.0);
+    if s.is_finite() {
+        return Ok(());
+    }
+    match x.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(DspError::NonFinite { index: i, value: x[i] }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,568 @@
+//! Complete feature pipelines (spectrogram → mel → compression → MFCC) with presets.
+//!
+//! A [`FeatureConfig`] names every setting with librosa's vocabulary; the presets give
+//! the defaults of librosa, torchaudio and the two pretrained front ends in
+//! `shared/README.md` (Won et al. 2020; musicnn 0.1.0). A [`FeatureExtractor`] prepares the
+//! window, FFT plan, sparse filterbank and DCT once and then runs in one pass over the
+//! frames: window → real FFT → power → mel → log, writing straight into the output.
+//!
+//! Work is split into two per-frame stages so that in-memory and streaming extraction
+//! give bit-identical results: stage 1 (`power`, mel, `10·log10(max(amin, ·))` or
+//! `log10(1 + C·)`) needs only the frame; stage 2 (subtracting a `ref=max` reference,
+//! `top_db` flooring, the DCT of MFCC) needs the maximum over the whole signal, which the
+//! streaming path obtains with a second pass over its temporary output.
+
+use crate::cepstral::dct2_ortho;
+use crate::db::{ln_fast, round_to_f16, DbConfig, DbRef};
+use crate::error::{check_finite, invalid, DspError, Result};
+use crate::mel::{MelConfig, MelFilterbank, MelNorm, MelScale};
+use crate::stft::{power_spectrum, PadMode, Stft, StftConfig, StftScratch};
+use mirkit_core::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
+use ndarray::Array2;
+
+/// Mel stage settings (the sample rate and FFT size come from the [`FeatureConfig`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MelSettings {
+    /// Number of bands.
+    pub n_mels: usize,
+    /// Lowest edge, Hz.
+    pub fmin: f32,
+    /// Highest edge, Hz (`None`: Nyquist).
+    pub fmax: Option<f32>,
+    /// Mel formula.
+    pub scale: MelScale,
+    /// Filter normalisation.
+    pub norm: MelNorm,
+}
+
+/// Value compression applied after the (mel) power spectrogram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Compression {
+    /// Keep power (or magnitude) values.
+    None,
+    /// Decibels, `librosa.power_to_db` (on whatever `power` produced).
+    Db(DbConfig),
+    /// `log10(1 + c·x)`; with `f16 = true` every step is rounded to half precision as
+    /// musicnn 0.1.0 does (`astype(np.float16)` before the log).
+    Log1p {
+        /// the constant (musicnn: 10000)
+        c: f32,
+        /// emulate numpy float16 arithmetic
+        f16: bool,
+    },
+}
+
+/// MFCC settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MfccSettings {
+    /// Number of coefficients.
+    pub n_mfcc: usize,
+    /// Cepstral lifter (0: none).
+    pub lifter: f32,
+}
+
+/// Everything that defines a spectral feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureConfig {
+    /// Sample rate the signal must have.
+    pub sample_rate: u32,
+    /// Framing and FFT.
+    pub stft: StftConfig,
+    /// Exponent of the magnitude (2: power, 1: magnitude).
+    pub power: f32,
+    /// Mel stage, or a linear spectrogram when `None`.
+    pub mel: Option<MelSettings>,
+    /// Compression.
+    pub compression: Compression,
+    /// MFCC on top of the compressed mel (librosa applies `power_to_db` first).
+    pub mfcc: Option<MfccSettings>,
+}
+
+/// Named presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// `librosa.feature.melspectrogram` defaults at 22.05 kHz.
+    Librosa,
+    /// `torchaudio.transforms.MelSpectrogram` defaults at 16 kHz.
+    Torchaudio,
+    /// Won et al. 2020 front end (torchaudio 0.3, then `AmplitudeToDB`).
+    Won2020,
+    /// musicnn 0.1.0 front end (librosa mel, float16, `log10(10000x + 1)`).
+    Musicnn,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = DspError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "librosa" => Self::Librosa,
+            "torchaudio" => Self::Torchaudio,
+            "won2020" => Self::Won2020,
+            "musicnn" => Self::Musicnn,
+            _ => return Err(invalid("preset", s, "one of librosa, torchaudio, won2020, musicnn")),
+        })
+    }
+}
+
+impl FeatureConfig {
+    /// A preset's configuration.
+    pub fn preset(p: Preset) -> Self {
+        match p {
+            Preset::Librosa => Self::librosa(),
+            Preset::Torchaudio => Self::torchaudio(),
+            Preset::Won2020 => Self::won2020(),
+            Preset::Musicnn => Self::musicnn(),
+        }
+    }
+    /// librosa 0.11 `melspectrogram` defaults: 22050 Hz, n_fft 2048, hop 512, Hann,
+    /// centred with constant (zero) padding, power 2, 128 Slaney mels with Slaney norm.
+    pub fn librosa() -> Self {
+        Self {
+            sample_rate: 22050,
+            stft: StftConfig::new(2048).hop(512),
+            power: 2.0,
+            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney }),
+            compression: Compression::None,
+            mfcc: None,
+        }
+    }
+    /// torchaudio `MelSpectrogram()` defaults: 16 kHz, n_fft 400, hop 200, periodic Hann,
+    /// centred with reflect padding, power 2, 128 HTK mels, no norm.
+    pub fn torchaudio() -> Self {
+        Self {
+            sample_rate: 16000,
+            stft: StftConfig::new(400).hop(200).pad_mode(PadMode::Reflect),
+            power: 2.0,
+            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None }),
+            compression: Compression::None,
+            mfcc: None,
+        }
+    }
+    /// Won et al. 2020: 16 kHz, n_fft 512, hop 256, 96 HTK mels 0–8000 Hz, no norm,
+    /// reflect padding, `AmplitudeToDB(power, amin=1e-10, ref=1, top_db=None)`.
+    pub fn won2020() -> Self {
+        Self {
+            sample_rate: 16000,
+            stft: StftConfig::new(512).hop(256).pad_mode(PadMode::Reflect),
+            power: 2.0,
+            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: Some(8000.0), scale: MelScale::Htk, norm: MelNorm::None }),
+            compression: Compression::Db(DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db: None }),
+            mfcc: None,
+        }
+    }
+    /// musicnn 0.1.0: 16 kHz, n_fft 512, hop 256, 96 Slaney mels (Slaney norm), reflect
+    /// padding (librosa < 0.10), float16, `log10(10000·x + 1)`.
+    pub fn musicnn() -> Self {
+        Self {
+            sample_rate: 16000,
+            stft: StftConfig::new(512).hop(256).pad_mode(PadMode::Reflect),
+            power: 2.0,
+            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney }),
+            compression: Compression::Log1p { c: 10000.0, f16: true },
+            mfcc: None,
+        }
+    }
+    /// The mel filterbank configuration, if any.
+    pub fn mel_config(&self) -> Option<MelConfig> {
+        self.mel.as_ref().map(|m| MelConfig {
+            sample_rate: self.sample_rate,
+            n_fft: self.stft.n_fft,
+            n_mels: m.n_mels,
+            fmin: m.fmin,
+            fmax: m.fmax,
+            scale: m.scale,
+            norm: m.norm,
+        })
+    }
+    /// Checks every parameter.
+    pub fn validate(&self) -> Result<()> {
+        if self.sample_rate == 0 {
+            return Err(invalid("sr", 0, "must be positive"));
+        }
+        self.stft.validate()?;
+        if !(self.power.is_finite() && self.power > 0.0) {
+            return Err(invalid("power", self.power, "must be a positive finite number"));
+        }
+        if let Some(m) = self.mel_config() {
+            m.validate()?;
+        }
+        if let Compression::Db(d) = &self.compression {
+            d.validate()?;
+        }
+        if let Compression::Log1p { c, .. } = self.compression {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(invalid("C", c, "must be positive and finite"));
+            }
+        }
+        if let Some(m) = &self.mfcc {
+            let rows = self.mel.as_ref().map(|m| m.n_mels).unwrap_or(self.stft.n_fft / 2 + 1);
+            if m.n_mfcc == 0 || m.n_mfcc > rows {
+                return Err(invalid("n_mfcc", m.n_mfcc, format!("must be in 1..={rows}")));
+            }
+            if !(m.lifter.is_finite() && m.lifter >= 0.0) {
+                return Err(invalid("lifter", m.lifter, "must be >= 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A prepared feature pipeline.
+#[derive(Debug, Clone)]
+pub struct FeatureExtractor {
+    cfg: FeatureConfig,
+    stft: Stft,
+    mel: Option<MelFilterbank>,
+    dct: Option<Array2<f32>>,
+}
+
+/// Per-thread buffers of a [`FeatureExtractor`].
+pub struct Scratch {
+    stft: StftScratch,
+    power: Vec<f32>,
+    frame: Vec<f32>,
+}
+
+impl FeatureExtractor {
+    /// Validates `cfg` and prepares window, FFT, filterbank and DCT.
+    pub fn new(cfg: FeatureConfig) -> Result<Self> {
+        cfg.validate()?;
+        let stft = Stft::new(cfg.stft.clone())?;
+        let mel = cfg.mel_config().map(|m| MelFilterbank::new(&m)).transpose()?;
+        let dct = cfg.mfcc.as_ref().map(|m| {
+            let rows = mel.as_ref().map(|f| f.n_mels()).unwrap_or(stft.n_bins());
+            let mut d = dct2_ortho(m.n_mfcc, rows);
+            if m.lifter > 0.0 {
+                for k in 0..m.n_mfcc {
+                    let w = 1.0 + (m.lifter as f64 / 2.0) * (std::f64::consts::PI * (k + 1) as f64 / m.lifter as f64).sin();
+                    d.row_mut(k).mapv_inplace(|v| v * w);
+                }
+            }
+            d.mapv(|v| v as f32)
+        });
+        Ok(Self { cfg, stft, mel, dct })
+    }
+    /// The configuration.
+    pub fn config(&self) -> &FeatureConfig {
+        &self.cfg
+    }
+    /// The STFT plan.
+    pub fn stft(&self) -> &Stft {
+        &self.stft
+    }
+    /// The filterbank, if any.
+    pub fn filterbank(&self) -> Option<&MelFilterbank> {
+        self.mel.as_ref()
+    }
+    /// Rows after stage 1 (mel bands or FFT bins).
+    pub fn stage1_rows(&self) -> usize {
+        self.mel.as_ref().map(|m| m.n_mels()).unwrap_or(self.stft.n_bins())
+    }
+    /// Rows of the final output.
+    pub fn output_rows(&self) -> usize {
+        self.cfg.mfcc.as_ref().map(|m| m.n_mfcc).unwrap_or(self.stage1_rows())
+    }
+    /// Number of frames for a signal of `len` samples.
+    pub fn n_frames(&self, len: usize) -> Result<usize> {
+        self.cfg.stft.n_frames(len)
+    }
+    /// Fresh scratch buffers.
+    pub fn scratch(&self) -> Scratch {
+        Scratch { stft: self.stft.scratch(), power: vec![0.0; self.stft.n_bins()], frame: vec![0.0; self.stage1_rows()] }
+    }
+    /// Whether stage 2 does anything (then it needs the global maximum of stage 1).
+    pub fn needs_stage2(&self) -> bool {
+        self.dct.is_some()
+            || matches!(&self.cfg.compression, Compression::Db(d) if d.top_db.is_some() || d.reference != DbRef::Value(1.0))
+    }
+
+    #[inline]
+    fn stage1(&self, spec: &[realfft::num_complex::Complex32], power: &mut [f32], out: &mut [f32]) {
+        match &self.mel {
+            Some(fb) => {
+                power_spectrum(spec, self.cfg.power, power);
+                fb.apply_frame(power, out);
+            }
+            None => power_spectrum(spec, self.cfg.power, out),
+        }
+        match &self.cfg.compression {
+            Compression::None => {}
+            Compression::Db(d) => {
+                let k = 10.0 * std::f32::consts::LOG10_E;
+                if d.amin >= f32::MIN_POSITIVE {
+                    for v in out.iter_mut() {
+                        *v = k * ln_fast(v.max(d.amin));
+                    }
+                } else {
+                    for v in out.iter_mut() {
+                        *v = 10.0 * v.max(d.amin).log10();
+                    }
+                }
+            }
+            Compression::Log1p { c, f16: false } => {
+                for v in out.iter_mut() {
+                    *v = std::f32::consts::LOG10_E * ln_fast(1.0 + c * *v);
+                }
+            }
+            Compression::Log1p { c, f16: true } => {
+                for v in out.iter_mut() {
+                    let x = round_to_f16(*v);
+                    let y = round_to_f16(c * x);
+                    let z = round_to_f16(y + 1.0);
+                    *v = round_to_f16(z.log10());
+                }
+            }
+        }
+    }
+
+    /// Stage-2 parameters from the stage-1 maximum: `(offset, floor)` so that a stage-1
+    /// value `v` becomes `max(v − offset, floor)`.
+    pub fn stage2_params(&self, stage1_max: f32) -> (f32, f32) {
+        match &self.cfg.compression {
+            Compression::Db(d) => {
+                let offset = match d.reference {
+                    DbRef::Value(r) => 10.0 * (d.amin.max(r) as f64).log10() as f32,
+                    DbRef::Max => stage1_max, // 10 log10(max(amin, max S)) is the stage-1 max
+                };
+                let floor = d.top_db.map(|t| stage1_max - offset - t).unwrap_or(f32::NEG_INFINITY);
+                (offset, floor)
+            }
+            _ => (0.0, f32::NEG_INFINITY),
+        }
+    }
+
+    /// Stage 2 on one frame: reference, `top_db` floor, DCT; writes `output_rows` values.
+    pub fn stage2_frame(&self, params: (f32, f32), frame: &mut [f32], out: &mut [f32]) {
+        let (offset, floor) = params;
+        if offset != 0.0 || floor > f32::NEG_INFINITY {
+            for v in frame.iter_mut() {
+                *v = (*v - offset).max(floor);
+            }
+        }
+        match &self.dct {
+            Some(d) => {
+                for (o, row) in out.iter_mut().zip(d.outer_iter()) {
+                    let r = row.as_slice().expect("contiguous");
+                    *o = r.iter().zip(frame.iter()).map(|(a, b)| a * b).sum();
+                }
+            }
+            None => out.copy_from_slice(frame),
+        }
+    }
+
+    /// The output's metadata.
+    pub fn meta(&self) -> TfMeta {
+        let scale = match (&self.cfg.mfcc, &self.cfg.mel) {
+            (Some(m), _) => FrequencyScale::Cepstral { n_mfcc: m.n_mfcc },
+            (None, Some(m)) => FrequencyScale::Mel {
+                n_mels: m.n_mels,
+                fmin: m.fmin,
+                fmax: m.fmax.unwrap_or(self.cfg.sample_rate as f32 / 2.0),
+                htk: m.scale == MelScale::Htk,
+            },
+            (None, None) => FrequencyScale::Linear,
+        };
+        let values = match (&self.cfg.mfcc, &self.cfg.compression) {
+            (Some(_), _) => ValueKind::Other,
+            (None, Compression::None) if self.cfg.power == 2.0 => ValueKind::Power,
+            (None, Compression::None) if self.cfg.power == 1.0 => ValueKind::Magnitude,
+            (None, Compression::None) => ValueKind::PowerOf(self.cfg.power),
+            (None, Compression::Db(d)) => ValueKind::Decibel { top_db: d.top_db },
+            (None, Compression::Log1p { c, .. }) => ValueKind::Log1p { c: *c },
+        };
+        TfMeta {
+            sample_rate: self.cfg.sample_rate,
+            hop_length: self.cfg.stft.hop_length,
+            n_fft: self.cfg.stft.n_fft,
+            center: self.cfg.stft.center,
+            scale,
+            values,
+        }
+    }
+
+    /// Computes the features of a mono signal at `config().sample_rate`, shape
+    /// `(rows, frames)`.
+    pub fn compute(&self, x: &[f32]) -> Result<TimeFrequency> {
+        let mut s = self.scratch();
+        self.compute_with(x, &mut s)
+    }
+
+    /// [`compute`](Self::compute) reusing scratch buffers.
+    pub fn compute_with(&self, x: &[f32], s: &mut Scratch) -> Result<TimeFrequency> {
+        check_finite(x)?;
+        let n_frames = self.n_frames(x.len())?;
+        let rows = self.stage1_rows();
+        let mut out = vec![0.0f32; rows * n_frames];
+        let mut mx = f32::NEG_INFINITY;
+        let Scratch { stft, power, frame } = s;
+        self.stft.frames_with(x, stft, |t, spec| {
+            self.stage1(spec, power, frame);
+            for (r, &v) in frame.iter().enumerate() {
+                out[r * n_frames + t] = v;
+                mx = mx.max(v);
+            }
+        })?;
+        let data = if self.needs_stage2() {
+            let params = self.stage2_params(mx);
+            if self.dct.is_none() {
+                let (offset, floor) = params;
+                for v in out.iter_mut() {
+                    *v = (*v - offset).max(floor);
+                }
+                Array2::from_shape_vec((rows, n_frames), out).expect("sizes")
+            } else {
+                let a = Array2::from_shape_vec((rows, n_frames), out).expect("sizes");
+                let orow = self.output_rows();
+                let mut res = Array2::<f32>::zeros((orow, n_frames));
+                let mut f = vec![0.0f32; rows];
+                let mut o = vec![0.0f32; orow];
+                for t in 0..n_frames {
+                    for (r, v) in f.iter_mut().enumerate() {
+                        *v = a[[r, t]];
+                    }
+                    self.stage2_frame(params, &mut f, &mut o);
+                    for (r, &v) in o.iter().enumerate() {
+                        res[[r, t]] = v;
+                    }
+                }
+                res
+            }
+        } else {
+            Array2::from_shape_vec((rows, n_frames), out).expect("sizes")
+        };
+        TimeFrequency::new(data, self.meta()).map_err(|e| DspError::Shape(e.to_string()))
+    }
+
+    /// A streaming front end: push blocks of samples, receive stage-1 frames.
+    pub fn streamer(&self) -> FrameStreamer<'_> {
+        FrameStreamer { ex: self, scratch: self.scratch(), buf: Vec::new(), buf_start: 0, received: 0, next: 0, max: f32::NEG_INFINITY }
+    }
+}
+
+/// Incremental framing for signals that do not fit in memory.
+///
+/// Frames are emitted as soon as the samples they cover have arrived; the edge frames
+/// of a centred STFT wait for [`finish`](Self::finish), which knows the signal length.
+/// Memory is `O(n_fft + block size)` whatever the signal length.
+pub struct FrameStreamer<'a> {
+    ex: &'a FeatureExtractor,
+    scratch: Scratch,
+    buf: Vec<f32>,
+    buf_start: usize,
+    received: usize,
+    next: usize,
+    max: f32,
+}
+
+impl FrameStreamer<'_> {
+    /// Samples pushed so far.
+    pub fn samples(&self) -> usize {
+        self.received
+    }
+    /// Frames emitted so far.
+    pub fn frames(&self) -> usize {
+        self.next
+    }
+    /// Maximum stage-1 value so far (for [`FeatureExtractor::stage2_params`]).
+    pub fn stage1_max(&self) -> f32 {
+        self.max
+    }
+
+    fn emit(&mut self, t: usize, total: Option<usize>, on_frame: &mut dyn FnMut(&[f32])) {
+        let cfg = &self.ex.cfg.stft;
+        let n_fft = cfg.n_fft;
+        let off = if cfg.center { (n_fft / 2) as isize } else { 0 };
+        let start = t as isize * cfg.hop_length as isize - off;
+        let Scratch { stft: s, power, frame } = &mut self.scratch;
+        // Build the windowed frame into the FFT input from the buffer.
+        let buf = &self.buf;
+        let bs = self.buf_start as isize;
+        let n = total.map(|v| v as isize);
+        let get = |i: isize| -> f32 {
+            let j = match (cfg.pad_mode, n) {
+                _ if i >= 0 && n.is_none_or(|n| i < n) => i,
+                (PadMode::Constant, _) => return 0.0,
+                (PadMode::Edge, _) => {
+                    if i < 0 {
+                        0
+                    } else {
+                        n.unwrap() - 1
+                    }
+                }
+                (PadMode::Reflect, _) => {
+                    let nn = n.unwrap_or(isize::MAX / 4);
+                    if nn == 1 {
+                        0
+                    } else {
+                        let period = 2 * (nn - 1);
+                        let mut j = i.rem_euclid(period);
+                        if j >= nn {
+                            j = period - j;
+                        }
+                        j
+                    }
+                }
+            };
+            buf[(j - bs) as usize]
+        };
+        let x: Vec<f32> = (0..n_fft as isize).map(|k| get(start + k)).collect();
+        let spec = self.ex.stft.transform_frame(&x, s);
+        self.ex.stage1(spec, power, frame);
+        for &v in frame.iter() {
+            self.max = self.max.max(v);
+        }
+        on_frame(frame);
+    }
+
+    /// Pushes samples; calls `on_frame` with each completed stage-1 frame.
+    pub fn push(&mut self, x: &[f32], on_frame: &mut dyn FnMut(&[f32])) -> Result<()> {
+        check_finite(x).map_err(|e| match e {
+            DspError::NonFinite { index, value } => DspError::NonFinite { index: index + self.received, value },
+            e => e,
+        })?;
+        self.buf.extend_from_slice(x);
+        self.received += x.len();
+        let cfg = self.ex.cfg.stft.clone();
+        let off = if cfg.center { (cfg.n_fft / 2) as isize } else { 0 };
+        loop {
+            let start = self.next as isize * cfg.hop_length as isize - off;
+            let end = start + cfg.n_fft as isize;
+            let ready = end <= self.received as isize && (start >= 0 || cfg.pad_mode != PadMode::Reflect || -start < self.received as isize);
+            if !ready {
+                break;
+            }
+            let t = self.next;
+            self.emit(t, None, on_frame);
+            self.next += 1;
+        }
+        self.trim();
+        Ok(())
+    }
+
+    fn trim(&mut self) {
+        let cfg = &self.ex.cfg.stft;
+        let off = if cfg.center { (cfg.n_fft / 2) as isize } else { 0 };
+        let next_start = (self.next as isize * cfg.hop_length as isize - off).max(0) as usize;
+        // keep the last n_fft samples too: the reflected tail may reach back that far
+        let keep_from = next_start.min(self.received.saturating_sub(cfg.n_fft + 1));
+        // keep the head while reflect-padded start frames are pending
+        let keep_from = if (self.next as isize * cfg.hop_length as isize) < off { 0 } else { keep_from };
+        if keep_from > self.buf_start + 65536 {
+            self.buf.drain(..keep_from - self.buf_start);
+            self.buf_start = keep_from;
+        }
+    }
+
+    /// Ends the signal: emits the remaining (edge) frames; returns the total frame count.
+    pub fn finish(mut self, on_frame: &mut dyn FnMut(&[f32])) -> Result<(usize, f32)> {
+        let n = self.received;
+        let n_frames = self.ex.n_frames(n)?;
+        if self.buf_start > 0 && n < self.ex.cfg.stft.n_fft {
+            return Err(DspError::Shape("stream buffer trimmed too early".into()));
+        }
+        for t in self.next..n_frames {
+            self.emit(t, Some(n), on_frame);
+        }
+        Ok((n_frames, self.max))
+    }
+}

@@ -1,0 +1,306 @@
+//! Mel scale conversions and mel filterbanks.
+//!
+//! Formulas follow `librosa.filters.mel` / `librosa.mel_frequencies` (librosa 0.11) and
+//! `torchaudio.functional.melscale_fbanks` (torchaudio 2.x); both build triangles between
+//! `n_mels + 2` points equally spaced on the mel scale. Slaney's scale is linear below
+//! 1 kHz (200/3 Hz per mel) and logarithmic above (step `ln(6.4)/27`); HTK's is
+//! `2595 log10(1 + f/700)`. Slaney normalisation divides each triangle by its width in Hz
+//! (`2 / (f[i+2] − f[i])`), giving constant energy per band.
+//!
+//! All computation is in `f64`, rounded once to `f32`. The filterbank is stored sparsely
+//! (each band's first bin and its non-zero weights), which makes the mel product cost
+//! about `2·n_bins` multiply-adds per frame instead of `n_bins·n_mels`.
+
+use crate::error::{invalid, Result};
+use ndarray::{Array2, ArrayView2};
+
+/// Mel scale formula.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MelScale {
+    /// Slaney's Auditory Toolbox scale (librosa default).
+    Slaney,
+    /// HTK's `2595 log10(1 + f/700)` (torchaudio default).
+    Htk,
+}
+
+/// Filter normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MelNorm {
+    /// Divide each filter by its bandwidth (librosa default, `norm="slaney"`).
+    Slaney,
+    /// Peak-one triangles (torchaudio default, `norm=None`).
+    None,
+}
+
+/// Hz to mel.
+pub fn hz_to_mel(f: f64, scale: MelScale) -> f64 {
+    match scale {
+        MelScale::Htk => 2595.0 * (1.0 + f / 700.0).log10(),
+        MelScale::Slaney => {
+            let f_sp = 200.0 / 3.0;
+            let min_log_hz = 1000.0;
+            let min_log_mel = min_log_hz / f_sp;
+            let logstep = 6.4f64.ln() / 27.0;
+            if f >= min_log_hz {
+                min_log_mel + (f / min_log_hz).ln() / logstep
+            } else {
+                f / f_sp
+            }
+        }
+    }
+}
+
+/// Mel to Hz.
+pub fn mel_to_hz(m: f64, scale: MelScale) -> f64 {
+    match scale {
+        MelScale::Htk => 700.0 * (10f64.powf(m / 2595.0) - 1.0),
+        MelScale::Slaney => {
+            let f_sp = 200.0 / 3.0;
+            let min_log_hz = 1000.0;
+            let min_log_mel = min_log_hz / f_sp;
+            let logstep = 6.4f64.ln() / 27.0;
+            if m >= min_log_mel {
+                min_log_hz * (logstep * (m - min_log_mel)).exp()
+            } else {
+                f_sp * m
+            }
+        }
+    }
+}
+
+/// `n` frequencies equally spaced on the mel scale between `fmin` and `fmax` (librosa's
+/// `mel_frequencies`).
+pub fn mel_frequencies(n: usize, fmin: f64, fmax: f64, scale: MelScale) -> Vec<f64> {
+    let (a, b) = (hz_to_mel(fmin, scale), hz_to_mel(fmax, scale));
+    linspace(a, b, n).into_iter().map(|m| mel_to_hz(m, scale)).collect()
+}
+
+/// numpy's `linspace` (endpoint included; the last value is exactly `b`).
+pub fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
+    match n {
+        0 => vec![],
+        1 => vec![a],
+        _ => {
+            let step = (b - a) / (n - 1) as f64;
+            let mut v: Vec<f64> = (0..n).map(|i| a + i as f64 * step).collect();
+            v[n - 1] = b;
+            v
+        }
+    }
+}
+
+/// Mel filterbank parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MelConfig {
+    /// Sample rate of the signal, Hz.
+    pub sample_rate: u32,
+    /// FFT size (the bank has `1 + n_fft/2` columns).
+    pub n_fft: usize,
+    /// Number of bands.
+    pub n_mels: usize,
+    /// Lowest edge, Hz.
+    pub fmin: f32,
+    /// Highest edge, Hz (`None`: `sr/2`).
+    pub fmax: Option<f32>,
+    /// Mel formula.
+    pub scale: MelScale,
+    /// Filter normalisation.
+    pub norm: MelNorm,
+}
+
+impl MelConfig {
+    /// librosa's defaults (`n_mels=128`, Slaney scale and norm, `fmin=0`, `fmax=sr/2`).
+    pub fn librosa(sample_rate: u32, n_fft: usize) -> Self {
+        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney }
+    }
+    /// torchaudio's defaults (`n_mels=128`, HTK scale, no norm).
+    pub fn torchaudio(sample_rate: u32, n_fft: usize) -> Self {
+        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None }
+    }
+    /// The effective `fmax`.
+    pub fn fmax_or_nyquist(&self) -> f32 {
+        self.fmax.unwrap_or(self.sample_rate as f32 / 2.0)
+    }
+    /// Checks the parameters: positive rate and sizes, `0 <= fmin < fmax <= sr/2`.
+    pub fn validate(&self) -> Result<()> {
+        if self.sample_rate == 0 {
+            return Err(invalid("sr", 0, "must be positive"));
+        }
+        if self.n_fft < 2 {
+            return Err(invalid("n_fft", self.n_fft, "must be at least 2"));
+        }
+        if self.n_mels == 0 {
+            return Err(invalid("n_mels", 0, "must be positive"));
+        }
+        if self.n_mels > 4096 {
+            return Err(invalid("n_mels", self.n_mels, "must be at most 4096"));
+        }
+        let nyq = self.sample_rate as f32 / 2.0;
+        let fmax = self.fmax_or_nyquist();
+        if !(self.fmin.is_finite() && self.fmin >= 0.0) {
+            return Err(invalid("fmin", self.fmin, "must be a finite number >= 0"));
+        }
+        if !fmax.is_finite() || fmax > nyq {
+            return Err(invalid("fmax", fmax, format!("must not exceed the Nyquist frequency {nyq} Hz")));
+        }
+        if self.fmin >= fmax {
+            return Err(invalid("fmin", self.fmin, format!("must be below fmax = {fmax}")));
+        }
+        Ok(())
+    }
+}
+
+/// A mel filterbank stored sparsely: per band, the first bin and the non-zero weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MelFilterbank {
+    n_bins: usize,
+    bands: Vec<(usize, Vec<f32>)>,
+}
+
+impl MelFilterbank {
+    /// Builds the filterbank of `cfg` (librosa's `filters.mel`, or torchaudio's
+    /// `melscale_fbanks` transposed, which is the same formula).
+    pub fn new(cfg: &MelConfig) -> Result<Self> {
+        cfg.validate()?;
+        let dense = mel_filterbank_f64(cfg);
+        let n_bins = cfg.n_fft / 2 + 1;
+        let bands = dense
+            .outer_iter()
+            .map(|row| {
+                let first = row.iter().position(|&v| v != 0.0);
+                match first {
+                    None => (0, vec![]),
+                    Some(a) => {
+                        let b = row.iter().rposition(|&v| v != 0.0).unwrap() + 1;
+                        (a, row.iter().skip(a).take(b - a).map(|&v| v as f32).collect())
+                    }
+                }
+            })
+            .collect();
+        Ok(Self { n_bins, bands })
+    }
+    /// Number of bands.
+    pub fn n_mels(&self) -> usize {
+        self.bands.len()
+    }
+    /// Number of FFT bins expected.
+    pub fn n_bins(&self) -> usize {
+        self.n_bins
+    }
+    /// Indices of bands with no non-zero weight (librosa warns about these).
+    pub fn empty_bands(&self) -> Vec<usize> {
+        self.bands.iter().enumerate().filter(|(_, b)| b.1.is_empty()).map(|(i, _)| i).collect()
+    }
+    /// The dense `(n_mels, n_bins)` matrix, as `librosa.filters.mel` returns it.
+    pub fn to_dense(&self) -> Array2<f32> {
+        let mut m = Array2::zeros((self.bands.len(), self.n_bins));
+        for (i, (a, w)) in self.bands.iter().enumerate() {
+            for (k, &v) in w.iter().enumerate() {
+                m[[i, a + k]] = v;
+            }
+        }
+        m
+    }
+    /// Applies the bank to one spectrum (`n_bins` values) into `out` (`n_mels` values).
+    #[inline]
+    pub fn apply_frame(&self, spec: &[f32], out: &mut [f32]) {
+        debug_assert_eq!(spec.len(), self.n_bins);
+        for (o, (a, w)) in out.iter_mut().zip(&self.bands) {
+            let s = &spec[*a..*a + w.len()];
+            let mut acc = 0.0f32;
+            for (x, y) in s.iter().zip(w) {
+                acc += x * y;
+            }
+            *o = acc;
+        }
+    }
+    /// Applies the bank to a `(n_bins, frames)` spectrogram, giving `(n_mels, frames)`.
+    pub fn apply(&self, spec: ArrayView2<f32>) -> Result<Array2<f32>> {
+        if spec.nrows() != self.n_bins {
+            return Err(crate::DspError::Shape(format!(
+                "spectrogram has {} bins, filterbank expects {}",
+                spec.nrows(),
+                self.n_bins
+            )));
+        }
+        let mut out = Array2::zeros((self.n_mels(), spec.ncols()));
+        let mut col = vec![0.0; self.n_bins];
+        let mut res = vec![0.0; self.n_mels()];
+        for t in 0..spec.ncols() {
+            for (k, c) in col.iter_mut().enumerate() {
+                *c = spec[[k, t]];
+            }
+            self.apply_frame(&col, &mut res);
+            for (m, &v) in res.iter().enumerate() {
+                out[[m, t]] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The dense filterbank in `f64`, shape `(n_mels, 1 + n_fft/2)`.
+pub fn mel_filterbank_f64(cfg: &MelConfig) -> Array2<f64> {
+    let n_bins = cfg.n_fft / 2 + 1;
+    let sr = cfg.sample_rate as f64;
+    let fftfreqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / cfg.n_fft as f64).collect();
+    let mel_f = mel_frequencies(cfg.n_mels + 2, cfg.fmin as f64, cfg.fmax_or_nyquist() as f64, cfg.scale);
+    let mut w = Array2::<f64>::zeros((cfg.n_mels, n_bins));
+    for i in 0..cfg.n_mels {
+        let (f0, f1, f2) = (mel_f[i], mel_f[i + 1], mel_f[i + 2]);
+        let enorm = match cfg.norm {
+            MelNorm::Slaney => 2.0 / (f2 - f0),
+            MelNorm::None => 1.0,
+        };
+        for (k, &f) in fftfreqs.iter().enumerate() {
+            let lower = (f - f0) / (f1 - f0);
+            let upper = (f2 - f) / (f2 - f1);
+            w[[i, k]] = 0f64.max(lower.min(upper)) * enorm;
+        }
+    }
+    w
+}
+
+/// The dense `f32` filterbank, as `librosa.filters.mel` returns it.
+pub fn mel_filterbank(cfg: &MelConfig) -> Result<Array2<f32>> {
+    Ok(MelFilterbank::new(cfg)?.to_dense())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn scales_round_trip() {
+        for &s in &[MelScale::Slaney, MelScale::Htk] {
+            for &f in &[0.0, 100.0, 999.0, 1000.0, 4000.0, 11025.0] {
+                assert!((mel_to_hz(hz_to_mel(f, s), s) - f).abs() < 1e-9);
+            }
+        }
+        assert!((hz_to_mel(1000.0, MelScale::Slaney) - 15.0).abs() < 1e-12);
+    }
+    #[test]
+    fn bad_parameters() {
+        let mut c = MelConfig::librosa(22050, 2048);
+        c.fmax = Some(12000.0);
+        assert!(matches!(MelFilterbank::new(&c), Err(crate::DspError::InvalidParameter { name: "fmax", .. })));
+        c.fmax = None;
+        c.n_mels = 0;
+        assert!(matches!(MelFilterbank::new(&c), Err(crate::DspError::InvalidParameter { name: "n_mels", .. })));
+        c.n_mels = 10;
+        c.sample_rate = 0;
+        assert!(matches!(MelFilterbank::new(&c), Err(crate::DspError::InvalidParameter { name: "sr", .. })));
+    }
+    #[test]
+    fn sparse_equals_dense() {
+        let c = MelConfig::librosa(22050, 512);
+        let fb = MelFilterbank::new(&c).unwrap();
+        let d = mel_filterbank_f64(&c);
+        let spec: Vec<f32> = (0..257).map(|k| (k as f32 * 0.37).sin().abs()).collect();
+        let mut out = vec![0.0; 128];
+        fb.apply_frame(&spec, &mut out);
+        for m in 0..128 {
+            let r: f64 = (0..257).map(|k| d[[m, k]] * spec[k] as f64).sum();
+            assert!((out[m] as f64 - r).abs() < 1e-6 * (1.0 + r.abs()));
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Framing, padding, STFT and inverse STFT with librosa's conventions.
+//!
+//! Shapes are librosa's: `(1 + n_fft/2, n_frames)`, frequency first. With `center = true`
+//! the signal is padded by `n_fft/2` on both sides (so frame `t` is centred on sample
+//! `t·hop`), and `n_frames = 1 + (len + 2·(n_fft/2) − n_fft) / hop`. The FFT is unnormalised
+//! (`numpy.fft.rfft`). The window is `win_length` long and centred in `n_fft`.
+
+use crate::error::{check_finite, invalid, DspError, Result};
+use crate::window::{get_window, pad_center, WindowKind};
+use ndarray::Array2;
+use realfft::num_complex::Complex32;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use std::sync::Arc;
+
+/// How the signal is extended at the edges when `center = true` (numpy's `np.pad` modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadMode {
+    /// Zeros (librosa ≥ 0.10 default).
+    Constant,
+    /// Mirror without repeating the edge sample (torchaudio's and older librosa's default).
+    Reflect,
+    /// Repeat the edge sample.
+    Edge,
+}
+
+impl std::str::FromStr for PadMode {
+    type Err = DspError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "constant" | "zeros" => Self::Constant,
+            "reflect" => Self::Reflect,
+            "edge" | "replicate" => Self::Edge,
+            _ => return Err(invalid("pad_mode", s, "one of constant, reflect, edge")),
+        })
+    }
+}
+
+/// Value of the padded signal at (possibly out-of-range) index `i`, numpy semantics
+/// (reflect repeats the reflection for pads longer than the signal).
+#[inline]
+fn padded_value(x: &[f32], i: isize, mode: PadMode) -> f32 {
+    let n = x.len() as isize;
+    if (0..n).contains(&i) {
+        return x[i as usize];
+    }
+    match mode {
+        PadMode::Constant => 0.0,
+        PadMode::Edge => x[i.clamp(0, n - 1) as usize],
+        PadMode::Reflect => {
+            if n == 1 {
+                return x[0];
+            }
+            let period = 2 * (n - 1);
+            let mut j = i.rem_euclid(period);
+            if j >= n {
+                j = period - j;
+            }
+            x[j as usize]
+        }
+    }
+}
+
+/// Pads `x` by `left`/`right` samples (like `np.pad(x, (left, right), mode)`).
+pub fn pad(x: &[f32], left: usize, right: usize, mode: PadMode) -> Result<Vec<f32>> {
+    if x.is_empty() && (left > 0 || right > 0) && mode != PadMode::Constant {
+        return Err(DspError::EmptySignal);
+    }
+    Ok((-(left as isize)..(x.len() + right) as isize).map(|i| padded_value(x, i, mode)).collect())
+}
+
+/// STFT parameters (librosa's names and defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StftConfig {
+    /// FFT size.
+    pub n_fft: usize,
+    /// Hop between frames (default `win_length / 4`).
+    pub hop_length: usize,
+    /// Window length (default `n_fft`), centred in `n_fft`.
+    pub win_length: usize,
+    /// Window shape (periodic).
+    pub window: WindowKind,
+    /// Centre frames on `t·hop` by padding `n_fft/2` each side.
+    pub center: bool,
+    /// Padding mode when centring.
+    pub pad_mode: PadMode,
+}
+
+impl StftConfig {
+    /// librosa's defaults for a given `n_fft`: `hop = n_fft/4`, Hann, centred, constant padding.
+    pub fn new(n_fft: usize) -> Self {
+        Self {
+            n_fft,
+            hop_length: n_fft / 4,
+            win_length: n_fft,
+            window: WindowKind::Hann,
+            center: true,
+            pad_mode: PadMode::Constant,
+        }
+    }
+    /// Sets the hop length.
+    pub fn hop(mut self, hop: usize) -> Self {
+        self.hop_length = hop;
+        self
+    }
+    /// Sets the padding mode.
+    pub fn pad_mode(mut self, m: PadMode) -> Self {
+        self.pad_mode = m;
+        self
+    }
+    /// Sets centring.
+    pub fn center(mut self, c: bool) -> Self {
+        self.center = c;
+        self
+    }
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_fft == 0 {
+            return Err(invalid("n_fft", 0, "must be positive"));
+        }
+        if self.n_fft > 1 << 24 {
+            return Err(invalid("n_fft", self.n_fft, "must be at most 2^24"));
+        }
+        if self.hop_length == 0 {
+            return Err(invalid("hop_length", 0, "must be positive"));
+        }
+        if self.win_length == 0 || self.win_length > self.n_fft {
+            return Err(invalid("win_length", self.win_length, format!("must be in 1..={}", self.n_fft)));
+        }
+        Ok(())
+    }
+    /// Number of frames for a signal of `len` samples, or the error librosa raises.
+    pub fn n_frames(&self, len: usize) -> Result<usize> {
+        if len == 0 {
+            return Err(DspError::EmptySignal);
+        }
+        let padded = if self.center { len + 2 * (self.n_fft / 2) } else { len };
+        if padded < self.n_fft {
+            return Err(DspError::TooShort { len, n_fft: self.n_fft });
+        }
+        Ok(1 + (padded - self.n_fft) / self.hop_length)
+    }
+}
+
+/// A reusable STFT plan (window and FFT prepared once).
+#[derive(Clone)]
+pub struct Stft {
+    cfg: StftConfig,
+    window: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+}
+
+impl std::fmt::Debug for Stft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stft").field("cfg", &self.cfg).finish()
+    }
+}
+
+/// Scratch buffers for [`Stft::frames_with`].
+pub struct StftScratch {
+    input: Vec<f32>,
+    output: Vec<Complex32>,
+    scratch: Vec<Complex32>,
+}
+
+impl Stft {
+    /// Prepares a plan; fails on invalid parameters.
+    pub fn new(cfg: StftConfig) -> Result<Self> {
+        cfg.validate()?;
+        let w = get_window(cfg.window, cfg.win_length, true);
+        let window = pad_center(&w, cfg.n_fft)?;
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(cfg.n_fft);
+        Ok(Self { cfg, window, fft })
+    }
+    /// The configuration.
+    pub fn config(&self) -> &StftConfig {
+        &self.cfg
+    }
+    /// The window, zero-padded to `n_fft`.
+    pub fn window(&self) -> &[f32] {
+        &self.window
+    }
+    /// Number of frequency bins, `1 + n_fft/2`.
+    pub fn n_bins(&self) -> usize {
+        self.cfg.n_fft / 2 + 1
+    }
+    /// Fresh scratch buffers for this plan.
+    pub fn scratch(&self) -> StftScratch {
+        StftScratch {
+            input: self.fft.make_input_vec(),
+            output: self.fft.make_output_vec(),
+            scratch: self.fft.make_scratch_vec(),
+        }
+    }
+
+    /// Calls `f(t, spectrum)` for every frame, in order, without storing the whole STFT.
+    /// This is the hot loop of every spectral feature: interior frames are read straight
+    /// from `x`, only the edge frames go through the padding logic.
+    pub fn frames_with(&self, x: &[f32], s: &mut StftScratch, mut f: impl FnMut(usize, &[Complex32])) -> Result<usize> {
+        check_finite(x)?;
+        let n_frames = self.cfg.n_frames(x.len())?;
+        if self.cfg.center && self.cfg.pad_mode != PadMode::Constant && x.is_empty() {
+            return Err(DspError::EmptySignal);
+        }
+        let n_fft = self.cfg.n_fft;
+        let off = if self.cfg.center { (n_fft / 2) as isize } else { 0 };
+        let hop = self.cfg.hop_length as isize;
+        for t in 0..n_frames {
+            let start = t as isize * hop - off;
+            if start >= 0 && start as usize + n_fft <= x.len() {
+                let frame = &x[start as usize..start as usize + n_fft];
+                for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
+                    *o = a * w;
+                }
+            } else {
+                for (k, (o, &w)) in s.input.iter_mut().zip(&self.window).enumerate() {
+                    *o = padded_value(x, start + k as isize, self.cfg.pad_mode) * w;
+                }
+            }
+            self.fft
+                .process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch)
+                .expect("buffer sizes come from the plan");
+            f(t, &s.output);
+        }
+        Ok(n_frames)
+    }
+
+    /// Windows one `n_fft`-sample frame (unwindowed samples in `frame`) and transforms it.
+    pub fn transform_frame<'s>(&self, frame: &[f32], s: &'s mut StftScratch) -> &'s [Complex32] {
+        for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
+            *o = a * w;
+        }
+        self.fft.process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch).expect("plan sizes");
+        &s.output
+    }
+
+    /// The complex STFT, shape `(1 + n_fft/2, n_frames)`.
+    pub fn stft(&self, x: &[f32]) -> Result<Array2<Complex32>> {
+        let n_frames = self.cfg.n_frames(x.len())?;
+        let mut out = Array2::<Complex32>::zeros((self.n_bins(), n_frames));
+        let mut s = self.scratch();
+        self.frames_with(x, &mut s, |t, spec| {
+            for (k, &v) in spec.iter().enumerate() {
+                out[[k, t]] = v;
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// `|STFT|^power`, shape `(1 + n_fft/2, n_frames)`.
+    pub fn spectrogram(&self, x: &[f32], power: f32) -> Result<Array2<f32>> {
+        if !(power.is_finite() && power > 0.0) {
+            return Err(invalid("power", power, "must be a positive finite number"));
+        }
+        let n_frames = self.cfg.n_frames(x.len())?;
+        let n_bins = self.n_bins();
+        let mut out = Array2::<f32>::zeros((n_bins, n_frames));
+        let mut s = self.scratch();
+        let mut col = vec![0.0f32; n_bins];
+        self.frames_with(x, &mut s, |t, spec| {
+            power_spectrum(spec, power, &mut col);
+            for (k, &v) in col.iter().enumerate() {
+                out[[k, t]] = v;
+            }
+        })?;
+        Ok(out)
+    }
+}
+
+/// `|X|^power` of one spectrum into `out` (fast paths for power 1 and 2).
+#[inline]
+pub fn power_spectrum(spec: &[Complex32], power: f32, out: &mut [f32]) {
+    if power == 2.0 {
+        for (o, c) in out.iter_mut().zip(spec) {
+            *o = c.re * c.re + c.im * c.im;
+        }
+    } else if power == 1.0 {
+        for (o, c) in out.iter_mut().zip(spec) {
+            *o = (c.re * c.re + c.im * c.im).sqrt();
+        }
+    } else {
+        for (o, c) in out.iter_mut().zip(spec) {
+            *o = (c.re * c.re + c.im * c.im).sqrt().powf(power);
+        }
+    }
+}
+
+/// One-call STFT with a configuration.
+pub fn stft(x: &[f32], cfg: &StftConfig) -> Result<Array2<Complex32>> {
+    Stft::new(cfg.clone())?.stft(x)
+}
+
+/// Inverse STFT by weighted overlap-add, as `librosa.istft`.
+///
+/// `n_fft` is `2·(bins − 1)`; `length`, when given, fixes the output length (zero-padding
+/// or trimming), otherwise the centre padding is removed.
+pub fn istft(
+    spec: &Array2<Complex32>,
+    hop_length: usize,
+    win_length: Option<usize>,
+    window: WindowKind,
+    center: bool,
+    length: Option<usize>,
+) -> Result<Vec<f32>> {
+    let n_bins = spec.nrows();
+    if n_bins < 2 {
+        return Err(invalid("stft_matrix", format!("{} bins", n_bins), "needs at least 2 frequency bins"));
+    }
+    let n_fft = 2 * (n_bins - 1);
+    let win_length = win_length.unwrap_or(n_fft);
+    let cfg = StftConfig { n_fft, hop_length, win_length, window, center, pad_mode: PadMode::Constant };
+    cfg.validate()?;
+    if spec.iter().any(|c| !c.re.is_finite() || !c.im.is_finite()) {
+        return Err(DspError::NonFinite { index: 0, value: f32::NAN });
+    }
+    let win = pad_center(&get_window(window, win_length, true), n_fft)?;
+    let mut n_frames = spec.ncols();
+    if let Some(len) = length {
+        let padded = if center { len + 2 * (n_fft / 2) } else { len };
+        n_frames = n_frames.min(padded.div_ceil(hop_length));
+    }
+    if n_frames == 0 {
+        return Err(DspError::EmptySignal);
+    }
+    let expected = n_fft + hop_length * (n_frames - 1);
+    let mut y = vec![0.0f32; expected];
+    let mut wss = vec![0.0f32; expected];
+    let ifft: Arc<dyn ComplexToReal<f32>> = RealFftPlanner::<f32>::new().plan_fft_inverse(n_fft);
+    let mut inp = ifft.make_input_vec();
+    let mut out = ifft.make_output_vec();
+    let mut scratch = ifft.make_scratch_vec();
+    let scale = 1.0 / n_fft as f32;
+    for t in 0..n_frames {
+        for (k, v) in inp.iter_mut().enumerate() {
+            *v = spec[[k, t]];
+        }
+        // numpy's irfft ignores the imaginary part of the DC and Nyquist bins
+        inp[0].im = 0.0;
+        inp[n_bins - 1].im = 0.0;
+        ifft.process_with_scratch(&mut inp, &mut out, &mut scratch).expect("plan sizes");
+        let s = t * hop_length;
+        for k in 0..n_fft {
+            y[s + k] += out[k] * scale * win[k];
+            wss[s + k] += win[k] * win[k];
+        }
+    }
+    let tiny = f32::MIN_POSITIVE;
+    for (v, &w) in y.iter_mut().zip(&wss) {
+        if w > tiny {
+            *v /= w;
+        }
+    }
+    let start = if center { n_fft / 2 } else { 0 };
+    let mut y = match length {
+        None => {
+            let end = if center { y.len().saturating_sub(n_fft / 2) } else { y.len() };
+            y[start.min(end)..end].to_vec()
+        }
+        Some(len) => {
+            let mut v: Vec<f32> = y[start.min(y.len())..].to_vec();
+            v.resize(len, 0.0);
+            v
+        }
+    };
+    y.shrink_to_fit();
+    Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pad_matches_numpy() {
+        let x = [1.0, 2.0, 3.0];
+        assert_eq!(pad(&x, 2, 2, PadMode::Reflect).unwrap(), vec![3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]);
+        // numpy 2.1: np.pad([1,2,3], 5, "reflect") -> [2,1,2,3,2,1,2,3,2,1,2,3,2]
+        assert_eq!(
+            pad(&x, 5, 5, PadMode::Reflect).unwrap(),
+            vec![2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
+        );
+        assert_eq!(pad(&x, 1, 2, PadMode::Edge).unwrap(), vec![1.0, 1.0, 2.0, 3.0, 3.0, 3.0]);
+        assert_eq!(pad(&x, 1, 1, PadMode::Constant).unwrap(), vec![0.0, 1.0, 2.0, 3.0, 0.0]);
+    }
+
+    #[test]
+    fn frame_count_and_errors() {
+        let c = StftConfig::new(512).hop(256);
+        assert_eq!(c.n_frames(22050).unwrap(), 1 + 22050 / 256);
+        assert_eq!(c.n_frames(100).unwrap(), 1);
+        let nc = c.clone().center(false);
+        assert_eq!(nc.n_frames(100), Err(DspError::TooShort { len: 100, n_fft: 512 }));
+        assert_eq!(c.n_frames(0), Err(DspError::EmptySignal));
+        assert!(StftConfig::new(512).hop(0).validate().is_err());
+    }
+
+    #[test]
+    fn istft_inverts_stft() {
+        let x: Vec<f32> = (0..5000).map(|i| ((i as f32) * 0.05).sin() + 0.3 * ((i as f32) * 0.31).cos()).collect();
+        for &(center, hop) in &[(true, 128usize), (false, 128), (true, 100)] {
+            let cfg = StftConfig::new(512).hop(hop).center(center);
+            let s = stft(&x, &cfg).unwrap();
+            let y = istft(&s, hop, None, WindowKind::Hann, center, Some(x.len())).unwrap();
+            assert_eq!(y.len(), x.len());
+            // compare where the window envelope is complete
+            let (a, b) = if center { (0, x.len() - 512) } else { (512, x.len() - 1024) };
+            let err = (a..b).map(|i| (x[i] - y[i]).abs()).fold(0.0f32, f32::max);
+            assert!(err < 1e-5 * 1.3, "center={center} hop={hop} err={err}");
+        }
+    }
+
+    #[test]
+    fn nan_is_an_error() {
+        let mut x = vec![0.0f32; 2048];
+        x[700] = f32::NAN;
+        let e = Stft::new(StftConfig::new(512)).unwrap().spectrogram(&x, 2.0).unwrap_err();
+        assert!(matches!(e, DspError::NonFinite { index: 700, .. }));
+    }
+}
