@@ -15,8 +15,8 @@
 use crate::cepstral::dct2_ortho;
 use crate::db::{ln_fast, round_to_f16, DbConfig, DbRef};
 use crate::error::{check_finite, invalid, DspError, Result};
-use crate::mel::{MelConfig, MelFilterbank, MelNorm, MelScale};
-use crate::stft::{power_spectrum, PadMode, Stft, StftConfig, StftScratch};
+use crate::mel::{MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
+use crate::stft::{power_spectrum_strided, PadMode, Stft, StftConfig, StftScratch};
 use mirkit_core::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
 use ndarray::Array2;
 
@@ -33,6 +33,8 @@ pub struct MelSettings {
     pub scale: MelScale,
     /// Filter normalisation.
     pub norm: MelNorm,
+    /// Whose arithmetic builds the bank (torchaudio presets reproduce torchaudio's `f32`).
+    pub arithmetic: MelArithmetic,
 }
 
 /// Value compression applied after the (mel) power spectrogram.
@@ -121,7 +123,7 @@ impl FeatureConfig {
             sample_rate: 22050,
             stft: StftConfig::new(2048).hop(512),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney }),
+            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }),
             compression: Compression::None,
             mfcc: None,
         }
@@ -133,7 +135,7 @@ impl FeatureConfig {
             sample_rate: 16000,
             stft: StftConfig::new(400).hop(200).pad_mode(PadMode::Reflect),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None }),
+            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None, arithmetic: MelArithmetic::TorchaudioF32 }),
             compression: Compression::None,
             mfcc: None,
         }
@@ -145,7 +147,7 @@ impl FeatureConfig {
             sample_rate: 16000,
             stft: StftConfig::new(512).hop(256).pad_mode(PadMode::Reflect),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: Some(8000.0), scale: MelScale::Htk, norm: MelNorm::None }),
+            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: Some(8000.0), scale: MelScale::Htk, norm: MelNorm::None, arithmetic: MelArithmetic::TorchaudioF32 }),
             compression: Compression::Db(DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db: None }),
             mfcc: None,
         }
@@ -157,7 +159,7 @@ impl FeatureConfig {
             sample_rate: 16000,
             stft: StftConfig::new(512).hop(256).pad_mode(PadMode::Reflect),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney }),
+            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }),
             compression: Compression::Log1p { c: 10000.0, f16: true },
             mfcc: None,
         }
@@ -172,6 +174,7 @@ impl FeatureConfig {
             fmax: m.fmax,
             scale: m.scale,
             norm: m.norm,
+            arithmetic: m.arithmetic,
         })
     }
     /// Checks every parameter.
@@ -216,11 +219,17 @@ pub struct FeatureExtractor {
     dct: Option<Array2<f32>>,
 }
 
+/// Frames processed together: the mel product and the log run across this many frames
+/// at once, so their inner loops are contiguous and vectorise.
+pub const BLOCK: usize = 16;
+
 /// Per-thread buffers of a [`FeatureExtractor`].
 pub struct Scratch {
     stft: StftScratch,
+    /// power block, bins-major: `power[k * BLOCK + j]`
     power: Vec<f32>,
-    frame: Vec<f32>,
+    /// stage-1 block, rows-major: `block[r * BLOCK + j]`
+    block: Vec<f32>,
 }
 
 impl FeatureExtractor {
@@ -268,7 +277,11 @@ impl FeatureExtractor {
     }
     /// Fresh scratch buffers.
     pub fn scratch(&self) -> Scratch {
-        Scratch { stft: self.stft.scratch(), power: vec![0.0; self.stft.n_bins()], frame: vec![0.0; self.stage1_rows()] }
+        Scratch {
+            stft: self.stft.scratch(),
+            power: vec![0.0; self.stft.n_bins() * BLOCK],
+            block: vec![0.0; self.stage1_rows() * BLOCK],
+        }
     }
     /// Whether stage 2 does anything (then it needs the global maximum of stage 1).
     pub fn needs_stage2(&self) -> bool {
@@ -276,22 +289,35 @@ impl FeatureExtractor {
             || matches!(&self.cfg.compression, Compression::Db(d) if d.top_db.is_some() || d.reference != DbRef::Value(1.0))
     }
 
-    #[inline]
-    fn stage1(&self, spec: &[realfft::num_complex::Complex32], power: &mut [f32], out: &mut [f32]) {
+    /// Stage 1 on a block of frames: `power` holds `|X|^p` bins-major (`k * BLOCK + j`);
+    /// writes mel (or linear) values, compressed, rows-major into `out` (`r * BLOCK + j`).
+    /// Every lane is computed (unused lanes hold stale values and are ignored), so a frame
+    /// gives the same bits whatever block it is in.
+    fn stage1_block(&self, power: &[f32], out: &mut [f32]) {
         match &self.mel {
             Some(fb) => {
-                power_spectrum(spec, self.cfg.power, power);
-                fb.apply_frame(power, out);
+                for (m, row) in out.chunks_exact_mut(BLOCK).enumerate() {
+                    let row: &mut [f32; BLOCK] = row.try_into().expect("block row");
+                    *row = [0.0; BLOCK];
+                    let (a, w) = fb.band(m);
+                    for (i, &wk) in w.iter().enumerate() {
+                        let p: &[f32; BLOCK] = power[(a + i) * BLOCK..(a + i + 1) * BLOCK].try_into().expect("block");
+                        for j in 0..BLOCK {
+                            row[j] += wk * p[j];
+                        }
+                    }
+                }
             }
-            None => power_spectrum(spec, self.cfg.power, out),
+            None => out.copy_from_slice(power),
         }
         match &self.cfg.compression {
             Compression::None => {}
             Compression::Db(d) => {
                 let k = 10.0 * std::f32::consts::LOG10_E;
                 if d.amin >= f32::MIN_POSITIVE {
+                    let amin = d.amin;
                     for v in out.iter_mut() {
-                        *v = k * ln_fast(v.max(d.amin));
+                        *v = k * ln_fast(v.max(amin));
                     }
                 } else {
                     for v in out.iter_mut() {
@@ -300,6 +326,7 @@ impl FeatureExtractor {
                 }
             }
             Compression::Log1p { c, f16: false } => {
+                let c = *c;
                 for v in out.iter_mut() {
                     *v = std::f32::consts::LOG10_E * ln_fast(1.0 + c * *v);
                 }
@@ -394,14 +421,29 @@ impl FeatureExtractor {
         let rows = self.stage1_rows();
         let mut out = vec![0.0f32; rows * n_frames];
         let mut mx = f32::NEG_INFINITY;
-        let Scratch { stft, power, frame } = s;
+        let Scratch { stft, power, block } = s;
+        let power_exp = self.cfg.power;
+        let mut flush = |t0: usize, b: usize, power: &[f32], block: &mut [f32]| {
+            self.stage1_block(power, block);
+            for r in 0..rows {
+                let src = &block[r * BLOCK..r * BLOCK + b];
+                out[r * n_frames + t0..r * n_frames + t0 + b].copy_from_slice(src);
+                for &v in src {
+                    mx = mx.max(v);
+                }
+            }
+        };
         self.stft.frames_with(x, stft, |t, spec| {
-            self.stage1(spec, power, frame);
-            for (r, &v) in frame.iter().enumerate() {
-                out[r * n_frames + t] = v;
-                mx = mx.max(v);
+            let j = t % BLOCK;
+            power_spectrum_strided(spec, power_exp, &mut power[j..], BLOCK);
+            if j == BLOCK - 1 {
+                flush(t + 1 - BLOCK, BLOCK, power, block);
             }
         })?;
+        let rem = n_frames % BLOCK;
+        if rem > 0 {
+            flush(n_frames - rem, rem, power, block);
+        }
         let data = if self.needs_stage2() {
             let params = self.stage2_params(mx);
             if self.dct.is_none() {
@@ -435,7 +477,7 @@ impl FeatureExtractor {
 
     /// A streaming front end: push blocks of samples, receive stage-1 frames.
     pub fn streamer(&self) -> FrameStreamer<'_> {
-        FrameStreamer { ex: self, scratch: self.scratch(), buf: Vec::new(), buf_start: 0, received: 0, next: 0, max: f32::NEG_INFINITY }
+        FrameStreamer { ex: self, scratch: self.scratch(), frame: vec![0.0; self.stage1_rows()], buf: Vec::new(), buf_start: 0, received: 0, next: 0, max: f32::NEG_INFINITY }
     }
 }
 
@@ -447,6 +489,7 @@ impl FeatureExtractor {
 pub struct FrameStreamer<'a> {
     ex: &'a FeatureExtractor,
     scratch: Scratch,
+    frame: Vec<f32>,
     buf: Vec<f32>,
     buf_start: usize,
     received: usize,
@@ -473,7 +516,7 @@ impl FrameStreamer<'_> {
         let n_fft = cfg.n_fft;
         let off = if cfg.center { (n_fft / 2) as isize } else { 0 };
         let start = t as isize * cfg.hop_length as isize - off;
-        let Scratch { stft: s, power, frame } = &mut self.scratch;
+        let Scratch { stft: s, power, block } = &mut self.scratch;
         // Build the windowed frame into the FFT input from the buffer.
         let buf = &self.buf;
         let bs = self.buf_start as isize;
@@ -507,9 +550,12 @@ impl FrameStreamer<'_> {
         };
         let x: Vec<f32> = (0..n_fft as isize).map(|k| get(start + k)).collect();
         let spec = self.ex.stft.transform_frame(&x, s);
-        self.ex.stage1(spec, power, frame);
-        for &v in frame.iter() {
-            self.max = self.max.max(v);
+        power_spectrum_strided(spec, self.ex.cfg.power, power, BLOCK);
+        self.ex.stage1_block(power, block);
+        let frame = &mut self.frame;
+        for (r, v) in frame.iter_mut().enumerate() {
+            *v = block[r * BLOCK];
+            self.max = self.max.max(*v);
         }
         on_frame(frame);
     }

@@ -89,6 +89,18 @@ pub fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
     }
 }
 
+/// Whose arithmetic builds the filterbank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MelArithmetic {
+    /// librosa: double precision, rounded once (the most accurate).
+    Librosa,
+    /// torchaudio `melscale_fbanks`: single precision step by step, with `torch.linspace`'s
+    /// two-sided formula and a frequency grid `linspace(0, sr // 2, n_freqs)`. Differs from
+    /// the double-precision bank by up to ~1e-5; use it to reproduce models trained with
+    /// torchaudio to the last bit.
+    TorchaudioF32,
+}
+
 /// Mel filterbank parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MelConfig {
@@ -106,16 +118,18 @@ pub struct MelConfig {
     pub scale: MelScale,
     /// Filter normalisation.
     pub norm: MelNorm,
+    /// Arithmetic to reproduce.
+    pub arithmetic: MelArithmetic,
 }
 
 impl MelConfig {
     /// librosa's defaults (`n_mels=128`, Slaney scale and norm, `fmin=0`, `fmax=sr/2`).
     pub fn librosa(sample_rate: u32, n_fft: usize) -> Self {
-        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney }
+        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }
     }
     /// torchaudio's defaults (`n_mels=128`, HTK scale, no norm).
     pub fn torchaudio(sample_rate: u32, n_fft: usize) -> Self {
-        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None }
+        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None, arithmetic: MelArithmetic::TorchaudioF32 }
     }
     /// The effective `fmax`.
     pub fn fmax_or_nyquist(&self) -> f32 {
@@ -162,7 +176,10 @@ impl MelFilterbank {
     /// `melscale_fbanks` transposed, which is the same formula).
     pub fn new(cfg: &MelConfig) -> Result<Self> {
         cfg.validate()?;
-        let dense = mel_filterbank_f64(cfg);
+        let dense = match cfg.arithmetic {
+            MelArithmetic::Librosa => mel_filterbank_f64(cfg),
+            MelArithmetic::TorchaudioF32 => torchaudio_filterbank_f32(cfg).mapv(|v| v as f64),
+        };
         let n_bins = cfg.n_fft / 2 + 1;
         let bands = dense
             .outer_iter()
@@ -186,6 +203,12 @@ impl MelFilterbank {
     /// Number of FFT bins expected.
     pub fn n_bins(&self) -> usize {
         self.n_bins
+    }
+    /// Band `m`'s first bin and non-zero weights.
+    #[inline]
+    pub fn band(&self, m: usize) -> (usize, &[f32]) {
+        let (a, w) = &self.bands[m];
+        (*a, w)
     }
     /// Indices of bands with no non-zero weight (librosa warns about these).
     pub fn empty_bands(&self) -> Vec<usize> {
@@ -259,6 +282,60 @@ pub fn mel_filterbank_f64(cfg: &MelConfig) -> Array2<f64> {
         }
     }
     w
+}
+
+/// `torch.linspace` for `float32`: `start + i·step` for the first half and
+/// `end − (n − 1 − i)·step` for the second, in single precision, as torch 2.5's portable
+/// CPU kernel (`ATEN_CPU_CAPABILITY=default`) computes it. Its AVX2/AVX512 kernels fuse
+/// the multiply-add and use SLEEF's `powf`, which moves filter weights by up to 1e-5:
+/// torchaudio's own filterbank differs by that much between CPU capabilities
+/// (see docs/parity.md).
+pub fn torch_linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
+    if n == 1 {
+        return vec![start];
+    }
+    let step = (end - start) / (n - 1) as f32;
+    let half = n / 2;
+    (0..n).map(|i| if i < half { start + step * i as f32 } else { end - step * (n - 1 - i) as f32 }).collect()
+}
+
+/// torchaudio's `melscale_fbanks` (transposed to `(n_mels, n_freqs)`), in its `f32` steps.
+pub fn torchaudio_filterbank_f32(cfg: &MelConfig) -> Array2<f32> {
+    let n_freqs = cfg.n_fft / 2 + 1;
+    let all_freqs = torch_linspace_f32(0.0, (cfg.sample_rate / 2) as f32, n_freqs);
+    let m_min = hz_to_mel(cfg.fmin as f64, cfg.scale) as f32;
+    let m_max = hz_to_mel(cfg.fmax_or_nyquist() as f64, cfg.scale) as f32;
+    let m_pts = torch_linspace_f32(m_min, m_max, cfg.n_mels + 2);
+    let f_pts: Vec<f32> = m_pts
+        .iter()
+        .map(|&m| match cfg.scale {
+            MelScale::Htk => 700.0f32 * (10.0f32.powf(m / 2595.0f32) - 1.0f32),
+            MelScale::Slaney => {
+                let f_sp = (200.0f64 / 3.0) as f32;
+                let min_log_mel = (1000.0f64 / (200.0 / 3.0)) as f32;
+                let logstep = (6.4f64.ln() / 27.0) as f32;
+                if m >= min_log_mel {
+                    1000.0f32 * (logstep * (m - min_log_mel)).exp()
+                } else {
+                    f_sp * m
+                }
+            }
+        })
+        .collect();
+    let f_diff: Vec<f32> = f_pts.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut fb = Array2::<f32>::zeros((cfg.n_mels, n_freqs));
+    for (k, &f) in all_freqs.iter().enumerate() {
+        for m in 0..cfg.n_mels {
+            let down = (-1.0f32 * (f_pts[m] - f)) / f_diff[m];
+            let up = (f_pts[m + 2] - f) / f_diff[m + 1];
+            let mut v = 0f32.max(down.min(up));
+            if cfg.norm == MelNorm::Slaney {
+                v *= 2.0f32 / (f_pts[m + 2] - f_pts[m]);
+            }
+            fb[[m, k]] = v;
+        }
+    }
+    fb
 }
 
 /// The dense `f32` filterbank, as `librosa.filters.mel` returns it.

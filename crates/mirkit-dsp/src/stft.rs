@@ -8,7 +8,7 @@
 use crate::error::{check_finite, invalid, DspError, Result};
 use crate::window::{get_window, pad_center, WindowKind};
 use ndarray::Array2;
-use realfft::num_complex::Complex32;
+use realfft::num_complex::{Complex32, Complex64};
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use std::sync::Arc;
 
@@ -142,11 +142,16 @@ impl StftConfig {
 }
 
 /// A reusable STFT plan (window and FFT prepared once).
+///
+/// Frames are windowed and transformed in double precision, as librosa does (its
+/// `float64` window promotes the `float32` frames), so quiet bins keep their relative
+/// accuracy instead of sinking into an `f32` round-off floor ~140 dB below the peak;
+/// on AVX2 machines the `f64` FFT costs only about 1.2× the `f32` one.
 #[derive(Clone)]
 pub struct Stft {
     cfg: StftConfig,
-    window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f64>,
+    fft: Arc<dyn RealToComplex<f64>>,
 }
 
 impl std::fmt::Debug for Stft {
@@ -157,26 +162,28 @@ impl std::fmt::Debug for Stft {
 
 /// Scratch buffers for [`Stft::frames_with`].
 pub struct StftScratch {
-    input: Vec<f32>,
-    output: Vec<Complex32>,
-    scratch: Vec<Complex32>,
+    input: Vec<f64>,
+    output: Vec<Complex64>,
+    scratch: Vec<Complex64>,
 }
 
 impl Stft {
     /// Prepares a plan; fails on invalid parameters.
     pub fn new(cfg: StftConfig) -> Result<Self> {
         cfg.validate()?;
-        let w = get_window(cfg.window, cfg.win_length, true);
-        let window = pad_center(&w, cfg.n_fft)?;
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(cfg.n_fft);
+        let w = crate::window::get_window_f64(cfg.window, cfg.win_length, true);
+        let mut window = vec![0.0f64; cfg.n_fft];
+        let lpad = (cfg.n_fft - cfg.win_length) / 2;
+        window[lpad..lpad + w.len()].copy_from_slice(&w);
+        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(cfg.n_fft);
         Ok(Self { cfg, window, fft })
     }
     /// The configuration.
     pub fn config(&self) -> &StftConfig {
         &self.cfg
     }
-    /// The window, zero-padded to `n_fft`.
-    pub fn window(&self) -> &[f32] {
+    /// The window, zero-padded to `n_fft` (double precision).
+    pub fn window(&self) -> &[f64] {
         &self.window
     }
     /// Number of frequency bins, `1 + n_fft/2`.
@@ -195,7 +202,7 @@ impl Stft {
     /// Calls `f(t, spectrum)` for every frame, in order, without storing the whole STFT.
     /// This is the hot loop of every spectral feature: interior frames are read straight
     /// from `x`, only the edge frames go through the padding logic.
-    pub fn frames_with(&self, x: &[f32], s: &mut StftScratch, mut f: impl FnMut(usize, &[Complex32])) -> Result<usize> {
+    pub fn frames_with(&self, x: &[f32], s: &mut StftScratch, mut f: impl FnMut(usize, &[Complex64])) -> Result<usize> {
         check_finite(x)?;
         let n_frames = self.cfg.n_frames(x.len())?;
         if self.cfg.center && self.cfg.pad_mode != PadMode::Constant && x.is_empty() {
@@ -209,11 +216,11 @@ impl Stft {
             if start >= 0 && start as usize + n_fft <= x.len() {
                 let frame = &x[start as usize..start as usize + n_fft];
                 for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
-                    *o = a * w;
+                    *o = a as f64 * w;
                 }
             } else {
                 for (k, (o, &w)) in s.input.iter_mut().zip(&self.window).enumerate() {
-                    *o = padded_value(x, start + k as isize, self.cfg.pad_mode) * w;
+                    *o = padded_value(x, start + k as isize, self.cfg.pad_mode) as f64 * w;
                 }
             }
             self.fft
@@ -225,9 +232,9 @@ impl Stft {
     }
 
     /// Windows one `n_fft`-sample frame (unwindowed samples in `frame`) and transforms it.
-    pub fn transform_frame<'s>(&self, frame: &[f32], s: &'s mut StftScratch) -> &'s [Complex32] {
+    pub fn transform_frame<'s>(&self, frame: &[f32], s: &'s mut StftScratch) -> &'s [Complex64] {
         for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
-            *o = a * w;
+            *o = a as f64 * w;
         }
         self.fft.process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch).expect("plan sizes");
         &s.output
@@ -240,7 +247,7 @@ impl Stft {
         let mut s = self.scratch();
         self.frames_with(x, &mut s, |t, spec| {
             for (k, &v) in spec.iter().enumerate() {
-                out[[k, t]] = v;
+                out[[k, t]] = Complex32::new(v.re as f32, v.im as f32);
             }
         })?;
         Ok(out)
@@ -266,20 +273,30 @@ impl Stft {
     }
 }
 
-/// `|X|^power` of one spectrum into `out` (fast paths for power 1 and 2).
+/// `|X|^power` of one spectrum into `out` (fast paths for power 1 and 2), computed in
+/// double precision and rounded once.
 #[inline]
-pub fn power_spectrum(spec: &[Complex32], power: f32, out: &mut [f32]) {
+pub fn power_spectrum(spec: &[Complex64], power: f32, out: &mut [f32]) {
+    power_spectrum_strided(spec, power, out, 1)
+}
+
+/// [`power_spectrum`] writing every `stride`-th element of `out` (a column of a
+/// bins-major block).
+#[inline]
+pub fn power_spectrum_strided(spec: &[Complex64], power: f32, out: &mut [f32], stride: usize) {
+    let it = out.iter_mut().step_by(stride).zip(spec);
     if power == 2.0 {
-        for (o, c) in out.iter_mut().zip(spec) {
-            *o = c.re * c.re + c.im * c.im;
+        for (o, c) in it {
+            *o = (c.re * c.re + c.im * c.im) as f32;
         }
     } else if power == 1.0 {
-        for (o, c) in out.iter_mut().zip(spec) {
-            *o = (c.re * c.re + c.im * c.im).sqrt();
+        for (o, c) in it {
+            *o = (c.re * c.re + c.im * c.im).sqrt() as f32;
         }
     } else {
-        for (o, c) in out.iter_mut().zip(spec) {
-            *o = (c.re * c.re + c.im * c.im).sqrt().powf(power);
+        let p = power as f64;
+        for (o, c) in it {
+            *o = (c.re * c.re + c.im * c.im).sqrt().powf(p) as f32;
         }
     }
 }
