@@ -2,7 +2,8 @@
 """Parity fixtures for mirkit-dsp and mirkit-io.
 
 Reference versions are pinned in tools/requirements.txt (librosa 0.11.0,
-torchaudio 2.5.1, numpy 2.1.3, scipy 1.14.1, soxr 0.5.0.post1, soundfile 0.12.1)
+torchaudio 2.5.1, numpy 2.1.3, scipy 1.14.1, soxr 0.5.0.post1, soundfile 0.12.1,
+av 13.1.0 for the AAC test file)
 and recorded in tests/fixtures/versions.json.
 
 Usage:  python3 tools/make_fixtures.py   (from the repository root)
@@ -24,6 +25,7 @@ import soundfile as sf
 import soxr
 import torch
 import torchaudio
+import av
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures")
@@ -49,6 +51,38 @@ def generated(sr, seconds, seed):
     y = 0.5 * np.sin(2 * np.pi * (f0 * t + 0.5 * k * t * t))
     y += 0.2 * np.sin(2 * np.pi * 440.0 * t) + 0.01 * rng.standard_normal(t.size)
     return y.astype(np.float32)
+
+
+def make_format_files():
+    """Small files in every format the decoder must read (0.5 s, 44.1 kHz stereo:
+    440 Hz left, 660 Hz right, amplitude 0.5), plus a float WAV holding a NaN."""
+    fdir = os.path.join(OUT, "formats")
+    os.makedirs(fdir, exist_ok=True)
+    sr = 44100
+    t = np.arange(sr // 2) / sr
+    x = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 660 * t)], axis=1).astype(np.float32)
+    for name, fmt, sub in [("pcm16.wav", "WAV", "PCM_16"), ("pcm24.wav", "WAV", "PCM_24"), ("pcm32.wav", "WAV", "PCM_32"),
+                           ("u8.wav", "WAV", "PCM_U8"), ("f32.wav", "WAV", "FLOAT"), ("tone.flac", "FLAC", "PCM_16"),
+                           ("tone.ogg", "OGG", "VORBIS"), ("tone.mp3", "MP3", "MPEG_LAYER_III"), ("tone.aiff", "AIFF", "PCM_16")]:
+        sf.write(os.path.join(fdir, name), x, sr, format=fmt, subtype=sub)
+        if fmt in ("WAV", "FLAC", "AIFF"):  # lossless: save what soundfile decodes, to compare exactly
+            y, _ = sf.read(os.path.join(fdir, name), dtype="float32", always_2d=True)
+            save(f"formats_{name.replace('.', '_')}", y.T)
+    # AAC in MP4 via PyAV (FFmpeg's native AAC encoder)
+    with av.open(os.path.join(fdir, "tone.m4a"), "w", format="mp4") as out:
+        st = out.add_stream("aac", rate=sr, layout="stereo")
+        st.bit_rate = 128000
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T), format="fltp", layout="stereo")
+        frame.sample_rate = sr
+        for p in st.encode(frame):
+            out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+    bad = x.copy()
+    bad[1000, 0] = np.nan
+    sf.write(os.path.join(fdir, "nan_f32.wav"), bad, sr, format="WAV", subtype="FLOAT")
+    with open(os.path.join(fdir, "not_audio.mp3"), "w") as f:
+        f.write("This is a text file with an .mp3 name.\n" * 20)
 
 
 def main():
@@ -123,12 +157,14 @@ def main():
     assert sr == 44100
     save("io_trumpet_native_first2s", raw[: 2 * sr].T)  # (ch, n) like librosa mono=False
     mono = raw.mean(axis=1).astype(np.float32)
-    save("io_trumpet_mono_22050_soxr_hq", soxr.resample(mono, 44100, 22050, quality="HQ"))
-    save("io_trumpet_mono_16000_soxr_hq", soxr.resample(mono, 44100, 16000, quality="HQ"))
+    for target in (22050, 16000, 12000):
+        save(f"io_trumpet_mono_{target}_soxr_hq", librosa.resample(mono, orig_sr=44100, target_sr=target, res_type="soxr_hq"))
     off = librosa.load(TRUMPET, sr=None, mono=True, offset=1.5, duration=0.5)[0]
     save("io_trumpet_offset1.5_dur0.5", off)
 
-    versions = dict(python=sys.version.split()[0], numpy=np.__version__, scipy=scipy.__version__,
+    make_format_files()
+
+    versions = dict(av=av.__version__, python=sys.version.split()[0], numpy=np.__version__, scipy=scipy.__version__,
                     librosa=librosa.__version__, soundfile=sf.__version__, soxr=soxr.__version__,
                     torch=torch.__version__, torchaudio=torchaudio.__version__)
     with open(os.path.join(OUT, "versions.json"), "w") as f:

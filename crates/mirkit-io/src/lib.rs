@@ -1,0 +1,59 @@
+//! # mirkit-io — audio in and out
+//!
+//! Decoding of every format symphonia reads (WAV PCM 8/16/24/32-bit and float, FLAC,
+//! Ogg Vorbis, MP3, AAC/M4A, AIFF, CAF, MKV/WebM...), `librosa.load`-style loading (target
+//! rate or native, mono mean, offset and duration with seeking), resampling with rubato,
+//! constant-memory streaming of long files, header info without decoding, WAV writing
+//! with hound, and PNG images of spectrograms and curves.
+//!
+//! ```no_run
+//! use mirkit_io::{load, LoadOptions, AudioStream};
+//! // y, sr = librosa.load("song.ogg", sr=16000, offset=30, duration=10)
+//! let y = load("song.ogg", &LoadOptions { sr: Some(16000), offset: 30.0, duration: Some(10.0), ..Default::default() })?;
+//! assert_eq!(y.sample_rate(), 16000);
+//! // an hour-long file, block by block
+//! for block in AudioStream::open("long.flac", &LoadOptions::at(22050))? {
+//!     let block = block?;
+//!     # let _ = block;
+//! }
+//! # Ok::<(), mirkit_io::IoError>(())
+//! ```
+//!
+//! ## Design decisions
+//! * librosa semantics: mono is the mean of the channels and is taken *before*
+//!   resampling; offset/duration are rounded to whole native frames; the resampled length
+//!   is `ceil(n · to / from)` with the filter delay removed.
+//! * Strictness: a truncated stream (fewer frames than the header announces), a corrupt
+//!   packet, an empty or unrecognised file or a NaN sample is a typed [`IoError`] naming
+//!   the file — never silent garbage, never a panic.
+//! * Streaming shares the decoder and resampler code with [`load`], so a streamed file
+//!   is the same signal as a loaded one.
+//! * Writers go through a temporary file renamed on success: an interrupted write
+//!   leaves nothing half-written under the final name.
+
+#![warn(missing_docs)]
+
+mod decode;
+mod error;
+mod load;
+pub mod plot;
+pub mod resample;
+mod wav;
+
+pub use decode::{info, AudioInfo, Decoded};
+pub use error::{IoError, Result};
+pub use load::{load, AudioStream, LoadOptions};
+pub use resample::{resample, ResampleQuality, StreamResampler};
+pub use wav::{write_wav, WavFormat};
+
+/// File extensions mirkit treats as audio when walking a folder.
+pub const AUDIO_EXTENSIONS: &[&str] =
+    &["wav", "wave", "flac", "ogg", "oga", "mp3", "m4a", "mp4", "aac", "aif", "aiff", "aifc", "caf", "mka", "mkv", "webm", "opus"];
+
+/// True when `path` has one of [`AUDIO_EXTENSIONS`] (case-insensitive).
+pub fn is_audio_path(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}

@@ -1,0 +1,214 @@
+//! `librosa.load`-style loading and block streaming.
+
+use crate::decode::{path_str, Decoded};
+use crate::error::{invalid, IoError, Result};
+use crate::resample::{ResampleQuality, StreamResampler};
+use mirkit_core::AudioBuffer;
+use ndarray::Array2;
+use std::path::Path;
+
+/// Options of [`load`], named after `librosa.load`'s arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOptions {
+    /// Target sample rate; `None` keeps the file's native rate (`sr=None`).
+    pub sr: Option<u32>,
+    /// Average the channels (`mono=True`, the default).
+    pub mono: bool,
+    /// Start reading this many seconds in (seeks; does not decode what it skips where
+    /// the container has an index).
+    pub offset: f64,
+    /// Read at most this many seconds.
+    pub duration: Option<f64>,
+    /// Resampler preset.
+    pub quality: ResampleQuality,
+}
+
+impl Default for LoadOptions {
+    /// librosa's defaults: 22050 Hz, mono, whole file, high quality.
+    fn default() -> Self {
+        Self { sr: Some(22050), mono: true, offset: 0.0, duration: None, quality: ResampleQuality::High }
+    }
+}
+
+impl LoadOptions {
+    /// Native rate, mono.
+    pub fn native() -> Self {
+        Self { sr: None, ..Default::default() }
+    }
+    /// Mono at `sr` Hz.
+    pub fn at(sr: u32) -> Self {
+        Self { sr: Some(sr), ..Default::default() }
+    }
+    fn validate(&self) -> Result<()> {
+        if self.sr == Some(0) {
+            return Err(invalid("sr", 0, "must be positive (or None for the native rate)"));
+        }
+        if !(self.offset.is_finite() && self.offset >= 0.0) {
+            return Err(invalid("offset", self.offset, "must be a finite number >= 0"));
+        }
+        if let Some(d) = self.duration {
+            if !(d.is_finite() && d > 0.0) {
+                return Err(invalid("duration", d, "must be a finite number > 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_at(path: &Path, opts: &LoadOptions) -> Result<(Decoded, Option<u64>)> {
+    opts.validate()?;
+    let mut d = Decoded::open(path)?;
+    let sr = d.sample_rate as f64;
+    // librosa (soundfile backend): start = round(sr * offset), frames = round(sr * duration)
+    let start = (opts.offset * sr).round() as u64;
+    let limit = opts.duration.map(|t| (t * sr).round() as u64);
+    if let Some(n) = d.n_frames {
+        if start >= n && n > 0 {
+            return Err(invalid("offset", opts.offset, format!("is past the end of {} ({:.3} s)", path_str(path), n as f64 / sr)));
+        }
+    }
+    d.seek_frame(start)?;
+    Ok((d, limit))
+}
+
+/// Loads a file as `librosa.load` does: decode, optional offset/duration, mono mean,
+/// resample (mono first, then resample, as librosa).
+pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<AudioBuffer> {
+    let path = path.as_ref();
+    let (mut d, limit) = open_at(path, opts)?;
+    let native = d.sample_rate;
+    let mut inter: Vec<f32> = Vec::new();
+    let mut ch = d.channels.max(1);
+    let mut frames = 0u64;
+    while let Some((block, c)) = d.next_block()? {
+        ch = c.max(1);
+        let n = (block.len() / ch) as u64;
+        let take = match limit {
+            Some(l) => n.min(l - frames) as usize,
+            None => n as usize,
+        };
+        inter.extend_from_slice(&block[..take * ch]);
+        frames += take as u64;
+        if limit.is_some_and(|l| frames >= l) {
+            break;
+        }
+    }
+    if frames == 0 {
+        return Err(IoError::NoSamples { path: path_str(path) });
+    }
+    let n = frames as usize;
+    let mut planar = Array2::<f32>::zeros((ch, n));
+    for (i, fr) in inter.chunks_exact(ch).enumerate() {
+        for (c, &v) in fr.iter().enumerate() {
+            planar[[c, i]] = v;
+        }
+    }
+    drop(inter);
+    let mut buf = AudioBuffer::new(planar, native)?;
+    if opts.mono {
+        buf = buf.to_mono();
+    }
+    match opts.sr {
+        Some(sr) if sr != native => {
+            let mut rows = Vec::with_capacity(buf.channels());
+            for c in 0..buf.channels() {
+                let x = buf.channel(c).to_vec();
+                rows.push(crate::resample::resample(&x, native, sr, opts.quality)?);
+            }
+            let m = rows[0].len();
+            let flat: Vec<f32> = rows.into_iter().flatten().collect();
+            Ok(AudioBuffer::new(Array2::from_shape_vec((buf.channels(), m), flat).expect("sizes"), sr)?)
+        }
+        _ => Ok(buf),
+    }
+}
+
+/// Streams a file as mono blocks at a target rate, in memory that does not grow with the
+/// file's length. Iterate to get `Result<Vec<f32>>` blocks; the concatenation equals
+/// [`load`] with the same options (mono).
+pub struct AudioStream {
+    dec: Decoded,
+    rs: Option<StreamResampler>,
+    limit: Option<u64>,
+    frames: u64,
+    finished: bool,
+    out_rate: u32,
+}
+
+impl std::fmt::Debug for AudioStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioStream").field("file", &self.dec.path()).field("rate", &self.out_rate).finish()
+    }
+}
+
+impl AudioStream {
+    /// Opens `path` for streaming with `opts` (`mono` is implied).
+    pub fn open(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
+        let (dec, limit) = open_at(path.as_ref(), opts)?;
+        let native = dec.sample_rate;
+        let out_rate = opts.sr.unwrap_or(native);
+        let rs = Some(StreamResampler::new(native, out_rate, opts.quality)?);
+        Ok(Self { dec, rs, limit, frames: 0, finished: false, out_rate })
+    }
+    /// Output sample rate.
+    pub fn sample_rate(&self) -> u32 {
+        self.out_rate
+    }
+    /// The file's header info.
+    pub fn info(&self) -> crate::AudioInfo {
+        self.dec.info()
+    }
+    /// Native frames consumed so far.
+    pub fn frames_read(&self) -> u64 {
+        self.frames
+    }
+}
+
+impl Iterator for AudioStream {
+    type Item = Result<Vec<f32>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let mut out = Vec::new();
+        loop {
+            let limit_hit = self.limit.is_some_and(|l| self.frames >= l);
+            let block = if limit_hit { Ok(None) } else { self.dec.next_block() };
+            match block {
+                Err(e) => {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+                Ok(Some((b, ch))) => {
+                    let ch = ch.max(1);
+                    let n = (b.len() / ch) as u64;
+                    let take = self.limit.map(|l| n.min(l - self.frames)).unwrap_or(n) as usize;
+                    let mono: Vec<f32> = if ch == 1 {
+                        b[..take].to_vec()
+                    } else {
+                        b.chunks_exact(ch).take(take).map(|f| f.iter().sum::<f32>() / ch as f32).collect()
+                    };
+                    self.frames += take as u64;
+                    if let Err(e) = self.rs.as_mut().expect("present until finish").push(&mono, &mut out) {
+                        self.finished = true;
+                        return Some(Err(e));
+                    }
+                    if !out.is_empty() {
+                        return Some(Ok(out));
+                    }
+                }
+                Ok(None) => {
+                    self.finished = true;
+                    if self.frames == 0 {
+                        return Some(Err(IoError::NoSamples { path: self.dec.path().to_string() }));
+                    }
+                    let rs = self.rs.take().expect("present");
+                    if let Err(e) = rs.finish(&mut out) {
+                        return Some(Err(e));
+                    }
+                    return if out.is_empty() { None } else { Some(Ok(out)) };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Sample-rate conversion with rubato, whole-signal or streaming, delay-compensated.
+//!
+//! Output length follows `librosa.resample`: `ceil(n · to / from)` samples, aligned so
+//! that output sample `k` sits at input time `k · from / to` (the resampler's group delay
+//! is removed). Two presets:
+//!
+//! * [`ResampleQuality::High`] (default): windowed-sinc, 256 taps, squared
+//!   Blackman–Harris window, cutoff from rubato's `calculate_cutoff`. For rational ratios
+//!   with a small denominator (44.1→22.05/16/12 kHz) the sinc table is sampled exactly at
+//!   every output phase (an exact polyphase filter); otherwise 512× oversampling with
+//!   cubic interpolation. Measured SNR against `librosa.resample(res_type="soxr_hq")` is
+//!   recorded in docs/parity.md.
+//! * [`ResampleQuality::Fast`]: rubato's FFT resampler (fixed ratio), several times faster.
+
+use crate::error::{IoError, Result};
+use rubato::{
+    calculate_cutoff, FftFixedIn, SincFixedIn, VecResampler, SincInterpolationParameters, SincInterpolationType,
+    WindowFunction,
+};
+
+/// Resampler preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResampleQuality {
+    /// Long windowed-sinc filter (default).
+    #[default]
+    High,
+    /// FFT-based, faster.
+    Fast,
+}
+
+impl std::str::FromStr for ResampleQuality {
+    type Err = IoError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "high" | "hq" | "best" => Ok(Self::High),
+            "fast" => Ok(Self::Fast),
+            _ => Err(crate::error::invalid("resample quality", s, "high or fast")),
+        }
+    }
+}
+
+const CHUNK: usize = 1024;
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// A mono streaming resampler: push blocks, receive aligned output.
+pub struct StreamResampler {
+    from: u32,
+    to: u32,
+    /// (M, L, nearest): from/to reduced, and whether the exact polyphase table is used
+    ratio: (u64, u64, bool),
+    inner: Option<Box<dyn VecResampler<f32>>>,
+    pending: Vec<Vec<f32>>,
+    delay_left: usize,
+    carry: Vec<f32>,
+    n_in: u64,
+    n_out: u64,
+    outbuf: Vec<Vec<f32>>,
+}
+
+impl std::fmt::Debug for StreamResampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamResampler").field("from", &self.from).field("to", &self.to).finish()
+    }
+}
+
+impl StreamResampler {
+    /// A resampler from `from` Hz to `to` Hz.
+    pub fn new(from: u32, to: u32, quality: ResampleQuality) -> Result<Self> {
+        if from == 0 {
+            return Err(crate::error::invalid("orig_sr", 0, "must be positive"));
+        }
+        if to == 0 {
+            return Err(crate::error::invalid("target_sr", 0, "must be positive"));
+        }
+        if to > 1_536_000 || from > 1_536_000 {
+            return Err(crate::error::invalid("target_sr", to.max(from), "must be at most 1536000 Hz"));
+        }
+        let err = |e: &dyn std::fmt::Display| IoError::Resample { from, to, reason: e.to_string() };
+        let mut ratio = (1u64, 1u64, false);
+        let inner: Option<Box<dyn VecResampler<f32>>> = if from == to {
+            None
+        } else {
+            match quality {
+                ResampleQuality::High => {
+                    let g = gcd(from as u64, to as u64);
+                    let l = (to as u64 / g) as usize;
+                    let window = WindowFunction::BlackmanHarris2;
+                    let sinc_len = 256;
+                    let (oversampling_factor, interpolation) =
+                        if l <= 1024 { (l, SincInterpolationType::Nearest) } else { (512, SincInterpolationType::Cubic) };
+                    ratio = ((from as u64 / g), l as u64, l <= 1024);
+                    let params = SincInterpolationParameters {
+                        sinc_len,
+                        f_cutoff: calculate_cutoff(sinc_len, window),
+                        interpolation,
+                        oversampling_factor,
+                        window,
+                    };
+                    Some(Box::new(
+                        SincFixedIn::<f32>::new(to as f64 / from as f64, 1.0, params, CHUNK, 1).map_err(|e| err(&e))?,
+                    ))
+                }
+                ResampleQuality::Fast => {
+                    Some(Box::new(FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| err(&e))?))
+                }
+            }
+        };
+        let outbuf = vec![vec![0.0f32; inner.as_ref().map(|r| r.output_frames_max()).unwrap_or(0)]];
+        let mut me = Self { from, to, ratio, inner, pending: vec![Vec::with_capacity(CHUNK)], delay_left: 0, carry: Vec::new(), n_in: 0, n_out: 0, outbuf };
+        match (quality, me.inner.is_some()) {
+            (_, false) => {}
+            (ResampleQuality::Fast, true) => {
+                // rubato's FFT resampler reports its delay exactly
+                me.delay_left = me.inner.as_ref().map(|r| r.output_delay()).unwrap_or(0);
+            }
+            (ResampleQuality::High, true) => {
+                // Measured on rubato 0.16.2 (see docs/parity.md): SincFixedIn emits output j
+                // at input time (j + 1)·M/L − 1 with cubic interpolation, and
+                // (j + 1)·M/L − 1 + 1/over with nearest-table lookup (M/L = from/to reduced,
+                // over = L), whatever `output_delay()` reports. Prepending P zeros and dropping
+                // D outputs so that (D + 1)·M/L = 1 − [1/L] + P puts output j at time j·M/L;
+                // `resampling_is_aligned` checks several rate pairs.
+                let (m, l, nearest) = me.ratio;
+                let (p, d) = if nearest {
+                    // (D+1)·M ≡ −1 (mod L), then P = ((D+1)·M − L + 1) / L
+                    let k = (1..=l).find(|k| (k * m + 1) % l == 0).unwrap_or(l);
+                    ((k * m + 1 - l) / l, k - 1)
+                } else {
+                    (m - 1, l - 1)
+                };
+                let mut sink = Vec::new();
+                me.push(&vec![0.0f32; p as usize], &mut sink)?;
+                me.n_in = 0;
+                me.n_out = 0;
+                // outputs the padding already produced count towards the drop
+                let d = d as usize;
+                if sink.len() <= d {
+                    me.delay_left = d - sink.len();
+                } else {
+                    me.carry = sink[d..].to_vec();
+                }
+            }
+        }
+        Ok(me)
+    }
+
+    /// Input rate.
+    pub fn from_rate(&self) -> u32 {
+        self.from
+    }
+    /// Output rate.
+    pub fn to_rate(&self) -> u32 {
+        self.to
+    }
+
+    fn emit(&mut self, produced: usize, out: &mut Vec<f32>, limit: Option<u64>) {
+        if !self.carry.is_empty() {
+            let c = std::mem::take(&mut self.carry);
+            let room = limit.map(|l| l.saturating_sub(self.n_out) as usize).unwrap_or(c.len()).min(c.len());
+            self.n_out += room as u64;
+            out.extend_from_slice(&c[..room]);
+        }
+        let mut s = &self.outbuf[0][..produced];
+        let d = self.delay_left.min(s.len());
+        s = &s[d..];
+        self.delay_left -= d;
+        if let Some(l) = limit {
+            let room = l.saturating_sub(self.n_out) as usize;
+            s = &s[..s.len().min(room)];
+        }
+        self.n_out += s.len() as u64;
+        out.extend_from_slice(s);
+    }
+
+    /// Pushes input samples; appends the output they complete to `out`.
+    pub fn push(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        self.n_in += x.len() as u64;
+        let Some(r) = self.inner.as_mut() else {
+            self.n_out += x.len() as u64;
+            out.extend_from_slice(x);
+            return Ok(());
+        };
+        let _ = r;
+        let mut x = x;
+        while !x.is_empty() {
+            let r = self.inner.as_mut().expect("checked");
+            let need = r.input_frames_next() - self.pending[0].len();
+            let take = need.min(x.len());
+            self.pending[0].extend_from_slice(&x[..take]);
+            x = &x[take..];
+            if self.pending[0].len() == r.input_frames_next() {
+                let (_, produced) = r
+                    .process_into_buffer(&self.pending, &mut self.outbuf, None)
+                    .map_err(|e| IoError::Resample { from: self.from, to: self.to, reason: e.to_string() })?;
+                self.pending[0].clear();
+                self.emit(produced, out, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Total output length for `n` input samples: `ceil(n · to / from)`.
+    pub fn output_len(&self, n: u64) -> u64 {
+        (n * self.to as u64).div_ceil(self.from as u64)
+    }
+
+    /// Flushes the filter tail; the total output is exactly `ceil(n_in · to / from)`.
+    pub fn finish(mut self, out: &mut Vec<f32>) -> Result<()> {
+        let total = self.output_len(self.n_in);
+        if self.inner.is_none() {
+            return Ok(());
+        }
+        let mut guard = 0;
+        while self.n_out < total {
+            let r = self.inner.as_mut().expect("checked");
+            let pend = std::mem::replace(&mut self.pending, vec![Vec::new()]);
+            let (_, produced) = if pend[0].is_empty() {
+                r.process_partial_into_buffer(None, &mut self.outbuf, None)
+            } else {
+                r.process_partial_into_buffer(Some(&pend), &mut self.outbuf, None)
+            }
+            .map_err(|e| IoError::Resample { from: self.from, to: self.to, reason: e.to_string() })?;
+            self.emit(produced, out, Some(total));
+            guard += 1;
+            if guard > 10_000 {
+                return Err(IoError::Resample { from: self.from, to: self.to, reason: "flush did not converge".into() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resamples a whole mono signal (librosa's `resample` length and alignment).
+pub fn resample(x: &[f32], from: u32, to: u32, quality: ResampleQuality) -> Result<Vec<f32>> {
+    let mut r = StreamResampler::new(from, to, quality)?;
+    let mut out = Vec::with_capacity(r.output_len(x.len() as u64) as usize + 16);
+    r.push(x, &mut out)?;
+    r.finish(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_is_aligned() {
+        // a 1 kHz sine sampled at `from` must come out as the same sine sampled at `to`
+        for &(from, to) in &[(44100u32, 22050u32), (44100, 16000), (44100, 12000), (22050, 44100), (48000, 44100), (44100, 44101)] {
+            for q in [ResampleQuality::High, ResampleQuality::Fast] {
+                if q == ResampleQuality::Fast && to == 44101 {
+                    continue; // FFT resampler needs a small rational ratio
+                }
+                let n = from as usize; // one second
+                let x: Vec<f32> = (0..n).map(|i| (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / from as f64).sin() as f32).collect();
+                let y = resample(&x, from, to, q).unwrap();
+                assert_eq!(y.len() as u64, (n as u64 * to as u64).div_ceil(from as u64));
+                let m = y.len();
+                let err = (m / 4..3 * m / 4)
+                    .map(|k| (y[k] as f64 - (2.0 * std::f64::consts::PI * 1000.0 * k as f64 / to as f64).sin()).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-3, "{from}->{to} {q:?}: max error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_in_odd_blocks_equals_whole() {
+        let x: Vec<f32> = (0..30000).map(|i| ((i as f32) * 0.013).sin() * ((i as f32) * 0.0007).cos()).collect();
+        let whole = resample(&x, 44100, 16000, ResampleQuality::High).unwrap();
+        let mut r = StreamResampler::new(44100, 16000, ResampleQuality::High).unwrap();
+        let mut out = Vec::new();
+        for c in x.chunks(777) {
+            r.push(c, &mut out).unwrap();
+        }
+        r.finish(&mut out).unwrap();
+        assert_eq!(out, whole);
+    }
+}
