@@ -1,0 +1,57 @@
+//! # mirkit — music information retrieval in Rust
+//!
+//! The facade of the mirkit workspace: it re-exports the crates under short names and
+//! holds the file-level pipelines the `mirkit` command line uses.
+//!
+//! | module | crate | what |
+//! |---|---|---|
+//! | [`core`] | mirkit-core | `AudioBuffer`, `TimeFrequency`, `.npy` |
+//! | [`io`] | mirkit-io | decoding, resampling, streaming, WAV, PNG |
+//! | [`dsp`] | mirkit-dsp | STFT, mel, dB, MFCC, presets |
+//!
+//! ```no_run
+//! use mirkit::dsp::{FeatureConfig, Preset};
+//! // log-mel of a file with the Won et al. 2020 front end, streamed to .npy
+//! let cfg = FeatureConfig::preset(Preset::Won2020);
+//! mirkit::pipeline::features_to_npy("song.mp3".as_ref(), "song.npy".as_ref(), &cfg, &Default::default())?;
+//! # Ok::<(), mirkit::Error>(())
+//! ```
+//!
+//! ## Design decisions
+//! * Data flow one way: io → dsp (→ augment → nn/models → train/transfer); the facade only
+//!   composes them.
+//! * File pipelines stream: memory does not grow with the length of the audio.
+
+#![warn(missing_docs)]
+
+pub use mirkit_core as core;
+pub use mirkit_dsp as dsp;
+pub use mirkit_io as io;
+
+pub mod pipeline;
+
+/// Errors of the facade: one of the crates' errors, or a file-level problem.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Audio input/output.
+    #[error(transparent)]
+    Io(#[from] mirkit_io::IoError),
+    /// Feature extraction.
+    #[error("{path}: {source}")]
+    Dsp {
+        /// the file being processed
+        path: String,
+        /// the error
+        #[source]
+        source: mirkit_dsp::DspError,
+    },
+    /// Shared types (npy writing...).
+    #[error(transparent)]
+    Core(#[from] mirkit_core::CoreError),
+    /// Anything else, with a message naming the problem.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result type of the facade.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,1 +1,396 @@
-fn main() {}
+//! The `mirkit` command line: `mirkit features`, `mirkit info`.
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use mirkit::dsp::{
+    Compression, DbConfig, DbRef, FeatureConfig, MelArithmetic, MelNorm, MelScale, MelSettings, MfccSettings, PadMode,
+    Preset, WindowKind,
+};
+use mirkit::io::plot::{spectrogram_png, SpecPlot};
+use mirkit::io::{info, is_audio_path, ResampleQuality};
+use mirkit::pipeline::{features_to_npy, ReadOptions};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "mirkit", version, about = "Music information retrieval: decode, features, tags.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compute a (log-)mel spectrogram, spectrogram or MFCC and write float32 .npy
+    /// of shape (rows, frames). IN may be a folder: every audio file below it is processed
+    /// in parallel and the tree is mirrored under OUT.
+    Features(FeatArgs),
+    /// Print what a file contains (codec, rate, channels, duration) without decoding it.
+    Info {
+        /// Audio files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct FeatArgs {
+    /// Input file or folder.
+    input: PathBuf,
+    /// Output .npy file (or folder when IN is a folder).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Starting point: librosa, torchaudio, won2020 or musicnn (options below override it).
+    #[arg(long, default_value = "librosa")]
+    preset: String,
+    /// Sample rate in Hz, or "native".
+    #[arg(long)]
+    sr: Option<String>,
+    /// FFT size.
+    #[arg(long)]
+    n_fft: Option<usize>,
+    /// Hop length in samples.
+    #[arg(long)]
+    hop_length: Option<usize>,
+    /// Window length in samples (default n_fft).
+    #[arg(long)]
+    win_length: Option<usize>,
+    /// Window: hann, hamming, blackman, blackmanharris, rectangular.
+    #[arg(long)]
+    window: Option<String>,
+    /// Number of mel bands; 0 writes a linear-frequency spectrogram.
+    #[arg(long)]
+    n_mels: Option<usize>,
+    /// Lowest mel edge in Hz.
+    #[arg(long)]
+    fmin: Option<f32>,
+    /// Highest mel edge in Hz (default sr/2).
+    #[arg(long)]
+    fmax: Option<f32>,
+    /// HTK mel formula instead of Slaney's.
+    #[arg(long)]
+    htk: bool,
+    /// Filter normalisation: slaney or none.
+    #[arg(long)]
+    norm: Option<String>,
+    /// Centre frames (pad n_fft/2 each side).
+    #[arg(long, overrides_with = "no_center")]
+    center: bool,
+    /// Do not centre frames.
+    #[arg(long)]
+    no_center: bool,
+    /// Padding when centring: constant, reflect or edge.
+    #[arg(long)]
+    pad_mode: Option<String>,
+    /// Exponent of the magnitude (2 power, 1 magnitude).
+    #[arg(long)]
+    power: Option<f32>,
+    /// Convert to decibels (librosa.power_to_db, ref=1, amin=1e-10).
+    #[arg(long)]
+    db: bool,
+    /// With --db: dynamic range below the peak, or "none" (default 80).
+    #[arg(long)]
+    top_db: Option<String>,
+    /// Write N MFCCs (DCT-II of the log-mel) instead of the mel spectrogram.
+    #[arg(long)]
+    mfcc: Option<usize>,
+    /// Cepstral lifter for --mfcc.
+    #[arg(long, default_value_t = 0.0)]
+    lifter: f32,
+    /// Start reading at this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    offset: f64,
+    /// Read at most this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Resampler: high or fast.
+    #[arg(long, default_value = "high")]
+    resample: String,
+    /// Also draw the result as a PNG with axes (for a folder: one PNG beside each .npy).
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Parallel jobs for a folder (default: all cores).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse::<T>().map_err(|e| format!("--{what} {s}: {e}"))
+}
+
+fn build_config(a: &FeatArgs, native_sr: Option<u32>) -> Result<FeatureConfig, String> {
+    let preset: Preset = parse(&a.preset, "preset")?;
+    let mut c = FeatureConfig::preset(preset);
+    match a.sr.as_deref() {
+        Some("native") => c.sample_rate = native_sr.ok_or("--sr native needs a readable input file")?,
+        Some(s) => c.sample_rate = parse(s, "sr")?,
+        None => {}
+    }
+    if let Some(n) = a.n_fft {
+        c.stft.n_fft = n;
+        c.stft.win_length = n;
+        if a.hop_length.is_none() && preset == Preset::Librosa {
+            c.stft.hop_length = n / 4;
+        }
+    }
+    if let Some(h) = a.hop_length {
+        c.stft.hop_length = h;
+    }
+    if let Some(w) = a.win_length {
+        c.stft.win_length = w;
+    }
+    if let Some(w) = &a.window {
+        c.stft.window = parse::<WindowKind>(w, "window")?;
+    }
+    if a.center {
+        c.stft.center = true;
+    }
+    if a.no_center {
+        c.stft.center = false;
+    }
+    if let Some(p) = &a.pad_mode {
+        c.stft.pad_mode = parse::<PadMode>(p, "pad-mode")?;
+    }
+    if let Some(p) = a.power {
+        c.power = p;
+    }
+    if a.n_mels == Some(0) {
+        c.mel = None;
+    } else {
+        let mut m = c.mel.clone().unwrap_or(MelSettings {
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: None,
+            scale: MelScale::Slaney,
+            norm: MelNorm::Slaney,
+            arithmetic: MelArithmetic::Librosa,
+        });
+        if let Some(n) = a.n_mels {
+            m.n_mels = n;
+        }
+        if let Some(f) = a.fmin {
+            m.fmin = f;
+        }
+        if a.fmax.is_some() {
+            m.fmax = a.fmax;
+        }
+        if a.htk {
+            m.scale = MelScale::Htk;
+        }
+        if let Some(n) = &a.norm {
+            m.norm = match n.as_str() {
+                "slaney" => MelNorm::Slaney,
+                "none" => MelNorm::None,
+                _ => return Err(format!("--norm {n}: slaney or none")),
+            };
+        }
+        c.mel = Some(m);
+    }
+    let top_db = match a.top_db.as_deref() {
+        None => Some(80.0),
+        Some("none") => None,
+        Some(s) => Some(parse::<f32>(s, "top-db")?),
+    };
+    if a.db {
+        c.compression = Compression::Db(DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db });
+    } else if a.top_db.is_some() {
+        return Err("--top-db needs --db".into());
+    }
+    if let Some(n) = a.mfcc {
+        if c.compression == Compression::None {
+            // librosa.feature.mfcc: power_to_db(melspectrogram) with top_db=80
+            c.compression = Compression::Db(DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db });
+        }
+        c.mfcc = Some(MfccSettings { n_mfcc: n, lifter: a.lifter });
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+fn draw_png(npy_path: &Path, png_path: &Path, cfg: &FeatureConfig, title: &str) -> Result<(), String> {
+    let a = mirkit::core::npy::read(npy_path).map_err(|e| e.to_string())?.to_f32_2d().map_err(|e| e.to_string())?;
+    let rows = a.nrows();
+    let (y_label, row_values) = match (&cfg.mfcc, &cfg.mel) {
+        (Some(_), _) => ("MFCC".to_string(), None),
+        (None, Some(m)) => {
+            let fmax = m.fmax.unwrap_or(cfg.sample_rate as f32 / 2.0);
+            let f = mirkit::dsp::mel_frequencies(rows + 2, m.fmin as f64, fmax as f64, m.scale);
+            ("HZ".to_string(), Some(f[1..rows + 1].to_vec()))
+        }
+        (None, None) => {
+            ("HZ".to_string(), Some((0..rows).map(|k| k as f64 * cfg.sample_rate as f64 / cfg.stft.n_fft as f64).collect()))
+        }
+    };
+    let unit = match &cfg.compression {
+        Compression::Db(_) if cfg.mfcc.is_none() => "DB",
+        _ => "",
+    };
+    let opts = SpecPlot {
+        title: title.to_string(),
+        seconds_per_frame: cfg.stft.hop_length as f64 / cfg.sample_rate as f64,
+        y_label,
+        row_values,
+        unit: unit.into(),
+        ..Default::default()
+    };
+    spectrogram_png(png_path, a.view(), &opts).map_err(|e| e.to_string())
+}
+
+fn one_file(a: &FeatArgs, input: &Path, output: &Path, png: Option<&Path>) -> Result<String, String> {
+    let native = info(input).map_err(|e| e.to_string())?.sample_rate;
+    let cfg = build_config(a, Some(native))?;
+    let read = ReadOptions { offset: a.offset, duration: a.duration, quality: parse::<ResampleQuality>(&a.resample, "resample")? };
+    let s = features_to_npy(input, output, &cfg, &read).map_err(|e| e.to_string())?;
+    if let Some(p) = png {
+        let name = input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        draw_png(output, p, &cfg, &name)?;
+    }
+    Ok(format!("{} -> {} ({} x {})", input.display(), output.display(), s.rows, s.frames))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if is_audio_path(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn features(a: FeatArgs) -> ExitCode {
+    if !a.input.is_dir() {
+        // validate the options once, before touching the file, for a clear message
+        if let Err(e) = build_config(&a, Some(22050)) {
+            if !e.contains("native") {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return match one_file(&a, &a.input, &a.output, a.png.as_deref()) {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Err(e) = build_config(&a, Some(22050)) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let mut files = Vec::new();
+    if let Err(e) = walk(&a.input, &mut files) {
+        eprintln!("error: {}: {e}", a.input.display());
+        return ExitCode::FAILURE;
+    }
+    if files.is_empty() {
+        eprintln!("error: no audio files under {}", a.input.display());
+        return ExitCode::FAILURE;
+    }
+    if let Some(j) = a.jobs {
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(j.max(1)).build_global();
+    }
+    let pb = ProgressBar::new(files.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files [{elapsed_precise} < {eta_precise}] {msg}")
+            .expect("valid template"),
+    );
+    let failures: Vec<String> = files
+        .par_iter()
+        .filter_map(|f| {
+            let rel = f.strip_prefix(&a.input).unwrap_or(f);
+            let out = a.output.join(rel).with_extension("npy");
+            let res = out
+                .parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .map_err(|e| format!("{}: {e}", out.display()))
+                .and_then(|_| {
+                    let png = a.png.as_ref().map(|_| out.with_extension("png"));
+                    one_file(&a, f, &out, png.as_deref())
+                });
+            pb.inc(1);
+            match res {
+                Ok(_) => None,
+                Err(e) => {
+                    pb.println(format!("skipped: {e}"));
+                    Some(e)
+                }
+            }
+        })
+        .collect();
+    pb.finish_and_clear();
+    println!("{} of {} files written under {}", files.len() - failures.len(), files.len(), a.output.display());
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} file(s) failed:", failures.len());
+        for f in &failures {
+            eprintln!("  {f}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn info_cmd(files: Vec<PathBuf>, json: bool) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match info(&f) {
+            Ok(i) => {
+                if json {
+                    let v = serde_json::json!({
+                        "path": f.display().to_string(), "codec": i.codec, "sample_rate": i.sample_rate,
+                        "channels": i.channels, "frames": i.n_frames, "duration_secs": i.duration_secs,
+                        "bits_per_sample": i.bits_per_sample, "file_bytes": i.file_bytes,
+                    });
+                    println!("{v}");
+                } else {
+                    println!("{}", f.display());
+                    println!("  codec        {}", i.codec);
+                    println!("  sample rate  {} Hz", i.sample_rate);
+                    println!("  channels     {}", i.channels);
+                    match (i.duration_secs, i.n_frames) {
+                        (Some(d), Some(n)) => println!("  duration     {:.3} s ({} frames)", d, n),
+                        _ => println!("  duration     unknown (not in the header)"),
+                    }
+                    if let Some(b) = i.bits_per_sample {
+                        println!("  bits         {b}");
+                    }
+                    println!("  size         {} bytes", i.file_bytes);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Features(a) => features(a),
+        Cmd::Info { files, json } => info_cmd(files, json),
+    }
+}

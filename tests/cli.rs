@@ -1,0 +1,133 @@
+//! End-to-end tests of the `mirkit` binary and the streaming pipeline.
+
+use mirkit::core::npy;
+use mirkit::dsp::{Compression, DbConfig, FeatureConfig, FeatureExtractor, MfccSettings};
+use mirkit::io::{load, LoadOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mirkit"))
+}
+fn clip(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/clips").join(name)
+}
+const TRUMPET: &str = "sorohanro_-_solo-trumpet-06.hq.ogg";
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mirkit-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+fn read2(p: &Path) -> ndarray::Array2<f32> {
+    npy::read(p).unwrap().to_f32_2d().unwrap()
+}
+
+/// The streamed, two-pass file pipeline gives exactly the in-memory result.
+#[test]
+fn streamed_features_equal_in_memory_features() {
+    let d = tmp("stream");
+    let y = load(clip(TRUMPET), &LoadOptions::at(22050)).unwrap();
+    let mut cfgs = vec![FeatureConfig::librosa(), FeatureConfig::won2020(), FeatureConfig::musicnn()];
+    let mut c = FeatureConfig::librosa();
+    c.compression = Compression::Db(DbConfig::default());
+    cfgs.push(c.clone());
+    c.mfcc = Some(MfccSettings { n_mfcc: 20, lifter: 0.0 });
+    cfgs.push(c);
+    let mut lin = FeatureConfig::torchaudio();
+    lin.mel = None;
+    cfgs.push(lin);
+    for (i, mut cfg) in cfgs.into_iter().enumerate() {
+        cfg.sample_rate = 22050;
+        let want = FeatureExtractor::new(cfg.clone()).unwrap().compute(y.samples()).unwrap().into_array();
+        let out = d.join(format!("f{i}.npy"));
+        mirkit::pipeline::features_to_npy(&clip(TRUMPET), &out, &cfg, &Default::default()).unwrap();
+        let got = read2(&out);
+        assert_eq!(got.dim(), want.dim(), "config {i}");
+        assert!(got.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())), "config {i} differs");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).filter(|n| !n.to_string_lossy().ends_with(".npy") || n.to_string_lossy().contains("part")).collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn features_command_writes_npy_and_png() {
+    let d = tmp("feat");
+    let out = d.join("t.npy");
+    let png = d.join("t.png");
+    let st = bin()
+        .args(["features"])
+        .arg(clip(TRUMPET))
+        .args(["-o"])
+        .arg(&out)
+        .args(["--sr", "16000", "--n-fft", "512", "--hop-length", "256", "--n-mels", "96", "--db", "--top-db", "none", "--png"])
+        .arg(&png)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = read2(&out);
+    let y = load(clip(TRUMPET), &LoadOptions::at(16000)).unwrap();
+    assert_eq!(a.dim(), (96, 1 + y.len() / 256));
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+
+    // MFCC with librosa-named options
+    let out = d.join("m.npy");
+    assert!(bin().arg("features").arg(clip(TRUMPET)).arg("-o").arg(&out).args(["--mfcc", "13"]).status().unwrap().success());
+    assert_eq!(read2(&out).nrows(), 13);
+}
+
+#[test]
+fn folder_mode_skips_bad_files_and_fails_at_the_end() {
+    let d = tmp("dir");
+    let src = d.join("in");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("a.ogg")).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("sub/b.ogg")).unwrap();
+    std::fs::write(src.join("sub/broken.mp3"), b"not audio at all").unwrap();
+    std::fs::write(src.join("notes.txt"), b"ignored").unwrap();
+    let out = d.join("out");
+    let o = bin().arg("features").arg(&src).arg("-o").arg(&out).args(["--db"]).output().unwrap();
+    assert!(!o.status.success(), "a failed file must make the exit status non-zero");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("broken.mp3"), "stderr names the bad file: {err}");
+    assert!(out.join("a.npy").exists() && out.join("sub/b.npy").exists());
+    assert!(!out.join("sub/broken.npy").exists());
+    assert_eq!(read2(&out.join("a.npy")), read2(&out.join("sub/b.npy")));
+}
+
+#[test]
+fn bad_options_and_inputs_are_reported() {
+    let d = tmp("bad");
+    let out = d.join("x.npy");
+    for args in [
+        vec!["--hop-length", "0"],
+        vec!["--fmax", "20000"],
+        vec!["--n-mels", "40", "--mfcc", "41"],
+        vec!["--sr", "0"],
+        vec!["--preset", "nope"],
+        vec!["--pad-mode", "wrap"],
+    ] {
+        let o = bin().arg("features").arg(clip(TRUMPET)).arg("-o").arg(&out).args(&args).output().unwrap();
+        assert!(!o.status.success(), "{args:?} accepted");
+        assert!(!String::from_utf8_lossy(&o.stderr).is_empty());
+        assert!(!out.exists(), "{args:?} left an output file");
+    }
+    let empty = d.join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let o = bin().arg("features").arg(&empty).arg("-o").arg(&out).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty"));
+    let o = bin().args(["info"]).arg(&empty).output().unwrap();
+    assert!(!o.status.success());
+}
+
+#[test]
+fn info_command_prints_header_facts() {
+    let o = bin().args(["info", "--json"]).arg(clip(TRUMPET)).output().unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["codec"], "vorbis");
+    assert_eq!(v["sample_rate"], 44100);
+    assert_eq!(v["channels"], 2);
+    assert_eq!(v["frames"], 235201);
+}
