@@ -200,6 +200,7 @@ impl Stft {
     }
 
     /// Calls `f(t, spectrum)` for every frame, in order, without storing the whole STFT.
+    #[inline(always)]
     /// This is the hot loop of every spectral feature: interior frames are read straight
     /// from `x`, only the edge frames go through the padding logic.
     pub fn frames_with(&self, x: &[f32], s: &mut StftScratch, mut f: impl FnMut(usize, &[Complex64])) -> Result<usize> {
@@ -282,21 +283,26 @@ pub fn power_spectrum(spec: &[Complex64], power: f32, out: &mut [f32]) {
 
 /// [`power_spectrum`] writing every `stride`-th element of `out` (a column of a
 /// bins-major block).
-#[inline]
+#[inline(always)]
 pub fn power_spectrum_strided(spec: &[Complex64], power: f32, out: &mut [f32], stride: usize) {
-    let it = out.iter_mut().step_by(stride).zip(spec);
+    let n = spec.len();
+    if n == 0 {
+        return;
+    }
+    assert!(out.len() > (n - 1) * stride, "output too short for {n} bins at stride {stride}");
+    let out = &mut out[..(n - 1) * stride + 1];
     if power == 2.0 {
-        for (o, c) in it {
-            *o = (c.re * c.re + c.im * c.im) as f32;
+        for (k, c) in spec.iter().enumerate() {
+            out[k * stride] = (c.re * c.re + c.im * c.im) as f32;
         }
     } else if power == 1.0 {
-        for (o, c) in it {
-            *o = (c.re * c.re + c.im * c.im).sqrt() as f32;
+        for (k, c) in spec.iter().enumerate() {
+            out[k * stride] = (c.re * c.re + c.im * c.im).sqrt() as f32;
         }
     } else {
         let p = power as f64;
-        for (o, c) in it {
-            *o = (c.re * c.re + c.im * c.im).sqrt().powf(p) as f32;
+        for (k, c) in spec.iter().enumerate() {
+            out[k * stride] = (c.re * c.re + c.im * c.im).sqrt().powf(p) as f32;
         }
     }
 }

@@ -1,0 +1,111 @@
+//! Times single-threaded log-mel extraction against the FFTs alone, and many files in
+//! parallel on 1 vs all cores; prints JSON. Used by `tools/bench_compare.py`, which runs
+//! librosa and torchaudio on the same samples.
+//!
+//! `cargo run --release --example bench_features -- [INPUT.npy] [REPEATS]`
+//! (default input: 10 minutes of the Brahms clip tiled at 22.05 kHz, built in memory).
+
+use mirkit::dsp::{Compression, DbConfig, FeatureConfig, FeatureExtractor, MelArithmetic, MelNorm, MelScale, MelSettings, StftConfig};
+use realfft::RealFftPlanner;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let repeats: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(7);
+    let y: Vec<f32> = match args.get(1) {
+        Some(p) => mirkit::core::npy::read(p).expect("input .npy").data.iter().map(|&v| v as f32).collect(),
+        None => {
+            let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/data/clips/brahms_hungarian_dance_5.hq.ogg");
+            let b = mirkit::io::load(clip, &mirkit::io::LoadOptions::at(22050)).expect("clip");
+            b.samples().iter().copied().cycle().take(600 * 22050).collect()
+        }
+    };
+    let cfg = FeatureConfig {
+        sample_rate: 22050,
+        stft: StftConfig::new(512).hop(256),
+        power: 2.0,
+        mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }),
+        compression: Compression::Db(DbConfig::default()),
+        mfcc: None,
+    };
+    let ex = FeatureExtractor::new(cfg).unwrap();
+    let n_frames = ex.n_frames(y.len()).unwrap();
+
+    // FFTs alone: window + forward real FFT of every frame, f32 and f64
+    let time_fft = |f64_: bool| -> f64 {
+        let mut ts = Vec::new();
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let mut acc = 0.0f64;
+            if f64_ {
+                let fft = RealFftPlanner::<f64>::new().plan_fft_forward(512);
+                let (mut i, mut o, mut s) = (fft.make_input_vec(), fft.make_output_vec(), fft.make_scratch_vec());
+                for k in 0..n_frames.saturating_sub(2) {
+                    for (d, &v) in i.iter_mut().zip(&y[k * 256..k * 256 + 512]) {
+                        *d = v as f64;
+                    }
+                    fft.process_with_scratch(&mut i, &mut o, &mut s).unwrap();
+                    acc += o[1].re;
+                }
+            } else {
+                let fft = RealFftPlanner::<f32>::new().plan_fft_forward(512);
+                let (mut i, mut o, mut s) = (fft.make_input_vec(), fft.make_output_vec(), fft.make_scratch_vec());
+                for k in 0..n_frames.saturating_sub(2) {
+                    i.copy_from_slice(&y[k * 256..k * 256 + 512]);
+                    fft.process_with_scratch(&mut i, &mut o, &mut s).unwrap();
+                    acc += o[1].re as f64;
+                }
+            }
+            std::hint::black_box(acc);
+            ts.push(t.elapsed().as_secs_f64());
+        }
+        median(ts)
+    };
+    let fft32 = time_fft(false);
+    let fft64 = time_fft(true);
+    let mut ts = Vec::new();
+    let mut scratch = ex.scratch();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let m = ex.compute_with(&y, &mut scratch).unwrap();
+        std::hint::black_box(m);
+        ts.push(t.elapsed().as_secs_f64());
+    }
+    let logmel = median(ts);
+
+    // many files in parallel: 8 one-minute signals, 1 thread vs all threads
+    let files: Vec<&[f32]> = (0..8).map(|i| &y[i * 60 * 22050..(i + 1) * 60 * 22050]).collect();
+    let run = |threads: usize| -> f64 {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut ts = Vec::new();
+        for _ in 0..repeats.min(5) {
+            let t = Instant::now();
+            pool.install(|| {
+                use rayon::prelude::*;
+                files.par_iter().for_each(|f| {
+                    std::hint::black_box(ex.compute(f).unwrap());
+                })
+            });
+            ts.push(t.elapsed().as_secs_f64());
+        }
+        median(ts)
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let par1 = run(1);
+    let parn = run(cores);
+    println!(
+        "{}",
+        serde_json::json!({
+            "seconds_of_audio": y.len() as f64 / 22050.0, "frames": n_frames,
+            "fft_f32_s": fft32, "fft_f64_s": fft64, "logmel_s": logmel,
+            "logmel_over_fft_f64": logmel / fft64, "logmel_over_fft_f32": logmel / fft32,
+            "parallel_files_1thread_s": par1, "parallel_files_all_threads_s": parn, "threads": cores,
+            "parallel_speedup": par1 / parn,
+        })
+    );
+}
