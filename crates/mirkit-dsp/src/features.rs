@@ -512,7 +512,13 @@ impl FeatureExtractor {
 
     /// A streaming front end: push blocks of samples, receive stage-1 frames.
     pub fn streamer(&self) -> FrameStreamer<'_> {
-        FrameStreamer { ex: self, scratch: self.scratch(), frame: vec![0.0; self.stage1_rows()], buf: Vec::new(), buf_start: 0, received: 0, next: 0, max: f32::NEG_INFINITY }
+        FrameStreamer {
+            ex: self,
+            scratch: self.scratch(),
+            frame: vec![0.0; self.stage1_rows()],
+            xbuf: vec![0.0; self.cfg.stft.n_fft],
+            lanes: 0,
+            buf: Vec::new(), buf_start: 0, received: 0, next: 0, max: f32::NEG_INFINITY }
     }
 }
 
@@ -525,6 +531,8 @@ pub struct FrameStreamer<'a> {
     ex: &'a FeatureExtractor,
     scratch: Scratch,
     frame: Vec<f32>,
+    xbuf: Vec<f32>,
+    lanes: usize,
     buf: Vec<f32>,
     buf_start: usize,
     received: usize,
@@ -537,7 +545,7 @@ impl FrameStreamer<'_> {
     pub fn samples(&self) -> usize {
         self.received
     }
-    /// Frames emitted so far.
+    /// Frames transformed so far (the last few may still wait in the block).
     pub fn frames(&self) -> usize {
         self.next
     }
@@ -551,48 +559,69 @@ impl FrameStreamer<'_> {
         let n_fft = cfg.n_fft;
         let off = if cfg.center { (n_fft / 2) as isize } else { 0 };
         let start = t as isize * cfg.hop_length as isize - off;
-        let Scratch { stft: s, power, block } = &mut self.scratch;
-        // Build the windowed frame into the FFT input from the buffer.
-        let buf = &self.buf;
         let bs = self.buf_start as isize;
         let n = total.map(|v| v as isize);
-        let get = |i: isize| -> f32 {
-            let j = match (cfg.pad_mode, n) {
-                _ if i >= 0 && n.is_none_or(|n| i < n) => i,
-                (PadMode::Constant, _) => return 0.0,
-                (PadMode::Edge, _) => {
-                    if i < 0 {
-                        0
-                    } else {
-                        n.unwrap() - 1
-                    }
-                }
-                (PadMode::Reflect, _) => {
-                    let nn = n.unwrap_or(isize::MAX / 4);
-                    if nn == 1 {
-                        0
-                    } else {
-                        let period = 2 * (nn - 1);
-                        let mut j = i.rem_euclid(period);
-                        if j >= nn {
-                            j = period - j;
+        let inside = start >= bs && (start + n_fft as isize) <= bs + self.buf.len() as isize && n.is_none_or(|n| start + n_fft as isize <= n);
+        if inside {
+            let a = (start - bs) as usize;
+            self.xbuf.copy_from_slice(&self.buf[a..a + n_fft]);
+        } else {
+            let buf = &self.buf;
+            let get = |i: isize| -> f32 {
+                let j = match (cfg.pad_mode, n) {
+                    _ if i >= 0 && n.is_none_or(|n| i < n) => i,
+                    (PadMode::Constant, _) => return 0.0,
+                    (PadMode::Edge, _) => {
+                        if i < 0 {
+                            0
+                        } else {
+                            n.unwrap() - 1
                         }
-                        j
                     }
-                }
+                    (PadMode::Reflect, _) => {
+                        let nn = n.unwrap_or(isize::MAX / 4);
+                        if nn == 1 {
+                            0
+                        } else {
+                            let period = 2 * (nn - 1);
+                            let mut j = i.rem_euclid(period);
+                            if j >= nn {
+                                j = period - j;
+                            }
+                            j
+                        }
+                    }
+                };
+                buf[(j - bs) as usize]
             };
-            buf[(j - bs) as usize]
-        };
-        let x: Vec<f32> = (0..n_fft as isize).map(|k| get(start + k)).collect();
-        let spec = self.ex.stft.transform_frame(&x, s);
-        power_spectrum_strided(spec, self.ex.cfg.power, power, BLOCK);
-        self.ex.stage1_block(power, block);
-        let frame = &mut self.frame;
-        for (r, v) in frame.iter_mut().enumerate() {
-            *v = block[r * BLOCK];
-            self.max = self.max.max(*v);
+            for (k, v) in self.xbuf.iter_mut().enumerate() {
+                *v = get(start + k as isize);
+            }
         }
-        on_frame(frame);
+        let Scratch { stft: s, power, .. } = &mut self.scratch;
+        let spec = self.ex.stft.transform_frame(&self.xbuf, s);
+        power_spectrum_strided(spec, self.ex.cfg.power, &mut power[self.lanes..], BLOCK);
+        self.lanes += 1;
+        if self.lanes == BLOCK {
+            self.flush(on_frame);
+        }
+    }
+
+    /// Runs stage 1 on the pending lanes and hands each frame out, in order.
+    fn flush(&mut self, on_frame: &mut dyn FnMut(&[f32])) {
+        if self.lanes == 0 {
+            return;
+        }
+        let Scratch { power, block, .. } = &mut self.scratch;
+        self.ex.stage1_block(power, block);
+        for j in 0..self.lanes {
+            for (r, v) in self.frame.iter_mut().enumerate() {
+                *v = block[r * BLOCK + j];
+                self.max = self.max.max(*v);
+            }
+            on_frame(&self.frame);
+        }
+        self.lanes = 0;
     }
 
     /// Pushes samples; calls `on_frame` with each completed stage-1 frame.
@@ -644,6 +673,7 @@ impl FrameStreamer<'_> {
         for t in self.next..n_frames {
             self.emit(t, Some(n), on_frame);
         }
+        self.flush(on_frame);
         Ok((n_frames, self.max))
     }
 }
