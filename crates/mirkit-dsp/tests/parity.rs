@@ -60,6 +60,7 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
         let got = mel_filterbank(&cfg).unwrap();
         let want = fixture2(name);
         let err = max_abs_diff(&got, &want);
+        eprintln!("parity {name}: max abs error {err:.3e}");
         assert!(err <= 1e-6, "{name}: max abs error {err}");
     }
 }
@@ -76,6 +77,7 @@ fn check_stft(name: &str, x: &[f32], cfg: StftConfig) {
     assert_eq!(got.dim(), want.dim(), "{name} shape");
     let peak = want.iter().map(|c| c.norm()).fold(0.0, f32::max);
     let err = got.iter().zip(&want).map(|(a, b)| (a - b).norm()).fold(0.0, f32::max);
+    eprintln!("parity {name}: max |dX| / max|X| = {:.3e}", err / peak);
     assert!(err <= 1e-5 * peak, "{name}: error {err} > 1e-5 * {peak}");
 }
 
@@ -109,6 +111,7 @@ fn istft_matches_librosa_and_inverts() {
     let peak = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let e_ref = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     let e_rt = got.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    eprintln!("parity istft: vs librosa {:.3e}, round trip {:.3e} (relative to peak)", e_ref / peak, e_rt / peak);
     assert!(e_ref <= 1e-5 * peak, "vs librosa.istft: {e_ref}");
     assert!(e_rt <= 1e-5 * peak, "round trip: {e_rt}");
 }
@@ -123,6 +126,7 @@ fn check_db(name: &str, got: &Array2<f32>, top_db: Option<f32>) {
             worst = worst.max((a - b).abs());
         }
     }
+    eprintln!("parity {name}: worst dB error {worst:.3e}");
     assert!(worst <= 1e-3, "{name}: worst dB error {worst}");
 }
 
@@ -133,6 +137,7 @@ fn melspectrogram_and_log_mel_match_librosa() {
     let want = fixture2("trumpet_melspec_default");
     let peak = want.iter().fold(0.0f32, |m, &v| m.max(v));
     let err = max_abs_diff(&mel, &want);
+    eprintln!("parity melspectrogram: max error / peak {:.3e}", err / peak);
     assert!(err <= 1e-5 * peak, "melspectrogram: {err} vs peak {peak}");
 
     let mut cfg = FeatureConfig::librosa();
@@ -164,17 +169,21 @@ fn mfcc_and_deltas_match_librosa() {
     cfg.mfcc = Some(MfccSettings { n_mfcc: 20, lifter: 0.0 });
     let m20 = FeatureExtractor::new(cfg.clone()).unwrap().compute(&y).unwrap().into_array();
     let e = max_abs_diff(&m20, &fixture2("trumpet_mfcc20"));
+    eprintln!("parity mfcc20: {e:.3e}");
     assert!(e <= 1e-3, "mfcc20: {e}");
     cfg.mfcc = Some(MfccSettings { n_mfcc: 13, lifter: 22.0 });
     let m13 = FeatureExtractor::new(cfg).unwrap().compute(&y).unwrap().into_array();
     let e = max_abs_diff(&m13, &fixture2("trumpet_mfcc13_lifter22"));
+    eprintln!("parity mfcc13 lifter 22: {e:.3e}");
     assert!(e <= 1e-3, "mfcc13 lifter 22: {e}");
 
     let d1 = delta(m20.view(), 9, 1).unwrap();
     let e = max_abs_diff(&d1, &fixture2("trumpet_mfcc20_delta1"));
+    eprintln!("parity delta1: {e:.3e}");
     assert!(e <= 1e-3, "delta1: {e}");
     let d2 = delta(m20.view(), 5, 2).unwrap();
     let e = max_abs_diff(&d2, &fixture2("trumpet_mfcc20_delta2_w5"));
+    eprintln!("parity delta2: {e:.3e}");
     assert!(e <= 1e-3, "delta2: {e}");
 }
 
@@ -189,6 +198,7 @@ fn pretrained_front_ends_match_their_references() {
     let want = fixture2("brahms_torchaudio_default");
     let peak = want.iter().fold(0.0f32, |m, &v| m.max(v));
     let e = max_abs_diff(&got, &want);
+    eprintln!("parity torchaudio default: max error / peak {:.3e}", e / peak);
     assert!(e <= 1e-5 * peak, "torchaudio default: {e} vs peak {peak}");
     // musicnn 0.1.0: float16 arithmetic, so values agree to within one half-precision
     // step of log10 (2^-11 relative) where rounding of the input lands differently.
@@ -202,6 +212,7 @@ fn pretrained_front_ends_match_their_references() {
             assert!(a.is_finite() && b.is_finite() && (a - b).abs() <= b.abs() * 2f32.powi(-10), "{a} vs {b}");
         }
     }
+    eprintln!("parity musicnn: {exact} of {} values bit-equal", want.len());
     assert!(exact as f64 >= 0.99 * want.len() as f64, "only {exact} of {} bit-equal", want.len());
 }
 
