@@ -61,11 +61,13 @@ const SQRTHF: f32 = std::f32::consts::FRAC_1_SQRT_2;
 #[inline(always)]
 pub fn ln_fast(x: f32) -> f32 {
     let bits = x.to_bits();
-    let mut e = ((bits >> 23) & 0xff) as i32 - 126;
-    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000); // [0.5, 1)
-    let lt = m < SQRTHF;
-    e -= lt as i32;
-    m = if lt { m + m - 1.0 } else { m - 1.0 };
+    // exponent and mantissa in [0.5, 1); all further steps are plain float arithmetic
+    // (no branches, no integer-to-float selects) so loops over slices vectorise
+    let e0 = ((bits >> 23) & 0xff) as i32 as f32 - 126.0;
+    let m0 = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    let lt = if m0 < SQRTHF { 1.0f32 } else { 0.0 };
+    let ef = e0 - lt;
+    let m = m0 + m0 * lt - 1.0;
     let z = m * m;
     let mut y = 7.037_683_6e-2_f32;
     y = y * m - 1.151_461e-1;
@@ -77,7 +79,6 @@ pub fn ln_fast(x: f32) -> f32 {
     y = y * m - 2.499_999_4e-1;
     y = y * m + 3.333_333_1e-1;
     y = y * m * z;
-    let ef = e as f32;
     y += -2.121_944_4e-4 * ef;
     y += -0.5 * z;
     let r = m + y;
