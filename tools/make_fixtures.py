@@ -164,6 +164,13 @@ def main():
 
     make_format_files()
 
+    # ---------------------------------------------------------------- augmentation (mirkit-augment)
+    save("aug_trumpet_stretch_1.25", librosa.effects.time_stretch(tr, rate=1.25))
+    save("aug_trumpet_stretch_0.81", librosa.effects.time_stretch(tr, rate=0.81))
+    save("aug_trumpet_pitch_+2", librosa.effects.pitch_shift(tr, sr=22050, n_steps=2))
+    save("aug_trumpet_pitch_-1.5", librosa.effects.pitch_shift(tr, sr=22050, n_steps=-1.5))
+    save("aug_trumpet_pitch_+1_bpo24", librosa.effects.pitch_shift(tr, sr=22050, n_steps=1, bins_per_octave=24))
+
     versions = dict(av=av.__version__, python=sys.version.split()[0], numpy=np.__version__, scipy=scipy.__version__,
                     librosa=librosa.__version__, soundfile=sf.__version__, soxr=soxr.__version__,
                     torch=torch.__version__, torchaudio=torchaudio.__version__)

@@ -48,13 +48,15 @@ impl Range {
 pub struct Applied {
     /// transform name (`pitch_shift`, `time_stretch`, `gain`, ...)
     pub name: String,
-    /// drawn parameters, in a fixed order
+    /// drawn parameters, sorted by name
     pub params: Vec<(String, f64)>,
 }
 
 impl Applied {
     fn new(name: &str, params: &[(&str, f64)]) -> Self {
-        Self { name: name.into(), params: params.iter().map(|(k, v)| (k.to_string(), *v)).collect() }
+        let mut params: Vec<(String, f64)> = params.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        Self { name: name.into(), params }
     }
     /// A parameter by name.
     pub fn get(&self, key: &str) -> Option<f64> {
@@ -91,6 +93,8 @@ pub fn records_from_json(s: &str) -> Result<Vec<Applied>> {
                 .iter()
                 .map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)).ok_or_else(|| AugmentError::Replay(format!("{name}.{k} is not a number"))))
                 .collect::<Result<Vec<_>>>()?;
+            let mut params = params;
+            params.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(Applied { name: name.to_string(), params })
         })
         .collect()
