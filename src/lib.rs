@@ -8,6 +8,7 @@
 //! | [`core`] | mirkit-core | `AudioBuffer`, `TimeFrequency`, `.npy` |
 //! | [`io`] | mirkit-io | decoding, resampling, streaming, WAV, PNG |
 //! | [`dsp`] | mirkit-dsp | STFT, mel, dB, MFCC, presets |
+//! | [`augment`] | mirkit-augment | time-stretch, pitch-shift, noise, filters, seeded chains |
 //!
 //! ```no_run
 //! use mirkit::dsp::{FeatureConfig, Preset};
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub use mirkit_augment as augment;
 pub use mirkit_core as core;
 pub use mirkit_dsp as dsp;
 pub use mirkit_io as io;

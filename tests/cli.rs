@@ -131,3 +131,39 @@ fn info_command_prints_header_facts() {
     assert_eq!(v["channels"], 2);
     assert_eq!(v["frames"], 235201);
 }
+
+#[test]
+fn augment_command_is_seeded_and_records() {
+    let d = tmp("aug");
+    let run = |seed: &str, out: &str, rec: &str| {
+        bin()
+            .arg("augment")
+            .arg(clip(TRUMPET))
+            .arg("-o")
+            .arg(d.join(out))
+            .args(["--pitch-shift", "-2:2", "--time-stretch", "0.81:1.23", "--gain", "-3", "--noise-snr", "20:30", "--seed", seed, "--record"])
+            .arg(d.join(rec))
+            .status()
+            .unwrap()
+    };
+    assert!(run("3", "a.wav", "a.json").success());
+    assert!(run("3", "b.wav", "b.json").success());
+    assert!(run("4", "c.wav", "c.json").success());
+    let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(read("a.wav"), read("b.wav"));
+    assert_eq!(read("a.json"), read("b.json"));
+    assert_ne!(read("a.wav"), read("c.wav"));
+    let rec = mirkit::augment::records_from_json(&String::from_utf8(read("a.json")).unwrap()).unwrap();
+    let names: Vec<&str> = rec.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["pitch_shift", "time_stretch", "gain", "noise"]);
+    let rate = rec[1].get("rate").unwrap();
+    let y = load(clip(TRUMPET), &LoadOptions::native()).unwrap();
+    let a = load(d.join("a.wav"), &LoadOptions::native()).unwrap();
+    assert_eq!(a.len(), (y.len() as f64 / rate).round() as usize);
+    // a range with min > max, and a rate of 0, are refused without writing anything
+    for args in [vec!["--pitch-shift", "2:-2"], vec!["--time-stretch", "0"], vec!["--noise-snr", "nan"]] {
+        let o = bin().arg("augment").arg(clip(TRUMPET)).arg("-o").arg(d.join("x.wav")).args(&args).output().unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        assert!(!d.join("x.wav").exists());
+    }
+}

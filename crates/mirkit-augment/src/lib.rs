@@ -49,4 +49,4 @@ pub use error::{AugmentError, Result};
 pub use filter::{biquad, compress, Compressor, FilterKind};
 pub use rng::Rng;
 pub use simple::{add_noise, clip, crop_or_pad, gain, invert_polarity, mix_background, time_shift, NoiseColor};
-pub use stretch::{phase_vocoder, pitch_shift, resample_ratio, time_stretch, PhaseMode};
+pub use stretch::{phase_vocoder, pitch_shift, resample_ratio, spectral_inconsistency, time_stretch, PhaseMode};

@@ -47,6 +47,6 @@ pub use db::{amplitude_to_db, db_to_amplitude, db_to_power, power_to_db, DbConfi
 pub use error::{check_finite, DspError, Result};
 pub use features::{Compression, FeatureConfig, FeatureExtractor, FrameStreamer, MelSettings, MfccSettings, Preset};
 pub use mel::{hz_to_mel, mel_filterbank, mel_frequencies, mel_to_hz, MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
-pub use stft::{istft, pad, stft, PadMode, Stft, StftConfig};
+pub use stft::{istft, istft_frames, pad, stft, OverlapAdd, PadMode, Stft, StftConfig};
 pub use window::{get_window, WindowKind};
 pub use realfft::num_complex::Complex32;

@@ -232,6 +232,26 @@ impl Stft {
         Ok(n_frames)
     }
 
+    /// The spectrum of frame `t` of `x` (with the configured centring and padding), for
+    /// callers that visit frames on demand. `x` is not checked for NaN here.
+    pub fn frame_at<'s>(&self, x: &[f32], t: usize, s: &'s mut StftScratch) -> &'s [Complex64] {
+        let n_fft = self.cfg.n_fft;
+        let off = if self.cfg.center { (n_fft / 2) as isize } else { 0 };
+        let start = t as isize * self.cfg.hop_length as isize - off;
+        if start >= 0 && start as usize + n_fft <= x.len() {
+            let frame = &x[start as usize..start as usize + n_fft];
+            for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
+                *o = a as f64 * w;
+            }
+        } else {
+            for (k, (o, &w)) in s.input.iter_mut().zip(&self.window).enumerate() {
+                *o = padded_value(x, start + k as isize, self.cfg.pad_mode) as f64 * w;
+            }
+        }
+        self.fft.process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch).expect("plan sizes");
+        &s.output
+    }
+
     /// Windows one `n_fft`-sample frame (unwindowed samples in `frame`) and transforms it.
     pub fn transform_frame<'s>(&self, frame: &[f32], s: &'s mut StftScratch) -> &'s [Complex64] {
         for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
@@ -324,19 +344,39 @@ pub fn istft(
     center: bool,
     length: Option<usize>,
 ) -> Result<Vec<f32>> {
-    let n_bins = spec.nrows();
+    let (n_bins, n_frames) = spec.dim();
+    let mut frames = Vec::with_capacity(n_bins * n_frames);
+    for t in 0..n_frames {
+        frames.extend(spec.column(t).iter().copied());
+    }
+    istft_frames(&frames, n_bins, hop_length, win_length, window, center, length)
+}
+
+/// [`istft`] on frames-major data: frame `t` is `frames[t·n_bins .. (t+1)·n_bins]`
+/// (the layout a phase vocoder produces; no transposition needed).
+pub fn istft_frames(
+    frames: &[Complex32],
+    n_bins: usize,
+    hop_length: usize,
+    win_length: Option<usize>,
+    window: WindowKind,
+    center: bool,
+    length: Option<usize>,
+) -> Result<Vec<f32>> {
     if n_bins < 2 {
         return Err(invalid("stft_matrix", format!("{} bins", n_bins), "needs at least 2 frequency bins"));
+    }
+    if frames.len() % n_bins != 0 {
+        return Err(DspError::Shape(format!("{} values do not divide into frames of {n_bins} bins", frames.len())));
     }
     let n_fft = 2 * (n_bins - 1);
     let win_length = win_length.unwrap_or(n_fft);
     let cfg = StftConfig { n_fft, hop_length, win_length, window, center, pad_mode: PadMode::Constant };
     cfg.validate()?;
-    if spec.iter().any(|c| !c.re.is_finite() || !c.im.is_finite()) {
-        return Err(DspError::NonFinite { index: 0, value: f32::NAN });
+    if let Some(i) = frames.iter().position(|c| !c.re.is_finite() || !c.im.is_finite()) {
+        return Err(DspError::NonFinite { index: i, value: f32::NAN });
     }
-    let win = pad_center(&get_window(window, win_length, true), n_fft)?;
-    let mut n_frames = spec.ncols();
+    let mut n_frames = frames.len() / n_bins;
     if let Some(len) = length {
         let padded = if center { len + 2 * (n_fft / 2) } else { len };
         n_frames = n_frames.min(padded.div_ceil(hop_length));
@@ -344,48 +384,114 @@ pub fn istft(
     if n_frames == 0 {
         return Err(DspError::EmptySignal);
     }
-    let expected = n_fft + hop_length * (n_frames - 1);
-    let mut y = vec![0.0f32; expected];
-    let mut wss = vec![0.0f32; expected];
-    let ifft: Arc<dyn ComplexToReal<f32>> = RealFftPlanner::<f32>::new().plan_fft_inverse(n_fft);
-    let mut inp = ifft.make_input_vec();
-    let mut out = ifft.make_output_vec();
-    let mut scratch = ifft.make_scratch_vec();
-    let scale = 1.0 / n_fft as f32;
+    let mut ola = OverlapAdd::new(n_bins, hop_length, Some(win_length), window, center)?;
     for t in 0..n_frames {
-        for (k, v) in inp.iter_mut().enumerate() {
-            *v = spec[[k, t]];
+        ola.push(&frames[t * n_bins..(t + 1) * n_bins]);
+    }
+    ola.finish(length)
+}
+
+/// Incremental inverse STFT (weighted overlap-add with librosa's window-sum-square
+/// normalisation): push frames one at a time, then [`finish`](Self::finish).
+/// [`istft`] and [`istft_frames`] are built on it.
+pub struct OverlapAdd {
+    n_bins: usize,
+    n_fft: usize,
+    hop: usize,
+    center: bool,
+    wsc: Vec<f32>,
+    wsq: Vec<f32>,
+    y: Vec<f32>,
+    wss: Vec<f32>,
+    frames: usize,
+    ifft: Arc<dyn ComplexToReal<f32>>,
+    inp: Vec<Complex32>,
+    out: Vec<f32>,
+    scratch: Vec<Complex32>,
+}
+
+impl OverlapAdd {
+    /// Prepares an inverse STFT of `n_bins`-bin frames.
+    pub fn new(n_bins: usize, hop_length: usize, win_length: Option<usize>, window: WindowKind, center: bool) -> Result<Self> {
+        if n_bins < 2 {
+            return Err(invalid("stft_matrix", format!("{} bins", n_bins), "needs at least 2 frequency bins"));
         }
+        let n_fft = 2 * (n_bins - 1);
+        let win_length = win_length.unwrap_or(n_fft);
+        let cfg = StftConfig { n_fft, hop_length, win_length, window, center, pad_mode: PadMode::Constant };
+        cfg.validate()?;
+        let win = pad_center(&get_window(window, win_length, true), n_fft)?;
+        let scale = 1.0 / n_fft as f32;
+        let ifft: Arc<dyn ComplexToReal<f32>> = RealFftPlanner::<f32>::new().plan_fft_inverse(n_fft);
+        Ok(Self {
+            n_bins,
+            n_fft,
+            hop: hop_length,
+            center,
+            wsc: win.iter().map(|w| w * scale).collect(),
+            wsq: win.iter().map(|w| w * w).collect(),
+            y: Vec::new(),
+            wss: Vec::new(),
+            frames: 0,
+            inp: ifft.make_input_vec(),
+            out: ifft.make_output_vec(),
+            scratch: ifft.make_scratch_vec(),
+            ifft,
+        })
+    }
+
+    /// Adds the next frame (`n_bins` values).
+    pub fn push(&mut self, frame: &[Complex32]) {
+        assert_eq!(frame.len(), self.n_bins, "frame size");
+        let s = self.frames * self.hop;
+        let need = s + self.n_fft;
+        if self.y.len() < need {
+            self.y.resize(need, 0.0);
+            self.wss.resize(need, 0.0);
+        }
+        self.inp.copy_from_slice(frame);
         // numpy's irfft ignores the imaginary part of the DC and Nyquist bins
-        inp[0].im = 0.0;
-        inp[n_bins - 1].im = 0.0;
-        ifft.process_with_scratch(&mut inp, &mut out, &mut scratch).expect("plan sizes");
-        let s = t * hop_length;
-        for k in 0..n_fft {
-            y[s + k] += out[k] * scale * win[k];
-            wss[s + k] += win[k] * win[k];
+        self.inp[0].im = 0.0;
+        self.inp[self.n_bins - 1].im = 0.0;
+        self.ifft.process_with_scratch(&mut self.inp, &mut self.out, &mut self.scratch).expect("plan sizes");
+        let n = self.n_fft;
+        for (((yv, wv), (o, ws)), wq) in
+            self.y[s..s + n].iter_mut().zip(self.wss[s..s + n].iter_mut()).zip(self.out.iter().zip(&self.wsc)).zip(&self.wsq)
+        {
+            *yv += o * ws;
+            *wv += wq;
         }
+        self.frames += 1;
     }
-    let tiny = f32::MIN_POSITIVE;
-    for (v, &w) in y.iter_mut().zip(&wss) {
-        if w > tiny {
-            *v /= w;
+
+    /// Normalises, removes the centre padding, and fixes the length (librosa's `length`).
+    pub fn finish(mut self, length: Option<usize>) -> Result<Vec<f32>> {
+        if self.frames == 0 {
+            return Err(DspError::EmptySignal);
         }
+        let tiny = f32::MIN_POSITIVE;
+        for (v, &w) in self.y.iter_mut().zip(&self.wss) {
+            if w > tiny {
+                *v /= w;
+            }
+        }
+        let n_fft = self.n_fft;
+        let start = if self.center { n_fft / 2 } else { 0 };
+        let y = self.y;
+        let mut y = match length {
+            None => {
+                let end = if self.center { y.len().saturating_sub(n_fft / 2) } else { y.len() };
+                y[start.min(end)..end].to_vec()
+            }
+            Some(len) => {
+                let mut v: Vec<f32> = y[start.min(y.len())..].to_vec();
+                v.resize(len, 0.0);
+                v
+            }
+        };
+        y.shrink_to_fit();
+        Ok(y)
     }
-    let start = if center { n_fft / 2 } else { 0 };
-    let mut y = match length {
-        None => {
-            let end = if center { y.len().saturating_sub(n_fft / 2) } else { y.len() };
-            y[start.min(end)..end].to_vec()
-        }
-        Some(len) => {
-            let mut v: Vec<f32> = y[start.min(y.len())..].to_vec();
-            v.resize(len, 0.0);
-            v
-        }
-    };
-    y.shrink_to_fit();
-    Ok(y)
 }
 
 #[cfg(test)]

@@ -333,10 +333,15 @@ pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &Spe
             } else {
                 nice_ticks(vlo, vhi, 6)
             };
+            let mut last_y = isize::MAX;
             for tick in ticks {
                 // row whose value is closest to the tick
                 let ri = vals.iter().enumerate().min_by(|a, b| (a.1 - tick).abs().total_cmp(&(b.1 - tick).abs())).map(|x| x.0).unwrap_or(0);
                 let y = b - ((ri as f64 + 0.5) / rows as f64 * ph as f64) as isize;
+                if (last_y - y).abs() < CHAR_H as isize + 2 {
+                    continue; // too close to the previous label
+                }
+                last_y = y;
                 c.line(l - 6, y, l, y, FG);
                 c.text_right(l - 10, y - 7, &fmt_tick(tick), FG);
             }
