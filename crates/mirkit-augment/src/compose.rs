@@ -3,7 +3,7 @@
 
 use crate::error::{finite, invalid, AugmentError, Result};
 use crate::filter::{biquad, compress, Compressor, FilterKind};
-use crate::rng::Rng;
+use mirkit_core::rng::Rng;
 use crate::simple::{self, NoiseColor};
 use crate::stretch::{pitch_shift, time_stretch, PhaseMode};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Level, noise, mixing, polarity, cropping, shifting and clipping.
 
 use crate::error::{check_signal, finite, invalid, positive, AugmentError, Result};
-use crate::rng::Rng;
+use mirkit_core::rng::Rng;
 use realfft::RealFftPlanner;
 
 /// Noise colour.

@@ -35,10 +35,12 @@
 mod audio;
 mod error;
 pub mod npy;
+pub mod rng;
 mod tf;
 
 pub use audio::AudioBuffer;
 pub use error::CoreError;
+pub use rng::Rng;
 pub use tf::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
 
 /// Result type of this crate.

@@ -1,5 +1,6 @@
-//! A small, fully specified random generator, so a seed gives the same augmentation on
-//! every platform and every version of mirkit (no dependence on `rand`'s algorithms).
+//! A small, fully specified random generator, so a seed gives the same augmentation,
+//! initialisation or dropout mask on every platform and every version of mirkit (no
+//! dependence on `rand`'s algorithms). Shared by mirkit-augment and mirkit-nn.
 //!
 //! xoshiro256** (Blackman & Vigna 2018) seeded through SplitMix64; uniform doubles from the
 //! top 53 bits; normals by Box–Muller.

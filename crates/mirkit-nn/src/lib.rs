@@ -1,0 +1,32 @@
+//! # mirkit-nn — what Candle lacks for music models
+//!
+//! Layers, losses and optimisers for the mirkit model zoo, on Candle, with PyTorch's
+//! semantics and numbers: pooling with correct gradients, stable BCE-with-logits and
+//! cross-entropy, seeded initialisation and dropout, stacked bidirectional GRU/LSTM under
+//! PyTorch's parameter names, SGD (momentum, Nesterov, weight decay), AdamW, LR schedules
+//! and gradient-norm clipping.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! let x = Tensor::arange(0f32, 16.0, &Device::Cpu).unwrap().reshape((1, 1, 4, 4)).unwrap();
+//! let y = mirkit_nn::pool::max_pool2d(&x, (2, 2), (2, 2), (0, 0)).unwrap();
+//! assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![5.0, 7.0, 13.0, 15.0]);
+//! ```
+//!
+//! ## Design decisions
+//! * Parity is tested against PyTorch 2.5.1 fixtures (`tools/make_nn_fixtures.py`) and
+//!   gradients against finite differences.
+//! * Randomness comes from [`mirkit_core::Rng`], never from Candle's unseedable CPU RNG.
+//! * Parameters use PyTorch state-dict names so converted weights load unchanged.
+
+#![warn(missing_docs)]
+
+pub mod dropout;
+mod error;
+pub mod init;
+pub mod loss;
+pub mod optim;
+pub mod pool;
+pub mod rnn;
+
+pub use error::{NnError, Result};

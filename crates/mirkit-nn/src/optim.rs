@@ -1,0 +1,199 @@
+//! Optimisers, learning-rate schedules and gradient clipping with PyTorch's update rules.
+
+use crate::error::{invalid, Result};
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+
+/// `torch.optim.SGD`: momentum, dampening, Nesterov, (L2) weight decay.
+pub struct Sgd {
+    vars: Vec<Var>,
+    bufs: Vec<Option<Tensor>>,
+    /// learning rate
+    pub lr: f64,
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+    weight_decay: f64,
+}
+
+impl Sgd {
+    /// A new optimiser over `vars`.
+    pub fn new(vars: Vec<Var>, lr: f64, momentum: f64, dampening: f64, nesterov: bool, weight_decay: f64) -> Result<Self> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(invalid("lr", lr, "must be >= 0"));
+        }
+        if !(momentum.is_finite() && momentum >= 0.0) || !(weight_decay.is_finite() && weight_decay >= 0.0) {
+            return Err(invalid("momentum/weight_decay", format!("{momentum}/{weight_decay}"), "must be >= 0"));
+        }
+        if nesterov && (momentum <= 0.0 || dampening != 0.0) {
+            return Err(invalid("nesterov", true, "requires momentum > 0 and zero dampening"));
+        }
+        let n = vars.len();
+        Ok(Self { vars, bufs: vec![None; n], lr, momentum, dampening, nesterov, weight_decay })
+    }
+    /// One step from the gradients in `grads` (variables without a gradient are skipped).
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        for (v, buf) in self.vars.iter().zip(self.bufs.iter_mut()) {
+            let Some(g) = grads.get(v.as_tensor()) else { continue };
+            let mut d = if self.weight_decay != 0.0 { (g + (v.as_tensor() * self.weight_decay)?)? } else { g.clone() };
+            if self.momentum != 0.0 {
+                let b = match buf.take() {
+                    None => d.clone(),
+                    Some(b) => ((b * self.momentum)? + (&d * (1.0 - self.dampening))?)?,
+                };
+                d = if self.nesterov { (d + (&b * self.momentum)?)? } else { b.clone() };
+                *buf = Some(b);
+            }
+            v.set(&(v.as_tensor() - (d * self.lr)?)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// `torch.optim.AdamW` (decoupled weight decay).
+pub struct AdamW {
+    vars: Vec<Var>,
+    m: Vec<Option<Tensor>>,
+    v: Vec<Option<Tensor>>,
+    t: i32,
+    /// learning rate
+    pub lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+}
+
+impl AdamW {
+    /// PyTorch defaults: betas (0.9, 0.999), eps 1e-8.
+    pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<Self> {
+        Self::with_betas(vars, lr, (0.9, 0.999), 1e-8, weight_decay)
+    }
+    /// Full control.
+    pub fn with_betas(vars: Vec<Var>, lr: f64, betas: (f64, f64), eps: f64, weight_decay: f64) -> Result<Self> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(invalid("lr", lr, "must be >= 0"));
+        }
+        if !(0.0..1.0).contains(&betas.0) || !(0.0..1.0).contains(&betas.1) {
+            return Err(invalid("betas", format!("{betas:?}"), "must be in [0, 1)"));
+        }
+        let n = vars.len();
+        Ok(Self { vars, m: vec![None; n], v: vec![None; n], t: 0, lr, beta1: betas.0, beta2: betas.1, eps, weight_decay })
+    }
+    /// One step.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.t += 1;
+        let bc1 = 1.0 - self.beta1.powi(self.t);
+        let bc2 = 1.0 - self.beta2.powi(self.t);
+        for ((var, m), v) in self.vars.iter().zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let p = (var.as_tensor() * (1.0 - self.lr * self.weight_decay))?;
+            let mn = match m.take() {
+                None => (g * (1.0 - self.beta1))?,
+                Some(m) => ((m * self.beta1)? + (g * (1.0 - self.beta1))?)?,
+            };
+            let vn = match v.take() {
+                None => (g.sqr()? * (1.0 - self.beta2))?,
+                Some(v) => ((v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?,
+            };
+            let denom = ((vn.sqrt()? / bc2.sqrt())? + self.eps)?;
+            var.set(&(p - (mn.div(&denom)? * (self.lr / bc1))?)?)?;
+            *m = Some(mn);
+            *v = Some(vn);
+        }
+        Ok(())
+    }
+}
+
+/// Scales all gradients so their global L2 norm is at most `max_norm`
+/// (`torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
+pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
+    if !(max_norm.is_finite() && max_norm > 0.0) {
+        return Err(invalid("max_norm", max_norm, "must be positive"));
+    }
+    let mut total = 0.0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            total += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        }
+    }
+    let norm = total.sqrt();
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * coef)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Learning-rate schedules (PyTorch's formulas), queried once per epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// `StepLR`: `lr0 · gamma^(epoch / step)`.
+    Step {
+        /// epochs between decays
+        step: usize,
+        /// decay factor
+        gamma: f64,
+    },
+    /// `CosineAnnealingLR`: `eta_min + (lr0 − eta_min)(1 + cos(π·epoch/t_max))/2`.
+    Cosine {
+        /// half period in epochs
+        t_max: usize,
+        /// floor
+        eta_min: f64,
+    },
+}
+
+impl Schedule {
+    /// Learning rate at `epoch` from the initial `lr0`.
+    pub fn lr(&self, lr0: f64, epoch: usize) -> f64 {
+        match *self {
+            Schedule::Step { step, gamma } => lr0 * gamma.powi((epoch / step.max(1)) as i32),
+            Schedule::Cosine { t_max, eta_min } => {
+                eta_min + (lr0 - eta_min) * (1.0 + (std::f64::consts::PI * epoch as f64 / t_max.max(1) as f64).cos()) / 2.0
+            }
+        }
+    }
+}
+
+/// `ReduceLROnPlateau(mode="min", threshold_mode="rel")`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReduceOnPlateau {
+    /// multiplicative decay
+    pub factor: f64,
+    /// epochs without improvement tolerated
+    pub patience: usize,
+    /// relative improvement that counts
+    pub threshold: f64,
+    /// lower bound on the rate
+    pub min_lr: f64,
+    best: f64,
+    bad: usize,
+}
+
+impl ReduceOnPlateau {
+    /// PyTorch's defaults are factor 0.1, patience 10, threshold 1e-4.
+    pub fn new(factor: f64, patience: usize, threshold: f64, min_lr: f64) -> Self {
+        Self { factor, patience, threshold, min_lr, best: f64::INFINITY, bad: 0 }
+    }
+    /// Feeds the epoch's metric; returns the new learning rate.
+    pub fn step(&mut self, metric: f64, lr: f64) -> f64 {
+        if metric < self.best * (1.0 - self.threshold) {
+            self.best = metric;
+            self.bad = 0;
+            lr
+        } else {
+            self.bad += 1;
+            if self.bad > self.patience {
+                self.bad = 0;
+                (lr * self.factor).max(self.min_lr)
+            } else {
+                lr
+            }
+        }
+    }
+}
