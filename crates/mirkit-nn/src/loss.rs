@@ -5,7 +5,40 @@
 //! (Candle 0.11's `binary_cross_entropy_with_logit` returns inf for large logits).
 
 use crate::error::{invalid, NnError, Result};
-use candle_core::{Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, D};
+
+/// `softplus(x) = log(1 + e^x)`, computed as `max(x, 0) + log1p(e^{−|x|})` (finite for
+/// every input) with the exact gradient `σ(x)` — also at `x = 0`, where composing
+/// `relu` and `abs` would give a zero subgradient.
+struct Softplus;
+
+impl CustomOp1 for Softplus {
+    fn name(&self) -> &'static str {
+        "mirkit-softplus"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("softplus: non-contiguous input".into()))?;
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(v[a..b].iter().map(|&x| x.max(0.0) + (-x.abs()).exp().ln_1p()).collect()),
+            CpuStorage::F64(v) => CpuStorage::F64(v[a..b].iter().map(|&x| x.max(0.0) + (-x.abs()).exp().ln_1p()).collect()),
+            _ => return Err(candle_core::Error::Msg("softplus: f32 or f64 input expected".into())),
+        };
+        Ok((out, l.shape().clone()))
+    }
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.mul(&candle_nn::ops::sigmoid(arg)?)?))
+    }
+}
+
+/// Stable softplus with an exact gradient (CPU kernel; other devices use the composite
+/// `relu(x) + log(1 + e^{−|x|})`).
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        Ok(x.contiguous()?.apply_op1(Softplus)?)
+    } else {
+        Ok((x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
+    }
+}
 
 /// Mean binary cross-entropy on logits, with optional per-class `pos_weight` and label
 /// smoothing (`y ← y·(1 − ε) + ε/2`).
@@ -19,7 +52,7 @@ pub fn bce_with_logits(logits: &Tensor, targets: &Tensor, pos_weight: Option<&Te
     let y = if label_smoothing > 0.0 { targets.affine(1.0 - label_smoothing, label_smoothing / 2.0)? } else { targets.clone() };
     let x = logits;
     // log(1 + e^{-|x|}) + max(-x, 0)  ==  softplus(-x), computed without overflow
-    let sp = ((x.abs()?.neg()?.exp()? + 1.0)?.log()? + x.neg()?.relu()?)?;
+    let sp = softplus(&x.neg()?)?;
     let l = match pos_weight {
         None => ((y.neg()? + 1.0)?.mul(x)? + &sp)?,
         Some(w) => {
