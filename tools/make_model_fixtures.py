@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Reference outputs of the Won et al. 2020 taggers (FCN, CRNN; MagnaTagATune) for
+mirkit-models' parity tests. The PyTorch models below follow the architecture of
+minzwon/sota-music-tagging-models (training/model.py, modules.py); weights are the
+authors' best_model.pth loaded with strict=True. torch 2.5.1 / torchaudio 2.5.1.
+
+Usage: python3 tools/make_model_fixtures.py   (writes tests/fixtures/models/)
+"""
+import os
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")
+import numpy as np
+import librosa
+import torch
+import torch.nn as nn
+import torchaudio
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+W = os.path.join(ROOT, "..", "shared", "data", "weights", "won2020", "mtat")
+OUT = os.path.join(ROOT, "tests", "fixtures", "models")
+
+
+class Conv2d(nn.Module):
+    def __init__(self, cin, cout, pooling):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.bn = nn.BatchNorm2d(cout)
+        self.mp = nn.MaxPool2d(pooling)
+
+    def forward(self, x):
+        return self.mp(torch.relu(self.bn(self.conv(x))))
+
+
+class Front(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.spec = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=512, f_min=0.0, f_max=8000.0, n_mels=96)
+        self.to_db = torchaudio.transforms.AmplitudeToDB()
+        self.spec_bn = nn.BatchNorm2d(1)
+
+    def front(self, x):
+        return self.spec_bn(self.to_db(self.spec(x)).unsqueeze(1))
+
+
+class FCN(Front):
+    def __init__(self):
+        super().__init__()
+        pools = [(2, 4), (2, 4), (2, 4), (3, 5), (4, 4)]
+        chans = [1, 64, 128, 128, 128, 64]
+        for i, p in enumerate(pools):
+            setattr(self, f"layer{i + 1}", Conv2d(chans[i], chans[i + 1], p))
+        self.dense = nn.Linear(64, 50)
+
+    def forward(self, x):
+        x = self.front(x)
+        for i in range(5):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return torch.sigmoid(self.dense(x.view(x.size(0), -1)))
+
+
+class CRNN(Front):
+    def __init__(self):
+        super().__init__()
+        pools = [(2, 2), (3, 3), (4, 4), (4, 4)]
+        chans = [1, 64, 128, 128, 128]
+        for i, p in enumerate(pools):
+            setattr(self, f"layer{i + 1}", Conv2d(chans[i], chans[i + 1], p))
+        self.layer5 = nn.GRU(128, 32, 2, batch_first=True)
+        self.dense = nn.Linear(32, 50)
+
+    def forward(self, x):
+        x = self.front(x)
+        for i in range(4):
+            x = getattr(self, f"layer{i + 1}")(x)
+        x = x.squeeze(2).permute(0, 2, 1)
+        x, _ = self.layer5(x)
+        return torch.sigmoid(self.dense(x[:, -1, :]))
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.set_num_threads(1)
+    y, _ = librosa.load(os.path.join(ROOT, "data", "clips", "brahms_hungarian_dance_5.hq.ogg"), sr=16000, offset=5.0, duration=29.0)
+    y = y[:464000].astype(np.float32)
+    assert len(y) == 464000
+    np.save(os.path.join(OUT, "brahms_16k_29s.npy"), y)
+    x = torch.from_numpy(y).unsqueeze(0)
+    for name, cls in [("fcn", FCN), ("crnn", CRNN)]:
+        m = cls()
+        m.load_state_dict(torch.load(os.path.join(W, f"{name}.pth"), map_location="cpu", weights_only=False), strict=True)
+        m.eval()
+        with torch.no_grad():
+            out = m(x)[0].numpy()
+        np.save(os.path.join(OUT, f"won2020_{name}_mtat_brahms.npy"), out.astype(np.float32))
+        tags = [t.strip() for t in open(os.path.join(W, "tags.txt")) if t.strip()]
+        top = np.argsort(-out)[:5]
+        print(name, [(tags[i], round(float(out[i]), 4)) for i in top])
+
+
+if __name__ == "__main__":
+    main()
