@@ -76,6 +76,62 @@ class CRNN(Front):
         return torch.sigmoid(self.dense(x[:, -1, :]))
 
 
+class ConvV(nn.Module):
+    def __init__(self, cout, shape):
+        super().__init__()
+        self.conv = nn.Conv2d(1, cout, shape, padding=(0, shape[1] // 2))
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(x)))
+        return nn.MaxPool2d((x.size(2), 1), stride=(x.size(2), 1))(x).squeeze(2)
+
+
+class ConvH(nn.Module):
+    def __init__(self, cout, length):
+        super().__init__()
+        self.conv = nn.Conv1d(1, cout, length, padding=length // 2)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x):
+        x = nn.AvgPool2d((x.size(2), 1), stride=(x.size(2), 1))(x).squeeze(2)
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class Conv1d(nn.Module):
+    def __init__(self, cin, cout, shape):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, shape, padding=shape // 2)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class Musicnn(Front):
+    def __init__(self, backend=64, dense=200):
+        super().__init__()
+        self.layers = nn.ModuleList([ConvV(204, (67, 7)), ConvV(204, (38, 7)), ConvH(51, 129), ConvH(51, 65), ConvH(51, 33)])
+        self.layer1 = Conv1d(561, backend, 7)
+        self.layer2 = Conv1d(backend, backend, 7)
+        self.layer3 = Conv1d(backend, backend, 7)
+        self.dense1 = nn.Linear((561 + backend * 3) * 2, dense)
+        self.bn = nn.BatchNorm1d(dense)
+        self.dense2 = nn.Linear(dense, 50)
+
+    def forward(self, x):
+        x = self.front(x)
+        out = torch.cat([l(x) for l in self.layers], dim=1)
+        length = out.size(2)
+        r1 = self.layer1(out)
+        r2 = self.layer2(r1) + r1
+        r3 = self.layer3(r2) + r2
+        out = torch.cat([out, r1, r2, r3], 1)
+        out = torch.cat([nn.MaxPool1d(length)(out), nn.AvgPool1d(length)(out)], dim=1).squeeze(2)
+        out = torch.relu(self.bn(self.dense1(out)))
+        return torch.sigmoid(self.dense2(out))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
@@ -83,9 +139,9 @@ def main():
     y = y[:464000].astype(np.float32)
     assert len(y) == 464000
     np.save(os.path.join(OUT, "brahms_16k_29s.npy"), y)
-    x = torch.from_numpy(y).unsqueeze(0)
-    for name, cls in [("fcn", FCN), ("crnn", CRNN)]:
+    for name, cls in [("fcn", FCN), ("crnn", CRNN), ("musicnn", Musicnn)]:
         m = cls()
+        x = torch.from_numpy(y[:48000] if name == "musicnn" else y).unsqueeze(0)
         m.load_state_dict(torch.load(os.path.join(W, f"{name}.pth"), map_location="cpu", weights_only=False), strict=True)
         m.eval()
         with torch.no_grad():

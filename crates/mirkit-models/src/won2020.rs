@@ -9,6 +9,10 @@
 //! (4,4), channels 64-128-128-128-64, dense 64→50, sigmoid; 29 s input (464 000 samples).
 //! CRNN: four blocks, pools (2,2) (3,3) (4,4) (4,4), channels 64-128-128-128, a 2-layer
 //! GRU(128→32), last step, dense 32→50, sigmoid.
+//! Musicnn (Won 2020's PyTorch port of Pons et al.): vertical filters 67×7 and 38×7 (204
+//! each, max over frequency) and horizontal filters 129, 65, 33 (51 each, on the
+//! frequency-averaged input), a 3-layer residual 1-D back end (64 channels; 512 for MSD),
+//! global max and mean pooling, dense 1506→200 (500) → BN → ReLU → 50, sigmoid; 3 s input.
 
 use crate::error::{ModelError, Result};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
@@ -25,6 +29,73 @@ pub enum Arch {
     Fcn,
     /// Convolutional recurrent network.
     Crnn,
+    /// Won 2020's PyTorch Musicnn (Pons et al.'s front end: vertical and horizontal
+    /// filters; 3 s input).
+    Musicnn,
+}
+
+impl Arch {
+    /// Samples per input window: 29 s for FCN/CRNN, 3 s for Musicnn.
+    pub fn input_len(self) -> usize {
+        match self {
+            Arch::Fcn | Arch::Crnn => INPUT_LEN,
+            Arch::Musicnn => MUSICNN_INPUT_LEN,
+        }
+    }
+}
+
+/// Samples per Musicnn window (3 s at 16 kHz).
+pub const MUSICNN_INPUT_LEN: usize = 48_000;
+
+/// Conv (+BN, ReLU) of the Musicnn front and back ends.
+struct ConvBn {
+    conv2: Option<Conv2d>,
+    conv1: Option<candle_nn::Conv1d>,
+    bn: BatchNorm,
+    /// width padding applied by hand for the 2-D (vertical) filters
+    pad_w: usize,
+}
+
+impl ConvBn {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match (&self.conv2, &self.conv1) {
+            (Some(c), _) => c.forward(&x.pad_with_zeros(3, self.pad_w, self.pad_w)?)?,
+            (_, Some(c)) => c.forward(x)?,
+            _ => unreachable!("one convolution is always set"),
+        };
+        Ok(self.bn.forward_t(&y, false)?.relu()?)
+    }
+}
+
+struct MusicnnBody {
+    vertical: Vec<ConvBn>,
+    horizontal: Vec<ConvBn>,
+    back: Vec<ConvBn>,
+    dense1: Linear,
+    bn: BatchNorm,
+    dense2: Linear,
+}
+
+impl MusicnnBody {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut outs = Vec::new();
+        for v in &self.vertical {
+            let y = v.forward(x)?; // (B, C, F', T)
+            outs.push(y.max_keepdim(2)?.squeeze(2)?); // max over frequency
+        }
+        let avg = x.mean_keepdim(2)?.squeeze(2)?; // (B, 1, T)
+        for h in &self.horizontal {
+            outs.push(h.forward(&avg)?);
+        }
+        let front = Tensor::cat(&outs, 1)?; // (B, 561, T)
+        let r1 = self.back[0].forward(&front)?;
+        let r2 = (self.back[1].forward(&r1)? + &r1)?;
+        let r3 = (self.back[2].forward(&r2)? + &r2)?;
+        let all = Tensor::cat(&[&front, &r1, &r2, &r3], 1)?;
+        let pooled = Tensor::cat(&[all.max(2)?, all.mean(2)?], 1)?;
+        let h = self.bn.forward_t(&self.dense1.forward(&pooled)?, false)?.relu()?;
+        Ok(candle_nn::ops::sigmoid(&self.dense2.forward(&h)?)?)
+    }
 }
 
 /// Samples per input window (29 s at 16 kHz).
@@ -53,22 +124,57 @@ pub struct Won2020 {
     spec_bn: BatchNorm,
     blocks: Vec<Block>,
     gru: Option<Rnn>,
-    dense: Linear,
+    dense: Option<Linear>,
+    musicnn: Option<MusicnnBody>,
     tags: Vec<String>,
     device: Device,
 }
 
-fn layout(arch: Arch, n_class: usize) -> (Vec<(usize, usize, (usize, usize))>, Vec<(String, Vec<usize>)>) {
+fn bn_names(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, n: usize) {
+    for p in ["weight", "bias", "running_mean", "running_var"] {
+        names.push((format!("{prefix}.{p}"), vec![n]));
+    }
+}
+
+/// Musicnn's filter shapes: vertical (freq × time) and horizontal (time) filters.
+const MUSICNN_V: [(usize, usize, usize); 2] = [(204, 67, 7), (204, 38, 7)];
+const MUSICNN_H: [(usize, usize); 3] = [(51, 129), (51, 65), (51, 33)];
+
+fn layout(arch: Arch, n_class: usize, musicnn: (usize, usize)) -> (Vec<(usize, usize, (usize, usize))>, Vec<(String, Vec<usize>)>) {
     let blocks: Vec<(usize, usize, (usize, usize))> = match arch {
         Arch::Fcn => vec![(1, 64, (2, 4)), (64, 128, (2, 4)), (128, 128, (2, 4)), (128, 128, (3, 5)), (128, 64, (4, 4))],
         Arch::Crnn => vec![(1, 64, (2, 2)), (64, 128, (3, 3)), (128, 128, (4, 4)), (128, 128, (4, 4))],
+        Arch::Musicnn => vec![],
     };
     let mut names: Vec<(String, Vec<usize>)> = vec![
         ("spec.spectrogram.window".into(), vec![512]),
         ("spec.mel_scale.fb".into(), vec![257, 96]),
     ];
-    for p in ["weight", "bias", "running_mean", "running_var"] {
-        names.push((format!("spec_bn.{p}"), vec![1]));
+    bn_names(&mut names, "spec_bn", 1);
+    if arch == Arch::Musicnn {
+        let (back, dense) = musicnn;
+        for (i, (c, f, t)) in MUSICNN_V.iter().enumerate() {
+            names.push((format!("layers.{i}.conv.weight"), vec![*c, 1, *f, *t]));
+            names.push((format!("layers.{i}.conv.bias"), vec![*c]));
+            bn_names(&mut names, &format!("layers.{i}.bn"), *c);
+        }
+        for (j, (c, k)) in MUSICNN_H.iter().enumerate() {
+            let i = j + 2;
+            names.push((format!("layers.{i}.conv.weight"), vec![*c, 1, *k]));
+            names.push((format!("layers.{i}.conv.bias"), vec![*c]));
+            bn_names(&mut names, &format!("layers.{i}.bn"), *c);
+        }
+        for (i, cin) in [561, back, back].iter().enumerate() {
+            names.push((format!("layer{}.conv.weight", i + 1), vec![back, *cin, 7]));
+            names.push((format!("layer{}.conv.bias", i + 1), vec![back]));
+            bn_names(&mut names, &format!("layer{}.bn", i + 1), back);
+        }
+        names.push(("dense1.weight".into(), vec![dense, (561 + 3 * back) * 2]));
+        names.push(("dense1.bias".into(), vec![dense]));
+        bn_names(&mut names, "bn", dense);
+        names.push(("dense2.weight".into(), vec![n_class, dense]));
+        names.push(("dense2.bias".into(), vec![n_class]));
+        return (blocks, names);
     }
     for (i, (cin, cout, _)) in blocks.iter().enumerate() {
         let l = format!("layer{}", i + 1);
@@ -79,7 +185,7 @@ fn layout(arch: Arch, n_class: usize) -> (Vec<(usize, usize, (usize, usize))>, V
         }
     }
     let dense_in = match arch {
-        Arch::Fcn => 64,
+        Arch::Fcn | Arch::Musicnn => 64,
         Arch::Crnn => {
             for l in 0..2 {
                 let inp = if l == 0 { 128 } else { 32 };
@@ -130,7 +236,12 @@ impl Won2020 {
         };
         let device = Device::Cpu;
         let map = candle_core::safetensors::load(path, &device)?;
-        let (blocks_spec, expected) = layout(arch, tags.len());
+        // Musicnn's back-end and dense widths differ between data sets (MSD: 512/500)
+        let musicnn = (
+            map.get("layer1.conv.weight").map(|t| t.dims()[0]).unwrap_or(64),
+            map.get("dense1.weight").map(|t| t.dims()[0]).unwrap_or(200),
+        );
+        let (blocks_spec, expected) = layout(arch, tags.len(), musicnn);
         for (name, shape) in &expected {
             match map.get(name) {
                 None => return Err(ModelError::MissingTensor { file: file.clone(), name: name.clone() }),
@@ -160,17 +271,53 @@ impl Won2020 {
         }
         let gru = match arch {
             Arch::Crnn => Some(Rnn::new(RnnKind::Gru, RnnConfig { input_size: 128, hidden_size: 32, num_layers: 2, bidirectional: false }, vb.pp("layer5"))?),
-            Arch::Fcn => None,
+            Arch::Fcn | Arch::Musicnn => None,
         };
-        let dense_in = if arch == Arch::Fcn { 64 } else { 32 };
-        let dense = candle_nn::linear(dense_in, tags.len(), vb.pp("dense"))?;
+        let dense = match arch {
+            Arch::Fcn => Some(candle_nn::linear(64, tags.len(), vb.pp("dense"))?),
+            Arch::Crnn => Some(candle_nn::linear(32, tags.len(), vb.pp("dense"))?),
+            Arch::Musicnn => None,
+        };
+        let musicnn = if arch == Arch::Musicnn {
+            let (back, dense_ch) = musicnn;
+            let cbn = |p: String, n: usize| candle_nn::batch_norm(n, bn_cfg, vb.pp(p));
+            let mut vertical = Vec::new();
+            for (i, (c, f, t)) in MUSICNN_V.iter().enumerate() {
+                let l = vb.pp(format!("layers.{i}"));
+                let conv = Conv2d::new(l.get((*c, 1, *f, *t), "conv.weight")?, Some(l.get(*c, "conv.bias")?), Conv2dConfig::default());
+                vertical.push(ConvBn { conv2: Some(conv), conv1: None, bn: cbn(format!("layers.{i}.bn"), *c)?, pad_w: t / 2 });
+            }
+            let mut horizontal = Vec::new();
+            for (j, (c, k)) in MUSICNN_H.iter().enumerate() {
+                let i = j + 2;
+                let cfg = candle_nn::Conv1dConfig { padding: k / 2, ..Default::default() };
+                let conv = candle_nn::conv1d(1, *c, *k, cfg, vb.pp(format!("layers.{i}.conv")))?;
+                horizontal.push(ConvBn { conv2: None, conv1: Some(conv), bn: cbn(format!("layers.{i}.bn"), *c)?, pad_w: 0 });
+            }
+            let mut back_layers = Vec::new();
+            for (i, cin) in [561, back, back].iter().enumerate() {
+                let cfg = candle_nn::Conv1dConfig { padding: 3, ..Default::default() };
+                let conv = candle_nn::conv1d(*cin, back, 7, cfg, vb.pp(format!("layer{}.conv", i + 1)))?;
+                back_layers.push(ConvBn { conv2: None, conv1: Some(conv), bn: cbn(format!("layer{}.bn", i + 1), back)?, pad_w: 0 });
+            }
+            Some(MusicnnBody {
+                vertical,
+                horizontal,
+                back: back_layers,
+                dense1: candle_nn::linear((561 + 3 * back) * 2, dense_ch, vb.pp("dense1"))?,
+                bn: cbn("bn".into(), dense_ch)?,
+                dense2: candle_nn::linear(dense_ch, tags.len(), vb.pp("dense2"))?,
+            })
+        } else {
+            None
+        };
         let fb_t = vb.get((257, 96), "spec.mel_scale.fb")?.t()?.contiguous()?;
         let spec_bn = candle_nn::batch_norm(1, bn_cfg, vb.pp("spec_bn"))?;
         let mut cfg = FeatureConfig::won2020();
         cfg.mel = None;
         cfg.compression = Compression::None;
         let stft = FeatureExtractor::new(cfg)?;
-        Ok(Self { arch, stft, fb_t, spec_bn, blocks, gru, dense, tags, device })
+        Ok(Self { arch, stft, fb_t, spec_bn, blocks, gru, dense, musicnn, tags, device })
     }
 
     /// Tag names, in output order.
@@ -179,7 +326,7 @@ impl Won2020 {
     }
     /// Samples per window.
     pub fn input_len(&self) -> usize {
-        INPUT_LEN
+        self.arch.input_len()
     }
     /// The architecture.
     pub fn arch(&self) -> Arch {
@@ -198,6 +345,9 @@ impl Won2020 {
 
     /// Sigmoid scores of a batch of front-end outputs `(B, 1, 96, frames)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(m) = &self.musicnn {
+            return m.forward(x);
+        }
         let mut x = x.clone();
         for b in &self.blocks {
             x = b.forward(&x)?;
@@ -211,13 +361,15 @@ impl Won2020 {
                 o.narrow(1, t - 1, 1)?.squeeze(1)?
             }
         };
-        Ok(candle_nn::ops::sigmoid(&self.dense.forward(&x)?)?)
+        let dense = self.dense.as_ref().expect("FCN/CRNN have a dense layer");
+        Ok(candle_nn::ops::sigmoid(&dense.forward(&x)?)?)
     }
 
-    /// Scores of exactly one 29 s window of 16 kHz mono audio.
+    /// Scores of exactly one window of 16 kHz mono audio ([`Self::input_len`] samples).
     pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
-        if audio.len() != INPUT_LEN {
-            return Err(ModelError::Input(format!("expected {INPUT_LEN} samples (29 s at 16 kHz), got {}", audio.len())));
+        let n = self.input_len();
+        if audio.len() != n {
+            return Err(ModelError::Input(format!("expected {n} samples ({} s at 16 kHz), got {}", n / 16000, audio.len())));
         }
         if let Some(i) = audio.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::Input(format!("non-finite sample at {i}")));
@@ -233,12 +385,13 @@ impl Won2020 {
         if audio.is_empty() {
             return Err(ModelError::Input("empty audio".into()));
         }
-        if audio.len() < INPUT_LEN {
+        let n = self.input_len();
+        if audio.len() < n {
             let mut v = audio.to_vec();
-            v.resize(INPUT_LEN, 0.0);
+            v.resize(n, 0.0);
             return Ok(vec![self.tag(&v)?]);
         }
-        audio.chunks_exact(INPUT_LEN).map(|w| self.tag(w)).collect()
+        audio.chunks_exact(n).map(|w| self.tag(w)).collect()
     }
 
     /// Indices and scores of the `k` highest scores, highest first.
