@@ -9,6 +9,8 @@
 //! | [`io`] | mirkit-io | decoding, resampling, streaming, WAV, PNG |
 //! | [`dsp`] | mirkit-dsp | STFT, mel, dB, MFCC, presets |
 //! | [`augment`] | mirkit-augment | time-stretch, pitch-shift, noise, filters, seeded chains |
+//! | [`nn`] | mirkit-nn | Candle layers, losses, optimisers PyTorch-exact |
+//! | [`models`] | mirkit-models | pretrained taggers (Won et al. 2020) and the zoo |
 //!
 //! ```no_run
 //! use mirkit::dsp::{FeatureConfig, Preset};
@@ -29,6 +31,8 @@ pub use mirkit_augment as augment;
 pub use mirkit_core as core;
 pub use mirkit_dsp as dsp;
 pub use mirkit_io as io;
+pub use mirkit_models as models;
+pub use mirkit_nn as nn;
 
 pub mod pipeline;
 

@@ -30,6 +30,10 @@ enum Cmd {
     /// optionally a JSON record of what was applied. Values may be ranges `LO:HI`, drawn
     /// with --seed.
     Augment(AugArgs),
+    /// Tag a song or every audio file in a folder with a pretrained model (compiled in).
+    Tag(TagArgs),
+    /// List the pretrained models.
+    Models,
     /// Print what a file contains (codec, rate, channels, duration) without decoding it.
     Info {
         /// Audio files.
@@ -162,6 +166,123 @@ struct AugArgs {
     /// Output sample format: float32 or pcm16.
     #[arg(long, default_value = "float32")]
     format: String,
+}
+
+#[derive(Args, Clone)]
+struct TagArgs {
+    /// Audio file or folder.
+    input: PathBuf,
+    /// Registry model (see `mirkit models`).
+    #[arg(long, default_value = mirkit::models::registry::DEFAULT_MODEL)]
+    model: String,
+    /// Tags to show per file.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Output format: table, json or csv.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Write the results to this file (atomically) instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+fn tag_cmd(a: TagArgs) -> ExitCode {
+    let model = match mirkit::models::registry::load(&a.model) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !["table", "json", "csv"].contains(&a.format.as_str()) {
+        eprintln!("error: --format {}: table, json or csv", a.format);
+        return ExitCode::from(2);
+    }
+    let mut files = Vec::new();
+    if a.input.is_dir() {
+        if let Err(e) = walk(&a.input, &mut files) {
+            eprintln!("error: {}: {e}", a.input.display());
+            return ExitCode::FAILURE;
+        }
+    } else {
+        files.push(a.input.clone());
+    }
+    let pb = ProgressBar::new(files.len() as u64);
+    pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files [{elapsed_precise}] {msg}").expect("template"));
+    if files.len() == 1 {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let results: Vec<(PathBuf, Result<(Vec<f32>, usize), String>)> = files
+        .iter()
+        .map(|f| {
+            let r = (|| -> Result<(Vec<f32>, usize), String> {
+                let y = mirkit::io::load(f, &mirkit::io::LoadOptions::at(mirkit::models::won2020::SAMPLE_RATE)).map_err(|e| e.to_string())?;
+                let w = model.tag_windows(y.samples()).map_err(|e| format!("{}: {e}", f.display()))?;
+                Ok((mirkit::models::won2020::average(&w), w.len()))
+            })();
+            pb.inc(1);
+            if let Err(e) = &r {
+                pb.println(format!("skipped: {e}"));
+            }
+            (f.clone(), r)
+        })
+        .collect();
+    pb.finish_and_clear();
+    let tags = model.tags();
+    let mut out = String::new();
+    match a.format.as_str() {
+        "table" => {
+            for (f, r) in &results {
+                if let Ok((s, n)) = r {
+                    out.push_str(&format!("{} ({} window{}, {})\n", f.display(), n, if *n == 1 { "" } else { "s" }, a.model));
+                    for (t, v) in model.top_k(s, a.top_k) {
+                        out.push_str(&format!("  {t:<20} {v:.4}\n"));
+                    }
+                }
+            }
+        }
+        "json" => {
+            let items: Vec<serde_json::Value> = results
+                .iter()
+                .filter_map(|(f, r)| r.as_ref().ok().map(|(s, n)| (f, s, n)))
+                .map(|(f, s, n)| {
+                    let scores: serde_json::Map<String, serde_json::Value> = tags.iter().cloned().zip(s.iter().map(|v| serde_json::json!(v))).collect();
+                    let top: Vec<serde_json::Value> = model.top_k(s, a.top_k).into_iter().map(|(t, v)| serde_json::json!([t, v])).collect();
+                    serde_json::json!({"file": f.display().to_string(), "model": a.model, "windows": n, "scores": scores, "top_k": top})
+                })
+                .collect();
+            out = serde_json::to_string_pretty(&items).expect("plain values");
+            out.push('\n');
+        }
+        _ => {
+            out.push_str(&format!("file,{}\n", tags.join(",")));
+            for (f, r) in &results {
+                if let Ok((s, _)) = r {
+                    let vals: Vec<String> = s.iter().map(|v| format!("{v:.6}")).collect();
+                    out.push_str(&format!("\"{}\",{}\n", f.display(), vals.join(",")));
+                }
+            }
+        }
+    }
+    match &a.output {
+        Some(p) => {
+            if let Err(e) = mirkit::core::npy::write_atomic(p, |w| std::io::Write::write_all(w, out.as_bytes())) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{out}"),
+    }
+    let failed: Vec<_> = results.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} of {} file(s) failed:", failed.len(), results.len());
+        for e in failed {
+            eprintln!("  {e}");
+        }
+        ExitCode::FAILURE
+    }
 }
 
 fn parse_range(s: &str, what: &str) -> Result<mirkit::augment::Range, String> {
@@ -503,6 +624,15 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Features(a) => features(a),
         Cmd::Augment(a) => augment_cmd(a),
+        Cmd::Tag(a) => tag_cmd(a),
+        Cmd::Models => {
+            for e in mirkit::models::registry::MODELS {
+                let m = mirkit::models::registry::load(e.name);
+                let tags = m.as_ref().map(|m| m.tags().len()).unwrap_or(0);
+                println!("{:<24} {:>5.1} MB  {} tags  {}", e.name, e.bytes.len() as f64 / 1e6, tags, e.description);
+            }
+            ExitCode::SUCCESS
+        }
         Cmd::Info { files, json } => info_cmd(files, json),
     }
 }

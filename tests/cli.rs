@@ -167,3 +167,25 @@ fn augment_command_is_seeded_and_records() {
         assert!(!d.join("x.wav").exists());
     }
 }
+
+#[test]
+fn tag_command_prints_top_tags_and_skips_bad_files() {
+    let o = bin().arg("tag").arg(clip(TRUMPET)).args(["--top-k", "3"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 4, "{out}");
+    let d = tmp("tag");
+    std::fs::copy(clip(TRUMPET), d.join("a.ogg")).unwrap();
+    std::fs::write(d.join("bad.mp3"), b"nope").unwrap();
+    let json = d.join("out.json");
+    let o = bin().arg("tag").arg(&d).args(["--format", "json", "--model", "won2020-fcn-mtat", "-o"]).arg(&json).output().unwrap();
+    assert!(!o.status.success(), "a bad file makes the exit status non-zero");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.mp3"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["scores"].as_object().unwrap().len(), 50);
+    assert_eq!(v[0]["model"], "won2020-fcn-mtat");
+    let o = bin().arg("tag").arg(clip(TRUMPET)).args(["--model", "nope"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown model"));
+}

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod registry;
 pub mod won2020;
 
 pub use error::{ModelError, Result};

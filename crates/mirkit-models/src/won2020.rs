@@ -216,6 +216,22 @@ pub fn safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
     }
     let mut h = vec![0u8; n as usize];
     f.read_exact(&mut h).map_err(|e| werr(format!("truncated header ({e})")))?;
+    parse_metadata(&h, &file)
+}
+
+/// The `__metadata__` of safetensors bytes.
+pub fn metadata_from_bytes(bytes: &[u8], label: &str) -> Result<HashMap<String, String>> {
+    let werr = |why: String| ModelError::Weights { file: label.to_string(), why };
+    if bytes.len() < 8 {
+        return Err(werr("not a safetensors file (too short)".into()));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let h = bytes.get(8..8usize.saturating_add(n)).ok_or_else(|| werr("truncated header".into()))?;
+    parse_metadata(h, label)
+}
+
+fn parse_metadata(h: &[u8], file: &str) -> Result<HashMap<String, String>> {
+    let werr = |why: String| ModelError::Weights { file: file.to_string(), why };
     let v: serde_json::Value = serde_json::from_slice(&h).map_err(|e| werr(format!("bad header: {e}")))?;
     Ok(v.get("__metadata__")
         .and_then(|m| m.as_object())
@@ -230,12 +246,23 @@ impl Won2020 {
         let path = path.as_ref();
         let file = path.display().to_string();
         let meta = safetensors_metadata(path)?;
+        let map = candle_core::safetensors::load(path, &Device::Cpu)?;
+        Self::from_parts(arch, map, &meta, file)
+    }
+
+    /// Loads from the bytes of a safetensors file (e.g. weights compiled into a binary).
+    pub fn from_bytes(arch: Arch, bytes: &[u8], label: &str) -> Result<Self> {
+        let meta = metadata_from_bytes(bytes, label)?;
+        let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
+        Self::from_parts(arch, map, &meta, label.to_string())
+    }
+
+    fn from_parts(arch: Arch, map: HashMap<String, Tensor>, meta: &HashMap<String, String>, file: String) -> Result<Self> {
         let tags: Vec<String> = match meta.get("tags") {
             Some(t) => serde_json::from_str(t).map_err(|e| ModelError::Weights { file: file.clone(), why: format!("tags: {e}") })?,
             None => return Err(ModelError::Weights { file, why: "no tag list in the metadata".into() }),
         };
         let device = Device::Cpu;
-        let map = candle_core::safetensors::load(path, &device)?;
         // Musicnn's back-end and dense widths differ between data sets (MSD: 512/500)
         let musicnn = (
             map.get("layer1.conv.weight").map(|t| t.dims()[0]).unwrap_or(64),

@@ -66,3 +66,14 @@ fn protocol_windows_and_bad_inputs() {
     assert!(Won2020::load(Arch::Fcn, &bad).is_err());
     std::fs::remove_file(&bad).unwrap();
 }
+
+#[test]
+fn registry_models_load_from_the_binary() {
+    for e in mirkit_models::registry::MODELS {
+        let m = mirkit_models::registry::load(e.name).unwrap();
+        assert_eq!(m.arch(), e.arch);
+        assert_eq!(m.tags()[0], "guitar");
+    }
+    let e = mirkit_models::registry::load("no-such-model").err().unwrap();
+    assert!(e.to_string().contains("won2020-fcn-mtat"), "{e}");
+}

@@ -1,0 +1,54 @@
+//! Named pretrained models. The Won et al. 2020 MagnaTagATune taggers are compiled into
+//! the library (converted by `tools/convert_won2020.py`; MIT licence, Music Technology
+//! Group, Universitat Pompeu Fabra — see `weights/won2020/LICENSE`), so they need no
+//! download and no files on disk.
+
+use crate::error::{ModelError, Result};
+use crate::won2020::{Arch, Won2020};
+
+/// A registry entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Registry name.
+    pub name: &'static str,
+    /// Architecture.
+    pub arch: Arch,
+    /// What the model is.
+    pub description: &'static str,
+    /// The safetensors bytes.
+    pub bytes: &'static [u8],
+}
+
+/// Every compiled-in model.
+pub const MODELS: &[Entry] = &[
+    Entry {
+        name: "won2020-fcn-mtat",
+        arch: Arch::Fcn,
+        description: "Won et al. 2020 FCN-5, MagnaTagATune top-50, 29 s windows (ROC-AUC .9005, PR-AUC .4295)",
+        bytes: include_bytes!("../../../weights/won2020/mtat/fcn.safetensors"),
+    },
+    Entry {
+        name: "won2020-musicnn-mtat",
+        arch: Arch::Musicnn,
+        description: "Won et al. 2020 Musicnn, MagnaTagATune top-50, 3 s windows (ROC-AUC .9106, PR-AUC .4493)",
+        bytes: include_bytes!("../../../weights/won2020/mtat/musicnn.safetensors"),
+    },
+    Entry {
+        name: "won2020-crnn-mtat",
+        arch: Arch::Crnn,
+        description: "Won et al. 2020 CRNN, MagnaTagATune top-50, 29 s windows (ROC-AUC .8722, PR-AUC .3625)",
+        bytes: include_bytes!("../../../weights/won2020/mtat/crnn.safetensors"),
+    },
+];
+
+/// The default tagger until musicnn 0.1.0's `musicnn-mtt` is converted.
+pub const DEFAULT_MODEL: &str = "won2020-musicnn-mtat";
+
+/// Loads a registry model by name.
+pub fn load(name: &str) -> Result<Won2020> {
+    let e = MODELS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::Weights {
+        file: name.to_string(),
+        why: format!("unknown model; known: {}", MODELS.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")),
+    })?;
+    Won2020::from_bytes(e.arch, e.bytes, e.name)
+}
