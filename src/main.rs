@@ -34,6 +34,30 @@ enum Cmd {
     Tag(TagArgs),
     /// List the pretrained models.
     Models,
+    /// Embed a file (.npy vector) or every audio file of a folder (an index folder with
+    /// embeddings.npy, index.csv and meta.json) with a pretrained model's penultimate layer.
+    Embed {
+        /// Audio file or folder.
+        input: PathBuf,
+        /// Output .npy (file) or index folder (folder).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Registry model.
+        #[arg(long, default_value = mirkit::models::registry::DEFAULT_MODEL)]
+        model: String,
+    },
+    /// Rank the tracks of an index (from `mirkit embed FOLDER`) by cosine similarity to a
+    /// query file.
+    Similar {
+        /// Query audio file.
+        query: PathBuf,
+        /// Index folder.
+        #[arg(long)]
+        index: PathBuf,
+        /// Results to show.
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+    },
     /// Print what a file contains (codec, rate, channels, duration) without decoding it.
     Info {
         /// Audio files.
@@ -282,6 +306,120 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
             eprintln!("  {e}");
         }
         ExitCode::FAILURE
+    }
+}
+
+fn embed_file(model: &mirkit::models::won2020::Won2020, f: &Path) -> Result<Vec<f32>, String> {
+    let y = mirkit::io::load(f, &mirkit::io::LoadOptions::at(mirkit::models::won2020::SAMPLE_RATE)).map_err(|e| e.to_string())?;
+    let w = model.embed_windows(y.samples()).map_err(|e| format!("{}: {e}", f.display()))?;
+    Ok(mirkit::models::won2020::average(&w))
+}
+
+fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String) -> ExitCode {
+    let model = match mirkit::models::registry::load(&model_name) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !input.is_dir() {
+        return match embed_file(&model, &input).and_then(|e| mirkit::core::npy::write_f32(&output, &[e.len()], &e).map_err(|e| e.to_string())) {
+            Ok(()) => {
+                println!("{} -> {}", input.display(), output.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut files = Vec::new();
+    if let Err(e) = walk(&input, &mut files) {
+        eprintln!("error: {}: {e}", input.display());
+        return ExitCode::FAILURE;
+    }
+    let pb = ProgressBar::new(files.len() as u64);
+    let mut rows: Vec<(PathBuf, Vec<f32>)> = Vec::new();
+    let mut failed = Vec::new();
+    for f in &files {
+        match embed_file(&model, f) {
+            Ok(e) => rows.push((f.clone(), e)),
+            Err(e) => failed.push(e),
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if rows.is_empty() {
+        eprintln!("error: no file could be embedded");
+        for e in &failed {
+            eprintln!("  {e}");
+        }
+        return ExitCode::FAILURE;
+    }
+    let dim = rows[0].1.len();
+    let flat: Vec<f32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let res = std::fs::create_dir_all(&output)
+        .map_err(|e| e.to_string())
+        .and_then(|_| mirkit::core::npy::write_f32(output.join("embeddings.npy"), &[rows.len(), dim], &flat).map_err(|e| e.to_string()))
+        .and_then(|_| {
+            let mut csv = String::from("row,file\n");
+            for (i, (f, _)) in rows.iter().enumerate() {
+                csv.push_str(&format!("{i},\"{}\"\n", f.display()));
+            }
+            mirkit::core::npy::write_atomic(&output.join("index.csv"), |w| std::io::Write::write_all(w, csv.as_bytes())).map_err(|e| e.to_string())
+        })
+        .and_then(|_| {
+            let meta = serde_json::json!({"model": model_name, "dim": dim, "count": rows.len()}).to_string();
+            mirkit::core::npy::write_atomic(&output.join("meta.json"), |w| std::io::Write::write_all(w, meta.as_bytes())).map_err(|e| e.to_string())
+        });
+    if let Err(e) = res {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("{} embeddings of {dim} dims ({}) in {}", rows.len(), model_name, output.display());
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} file(s) failed:", failed.len());
+        for e in &failed {
+            eprintln!("  {e}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn similar_cmd(query: PathBuf, index: PathBuf, k: usize) -> ExitCode {
+    let run = || -> Result<String, String> {
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(index.join("meta.json")).map_err(|e| format!("{}: {e}", index.join("meta.json").display()))?)
+            .map_err(|e| format!("meta.json: {e}"))?;
+        let model_name = meta["model"].as_str().ok_or("meta.json has no model")?;
+        let model = mirkit::models::registry::load(model_name).map_err(|e| e.to_string())?;
+        let emb = mirkit::core::npy::read(index.join("embeddings.npy")).map_err(|e| e.to_string())?.to_f32_2d().map_err(|e| e.to_string())?;
+        let csv = std::fs::read_to_string(index.join("index.csv")).map_err(|e| format!("index.csv: {e}"))?;
+        let names: Vec<String> = csv.lines().skip(1).map(|l| l.split_once(',').map(|x| x.1.trim_matches('"').to_string()).unwrap_or_default()).collect();
+        if names.len() != emb.nrows() {
+            return Err(format!("index.csv has {} rows, embeddings.npy {}", names.len(), emb.nrows()));
+        }
+        let q = embed_file(&model, &query)?;
+        if q.len() != emb.ncols() {
+            return Err(format!("query embedding has {} dims, the index {}", q.len(), emb.ncols()));
+        }
+        let mut scored: Vec<(f32, &str)> =
+            emb.outer_iter().zip(&names).map(|(r, n)| (mirkit::models::won2020::cosine(&q, r.as_slice().expect("row")), n.as_str())).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Ok(scored.iter().take(k).enumerate().map(|(i, (s, n))| format!("{:>3}. {s:.4}  {n}", i + 1)).collect::<Vec<_>>().join("\n"))
+    };
+    match run() {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -625,6 +763,8 @@ fn main() -> ExitCode {
         Cmd::Features(a) => features(a),
         Cmd::Augment(a) => augment_cmd(a),
         Cmd::Tag(a) => tag_cmd(a),
+        Cmd::Embed { input, output, model } => embed_cmd(input, output, model),
+        Cmd::Similar { query, index, k } => similar_cmd(query, index, k),
         Cmd::Models => {
             for e in mirkit::models::registry::MODELS {
                 let m = mirkit::models::registry::load(e.name);

@@ -189,3 +189,25 @@ fn tag_command_prints_top_tags_and_skips_bad_files() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown model"));
 }
+
+#[test]
+fn embed_and_similar_rank_the_query_itself_first() {
+    let d = tmp("embed");
+    let src = d.join("music");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("trumpet.ogg")).unwrap();
+    std::fs::copy(clip("brahms_hungarian_dance_5.hq.ogg"), src.join("brahms.ogg")).unwrap();
+    let idx = d.join("index");
+    let o = bin().arg("embed").arg(&src).arg("-o").arg(&idx).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = npy::read(idx.join("embeddings.npy")).unwrap();
+    assert_eq!(e.shape, vec![2, 200]);
+    let o = bin().arg("similar").arg(clip(TRUMPET)).arg("--index").arg(&idx).args(["-k", "2"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let first = out.lines().next().unwrap();
+    assert!(first.contains("trumpet.ogg") && first.contains("1.0000"), "{out}");
+    let one = d.join("one.npy");
+    assert!(bin().arg("embed").arg(clip(TRUMPET)).arg("-o").arg(&one).args(["--model", "won2020-fcn-mtat"]).status().unwrap().success());
+    assert_eq!(npy::read(&one).unwrap().shape, vec![64]);
+}

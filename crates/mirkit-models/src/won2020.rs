@@ -93,8 +93,7 @@ impl MusicnnBody {
         let r3 = (self.back[2].forward(&r2)? + &r2)?;
         let all = Tensor::cat(&[&front, &r1, &r2, &r3], 1)?;
         let pooled = Tensor::cat(&[all.max(2)?, all.mean(2)?], 1)?;
-        let h = self.bn.forward_t(&self.dense1.forward(&pooled)?, false)?.relu()?;
-        Ok(candle_nn::ops::sigmoid(&self.dense2.forward(&h)?)?)
+        Ok(self.bn.forward_t(&self.dense1.forward(&pooled)?, false)?.relu()?)
     }
 }
 
@@ -372,6 +371,22 @@ impl Won2020 {
 
     /// Sigmoid scores of a batch of front-end outputs `(B, 1, 96, frames)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.head(&self.embedding(x)?)?)
+    }
+
+    /// The output layer on embeddings.
+    fn head(&self, e: &Tensor) -> Result<Tensor> {
+        let logits = match (&self.musicnn, &self.dense) {
+            (Some(m), _) => m.dense2.forward(e)?,
+            (None, Some(d)) => d.forward(e)?,
+            _ => unreachable!("every architecture has an output layer"),
+        };
+        Ok(candle_nn::ops::sigmoid(&logits)?)
+    }
+
+    /// The penultimate representation of a batch of front-end outputs: FCN 64-d (after
+    /// the last block), CRNN 32-d (last GRU state), Musicnn 200-d (dense → BN → ReLU).
+    pub fn embedding(&self, x: &Tensor) -> Result<Tensor> {
         if let Some(m) = &self.musicnn {
             return m.forward(x);
         }
@@ -388,12 +403,21 @@ impl Won2020 {
                 o.narrow(1, t - 1, 1)?.squeeze(1)?
             }
         };
-        let dense = self.dense.as_ref().expect("FCN/CRNN have a dense layer");
-        Ok(candle_nn::ops::sigmoid(&dense.forward(&x)?)?)
+        Ok(x)
     }
 
-    /// Scores of exactly one window of 16 kHz mono audio ([`Self::input_len`] samples).
-    pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
+    /// Embedding of one window ([`Self::input_len`] samples).
+    pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
+        self.check_window(audio)?;
+        Ok(self.embedding(&self.front_end(audio)?)?.squeeze(0)?.to_vec1::<f32>()?)
+    }
+
+    /// Per-window embeddings under the same windowing as [`Self::tag_windows`].
+    pub fn embed_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
+        self.windows(audio, |w| self.embed(w))
+    }
+
+    fn check_window(&self, audio: &[f32]) -> Result<()> {
         let n = self.input_len();
         if audio.len() != n {
             return Err(ModelError::Input(format!("expected {n} samples ({} s at 16 kHz), got {}", n / 16000, audio.len())));
@@ -401,6 +425,25 @@ impl Won2020 {
         if let Some(i) = audio.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::Input(format!("non-finite sample at {i}")));
         }
+        Ok(())
+    }
+
+    fn windows(&self, audio: &[f32], f: impl Fn(&[f32]) -> Result<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        if audio.is_empty() {
+            return Err(ModelError::Input("empty audio".into()));
+        }
+        let n = self.input_len();
+        if audio.len() < n {
+            let mut v = audio.to_vec();
+            v.resize(n, 0.0);
+            return Ok(vec![f(&v)?]);
+        }
+        audio.chunks_exact(n).map(f).collect()
+    }
+
+    /// Scores of exactly one window of 16 kHz mono audio ([`Self::input_len`] samples).
+    pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
+        self.check_window(audio)?;
         let x = self.front_end(audio)?;
         Ok(self.forward(&x)?.squeeze(0)?.to_vec1::<f32>()?)
     }
@@ -409,16 +452,7 @@ impl Won2020 {
     /// shorter than a window dropped, a file shorter than one window zero-padded; returns
     /// the per-window scores (average them for the file).
     pub fn tag_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
-        if audio.is_empty() {
-            return Err(ModelError::Input("empty audio".into()));
-        }
-        let n = self.input_len();
-        if audio.len() < n {
-            let mut v = audio.to_vec();
-            v.resize(n, 0.0);
-            return Ok(vec![self.tag(&v)?]);
-        }
-        audio.chunks_exact(n).map(|w| self.tag(w)).collect()
+        self.windows(audio, |w| self.tag(w))
     }
 
     /// Indices and scores of the `k` highest scores, highest first.
@@ -426,6 +460,21 @@ impl Won2020 {
         let mut idx: Vec<usize> = (0..scores.len()).collect();
         idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         idx.into_iter().take(k).map(|i| (self.tags[i].as_str(), scores[i])).collect()
+    }
+}
+
+/// Cosine similarity of two vectors (0 when either is all zeros).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        ab += (*x as f64) * (*y as f64);
+        aa += (*x as f64).powi(2);
+        bb += (*y as f64).powi(2);
+    }
+    if aa == 0.0 || bb == 0.0 {
+        0.0
+    } else {
+        (ab / (aa.sqrt() * bb.sqrt())) as f32
     }
 }
 

@@ -77,3 +77,23 @@ fn registry_models_load_from_the_binary() {
     let e = mirkit_models::registry::load("no-such-model").err().unwrap();
     assert!(e.to_string().contains("won2020-fcn-mtat"), "{e}");
 }
+
+#[test]
+fn embeddings_have_the_documented_sizes_and_rank_like_with_like() {
+    let x = fx("brahms_16k_29s");
+    for (name, dim) in [("won2020-fcn-mtat", 64), ("won2020-crnn-mtat", 32), ("won2020-musicnn-mtat", 200)] {
+        let m = mirkit_models::registry::load(name).unwrap();
+        let n = m.input_len();
+        let e = m.embed(&x[..n]).unwrap();
+        assert_eq!(e.len(), dim, "{name}");
+        // the head on the embedding gives the tag scores
+        assert_eq!(m.tag(&x[..n]).unwrap().len(), 50);
+    }
+    // musicnn: two windows of the same piece are closer than the piece and silence-ish noise
+    let m = mirkit_models::registry::load("won2020-musicnn-mtat").unwrap();
+    let a = m.embed(&x[..48000]).unwrap();
+    let b = m.embed(&x[48000..96000]).unwrap();
+    let noise: Vec<f32> = (0..48000).map(|i| (((i * 7919) % 1000) as f32 / 1000.0 - 0.5) * 0.1).collect();
+    let c = m.embed(&noise).unwrap();
+    assert!(mirkit_models::won2020::cosine(&a, &b) > mirkit_models::won2020::cosine(&a, &c));
+}
