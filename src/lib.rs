@@ -35,6 +35,9 @@ pub use mirkit_models as models;
 pub use mirkit_nn as nn;
 
 pub mod pipeline;
+pub mod tagger;
+
+pub use tagger::{TagResult, Tagger};
 
 /// Errors of the facade: one of the crates' errors, or a file-level problem.
 #[derive(Debug, thiserror::Error)]

@@ -208,10 +208,19 @@ struct TagArgs {
     /// Write the results to this file (atomically) instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Include per-window scores with their start times (json) / rows (csv).
+    #[arg(long)]
+    segments: bool,
+    /// With -o and --format json: keep the files already in OUT and tag only the others.
+    #[arg(long)]
+    resume: bool,
+    /// Process only shard I of N (0-based) of the sorted file list, e.g. 0/4.
+    #[arg(long)]
+    shard: Option<String>,
 }
 
 fn tag_cmd(a: TagArgs) -> ExitCode {
-    let model = match mirkit::models::registry::load(&a.model) {
+    let tagger = match mirkit::Tagger::new(&a.model) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -220,6 +229,18 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
     };
     if !["table", "json", "csv"].contains(&a.format.as_str()) {
         eprintln!("error: --format {}: table, json or csv", a.format);
+        return ExitCode::from(2);
+    }
+    let shard = match a.shard.as_deref().map(|s| s.split_once('/').map(|(i, n)| (i.parse::<usize>(), n.parse::<usize>()))) {
+        None => None,
+        Some(Some((Ok(i), Ok(n)))) if n > 0 && i < n => Some((i, n)),
+        _ => {
+            eprintln!("error: --shard must be I/N with 0 <= I < N");
+            return ExitCode::from(2);
+        }
+    };
+    if a.resume && (a.output.is_none() || a.format != "json") {
+        eprintln!("error: --resume needs -o OUT and --format json");
         return ExitCode::from(2);
     }
     let mut files = Vec::new();
@@ -231,59 +252,80 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
     } else {
         files.push(a.input.clone());
     }
+    if let Some((i, n)) = shard {
+        files = files.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, f)| f).collect();
+    }
+    // --resume: what the output already holds
+    let mut previous: Vec<serde_json::Value> = Vec::new();
+    if a.resume {
+        if let Some(p) = &a.output {
+            if p.exists() {
+                match std::fs::read(p).ok().and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok()) {
+                    Some(v) => previous = v,
+                    None => {
+                        eprintln!("error: {}: exists but is not a mirkit tag JSON array", p.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
+        let done: std::collections::HashSet<String> = previous.iter().filter_map(|v| v["file"].as_str().map(String::from)).collect();
+        files.retain(|f| !done.contains(&f.display().to_string()));
+    }
     let pb = ProgressBar::new(files.len() as u64);
-    pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files [{elapsed_precise}] {msg}").expect("template"));
-    if files.len() == 1 {
+    pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files [{elapsed_precise} < {eta_precise}] {msg}").expect("template"));
+    if files.len() <= 1 {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let results: Vec<(PathBuf, Result<(Vec<f32>, usize), String>)> = files
+    let results: Vec<(PathBuf, Result<mirkit::TagResult, String>)> = files
         .iter()
         .map(|f| {
-            let r = (|| -> Result<(Vec<f32>, usize), String> {
-                let y = mirkit::io::load(f, &mirkit::io::LoadOptions::at(mirkit::models::won2020::SAMPLE_RATE)).map_err(|e| e.to_string())?;
-                let w = model.tag_windows(y.samples()).map_err(|e| format!("{}: {e}", f.display()))?;
-                Ok((mirkit::models::won2020::average(&w), w.len()))
-            })();
+            let r = tagger.tag_file(f).map_err(|e| e.to_string());
             pb.inc(1);
-            if let Err(e) = &r {
-                pb.println(format!("skipped: {e}"));
-            }
             (f.clone(), r)
         })
         .collect();
     pb.finish_and_clear();
-    let tags = model.tags();
+    let tags = tagger.model().tags();
     let mut out = String::new();
     match a.format.as_str() {
         "table" => {
             for (f, r) in &results {
-                if let Ok((s, n)) = r {
-                    out.push_str(&format!("{} ({} window{}, {})\n", f.display(), n, if *n == 1 { "" } else { "s" }, a.model));
-                    for (t, v) in model.top_k(s, a.top_k) {
-                        out.push_str(&format!("  {t:<20} {v:.4}\n"));
+                if let Ok(t) = r {
+                    let n = t.segments.len();
+                    out.push_str(&format!("{} ({} window{}, {})\n", f.display(), n, if n == 1 { "" } else { "s" }, a.model));
+                    for (tag, v) in t.top_k(a.top_k) {
+                        out.push_str(&format!("  {tag:<20} {v:.4}\n"));
                     }
                 }
             }
         }
         "json" => {
-            let items: Vec<serde_json::Value> = results
-                .iter()
-                .filter_map(|(f, r)| r.as_ref().ok().map(|(s, n)| (f, s, n)))
-                .map(|(f, s, n)| {
-                    let scores: serde_json::Map<String, serde_json::Value> = tags.iter().cloned().zip(s.iter().map(|v| serde_json::json!(v))).collect();
-                    let top: Vec<serde_json::Value> = model.top_k(s, a.top_k).into_iter().map(|(t, v)| serde_json::json!([t, v])).collect();
-                    serde_json::json!({"file": f.display().to_string(), "model": a.model, "windows": n, "scores": scores, "top_k": top})
-                })
-                .collect();
+            let mut items = previous;
+            for (f, r) in &results {
+                let Ok(t) = r else { continue };
+                let map = |s: &[f32]| -> serde_json::Map<String, serde_json::Value> { tags.iter().cloned().zip(s.iter().map(|v| serde_json::json!(v))).collect() };
+                let top: Vec<serde_json::Value> = t.top_k(a.top_k).into_iter().map(|(n, v)| serde_json::json!([n, v])).collect();
+                let mut v = serde_json::json!({"file": f.display().to_string(), "model": a.model, "windows": t.segments.len(), "scores": map(&t.scores), "top_k": top});
+                if a.segments {
+                    v["segments"] = t.segments.iter().map(|s| serde_json::json!({"start_secs": s.start_secs, "scores": map(&s.scores)})).collect();
+                }
+                items.push(v);
+            }
             out = serde_json::to_string_pretty(&items).expect("plain values");
             out.push('\n');
         }
         _ => {
-            out.push_str(&format!("file,{}\n", tags.join(",")));
+            out.push_str(&format!("file,start_secs,{}\n", tags.join(",")));
             for (f, r) in &results {
-                if let Ok((s, _)) = r {
-                    let vals: Vec<String> = s.iter().map(|v| format!("{v:.6}")).collect();
-                    out.push_str(&format!("\"{}\",{}\n", f.display(), vals.join(",")));
+                if let Ok(t) = r {
+                    let row = |start: &str, s: &[f32]| format!("\"{}\",{start},{}\n", f.display(), s.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(","));
+                    out.push_str(&row("all", &t.scores));
+                    if a.segments {
+                        for s in &t.segments {
+                            out.push_str(&row(&format!("{:.3}", s.start_secs), &s.scores));
+                        }
+                    }
                 }
             }
         }
@@ -298,10 +340,10 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
         None => print!("{out}"),
     }
     let failed: Vec<_> = results.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    eprintln!("{} file(s) tagged, {} failed", results.len() - failed.len(), failed.len());
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("{} of {} file(s) failed:", failed.len(), results.len());
         for e in failed {
             eprintln!("  {e}");
         }
@@ -309,14 +351,12 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
     }
 }
 
-fn embed_file(model: &mirkit::models::won2020::Won2020, f: &Path) -> Result<Vec<f32>, String> {
-    let y = mirkit::io::load(f, &mirkit::io::LoadOptions::at(mirkit::models::won2020::SAMPLE_RATE)).map_err(|e| e.to_string())?;
-    let w = model.embed_windows(y.samples()).map_err(|e| format!("{}: {e}", f.display()))?;
-    Ok(mirkit::models::won2020::average(&w))
+fn embed_file(tagger: &mirkit::Tagger, f: &Path) -> Result<Vec<f32>, String> {
+    tagger.embed_file(f).map_err(|e| e.to_string())
 }
 
 fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String) -> ExitCode {
-    let model = match mirkit::models::registry::load(&model_name) {
+    let model = match mirkit::Tagger::new(&model_name) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -395,7 +435,7 @@ fn similar_cmd(query: PathBuf, index: PathBuf, k: usize) -> ExitCode {
         let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(index.join("meta.json")).map_err(|e| format!("{}: {e}", index.join("meta.json").display()))?)
             .map_err(|e| format!("meta.json: {e}"))?;
         let model_name = meta["model"].as_str().ok_or("meta.json has no model")?;
-        let model = mirkit::models::registry::load(model_name).map_err(|e| e.to_string())?;
+        let model = mirkit::Tagger::new(model_name).map_err(|e| e.to_string())?;
         let emb = mirkit::core::npy::read(index.join("embeddings.npy")).map_err(|e| e.to_string())?.to_f32_2d().map_err(|e| e.to_string())?;
         let csv = std::fs::read_to_string(index.join("index.csv")).map_err(|e| format!("index.csv: {e}"))?;
         let names: Vec<String> = csv.lines().skip(1).map(|l| l.split_once(',').map(|x| x.1.trim_matches('"').to_string()).unwrap_or_default()).collect();

@@ -211,3 +211,44 @@ fn embed_and_similar_rank_the_query_itself_first() {
     assert!(bin().arg("embed").arg(clip(TRUMPET)).arg("-o").arg(&one).args(["--model", "won2020-fcn-mtat"]).status().unwrap().success());
     assert_eq!(npy::read(&one).unwrap().shape, vec![64]);
 }
+
+#[test]
+fn tag_segments_resume_and_shards() {
+    let d = tmp("resume");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    for n in ["a", "b", "c"] {
+        std::fs::copy(clip(TRUMPET), src.join(format!("{n}.ogg"))).unwrap();
+    }
+    let out = d.join("tags.json");
+    // shard 0/2 takes files 0 and 2 of the sorted list
+    let st = bin().arg("tag").arg(&src).args(["--format", "json", "--segments", "--shard", "0/2", "-o"]).arg(&out).status().unwrap();
+    assert!(st.success());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let files: Vec<&str> = v.as_array().unwrap().iter().map(|x| x["file"].as_str().unwrap()).collect();
+    assert_eq!(files.len(), 2);
+    assert!(files[0].ends_with("a.ogg") && files[1].ends_with("c.ogg"));
+    assert_eq!(v[0]["segments"][0]["start_secs"], 0.0);
+    // --resume adds only what is missing
+    let o = bin().arg("tag").arg(&src).args(["--format", "json", "--resume", "-o"]).arg(&out).output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 file(s) tagged"), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let o = bin().arg("tag").arg(&src).args(["--shard", "2/2"]).output().unwrap();
+    assert!(!o.status.success());
+}
+
+#[test]
+fn library_tagger_matches_the_model_on_a_window() {
+    let t = mirkit::Tagger::default().unwrap();
+    let r = t.tag_file(&clip("brahms_hungarian_dance_5.hq.ogg")).unwrap();
+    assert_eq!(r.segments.len(), 15); // 45.8 s in 3 s windows, remainder dropped
+    assert_eq!(r.top_k(1)[0].0, "classical");
+    assert_eq!(r.segments[1].start_secs, 3.0);
+    // streaming windows equal tagging the loaded signal's windows
+    let y = load(clip("brahms_hungarian_dance_5.hq.ogg"), &LoadOptions::at(16000)).unwrap();
+    let w = t.model().tag(&y.samples()[48000..96000]).unwrap();
+    let e = w.iter().zip(&r.segments[1].scores).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(e < 1e-6, "{e}");
+}
