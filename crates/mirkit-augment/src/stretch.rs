@@ -390,6 +390,26 @@ unsafe fn resample_avx2(k: &SincKernel, x: &[f32], ratio: f64, n_out: usize) -> 
     out
 }
 
+/// Spectral inconsistency of a modified STFT: `‖ |STFT(iSTFT(D))| − |D| ‖_F / ‖D‖_F`.
+/// A vocoder whose phases do not agree across overlapping frames produces a spectrogram
+/// no signal has; re-analysis then smears it (the audible "phasiness"). Lower is better;
+/// used in docs/augment.md to compare [`PhaseMode`]s.
+pub fn spectral_inconsistency(d: &Array2<Complex32>) -> Result<f64> {
+    let y = istft(d, HOP, None, WindowKind::Hann, true, None)?;
+    let d2 = Stft::new(StftConfig::new(N_FFT).hop(HOP))?.stft(&y)?;
+    let frames = d.ncols().min(d2.ncols());
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for t in 0..frames {
+        for k in 0..d.nrows() {
+            let a = d[[k, t]].norm() as f64;
+            let b = d2[[k, t]].norm() as f64;
+            num += (b - a).powi(2);
+            den += a * a;
+        }
+    }
+    Ok((num / den.max(f64::MIN_POSITIVE)).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,24 +506,4 @@ mod tests {
             .fold(0.0, f64::max);
         assert!(err < 2e-3, "{err}");
     }
-}
-
-/// Spectral inconsistency of a modified STFT: `‖ |STFT(iSTFT(D))| − |D| ‖_F / ‖D‖_F`.
-/// A vocoder whose phases do not agree across overlapping frames produces a spectrogram
-/// no signal has; re-analysis then smears it (the audible "phasiness"). Lower is better;
-/// used in docs/augment.md to compare [`PhaseMode`]s.
-pub fn spectral_inconsistency(d: &Array2<Complex32>) -> Result<f64> {
-    let y = istft(d, HOP, None, WindowKind::Hann, true, None)?;
-    let d2 = Stft::new(StftConfig::new(N_FFT).hop(HOP))?.stft(&y)?;
-    let frames = d.ncols().min(d2.ncols());
-    let (mut num, mut den) = (0.0f64, 0.0f64);
-    for t in 0..frames {
-        for k in 0..d.nrows() {
-            let a = d[[k, t]].norm() as f64;
-            let b = d2[[k, t]].norm() as f64;
-            num += (b - a).powi(2);
-            den += a * a;
-        }
-    }
-    Ok((num / den.max(f64::MIN_POSITIVE)).sqrt())
 }

@@ -326,7 +326,7 @@ pub fn torchaudio_filterbank_f32(cfg: &MelConfig) -> Array2<f32> {
     let mut fb = Array2::<f32>::zeros((cfg.n_mels, n_freqs));
     for (k, &f) in all_freqs.iter().enumerate() {
         for m in 0..cfg.n_mels {
-            let down = (-1.0f32 * (f_pts[m] - f)) / f_diff[m];
+            let down = -(f_pts[m] - f) / f_diff[m];
             let up = (f_pts[m + 2] - f) / f_diff[m + 1];
             let mut v = 0f32.max(down.min(up));
             if cfg.norm == MelNorm::Slaney {

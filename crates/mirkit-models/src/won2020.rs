@@ -231,7 +231,7 @@ pub fn metadata_from_bytes(bytes: &[u8], label: &str) -> Result<HashMap<String, 
 
 fn parse_metadata(h: &[u8], file: &str) -> Result<HashMap<String, String>> {
     let werr = |why: String| ModelError::Weights { file: file.to_string(), why };
-    let v: serde_json::Value = serde_json::from_slice(&h).map_err(|e| werr(format!("bad header: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(h).map_err(|e| werr(format!("bad header: {e}")))?;
     Ok(v.get("__metadata__")
         .and_then(|m| m.as_object())
         .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
@@ -371,7 +371,7 @@ impl Won2020 {
 
     /// Sigmoid scores of a batch of front-end outputs `(B, 1, 96, frames)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.head(&self.embedding(x)?)?)
+        self.head(&self.embedding(x)?)
     }
 
     /// The output layer on embeddings.
