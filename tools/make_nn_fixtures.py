@@ -112,6 +112,68 @@ def main():
             loss.backward()
             opt.step()
         save(f"opt_{name}_w5", w)
+    # ------------------------------------------------------------ residual / SE blocks (Won 2020 modules.py)
+    class ResSE1d(torch.nn.Module):
+        def __init__(self, cin, cout, shape=3, stride=1, pooling=3):
+            super().__init__()
+            self.conv_1 = torch.nn.Conv1d(cin, cout, shape, stride=stride, padding=shape // 2)
+            self.bn_1 = torch.nn.BatchNorm1d(cout)
+            self.conv_2 = torch.nn.Conv1d(cout, cout, shape, padding=shape // 2)
+            self.bn_2 = torch.nn.BatchNorm1d(cout)
+            self.dense1 = torch.nn.Linear(cout, cout)
+            self.dense2 = torch.nn.Linear(cout, cout)
+            self.diff = stride != 1 or cin != cout
+            if self.diff:
+                self.conv_3 = torch.nn.Conv1d(cin, cout, shape, stride=stride, padding=shape // 2)
+                self.bn_3 = torch.nn.BatchNorm1d(cout)
+            self.mp = torch.nn.MaxPool1d(pooling)
+
+        def forward(self, x):
+            out = self.bn_2(self.conv_2(torch.relu(self.bn_1(self.conv_1(x)))))
+            se = out.mean(-1)
+            se = torch.sigmoid(self.dense2(torch.relu(self.dense1(se)))).unsqueeze(-1)
+            out = out * se
+            if self.diff:
+                x = self.bn_3(self.conv_3(x))
+            return self.mp(torch.relu(x + out))
+
+    class Res2d(torch.nn.Module):
+        def __init__(self, cin, cout, shape=3, stride=2):
+            super().__init__()
+            self.conv_1 = torch.nn.Conv2d(cin, cout, shape, stride=stride, padding=shape // 2)
+            self.bn_1 = torch.nn.BatchNorm2d(cout)
+            self.conv_2 = torch.nn.Conv2d(cout, cout, shape, padding=shape // 2)
+            self.bn_2 = torch.nn.BatchNorm2d(cout)
+            self.diff = stride != 1 or cin != cout
+            if self.diff:
+                self.conv_3 = torch.nn.Conv2d(cin, cout, shape, stride=stride, padding=shape // 2)
+                self.bn_3 = torch.nn.BatchNorm2d(cout)
+
+        def forward(self, x):
+            out = self.bn_2(self.conv_2(torch.relu(self.bn_1(self.conv_1(x)))))
+            if self.diff:
+                x = self.bn_3(self.conv_3(x))
+            return torch.relu(x + out)
+
+    for name, m, shape in [("resse1d", ResSE1d(2, 4), (2, 2, 27)), ("res2d", Res2d(2, 4), (2, 2, 8, 10))]:
+        torch.manual_seed(4)
+        for p_ in m.modules():
+            if isinstance(p_, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                torch.nn.init.uniform_(p_.weight, 0.5, 1.5)
+                torch.nn.init.uniform_(p_.bias, -0.2, 0.2)
+                p_.running_mean.uniform_(-0.1, 0.1)
+                p_.running_var.uniform_(0.5, 1.5)
+        for k, v in m.state_dict().items():
+            if not k.endswith("num_batches_tracked"):
+                save(f"{name}.{k}", v)
+        x = torch.randn(*shape)
+        save(f"{name}_x", x)
+        m.eval()
+        with torch.no_grad():
+            save(f"{name}_eval_y", m(x))
+        m.train()
+        with torch.no_grad():
+            save(f"{name}_train_y", m(x))
     print("ok", torch.__version__)
 
 

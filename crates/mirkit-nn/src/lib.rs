@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blocks;
 pub mod dropout;
 mod error;
 pub mod init;

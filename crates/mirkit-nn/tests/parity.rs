@@ -197,3 +197,29 @@ fn schedules_clipping_dropout_and_init_are_reproducible() {
     let inp = fx("gru_input");
     assert_eq!(max_diff(&r1.forward(&inp).unwrap().output, &r2.forward(&inp).unwrap().output), 0.0);
 }
+
+fn block_vb(prefix: &str) -> VarBuilder<'static> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nn");
+    let mut map = HashMap::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().to_string();
+        if let Some(rest) = n.strip_prefix(&format!("{prefix}.")) {
+            let key = rest.trim_end_matches(".npy").to_string();
+            map.insert(key, fx(n.trim_end_matches(".npy")));
+        }
+    }
+    VarBuilder::from_tensors(map, DType::F32, &Device::Cpu)
+}
+
+#[test]
+fn residual_and_se_blocks_match_torch_in_train_and_eval() {
+    use mirkit_nn::blocks::{Res2d, ResSe1d};
+    let b = ResSe1d::new(2, 4, 3, 1, 3, block_vb("resse1d")).unwrap();
+    let x = fx("resse1d_x");
+    assert!(max_diff(&b.forward_t(&x, false).unwrap(), &fx("resse1d_eval_y")) <= 1e-5);
+    assert!(max_diff(&b.forward_t(&x, true).unwrap(), &fx("resse1d_train_y")) <= 1e-5);
+    let r = Res2d::new(2, 4, 3, 2, block_vb("res2d")).unwrap();
+    let x = fx("res2d_x");
+    assert!(max_diff(&r.forward_t(&x, false).unwrap(), &fx("res2d_eval_y")) <= 1e-5);
+    assert!(max_diff(&r.forward_t(&x, true).unwrap(), &fx("res2d_train_y")) <= 1e-5);
+}
