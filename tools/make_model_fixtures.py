@@ -154,3 +154,104 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- SampleCNN / SampleCNN+SE (random weights)
+class Conv1dBlock(nn.Module):
+    def __init__(self, cin, cout, shape=3, stride=1, pooling=2):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, shape, stride=stride, padding=shape // 2)
+        self.bn = nn.BatchNorm1d(cout)
+        self.mp = nn.MaxPool1d(pooling)
+
+    def forward(self, x):
+        return self.mp(torch.relu(self.bn(self.conv(x))))
+
+
+class ResSE1d(nn.Module):
+    def __init__(self, cin, cout, shape=3, stride=1, pooling=3):
+        super().__init__()
+        self.conv_1 = nn.Conv1d(cin, cout, shape, stride=stride, padding=shape // 2)
+        self.bn_1 = nn.BatchNorm1d(cout)
+        self.conv_2 = nn.Conv1d(cout, cout, shape, padding=shape // 2)
+        self.bn_2 = nn.BatchNorm1d(cout)
+        self.dense1 = nn.Linear(cout, cout)
+        self.dense2 = nn.Linear(cout, cout)
+        self.diff = stride != 1 or cin != cout
+        if self.diff:
+            self.conv_3 = nn.Conv1d(cin, cout, shape, stride=stride, padding=shape // 2)
+            self.bn_3 = nn.BatchNorm1d(cout)
+        self.mp = nn.MaxPool1d(pooling)
+
+    def forward(self, x):
+        out = self.bn_2(self.conv_2(torch.relu(self.bn_1(self.conv_1(x)))))
+        se = torch.sigmoid(self.dense2(torch.relu(self.dense1(out.mean(-1))))).unsqueeze(-1)
+        out = out * se
+        if self.diff:
+            x = self.bn_3(self.conv_3(x))
+        return self.mp(torch.relu(x + out))
+
+
+class SampleCNN(nn.Module):
+    """Lee et al. 2017 as in Won 2020 (SampleCNN) and Kim et al. 2018 (SampleCNN+SE)."""
+
+    def __init__(self, ch, se=False, n_class=50):
+        super().__init__()
+        blk = ResSE1d if se else Conv1dBlock
+        self.se = se
+        layers = [blk(1, ch[0], 3, 3, 1)]
+        for i in range(1, 10):
+            layers.append(blk(ch[i - 1], ch[i], 3, 1, 3))
+        layers.append(blk(ch[9], ch[10], 1, 1, 1))
+        for i, l in enumerate(layers):
+            setattr(self, f"layer{i + 1}", l)
+        if se:
+            self.dense1 = nn.Linear(ch[10], ch[10])
+            self.bn = nn.BatchNorm1d(ch[10])
+            self.dense2 = nn.Linear(ch[10], n_class)
+        else:
+            self.dense = nn.Linear(ch[10], n_class)
+
+    def forward(self, x):
+        x = x.unsqueeze(1)
+        for i in range(11):
+            x = getattr(self, f"layer{i + 1}")(x)
+        x = x.squeeze(-1)
+        if self.se:
+            x = torch.relu(self.bn(self.dense1(x)))
+            return torch.sigmoid(self.dense2(x))
+        return torch.sigmoid(self.dense(x))
+
+
+def samplecnn_fixtures():
+    import json
+    from safetensors.torch import save_file
+    full = [128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512]
+    small = [8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32]
+    counts = {}
+    torch.manual_seed(11)
+    x = torch.randn(2, 59049) * 0.1
+    np.save(os.path.join(OUT, "samplecnn_x.npy"), x.numpy())
+    for se in (False, True):
+        name = "samplecnn_se" if se else "samplecnn"
+        counts[name] = sum(p.numel() for p in SampleCNN(full, se).parameters())
+        torch.manual_seed(7)
+        m = SampleCNN(small, se)
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm1d):
+                nn.init.uniform_(mod.weight, 0.5, 1.5)
+                nn.init.uniform_(mod.bias, -0.2, 0.2)
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+        m.eval()
+        sd = {k: v.contiguous() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")}
+        save_file(sd, os.path.join(OUT, f"{name}_small.safetensors"))
+        with torch.no_grad():
+            np.save(os.path.join(OUT, f"{name}_small_y.npy"), m(x).numpy())
+    with open(os.path.join(OUT, "param_counts.json"), "w") as f:
+        json.dump(counts, f)
+    print("param counts", counts)
+
+
+if __name__ == "__main__":
+    samplecnn_fixtures()

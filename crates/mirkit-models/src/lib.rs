@@ -29,6 +29,7 @@
 
 mod error;
 pub mod registry;
+pub mod sample_cnn;
 pub mod won2020;
 
 pub use error::{ModelError, Result};
