@@ -1,5 +1,5 @@
 //! Memory stays bounded on long files: a one-hour recording to log-mel with peak RSS
-//! under 100 MB. Heavy (writes a 318 MB WAV and decodes an hour of audio), so ignored by
+//! under 100 MB, and tagged with peak RSS under 200 MB. Heavy (writes a 318 MB WAV and decodes an hour of audio), so ignored by
 //! default; `streamed_features_equal_in_memory_features` in tests/cli.rs covers the same
 //! code on a short clip. Run: `cargo test --release --test long_file -- --ignored`.
 
@@ -12,11 +12,8 @@ fn max_rss_children_mb() -> f64 {
     ru.ru_maxrss as f64 / 1024.0 // kB on Linux
 }
 
-#[test]
-#[ignore]
-fn one_hour_file_to_log_mel_under_100_mb() {
-    let d = std::env::temp_dir().join(format!("mirkit-long-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+fn hour_wav(d: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(d).unwrap();
     let wav = d.join("hour.wav");
     let sr = 44100u32;
     let spec = hound::WavSpec { channels: 1, sample_rate: sr, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
@@ -30,6 +27,14 @@ fn one_hour_file_to_log_mel_under_100_mb() {
         w.write_sample((v * 32767.0) as i16).unwrap();
     }
     w.finalize().unwrap();
+    wav
+}
+
+#[test]
+#[ignore]
+fn one_hour_file_to_log_mel_under_100_mb() {
+    let d = std::env::temp_dir().join(format!("mirkit-long-{}", std::process::id()));
+    let wav = hour_wav(&d);
     let out = d.join("hour.npy");
     let t = std::time::Instant::now();
     let st = Command::new(env!("CARGO_BIN_EXE_mirkit"))
@@ -49,4 +54,23 @@ fn one_hour_file_to_log_mel_under_100_mb() {
     eprintln!("one hour: {secs:.1} s wall, peak RSS {rss:.1} MB, output {} MB", bytes / 1_000_000);
     std::fs::remove_dir_all(&d).unwrap();
     assert!(rss < 100.0, "peak RSS {rss:.1} MB");
+}
+
+/// Tagging streams too: a one-hour file with the default model in bounded memory
+/// (issue #5: peak RSS under 200 MB).
+#[test]
+#[ignore]
+fn one_hour_file_tagged_under_200_mb() {
+    let d = std::env::temp_dir().join(format!("mirkit-long-tag-{}", std::process::id()));
+    let wav = hour_wav(&d);
+    let t = std::time::Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_mirkit")).args(["tag", "--format", "json"]).arg(&wav).output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["windows"], 1200);
+    let rss = max_rss_children_mb();
+    eprintln!("one hour tagged: {secs:.1} s wall, peak RSS {rss:.1} MB");
+    std::fs::remove_dir_all(&d).unwrap();
+    assert!(rss < 200.0, "peak RSS {rss:.1} MB");
 }
