@@ -255,3 +255,76 @@ def samplecnn_fixtures():
 
 if __name__ == "__main__":
     samplecnn_fixtures()
+
+
+# ---------------------------------------------------------------- short-chunk CNN / ResNet (Won 2020), random weights
+class Res2d(nn.Module):
+    def __init__(self, cin, cout, shape=3, stride=2):
+        super().__init__()
+        self.conv_1 = nn.Conv2d(cin, cout, shape, stride=stride, padding=shape // 2)
+        self.bn_1 = nn.BatchNorm2d(cout)
+        self.conv_2 = nn.Conv2d(cout, cout, shape, padding=shape // 2)
+        self.bn_2 = nn.BatchNorm2d(cout)
+        self.diff = stride != 1 or cin != cout
+        if self.diff:
+            self.conv_3 = nn.Conv2d(cin, cout, shape, stride=stride, padding=shape // 2)
+            self.bn_3 = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        out = self.bn_2(self.conv_2(torch.relu(self.bn_1(self.conv_1(x)))))
+        if self.diff:
+            x = self.bn_3(self.conv_3(x))
+        return torch.relu(x + out)
+
+
+class ShortChunk(nn.Module):
+    """Body of ShortChunkCNN / ShortChunkCNN_Res (after the front end and spec_bn)."""
+
+    def __init__(self, c, res, n_class=50):
+        super().__init__()
+        ch = [1, c, c, 2 * c, 2 * c, 2 * c, 2 * c, 4 * c]
+        for i in range(7):
+            setattr(self, f"layer{i + 1}", Res2d(ch[i], ch[i + 1]) if res else Conv2d(ch[i], ch[i + 1], 2))
+        self.dense1 = nn.Linear(4 * c, 4 * c)
+        self.bn = nn.BatchNorm1d(4 * c)
+        self.dense2 = nn.Linear(4 * c, n_class)
+
+    def forward(self, x):
+        for i in range(7):
+            x = getattr(self, f"layer{i + 1}")(x)
+        x = x.squeeze(2)
+        if x.size(-1) != 1:
+            x = nn.MaxPool1d(x.size(-1))(x)
+        x = x.squeeze(2)
+        return torch.sigmoid(self.dense2(torch.relu(self.bn(self.dense1(x)))))
+
+
+def shortchunk_fixtures():
+    import json
+    from safetensors.torch import save_file
+    torch.manual_seed(13)
+    x = torch.randn(2, 1, 128, 231)  # 3.69 s at 16 kHz, hop 256 -> 231 frames
+    np.save(os.path.join(OUT, "shortchunk_x.npy"), x.numpy())
+    counts = json.load(open(os.path.join(OUT, "param_counts.json")))
+    for res in (False, True):
+        name = "shortchunk_res" if res else "shortchunk_cnn"
+        counts[name] = sum(p.numel() for p in ShortChunk(128, res).parameters())
+        torch.manual_seed(17)
+        m = ShortChunk(8, res)
+        for mod in m.modules():
+            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                nn.init.uniform_(mod.weight, 0.5, 1.5)
+                nn.init.uniform_(mod.bias, -0.2, 0.2)
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+        m.eval()
+        save_file({k: v.contiguous() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")},
+                  os.path.join(OUT, f"{name}_small.safetensors"))
+        with torch.no_grad():
+            np.save(os.path.join(OUT, f"{name}_small_y.npy"), m(x).numpy())
+    json.dump(counts, open(os.path.join(OUT, "param_counts.json"), "w"))
+    print("param counts", counts)
+
+
+if __name__ == "__main__":
+    shortchunk_fixtures()

@@ -30,6 +30,7 @@
 mod error;
 pub mod registry;
 pub mod sample_cnn;
+pub mod short_chunk;
 pub mod won2020;
 
 pub use error::{ModelError, Result};
