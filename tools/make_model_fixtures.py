@@ -139,18 +139,22 @@ def main():
     y = y[:464000].astype(np.float32)
     assert len(y) == 464000
     np.save(os.path.join(OUT, "brahms_16k_29s.npy"), y)
-    for name, cls in [("fcn", FCN), ("crnn", CRNN), ("musicnn", Musicnn)]:
-        m = cls()
-        x = torch.from_numpy(y[:48000] if name == "musicnn" else y).unsqueeze(0)
-        m.load_state_dict(torch.load(os.path.join(W, f"{name}.pth"), map_location="cpu", weights_only=False), strict=True)
-        m.eval()
-        with torch.no_grad():
-            out = m(x)[0].numpy()
-        np.save(os.path.join(OUT, f"won2020_{name}_mtat_brahms.npy"), out.astype(np.float32))
-        tags = [t.strip() for t in open(os.path.join(W, "tags.txt")) if t.strip()]
-        top = np.argsort(-out)[:5]
-        print(name, [(tags[i], round(float(out[i]), 4)) for i in top])
-
+    for ds in ("mtat", "msd", "jamendo"):
+        wd = os.path.join(os.path.dirname(W), ds)
+        for name, cls in [("fcn", FCN), ("crnn", CRNN), ("musicnn", Musicnn)]:
+            path = os.path.join(wd, f"{name}.pth")
+            if not os.path.exists(path):
+                continue
+            m = cls()
+            x = torch.from_numpy(y[:48000] if name == "musicnn" else y).unsqueeze(0)
+            m.load_state_dict(torch.load(path, map_location="cpu", weights_only=False), strict=True)
+            m.eval()
+            with torch.no_grad():
+                out = m(x)[0].numpy()
+            np.save(os.path.join(OUT, f"won2020_{name}_{ds}_brahms.npy"), out.astype(np.float32))
+            tags = [t.strip() for t in open(os.path.join(wd, "tags.txt")) if t.strip()]
+            top = np.argsort(-out)[:5]
+            print(ds, name, [(tags[i], round(float(out[i]), 4)) for i in top])
 
 if __name__ == "__main__":
     main()

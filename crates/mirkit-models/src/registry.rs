@@ -1,4 +1,5 @@
-//! Named pretrained models. The Won et al. 2020 MagnaTagATune taggers are compiled into
+//! Named pretrained models. The Won et al. 2020 taggers (MagnaTagATune, Million Song
+//! Dataset, MTG-Jamendo) are compiled into
 //! the library (converted by `tools/convert_won2020.py`; MIT licence, Music Technology
 //! Group, Universitat Pompeu Fabra — see `weights/won2020/LICENSE`), so they need no
 //! download and no files on disk.
@@ -38,6 +39,36 @@ pub const MODELS: &[Entry] = &[
         arch: Arch::Crnn,
         description: "Won et al. 2020 CRNN, MagnaTagATune top-50, 29 s windows (ROC-AUC .8722, PR-AUC .3625)",
         bytes: include_bytes!("../../../weights/won2020/mtat/crnn.safetensors"),
+    },
+    Entry {
+        name: "won2020-fcn-msd",
+        arch: Arch::Fcn,
+        description: "Won et al. 2020 FCN-5, Million Song Dataset top-50, 29 s windows (ROC-AUC .8744, PR-AUC .2970)",
+        bytes: include_bytes!("../../../weights/won2020/msd/fcn.safetensors"),
+    },
+    Entry {
+        name: "won2020-crnn-msd",
+        arch: Arch::Crnn,
+        description: "Won et al. 2020 CRNN, Million Song Dataset top-50, 29 s windows (ROC-AUC .8499, PR-AUC .2469)",
+        bytes: include_bytes!("../../../weights/won2020/msd/crnn.safetensors"),
+    },
+    Entry {
+        name: "won2020-fcn-jamendo",
+        arch: Arch::Fcn,
+        description: "Won et al. 2020 FCN-5, MTG-Jamendo top-50, 29 s windows",
+        bytes: include_bytes!("../../../weights/won2020/jamendo/fcn.safetensors"),
+    },
+    Entry {
+        name: "won2020-crnn-jamendo",
+        arch: Arch::Crnn,
+        description: "Won et al. 2020 CRNN, MTG-Jamendo top-50, 29 s windows",
+        bytes: include_bytes!("../../../weights/won2020/jamendo/crnn.safetensors"),
+    },
+    Entry {
+        name: "won2020-musicnn-jamendo",
+        arch: Arch::Musicnn,
+        description: "Won et al. 2020 Musicnn, MTG-Jamendo top-50, 3 s windows",
+        bytes: include_bytes!("../../../weights/won2020/jamendo/musicnn.safetensors"),
     },
 ];
 

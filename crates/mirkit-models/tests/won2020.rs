@@ -67,12 +67,26 @@ fn protocol_windows_and_bad_inputs() {
     std::fs::remove_file(&bad).unwrap();
 }
 
+/// Every registry model (MTAT, MSD, Jamendo) against the original PyTorch model.
 #[test]
-fn registry_models_load_from_the_binary() {
+fn registry_models_load_from_the_binary_and_match_pytorch() {
+    let x = fx("brahms_16k_29s");
+    let first = |ds: &str| match ds {
+        "mtat" => "guitar",
+        "msd" => "rock",
+        _ => "genre---alternative",
+    };
     for e in mirkit_models::registry::MODELS {
         let m = mirkit_models::registry::load(e.name).unwrap();
         assert_eq!(m.arch(), e.arch);
-        assert_eq!(m.tags()[0], "guitar");
+        let parts: Vec<&str> = e.name.split('-').collect(); // won2020-<model>-<dataset>
+        assert_eq!(m.tags().len(), 50);
+        let got = m.tag(&x[..m.input_len()]).unwrap();
+        let want = fx(&format!("won2020_{}_{}_brahms", parts[1], parts[2]));
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        eprintln!("{}: max |score - torch| = {err:.2e}", e.name);
+        assert!(err <= 1e-4, "{}: {err}", e.name);
+        assert_eq!(m.tags()[0], first(parts[2]), "{}: tag order", e.name);
     }
     let e = mirkit_models::registry::load("no-such-model").err().unwrap();
     assert!(e.to_string().contains("won2020-fcn-mtat"), "{e}");
