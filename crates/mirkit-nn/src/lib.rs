@@ -23,6 +23,7 @@
 
 pub mod blocks;
 pub mod dropout;
+pub mod frontend;
 mod error;
 pub mod init;
 pub mod loss;

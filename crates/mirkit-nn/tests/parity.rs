@@ -223,3 +223,22 @@ fn residual_and_se_blocks_match_torch_in_train_and_eval() {
     assert!(max_diff(&r.forward_t(&x, false).unwrap(), &fx("res2d_eval_y")) <= 1e-5);
     assert!(max_diff(&r.forward_t(&x, true).unwrap(), &fx("res2d_train_y")) <= 1e-5);
 }
+
+#[test]
+fn mel_front_end_module_gives_mirkit_dsp_numbers() {
+    use candle_core::Module;
+    use mirkit_dsp::{FeatureConfig, FeatureExtractor};
+    let mut rng = Rng::new(21);
+    let x = mirkit_nn::init::tensor(&[2, 16000], mirkit_nn::init::Init::Normal(0.1), &mut rng, &Device::Cpu).unwrap();
+    let fe = mirkit_nn::frontend::MelFrontEnd::new(FeatureConfig::won2020()).unwrap();
+    let y = fe.forward(&x).unwrap();
+    assert_eq!(y.dims(), &[2, 96, 1 + 16000 / 256]);
+    let ex = FeatureExtractor::new(FeatureConfig::won2020()).unwrap();
+    let rows: Vec<Vec<f32>> = x.to_vec2().unwrap();
+    for (b, r) in rows.iter().enumerate() {
+        let want: Vec<f32> = ex.compute(r).unwrap().into_array().into_raw_vec_and_offset().0;
+        let got: Vec<f32> = y.get(b).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(got, want);
+    }
+    assert!(fe.forward(&Tensor::zeros(5, DType::F32, &Device::Cpu).unwrap()).is_err());
+}
