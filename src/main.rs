@@ -217,6 +217,10 @@ struct TagArgs {
     /// Process only shard I of N (0-based) of the sorted file list, e.g. 0/4.
     #[arg(long)]
     shard: Option<String>,
+    /// Draw a taggram (tags × time, per-window scores) as PNG; for a folder, FILE.png
+    /// beside each input's name under this folder.
+    #[arg(long)]
+    png: Option<PathBuf>,
 }
 
 fn tag_cmd(a: TagArgs) -> ExitCode {
@@ -287,6 +291,20 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
         .collect();
     pb.finish_and_clear();
     let tags = tagger.model().tags();
+    if let Some(png) = &a.png {
+        for (f, r) in &results {
+            let Ok(t) = r else { continue };
+            let target = if files.len() == 1 && !png.is_dir() {
+                png.clone()
+            } else {
+                let _ = std::fs::create_dir_all(png);
+                png.join(format!("{}.png", f.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()))
+            };
+            if let Err(e) = draw_taggram(&target, t, &f.display().to_string()) {
+                eprintln!("error: {e}");
+            }
+        }
+    }
     let mut out = String::new();
     match a.format.as_str() {
         "table" => {
@@ -349,6 +367,27 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// Tags × windows image of per-window scores (rows: tags, best-scoring tag on top).
+fn draw_taggram(path: &Path, t: &mirkit::TagResult, title: &str) -> Result<(), String> {
+    let n_tags = t.tags.len();
+    let n_win = t.segments.len();
+    // rows ordered by mean score, lowest at the bottom
+    let mut order: Vec<usize> = (0..n_tags).collect();
+    order.sort_by(|&a, &b| t.scores[a].total_cmp(&t.scores[b]));
+    let data = ndarray::Array2::from_shape_fn((n_tags, n_win), |(r, c)| t.segments[c].scores[order[r]]);
+    let win_secs = if n_win > 1 { t.segments[1].start_secs - t.segments[0].start_secs } else { t.segments[0].start_secs.max(1.0) };
+    let opts = SpecPlot {
+        title: format!("{title} ({})", t.model),
+        seconds_per_frame: if n_win > 1 { win_secs } else { 3.0 },
+        row_labels: Some(order.iter().map(|&i| t.tags[i].clone()).collect()),
+        colormap: mirkit::io::plot::Colormap::Viridis,
+        range: Some((0.0, 1.0)),
+        size: (700.max(n_win * 8), n_tags * 16),
+        ..Default::default()
+    };
+    spectrogram_png(path, data.view(), &opts).map_err(|e| e.to_string())
 }
 
 fn embed_file(tagger: &mirkit::Tagger, f: &Path) -> Result<Vec<f32>, String> {

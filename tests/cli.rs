@@ -170,11 +170,13 @@ fn augment_command_is_seeded_and_records() {
 
 #[test]
 fn tag_command_prints_top_tags_and_skips_bad_files() {
-    let o = bin().arg("tag").arg(clip(TRUMPET)).args(["--top-k", "3"]).output().unwrap();
+    let d = tmp("tag");
+    let png = d.join("taggram.png");
+    let o = bin().arg("tag").arg(clip(TRUMPET)).args(["--top-k", "3", "--png"]).arg(&png).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.lines().count(), 4, "{out}");
-    let d = tmp("tag");
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
     std::fs::copy(clip(TRUMPET), d.join("a.ogg")).unwrap();
     std::fs::write(d.join("bad.mp3"), b"nope").unwrap();
     let json = d.join("out.json");

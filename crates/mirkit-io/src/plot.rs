@@ -257,6 +257,9 @@ pub struct SpecPlot {
     pub range: Option<(f32, f32)>,
     /// Unit shown under the colour bar (e.g. "dB").
     pub unit: String,
+    /// A text label per row (bottom row first), e.g. tag names of a taggram; drawn instead
+    /// of numeric ticks, every row, when given.
+    pub row_labels: Option<Vec<String>>,
     /// Plot-area size in pixels (the data are resampled to it).
     pub size: (usize, usize),
 }
@@ -271,6 +274,7 @@ impl Default for SpecPlot {
             colormap: Colormap::Magma,
             range: None,
             unit: String::new(),
+            row_labels: None,
             size: (900, 360),
         }
     }
@@ -287,7 +291,8 @@ pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &Spe
         return Err(crate::error::invalid("data", format!("{rows}x{frames}"), "nothing to draw"));
     }
     let (pw, ph) = opts.size;
-    let (left, top, right, bottom) = (110usize, 50usize, 130usize, 70usize);
+    let label_w = opts.row_labels.as_ref().map(|l| l.iter().map(|s| s.chars().count()).max().unwrap_or(0) * CHAR_W + 20).unwrap_or(0);
+    let (left, top, right, bottom) = (110usize.max(label_w + 10), 50usize, 130usize, 70usize);
     let mut c = Canvas::new(left + pw + right, top + ph + bottom, BG);
     let (lo, hi) = opts.range.unwrap_or_else(|| {
         let mut lo = f32::INFINITY;
@@ -322,6 +327,14 @@ pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &Spe
     }
     c.text_centered((left + pw / 2) as isize, b + 36, "TIME (S)", FG);
     // vertical axis
+    if let Some(labels) = opts.row_labels.as_ref().filter(|l| l.len() == rows) {
+        let step = (CHAR_H as f64 / (ph as f64 / rows as f64)).ceil().max(1.0) as usize;
+        for (r, lab) in labels.iter().enumerate().step_by(step) {
+            let y = b - ((r as f64 + 0.5) / rows as f64 * ph as f64) as isize;
+            c.line(l - 4, y, l, y, FG);
+            c.text_right(l - 8, y - 7, lab, FG);
+        }
+    } else {
     match &opts.row_values {
         Some(vals) if vals.len() == rows => {
             let (vlo, vhi) = (vals[0], vals[rows - 1]);
@@ -354,9 +367,12 @@ pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &Spe
             }
         }
     }
+    }
     // y label, written vertically letter by letter
-    for (i, ch) in opts.y_label.chars().enumerate() {
-        c.text(8, top as isize + (i * CHAR_H) as isize, &ch.to_string(), FG);
+    if opts.row_labels.is_none() {
+        for (i, ch) in opts.y_label.chars().enumerate() {
+            c.text(8, top as isize + (i * CHAR_H) as isize, &ch.to_string(), FG);
+        }
     }
     c.text_centered((left + pw / 2) as isize, 14, &opts.title, FG);
     // colour bar
