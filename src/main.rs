@@ -45,6 +45,10 @@ enum Cmd {
         /// Registry model.
         #[arg(long, default_value = mirkit::models::registry::DEFAULT_MODEL)]
         model: String,
+        /// `all`: concatenate every pooled intermediate layer (Choi et al. 2017) instead of
+        /// the penultimate layer alone.
+        #[arg(long)]
+        layers: Option<String>,
     },
     /// Rank the tracks of an index (from `mirkit embed FOLDER`) by cosine similarity to a
     /// query file.
@@ -394,7 +398,15 @@ fn embed_file(tagger: &mirkit::Tagger, f: &Path) -> Result<Vec<f32>, String> {
     tagger.embed_file(f).map_err(|e| e.to_string())
 }
 
-fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String) -> ExitCode {
+fn embed_any(tagger: &mirkit::Tagger, f: &Path, all: bool) -> Result<Vec<f32>, String> {
+    if all {
+        tagger.embed_layers_file(f).map(|x| x.0).map_err(|e| e.to_string())
+    } else {
+        embed_file(tagger, f)
+    }
+}
+
+fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String, all_layers: bool) -> ExitCode {
     let model = match mirkit::Tagger::new(&model_name) {
         Ok(m) => m,
         Err(e) => {
@@ -403,7 +415,7 @@ fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String) -> ExitCode {
         }
     };
     if !input.is_dir() {
-        return match embed_file(&model, &input).and_then(|e| mirkit::core::npy::write_f32(&output, &[e.len()], &e).map_err(|e| e.to_string())) {
+        return match embed_any(&model, &input, all_layers).and_then(|e| mirkit::core::npy::write_f32(&output, &[e.len()], &e).map_err(|e| e.to_string())) {
             Ok(()) => {
                 println!("{} -> {}", input.display(), output.display());
                 ExitCode::SUCCESS
@@ -423,7 +435,7 @@ fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String) -> ExitCode {
     let mut rows: Vec<(PathBuf, Vec<f32>)> = Vec::new();
     let mut failed = Vec::new();
     for f in &files {
-        match embed_file(&model, f) {
+        match embed_any(&model, f, all_layers) {
             Ok(e) => rows.push((f.clone(), e)),
             Err(e) => failed.push(e),
         }
@@ -450,7 +462,7 @@ fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String) -> ExitCode {
             mirkit::core::npy::write_atomic(&output.join("index.csv"), |w| std::io::Write::write_all(w, csv.as_bytes())).map_err(|e| e.to_string())
         })
         .and_then(|_| {
-            let meta = serde_json::json!({"model": model_name, "dim": dim, "count": rows.len()}).to_string();
+            let meta = serde_json::json!({"model": model_name, "dim": dim, "count": rows.len(), "layers": if all_layers { "all" } else { "embedding" }}).to_string();
             mirkit::core::npy::write_atomic(&output.join("meta.json"), |w| std::io::Write::write_all(w, meta.as_bytes())).map_err(|e| e.to_string())
         });
     if let Err(e) = res {
@@ -481,7 +493,7 @@ fn similar_cmd(query: PathBuf, index: PathBuf, k: usize) -> ExitCode {
         if names.len() != emb.nrows() {
             return Err(format!("index.csv has {} rows, embeddings.npy {}", names.len(), emb.nrows()));
         }
-        let q = embed_file(&model, &query)?;
+        let q = embed_any(&model, &query, meta["layers"].as_str() == Some("all"))?;
         if q.len() != emb.ncols() {
             return Err(format!("query embedding has {} dims, the index {}", q.len(), emb.ncols()));
         }
@@ -842,7 +854,14 @@ fn main() -> ExitCode {
         Cmd::Features(a) => features(a),
         Cmd::Augment(a) => augment_cmd(a),
         Cmd::Tag(a) => tag_cmd(a),
-        Cmd::Embed { input, output, model } => embed_cmd(input, output, model),
+        Cmd::Embed { input, output, model, layers } => match layers.as_deref() {
+            None => embed_cmd(input, output, model, false),
+            Some("all") => embed_cmd(input, output, model, true),
+            Some(o) => {
+                eprintln!("error: --layers {o}: only `all` is supported");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Similar { query, index, k } => similar_cmd(query, index, k),
         Cmd::Models => {
             for e in mirkit::models::registry::MODELS {

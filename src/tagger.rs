@@ -115,6 +115,20 @@ impl Tagger {
         Ok(TagResult { model: self.name.clone(), tags: self.model.tags().to_vec(), scores: average(&per), segments })
     }
 
+    /// All pooled intermediate layers of a file concatenated (Choi et al. 2017), averaged
+    /// over windows; returns the vector and the `(name, dims)` of its parts.
+    pub fn embed_layers_file(&self, path: &Path) -> Result<(Vec<f32>, Vec<(String, usize)>)> {
+        let mut acc: Vec<Vec<f32>> = Vec::new();
+        let mut parts = Vec::new();
+        self.for_windows(path, |_, w| {
+            let l = self.model.embed_layers(w).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+            parts = l.iter().map(|(n, v)| (n.clone(), v.len())).collect();
+            acc.push(l.into_iter().flat_map(|(_, v)| v).collect());
+            Ok(())
+        })?;
+        Ok((average(&acc), parts))
+    }
+
     /// The penultimate-layer embedding of a file, averaged over windows.
     pub fn embed_file(&self, path: &Path) -> Result<Vec<f32>> {
         let mut acc: Vec<Vec<f32>> = Vec::new();

@@ -255,3 +255,18 @@ fn library_tagger_matches_the_model_on_a_window() {
     let e = w.iter().zip(&r.segments[1].scores).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(e < 1e-6, "{e}");
 }
+
+#[test]
+fn multi_layer_embeddings_concatenate_pooled_layers() {
+    let d = tmp("layers");
+    let out = d.join("e.npy");
+    assert!(bin().arg("embed").arg(clip(TRUMPET)).arg("-o").arg(&out).args(["--model", "won2020-fcn-mtat", "--layers", "all"]).status().unwrap().success());
+    // FCN blocks 64+128+128+128+64 plus the 64-d embedding
+    assert_eq!(npy::read(&out).unwrap().shape, vec![64 + 128 + 128 + 128 + 64 + 64]);
+    let t = mirkit::Tagger::new("won2020-musicnn-mtat").unwrap();
+    let (v, parts) = t.embed_layers_file(&clip(TRUMPET)).unwrap();
+    let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(names, ["front", "layer1", "layer2", "layer3", "embedding"]);
+    assert_eq!(v.len(), 561 + 3 * 64 + 200);
+    assert!(!bin().arg("embed").arg(clip(TRUMPET)).arg("-o").arg(&out).args(["--layers", "some"]).status().unwrap().success());
+}

@@ -77,6 +77,31 @@ struct MusicnnBody {
 }
 
 impl MusicnnBody {
+    /// Named intermediate features, each mean-pooled over time: front end (561), back-end
+    /// layers 1–3, and the dense embedding.
+    fn layers(&self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        let mut outs = Vec::new();
+        for v in &self.vertical {
+            outs.push(v.forward(x)?.max_keepdim(2)?.squeeze(2)?);
+        }
+        let avg = x.mean_keepdim(2)?.squeeze(2)?;
+        for h in &self.horizontal {
+            outs.push(h.forward(&avg)?);
+        }
+        let front = Tensor::cat(&outs, 1)?;
+        let r1 = self.back[0].forward(&front)?;
+        let r2 = (self.back[1].forward(&r1)? + &r1)?;
+        let r3 = (self.back[2].forward(&r2)? + &r2)?;
+        let mut v = vec![
+            ("front".to_string(), front.mean(2)?),
+            ("layer1".to_string(), r1.mean(2)?),
+            ("layer2".to_string(), r2.mean(2)?),
+            ("layer3".to_string(), r3.mean(2)?),
+        ];
+        v.push(("embedding".to_string(), self.forward(x)?));
+        Ok(v)
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut outs = Vec::new();
         for v in &self.vertical {
@@ -404,6 +429,29 @@ impl Won2020 {
             }
         };
         Ok(x)
+    }
+
+    /// Named intermediate features of one window, each pooled to a vector (Choi et al.
+    /// 2017's transfer-learning features): FCN/CRNN — every convolutional block averaged
+    /// over frequency and time, then the penultimate embedding; Musicnn — front end and
+    /// back-end layers averaged over time, then the embedding.
+    pub fn embed_layers(&self, audio: &[f32]) -> Result<Vec<(String, Vec<f32>)>> {
+        self.check_window(audio)?;
+        let x = self.front_end(audio)?;
+        let named: Vec<(String, Tensor)> = match &self.musicnn {
+            Some(m) => m.layers(&x)?,
+            None => {
+                let mut v = Vec::new();
+                let mut h = x.clone();
+                for (i, b) in self.blocks.iter().enumerate() {
+                    h = b.forward(&h)?;
+                    v.push((format!("layer{}", i + 1), h.mean(3)?.mean(2)?));
+                }
+                v.push(("embedding".to_string(), self.embedding(&x)?));
+                v
+            }
+        };
+        named.into_iter().map(|(n, t)| Ok((n, t.squeeze(0)?.to_vec1::<f32>()?))).collect()
     }
 
     /// Embedding of one window ([`Self::input_len`] samples).
