@@ -141,3 +141,16 @@ fn from_the_44k_file_scores_stay_within_1e_2() {
         assert_eq!(top(&got), top(&want), "{name}: top-5 order");
     }
 }
+
+#[test]
+fn batched_tagging_equals_window_by_window() {
+    let m = mirkit_models::registry::load("won2020-musicnn-mtat").unwrap();
+    let x = fx("brahms_16k_29s");
+    let ws: Vec<&[f32]> = x.chunks_exact(48000).take(3).collect();
+    let b = m.tag_batch(&ws).unwrap();
+    for (w, s) in ws.iter().zip(&b) {
+        let one = m.tag(w).unwrap();
+        let e = one.iter().zip(s).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(e <= 1e-5, "{e}");
+    }
+}
