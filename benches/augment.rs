@@ -4,14 +4,33 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mirkit::augment::*;
 
 fn benches(c: &mut Criterion) {
-    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/data/clips/brahms_hungarian_dance_5.hq.ogg");
-    let y = mirkit::io::load(clip, &mirkit::io::LoadOptions { duration: Some(30.0), ..Default::default() }).unwrap().into_mono_vec();
+    let clip = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/clips/brahms_hungarian_dance_5.hq.ogg"
+    );
+    let y = mirkit::io::load(
+        clip,
+        &mirkit::io::LoadOptions {
+            duration: Some(30.0),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .into_mono_vec();
     let mut g = c.benchmark_group("augment_30s_22k");
     g.sample_size(10);
-    g.bench_function("time_stretch_1.25", |b| b.iter(|| time_stretch(&y, 1.25, PhaseMode::Librosa).unwrap()));
-    g.bench_function("time_stretch_1.25_phase_locked", |b| b.iter(|| time_stretch(&y, 1.25, PhaseMode::IdentityLocking).unwrap()));
-    g.bench_function("pitch_shift_+2", |b| b.iter(|| pitch_shift(&y, 2.0, 12, PhaseMode::Librosa).unwrap()));
-    g.bench_function("resample_ratio_0.89", |b| b.iter(|| resample_ratio(&y, 0.8909, (y.len() as f64 * 0.8909) as usize)));
+    g.bench_function("time_stretch_1.25", |b| {
+        b.iter(|| time_stretch(&y, 1.25, PhaseMode::Librosa).unwrap())
+    });
+    g.bench_function("time_stretch_1.25_phase_locked", |b| {
+        b.iter(|| time_stretch(&y, 1.25, PhaseMode::IdentityLocking).unwrap())
+    });
+    g.bench_function("pitch_shift_+2", |b| {
+        b.iter(|| pitch_shift(&y, 2.0, 12, PhaseMode::Librosa).unwrap())
+    });
+    g.bench_function("resample_ratio_0.89", |b| {
+        b.iter(|| resample_ratio(&y, 0.8909, (y.len() as f64 * 0.8909) as usize))
+    });
     g.bench_function("pink_noise_20db", |b| {
         b.iter(|| {
             let mut v = y.clone();
@@ -30,7 +49,8 @@ fn benches(c: &mut Criterion) {
     g.bench_function("music_default_chain", |b| {
         b.iter(|| {
             let mut v = y.clone();
-            aug.apply(&mut v, 22050, &mut Rng::new(1), &mut Vec::new()).unwrap();
+            aug.apply(&mut v, 22050, &mut Rng::new(1), &mut Vec::new())
+                .unwrap();
             v
         })
     });

@@ -7,9 +7,18 @@ use mirkit::dsp::*;
 use mirkit::io::{load, resample, LoadOptions, ResampleQuality};
 
 fn audio() -> (Vec<f32>, Vec<f32>) {
-    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/data/clips/brahms_hungarian_dance_5.hq.ogg");
+    let clip = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/clips/brahms_hungarian_dance_5.hq.ogg"
+    );
     let y = load(clip, &LoadOptions::at(22050)).unwrap();
-    let y: Vec<f32> = y.samples().iter().copied().cycle().take(60 * 22050).collect();
+    let y: Vec<f32> = y
+        .samples()
+        .iter()
+        .copied()
+        .cycle()
+        .take(60 * 22050)
+        .collect();
     let n = load(clip, &LoadOptions::native()).unwrap();
     let n: Vec<f32> = n.samples()[..10 * 44100].to_vec();
     (y, n)
@@ -39,7 +48,10 @@ fn benches(c: &mut Criterion) {
     let ex = FeatureExtractor::new(cfg(Compression::Db(DbConfig::default()), true)).unwrap();
     g.bench_function("log_mel_db", |b| b.iter(|| ex.compute(&y).unwrap()));
     let mut m = cfg(Compression::Db(DbConfig::default()), true);
-    m.mfcc = Some(MfccSettings { n_mfcc: 20, lifter: 0.0 });
+    m.mfcc = Some(MfccSettings {
+        n_mfcc: 20,
+        lifter: 0.0,
+    });
     let ex_m = FeatureExtractor::new(m).unwrap();
     g.bench_function("mfcc20", |b| b.iter(|| ex_m.compute(&y).unwrap()));
     g.bench_function("log_mel_streaming_4096_blocks", |b| {
@@ -57,9 +69,15 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("resample_10s_44k");
     g.sample_size(10);
     g.throughput(Throughput::Elements(native.len() as u64));
-    g.bench_function("high_to_16k", |b| b.iter(|| resample(&native, 44100, 16000, ResampleQuality::High).unwrap()));
-    g.bench_function("fast_to_16k", |b| b.iter(|| resample(&native, 44100, 16000, ResampleQuality::Fast).unwrap()));
-    g.bench_function("high_to_22050", |b| b.iter(|| resample(&native, 44100, 22050, ResampleQuality::High).unwrap()));
+    g.bench_function("high_to_16k", |b| {
+        b.iter(|| resample(&native, 44100, 16000, ResampleQuality::High).unwrap())
+    });
+    g.bench_function("fast_to_16k", |b| {
+        b.iter(|| resample(&native, 44100, 16000, ResampleQuality::Fast).unwrap())
+    });
+    g.bench_function("high_to_22050", |b| {
+        b.iter(|| resample(&native, 44100, 22050, ResampleQuality::High).unwrap())
+    });
     g.finish();
 }
 

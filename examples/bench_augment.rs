@@ -21,17 +21,45 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(7);
     let y: Vec<f32> = match args.get(1) {
-        Some(p) => mirkit::core::npy::read(p).expect("input .npy").data.iter().map(|&v| v as f32).collect(),
+        Some(p) => mirkit::core::npy::read(p)
+            .expect("input .npy")
+            .data
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
         None => {
-            let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/data/clips/brahms_hungarian_dance_5.hq.ogg");
-            let b = mirkit::io::load(clip, &mirkit::io::LoadOptions { duration: Some(30.0), ..Default::default() }).unwrap();
+            let clip = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/data/clips/brahms_hungarian_dance_5.hq.ogg"
+            );
+            let b = mirkit::io::load(
+                clip,
+                &mirkit::io::LoadOptions {
+                    duration: Some(30.0),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             b.into_mono_vec()
         }
     };
     let mut out = serde_json::Map::new();
-    for (name, mode) in [("librosa_mode", PhaseMode::Librosa), ("phase_locked", PhaseMode::IdentityLocking)] {
-        let ps = median(&mut || drop(std::hint::black_box(pitch_shift(&y, 2.0, 12, mode).unwrap())), n);
-        let ts = median(&mut || drop(std::hint::black_box(time_stretch(&y, 1.25, mode).unwrap())), n);
+    for (name, mode) in [
+        ("librosa_mode", PhaseMode::Librosa),
+        ("phase_locked", PhaseMode::IdentityLocking),
+    ] {
+        let ps = median(
+            &mut || {
+                drop(std::hint::black_box(
+                    pitch_shift(&y, 2.0, 12, mode).unwrap(),
+                ))
+            },
+            n,
+        );
+        let ts = median(
+            &mut || drop(std::hint::black_box(time_stretch(&y, 1.25, mode).unwrap())),
+            n,
+        );
         out.insert(format!("pitch_shift_{name}_s"), ps.into());
         out.insert(format!("time_stretch_{name}_s"), ts.into());
     }

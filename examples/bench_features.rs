@@ -5,7 +5,10 @@
 //! `cargo run --release --example bench_features -- [INPUT.npy] [REPEATS]`
 //! (default input: 10 minutes of the Brahms clip tiled at 22.05 kHz, built in memory).
 
-use mirkit::dsp::{Compression, DbConfig, FeatureConfig, FeatureExtractor, MelArithmetic, MelNorm, MelScale, MelSettings, StftConfig};
+use mirkit::dsp::{
+    Compression, DbConfig, FeatureConfig, FeatureExtractor, MelArithmetic, MelNorm, MelScale,
+    MelSettings, StftConfig,
+};
 use realfft::RealFftPlanner;
 use std::time::Instant;
 
@@ -18,18 +21,38 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let repeats: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(7);
     let y: Vec<f32> = match args.get(1) {
-        Some(p) => mirkit::core::npy::read(p).expect("input .npy").data.iter().map(|&v| v as f32).collect(),
+        Some(p) => mirkit::core::npy::read(p)
+            .expect("input .npy")
+            .data
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
         None => {
-            let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/data/clips/brahms_hungarian_dance_5.hq.ogg");
+            let clip = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/data/clips/brahms_hungarian_dance_5.hq.ogg"
+            );
             let b = mirkit::io::load(clip, &mirkit::io::LoadOptions::at(22050)).expect("clip");
-            b.samples().iter().copied().cycle().take(600 * 22050).collect()
+            b.samples()
+                .iter()
+                .copied()
+                .cycle()
+                .take(600 * 22050)
+                .collect()
         }
     };
     let cfg = FeatureConfig {
         sample_rate: 22050,
         stft: StftConfig::new(512).hop(256),
         power: 2.0,
-        mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }),
+        mel: Some(MelSettings {
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: None,
+            scale: MelScale::Slaney,
+            norm: MelNorm::Slaney,
+            arithmetic: MelArithmetic::Librosa,
+        }),
         compression: Compression::Db(DbConfig::default()),
         mfcc: None,
     };
@@ -44,7 +67,11 @@ fn main() {
             let mut acc = 0.0f64;
             if f64_ {
                 let fft = RealFftPlanner::<f64>::new().plan_fft_forward(512);
-                let (mut i, mut o, mut s) = (fft.make_input_vec(), fft.make_output_vec(), fft.make_scratch_vec());
+                let (mut i, mut o, mut s) = (
+                    fft.make_input_vec(),
+                    fft.make_output_vec(),
+                    fft.make_scratch_vec(),
+                );
                 for k in 0..n_frames.saturating_sub(2) {
                     for (d, &v) in i.iter_mut().zip(&y[k * 256..k * 256 + 512]) {
                         *d = v as f64;
@@ -54,7 +81,11 @@ fn main() {
                 }
             } else {
                 let fft = RealFftPlanner::<f32>::new().plan_fft_forward(512);
-                let (mut i, mut o, mut s) = (fft.make_input_vec(), fft.make_output_vec(), fft.make_scratch_vec());
+                let (mut i, mut o, mut s) = (
+                    fft.make_input_vec(),
+                    fft.make_output_vec(),
+                    fft.make_scratch_vec(),
+                );
                 for k in 0..n_frames.saturating_sub(2) {
                     i.copy_from_slice(&y[k * 256..k * 256 + 512]);
                     fft.process_with_scratch(&mut i, &mut o, &mut s).unwrap();
@@ -79,9 +110,14 @@ fn main() {
     let logmel = median(ts);
 
     // many files in parallel: 8 one-minute signals, 1 thread vs all threads
-    let files: Vec<&[f32]> = (0..8).map(|i| &y[i * 60 * 22050..(i + 1) * 60 * 22050]).collect();
+    let files: Vec<&[f32]> = (0..8)
+        .map(|i| &y[i * 60 * 22050..(i + 1) * 60 * 22050])
+        .collect();
     let run = |threads: usize| -> f64 {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         let mut ts = Vec::new();
         for _ in 0..repeats.min(5) {
             let t = Instant::now();
@@ -95,7 +131,9 @@ fn main() {
         }
         median(ts)
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let par1 = run(1);
     let parn = run(cores);
     println!(

@@ -3,8 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mirkit::dsp::{
-    Compression, DbConfig, DbRef, FeatureConfig, MelArithmetic, MelNorm, MelScale, MelSettings, MfccSettings, PadMode,
-    Preset, WindowKind,
+    Compression, DbConfig, DbRef, FeatureConfig, MelArithmetic, MelNorm, MelScale, MelSettings,
+    MfccSettings, PadMode, Preset, WindowKind,
 };
 use mirkit::io::plot::{spectrogram_png, SpecPlot};
 use mirkit::io::{info, is_audio_path, ResampleQuality};
@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mirkit", version, about = "Music information retrieval: decode, features, tags.")]
+#[command(
+    name = "mirkit",
+    version,
+    about = "Music information retrieval: decode, features, tags."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -239,7 +243,10 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
         eprintln!("error: --format {}: table, json or csv", a.format);
         return ExitCode::from(2);
     }
-    let shard = match a.shard.as_deref().map(|s| s.split_once('/').map(|(i, n)| (i.parse::<usize>(), n.parse::<usize>()))) {
+    let shard = match a.shard.as_deref().map(|s| {
+        s.split_once('/')
+            .map(|(i, n)| (i.parse::<usize>(), n.parse::<usize>()))
+    }) {
         None => None,
         Some(Some((Ok(i), Ok(n)))) if n > 0 && i < n => Some((i, n)),
         _ => {
@@ -261,27 +268,46 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
         files.push(a.input.clone());
     }
     if let Some((i, n)) = shard {
-        files = files.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, f)| f).collect();
+        files = files
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, f)| f)
+            .collect();
     }
     // --resume: what the output already holds
     let mut previous: Vec<serde_json::Value> = Vec::new();
     if a.resume {
         if let Some(p) = &a.output {
             if p.exists() {
-                match std::fs::read(p).ok().and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok()) {
+                match std::fs::read(p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok())
+                {
                     Some(v) => previous = v,
                     None => {
-                        eprintln!("error: {}: exists but is not a mirkit tag JSON array", p.display());
+                        eprintln!(
+                            "error: {}: exists but is not a mirkit tag JSON array",
+                            p.display()
+                        );
                         return ExitCode::FAILURE;
                     }
                 }
             }
         }
-        let done: std::collections::HashSet<String> = previous.iter().filter_map(|v| v["file"].as_str().map(String::from)).collect();
+        let done: std::collections::HashSet<String> = previous
+            .iter()
+            .filter_map(|v| v["file"].as_str().map(String::from))
+            .collect();
         files.retain(|f| !done.contains(&f.display().to_string()));
     }
     let pb = ProgressBar::new(files.len() as u64);
-    pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files [{elapsed_precise} < {eta_precise}] {msg}").expect("template"));
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} files [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("template"),
+    );
     if files.len() <= 1 {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
@@ -302,7 +328,12 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
                 png.clone()
             } else {
                 let _ = std::fs::create_dir_all(png);
-                png.join(format!("{}.png", f.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()))
+                png.join(format!(
+                    "{}.png",
+                    f.file_name()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                ))
             };
             if let Err(e) = draw_taggram(&target, t, &f.display().to_string()) {
                 eprintln!("error: {e}");
@@ -315,7 +346,13 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
             for (f, r) in &results {
                 if let Ok(t) = r {
                     let n = t.segments.len();
-                    out.push_str(&format!("{} ({} window{}, {})\n", f.display(), n, if n == 1 { "" } else { "s" }, a.model));
+                    out.push_str(&format!(
+                        "{} ({} window{}, {})\n",
+                        f.display(),
+                        n,
+                        if n == 1 { "" } else { "s" },
+                        a.model
+                    ));
                     for (tag, v) in t.top_k(a.top_k) {
                         out.push_str(&format!("  {tag:<20} {v:.4}\n"));
                     }
@@ -326,8 +363,17 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
             let mut items = previous;
             for (f, r) in &results {
                 let Ok(t) = r else { continue };
-                let map = |s: &[f32]| -> serde_json::Map<String, serde_json::Value> { tags.iter().cloned().zip(s.iter().map(|v| serde_json::json!(v))).collect() };
-                let top: Vec<serde_json::Value> = t.top_k(a.top_k).into_iter().map(|(n, v)| serde_json::json!([n, v])).collect();
+                let map = |s: &[f32]| -> serde_json::Map<String, serde_json::Value> {
+                    tags.iter()
+                        .cloned()
+                        .zip(s.iter().map(|v| serde_json::json!(v)))
+                        .collect()
+                };
+                let top: Vec<serde_json::Value> = t
+                    .top_k(a.top_k)
+                    .into_iter()
+                    .map(|(n, v)| serde_json::json!([n, v]))
+                    .collect();
                 let mut v = serde_json::json!({"file": f.display().to_string(), "model": a.model, "windows": t.segments.len(), "scores": map(&t.scores), "top_k": top});
                 if a.segments {
                     v["segments"] = t.segments.iter().map(|s| serde_json::json!({"start_secs": s.start_secs, "scores": map(&s.scores)})).collect();
@@ -341,7 +387,16 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
             out.push_str(&format!("file,start_secs,{}\n", tags.join(",")));
             for (f, r) in &results {
                 if let Ok(t) = r {
-                    let row = |start: &str, s: &[f32]| format!("\"{}\",{start},{}\n", f.display(), s.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(","));
+                    let row = |start: &str, s: &[f32]| {
+                        format!(
+                            "\"{}\",{start},{}\n",
+                            f.display(),
+                            s.iter()
+                                .map(|v| format!("{v:.6}"))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        )
+                    };
                     out.push_str(&row("all", &t.scores));
                     if a.segments {
                         for s in &t.segments {
@@ -354,15 +409,24 @@ fn tag_cmd(a: TagArgs) -> ExitCode {
     }
     match &a.output {
         Some(p) => {
-            if let Err(e) = mirkit::core::npy::write_atomic(p, |w| std::io::Write::write_all(w, out.as_bytes())) {
+            if let Err(e) =
+                mirkit::core::npy::write_atomic(p, |w| std::io::Write::write_all(w, out.as_bytes()))
+            {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         }
         None => print!("{out}"),
     }
-    let failed: Vec<_> = results.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
-    eprintln!("{} file(s) tagged, {} failed", results.len() - failed.len(), failed.len());
+    let failed: Vec<_> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    eprintln!(
+        "{} file(s) tagged, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -380,8 +444,13 @@ fn draw_taggram(path: &Path, t: &mirkit::TagResult, title: &str) -> Result<(), S
     // rows ordered by mean score, lowest at the bottom
     let mut order: Vec<usize> = (0..n_tags).collect();
     order.sort_by(|&a, &b| t.scores[a].total_cmp(&t.scores[b]));
-    let data = ndarray::Array2::from_shape_fn((n_tags, n_win), |(r, c)| t.segments[c].scores[order[r]]);
-    let win_secs = if n_win > 1 { t.segments[1].start_secs - t.segments[0].start_secs } else { t.segments[0].start_secs.max(1.0) };
+    let data =
+        ndarray::Array2::from_shape_fn((n_tags, n_win), |(r, c)| t.segments[c].scores[order[r]]);
+    let win_secs = if n_win > 1 {
+        t.segments[1].start_secs - t.segments[0].start_secs
+    } else {
+        t.segments[0].start_secs.max(1.0)
+    };
     let opts = SpecPlot {
         title: format!("{title} ({})", t.model),
         seconds_per_frame: if n_win > 1 { win_secs } else { 3.0 },
@@ -400,7 +469,10 @@ fn embed_file(tagger: &mirkit::Tagger, f: &Path) -> Result<Vec<f32>, String> {
 
 fn embed_any(tagger: &mirkit::Tagger, f: &Path, all: bool) -> Result<Vec<f32>, String> {
     if all {
-        tagger.embed_layers_file(f).map(|x| x.0).map_err(|e| e.to_string())
+        tagger
+            .embed_layers_file(f)
+            .map(|x| x.0)
+            .map_err(|e| e.to_string())
     } else {
         embed_file(tagger, f)
     }
@@ -415,7 +487,9 @@ fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String, all_layers: bo
         }
     };
     if !input.is_dir() {
-        return match embed_any(&model, &input, all_layers).and_then(|e| mirkit::core::npy::write_f32(&output, &[e.len()], &e).map_err(|e| e.to_string())) {
+        return match embed_any(&model, &input, all_layers).and_then(|e| {
+            mirkit::core::npy::write_f32(&output, &[e.len()], &e).map_err(|e| e.to_string())
+        }) {
             Ok(()) => {
                 println!("{} -> {}", input.display(), output.display());
                 ExitCode::SUCCESS
@@ -469,7 +543,12 @@ fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String, all_layers: bo
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    println!("{} embeddings of {dim} dims ({}) in {}", rows.len(), model_name, output.display());
+    println!(
+        "{} embeddings of {dim} dims ({}) in {}",
+        rows.len(),
+        model_name,
+        output.display()
+    );
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -483,24 +562,61 @@ fn embed_cmd(input: PathBuf, output: PathBuf, model_name: String, all_layers: bo
 
 fn similar_cmd(query: PathBuf, index: PathBuf, k: usize) -> ExitCode {
     let run = || -> Result<String, String> {
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(index.join("meta.json")).map_err(|e| format!("{}: {e}", index.join("meta.json").display()))?)
-            .map_err(|e| format!("meta.json: {e}"))?;
+        let meta: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(index.join("meta.json"))
+                .map_err(|e| format!("{}: {e}", index.join("meta.json").display()))?,
+        )
+        .map_err(|e| format!("meta.json: {e}"))?;
         let model_name = meta["model"].as_str().ok_or("meta.json has no model")?;
         let model = mirkit::Tagger::new(model_name).map_err(|e| e.to_string())?;
-        let emb = mirkit::core::npy::read(index.join("embeddings.npy")).map_err(|e| e.to_string())?.to_f32_2d().map_err(|e| e.to_string())?;
-        let csv = std::fs::read_to_string(index.join("index.csv")).map_err(|e| format!("index.csv: {e}"))?;
-        let names: Vec<String> = csv.lines().skip(1).map(|l| l.split_once(',').map(|x| x.1.trim_matches('"').to_string()).unwrap_or_default()).collect();
+        let emb = mirkit::core::npy::read(index.join("embeddings.npy"))
+            .map_err(|e| e.to_string())?
+            .to_f32_2d()
+            .map_err(|e| e.to_string())?;
+        let csv = std::fs::read_to_string(index.join("index.csv"))
+            .map_err(|e| format!("index.csv: {e}"))?;
+        let names: Vec<String> = csv
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.split_once(',')
+                    .map(|x| x.1.trim_matches('"').to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
         if names.len() != emb.nrows() {
-            return Err(format!("index.csv has {} rows, embeddings.npy {}", names.len(), emb.nrows()));
+            return Err(format!(
+                "index.csv has {} rows, embeddings.npy {}",
+                names.len(),
+                emb.nrows()
+            ));
         }
         let q = embed_any(&model, &query, meta["layers"].as_str() == Some("all"))?;
         if q.len() != emb.ncols() {
-            return Err(format!("query embedding has {} dims, the index {}", q.len(), emb.ncols()));
+            return Err(format!(
+                "query embedding has {} dims, the index {}",
+                q.len(),
+                emb.ncols()
+            ));
         }
-        let mut scored: Vec<(f32, &str)> =
-            emb.outer_iter().zip(&names).map(|(r, n)| (mirkit::models::won2020::cosine(&q, r.as_slice().expect("row")), n.as_str())).collect();
+        let mut scored: Vec<(f32, &str)> = emb
+            .outer_iter()
+            .zip(&names)
+            .map(|(r, n)| {
+                (
+                    mirkit::models::won2020::cosine(&q, r.as_slice().expect("row")),
+                    n.as_str(),
+                )
+            })
+            .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        Ok(scored.iter().take(k).enumerate().map(|(i, (s, n))| format!("{:>3}. {s:.4}  {n}", i + 1)).collect::<Vec<_>>().join("\n"))
+        Ok(scored
+            .iter()
+            .take(k)
+            .enumerate()
+            .map(|(i, (s, n))| format!("{:>3}. {s:.4}  {n}", i + 1))
+            .collect::<Vec<_>>()
+            .join("\n"))
     };
     match run() {
         Ok(s) => {
@@ -516,7 +632,10 @@ fn similar_cmd(query: PathBuf, index: PathBuf, k: usize) -> ExitCode {
 
 fn parse_range(s: &str, what: &str) -> Result<mirkit::augment::Range, String> {
     let r = match s.split_once(':') {
-        Some((a, b)) => mirkit::augment::Range { lo: parse(a, what)?, hi: parse(b, what)? },
+        Some((a, b)) => mirkit::augment::Range {
+            lo: parse(a, what)?,
+            hi: parse(b, what)?,
+        },
         None => mirkit::augment::Range::fixed(parse(s, what)?),
     };
     mirkit::augment::Range::new(r.lo, r.hi).map_err(|e| format!("--{what}: {e}"))
@@ -525,19 +644,35 @@ fn parse_range(s: &str, what: &str) -> Result<mirkit::augment::Range, String> {
 fn augment_cmd(a: AugArgs) -> ExitCode {
     use mirkit::augment::{Augment, NoiseColor, PhaseMode, Rng};
     let run = || -> Result<String, String> {
-        let mode = if a.phase_lock { PhaseMode::IdentityLocking } else { PhaseMode::Librosa };
+        let mode = if a.phase_lock {
+            PhaseMode::IdentityLocking
+        } else {
+            PhaseMode::Librosa
+        };
         let mut chain = Vec::new();
         if let Some(p) = &a.pitch_shift {
-            chain.push(Augment::PitchShift { steps: parse_range(p, "pitch-shift")?, bins_per_octave: a.bins_per_octave, mode });
+            chain.push(Augment::PitchShift {
+                steps: parse_range(p, "pitch-shift")?,
+                bins_per_octave: a.bins_per_octave,
+                mode,
+            });
         }
         if let Some(t) = &a.time_stretch {
-            chain.push(Augment::TimeStretch { rate: parse_range(t, "time-stretch")?, mode });
+            chain.push(Augment::TimeStretch {
+                rate: parse_range(t, "time-stretch")?,
+                mode,
+            });
         }
         if let Some(g) = &a.gain {
-            chain.push(Augment::Gain { db: parse_range(g, "gain")? });
+            chain.push(Augment::Gain {
+                db: parse_range(g, "gain")?,
+            });
         }
         if let Some(n) = &a.noise_snr {
-            chain.push(Augment::Noise { snr_db: parse_range(n, "noise-snr")?, color: parse::<NoiseColor>(&a.noise_color, "noise-color")? });
+            chain.push(Augment::Noise {
+                snr_db: parse_range(n, "noise-snr")?,
+                color: parse::<NoiseColor>(&a.noise_color, "noise-color")?,
+            });
         }
         let format = match a.format.as_str() {
             "float32" => mirkit::io::WavFormat::Float32,
@@ -548,7 +683,14 @@ fn augment_cmd(a: AugArgs) -> ExitCode {
             "native" => None,
             s => Some(parse::<u32>(s, "sr")?),
         };
-        let y = mirkit::io::load(&a.input, &mirkit::io::LoadOptions { sr, ..Default::default() }).map_err(|e| e.to_string())?;
+        let y = mirkit::io::load(
+            &a.input,
+            &mirkit::io::LoadOptions {
+                sr,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let rate = y.sample_rate();
         let mut v = y.into_mono_vec();
         let mut log = Vec::new();
@@ -558,14 +700,30 @@ fn augment_cmd(a: AugArgs) -> ExitCode {
         let out = mirkit::core::AudioBuffer::from_mono(v, rate).map_err(|e| e.to_string())?;
         if let Some(r) = &a.record {
             let json = mirkit::augment::records_to_json(&log);
-            mirkit::core::npy::write_atomic(r, |w| std::io::Write::write_all(w, json.as_bytes())).map_err(|e| e.to_string())?;
+            mirkit::core::npy::write_atomic(r, |w| std::io::Write::write_all(w, json.as_bytes()))
+                .map_err(|e| e.to_string())?;
         }
         mirkit::io::write_wav(&a.output, &out, format).map_err(|e| e.to_string())?;
         let what: Vec<String> = log
             .iter()
-            .map(|r| format!("{}({})", r.name, r.params.iter().map(|(k, v)| format!("{k}={v:.4}")).collect::<Vec<_>>().join(", ")))
+            .map(|r| {
+                format!(
+                    "{}({})",
+                    r.name,
+                    r.params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v:.4}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
             .collect();
-        Ok(format!("{} -> {} [{}]", a.input.display(), a.output.display(), what.join("; ")))
+        Ok(format!(
+            "{} -> {} [{}]",
+            a.input.display(),
+            a.output.display(),
+            what.join("; ")
+        ))
     };
     match run() {
         Ok(m) => {
@@ -590,7 +748,9 @@ fn build_config(a: &FeatArgs, native_sr: Option<u32>) -> Result<FeatureConfig, S
     let preset: Preset = parse(&a.preset, "preset")?;
     let mut c = FeatureConfig::preset(preset);
     match a.sr.as_deref() {
-        Some("native") => c.sample_rate = native_sr.ok_or("--sr native needs a readable input file")?,
+        Some("native") => {
+            c.sample_rate = native_sr.ok_or("--sr native needs a readable input file")?
+        }
         Some(s) => c.sample_rate = parse(s, "sr")?,
         None => {}
     }
@@ -660,23 +820,42 @@ fn build_config(a: &FeatArgs, native_sr: Option<u32>) -> Result<FeatureConfig, S
         Some(s) => Some(parse::<f32>(s, "top-db")?),
     };
     if a.db {
-        c.compression = Compression::Db(DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db });
+        c.compression = Compression::Db(DbConfig {
+            reference: DbRef::Value(1.0),
+            amin: 1e-10,
+            top_db,
+        });
     } else if a.top_db.is_some() {
         return Err("--top-db needs --db".into());
     }
     if let Some(n) = a.mfcc {
         if c.compression == Compression::None {
             // librosa.feature.mfcc: power_to_db(melspectrogram) with top_db=80
-            c.compression = Compression::Db(DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db });
+            c.compression = Compression::Db(DbConfig {
+                reference: DbRef::Value(1.0),
+                amin: 1e-10,
+                top_db,
+            });
         }
-        c.mfcc = Some(MfccSettings { n_mfcc: n, lifter: a.lifter });
+        c.mfcc = Some(MfccSettings {
+            n_mfcc: n,
+            lifter: a.lifter,
+        });
     }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
-fn draw_png(npy_path: &Path, png_path: &Path, cfg: &FeatureConfig, title: &str) -> Result<(), String> {
-    let a = mirkit::core::npy::read(npy_path).map_err(|e| e.to_string())?.to_f32_2d().map_err(|e| e.to_string())?;
+fn draw_png(
+    npy_path: &Path,
+    png_path: &Path,
+    cfg: &FeatureConfig,
+    title: &str,
+) -> Result<(), String> {
+    let a = mirkit::core::npy::read(npy_path)
+        .map_err(|e| e.to_string())?
+        .to_f32_2d()
+        .map_err(|e| e.to_string())?;
     let rows = a.nrows();
     let (y_label, row_values) = match (&cfg.mfcc, &cfg.mel) {
         (Some(_), _) => ("MFCC".to_string(), None),
@@ -685,9 +864,14 @@ fn draw_png(npy_path: &Path, png_path: &Path, cfg: &FeatureConfig, title: &str) 
             let f = mirkit::dsp::mel_frequencies(rows + 2, m.fmin as f64, fmax as f64, m.scale);
             ("HZ".to_string(), Some(f[1..rows + 1].to_vec()))
         }
-        (None, None) => {
-            ("HZ".to_string(), Some((0..rows).map(|k| k as f64 * cfg.sample_rate as f64 / cfg.stft.n_fft as f64).collect()))
-        }
+        (None, None) => (
+            "HZ".to_string(),
+            Some(
+                (0..rows)
+                    .map(|k| k as f64 * cfg.sample_rate as f64 / cfg.stft.n_fft as f64)
+                    .collect(),
+            ),
+        ),
     };
     let unit = match &cfg.compression {
         Compression::Db(_) if cfg.mfcc.is_none() => "DB",
@@ -704,16 +888,34 @@ fn draw_png(npy_path: &Path, png_path: &Path, cfg: &FeatureConfig, title: &str) 
     spectrogram_png(png_path, a.view(), &opts).map_err(|e| e.to_string())
 }
 
-fn one_file(a: &FeatArgs, input: &Path, output: &Path, png: Option<&Path>) -> Result<String, String> {
+fn one_file(
+    a: &FeatArgs,
+    input: &Path,
+    output: &Path,
+    png: Option<&Path>,
+) -> Result<String, String> {
     let native = info(input).map_err(|e| e.to_string())?.sample_rate;
     let cfg = build_config(a, Some(native))?;
-    let read = ReadOptions { offset: a.offset, duration: a.duration, quality: parse::<ResampleQuality>(&a.resample, "resample")? };
+    let read = ReadOptions {
+        offset: a.offset,
+        duration: a.duration,
+        quality: parse::<ResampleQuality>(&a.resample, "resample")?,
+    };
     let s = features_to_npy(input, output, &cfg, &read).map_err(|e| e.to_string())?;
     if let Some(p) = png {
-        let name = input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let name = input
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         draw_png(output, p, &cfg, &name)?;
     }
-    Ok(format!("{} -> {} ({} x {})", input.display(), output.display(), s.rows, s.frames))
+    Ok(format!(
+        "{} -> {} ({} x {})",
+        input.display(),
+        output.display(),
+        s.rows,
+        s.frames
+    ))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -764,12 +966,16 @@ fn features(a: FeatArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if let Some(j) = a.jobs {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(j.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build_global();
     }
     let pb = ProgressBar::new(files.len() as u64);
     pb.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} files [{elapsed_precise} < {eta_precise}] {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} files [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("valid template"),
     );
     let failures: Vec<String> = files
         .par_iter()
@@ -796,7 +1002,12 @@ fn features(a: FeatArgs) -> ExitCode {
         })
         .collect();
     pb.finish_and_clear();
-    println!("{} of {} files written under {}", files.len() - failures.len(), files.len(), a.output.display());
+    println!(
+        "{} of {} files written under {}",
+        files.len() - failures.len(),
+        files.len(),
+        a.output.display()
+    );
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -854,7 +1065,12 @@ fn main() -> ExitCode {
         Cmd::Features(a) => features(a),
         Cmd::Augment(a) => augment_cmd(a),
         Cmd::Tag(a) => tag_cmd(a),
-        Cmd::Embed { input, output, model, layers } => match layers.as_deref() {
+        Cmd::Embed {
+            input,
+            output,
+            model,
+            layers,
+        } => match layers.as_deref() {
             None => embed_cmd(input, output, model, false),
             Some("all") => embed_cmd(input, output, model, true),
             Some(o) => {
@@ -867,7 +1083,13 @@ fn main() -> ExitCode {
             for e in mirkit::models::registry::MODELS {
                 let m = mirkit::models::registry::load(e.name);
                 let tags = m.as_ref().map(|m| m.tags().len()).unwrap_or(0);
-                println!("{:<24} {:>5.1} MB  {} tags  {}", e.name, e.bytes.len() as f64 / 1e6, tags, e.description);
+                println!(
+                    "{:<24} {:>5.1} MB  {} tags  {}",
+                    e.name,
+                    e.bytes.len() as f64 / 1e6,
+                    tags,
+                    e.description
+                );
             }
             ExitCode::SUCCESS
         }

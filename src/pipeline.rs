@@ -30,7 +30,10 @@ pub struct FeatureSummary {
 }
 
 fn dsp_err(path: &Path) -> impl Fn(mirkit_dsp::DspError) -> Error + '_ {
-    move |source| Error::Dsp { path: path.display().to_string(), source }
+    move |source| Error::Dsp {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Streams `input` through the features of `cfg` into a float32 `.npy` of shape
@@ -38,13 +41,28 @@ fn dsp_err(path: &Path) -> impl Fn(mirkit_dsp::DspError) -> Error + '_ {
 /// they are computed; when the configuration needs the global maximum (`top_db`,
 /// `ref=max`, MFCC) a second pass over the temporary stage-1 file applies it. The output
 /// appears under `output` only when complete.
-pub fn features_to_npy(input: &Path, output: &Path, cfg: &FeatureConfig, read: &ReadOptions) -> Result<FeatureSummary> {
+pub fn features_to_npy(
+    input: &Path,
+    output: &Path,
+    cfg: &FeatureConfig,
+    read: &ReadOptions,
+) -> Result<FeatureSummary> {
     let ex = FeatureExtractor::new(cfg.clone()).map_err(dsp_err(input))?;
-    let opts = LoadOptions { sr: Some(cfg.sample_rate), mono: true, offset: read.offset, duration: read.duration, quality: read.quality };
+    let opts = LoadOptions {
+        sr: Some(cfg.sample_rate),
+        mono: true,
+        offset: read.offset,
+        duration: read.duration,
+        quality: read.quality,
+    };
     let stream = AudioStream::open(input, &opts)?;
     let mut fs = ex.streamer();
     let staged = ex.needs_stage2();
-    let stage1_path = if staged { npy::temp_path(&output.with_extension("stage1.npy")) } else { output.to_path_buf() };
+    let stage1_path = if staged {
+        npy::temp_path(&output.with_extension("stage1.npy"))
+    } else {
+        output.to_path_buf()
+    };
     let w = NpyFrameWriter::create(&stage1_path, ex.stage1_rows())?;
     let werr: std::cell::RefCell<Option<mirkit_core::CoreError>> = std::cell::RefCell::new(None);
     let w = std::cell::RefCell::new(w);
@@ -72,20 +90,28 @@ pub fn features_to_npy(input: &Path, output: &Path, cfg: &FeatureConfig, read: &
     let w = w.into_inner();
     w.finish()?;
     if !staged {
-        return Ok(FeatureSummary { rows: ex.output_rows(), frames, samples });
+        return Ok(FeatureSummary {
+            rows: ex.output_rows(),
+            frames,
+            samples,
+        });
     }
     // second pass: stage 2 frame by frame from the stage-1 file
     let res = (|| -> Result<()> {
         let params = ex.stage2_params(max);
         let rows1 = ex.stage1_rows();
-        let mut f = std::io::BufReader::new(std::fs::File::open(&stage1_path).map_err(|e| Error::Other(e.to_string()))?);
-        f.seek(SeekFrom::Start(128)).map_err(|e| Error::Other(e.to_string()))?;
+        let mut f = std::io::BufReader::new(
+            std::fs::File::open(&stage1_path).map_err(|e| Error::Other(e.to_string()))?,
+        );
+        f.seek(SeekFrom::Start(128))
+            .map_err(|e| Error::Other(e.to_string()))?;
         let mut out = NpyFrameWriter::create(output, ex.output_rows())?;
         let mut bytes = vec![0u8; rows1 * 4];
         let mut frame = vec![0.0f32; rows1];
         let mut res = vec![0.0f32; ex.output_rows()];
         for _ in 0..frames {
-            f.read_exact(&mut bytes).map_err(|e| Error::Other(format!("{}: {e}", stage1_path.display())))?;
+            f.read_exact(&mut bytes)
+                .map_err(|e| Error::Other(format!("{}: {e}", stage1_path.display())))?;
             for (v, b) in frame.iter_mut().zip(bytes.chunks_exact(4)) {
                 *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
             }
@@ -97,5 +123,9 @@ pub fn features_to_npy(input: &Path, output: &Path, cfg: &FeatureConfig, read: &
     })();
     let _ = std::fs::remove_file(&stage1_path);
     res?;
-    Ok(FeatureSummary { rows: ex.output_rows(), frames, samples })
+    Ok(FeatureSummary {
+        rows: ex.output_rows(),
+        frames,
+        samples,
+    })
 }

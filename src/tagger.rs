@@ -45,7 +45,10 @@ impl TagResult {
     pub fn top_k(&self, k: usize) -> Vec<(&str, f32)> {
         let mut idx: Vec<usize> = (0..self.scores.len()).collect();
         idx.sort_by(|&a, &b| self.scores[b].total_cmp(&self.scores[a]));
-        idx.into_iter().take(k).map(|i| (self.tags[i].as_str(), self.scores[i])).collect()
+        idx.into_iter()
+            .take(k)
+            .map(|i| (self.tags[i].as_str(), self.scores[i]))
+            .collect()
     }
 }
 
@@ -64,7 +67,10 @@ impl Tagger {
     /// A registry model by name.
     pub fn new(name: &str) -> Result<Self> {
         let model = registry::load(name).map_err(|e| Error::Other(e.to_string()))?;
-        Ok(Self { model, name: name.to_string() })
+        Ok(Self {
+            model,
+            name: name.to_string(),
+        })
     }
     /// The underlying model.
     pub fn model(&self) -> &Won2020 {
@@ -78,11 +84,18 @@ impl Tagger {
     /// Runs `f` on every window of the file (Won 2020 protocol: 16 kHz mono,
     /// non-overlapping windows, trailing remainder dropped, a file shorter than one
     /// window zero-padded), streaming the audio.
-    fn for_windows(&self, path: &Path, mut f: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<usize> {
+    fn for_windows(
+        &self,
+        path: &Path,
+        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<usize> {
         let n = self.model.input_len();
         // The FFT resampler is the closest to the soxr HQ the models' references were fed
         // (83.5 dB SNR at 16 kHz; see tests/won2020.rs in mirkit-models).
-        let opts = LoadOptions { quality: mirkit_io::ResampleQuality::Fast, ..LoadOptions::at(SAMPLE_RATE) };
+        let opts = LoadOptions {
+            quality: mirkit_io::ResampleQuality::Fast,
+            ..LoadOptions::at(SAMPLE_RATE)
+        };
         let stream = AudioStream::open(path, &opts)?;
         let mut buf: Vec<f32> = Vec::with_capacity(2 * n);
         let mut done = 0usize;
@@ -112,12 +125,23 @@ impl Tagger {
         let n = self.model.input_len();
         let mut segments = Vec::new();
         self.for_windows(path, |i, w| {
-            let scores = self.model.tag(w).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-            segments.push(Segment { start_secs: (i * n) as f64 / SAMPLE_RATE as f64, scores });
+            let scores = self
+                .model
+                .tag(w)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+            segments.push(Segment {
+                start_secs: (i * n) as f64 / SAMPLE_RATE as f64,
+                scores,
+            });
             Ok(())
         })?;
         let per: Vec<Vec<f32>> = segments.iter().map(|s| s.scores.clone()).collect();
-        Ok(TagResult { model: self.name.clone(), tags: self.model.tags().to_vec(), scores: average(&per), segments })
+        Ok(TagResult {
+            model: self.name.clone(),
+            tags: self.model.tags().to_vec(),
+            scores: average(&per),
+            segments,
+        })
     }
 
     /// All pooled intermediate layers of a file concatenated (Choi et al. 2017), averaged
@@ -126,7 +150,10 @@ impl Tagger {
         let mut acc: Vec<Vec<f32>> = Vec::new();
         let mut parts = Vec::new();
         self.for_windows(path, |_, w| {
-            let l = self.model.embed_layers(w).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+            let l = self
+                .model
+                .embed_layers(w)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
             parts = l.iter().map(|(n, v)| (n.clone(), v.len())).collect();
             acc.push(l.into_iter().flat_map(|(_, v)| v).collect());
             Ok(())
@@ -138,7 +165,11 @@ impl Tagger {
     pub fn embed_file(&self, path: &Path) -> Result<Vec<f32>> {
         let mut acc: Vec<Vec<f32>> = Vec::new();
         self.for_windows(path, |_, w| {
-            acc.push(self.model.embed(w).map_err(|e| Error::Other(format!("{}: {e}", path.display())))?);
+            acc.push(
+                self.model
+                    .embed(w)
+                    .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?,
+            );
             Ok(())
         })?;
         Ok(average(&acc))

@@ -10,7 +10,9 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mirkit"))
 }
 fn clip(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/clips").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/clips")
+        .join(name)
 }
 const TRUMPET: &str = "sorohanro_-_solo-trumpet-06.hq.ogg";
 fn tmp(tag: &str) -> PathBuf {
@@ -28,25 +30,45 @@ fn read2(p: &Path) -> ndarray::Array2<f32> {
 fn streamed_features_equal_in_memory_features() {
     let d = tmp("stream");
     let y = load(clip(TRUMPET), &LoadOptions::at(22050)).unwrap();
-    let mut cfgs = vec![FeatureConfig::librosa(), FeatureConfig::won2020(), FeatureConfig::musicnn()];
+    let mut cfgs = vec![
+        FeatureConfig::librosa(),
+        FeatureConfig::won2020(),
+        FeatureConfig::musicnn(),
+    ];
     let mut c = FeatureConfig::librosa();
     c.compression = Compression::Db(DbConfig::default());
     cfgs.push(c.clone());
-    c.mfcc = Some(MfccSettings { n_mfcc: 20, lifter: 0.0 });
+    c.mfcc = Some(MfccSettings {
+        n_mfcc: 20,
+        lifter: 0.0,
+    });
     cfgs.push(c);
     let mut lin = FeatureConfig::torchaudio();
     lin.mel = None;
     cfgs.push(lin);
     for (i, mut cfg) in cfgs.into_iter().enumerate() {
         cfg.sample_rate = 22050;
-        let want = FeatureExtractor::new(cfg.clone()).unwrap().compute(y.samples()).unwrap().into_array();
+        let want = FeatureExtractor::new(cfg.clone())
+            .unwrap()
+            .compute(y.samples())
+            .unwrap()
+            .into_array();
         let out = d.join(format!("f{i}.npy"));
         mirkit::pipeline::features_to_npy(&clip(TRUMPET), &out, &cfg, &Default::default()).unwrap();
         let got = read2(&out);
         assert_eq!(got.dim(), want.dim(), "config {i}");
-        assert!(got.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan())), "config {i} differs");
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())),
+            "config {i} differs"
+        );
     }
-    let leftovers: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).filter(|n| !n.to_string_lossy().ends_with(".npy") || n.to_string_lossy().contains("part")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().ends_with(".npy") || n.to_string_lossy().contains("part"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
@@ -60,7 +82,20 @@ fn features_command_writes_npy_and_png() {
         .arg(clip(TRUMPET))
         .args(["-o"])
         .arg(&out)
-        .args(["--sr", "16000", "--n-fft", "512", "--hop-length", "256", "--n-mels", "96", "--db", "--top-db", "none", "--png"])
+        .args([
+            "--sr",
+            "16000",
+            "--n-fft",
+            "512",
+            "--hop-length",
+            "256",
+            "--n-mels",
+            "96",
+            "--db",
+            "--top-db",
+            "none",
+            "--png",
+        ])
         .arg(&png)
         .status()
         .unwrap();
@@ -72,7 +107,15 @@ fn features_command_writes_npy_and_png() {
 
     // MFCC with librosa-named options
     let out = d.join("m.npy");
-    assert!(bin().arg("features").arg(clip(TRUMPET)).arg("-o").arg(&out).args(["--mfcc", "13"]).status().unwrap().success());
+    assert!(bin()
+        .arg("features")
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(&out)
+        .args(["--mfcc", "13"])
+        .status()
+        .unwrap()
+        .success());
     assert_eq!(read2(&out).nrows(), 13);
 }
 
@@ -86,10 +129,23 @@ fn folder_mode_skips_bad_files_and_fails_at_the_end() {
     std::fs::write(src.join("sub/broken.mp3"), b"not audio at all").unwrap();
     std::fs::write(src.join("notes.txt"), b"ignored").unwrap();
     let out = d.join("out");
-    let o = bin().arg("features").arg(&src).arg("-o").arg(&out).args(["--db"]).output().unwrap();
-    assert!(!o.status.success(), "a failed file must make the exit status non-zero");
+    let o = bin()
+        .arg("features")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--db"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "a failed file must make the exit status non-zero"
+    );
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("broken.mp3"), "stderr names the bad file: {err}");
+    assert!(
+        err.contains("broken.mp3"),
+        "stderr names the bad file: {err}"
+    );
     assert!(out.join("a.npy").exists() && out.join("sub/b.npy").exists());
     assert!(!out.join("sub/broken.npy").exists());
     assert_eq!(read2(&out.join("a.npy")), read2(&out.join("sub/b.npy")));
@@ -107,14 +163,27 @@ fn bad_options_and_inputs_are_reported() {
         vec!["--preset", "nope"],
         vec!["--pad-mode", "wrap"],
     ] {
-        let o = bin().arg("features").arg(clip(TRUMPET)).arg("-o").arg(&out).args(&args).output().unwrap();
+        let o = bin()
+            .arg("features")
+            .arg(clip(TRUMPET))
+            .arg("-o")
+            .arg(&out)
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(!o.status.success(), "{args:?} accepted");
         assert!(!String::from_utf8_lossy(&o.stderr).is_empty());
         assert!(!out.exists(), "{args:?} left an output file");
     }
     let empty = d.join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
-    let o = bin().arg("features").arg(&empty).arg("-o").arg(&out).output().unwrap();
+    let o = bin()
+        .arg("features")
+        .arg(&empty)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("empty"));
     let o = bin().args(["info"]).arg(&empty).output().unwrap();
@@ -123,7 +192,11 @@ fn bad_options_and_inputs_are_reported() {
 
 #[test]
 fn info_command_prints_header_facts() {
-    let o = bin().args(["info", "--json"]).arg(clip(TRUMPET)).output().unwrap();
+    let o = bin()
+        .args(["info", "--json"])
+        .arg(clip(TRUMPET))
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["codec"], "vorbis");
@@ -141,7 +214,19 @@ fn augment_command_is_seeded_and_records() {
             .arg(clip(TRUMPET))
             .arg("-o")
             .arg(d.join(out))
-            .args(["--pitch-shift", "-2:2", "--time-stretch", "0.81:1.23", "--gain", "-3", "--noise-snr", "20:30", "--seed", seed, "--record"])
+            .args([
+                "--pitch-shift",
+                "-2:2",
+                "--time-stretch",
+                "0.81:1.23",
+                "--gain",
+                "-3",
+                "--noise-snr",
+                "20:30",
+                "--seed",
+                seed,
+                "--record",
+            ])
             .arg(d.join(rec))
             .status()
             .unwrap()
@@ -153,7 +238,8 @@ fn augment_command_is_seeded_and_records() {
     assert_eq!(read("a.wav"), read("b.wav"));
     assert_eq!(read("a.json"), read("b.json"));
     assert_ne!(read("a.wav"), read("c.wav"));
-    let rec = mirkit::augment::records_from_json(&String::from_utf8(read("a.json")).unwrap()).unwrap();
+    let rec =
+        mirkit::augment::records_from_json(&String::from_utf8(read("a.json")).unwrap()).unwrap();
     let names: Vec<&str> = rec.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["pitch_shift", "time_stretch", "gain", "noise"]);
     let rate = rec[1].get("rate").unwrap();
@@ -161,8 +247,19 @@ fn augment_command_is_seeded_and_records() {
     let a = load(d.join("a.wav"), &LoadOptions::native()).unwrap();
     assert_eq!(a.len(), (y.len() as f64 / rate).round() as usize);
     // a range with min > max, and a rate of 0, are refused without writing anything
-    for args in [vec!["--pitch-shift", "2:-2"], vec!["--time-stretch", "0"], vec!["--noise-snr", "nan"]] {
-        let o = bin().arg("augment").arg(clip(TRUMPET)).arg("-o").arg(d.join("x.wav")).args(&args).output().unwrap();
+    for args in [
+        vec!["--pitch-shift", "2:-2"],
+        vec!["--time-stretch", "0"],
+        vec!["--noise-snr", "nan"],
+    ] {
+        let o = bin()
+            .arg("augment")
+            .arg(clip(TRUMPET))
+            .arg("-o")
+            .arg(d.join("x.wav"))
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(!o.status.success(), "{args:?}");
         assert!(!d.join("x.wav").exists());
     }
@@ -172,7 +269,13 @@ fn augment_command_is_seeded_and_records() {
 fn tag_command_prints_top_tags_and_skips_bad_files() {
     let d = tmp("tag");
     let png = d.join("taggram.png");
-    let o = bin().arg("tag").arg(clip(TRUMPET)).args(["--top-k", "3", "--png"]).arg(&png).output().unwrap();
+    let o = bin()
+        .arg("tag")
+        .arg(clip(TRUMPET))
+        .args(["--top-k", "3", "--png"])
+        .arg(&png)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.lines().count(), 4, "{out}");
@@ -180,14 +283,28 @@ fn tag_command_prints_top_tags_and_skips_bad_files() {
     std::fs::copy(clip(TRUMPET), d.join("a.ogg")).unwrap();
     std::fs::write(d.join("bad.mp3"), b"nope").unwrap();
     let json = d.join("out.json");
-    let o = bin().arg("tag").arg(&d).args(["--format", "json", "--model", "won2020-fcn-mtat", "-o"]).arg(&json).output().unwrap();
-    assert!(!o.status.success(), "a bad file makes the exit status non-zero");
+    let o = bin()
+        .arg("tag")
+        .arg(&d)
+        .args(["--format", "json", "--model", "won2020-fcn-mtat", "-o"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "a bad file makes the exit status non-zero"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.mp3"));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["scores"].as_object().unwrap().len(), 50);
     assert_eq!(v[0]["model"], "won2020-fcn-mtat");
-    let o = bin().arg("tag").arg(clip(TRUMPET)).args(["--model", "nope"]).output().unwrap();
+    let o = bin()
+        .arg("tag")
+        .arg(clip(TRUMPET))
+        .args(["--model", "nope"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown model"));
 }
@@ -198,19 +315,47 @@ fn embed_and_similar_rank_the_query_itself_first() {
     let src = d.join("music");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::copy(clip(TRUMPET), src.join("trumpet.ogg")).unwrap();
-    std::fs::copy(clip("brahms_hungarian_dance_5.hq.ogg"), src.join("brahms.ogg")).unwrap();
+    std::fs::copy(
+        clip("brahms_hungarian_dance_5.hq.ogg"),
+        src.join("brahms.ogg"),
+    )
+    .unwrap();
     let idx = d.join("index");
-    let o = bin().arg("embed").arg(&src).arg("-o").arg(&idx).output().unwrap();
+    let o = bin()
+        .arg("embed")
+        .arg(&src)
+        .arg("-o")
+        .arg(&idx)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let e = npy::read(idx.join("embeddings.npy")).unwrap();
     assert_eq!(e.shape, vec![2, 200]);
-    let o = bin().arg("similar").arg(clip(TRUMPET)).arg("--index").arg(&idx).args(["-k", "2"]).output().unwrap();
+    let o = bin()
+        .arg("similar")
+        .arg(clip(TRUMPET))
+        .arg("--index")
+        .arg(&idx)
+        .args(["-k", "2"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     let first = out.lines().next().unwrap();
-    assert!(first.contains("trumpet.ogg") && first.contains("1.0000"), "{out}");
+    assert!(
+        first.contains("trumpet.ogg") && first.contains("1.0000"),
+        "{out}"
+    );
     let one = d.join("one.npy");
-    assert!(bin().arg("embed").arg(clip(TRUMPET)).arg("-o").arg(&one).args(["--model", "won2020-fcn-mtat"]).status().unwrap().success());
+    assert!(bin()
+        .arg("embed")
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(&one)
+        .args(["--model", "won2020-fcn-mtat"])
+        .status()
+        .unwrap()
+        .success());
     assert_eq!(npy::read(&one).unwrap().shape, vec![64]);
 }
 
@@ -224,35 +369,70 @@ fn tag_segments_resume_and_shards() {
     }
     let out = d.join("tags.json");
     // shard 0/2 takes files 0 and 2 of the sorted list
-    let st = bin().arg("tag").arg(&src).args(["--format", "json", "--segments", "--shard", "0/2", "-o"]).arg(&out).status().unwrap();
+    let st = bin()
+        .arg("tag")
+        .arg(&src)
+        .args(["--format", "json", "--segments", "--shard", "0/2", "-o"])
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(st.success());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    let files: Vec<&str> = v.as_array().unwrap().iter().map(|x| x["file"].as_str().unwrap()).collect();
+    let files: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["file"].as_str().unwrap())
+        .collect();
     assert_eq!(files.len(), 2);
     assert!(files[0].ends_with("a.ogg") && files[1].ends_with("c.ogg"));
     assert_eq!(v[0]["segments"][0]["start_secs"], 0.0);
     // --resume adds only what is missing
-    let o = bin().arg("tag").arg(&src).args(["--format", "json", "--resume", "-o"]).arg(&out).output().unwrap();
+    let o = bin()
+        .arg("tag")
+        .arg(&src)
+        .args(["--format", "json", "--resume", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("1 file(s) tagged"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("1 file(s) tagged"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
-    let o = bin().arg("tag").arg(&src).args(["--shard", "2/2"]).output().unwrap();
+    let o = bin()
+        .arg("tag")
+        .arg(&src)
+        .args(["--shard", "2/2"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
 }
 
 #[test]
 fn library_tagger_matches_the_model_on_a_window() {
     let t = mirkit::Tagger::default().unwrap();
-    let r = t.tag_file(&clip("brahms_hungarian_dance_5.hq.ogg")).unwrap();
+    let r = t
+        .tag_file(&clip("brahms_hungarian_dance_5.hq.ogg"))
+        .unwrap();
     assert_eq!(r.segments.len(), 15); // 45.8 s in 3 s windows, remainder dropped
     assert_eq!(r.top_k(1)[0].0, "classical");
     assert_eq!(r.segments[1].start_secs, 3.0);
     // streaming windows equal tagging the loaded signal's windows
-    let opts = LoadOptions { quality: mirkit::io::ResampleQuality::Fast, ..LoadOptions::at(16000) };
+    let opts = LoadOptions {
+        quality: mirkit::io::ResampleQuality::Fast,
+        ..LoadOptions::at(16000)
+    };
     let y = load(clip("brahms_hungarian_dance_5.hq.ogg"), &opts).unwrap();
     let w = t.model().tag(&y.samples()[48000..96000]).unwrap();
-    let e = w.iter().zip(&r.segments[1].scores).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let e = w
+        .iter()
+        .zip(&r.segments[1].scores)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(e < 1e-6, "{e}");
 }
 
@@ -260,13 +440,32 @@ fn library_tagger_matches_the_model_on_a_window() {
 fn multi_layer_embeddings_concatenate_pooled_layers() {
     let d = tmp("layers");
     let out = d.join("e.npy");
-    assert!(bin().arg("embed").arg(clip(TRUMPET)).arg("-o").arg(&out).args(["--model", "won2020-fcn-mtat", "--layers", "all"]).status().unwrap().success());
+    assert!(bin()
+        .arg("embed")
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(&out)
+        .args(["--model", "won2020-fcn-mtat", "--layers", "all"])
+        .status()
+        .unwrap()
+        .success());
     // FCN blocks 64+128+128+128+64 plus the 64-d embedding
-    assert_eq!(npy::read(&out).unwrap().shape, vec![64 + 128 + 128 + 128 + 64 + 64]);
+    assert_eq!(
+        npy::read(&out).unwrap().shape,
+        vec![64 + 128 + 128 + 128 + 64 + 64]
+    );
     let t = mirkit::Tagger::new("won2020-musicnn-mtat").unwrap();
     let (v, parts) = t.embed_layers_file(&clip(TRUMPET)).unwrap();
     let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(names, ["front", "layer1", "layer2", "layer3", "embedding"]);
     assert_eq!(v.len(), 561 + 3 * 64 + 200);
-    assert!(!bin().arg("embed").arg(clip(TRUMPET)).arg("-o").arg(&out).args(["--layers", "some"]).status().unwrap().success());
+    assert!(!bin()
+        .arg("embed")
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(&out)
+        .args(["--layers", "some"])
+        .status()
+        .unwrap()
+        .success());
 }

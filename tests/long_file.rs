@@ -16,14 +16,20 @@ fn hour_wav(d: &std::path::Path) -> std::path::PathBuf {
     std::fs::create_dir_all(d).unwrap();
     let wav = d.join("hour.wav");
     let sr = 44100u32;
-    let spec = hound::WavSpec { channels: 1, sample_rate: sr, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: sr,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(&wav, spec).unwrap();
     let mut state = 12345u32;
     for i in 0..(3600 * sr as u64) {
         state = state.wrapping_mul(1664525).wrapping_add(1013904223);
         let noise = (state >> 16) as f32 / 65536.0 - 0.5;
         let t = i as f32 / sr as f32;
-        let v = 0.3 * (2.0 * std::f32::consts::PI * (220.0 + 50.0 * (t * 0.01).sin()) * t).sin() + 0.05 * noise;
+        let v = 0.3 * (2.0 * std::f32::consts::PI * (220.0 + 50.0 * (t * 0.01).sin()) * t).sin()
+            + 0.05 * noise;
         w.write_sample((v * 32767.0) as i16).unwrap();
     }
     w.finalize().unwrap();
@@ -51,7 +57,10 @@ fn one_hour_file_to_log_mel_under_100_mb() {
     let bytes = std::fs::metadata(&out).unwrap().len();
     let frames = 1 + 3600 * 22050 / 256;
     assert_eq!(bytes, 128 + 128 * frames as u64 * 4);
-    eprintln!("one hour: {secs:.1} s wall, peak RSS {rss:.1} MB, output {} MB", bytes / 1_000_000);
+    eprintln!(
+        "one hour: {secs:.1} s wall, peak RSS {rss:.1} MB, output {} MB",
+        bytes / 1_000_000
+    );
     std::fs::remove_dir_all(&d).unwrap();
     assert!(rss < 100.0, "peak RSS {rss:.1} MB");
 }
@@ -64,7 +73,11 @@ fn one_hour_file_tagged_under_200_mb() {
     let d = std::env::temp_dir().join(format!("mirkit-long-tag-{}", std::process::id()));
     let wav = hour_wav(&d);
     let t = std::time::Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_mirkit")).args(["tag", "--format", "json"]).arg(&wav).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+        .args(["tag", "--format", "json"])
+        .arg(&wav)
+        .output()
+        .unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -3,9 +3,9 @@
 
 use crate::error::{finite, invalid, AugmentError, Result};
 use crate::filter::{biquad, compress, Compressor, FilterKind};
-use mirkit_core::rng::Rng;
 use crate::simple::{self, NoiseColor};
 use crate::stretch::{pitch_shift, time_stretch, PhaseMode};
+use mirkit_core::rng::Rng;
 use std::sync::Arc;
 
 /// A parameter drawn uniformly from `[lo, hi]` (a fixed value when equal).
@@ -30,10 +30,20 @@ impl Range {
     }
     fn check(&self, name: &'static str) -> Result<()> {
         if !self.lo.is_finite() || !self.hi.is_finite() {
-            return Err(AugmentError::InvalidRange { name, lo: self.lo, hi: self.hi, why: "bounds must be finite".into() });
+            return Err(AugmentError::InvalidRange {
+                name,
+                lo: self.lo,
+                hi: self.hi,
+                why: "bounds must be finite".into(),
+            });
         }
         if self.lo > self.hi {
-            return Err(AugmentError::InvalidRange { name, lo: self.lo, hi: self.hi, why: "min exceeds max".into() });
+            return Err(AugmentError::InvalidRange {
+                name,
+                lo: self.lo,
+                hi: self.hi,
+                why: "min exceeds max".into(),
+            });
         }
         Ok(())
     }
@@ -54,16 +64,21 @@ pub struct Applied {
 
 impl Applied {
     fn new(name: &str, params: &[(&str, f64)]) -> Self {
-        let mut params: Vec<(String, f64)> = params.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let mut params: Vec<(String, f64)> =
+            params.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        Self { name: name.into(), params }
+        Self {
+            name: name.into(),
+            params,
+        }
     }
     /// A parameter by name.
     pub fn get(&self, key: &str) -> Option<f64> {
         self.params.iter().find(|(k, _)| k == key).map(|p| p.1)
     }
     fn need(&self, key: &str) -> Result<f64> {
-        self.get(key).ok_or_else(|| AugmentError::Replay(format!("{} lacks parameter {key}", self.name)))
+        self.get(key)
+            .ok_or_else(|| AugmentError::Replay(format!("{} lacks parameter {key}", self.name)))
     }
     /// As JSON: `{"transform": name, "params": {...}}`.
     pub fn to_json(&self) -> serde_json::Value {
@@ -77,25 +92,38 @@ impl Applied {
 
 /// Records as a JSON array.
 pub fn records_to_json(records: &[Applied]) -> String {
-    serde_json::to_string_pretty(&records.iter().map(Applied::to_json).collect::<Vec<_>>()).expect("plain values")
+    serde_json::to_string_pretty(&records.iter().map(Applied::to_json).collect::<Vec<_>>())
+        .expect("plain values")
 }
 
 /// Parses [`records_to_json`] output.
 pub fn records_from_json(s: &str) -> Result<Vec<Applied>> {
-    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| AugmentError::Replay(e.to_string()))?;
-    let arr = v.as_array().ok_or_else(|| AugmentError::Replay("expected a JSON array".into()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| AugmentError::Replay(e.to_string()))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| AugmentError::Replay("expected a JSON array".into()))?;
     arr.iter()
         .map(|r| {
-            let name = r["transform"].as_str().ok_or_else(|| AugmentError::Replay("record without transform".into()))?;
+            let name = r["transform"]
+                .as_str()
+                .ok_or_else(|| AugmentError::Replay("record without transform".into()))?;
             let params = r["params"]
                 .as_object()
                 .ok_or_else(|| AugmentError::Replay(format!("{name}: params must be an object")))?
                 .iter()
-                .map(|(k, v)| v.as_f64().map(|f| (k.clone(), f)).ok_or_else(|| AugmentError::Replay(format!("{name}.{k} is not a number"))))
+                .map(|(k, v)| {
+                    v.as_f64()
+                        .map(|f| (k.clone(), f))
+                        .ok_or_else(|| AugmentError::Replay(format!("{name}.{k} is not a number")))
+                })
                 .collect::<Result<Vec<_>>>()?;
             let mut params = params;
             params.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(Applied { name: name.to_string(), params })
+            Ok(Applied {
+                name: name.to_string(),
+                params,
+            })
         })
         .collect()
 }
@@ -111,7 +139,11 @@ pub fn semitones_shifted(records: &[Applied]) -> f64 {
 
 /// Factor by which the tempo changed (product of stretch rates), to update a tempo label.
 pub fn tempo_factor(records: &[Applied]) -> f64 {
-    records.iter().filter(|r| r.name == "time_stretch").map(|r| r.get("rate").unwrap_or(1.0)).product()
+    records
+        .iter()
+        .filter(|r| r.name == "time_stretch")
+        .map(|r| r.get("rate").unwrap_or(1.0))
+        .product()
 }
 
 /// Moves a pitch-class key label (0 = C … 11 = B) by the recorded shift, rounded.
@@ -215,18 +247,31 @@ impl Augment {
         Augment::Chain(vec![
             Augment::RandomApply {
                 p,
-                inner: Box::new(Augment::PitchShift { steps: Range::fixed(0.0).with(-2.0, 2.0), bins_per_octave: 12, mode: PhaseMode::Librosa }),
+                inner: Box::new(Augment::PitchShift {
+                    steps: Range::fixed(0.0).with(-2.0, 2.0),
+                    bins_per_octave: 12,
+                    mode: PhaseMode::Librosa,
+                }),
             },
             Augment::RandomApply {
                 p,
-                inner: Box::new(Augment::TimeStretch { rate: Range::fixed(1.0).with(0.81, 1.23), mode: PhaseMode::Librosa }),
+                inner: Box::new(Augment::TimeStretch {
+                    rate: Range::fixed(1.0).with(0.81, 1.23),
+                    mode: PhaseMode::Librosa,
+                }),
             },
         ])
     }
 
     /// Applies the augmentation to `y` (mono, `sr` Hz), drawing from `rng` and appending
     /// what was applied to `log`. On error `y` is left unchanged.
-    pub fn apply(&self, y: &mut Vec<f32>, sr: u32, rng: &mut Rng, log: &mut Vec<Applied>) -> Result<()> {
+    pub fn apply(
+        &self,
+        y: &mut Vec<f32>,
+        sr: u32,
+        rng: &mut Rng,
+        log: &mut Vec<Applied>,
+    ) -> Result<()> {
         crate::error::check_signal(y)?;
         let mut work = y.clone();
         let mut local = Vec::new();
@@ -236,23 +281,53 @@ impl Augment {
         Ok(())
     }
 
-    fn apply_inner(&self, y: &mut Vec<f32>, sr: u32, rng: &mut Rng, log: &mut Vec<Applied>) -> Result<()> {
+    fn apply_inner(
+        &self,
+        y: &mut Vec<f32>,
+        sr: u32,
+        rng: &mut Rng,
+        log: &mut Vec<Applied>,
+    ) -> Result<()> {
         let rec = match self {
             Augment::TimeStretch { rate, mode } => {
                 let r = rate.draw("rate", rng)?;
-                Applied::new("time_stretch", &[("rate", r), ("phase_lock", (*mode == PhaseMode::IdentityLocking) as u8 as f64)])
+                Applied::new(
+                    "time_stretch",
+                    &[
+                        ("rate", r),
+                        (
+                            "phase_lock",
+                            (*mode == PhaseMode::IdentityLocking) as u8 as f64,
+                        ),
+                    ],
+                )
             }
-            Augment::PitchShift { steps, bins_per_octave, mode } => {
+            Augment::PitchShift {
+                steps,
+                bins_per_octave,
+                mode,
+            } => {
                 let s = steps.draw("n_steps", rng)?;
                 Applied::new(
                     "pitch_shift",
-                    &[("n_steps", s), ("bins_per_octave", *bins_per_octave as f64), ("phase_lock", (*mode == PhaseMode::IdentityLocking) as u8 as f64)],
+                    &[
+                        ("n_steps", s),
+                        ("bins_per_octave", *bins_per_octave as f64),
+                        (
+                            "phase_lock",
+                            (*mode == PhaseMode::IdentityLocking) as u8 as f64,
+                        ),
+                    ],
                 )
             }
             Augment::Gain { db } => Applied::new("gain", &[("db", db.draw("gain_db", rng)?)]),
             Augment::Noise { snr_db, color } => Applied::new(
                 "noise",
-                &[("snr_db", snr_db.draw("snr_db", rng)?), ("pink", (*color == NoiseColor::Pink) as u8 as f64), ("seed", (rng.next_u64() >> 11) as f64)],
+                &[
+                    ("snr_db", snr_db.draw("snr_db", rng)?),
+                    ("pink", (*color == NoiseColor::Pink) as u8 as f64),
+                    ("seed", (rng.next_u64() >> 11) as f64),
+                ],
             ),
             Augment::Background { audio, snr_db } => {
                 let s = snr_db.draw("snr_db", rng)?;
@@ -265,13 +340,30 @@ impl Augment {
             Augment::Polarity => Applied::new("polarity", &[]),
             Augment::CropPad { length } => {
                 let slack = y.len().abs_diff(*length) as u64;
-                Applied::new("crop_pad", &[("length", *length as f64), ("offset", rng.below(slack + 1) as f64)])
+                Applied::new(
+                    "crop_pad",
+                    &[
+                        ("length", *length as f64),
+                        ("offset", rng.below(slack + 1) as f64),
+                    ],
+                )
             }
             Augment::Shift { seconds, rollover } => {
                 let s = seconds.draw("shift", rng)?;
-                Applied::new("shift", &[("samples", (s * sr as f64).round()), ("rollover", *rollover as u8 as f64)])
+                Applied::new(
+                    "shift",
+                    &[
+                        ("samples", (s * sr as f64).round()),
+                        ("rollover", *rollover as u8 as f64),
+                    ],
+                )
             }
-            Augment::Filter { kind, freq, q, gain_db } => Applied::new(
+            Augment::Filter {
+                kind,
+                freq,
+                q,
+                gain_db,
+            } => Applied::new(
                 "filter",
                 &[
                     ("kind", kind_code(*kind)),
@@ -280,11 +372,19 @@ impl Augment {
                     ("gain_db", gain_db.draw("gain_db", rng)?),
                 ],
             ),
-            Augment::Compress { threshold_db, ratio } => Applied::new(
+            Augment::Compress {
+                threshold_db,
+                ratio,
+            } => Applied::new(
                 "compress",
-                &[("threshold_db", threshold_db.draw("threshold_db", rng)?), ("ratio", ratio.draw("ratio", rng)?)],
+                &[
+                    ("threshold_db", threshold_db.draw("threshold_db", rng)?),
+                    ("ratio", ratio.draw("ratio", rng)?),
+                ],
             ),
-            Augment::Clip { threshold } => Applied::new("clip", &[("threshold", threshold.draw("threshold", rng)?)]),
+            Augment::Clip { threshold } => {
+                Applied::new("clip", &[("threshold", threshold.draw("threshold", rng)?)])
+            }
             Augment::Chain(v) => {
                 for a in v {
                     a.apply_inner(y, sr, rng, log)?;
@@ -359,26 +459,55 @@ fn run(r: &Applied, y: &mut Vec<f32>, sr: u32) -> Result<()> {
         "pitch_shift" => {
             let bpo = r.need("bins_per_octave")?;
             if !(bpo >= 1.0 && bpo.fract() == 0.0) {
-                return Err(invalid("bins_per_octave", bpo, "must be a positive integer"));
+                return Err(invalid(
+                    "bins_per_octave",
+                    bpo,
+                    "must be a positive integer",
+                ));
             }
             *y = pitch_shift(y, r.need("n_steps")?, bpo as u32, mode(r))?
         }
         "gain" => simple::gain(y, r.need("db")?)?,
         "noise" => {
-            let color = if r.need("pink")? != 0.0 { NoiseColor::Pink } else { NoiseColor::White };
+            let color = if r.need("pink")? != 0.0 {
+                NoiseColor::Pink
+            } else {
+                NoiseColor::White
+            };
             simple::add_noise(y, r.need("snr_db")?, color, r.need("seed")? as u64)?
         }
         "polarity" => simple::invert_polarity(y),
-        "crop_pad" => *y = simple::crop_or_pad(y, r.need("length")? as usize, r.need("offset")? as usize)?,
-        "shift" => simple::time_shift(y, finite("samples", r.need("samples")?)? as i64, r.need("rollover")? != 0.0),
-        "filter" => biquad(y, sr, kind_from_code(r.need("kind")?)?, r.need("freq")?, r.need("q")?, r.need("gain_db")?)?,
+        "crop_pad" => {
+            *y = simple::crop_or_pad(y, r.need("length")? as usize, r.need("offset")? as usize)?
+        }
+        "shift" => simple::time_shift(
+            y,
+            finite("samples", r.need("samples")?)? as i64,
+            r.need("rollover")? != 0.0,
+        ),
+        "filter" => biquad(
+            y,
+            sr,
+            kind_from_code(r.need("kind")?)?,
+            r.need("freq")?,
+            r.need("q")?,
+            r.need("gain_db")?,
+        )?,
         "compress" => compress(
             y,
             sr,
-            &Compressor { threshold_db: r.need("threshold_db")?, ratio: r.need("ratio")?, ..Default::default() },
+            &Compressor {
+                threshold_db: r.need("threshold_db")?,
+                ratio: r.need("ratio")?,
+                ..Default::default()
+            },
         )?,
         "clip" => simple::clip(y, r.need("threshold")?)?,
-        "background" => return Err(AugmentError::Replay("background needs its audio: use Augment::Background".into())),
+        "background" => {
+            return Err(AugmentError::Replay(
+                "background needs its audio: use Augment::Background".into(),
+            ))
+        }
         other => return Err(AugmentError::Replay(format!("unknown transform {other:?}"))),
     }
     Ok(())
@@ -397,7 +526,12 @@ pub fn replay(records: &[Applied], y: &[f32], sr: u32) -> Result<Vec<f32>> {
 
 /// Augments many signals in parallel; item `i` uses `Rng::for_item(seed, i)`, so results
 /// do not depend on the number of threads or their scheduling.
-pub fn apply_batch(aug: &Augment, items: &[Vec<f32>], sr: u32, seed: u64) -> Vec<Result<(Vec<f32>, Vec<Applied>)>> {
+pub fn apply_batch(
+    aug: &Augment,
+    items: &[Vec<f32>],
+    sr: u32,
+    seed: u64,
+) -> Vec<Result<(Vec<f32>, Vec<Applied>)>> {
     use rayon::prelude::*;
     items
         .par_iter()

@@ -50,8 +50,16 @@ pub enum AugmentError {
 /// Result type of this crate.
 pub type Result<T, E = AugmentError> = std::result::Result<T, E>;
 
-pub(crate) fn invalid(name: &'static str, value: impl ToString, why: impl Into<String>) -> AugmentError {
-    AugmentError::InvalidParameter { name, value: value.to_string(), why: why.into() }
+pub(crate) fn invalid(
+    name: &'static str,
+    value: impl ToString,
+    why: impl Into<String>,
+) -> AugmentError {
+    AugmentError::InvalidParameter {
+        name,
+        value: value.to_string(),
+        why: why.into(),
+    }
 }
 
 pub(crate) fn check_signal(y: &[f32]) -> Result<()> {
@@ -59,7 +67,9 @@ pub(crate) fn check_signal(y: &[f32]) -> Result<()> {
         return Err(AugmentError::Empty);
     }
     mirkit_dsp::check_finite(y).map_err(|e| match e {
-        mirkit_dsp::DspError::NonFinite { index, value } => AugmentError::NonFinite { index, value },
+        mirkit_dsp::DspError::NonFinite { index, value } => {
+            AugmentError::NonFinite { index, value }
+        }
         e => AugmentError::Dsp(e),
     })
 }

@@ -44,13 +44,26 @@ impl std::str::FromStr for FilterKind {
             "lowshelf" => Self::LowShelf,
             "highshelf" => Self::HighShelf,
             "peaking" => Self::Peaking,
-            _ => return Err(invalid("filter", s, "lowpass, highpass, bandpass, lowshelf, highshelf or peaking")),
+            _ => {
+                return Err(invalid(
+                    "filter",
+                    s,
+                    "lowpass, highpass, bandpass, lowshelf, highshelf or peaking",
+                ))
+            }
         })
     }
 }
 
 /// Filters `y` in place.
-pub fn biquad(y: &mut [f32], sr: u32, kind: FilterKind, freq: f64, q: f64, gain_db: f64) -> Result<()> {
+pub fn biquad(
+    y: &mut [f32],
+    sr: u32,
+    kind: FilterKind,
+    freq: f64,
+    q: f64,
+    gain_db: f64,
+) -> Result<()> {
     check_signal(y)?;
     let nyq = sr as f64 / 2.0;
     if !(freq.is_finite() && freq > 0.0 && freq < nyq) {
@@ -65,10 +78,31 @@ pub fn biquad(y: &mut [f32], sr: u32, kind: FilterKind, freq: f64, q: f64, gain_
     let alpha = sn / (2.0 * q);
     let a = 10f64.powf(gain_db / 40.0);
     let (b0, b1, b2, a0, a1, a2) = match kind {
-        FilterKind::LowPass => ((1.0 - cs) / 2.0, 1.0 - cs, (1.0 - cs) / 2.0, 1.0 + alpha, -2.0 * cs, 1.0 - alpha),
-        FilterKind::HighPass => ((1.0 + cs) / 2.0, -(1.0 + cs), (1.0 + cs) / 2.0, 1.0 + alpha, -2.0 * cs, 1.0 - alpha),
+        FilterKind::LowPass => (
+            (1.0 - cs) / 2.0,
+            1.0 - cs,
+            (1.0 - cs) / 2.0,
+            1.0 + alpha,
+            -2.0 * cs,
+            1.0 - alpha,
+        ),
+        FilterKind::HighPass => (
+            (1.0 + cs) / 2.0,
+            -(1.0 + cs),
+            (1.0 + cs) / 2.0,
+            1.0 + alpha,
+            -2.0 * cs,
+            1.0 - alpha,
+        ),
         FilterKind::BandPass => (alpha, 0.0, -alpha, 1.0 + alpha, -2.0 * cs, 1.0 - alpha),
-        FilterKind::Peaking => (1.0 + alpha * a, -2.0 * cs, 1.0 - alpha * a, 1.0 + alpha / a, -2.0 * cs, 1.0 - alpha / a),
+        FilterKind::Peaking => (
+            1.0 + alpha * a,
+            -2.0 * cs,
+            1.0 - alpha * a,
+            1.0 + alpha / a,
+            -2.0 * cs,
+            1.0 - alpha / a,
+        ),
         FilterKind::LowShelf => {
             let s = 2.0 * a.sqrt() * alpha;
             (
@@ -123,7 +157,13 @@ pub struct Compressor {
 
 impl Default for Compressor {
     fn default() -> Self {
-        Self { threshold_db: -20.0, ratio: 4.0, attack_ms: 5.0, release_ms: 50.0, makeup_db: 0.0 }
+        Self {
+            threshold_db: -20.0,
+            ratio: 4.0,
+            attack_ms: 5.0,
+            release_ms: 50.0,
+            makeup_db: 0.0,
+        }
     }
 }
 
@@ -134,7 +174,11 @@ pub fn compress(y: &mut [f32], sr: u32, c: &Compressor) -> Result<()> {
         return Err(invalid("ratio", c.ratio, "must be >= 1"));
     }
     if !c.threshold_db.is_finite() || !c.makeup_db.is_finite() {
-        return Err(invalid("threshold_db", c.threshold_db, "threshold and makeup must be finite"));
+        return Err(invalid(
+            "threshold_db",
+            c.threshold_db,
+            "threshold and makeup must be finite",
+        ));
     }
     positive("attack_ms", c.attack_ms)?;
     positive("release_ms", c.release_ms)?;
@@ -144,7 +188,11 @@ pub fn compress(y: &mut [f32], sr: u32, c: &Compressor) -> Result<()> {
     for v in y.iter_mut() {
         let level = 20.0 * (v.abs() as f64).max(1e-9).log10();
         let over = level - c.threshold_db;
-        let target = if over > 0.0 { over * (1.0 - 1.0 / c.ratio) } else { 0.0 };
+        let target = if over > 0.0 {
+            over * (1.0 - 1.0 / c.ratio)
+        } else {
+            0.0
+        };
         let a = if target > g { aa } else { ar };
         g = a * g + (1.0 - a) * target;
         *v = (*v as f64 * 10f64.powf((c.makeup_db - g) / 20.0)) as f32;
@@ -157,15 +205,35 @@ mod tests {
     use super::*;
     fn rms_of_tone(f: f64, kind: FilterKind) -> f64 {
         let sr = 22050;
-        let mut y: Vec<f32> = (0..sr).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr as f64).sin() as f32).collect();
-        biquad(&mut y, sr as u32, kind, 1000.0, std::f64::consts::FRAC_1_SQRT_2, 6.0).unwrap();
-        (y[sr / 2..].iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / (sr / 2) as f64).sqrt() * 2f64.sqrt()
+        let mut y: Vec<f32> = (0..sr)
+            .map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr as f64).sin() as f32)
+            .collect();
+        biquad(
+            &mut y,
+            sr as u32,
+            kind,
+            1000.0,
+            std::f64::consts::FRAC_1_SQRT_2,
+            6.0,
+        )
+        .unwrap();
+        (y[sr / 2..].iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / (sr / 2) as f64).sqrt()
+            * 2f64.sqrt()
     }
     #[test]
     fn responses() {
-        assert!((rms_of_tone(1000.0, FilterKind::LowPass) - std::f64::consts::FRAC_1_SQRT_2).abs() < 0.01);
-        assert!(rms_of_tone(100.0, FilterKind::LowPass) > 0.99 && rms_of_tone(8000.0, FilterKind::LowPass) < 0.05);
-        assert!(rms_of_tone(8000.0, FilterKind::HighPass) > 0.99 && rms_of_tone(100.0, FilterKind::HighPass) < 0.02);
+        assert!(
+            (rms_of_tone(1000.0, FilterKind::LowPass) - std::f64::consts::FRAC_1_SQRT_2).abs()
+                < 0.01
+        );
+        assert!(
+            rms_of_tone(100.0, FilterKind::LowPass) > 0.99
+                && rms_of_tone(8000.0, FilterKind::LowPass) < 0.05
+        );
+        assert!(
+            rms_of_tone(8000.0, FilterKind::HighPass) > 0.99
+                && rms_of_tone(100.0, FilterKind::HighPass) < 0.02
+        );
         assert!((rms_of_tone(1000.0, FilterKind::Peaking) - 2.0f64).abs() < 0.01); // +6 dB
         assert!((rms_of_tone(1000.0, FilterKind::BandPass) - 1.0).abs() < 0.01);
         let mut y = vec![0.5f32; 100];
@@ -175,12 +243,22 @@ mod tests {
     #[test]
     fn compressor_reduces_loud_parts() {
         let sr = 22050;
-        let mut y: Vec<f32> = (0..sr).map(|i| (if i < sr / 2 { 0.9 } else { 0.01 }) * ((i as f32) * 0.1).sin()).collect();
+        let mut y: Vec<f32> = (0..sr)
+            .map(|i| (if i < sr / 2 { 0.9 } else { 0.01 }) * ((i as f32) * 0.1).sin())
+            .collect();
         let orig = y.clone();
         compress(&mut y, sr as u32, &Compressor::default()).unwrap();
         let peak = |s: &[f32]| s.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(peak(&y[sr / 4..sr / 2]) < 0.5 * peak(&orig[sr / 4..sr / 2]));
         assert!((peak(&y[3 * sr / 4..]) - peak(&orig[3 * sr / 4..])).abs() < 1e-3);
-        assert!(compress(&mut y, 22050, &Compressor { ratio: 0.5, ..Default::default() }).is_err());
+        assert!(compress(
+            &mut y,
+            22050,
+            &Compressor {
+                ratio: 0.5,
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 }

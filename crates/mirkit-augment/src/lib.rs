@@ -43,9 +43,16 @@ pub mod filter;
 pub mod simple;
 pub mod stretch;
 
-pub use compose::{apply_batch, records_from_json, records_to_json, replay, semitones_shifted, shift_key, tempo_factor, Applied, Augment, Range};
+pub use compose::{
+    apply_batch, records_from_json, records_to_json, replay, semitones_shifted, shift_key,
+    tempo_factor, Applied, Augment, Range,
+};
 pub use error::{AugmentError, Result};
 pub use filter::{biquad, compress, Compressor, FilterKind};
 pub use mirkit_core::rng::{self, Rng};
-pub use simple::{add_noise, clip, crop_or_pad, gain, invert_polarity, mix_background, time_shift, NoiseColor};
-pub use stretch::{phase_vocoder, pitch_shift, resample_ratio, spectral_inconsistency, time_stretch, PhaseMode};
+pub use simple::{
+    add_noise, clip, crop_or_pad, gain, invert_polarity, mix_background, time_shift, NoiseColor,
+};
+pub use stretch::{
+    phase_vocoder, pitch_shift, resample_ratio, spectral_inconsistency, time_stretch, PhaseMode,
+};

@@ -100,7 +100,13 @@ pub fn mix_background(y: &mut [f32], background: &[f32], offset: usize, snr_db: 
         return Err(invalid("background", "0 samples", "must not be empty"));
     }
     check_signal(background)?;
-    let bg: Vec<f32> = background.iter().cycle().skip(offset % background.len()).take(y.len()).copied().collect();
+    let bg: Vec<f32> = background
+        .iter()
+        .cycle()
+        .skip(offset % background.len())
+        .take(y.len())
+        .copied()
+        .collect();
     add_at_snr(y, &bg, snr_db)
 }
 
@@ -171,21 +177,28 @@ mod tests {
             let f = RealFftPlanner::<f64>::new().plan_fft_forward(b.len());
             let mut s = f.make_output_vec();
             f.process(&mut b, &mut s).unwrap();
-            s[1..410].iter().map(|c| c.norm_sqr()).sum::<f64>() / s.iter().map(|c| c.norm_sqr()).sum::<f64>()
+            s[1..410].iter().map(|c| c.norm_sqr()).sum::<f64>()
+                / s.iter().map(|c| c.norm_sqr()).sum::<f64>()
         };
         assert!(low(&p) > 3.0 * low(&w));
     }
     #[test]
     fn errors() {
         let mut silent = vec![0.0f32; 100];
-        assert!(matches!(add_noise(&mut silent, 10.0, NoiseColor::White, 1), Err(AugmentError::Silent(_))));
+        assert!(matches!(
+            add_noise(&mut silent, 10.0, NoiseColor::White, 1),
+            Err(AugmentError::Silent(_))
+        ));
         let mut y = vec![0.1f32; 100];
         assert!(add_noise(&mut y, f64::NAN, NoiseColor::White, 1).is_err());
         assert!(gain(&mut y, f64::INFINITY).is_err());
         assert!(clip(&mut y, 0.0).is_err());
         assert!(crop_or_pad(&y, 0, 0).is_err());
         let mut e: Vec<f32> = vec![];
-        assert!(matches!(add_noise(&mut e, 1.0, NoiseColor::White, 1), Err(AugmentError::Empty)));
+        assert!(matches!(
+            add_noise(&mut e, 1.0, NoiseColor::White, 1),
+            Err(AugmentError::Empty)
+        ));
     }
     #[test]
     fn shifting_and_cropping() {
@@ -194,7 +207,10 @@ mod tests {
         assert_eq!(y, vec![4.0, 1.0, 2.0, 3.0]);
         time_shift(&mut y, -2, false);
         assert_eq!(y, vec![2.0, 3.0, 0.0, 0.0]);
-        assert_eq!(crop_or_pad(&[1.0, 2.0], 4, 1).unwrap(), vec![0.0, 1.0, 2.0, 0.0]);
+        assert_eq!(
+            crop_or_pad(&[1.0, 2.0], 4, 1).unwrap(),
+            vec![0.0, 1.0, 2.0, 0.0]
+        );
         assert_eq!(crop_or_pad(&[1.0, 2.0, 3.0], 2, 5).unwrap(), vec![2.0, 3.0]);
     }
 }

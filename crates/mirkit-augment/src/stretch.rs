@@ -59,7 +59,10 @@ struct Frame {
 
 impl Frame {
     fn silent(n: usize) -> Self {
-        Self { mag: vec![0.0; n], uph: vec![Complex32::new(1.0, 0.0); n] }
+        Self {
+            mag: vec![0.0; n],
+            uph: vec![Complex32::new(1.0, 0.0); n],
+        }
     }
     /// Fills from a spectrum, rounding each bin to complex64 first as librosa stores it.
     fn set<T: Copy>(&mut self, spec: &[T], re_im: impl Fn(T) -> (f32, f32)) {
@@ -68,7 +71,11 @@ impl Frame {
             let n = (r * r + i * i).sqrt();
             *mv = n;
             // numpy: angle(0) = 0
-            *uv = if n > 0.0 { Complex32::new(r / n, i / n) } else { Complex32::new(1.0, 0.0) };
+            *uv = if n > 0.0 {
+                Complex32::new(r / n, i / n)
+            } else {
+                Complex32::new(1.0, 0.0)
+            };
         }
     }
 }
@@ -85,7 +92,13 @@ struct Vocoder {
 impl Vocoder {
     fn new(first: &Frame, mode: PhaseMode) -> Self {
         let n = first.mag.len();
-        Self { mode, acc: first.uph.clone(), m: vec![0.0; n], phase_out: vec![Complex32::new(1.0, 0.0); n], peaks: Vec::new() }
+        Self {
+            mode,
+            acc: first.uph.clone(),
+            m: vec![0.0; n],
+            phase_out: vec![Complex32::new(1.0, 0.0); n],
+            peaks: Vec::new(),
+        }
     }
 
     /// One output frame between analysis frames `f0` and `f1` at fraction `alpha`.
@@ -121,7 +134,11 @@ impl Vocoder {
                         pi += 1;
                     }
                     let p = peaks[pi];
-                    self.phase_out[k] = if k == p { self.acc[p] } else { self.acc[p] * u0[k] * u0[p].conj() };
+                    self.phase_out[k] = if k == p {
+                        self.acc[p]
+                    } else {
+                        self.acc[p] * u0[k] * u0[p].conj()
+                    };
                 }
                 self.acc.copy_from_slice(&self.phase_out);
             }
@@ -133,19 +150,30 @@ impl Vocoder {
         for (p, (a, b)) in self.acc.iter_mut().zip(u0.iter().zip(u1)) {
             let r = *p * (*b * a.conj());
             let n = (r.re * r.re + r.im * r.im).sqrt();
-            *p = if n > 0.0 { Complex32::new(r.re / n, r.im / n) } else { Complex32::new(1.0, 0.0) };
+            *p = if n > 0.0 {
+                Complex32::new(r.re / n, r.im / n)
+            } else {
+                Complex32::new(1.0, 0.0)
+            };
         }
     }
 }
 
 /// Number of output frames for `n_frames` analysis frames: `len(np.arange(0, n, rate))`.
 fn n_steps(n_frames: usize, rate: f64) -> usize {
-    (0..).map(|i| i as f64 * rate).take_while(|&s| s < n_frames as f64).count()
+    (0..)
+        .map(|i| i as f64 * rate)
+        .take_while(|&s| s < n_frames as f64)
+        .count()
 }
 
 /// The phase vocoder on an STFT `(bins, frames)`: `librosa.phase_vocoder(D, rate)`
 /// (or with identity phase locking). Output has `ceil(frames / rate)` frames.
-pub fn phase_vocoder(d: &Array2<Complex32>, rate: f64, mode: PhaseMode) -> Result<Array2<Complex32>> {
+pub fn phase_vocoder(
+    d: &Array2<Complex32>,
+    rate: f64,
+    mode: PhaseMode,
+) -> Result<Array2<Complex32>> {
     positive("rate", rate)?;
     let (n_bins, n_frames) = d.dim();
     if n_frames == 0 || n_bins == 0 {
@@ -189,7 +217,11 @@ pub fn time_stretch(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
     }
     let len = (y.len() as f64 / rate).round_ties_even() as usize;
     if len == 0 {
-        return Err(invalid("rate", rate, format!("leaves no samples of a {}-sample signal", y.len())));
+        return Err(invalid(
+            "rate",
+            rate,
+            format!("leaves no samples of a {}-sample signal", y.len()),
+        ));
     }
     // Analysis frames are computed on demand and each output frame goes straight into the
     // overlap-add: memory is the output signal plus a few frames.
@@ -200,7 +232,9 @@ pub fn time_stretch(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
     let mut analyse = |t: usize, f: &mut Frame| {
         if t < n_frames {
             let spec = stft.frame_at(y, t, &mut scratch);
-            f.set(spec, |c: realfft::num_complex::Complex64| (c.re as f32, c.im as f32));
+            f.set(spec, |c: realfft::num_complex::Complex64| {
+                (c.re as f32, c.im as f32)
+            });
         } else {
             *f = Frame::silent(n_bins);
         }
@@ -231,7 +265,12 @@ pub fn time_stretch(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
 
 /// `librosa.effects.pitch_shift(y, sr=sr, n_steps=steps, bins_per_octave=bpo)`: same
 /// length, pitch moved by `steps / bins_per_octave` octaves (fractional steps allowed).
-pub fn pitch_shift(y: &[f32], steps: f64, bins_per_octave: u32, mode: PhaseMode) -> Result<Vec<f32>> {
+pub fn pitch_shift(
+    y: &[f32],
+    steps: f64,
+    bins_per_octave: u32,
+    mode: PhaseMode,
+) -> Result<Vec<f32>> {
     check_signal(y)?;
     if !steps.is_finite() {
         return Err(invalid("n_steps", steps, "must be finite"));
@@ -241,7 +280,11 @@ pub fn pitch_shift(y: &[f32], steps: f64, bins_per_octave: u32, mode: PhaseMode)
     }
     let rate = 2f64.powf(-steps / bins_per_octave as f64);
     if !(0.25..=4.0).contains(&rate) {
-        return Err(invalid("n_steps", steps, "shifts of more than two octaves are not supported"));
+        return Err(invalid(
+            "n_steps",
+            steps,
+            "shifts of more than two octaves are not supported",
+        ));
     }
     let stretched = time_stretch(y, rate, mode)?;
     // resample from sr / rate to sr: output j sits at input time j / rate
@@ -294,9 +337,14 @@ impl SincKernel {
             for m in 0..=2 * half {
                 let t = p as f64 / PHASES as f64 + half as f64 - m as f64;
                 if t.abs() < w {
-                    let s = if t == 0.0 { 1.0 } else { (std::f64::consts::PI * fc * t).sin() / (std::f64::consts::PI * fc * t) };
+                    let s = if t == 0.0 {
+                        1.0
+                    } else {
+                        (std::f64::consts::PI * fc * t).sin() / (std::f64::consts::PI * fc * t)
+                    };
                     let r = t / w;
-                    table[p * taps + m] = (fc * s * bessel_i0(BETA * (1.0 - r * r).sqrt()) / i0b) as f32;
+                    table[p * taps + m] =
+                        (fc * s * bessel_i0(BETA * (1.0 - r * r).sqrt()) / i0b) as f32;
                 }
             }
         }
@@ -354,7 +402,10 @@ fn resample_generic(k: &SincKernel, x: &[f32], ratio: f64, n_out: usize) -> Vec<
             if start < 0 || start as usize + k.taps > xp.len() {
                 return 0.0;
             }
-            dot8_generic(&xp[start as usize..start as usize + k.taps], &k.table[p * k.taps..(p + 1) * k.taps])
+            dot8_generic(
+                &xp[start as usize..start as usize + k.taps],
+                &k.table[p * k.taps..(p + 1) * k.taps],
+            )
         })
         .collect()
 }
@@ -381,7 +432,10 @@ unsafe fn resample_avx2(k: &SincKernel, x: &[f32], ratio: f64, n_out: usize) -> 
         for c in 0..taps / 16 {
             let (a, b) = (pa.add(c * 16), pb.add(c * 16));
             e = _mm256_add_ps(e, _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b)));
-            o = _mm256_add_ps(o, _mm256_mul_ps(_mm256_loadu_ps(a.add(8)), _mm256_loadu_ps(b.add(8))));
+            o = _mm256_add_ps(
+                o,
+                _mm256_mul_ps(_mm256_loadu_ps(a.add(8)), _mm256_loadu_ps(b.add(8))),
+            );
         }
         let mut l = [0.0f32; 8];
         _mm256_storeu_ps(l.as_mut_ptr(), _mm256_add_ps(e, o));
@@ -426,14 +480,18 @@ mod tests {
         let mut out = fft.make_output_vec();
         fft.process(&mut buf, &mut out).unwrap();
         let mags: Vec<f64> = out.iter().map(|c| c.norm()).collect();
-        let k = (1..mags.len() - 1).max_by(|&a, &b| mags[a].total_cmp(&mags[b])).unwrap();
+        let k = (1..mags.len() - 1)
+            .max_by(|&a, &b| mags[a].total_cmp(&mags[b]))
+            .unwrap();
         let (a, b, c) = (mags[k - 1].ln(), mags[k].ln(), mags[k + 1].ln());
         let d = 0.5 * (a - c) / (a - 2.0 * b + c);
         (k as f64 + d) * sr / n as f64
     }
 
     fn tone(f: f64, sr: f64, secs: f64) -> Vec<f32> {
-        (0..(sr * secs) as usize).map(|i| (0.5 * (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin()) as f32).collect()
+        (0..(sr * secs) as usize)
+            .map(|i| (0.5 * (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin()) as f32)
+            .collect()
     }
 
     #[test]
@@ -445,12 +503,18 @@ mod tests {
             assert_eq!(s.len(), y.len());
             let f = dominant_hz(&s[4096..s.len() - 4096], sr);
             let want = 440.0 * 2f64.powf(2.0 / 12.0); // 493.88 Hz
-            assert!((f - want).abs() / want < 0.005, "{mode:?}: {f:.2} Hz, want {want:.2}");
+            assert!(
+                (f - want).abs() / want < 0.005,
+                "{mode:?}: {f:.2} Hz, want {want:.2}"
+            );
         }
         // microtonal: a quarter tone with 24 bins per octave
         let s = pitch_shift(&y, 1.0, 24, PhaseMode::Librosa).unwrap();
         let f = dominant_hz(&s[4096..s.len() - 4096], sr);
-        assert!((f - 440.0 * 2f64.powf(1.0 / 24.0)).abs() < 0.005 * 453.0, "{f}");
+        assert!(
+            (f - 440.0 * 2f64.powf(1.0 / 24.0)).abs() < 0.005 * 453.0,
+            "{f}"
+        );
     }
 
     #[test]
@@ -473,17 +537,25 @@ mod tests {
         for r in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(time_stretch(&y, r, PhaseMode::Librosa).is_err(), "rate {r}");
         }
-        assert!(matches!(time_stretch(&[], 1.1, PhaseMode::Librosa), Err(crate::AugmentError::Empty)));
+        assert!(matches!(
+            time_stretch(&[], 1.1, PhaseMode::Librosa),
+            Err(crate::AugmentError::Empty)
+        ));
         let mut bad = y.clone();
         bad[10] = f32::NAN;
-        assert!(matches!(pitch_shift(&bad, 1.0, 12, PhaseMode::Librosa), Err(crate::AugmentError::NonFinite { index: 10, .. })));
+        assert!(matches!(
+            pitch_shift(&bad, 1.0, 12, PhaseMode::Librosa),
+            Err(crate::AugmentError::NonFinite { index: 10, .. })
+        ));
         assert!(pitch_shift(&y, f64::NAN, 12, PhaseMode::Librosa).is_err());
         assert!(pitch_shift(&y, 1.0, 0, PhaseMode::Librosa).is_err());
     }
 
     #[test]
     fn simd_and_generic_resamplers_agree_bit_for_bit() {
-        let x: Vec<f32> = (0..5000).map(|i| ((i as f32) * 0.37).sin() * ((i as f32) * 0.011).cos()).collect();
+        let x: Vec<f32> = (0..5000)
+            .map(|i| ((i as f32) * 0.37).sin() * ((i as f32) * 0.011).cos())
+            .collect();
         let k = SincKernel::new(0.8909);
         let g = resample_generic(&k, &x, 0.8909, 4400);
         #[cfg(target_arch = "x86_64")]
@@ -502,7 +574,11 @@ mod tests {
         let n = (x.len() as f64 * ratio) as usize;
         let y = resample_ratio(&x, ratio, n);
         let err = (n / 4..3 * n / 4)
-            .map(|j| (y[j] as f64 - 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * j as f64 / (sr * ratio)).sin()).abs())
+            .map(|j| {
+                (y[j] as f64
+                    - 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * j as f64 / (sr * ratio)).sin())
+                .abs()
+            })
             .fold(0.0, f64::max);
         assert!(err < 2e-3, "{err}");
     }

@@ -7,8 +7,15 @@ use mirkit_dsp::{Stft, StftConfig};
 use std::path::PathBuf;
 
 fn fx(name: &str) -> Vec<f32> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(format!("{name}.npy"));
-    npy::read(p).unwrap().data.iter().map(|&v| v as f32).collect()
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(format!("{name}.npy"));
+    npy::read(p)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as f32)
+        .collect()
 }
 
 /// Spectral convergence ‖|S_a| − |S_b|‖_F / ‖|S_b|‖_F of 2048/512 STFT magnitudes, and
@@ -18,7 +25,11 @@ fn spectral_distance(a: &[f32], b: &[f32]) -> (f64, f64) {
     let sa = st.spectrogram(a, 1.0).unwrap();
     let sb = st.spectrogram(b, 1.0).unwrap();
     assert_eq!(sa.dim(), sb.dim());
-    let num: f64 = sa.iter().zip(sb.iter()).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let num: f64 = sa
+        .iter()
+        .zip(sb.iter())
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum();
     let den: f64 = sb.iter().map(|y| (*y as f64).powi(2)).sum();
     let peak = sb.iter().fold(0.0f32, |m, v| m.max(*v)) as f64;
     let floor = peak * 1e-4;
@@ -26,7 +37,10 @@ fn spectral_distance(a: &[f32], b: &[f32]) -> (f64, f64) {
     for t in 0..sa.ncols() {
         let mut s = 0.0;
         for k in 0..sa.nrows() {
-            let (x, y) = ((sa[[k, t]] as f64).max(floor), (sb[[k, t]] as f64).max(floor));
+            let (x, y) = (
+                (sa[[k, t]] as f64).max(floor),
+                (sb[[k, t]] as f64).max(floor),
+            );
             s += (20.0 * (x / y).log10()).powi(2);
         }
         lsd += (s / sa.nrows() as f64).sqrt();
@@ -38,11 +52,26 @@ fn spectral_distance(a: &[f32], b: &[f32]) -> (f64, f64) {
 fn librosa_mode_matches_librosa_effects() {
     let y = fx("trumpet_22050_3s");
     let cases: Vec<(&str, Vec<f32>)> = vec![
-        ("aug_trumpet_stretch_1.25", time_stretch(&y, 1.25, PhaseMode::Librosa).unwrap()),
-        ("aug_trumpet_stretch_0.81", time_stretch(&y, 0.81, PhaseMode::Librosa).unwrap()),
-        ("aug_trumpet_pitch_+2", pitch_shift(&y, 2.0, 12, PhaseMode::Librosa).unwrap()),
-        ("aug_trumpet_pitch_-1.5", pitch_shift(&y, -1.5, 12, PhaseMode::Librosa).unwrap()),
-        ("aug_trumpet_pitch_+1_bpo24", pitch_shift(&y, 1.0, 24, PhaseMode::Librosa).unwrap()),
+        (
+            "aug_trumpet_stretch_1.25",
+            time_stretch(&y, 1.25, PhaseMode::Librosa).unwrap(),
+        ),
+        (
+            "aug_trumpet_stretch_0.81",
+            time_stretch(&y, 0.81, PhaseMode::Librosa).unwrap(),
+        ),
+        (
+            "aug_trumpet_pitch_+2",
+            pitch_shift(&y, 2.0, 12, PhaseMode::Librosa).unwrap(),
+        ),
+        (
+            "aug_trumpet_pitch_-1.5",
+            pitch_shift(&y, -1.5, 12, PhaseMode::Librosa).unwrap(),
+        ),
+        (
+            "aug_trumpet_pitch_+1_bpo24",
+            pitch_shift(&y, 1.0, 24, PhaseMode::Librosa).unwrap(),
+        ),
     ];
     for (name, got) in cases {
         let want = fx(name);
@@ -55,8 +84,15 @@ fn librosa_mode_matches_librosa_effects() {
         // in the top bins over 3 s (its accumulated phase exceeds 1e5 rad). Pitch shift adds
         // a different resampler (Kaiser sinc vs soxr HQ), which differs near the band edge,
         // hence the larger log-spectral distance. Tolerances leave a 3x margin.
-        let (sc_tol, lsd_tol) = if name.contains("stretch") { (5e-3, 0.15) } else { (5e-3, 0.5) };
-        assert!(sc < sc_tol && lsd < lsd_tol, "{name}: {sc:.3e} / {lsd:.3} dB");
+        let (sc_tol, lsd_tol) = if name.contains("stretch") {
+            (5e-3, 0.15)
+        } else {
+            (5e-3, 0.5)
+        };
+        assert!(
+            sc < sc_tol && lsd < lsd_tol,
+            "{name}: {sc:.3e} / {lsd:.3} dB"
+        );
     }
 }
 
@@ -65,9 +101,17 @@ fn same_seed_same_bits_and_records_replay() {
     let y = fx("trumpet_22050_3s");
     let aug = Augment::Chain(vec![
         Augment::music_default(1.0),
-        Augment::Gain { db: Range::new(-6.0, 6.0).unwrap() },
-        Augment::Noise { snr_db: Range::new(10.0, 30.0).unwrap(), color: NoiseColor::Pink },
-        Augment::RandomApply { p: 0.5, inner: Box::new(Augment::Polarity) },
+        Augment::Gain {
+            db: Range::new(-6.0, 6.0).unwrap(),
+        },
+        Augment::Noise {
+            snr_db: Range::new(10.0, 30.0).unwrap(),
+            color: NoiseColor::Pink,
+        },
+        Augment::RandomApply {
+            p: 0.5,
+            inner: Box::new(Augment::Polarity),
+        },
         Augment::OneOf(vec![
             Augment::Filter {
                 kind: FilterKind::LowPass,
@@ -75,16 +119,25 @@ fn same_seed_same_bits_and_records_replay() {
                 q: Range::fixed(0.707),
                 gain_db: Range::fixed(0.0),
             },
-            Augment::Compress { threshold_db: Range::new(-30.0, -10.0).unwrap(), ratio: Range::new(2.0, 6.0).unwrap() },
-            Augment::Clip { threshold: Range::new(0.2, 0.5).unwrap() },
+            Augment::Compress {
+                threshold_db: Range::new(-30.0, -10.0).unwrap(),
+                ratio: Range::new(2.0, 6.0).unwrap(),
+            },
+            Augment::Clip {
+                threshold: Range::new(0.2, 0.5).unwrap(),
+            },
         ]),
-        Augment::Shift { seconds: Range::new(-0.1, 0.1).unwrap(), rollover: true },
+        Augment::Shift {
+            seconds: Range::new(-0.1, 0.1).unwrap(),
+            rollover: true,
+        },
         Augment::CropPad { length: 44100 },
     ]);
     let run = |seed| {
         let mut v = y.clone();
         let mut log = Vec::new();
-        aug.apply(&mut v, 22050, &mut Rng::new(seed), &mut log).unwrap();
+        aug.apply(&mut v, 22050, &mut Rng::new(seed), &mut log)
+            .unwrap();
         (v, log)
     };
     let (a, ra) = run(11);
@@ -101,21 +154,45 @@ fn same_seed_same_bits_and_records_replay() {
     assert_eq!(replay(&back, &y, 22050).unwrap(), a);
     // label updates follow the record
     let semis = semitones_shifted(&ra);
-    let ps = ra.iter().find(|r| r.name == "pitch_shift").unwrap().get("n_steps").unwrap();
+    let ps = ra
+        .iter()
+        .find(|r| r.name == "pitch_shift")
+        .unwrap()
+        .get("n_steps")
+        .unwrap();
     assert_eq!(semis, ps);
     assert!((-2.0..=2.0).contains(&semis));
     let ts = tempo_factor(&ra);
     assert!((0.81..=1.23).contains(&ts));
-    assert_eq!(shift_key(11, &[Applied { name: "pitch_shift".into(), params: vec![("n_steps".into(), 2.0), ("bins_per_octave".into(), 12.0)] }]), 1);
+    assert_eq!(
+        shift_key(
+            11,
+            &[Applied {
+                name: "pitch_shift".into(),
+                params: vec![("n_steps".into(), 2.0), ("bins_per_octave".into(), 12.0)]
+            }]
+        ),
+        1
+    );
 }
 
 #[test]
 fn batches_are_reproducible_whatever_the_threads() {
     let y = fx("trumpet_22050_3s");
-    let items: Vec<Vec<f32>> = (0..6).map(|i| y[i * 5000..i * 5000 + 30000].to_vec()).collect();
+    let items: Vec<Vec<f32>> = (0..6)
+        .map(|i| y[i * 5000..i * 5000 + 30000].to_vec())
+        .collect();
     let aug = Augment::music_default(0.7);
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| apply_batch(&aug, &items, 22050, 5));
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| apply_batch(&aug, &items, 22050, 5));
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| apply_batch(&aug, &items, 22050, 5));
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(|| apply_batch(&aug, &items, 22050, 5));
     for (a, b) in one.iter().zip(&two) {
         assert_eq!(a.as_ref().unwrap(), b.as_ref().unwrap());
     }
@@ -126,22 +203,59 @@ fn bad_input_is_a_typed_error_and_leaves_audio_unchanged() {
     let y = fx("trumpet_22050_3s")[..20000].to_vec();
     let mut rng = Rng::new(1);
     let mut log = Vec::new();
-    assert!(matches!(Range::new(2.0, 1.0), Err(AugmentError::InvalidRange { .. })));
-    let bad_range = Augment::Gain { db: Range { lo: 3.0, hi: -3.0 } };
+    assert!(matches!(
+        Range::new(2.0, 1.0),
+        Err(AugmentError::InvalidRange { .. })
+    ));
+    let bad_range = Augment::Gain {
+        db: Range { lo: 3.0, hi: -3.0 },
+    };
     let mut v = y.clone();
-    assert!(matches!(bad_range.apply(&mut v, 22050, &mut rng, &mut log), Err(AugmentError::InvalidRange { .. })));
+    assert!(matches!(
+        bad_range.apply(&mut v, 22050, &mut rng, &mut log),
+        Err(AugmentError::InvalidRange { .. })
+    ));
     assert_eq!(v, y);
-    let nan_snr = Augment::Noise { snr_db: Range { lo: f64::NAN, hi: f64::NAN }, color: NoiseColor::White };
+    let nan_snr = Augment::Noise {
+        snr_db: Range {
+            lo: f64::NAN,
+            hi: f64::NAN,
+        },
+        color: NoiseColor::White,
+    };
     assert!(nan_snr.apply(&mut v, 22050, &mut rng, &mut log).is_err());
-    let bad_rate = Augment::Chain(vec![Augment::Gain { db: Range::fixed(-3.0) }, Augment::TimeStretch { rate: Range::fixed(0.0), mode: PhaseMode::Librosa }]);
+    let bad_rate = Augment::Chain(vec![
+        Augment::Gain {
+            db: Range::fixed(-3.0),
+        },
+        Augment::TimeStretch {
+            rate: Range::fixed(0.0),
+            mode: PhaseMode::Librosa,
+        },
+    ]);
     assert!(bad_rate.apply(&mut v, 22050, &mut rng, &mut log).is_err());
     assert_eq!(v, y, "a failed chain leaves the input untouched");
     assert!(log.is_empty());
     let mut empty: Vec<f32> = vec![];
-    assert!(matches!(Augment::Polarity.apply(&mut empty, 22050, &mut rng, &mut log), Err(AugmentError::Empty)));
+    assert!(matches!(
+        Augment::Polarity.apply(&mut empty, 22050, &mut rng, &mut log),
+        Err(AugmentError::Empty)
+    ));
     let mut nan = y.clone();
     nan[5] = f32::INFINITY;
-    assert!(matches!(Augment::Polarity.apply(&mut nan, 22050, &mut rng, &mut log), Err(AugmentError::NonFinite { index: 5, .. })));
-    assert!(Augment::RandomApply { p: 1.5, inner: Box::new(Augment::Polarity) }.apply(&mut v, 22050, &mut rng, &mut log).is_err());
-    assert!(records_from_json("[{\"transform\": \"warp\", \"params\": {}}]").and_then(|r| replay(&r, &y, 22050)).is_err());
+    assert!(matches!(
+        Augment::Polarity.apply(&mut nan, 22050, &mut rng, &mut log),
+        Err(AugmentError::NonFinite { index: 5, .. })
+    ));
+    assert!(Augment::RandomApply {
+        p: 1.5,
+        inner: Box::new(Augment::Polarity)
+    }
+    .apply(&mut v, 22050, &mut rng, &mut log)
+    .is_err());
+    assert!(
+        records_from_json("[{\"transform\": \"warp\", \"params\": {}}]")
+            .and_then(|r| replay(&r, &y, 22050))
+            .is_err()
+    );
 }

@@ -15,7 +15,11 @@ fn check_finite(data: &ArrayView2<f32>) -> Result<()> {
     for (c, row) in data.axis_iter(Axis(0)).enumerate() {
         // fast path: a sum of finite values that is finite is the common case
         if let Some(i) = row.iter().position(|v| !v.is_finite()) {
-            return Err(CoreError::NonFiniteSample { channel: c, index: i, value: row[i] });
+            return Err(CoreError::NonFiniteSample {
+                channel: c,
+                index: i,
+                value: row[i],
+            });
         }
     }
     Ok(())
@@ -47,7 +51,10 @@ impl AudioBuffer {
             return Err(CoreError::NoChannels);
         }
         if samples.len() % channels != 0 {
-            return Err(CoreError::RaggedChannels { len: samples.len(), channels });
+            return Err(CoreError::RaggedChannels {
+                len: samples.len(),
+                channels,
+            });
         }
         let n = samples.len() / channels;
         let mut data = Array2::<f32>::zeros((channels, n));
@@ -92,7 +99,10 @@ impl AudioBuffer {
     }
     /// Channel 0 as a contiguous slice (the whole signal for mono audio).
     pub fn samples(&self) -> &[f32] {
-        self.data.row(0).to_slice().expect("rows of a standard-layout array are contiguous")
+        self.data
+            .row(0)
+            .to_slice()
+            .expect("rows of a standard-layout array are contiguous")
     }
     /// Consumes the buffer, returning its array.
     pub fn into_array(self) -> Array2<f32> {

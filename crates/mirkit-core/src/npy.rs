@@ -14,7 +14,10 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 fn io_err(path: &Path, source: std::io::Error) -> CoreError {
-    CoreError::Io { path: path.display().to_string(), source }
+    CoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// A decoded `.npy` array: shape, order and values converted to `f64`.
@@ -33,13 +36,19 @@ impl NpyArray {
     }
     /// As an `ndarray` of `f32`.
     pub fn to_f32(&self) -> ArrayD<f32> {
-        ArrayD::from_shape_vec(IxDyn(&self.shape), self.data.iter().map(|&v| v as f32).collect())
-            .expect("shape matches")
+        ArrayD::from_shape_vec(
+            IxDyn(&self.shape),
+            self.data.iter().map(|&v| v as f32).collect(),
+        )
+        .expect("shape matches")
     }
     /// As a 2-D `f32` array; error if the rank is not 2.
     pub fn to_f32_2d(&self) -> Result<Array2<f32>> {
         if self.shape.len() != 2 {
-            return Err(CoreError::Npy(format!("expected rank 2, got shape {:?}", self.shape)));
+            return Err(CoreError::Npy(format!(
+                "expected rank 2, got shape {:?}",
+                self.shape
+            )));
         }
         Ok(Array2::from_shape_vec(
             (self.shape[0], self.shape[1]),
@@ -52,7 +61,9 @@ impl NpyArray {
 fn parse_header(h: &str) -> Result<(String, bool, Vec<usize>)> {
     let get = |key: &str| -> Result<&str> {
         let k = format!("'{key}':");
-        let i = h.find(&k).ok_or_else(|| CoreError::Npy(format!("header lacks {key}: {h}")))?;
+        let i = h
+            .find(&k)
+            .ok_or_else(|| CoreError::Npy(format!("header lacks {key}: {h}")))?;
         Ok(h[i + k.len()..].trim_start())
     };
     let descr = get("descr")?;
@@ -63,13 +74,20 @@ fn parse_header(h: &str) -> Result<(String, bool, Vec<usize>)> {
         .to_string();
     let fortran = get("fortran_order")?.starts_with("True");
     let shape_s = get("shape")?;
-    let open = shape_s.find('(').ok_or_else(|| CoreError::Npy("bad shape".into()))?;
-    let close = shape_s.find(')').ok_or_else(|| CoreError::Npy("bad shape".into()))?;
+    let open = shape_s
+        .find('(')
+        .ok_or_else(|| CoreError::Npy("bad shape".into()))?;
+    let close = shape_s
+        .find(')')
+        .ok_or_else(|| CoreError::Npy("bad shape".into()))?;
     let mut shape = Vec::new();
     for part in shape_s[open + 1..close].split(',') {
         let p = part.trim();
         if !p.is_empty() {
-            shape.push(p.parse::<usize>().map_err(|_| CoreError::Npy(format!("bad dim {p:?}")))?);
+            shape.push(
+                p.parse::<usize>()
+                    .map_err(|_| CoreError::Npy(format!("bad dim {p:?}")))?,
+            );
         }
     }
     Ok((descr, fortran, shape))
@@ -79,7 +97,9 @@ fn parse_header(h: &str) -> Result<(String, bool, Vec<usize>)> {
 pub fn read(path: impl AsRef<Path>) -> Result<NpyArray> {
     let path = path.as_ref();
     let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| io_err(path, e))?;
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| io_err(path, e))?;
     from_bytes(&bytes).map_err(|e| match e {
         CoreError::Npy(m) => CoreError::Npy(format!("{}: {m}", path.display())),
         e => e,
@@ -98,14 +118,18 @@ pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
             if bytes.len() < 12 {
                 return Err(CoreError::Npy("truncated header".into()));
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
         }
         v => return Err(CoreError::Npy(format!("unsupported version {v}"))),
     };
     let header = bytes
         .get(start..start + hlen)
         .ok_or_else(|| CoreError::Npy("truncated header".into()))?;
-    let header = std::str::from_utf8(header).map_err(|_| CoreError::Npy("header not UTF-8".into()))?;
+    let header =
+        std::str::from_utf8(header).map_err(|_| CoreError::Npy("header not UTF-8".into()))?;
     let (descr, fortran, shape) = parse_header(header)?;
     let n: usize = shape.iter().product();
     let body = &bytes[start + hlen..];
@@ -137,7 +161,11 @@ pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
 
 fn header_bytes(shape: &[usize], fortran: bool, pad_to: usize) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_s = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut h = format!(
         "{{'descr': '<f4', 'fortran_order': {}, 'shape': {}, }}",
         if fortran { "True" } else { "False" },
@@ -159,13 +187,19 @@ fn header_bytes(shape: &[usize], fortran: bool, pad_to: usize) -> Vec<u8> {
 
 /// Temporary sibling path used for atomic writes.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".part{}", std::process::id()));
     path.with_file_name(name)
 }
 
 /// Writes bytes atomically: to a temporary sibling, then renamed over `path`.
-pub fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = temp_path(path);
     let res = (|| {
         let mut w = BufWriter::new(File::create(&tmp)?);
@@ -185,7 +219,10 @@ pub fn write_atomic(path: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
     let path = path.as_ref();
     if shape.iter().product::<usize>() != data.len() {
-        return Err(CoreError::Shape(format!("shape {shape:?} does not hold {} values", data.len())));
+        return Err(CoreError::Shape(format!(
+            "shape {shape:?} does not hold {} values",
+            data.len()
+        )));
     }
     write_atomic(path, |w| {
         w.write_all(&header_bytes(shape, false, 0))?;
@@ -199,7 +236,11 @@ pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
 /// Writes a 2-D `f32` array, atomically.
 pub fn write_2d(path: impl AsRef<Path>, a: ArrayView2<f32>) -> Result<()> {
     let std = a.as_standard_layout();
-    write_f32(path, &[a.nrows(), a.ncols()], std.as_slice().expect("standard layout"))
+    write_f32(
+        path,
+        &[a.nrows(), a.ncols()],
+        std.as_slice().expect("standard layout"),
+    )
 }
 
 /// Streams a `(rows, frames)` `f32` array to disk one frame at a time.
@@ -223,13 +264,24 @@ impl NpyFrameWriter {
         let path = path.as_ref().to_path_buf();
         let tmp = temp_path(&path);
         let mut w = BufWriter::new(File::create(&tmp).map_err(|e| io_err(&path, e))?);
-        w.write_all(&header_bytes(&[rows, 0], true, STREAM_HEADER)).map_err(|e| io_err(&path, e))?;
-        Ok(Self { path, tmp, w: Some(w), rows, frames: 0 })
+        w.write_all(&header_bytes(&[rows, 0], true, STREAM_HEADER))
+            .map_err(|e| io_err(&path, e))?;
+        Ok(Self {
+            path,
+            tmp,
+            w: Some(w),
+            rows,
+            frames: 0,
+        })
     }
     /// Appends one frame of `rows` values.
     pub fn push_frame(&mut self, frame: &[f32]) -> Result<()> {
         if frame.len() != self.rows {
-            return Err(CoreError::Shape(format!("frame of {} values, expected {}", frame.len(), self.rows)));
+            return Err(CoreError::Shape(format!(
+                "frame of {} values, expected {}",
+                frame.len(),
+                self.rows
+            )));
         }
         let w = self.w.as_mut().expect("writer open until finish");
         let mut buf = Vec::with_capacity(frame.len() * 4);
@@ -252,7 +304,9 @@ impl NpyFrameWriter {
             let mut f = w.into_inner().map_err(|e| e.into_error())?;
             let h = header_bytes(&[self.rows, self.frames], true, STREAM_HEADER);
             if h.len() != STREAM_HEADER {
-                return Err(std::io::Error::other("npy header grew past its reserved size"));
+                return Err(std::io::Error::other(
+                    "npy header grew past its reserved size",
+                ));
             }
             f.seek(SeekFrom::Start(0))?;
             f.write_all(&h)?;

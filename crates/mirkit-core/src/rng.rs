@@ -23,7 +23,14 @@ impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        Self { s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)] }
+        Self {
+            s: [
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+            ],
+        }
     }
     /// The generator for item `index` of a batch seeded with `seed` (independent of
     /// scheduling, so parallel batches are reproducible).
@@ -72,14 +79,18 @@ mod tests {
     use super::*;
     #[test]
     fn reproducible_and_well_spread() {
-        let a: Vec<u64> = (0..5).map({
-            let mut r = Rng::new(42);
-            move |_| r.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..5).map({
-            let mut r = Rng::new(42);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(42);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(42);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         let mut r = Rng::new(1);
         let n = 100_000;

@@ -14,7 +14,11 @@ use ndarray::{Array2, ArrayView2, Axis};
 pub fn dct2_ortho(n_out: usize, n_in: usize) -> Array2<f64> {
     let n = n_in as f64;
     Array2::from_shape_fn((n_out, n_in), |(k, i)| {
-        let s = if k == 0 { (1.0 / n).sqrt() } else { (2.0 / n).sqrt() };
+        let s = if k == 0 {
+            (1.0 / n).sqrt()
+        } else {
+            (2.0 / n).sqrt()
+        };
         s * (std::f64::consts::PI * k as f64 * (2 * i + 1) as f64 / (2.0 * n)).cos()
     })
 }
@@ -26,20 +30,31 @@ pub fn mfcc_from_log_mel(s: ArrayView2<f32>, n_mfcc: usize, lifter: f32) -> Resu
         return Err(invalid("n_mfcc", 0, "must be positive"));
     }
     if n_mfcc > n_mels {
-        return Err(invalid("n_mfcc", n_mfcc, format!("must not exceed n_mels = {n_mels}")));
+        return Err(invalid(
+            "n_mfcc",
+            n_mfcc,
+            format!("must not exceed n_mels = {n_mels}"),
+        ));
     }
     if !(lifter.is_finite() && lifter >= 0.0) {
         return Err(invalid("lifter", lifter, "must be a non-negative number"));
     }
-    let mut d = dct2_ortho(n_mfcc, n_mels);
+    Ok(mfcc_basis(n_mfcc, n_mels, lifter).dot(&s))
+}
+
+/// The MFCC matrix `(n_mfcc, n_in)`: orthonormal DCT-II rows, each scaled by librosa's
+/// lifter `1 + (L/2)·sin(π(k+1)/L)` when `lifter > 0`; computed in `f64`, rounded once.
+pub fn mfcc_basis(n_mfcc: usize, n_in: usize, lifter: f32) -> Array2<f32> {
+    let mut d = dct2_ortho(n_mfcc, n_in);
     if lifter > 0.0 {
         for k in 0..n_mfcc {
-            let w = 1.0 + (lifter as f64 / 2.0) * (std::f64::consts::PI * (k + 1) as f64 / lifter as f64).sin();
+            let w = 1.0
+                + (lifter as f64 / 2.0)
+                    * (std::f64::consts::PI * (k + 1) as f64 / lifter as f64).sin();
             d.row_mut(k).mapv_inplace(|v| v * w);
         }
     }
-    let d32 = d.mapv(|v| v as f32);
-    Ok(d32.dot(&s))
+    d.mapv(|v| v as f32)
 }
 
 /// Precomputed derivative filters for [`delta`].
@@ -58,7 +73,11 @@ fn savgol_rows(width: usize, order: usize) -> Vec<Vec<f64>> {
         .map(|t| {
             let tt = t as f64 - h;
             (0..width)
-                .map(|i| (order..p).map(|j| fact(j) * tt.powi((j - order) as i32) * pinv[[j, i]]).sum())
+                .map(|i| {
+                    (order..p)
+                        .map(|j| fact(j) * tt.powi((j - order) as i32) * pinv[[j, i]])
+                        .sum()
+                })
                 .collect()
         })
         .collect()
@@ -69,7 +88,9 @@ fn invert(a: &Array2<f64>) -> Array2<f64> {
     let mut m = a.clone();
     let mut inv = Array2::<f64>::eye(n);
     for c in 0..n {
-        let piv = (c..n).max_by(|&x, &y| m[[x, c]].abs().total_cmp(&m[[y, c]].abs())).unwrap();
+        let piv = (c..n)
+            .max_by(|&x, &y| m[[x, c]].abs().total_cmp(&m[[y, c]].abs()))
+            .unwrap();
         for k in 0..n {
             m.swap([c, k], [piv, k]);
             inv.swap([c, k], [piv, k]);
@@ -101,7 +122,11 @@ pub fn delta(data: ArrayView2<f32>, width: usize, order: usize) -> Result<Array2
         return Err(invalid("order", 0, "must be a positive integer"));
     }
     if order >= width {
-        return Err(invalid("order", order, format!("must be below width = {width}")));
+        return Err(invalid(
+            "order",
+            order,
+            format!("must be below width = {width}"),
+        ));
     }
     let n = data.ncols();
     if width > n {
@@ -125,7 +150,11 @@ pub fn delta(data: ArrayView2<f32>, width: usize, order: usize) -> Result<Array2
                 (t - h, h)
             };
             let c = &rows[pos];
-            o[t] = c.iter().zip(&x[start..start + width]).map(|(a, b)| a * b).sum::<f64>() as f32;
+            o[t] = c
+                .iter()
+                .zip(&x[start..start + width])
+                .map(|(a, b)| a * b)
+                .sum::<f64>() as f32;
         }
     }
     Ok(out)

@@ -31,7 +31,11 @@ pub struct DbConfig {
 
 impl Default for DbConfig {
     fn default() -> Self {
-        Self { reference: DbRef::Value(1.0), amin: 1e-10, top_db: Some(80.0) }
+        Self {
+            reference: DbRef::Value(1.0),
+            amin: 1e-10,
+            top_db: Some(80.0),
+        }
     }
 }
 
@@ -140,7 +144,14 @@ pub fn amplitude_to_db(s: &[f32], cfg: &DbConfig) -> Result<Vec<f32>> {
     let mag: Vec<f32> = s.iter().map(|v| v.abs()).collect();
     let r = ref_value(&mag, cfg.reference).abs();
     let mut p: Vec<f32> = mag.iter().map(|v| v * v).collect();
-    power_to_db_inplace(&mut p, &DbConfig { reference: DbRef::Value(r * r), amin: cfg.amin * cfg.amin, top_db: cfg.top_db })?;
+    power_to_db_inplace(
+        &mut p,
+        &DbConfig {
+            reference: DbRef::Value(r * r),
+            amin: cfg.amin * cfg.amin,
+            top_db: cfg.top_db,
+        },
+    )?;
     Ok(p)
 }
 
@@ -151,7 +162,9 @@ pub fn db_to_power(s: &[f32], reference: f32) -> Vec<f32> {
 
 /// `librosa.db_to_amplitude`: `ref · 10^(S/20)`.
 pub fn db_to_amplitude(s: &[f32], reference: f32) -> Vec<f32> {
-    s.iter().map(|&v| reference * 10f32.powf(0.05 * v)).collect()
+    s.iter()
+        .map(|&v| reference * 10f32.powf(0.05 * v))
+        .collect()
 }
 
 /// `log10(1 + c·x)` in place (musicnn's compression with `c = 10000`).
@@ -209,15 +222,45 @@ mod tests {
     #[test]
     fn power_to_db_semantics() {
         let s = [1.0, 0.1, 1e-12, 100.0];
-        let d = power_to_db(&s, &DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db: None }).unwrap();
+        let d = power_to_db(
+            &s,
+            &DbConfig {
+                reference: DbRef::Value(1.0),
+                amin: 1e-10,
+                top_db: None,
+            },
+        )
+        .unwrap();
         let e = [0.0, -10.0, -100.0, 20.0];
         for (a, b) in d.iter().zip(e) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
-        let d = power_to_db(&s, &DbConfig { reference: DbRef::Max, amin: 1e-10, top_db: Some(80.0) }).unwrap();
+        let d = power_to_db(
+            &s,
+            &DbConfig {
+                reference: DbRef::Max,
+                amin: 1e-10,
+                top_db: Some(80.0),
+            },
+        )
+        .unwrap();
         assert!((d[3]).abs() < 1e-5 && (d[2] + 80.0).abs() < 1e-4);
-        assert!(power_to_db(&s, &DbConfig { top_db: Some(-1.0), ..Default::default() }).is_err());
-        assert!(power_to_db(&s, &DbConfig { amin: 0.0, ..Default::default() }).is_err());
+        assert!(power_to_db(
+            &s,
+            &DbConfig {
+                top_db: Some(-1.0),
+                ..Default::default()
+            }
+        )
+        .is_err());
+        assert!(power_to_db(
+            &s,
+            &DbConfig {
+                amin: 0.0,
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
     #[test]
     fn half_rounding() {

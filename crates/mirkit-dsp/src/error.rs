@@ -40,8 +40,16 @@ pub enum DspError {
 /// Result type of this crate.
 pub type Result<T, E = DspError> = std::result::Result<T, E>;
 
-pub(crate) fn invalid(name: &'static str, value: impl ToString, why: impl Into<String>) -> DspError {
-    DspError::InvalidParameter { name, value: value.to_string(), why: why.into() }
+pub(crate) fn invalid(
+    name: &'static str,
+    value: impl ToString,
+    why: impl Into<String>,
+) -> DspError {
+    DspError::InvalidParameter {
+        name,
+        value: value.to_string(),
+        why: why.into(),
+    }
 }
 
 /// Fails on the first NaN/Inf sample.
@@ -61,7 +69,10 @@ pub fn check_finite(x: &[f32]) -> Result<()> {
         return Ok(());
     }
     match x.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(DspError::NonFinite { index: i, value: x[i] }),
+        Some(i) => Err(DspError::NonFinite {
+            index: i,
+            value: x[i],
+        }),
         None => Ok(()),
     }
 }

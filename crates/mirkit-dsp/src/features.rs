@@ -12,11 +12,11 @@
 //! `top_db` flooring, the DCT of MFCC) needs the maximum over the whole signal, which the
 //! streaming path obtains with a second pass over its temporary output.
 
-use crate::cepstral::dct2_ortho;
+use crate::cepstral::mfcc_basis;
 use crate::db::{ln_fast, round_to_f16, DbConfig, DbRef};
 use crate::error::{check_finite, invalid, DspError, Result};
 use crate::mel::{MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
-use crate::stft::{power_spectrum_strided, PadMode, Stft, StftConfig, StftScratch};
+use crate::stft::{padded_index, power_spectrum_strided, PadMode, Stft, StftConfig, StftScratch};
 use mirkit_core::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
 use ndarray::Array2;
 
@@ -101,7 +101,13 @@ impl std::str::FromStr for Preset {
             "torchaudio" => Self::Torchaudio,
             "won2020" => Self::Won2020,
             "musicnn" => Self::Musicnn,
-            _ => return Err(invalid("preset", s, "one of librosa, torchaudio, won2020, musicnn")),
+            _ => {
+                return Err(invalid(
+                    "preset",
+                    s,
+                    "one of librosa, torchaudio, won2020, musicnn",
+                ))
+            }
         })
     }
 }
@@ -123,7 +129,14 @@ impl FeatureConfig {
             sample_rate: 22050,
             stft: StftConfig::new(2048).hop(512),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }),
+            mel: Some(MelSettings {
+                n_mels: 128,
+                fmin: 0.0,
+                fmax: None,
+                scale: MelScale::Slaney,
+                norm: MelNorm::Slaney,
+                arithmetic: MelArithmetic::Librosa,
+            }),
             compression: Compression::None,
             mfcc: None,
         }
@@ -135,7 +148,14 @@ impl FeatureConfig {
             sample_rate: 16000,
             stft: StftConfig::new(400).hop(200).pad_mode(PadMode::Reflect),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None, arithmetic: MelArithmetic::TorchaudioF32 }),
+            mel: Some(MelSettings {
+                n_mels: 128,
+                fmin: 0.0,
+                fmax: None,
+                scale: MelScale::Htk,
+                norm: MelNorm::None,
+                arithmetic: MelArithmetic::TorchaudioF32,
+            }),
             compression: Compression::None,
             mfcc: None,
         }
@@ -147,8 +167,19 @@ impl FeatureConfig {
             sample_rate: 16000,
             stft: StftConfig::new(512).hop(256).pad_mode(PadMode::Reflect),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: Some(8000.0), scale: MelScale::Htk, norm: MelNorm::None, arithmetic: MelArithmetic::TorchaudioF32 }),
-            compression: Compression::Db(DbConfig { reference: DbRef::Value(1.0), amin: 1e-10, top_db: None }),
+            mel: Some(MelSettings {
+                n_mels: 96,
+                fmin: 0.0,
+                fmax: Some(8000.0),
+                scale: MelScale::Htk,
+                norm: MelNorm::None,
+                arithmetic: MelArithmetic::TorchaudioF32,
+            }),
+            compression: Compression::Db(DbConfig {
+                reference: DbRef::Value(1.0),
+                amin: 1e-10,
+                top_db: None,
+            }),
             mfcc: None,
         }
     }
@@ -159,8 +190,18 @@ impl FeatureConfig {
             sample_rate: 16000,
             stft: StftConfig::new(512).hop(256).pad_mode(PadMode::Reflect),
             power: 2.0,
-            mel: Some(MelSettings { n_mels: 96, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }),
-            compression: Compression::Log1p { c: 10000.0, f16: true },
+            mel: Some(MelSettings {
+                n_mels: 96,
+                fmin: 0.0,
+                fmax: None,
+                scale: MelScale::Slaney,
+                norm: MelNorm::Slaney,
+                arithmetic: MelArithmetic::Librosa,
+            }),
+            compression: Compression::Log1p {
+                c: 10000.0,
+                f16: true,
+            },
             mfcc: None,
         }
     }
@@ -184,7 +225,11 @@ impl FeatureConfig {
         }
         self.stft.validate()?;
         if !(self.power.is_finite() && self.power > 0.0) {
-            return Err(invalid("power", self.power, "must be a positive finite number"));
+            return Err(invalid(
+                "power",
+                self.power,
+                "must be a positive finite number",
+            ));
         }
         if let Some(m) = self.mel_config() {
             m.validate()?;
@@ -198,9 +243,17 @@ impl FeatureConfig {
             }
         }
         if let Some(m) = &self.mfcc {
-            let rows = self.mel.as_ref().map(|m| m.n_mels).unwrap_or(self.stft.n_fft / 2 + 1);
+            let rows = self
+                .mel
+                .as_ref()
+                .map(|m| m.n_mels)
+                .unwrap_or(self.stft.n_fft / 2 + 1);
             if m.n_mfcc == 0 || m.n_mfcc > rows {
-                return Err(invalid("n_mfcc", m.n_mfcc, format!("must be in 1..={rows}")));
+                return Err(invalid(
+                    "n_mfcc",
+                    m.n_mfcc,
+                    format!("must be in 1..={rows}"),
+                ));
             }
             if !(m.lifter.is_finite() && m.lifter >= 0.0) {
                 return Err(invalid("lifter", m.lifter, "must be >= 0"));
@@ -237,19 +290,20 @@ impl FeatureExtractor {
     pub fn new(cfg: FeatureConfig) -> Result<Self> {
         cfg.validate()?;
         let stft = Stft::new(cfg.stft.clone())?;
-        let mel = cfg.mel_config().map(|m| MelFilterbank::new(&m)).transpose()?;
+        let mel = cfg
+            .mel_config()
+            .map(|m| MelFilterbank::new(&m))
+            .transpose()?;
         let dct = cfg.mfcc.as_ref().map(|m| {
             let rows = mel.as_ref().map(|f| f.n_mels()).unwrap_or(stft.n_bins());
-            let mut d = dct2_ortho(m.n_mfcc, rows);
-            if m.lifter > 0.0 {
-                for k in 0..m.n_mfcc {
-                    let w = 1.0 + (m.lifter as f64 / 2.0) * (std::f64::consts::PI * (k + 1) as f64 / m.lifter as f64).sin();
-                    d.row_mut(k).mapv_inplace(|v| v * w);
-                }
-            }
-            d.mapv(|v| v as f32)
+            mfcc_basis(m.n_mfcc, rows, m.lifter)
         });
-        Ok(Self { cfg, stft, mel, dct })
+        Ok(Self {
+            cfg,
+            stft,
+            mel,
+            dct,
+        })
     }
     /// The configuration.
     pub fn config(&self) -> &FeatureConfig {
@@ -265,11 +319,18 @@ impl FeatureExtractor {
     }
     /// Rows after stage 1 (mel bands or FFT bins).
     pub fn stage1_rows(&self) -> usize {
-        self.mel.as_ref().map(|m| m.n_mels()).unwrap_or(self.stft.n_bins())
+        self.mel
+            .as_ref()
+            .map(|m| m.n_mels())
+            .unwrap_or(self.stft.n_bins())
     }
     /// Rows of the final output.
     pub fn output_rows(&self) -> usize {
-        self.cfg.mfcc.as_ref().map(|m| m.n_mfcc).unwrap_or(self.stage1_rows())
+        self.cfg
+            .mfcc
+            .as_ref()
+            .map(|m| m.n_mfcc)
+            .unwrap_or(self.stage1_rows())
     }
     /// Number of frames for a signal of `len` samples.
     pub fn n_frames(&self, len: usize) -> Result<usize> {
@@ -302,7 +363,9 @@ impl FeatureExtractor {
                     *row = [0.0; BLOCK];
                     let (a, w) = fb.band(m);
                     for (i, &wk) in w.iter().enumerate() {
-                        let p: &[f32; BLOCK] = power[(a + i) * BLOCK..(a + i + 1) * BLOCK].try_into().expect("block");
+                        let p: &[f32; BLOCK] = power[(a + i) * BLOCK..(a + i + 1) * BLOCK]
+                            .try_into()
+                            .expect("block");
                         for j in 0..BLOCK {
                             row[j] += wk * p[j];
                         }
@@ -352,7 +415,10 @@ impl FeatureExtractor {
                     DbRef::Value(r) => 10.0 * (d.amin.max(r) as f64).log10() as f32,
                     DbRef::Max => stage1_max, // 10 log10(max(amin, max S)) is the stage-1 max
                 };
-                let floor = d.top_db.map(|t| stage1_max - offset - t).unwrap_or(f32::NEG_INFINITY);
+                let floor = d
+                    .top_db
+                    .map(|t| stage1_max - offset - t)
+                    .unwrap_or(f32::NEG_INFINITY);
                 (offset, floor)
             }
             _ => (0.0, f32::NEG_INFINITY),
@@ -463,11 +529,21 @@ impl FeatureExtractor {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn stage1_all_avx2(&self, x: &[f32], s: &mut Scratch, n_frames: usize) -> Result<(Vec<f32>, f32)> {
+    unsafe fn stage1_all_avx2(
+        &self,
+        x: &[f32],
+        s: &mut Scratch,
+        n_frames: usize,
+    ) -> Result<(Vec<f32>, f32)> {
         self.stage1_all(x, s, n_frames)
     }
 
-    fn stage1_all_generic(&self, x: &[f32], s: &mut Scratch, n_frames: usize) -> Result<(Vec<f32>, f32)> {
+    fn stage1_all_generic(
+        &self,
+        x: &[f32],
+        s: &mut Scratch,
+        n_frames: usize,
+    ) -> Result<(Vec<f32>, f32)> {
         self.stage1_all(x, s, n_frames)
     }
 
@@ -483,7 +559,9 @@ impl FeatureExtractor {
         let mut flush = |t0: usize, b: usize, power: &[f32], block: &mut [f32]| {
             self.stage1_block(power, block);
             for r in 0..rows {
-                let src: &[f32; BLOCK] = block[r * BLOCK..(r + 1) * BLOCK].try_into().expect("block row");
+                let src: &[f32; BLOCK] = block[r * BLOCK..(r + 1) * BLOCK]
+                    .try_into()
+                    .expect("block row");
                 out[r * n_frames + t0..r * n_frames + t0 + b].copy_from_slice(&src[..b]);
                 if b == BLOCK {
                     for (m, &v) in mx.iter_mut().zip(src) {
@@ -518,7 +596,12 @@ impl FeatureExtractor {
             frame: vec![0.0; self.stage1_rows()],
             xbuf: vec![0.0; self.cfg.stft.n_fft],
             lanes: 0,
-            buf: Vec::new(), buf_start: 0, received: 0, next: 0, max: f32::NEG_INFINITY }
+            buf: Vec::new(),
+            buf_start: 0,
+            received: 0,
+            next: 0,
+            max: f32::NEG_INFINITY,
+        }
     }
 }
 
@@ -561,39 +644,17 @@ impl FrameStreamer<'_> {
         let start = t as isize * cfg.hop_length as isize - off;
         let bs = self.buf_start as isize;
         let n = total.map(|v| v as isize);
-        let inside = start >= bs && (start + n_fft as isize) <= bs + self.buf.len() as isize && n.is_none_or(|n| start + n_fft as isize <= n);
+        let inside = start >= bs
+            && (start + n_fft as isize) <= bs + self.buf.len() as isize
+            && n.is_none_or(|n| start + n_fft as isize <= n);
         if inside {
             let a = (start - bs) as usize;
             self.xbuf.copy_from_slice(&self.buf[a..a + n_fft]);
         } else {
-            let buf = &self.buf;
-            let get = |i: isize| -> f32 {
-                let j = match (cfg.pad_mode, n) {
-                    _ if i >= 0 && n.is_none_or(|n| i < n) => i,
-                    (PadMode::Constant, _) => return 0.0,
-                    (PadMode::Edge, _) => {
-                        if i < 0 {
-                            0
-                        } else {
-                            n.unwrap() - 1
-                        }
-                    }
-                    (PadMode::Reflect, _) => {
-                        let nn = n.unwrap_or(isize::MAX / 4);
-                        if nn == 1 {
-                            0
-                        } else {
-                            let period = 2 * (nn - 1);
-                            let mut j = i.rem_euclid(period);
-                            if j >= nn {
-                                j = period - j;
-                            }
-                            j
-                        }
-                    }
-                };
-                buf[(j - bs) as usize]
-            };
+            // the end is unknown until `finish`: until then only the head can be padded
+            let len = n.unwrap_or(isize::MAX / 4);
+            let (buf, mode) = (&self.buf, cfg.pad_mode);
+            let get = |i: isize| padded_index(i, len, mode).map_or(0.0, |j| buf[(j - bs) as usize]);
             for (k, v) in self.xbuf.iter_mut().enumerate() {
                 *v = get(start + k as isize);
             }
@@ -627,17 +688,27 @@ impl FrameStreamer<'_> {
     /// Pushes samples; calls `on_frame` with each completed stage-1 frame.
     pub fn push(&mut self, x: &[f32], on_frame: &mut dyn FnMut(&[f32])) -> Result<()> {
         check_finite(x).map_err(|e| match e {
-            DspError::NonFinite { index, value } => DspError::NonFinite { index: index + self.received, value },
+            DspError::NonFinite { index, value } => DspError::NonFinite {
+                index: index + self.received,
+                value,
+            },
             e => e,
         })?;
         self.buf.extend_from_slice(x);
         self.received += x.len();
         let cfg = self.ex.cfg.stft.clone();
-        let off = if cfg.center { (cfg.n_fft / 2) as isize } else { 0 };
+        let off = if cfg.center {
+            (cfg.n_fft / 2) as isize
+        } else {
+            0
+        };
         loop {
             let start = self.next as isize * cfg.hop_length as isize - off;
             let end = start + cfg.n_fft as isize;
-            let ready = end <= self.received as isize && (start >= 0 || cfg.pad_mode != PadMode::Reflect || -start < self.received as isize);
+            let ready = end <= self.received as isize
+                && (start >= 0
+                    || cfg.pad_mode != PadMode::Reflect
+                    || -start < self.received as isize);
             if !ready {
                 break;
             }
@@ -651,12 +722,20 @@ impl FrameStreamer<'_> {
 
     fn trim(&mut self) {
         let cfg = &self.ex.cfg.stft;
-        let off = if cfg.center { (cfg.n_fft / 2) as isize } else { 0 };
+        let off = if cfg.center {
+            (cfg.n_fft / 2) as isize
+        } else {
+            0
+        };
         let next_start = (self.next as isize * cfg.hop_length as isize - off).max(0) as usize;
         // keep the last n_fft samples too: the reflected tail may reach back that far
         let keep_from = next_start.min(self.received.saturating_sub(cfg.n_fft + 1));
         // keep the head while reflect-padded start frames are pending
-        let keep_from = if (self.next as isize * cfg.hop_length as isize) < off { 0 } else { keep_from };
+        let keep_from = if (self.next as isize * cfg.hop_length as isize) < off {
+            0
+        } else {
+            keep_from
+        };
         if keep_from > self.buf_start + 65536 {
             self.buf.drain(..keep_from - self.buf_start);
             self.buf_start = keep_from;

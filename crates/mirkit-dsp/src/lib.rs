@@ -42,11 +42,16 @@ pub mod mel;
 pub mod stft;
 pub mod window;
 
-pub use cepstral::{delta, dct2_ortho, mfcc_from_log_mel, standardize};
+pub use cepstral::{dct2_ortho, delta, mfcc_basis, mfcc_from_log_mel, standardize};
 pub use db::{amplitude_to_db, db_to_amplitude, db_to_power, power_to_db, DbConfig, DbRef};
 pub use error::{check_finite, DspError, Result};
-pub use features::{Compression, FeatureConfig, FeatureExtractor, FrameStreamer, MelSettings, MfccSettings, Preset};
-pub use mel::{hz_to_mel, mel_filterbank, mel_frequencies, mel_to_hz, MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
+pub use features::{
+    Compression, FeatureConfig, FeatureExtractor, FrameStreamer, MelSettings, MfccSettings, Preset,
+};
+pub use mel::{
+    hz_to_mel, mel_filterbank, mel_frequencies, mel_to_hz, MelArithmetic, MelConfig, MelFilterbank,
+    MelNorm, MelScale,
+};
+pub use realfft::num_complex::Complex32;
 pub use stft::{istft, istft_frames, pad, stft, OverlapAdd, PadMode, Stft, StftConfig};
 pub use window::{get_window, WindowKind};
-pub use realfft::num_complex::Complex32;

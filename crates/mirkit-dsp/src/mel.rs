@@ -72,7 +72,10 @@ pub fn mel_to_hz(m: f64, scale: MelScale) -> f64 {
 /// `mel_frequencies`).
 pub fn mel_frequencies(n: usize, fmin: f64, fmax: f64, scale: MelScale) -> Vec<f64> {
     let (a, b) = (hz_to_mel(fmin, scale), hz_to_mel(fmax, scale));
-    linspace(a, b, n).into_iter().map(|m| mel_to_hz(m, scale)).collect()
+    linspace(a, b, n)
+        .into_iter()
+        .map(|m| mel_to_hz(m, scale))
+        .collect()
 }
 
 /// numpy's `linspace` (endpoint included; the last value is exactly `b`).
@@ -125,11 +128,29 @@ pub struct MelConfig {
 impl MelConfig {
     /// librosa's defaults (`n_mels=128`, Slaney scale and norm, `fmin=0`, `fmax=sr/2`).
     pub fn librosa(sample_rate: u32, n_fft: usize) -> Self {
-        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Slaney, norm: MelNorm::Slaney, arithmetic: MelArithmetic::Librosa }
+        Self {
+            sample_rate,
+            n_fft,
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: None,
+            scale: MelScale::Slaney,
+            norm: MelNorm::Slaney,
+            arithmetic: MelArithmetic::Librosa,
+        }
     }
     /// torchaudio's defaults (`n_mels=128`, HTK scale, no norm).
     pub fn torchaudio(sample_rate: u32, n_fft: usize) -> Self {
-        Self { sample_rate, n_fft, n_mels: 128, fmin: 0.0, fmax: None, scale: MelScale::Htk, norm: MelNorm::None, arithmetic: MelArithmetic::TorchaudioF32 }
+        Self {
+            sample_rate,
+            n_fft,
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: None,
+            scale: MelScale::Htk,
+            norm: MelNorm::None,
+            arithmetic: MelArithmetic::TorchaudioF32,
+        }
     }
     /// The effective `fmax`.
     pub fn fmax_or_nyquist(&self) -> f32 {
@@ -155,10 +176,18 @@ impl MelConfig {
             return Err(invalid("fmin", self.fmin, "must be a finite number >= 0"));
         }
         if !fmax.is_finite() || fmax > nyq {
-            return Err(invalid("fmax", fmax, format!("must not exceed the Nyquist frequency {nyq} Hz")));
+            return Err(invalid(
+                "fmax",
+                fmax,
+                format!("must not exceed the Nyquist frequency {nyq} Hz"),
+            ));
         }
         if self.fmin >= fmax {
-            return Err(invalid("fmin", self.fmin, format!("must be below fmax = {fmax}")));
+            return Err(invalid(
+                "fmin",
+                self.fmin,
+                format!("must be below fmax = {fmax}"),
+            ));
         }
         Ok(())
     }
@@ -189,7 +218,10 @@ impl MelFilterbank {
                     None => (0, vec![]),
                     Some(a) => {
                         let b = row.iter().rposition(|&v| v != 0.0).unwrap() + 1;
-                        (a, row.iter().skip(a).take(b - a).map(|&v| v as f32).collect())
+                        (
+                            a,
+                            row.iter().skip(a).take(b - a).map(|&v| v as f32).collect(),
+                        )
                     }
                 }
             })
@@ -212,7 +244,12 @@ impl MelFilterbank {
     }
     /// Indices of bands with no non-zero weight (librosa warns about these).
     pub fn empty_bands(&self) -> Vec<usize> {
-        self.bands.iter().enumerate().filter(|(_, b)| b.1.is_empty()).map(|(i, _)| i).collect()
+        self.bands
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.1.is_empty())
+            .map(|(i, _)| i)
+            .collect()
     }
     /// The dense `(n_mels, n_bins)` matrix, as `librosa.filters.mel` returns it.
     pub fn to_dense(&self) -> Array2<f32> {
@@ -266,8 +303,15 @@ impl MelFilterbank {
 pub fn mel_filterbank_f64(cfg: &MelConfig) -> Array2<f64> {
     let n_bins = cfg.n_fft / 2 + 1;
     let sr = cfg.sample_rate as f64;
-    let fftfreqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / cfg.n_fft as f64).collect();
-    let mel_f = mel_frequencies(cfg.n_mels + 2, cfg.fmin as f64, cfg.fmax_or_nyquist() as f64, cfg.scale);
+    let fftfreqs: Vec<f64> = (0..n_bins)
+        .map(|k| k as f64 * sr / cfg.n_fft as f64)
+        .collect();
+    let mel_f = mel_frequencies(
+        cfg.n_mels + 2,
+        cfg.fmin as f64,
+        cfg.fmax_or_nyquist() as f64,
+        cfg.scale,
+    );
     let mut w = Array2::<f64>::zeros((cfg.n_mels, n_bins));
     for i in 0..cfg.n_mels {
         let (f0, f1, f2) = (mel_f[i], mel_f[i + 1], mel_f[i + 2]);
@@ -296,7 +340,15 @@ pub fn torch_linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
     }
     let step = (end - start) / (n - 1) as f32;
     let half = n / 2;
-    (0..n).map(|i| if i < half { start + step * i as f32 } else { end - step * (n - 1 - i) as f32 }).collect()
+    (0..n)
+        .map(|i| {
+            if i < half {
+                start + step * i as f32
+            } else {
+                end - step * (n - 1 - i) as f32
+            }
+        })
+        .collect()
 }
 
 /// torchaudio's `melscale_fbanks` (transposed to `(n_mels, n_freqs)`), in its `f32` steps.
@@ -359,13 +411,22 @@ mod tests {
     fn bad_parameters() {
         let mut c = MelConfig::librosa(22050, 2048);
         c.fmax = Some(12000.0);
-        assert!(matches!(MelFilterbank::new(&c), Err(crate::DspError::InvalidParameter { name: "fmax", .. })));
+        assert!(matches!(
+            MelFilterbank::new(&c),
+            Err(crate::DspError::InvalidParameter { name: "fmax", .. })
+        ));
         c.fmax = None;
         c.n_mels = 0;
-        assert!(matches!(MelFilterbank::new(&c), Err(crate::DspError::InvalidParameter { name: "n_mels", .. })));
+        assert!(matches!(
+            MelFilterbank::new(&c),
+            Err(crate::DspError::InvalidParameter { name: "n_mels", .. })
+        ));
         c.n_mels = 10;
         c.sample_rate = 0;
-        assert!(matches!(MelFilterbank::new(&c), Err(crate::DspError::InvalidParameter { name: "sr", .. })));
+        assert!(matches!(
+            MelFilterbank::new(&c),
+            Err(crate::DspError::InvalidParameter { name: "sr", .. })
+        ));
     }
     #[test]
     fn sparse_equals_dense() {

@@ -35,29 +35,33 @@ impl std::str::FromStr for PadMode {
     }
 }
 
-/// Value of the padded signal at (possibly out-of-range) index `i`, numpy semantics
-/// (reflect repeats the reflection for pads longer than the signal).
+/// Index into a signal of `n` samples that numpy's `np.pad` reads for position `i`
+/// (reflect repeats the reflection for pads longer than the signal), or `None` for a
+/// constant (zero) pad. Shared by batch framing and [`crate::FrameStreamer`], which passes
+/// a huge `n` while the signal's end is still unknown.
 #[inline]
-fn padded_value(x: &[f32], i: isize, mode: PadMode) -> f32 {
-    let n = x.len() as isize;
+pub(crate) fn padded_index(i: isize, n: isize, mode: PadMode) -> Option<isize> {
     if (0..n).contains(&i) {
-        return x[i as usize];
+        return Some(i);
     }
     match mode {
-        PadMode::Constant => 0.0,
-        PadMode::Edge => x[i.clamp(0, n - 1) as usize],
+        PadMode::Constant => None,
+        PadMode::Edge => Some(i.clamp(0, n - 1)),
         PadMode::Reflect => {
             if n == 1 {
-                return x[0];
+                return Some(0);
             }
             let period = 2 * (n - 1);
-            let mut j = i.rem_euclid(period);
-            if j >= n {
-                j = period - j;
-            }
-            x[j as usize]
+            let j = i.rem_euclid(period);
+            Some(if j >= n { period - j } else { j })
         }
     }
+}
+
+/// Value of the padded signal at (possibly out-of-range) index `i`, numpy semantics.
+#[inline]
+fn padded_value(x: &[f32], i: isize, mode: PadMode) -> f32 {
+    padded_index(i, x.len() as isize, mode).map_or(0.0, |j| x[j as usize])
 }
 
 /// Pads `x` by `left`/`right` samples (like `np.pad(x, (left, right), mode)`).
@@ -65,7 +69,9 @@ pub fn pad(x: &[f32], left: usize, right: usize, mode: PadMode) -> Result<Vec<f3
     if x.is_empty() && (left > 0 || right > 0) && mode != PadMode::Constant {
         return Err(DspError::EmptySignal);
     }
-    Ok((-(left as isize)..(x.len() + right) as isize).map(|i| padded_value(x, i, mode)).collect())
+    Ok((-(left as isize)..(x.len() + right) as isize)
+        .map(|i| padded_value(x, i, mode))
+        .collect())
 }
 
 /// STFT parameters (librosa's names and defaults).
@@ -124,7 +130,11 @@ impl StftConfig {
             return Err(invalid("hop_length", 0, "must be positive"));
         }
         if self.win_length == 0 || self.win_length > self.n_fft {
-            return Err(invalid("win_length", self.win_length, format!("must be in 1..={}", self.n_fft)));
+            return Err(invalid(
+                "win_length",
+                self.win_length,
+                format!("must be in 1..={}", self.n_fft),
+            ));
         }
         Ok(())
     }
@@ -133,9 +143,16 @@ impl StftConfig {
         if len == 0 {
             return Err(DspError::EmptySignal);
         }
-        let padded = if self.center { len + 2 * (self.n_fft / 2) } else { len };
+        let padded = if self.center {
+            len + 2 * (self.n_fft / 2)
+        } else {
+            len
+        };
         if padded < self.n_fft {
-            return Err(DspError::TooShort { len, n_fft: self.n_fft });
+            return Err(DspError::TooShort {
+                len,
+                n_fft: self.n_fft,
+            });
         }
         Ok(1 + (padded - self.n_fft) / self.hop_length)
     }
@@ -203,27 +220,16 @@ impl Stft {
     #[inline(always)]
     /// This is the hot loop of every spectral feature: interior frames are read straight
     /// from `x`, only the edge frames go through the padding logic.
-    pub fn frames_with(&self, x: &[f32], s: &mut StftScratch, mut f: impl FnMut(usize, &[Complex64])) -> Result<usize> {
+    pub fn frames_with(
+        &self,
+        x: &[f32],
+        s: &mut StftScratch,
+        mut f: impl FnMut(usize, &[Complex64]),
+    ) -> Result<usize> {
         check_finite(x)?;
         let n_frames = self.cfg.n_frames(x.len())?;
-        if self.cfg.center && self.cfg.pad_mode != PadMode::Constant && x.is_empty() {
-            return Err(DspError::EmptySignal);
-        }
-        let n_fft = self.cfg.n_fft;
-        let off = if self.cfg.center { (n_fft / 2) as isize } else { 0 };
-        let hop = self.cfg.hop_length as isize;
         for t in 0..n_frames {
-            let start = t as isize * hop - off;
-            if start >= 0 && start as usize + n_fft <= x.len() {
-                let frame = &x[start as usize..start as usize + n_fft];
-                for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
-                    *o = a as f64 * w;
-                }
-            } else {
-                for (k, (o, &w)) in s.input.iter_mut().zip(&self.window).enumerate() {
-                    *o = padded_value(x, start + k as isize, self.cfg.pad_mode) as f64 * w;
-                }
-            }
+            self.load_frame(x, t, &mut s.input);
             self.fft
                 .process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch)
                 .expect("buffer sizes come from the plan");
@@ -232,23 +238,36 @@ impl Stft {
         Ok(n_frames)
     }
 
-    /// The spectrum of frame `t` of `x` (with the configured centring and padding), for
-    /// callers that visit frames on demand. `x` is not checked for NaN here.
-    pub fn frame_at<'s>(&self, x: &[f32], t: usize, s: &'s mut StftScratch) -> &'s [Complex64] {
+    /// Windows frame `t` of `x` into `input` (double precision). Interior frames are read
+    /// straight from `x`; only edge frames go through the padding logic.
+    #[inline(always)]
+    fn load_frame(&self, x: &[f32], t: usize, input: &mut [f64]) {
         let n_fft = self.cfg.n_fft;
-        let off = if self.cfg.center { (n_fft / 2) as isize } else { 0 };
+        let off = if self.cfg.center {
+            (n_fft / 2) as isize
+        } else {
+            0
+        };
         let start = t as isize * self.cfg.hop_length as isize - off;
         if start >= 0 && start as usize + n_fft <= x.len() {
             let frame = &x[start as usize..start as usize + n_fft];
-            for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
+            for ((o, &a), &w) in input.iter_mut().zip(frame).zip(&self.window) {
                 *o = a as f64 * w;
             }
         } else {
-            for (k, (o, &w)) in s.input.iter_mut().zip(&self.window).enumerate() {
+            for (k, (o, &w)) in input.iter_mut().zip(&self.window).enumerate() {
                 *o = padded_value(x, start + k as isize, self.cfg.pad_mode) as f64 * w;
             }
         }
-        self.fft.process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch).expect("plan sizes");
+    }
+
+    /// The spectrum of frame `t` of `x` (with the configured centring and padding), for
+    /// callers that visit frames on demand. `x` is not checked for NaN here.
+    pub fn frame_at<'s>(&self, x: &[f32], t: usize, s: &'s mut StftScratch) -> &'s [Complex64] {
+        self.load_frame(x, t, &mut s.input);
+        self.fft
+            .process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch)
+            .expect("plan sizes");
         &s.output
     }
 
@@ -257,7 +276,9 @@ impl Stft {
         for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
             *o = a as f64 * w;
         }
-        self.fft.process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch).expect("plan sizes");
+        self.fft
+            .process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch)
+            .expect("plan sizes");
         &s.output
     }
 
@@ -309,7 +330,10 @@ pub fn power_spectrum_strided(spec: &[Complex64], power: f32, out: &mut [f32], s
     if n == 0 {
         return;
     }
-    assert!(out.len() > (n - 1) * stride, "output too short for {n} bins at stride {stride}");
+    assert!(
+        out.len() > (n - 1) * stride,
+        "output too short for {n} bins at stride {stride}"
+    );
     let out = &mut out[..(n - 1) * stride + 1];
     if power == 2.0 {
         for (k, c) in spec.iter().enumerate() {
@@ -349,7 +373,9 @@ pub fn istft(
     for t in 0..n_frames {
         frames.extend(spec.column(t).iter().copied());
     }
-    istft_frames(&frames, n_bins, hop_length, win_length, window, center, length)
+    istft_frames(
+        &frames, n_bins, hop_length, win_length, window, center, length,
+    )
 }
 
 /// [`istft`] on frames-major data: frame `t` is `frames[t·n_bins .. (t+1)·n_bins]`
@@ -363,28 +389,29 @@ pub fn istft_frames(
     center: bool,
     length: Option<usize>,
 ) -> Result<Vec<f32>> {
-    if n_bins < 2 {
-        return Err(invalid("stft_matrix", format!("{} bins", n_bins), "needs at least 2 frequency bins"));
-    }
+    // parameters (bins, hop, window length) are validated by OverlapAdd::new
+    let mut ola = OverlapAdd::new(n_bins, hop_length, win_length, window, center)?;
     if frames.len() % n_bins != 0 {
-        return Err(DspError::Shape(format!("{} values do not divide into frames of {n_bins} bins", frames.len())));
+        return Err(DspError::Shape(format!(
+            "{} values do not divide into frames of {n_bins} bins",
+            frames.len()
+        )));
     }
     let n_fft = 2 * (n_bins - 1);
-    let win_length = win_length.unwrap_or(n_fft);
-    let cfg = StftConfig { n_fft, hop_length, win_length, window, center, pad_mode: PadMode::Constant };
-    cfg.validate()?;
-    if let Some(i) = frames.iter().position(|c| !c.re.is_finite() || !c.im.is_finite()) {
-        return Err(DspError::NonFinite { index: i, value: f32::NAN });
+    if let Some(i) = frames
+        .iter()
+        .position(|c| !c.re.is_finite() || !c.im.is_finite())
+    {
+        return Err(DspError::NonFinite {
+            index: i,
+            value: f32::NAN,
+        });
     }
     let mut n_frames = frames.len() / n_bins;
     if let Some(len) = length {
         let padded = if center { len + 2 * (n_fft / 2) } else { len };
         n_frames = n_frames.min(padded.div_ceil(hop_length));
     }
-    if n_frames == 0 {
-        return Err(DspError::EmptySignal);
-    }
-    let mut ola = OverlapAdd::new(n_bins, hop_length, Some(win_length), window, center)?;
     for t in 0..n_frames {
         ola.push(&frames[t * n_bins..(t + 1) * n_bins]);
     }
@@ -412,17 +439,35 @@ pub struct OverlapAdd {
 
 impl OverlapAdd {
     /// Prepares an inverse STFT of `n_bins`-bin frames.
-    pub fn new(n_bins: usize, hop_length: usize, win_length: Option<usize>, window: WindowKind, center: bool) -> Result<Self> {
+    pub fn new(
+        n_bins: usize,
+        hop_length: usize,
+        win_length: Option<usize>,
+        window: WindowKind,
+        center: bool,
+    ) -> Result<Self> {
         if n_bins < 2 {
-            return Err(invalid("stft_matrix", format!("{} bins", n_bins), "needs at least 2 frequency bins"));
+            return Err(invalid(
+                "stft_matrix",
+                format!("{} bins", n_bins),
+                "needs at least 2 frequency bins",
+            ));
         }
         let n_fft = 2 * (n_bins - 1);
         let win_length = win_length.unwrap_or(n_fft);
-        let cfg = StftConfig { n_fft, hop_length, win_length, window, center, pad_mode: PadMode::Constant };
+        let cfg = StftConfig {
+            n_fft,
+            hop_length,
+            win_length,
+            window,
+            center,
+            pad_mode: PadMode::Constant,
+        };
         cfg.validate()?;
         let win = pad_center(&get_window(window, win_length, true), n_fft)?;
         let scale = 1.0 / n_fft as f32;
-        let ifft: Arc<dyn ComplexToReal<f32>> = RealFftPlanner::<f32>::new().plan_fft_inverse(n_fft);
+        let ifft: Arc<dyn ComplexToReal<f32>> =
+            RealFftPlanner::<f32>::new().plan_fft_inverse(n_fft);
         Ok(Self {
             n_bins,
             n_fft,
@@ -453,10 +498,15 @@ impl OverlapAdd {
         // numpy's irfft ignores the imaginary part of the DC and Nyquist bins
         self.inp[0].im = 0.0;
         self.inp[self.n_bins - 1].im = 0.0;
-        self.ifft.process_with_scratch(&mut self.inp, &mut self.out, &mut self.scratch).expect("plan sizes");
+        self.ifft
+            .process_with_scratch(&mut self.inp, &mut self.out, &mut self.scratch)
+            .expect("plan sizes");
         let n = self.n_fft;
-        for (((yv, wv), (o, ws)), wq) in
-            self.y[s..s + n].iter_mut().zip(self.wss[s..s + n].iter_mut()).zip(self.out.iter().zip(&self.wsc)).zip(&self.wsq)
+        for (((yv, wv), (o, ws)), wq) in self.y[s..s + n]
+            .iter_mut()
+            .zip(self.wss[s..s + n].iter_mut())
+            .zip(self.out.iter().zip(&self.wsc))
+            .zip(&self.wsq)
         {
             *yv += o * ws;
             *wv += wq;
@@ -480,7 +530,11 @@ impl OverlapAdd {
         let y = self.y;
         let mut y = match length {
             None => {
-                let end = if self.center { y.len().saturating_sub(n_fft / 2) } else { y.len() };
+                let end = if self.center {
+                    y.len().saturating_sub(n_fft / 2)
+                } else {
+                    y.len()
+                };
                 y[start.min(end)..end].to_vec()
             }
             Some(len) => {
@@ -501,14 +555,23 @@ mod tests {
     #[test]
     fn pad_matches_numpy() {
         let x = [1.0, 2.0, 3.0];
-        assert_eq!(pad(&x, 2, 2, PadMode::Reflect).unwrap(), vec![3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]);
+        assert_eq!(
+            pad(&x, 2, 2, PadMode::Reflect).unwrap(),
+            vec![3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]
+        );
         // numpy 2.1: np.pad([1,2,3], 5, "reflect") -> [2,1,2,3,2,1,2,3,2,1,2,3,2]
         assert_eq!(
             pad(&x, 5, 5, PadMode::Reflect).unwrap(),
             vec![2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
         );
-        assert_eq!(pad(&x, 1, 2, PadMode::Edge).unwrap(), vec![1.0, 1.0, 2.0, 3.0, 3.0, 3.0]);
-        assert_eq!(pad(&x, 1, 1, PadMode::Constant).unwrap(), vec![0.0, 1.0, 2.0, 3.0, 0.0]);
+        assert_eq!(
+            pad(&x, 1, 2, PadMode::Edge).unwrap(),
+            vec![1.0, 1.0, 2.0, 3.0, 3.0, 3.0]
+        );
+        assert_eq!(
+            pad(&x, 1, 1, PadMode::Constant).unwrap(),
+            vec![0.0, 1.0, 2.0, 3.0, 0.0]
+        );
     }
 
     #[test]
@@ -517,21 +580,33 @@ mod tests {
         assert_eq!(c.n_frames(22050).unwrap(), 1 + 22050 / 256);
         assert_eq!(c.n_frames(100).unwrap(), 1);
         let nc = c.clone().center(false);
-        assert_eq!(nc.n_frames(100), Err(DspError::TooShort { len: 100, n_fft: 512 }));
+        assert_eq!(
+            nc.n_frames(100),
+            Err(DspError::TooShort {
+                len: 100,
+                n_fft: 512
+            })
+        );
         assert_eq!(c.n_frames(0), Err(DspError::EmptySignal));
         assert!(StftConfig::new(512).hop(0).validate().is_err());
     }
 
     #[test]
     fn istft_inverts_stft() {
-        let x: Vec<f32> = (0..5000).map(|i| ((i as f32) * 0.05).sin() + 0.3 * ((i as f32) * 0.31).cos()).collect();
+        let x: Vec<f32> = (0..5000)
+            .map(|i| ((i as f32) * 0.05).sin() + 0.3 * ((i as f32) * 0.31).cos())
+            .collect();
         for &(center, hop) in &[(true, 128usize), (false, 128), (true, 100)] {
             let cfg = StftConfig::new(512).hop(hop).center(center);
             let s = stft(&x, &cfg).unwrap();
             let y = istft(&s, hop, None, WindowKind::Hann, center, Some(x.len())).unwrap();
             assert_eq!(y.len(), x.len());
             // compare where the window envelope is complete
-            let (a, b) = if center { (0, x.len() - 512) } else { (512, x.len() - 1024) };
+            let (a, b) = if center {
+                (0, x.len() - 512)
+            } else {
+                (512, x.len() - 1024)
+            };
             let err = (a..b).map(|i| (x[i] - y[i]).abs()).fold(0.0f32, f32::max);
             assert!(err < 1e-5 * 1.3, "center={center} hop={hop} err={err}");
         }
@@ -541,7 +616,10 @@ mod tests {
     fn nan_is_an_error() {
         let mut x = vec![0.0f32; 2048];
         x[700] = f32::NAN;
-        let e = Stft::new(StftConfig::new(512)).unwrap().spectrogram(&x, 2.0).unwrap_err();
+        let e = Stft::new(StftConfig::new(512))
+            .unwrap()
+            .spectrogram(&x, 2.0)
+            .unwrap_err();
         assert!(matches!(e, DspError::NonFinite { index: 700, .. }));
     }
 }

@@ -31,14 +31,23 @@ impl std::str::FromStr for WindowKind {
             "blackman" => Self::Blackman,
             "blackmanharris" | "blackman-harris" => Self::BlackmanHarris,
             "rect" | "rectangular" | "boxcar" | "ones" => Self::Rectangular,
-            _ => return Err(invalid("window", s, "one of hann, hamming, blackman, blackmanharris, rectangular")),
+            _ => {
+                return Err(invalid(
+                    "window",
+                    s,
+                    "one of hann, hamming, blackman, blackmanharris, rectangular",
+                ))
+            }
         })
     }
 }
 
 /// The window of length `n`, periodic (`fftbins=True`) or symmetric.
 pub fn get_window(kind: WindowKind, n: usize, periodic: bool) -> Vec<f32> {
-    get_window_f64(kind, n, periodic).into_iter().map(|v| v as f32).collect()
+    get_window_f64(kind, n, periodic)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
 }
 
 /// [`get_window`] in double precision.
@@ -54,7 +63,10 @@ pub fn get_window_f64(kind: WindowKind, n: usize, periodic: bool) -> Vec<f64> {
         (0..n)
             .map(|i| {
                 let x = 2.0 * PI * i as f64 / m;
-                a.iter().enumerate().map(|(k, &ak)| if k % 2 == 0 { ak } else { -ak } * (k as f64 * x).cos()).sum()
+                a.iter()
+                    .enumerate()
+                    .map(|(k, &ak)| if k % 2 == 0 { ak } else { -ak } * (k as f64 * x).cos())
+                    .sum()
             })
             .collect()
     };
@@ -70,7 +82,11 @@ pub fn get_window_f64(kind: WindowKind, n: usize, periodic: bool) -> Vec<f64> {
 /// Centres `w` in a zero vector of length `size` (librosa's `util.pad_center`).
 pub fn pad_center(w: &[f32], size: usize) -> Result<Vec<f32>> {
     if w.len() > size {
-        return Err(invalid("win_length", w.len(), format!("must be <= n_fft = {size}")));
+        return Err(invalid(
+            "win_length",
+            w.len(),
+            format!("must be <= n_fft = {size}"),
+        ));
     }
     let lpad = (size - w.len()) / 2;
     let mut out = vec![0.0; size];
@@ -92,7 +108,10 @@ mod tests {
     }
     #[test]
     fn pad_center_places_middle() {
-        assert_eq!(pad_center(&[1.0, 1.0], 6).unwrap(), vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(
+            pad_center(&[1.0, 1.0], 6).unwrap(),
+            vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+        );
         assert!(pad_center(&[1.0; 7], 6).is_err());
     }
 }

@@ -14,8 +14,12 @@ use ndarray::{Array2, ArrayD};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> ArrayD<f32> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(format!("{name}.npy"));
-    npy::read(&p).unwrap_or_else(|e| panic!("{e} (run tools/make_fixtures.py)")).to_f32()
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(format!("{name}.npy"));
+    npy::read(&p)
+        .unwrap_or_else(|e| panic!("{e} (run tools/make_fixtures.py)"))
+        .to_f32()
 }
 fn fixture2(name: &str) -> Array2<f32> {
     fixture(name).into_dimensionality().unwrap()
@@ -26,34 +30,73 @@ fn signal(name: &str) -> Vec<f32> {
 
 fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
     assert_eq!(a.dim(), b.dim(), "shape");
-    a.iter().zip(b).map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() }).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() })
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn mel_filterbanks_match_librosa_and_torchaudio() {
     let cases: Vec<(&str, MelConfig)> = vec![
-        ("mel_librosa_22050_2048_128", MelConfig::librosa(22050, 2048)),
+        (
+            "mel_librosa_22050_2048_128",
+            MelConfig::librosa(22050, 2048),
+        ),
         (
             "mel_htk_16000_512_96_fmax8000_nonorm",
-            MelConfig { n_mels: 96, fmax: Some(8000.0), scale: MelScale::Htk, norm: MelNorm::None, ..MelConfig::librosa(16000, 512) },
+            MelConfig {
+                n_mels: 96,
+                fmax: Some(8000.0),
+                scale: MelScale::Htk,
+                norm: MelNorm::None,
+                ..MelConfig::librosa(16000, 512)
+            },
         ),
         (
             "mel_slaney_44100_1024_64_50_14000_nonorm",
-            MelConfig { n_mels: 64, fmin: 50.0, fmax: Some(14000.0), norm: MelNorm::None, ..MelConfig::librosa(44100, 1024) },
+            MelConfig {
+                n_mels: 64,
+                fmin: 50.0,
+                fmax: Some(14000.0),
+                norm: MelNorm::None,
+                ..MelConfig::librosa(44100, 1024)
+            },
         ),
-        ("mel_htk_slaneynorm_22050_512_40", MelConfig { n_mels: 40, scale: MelScale::Htk, ..MelConfig::librosa(22050, 512) }),
+        (
+            "mel_htk_slaneynorm_22050_512_40",
+            MelConfig {
+                n_mels: 40,
+                scale: MelScale::Htk,
+                ..MelConfig::librosa(22050, 512)
+            },
+        ),
         (
             "mel_torchaudio_16000_512_96_htk",
-            MelConfig { n_mels: 96, fmax: Some(8000.0), ..MelConfig::torchaudio(16000, 512) },
+            MelConfig {
+                n_mels: 96,
+                fmax: Some(8000.0),
+                ..MelConfig::torchaudio(16000, 512)
+            },
         ),
         (
             "mel_torchaudio_16000_400_128_slaney",
-            MelConfig { fmax: Some(8000.0), scale: MelScale::Slaney, norm: MelNorm::Slaney, ..MelConfig::torchaudio(16000, 400) },
+            MelConfig {
+                fmax: Some(8000.0),
+                scale: MelScale::Slaney,
+                norm: MelNorm::Slaney,
+                ..MelConfig::torchaudio(16000, 400)
+            },
         ),
         // torchaudio's f32 arithmetic against librosa's f64 one: within 1e-6 as well
         (
             "mel_htk_16000_512_96_fmax8000_nonorm",
-            MelConfig { n_mels: 96, fmax: Some(8000.0), arithmetic: MelArithmetic::Librosa, ..MelConfig::torchaudio(16000, 512) },
+            MelConfig {
+                n_mels: 96,
+                fmax: Some(8000.0),
+                arithmetic: MelArithmetic::Librosa,
+                ..MelConfig::torchaudio(16000, 512)
+            },
         ),
     ];
     for (name, cfg) in cases {
@@ -68,7 +111,9 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
 fn complex_fixture(name: &str) -> Array2<Complex32> {
     let a = fixture(name);
     let s = a.shape().to_vec();
-    Array2::from_shape_fn((s[0], s[1]), |(i, j)| Complex32::new(a[[i, j, 0]], a[[i, j, 1]]))
+    Array2::from_shape_fn((s[0], s[1]), |(i, j)| {
+        Complex32::new(a[[i, j, 0]], a[[i, j, 1]])
+    })
 }
 
 fn check_stft(name: &str, x: &[f32], cfg: StftConfig) {
@@ -76,7 +121,11 @@ fn check_stft(name: &str, x: &[f32], cfg: StftConfig) {
     let want = complex_fixture(name);
     assert_eq!(got.dim(), want.dim(), "{name} shape");
     let peak = want.iter().map(|c| c.norm()).fold(0.0, f32::max);
-    let err = got.iter().zip(&want).map(|(a, b)| (a - b).norm()).fold(0.0, f32::max);
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).norm())
+        .fold(0.0, f32::max);
     eprintln!("parity {name}: max |dX| / max|X| = {:.3e}", err / peak);
     assert!(err <= 1e-5 * peak, "{name}: error {err} > 1e-5 * {peak}");
 }
@@ -84,22 +133,44 @@ fn check_stft(name: &str, x: &[f32], cfg: StftConfig) {
 #[test]
 fn stft_matches_librosa() {
     let y = signal("gen_22050");
-    check_stft("stft_gen_512_128_constant", &y, StftConfig::new(512).hop(128));
-    check_stft("stft_gen_512_128_reflect", &y, StftConfig::new(512).hop(128).pad_mode(PadMode::Reflect));
+    check_stft(
+        "stft_gen_512_128_constant",
+        &y,
+        StftConfig::new(512).hop(128),
+    );
+    check_stft(
+        "stft_gen_512_128_reflect",
+        &y,
+        StftConfig::new(512).hop(128).pad_mode(PadMode::Reflect),
+    );
     check_stft(
         "stft_gen_512_100_edge_win400_hamming",
         &y,
-        StftConfig { win_length: 400, window: WindowKind::Hamming, ..StftConfig::new(512).hop(100).pad_mode(PadMode::Edge) },
+        StftConfig {
+            win_length: 400,
+            window: WindowKind::Hamming,
+            ..StftConfig::new(512).hop(100).pad_mode(PadMode::Edge)
+        },
     );
     check_stft(
         "stft_gen_1024_256_nocenter_blackman",
         &y,
-        StftConfig { window: WindowKind::Blackman, ..StftConfig::new(1024).hop(256).center(false) },
+        StftConfig {
+            window: WindowKind::Blackman,
+            ..StftConfig::new(1024).hop(256).center(false)
+        },
     );
     // shorter than n_fft: librosa pads (reflecting more than once) and warns
     let s = signal("gen_short300");
-    check_stft("stft_short300_512_128_reflect", &s, StftConfig::new(512).hop(128).pad_mode(PadMode::Reflect));
-    assert!(matches!(stft(&s, &StftConfig::new(512).center(false)), Err(DspError::TooShort { .. })));
+    check_stft(
+        "stft_short300_512_128_reflect",
+        &s,
+        StftConfig::new(512).hop(128).pad_mode(PadMode::Reflect),
+    );
+    assert!(matches!(
+        stft(&s, &StftConfig::new(512).center(false)),
+        Err(DspError::TooShort { .. })
+    ));
 }
 
 #[test]
@@ -109,9 +180,21 @@ fn istft_matches_librosa_and_inverts() {
     let got = istft(&s, 128, None, WindowKind::Hann, true, Some(y.len())).unwrap();
     let want = signal("istft_gen_512_128");
     let peak = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let e_ref = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let e_rt = got.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    eprintln!("parity istft: vs librosa {:.3e}, round trip {:.3e} (relative to peak)", e_ref / peak, e_rt / peak);
+    let e_ref = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    let e_rt = got
+        .iter()
+        .zip(&y)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    eprintln!(
+        "parity istft: vs librosa {:.3e}, round trip {:.3e} (relative to peak)",
+        e_ref / peak,
+        e_rt / peak
+    );
     assert!(e_ref <= 1e-5 * peak, "vs librosa.istft: {e_ref}");
     assert!(e_rt <= 1e-5 * peak, "round trip: {e_rt}");
 }
@@ -133,7 +216,11 @@ fn check_db(name: &str, got: &Array2<f32>, top_db: Option<f32>) {
 #[test]
 fn melspectrogram_and_log_mel_match_librosa() {
     let y = signal("trumpet_22050_3s");
-    let mel = FeatureExtractor::new(FeatureConfig::librosa()).unwrap().compute(&y).unwrap().into_array();
+    let mel = FeatureExtractor::new(FeatureConfig::librosa())
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     let want = fixture2("trumpet_melspec_default");
     let peak = want.iter().fold(0.0f32, |m, &v| m.max(v));
     let err = max_abs_diff(&mel, &want);
@@ -142,21 +229,44 @@ fn melspectrogram_and_log_mel_match_librosa() {
 
     let mut cfg = FeatureConfig::librosa();
     cfg.compression = Compression::Db(DbConfig::default());
-    let got = FeatureExtractor::new(cfg).unwrap().compute(&y).unwrap().into_array();
+    let got = FeatureExtractor::new(cfg)
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     check_db("trumpet_logmel_default_top80", &got, Some(80.0));
 
     let mut cfg = FeatureConfig::librosa();
     cfg.stft = StftConfig::new(512).hop(256);
-    cfg.compression = Compression::Db(DbConfig { reference: DbRef::Max, amin: 1e-10, top_db: Some(80.0) });
-    let got = FeatureExtractor::new(cfg).unwrap().compute(&y).unwrap().into_array();
+    cfg.compression = Compression::Db(DbConfig {
+        reference: DbRef::Max,
+        amin: 1e-10,
+        top_db: Some(80.0),
+    });
+    let got = FeatureExtractor::new(cfg)
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     check_db("trumpet_logmel_512_256_128_refmax", &got, Some(80.0));
 }
 
 #[test]
 fn amplitude_to_db_matches_librosa() {
     let y = signal("trumpet_22050_3s");
-    let mag = Stft::new(StftConfig::new(1024).hop(256)).unwrap().spectrogram(&y, 1.0).unwrap();
-    let db = amplitude_to_db(mag.as_slice().unwrap(), &DbConfig { reference: DbRef::Max, amin: 1e-5, top_db: Some(80.0) }).unwrap();
+    let mag = Stft::new(StftConfig::new(1024).hop(256))
+        .unwrap()
+        .spectrogram(&y, 1.0)
+        .unwrap();
+    let db = amplitude_to_db(
+        mag.as_slice().unwrap(),
+        &DbConfig {
+            reference: DbRef::Max,
+            amin: 1e-5,
+            top_db: Some(80.0),
+        },
+    )
+    .unwrap();
     let got = Array2::from_shape_vec(mag.dim(), db).unwrap();
     check_db("trumpet_ampdb_1024_256_refmax", &got, Some(80.0));
 }
@@ -166,13 +276,27 @@ fn mfcc_and_deltas_match_librosa() {
     let y = signal("trumpet_22050_3s");
     let mut cfg = FeatureConfig::librosa();
     cfg.compression = Compression::Db(DbConfig::default());
-    cfg.mfcc = Some(MfccSettings { n_mfcc: 20, lifter: 0.0 });
-    let m20 = FeatureExtractor::new(cfg.clone()).unwrap().compute(&y).unwrap().into_array();
+    cfg.mfcc = Some(MfccSettings {
+        n_mfcc: 20,
+        lifter: 0.0,
+    });
+    let m20 = FeatureExtractor::new(cfg.clone())
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     let e = max_abs_diff(&m20, &fixture2("trumpet_mfcc20"));
     eprintln!("parity mfcc20: {e:.3e}");
     assert!(e <= 1e-3, "mfcc20: {e}");
-    cfg.mfcc = Some(MfccSettings { n_mfcc: 13, lifter: 22.0 });
-    let m13 = FeatureExtractor::new(cfg).unwrap().compute(&y).unwrap().into_array();
+    cfg.mfcc = Some(MfccSettings {
+        n_mfcc: 13,
+        lifter: 22.0,
+    });
+    let m13 = FeatureExtractor::new(cfg)
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     let e = max_abs_diff(&m13, &fixture2("trumpet_mfcc13_lifter22"));
     eprintln!("parity mfcc13 lifter 22: {e:.3e}");
     assert!(e <= 1e-3, "mfcc13 lifter 22: {e}");
@@ -191,28 +315,49 @@ fn mfcc_and_deltas_match_librosa() {
 fn pretrained_front_ends_match_their_references() {
     let y = signal("brahms_16000_3s");
     // Won et al. 2020: torchaudio MelSpectrogram + AmplitudeToDB (no top_db)
-    let got = FeatureExtractor::new(FeatureConfig::won2020()).unwrap().compute(&y).unwrap().into_array();
+    let got = FeatureExtractor::new(FeatureConfig::won2020())
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     check_db("brahms_won2020", &got, None);
     // torchaudio defaults (power values): relative to the peak
-    let got = FeatureExtractor::new(FeatureConfig::torchaudio()).unwrap().compute(&y).unwrap().into_array();
+    let got = FeatureExtractor::new(FeatureConfig::torchaudio())
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     let want = fixture2("brahms_torchaudio_default");
     let peak = want.iter().fold(0.0f32, |m, &v| m.max(v));
     let e = max_abs_diff(&got, &want);
-    eprintln!("parity torchaudio default: max error / peak {:.3e}", e / peak);
+    eprintln!(
+        "parity torchaudio default: max error / peak {:.3e}",
+        e / peak
+    );
     assert!(e <= 1e-5 * peak, "torchaudio default: {e} vs peak {peak}");
     // musicnn 0.1.0: float16 arithmetic, so values agree to within one half-precision
     // step of log10 (2^-11 relative) where rounding of the input lands differently.
-    let got = FeatureExtractor::new(FeatureConfig::musicnn()).unwrap().compute(&y).unwrap().into_array();
+    let got = FeatureExtractor::new(FeatureConfig::musicnn())
+        .unwrap()
+        .compute(&y)
+        .unwrap()
+        .into_array();
     let want = fixture2("brahms_musicnn");
     let mut exact = 0usize;
     for (a, b) in got.iter().zip(&want) {
         if a == b {
             exact += 1;
         } else {
-            assert!(a.is_finite() && b.is_finite() && (a - b).abs() <= b.abs() * 2f32.powi(-10), "{a} vs {b}");
+            assert!(
+                a.is_finite() && b.is_finite() && (a - b).abs() <= b.abs() * 2f32.powi(-10),
+                "{a} vs {b}"
+            );
         }
     }
     eprintln!("parity musicnn: {exact} of {} values bit-equal", want.len());
-    assert!(exact as f64 >= 0.99 * want.len() as f64, "only {exact} of {} bit-equal", want.len());
+    assert!(
+        exact as f64 >= 0.99 * want.len() as f64,
+        "only {exact} of {} bit-equal",
+        want.len()
+    );
 }
-

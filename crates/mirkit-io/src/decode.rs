@@ -63,12 +63,18 @@ pub struct Decoded {
 
 impl std::fmt::Debug for Decoded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoded").field("path", &self.path).field("sample_rate", &self.sample_rate).finish()
+        f.debug_struct("Decoded")
+            .field("path", &self.path)
+            .field("sample_rate", &self.sample_rate)
+            .finish()
     }
 }
 
 fn unsupported(path: &str, e: SymError) -> IoError {
-    IoError::Unsupported { path: path.to_string(), reason: e.to_string() }
+    IoError::Unsupported {
+        path: path.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 impl Decoded {
@@ -76,8 +82,17 @@ impl Decoded {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let p = path.as_ref();
         let ps = path_str(p);
-        let file = File::open(p).map_err(|source| IoError::Open { path: ps.clone(), source })?;
-        let file_bytes = file.metadata().map_err(|source| IoError::Open { path: ps.clone(), source })?.len();
+        let file = File::open(p).map_err(|source| IoError::Open {
+            path: ps.clone(),
+            source,
+        })?;
+        let file_bytes = file
+            .metadata()
+            .map_err(|source| IoError::Open {
+                path: ps.clone(),
+                source,
+            })?
+            .len();
         if file_bytes == 0 {
             return Err(IoError::EmptyFile { path: ps });
         }
@@ -86,7 +101,10 @@ impl Decoded {
         if let Some(ext) = p.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let fo = FormatOptions { enable_gapless: true, ..Default::default() };
+        let fo = FormatOptions {
+            enable_gapless: true,
+            ..Default::default()
+        };
         let probed = symphonia::default::get_probe()
             .format(&hint, mss, &fo, &MetadataOptions::default())
             .map_err(|e| unsupported(&ps, e))?;
@@ -94,15 +112,22 @@ impl Decoded {
         let track = format
             .tracks()
             .iter()
-            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL && t.codec_params.sample_rate.is_some())
+            .find(|t| {
+                t.codec_params.codec != CODEC_TYPE_NULL && t.codec_params.sample_rate.is_some()
+            })
             .ok_or_else(|| IoError::NoAudioTrack { path: ps.clone() })?;
         let params = track.codec_params.clone();
 
         let track_id = track.id;
-        let decoder = codecs().make(&params, &DecoderOptions::default()).map_err(|e| unsupported(&ps, e))?;
+        let decoder = codecs()
+            .make(&params, &DecoderOptions::default())
+            .map_err(|e| unsupported(&ps, e))?;
         let sample_rate = params.sample_rate.unwrap_or(0);
         if sample_rate == 0 {
-            return Err(IoError::Unsupported { path: ps, reason: "sample rate 0 in header".into() });
+            return Err(IoError::Unsupported {
+                path: ps,
+                reason: "sample rate 0 in header".into(),
+            });
         }
         let channels = params.channels.map(|c| c.count()).unwrap_or(0);
         let n_frames = aiff_frames(p).or(params.n_frames);
@@ -155,7 +180,8 @@ impl Decoded {
         }
         let t = frame as f64 / self.sample_rate as f64;
         let time = Time::new(t.floor() as u64, t.fract());
-        let lossless = self.codec.starts_with("pcm") || self.codec == "flac" || self.codec == "alac";
+        let lossless =
+            self.codec.starts_with("pcm") || self.codec == "flac" || self.codec == "alac";
         if !lossless {
             // symphonia 0.5 places lossy packets inexactly after a seek: the Ogg reader
             // estimates timestamps from the page granule (Vorbis landed 90 frames off on the
@@ -166,7 +192,13 @@ impl Decoded {
             self.seek_by_ts = false;
             return Ok(());
         }
-        match self.format.seek(SeekMode::Accurate, SeekTo::Time { time, track_id: Some(self.track_id) }) {
+        match self.format.seek(
+            SeekMode::Accurate,
+            SeekTo::Time {
+                time,
+                track_id: Some(self.track_id),
+            },
+        ) {
             Ok(_) => {
                 self.decoder.reset();
                 self.seek_by_ts = true;
@@ -203,7 +235,11 @@ impl Decoded {
                     if let Some(n) = self.n_frames {
                         // allow a little slack for codec priming/padding differences
                         if self.decoded + 2048 < n {
-                            return Err(IoError::Truncated { path: self.path.clone(), expected: n, decoded: self.decoded });
+                            return Err(IoError::Truncated {
+                                path: self.path.clone(),
+                                expected: n,
+                                decoded: self.decoded,
+                            });
                         }
                     }
                     return Ok(None);
@@ -213,7 +249,10 @@ impl Decoded {
                     return Ok(None);
                 }
                 Err(SymError::IoError(e)) => {
-                    return Err(IoError::Open { path: self.path.clone(), source: e });
+                    return Err(IoError::Open {
+                        path: self.path.clone(),
+                        source: e,
+                    });
                 }
                 Err(e) => {
                     return Err(IoError::Corrupt {
@@ -245,7 +284,11 @@ impl Decoded {
                 self.channels = spec.channels.count();
             }
             let need = decoded.capacity() as u64;
-            if self.buf.as_ref().is_none_or(|b| (b.capacity() as u64) < need * spec.channels.count() as u64) {
+            if self
+                .buf
+                .as_ref()
+                .is_none_or(|b| (b.capacity() as u64) < need * spec.channels.count() as u64)
+            {
                 self.buf = Some(SampleBuffer::<f32>::new(need, spec));
             }
             let buf = self.buf.as_mut().expect("just set");
@@ -253,7 +296,11 @@ impl Decoded {
             let ch = spec.channels.count();
             let mut skip = 0usize;
             if let Some(target) = self.seek_target {
-                let start = if self.seek_by_ts { packet.ts() } else { self.decoded };
+                let start = if self.seek_by_ts {
+                    packet.ts()
+                } else {
+                    self.decoded
+                };
                 self.decoded = start;
                 if start + (frames as u64) <= target {
                     self.decoded = start + frames as u64;
@@ -275,7 +322,10 @@ impl Decoded {
                     value: samples[i],
                 });
             }
-            return Ok(Some((&self.buf.as_ref().expect("set").samples()[skip * ch..frames * ch], ch)));
+            return Ok(Some((
+                &self.buf.as_ref().expect("set").samples()[skip * ch..frames * ch],
+                ch,
+            )));
         }
     }
 }
@@ -297,7 +347,10 @@ fn aiff_frames(path: &Path) -> Option<u64> {
     let mut head = vec![0u8; 4096];
     let n = File::open(path).ok()?.read(&mut head).ok()?;
     let head = &head[..n];
-    if head.len() < 12 || &head[..4] != b"FORM" || !(&head[8..12] == b"AIFF" || &head[8..12] == b"AIFC") {
+    if head.len() < 12
+        || &head[..4] != b"FORM"
+        || !(&head[8..12] == b"AIFF" || &head[8..12] == b"AIFC")
+    {
         return None;
     }
     let mut i = 12;

@@ -33,7 +33,9 @@ pub enum IoError {
         path: String,
     },
     /// The stream ended before the length its header announces.
-    #[error("{path}: truncated: header announces {expected} frames, only {decoded} could be decoded")]
+    #[error(
+        "{path}: truncated: header announces {expected} frames, only {decoded} could be decoded"
+    )]
     Truncated {
         /// the file
         path: String,
@@ -105,5 +107,9 @@ pub enum IoError {
 pub type Result<T, E = IoError> = std::result::Result<T, E>;
 
 pub(crate) fn invalid(name: &'static str, value: impl ToString, why: impl Into<String>) -> IoError {
-    IoError::InvalidParameter { name, value: value.to_string(), why: why.into() }
+    IoError::InvalidParameter {
+        name,
+        value: value.to_string(),
+        why: why.into(),
+    }
 }

@@ -47,8 +47,10 @@ pub use resample::{resample, ResampleQuality, StreamResampler};
 pub use wav::{write_wav, WavFormat};
 
 /// File extensions mirkit treats as audio when walking a folder.
-pub const AUDIO_EXTENSIONS: &[&str] =
-    &["wav", "wave", "flac", "ogg", "oga", "mp3", "m4a", "mp4", "aac", "aif", "aiff", "aifc", "caf", "mka", "mkv", "webm", "opus"];
+pub const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "flac", "ogg", "oga", "mp3", "m4a", "mp4", "aac", "aif", "aiff", "aifc", "caf",
+    "mka", "mkv", "webm", "opus",
+];
 
 /// True when `path` has one of [`AUDIO_EXTENSIONS`] (case-insensitive).
 pub fn is_audio_path(path: &std::path::Path) -> bool {

@@ -26,25 +26,45 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     /// librosa's defaults: 22050 Hz, mono, whole file, high quality.
     fn default() -> Self {
-        Self { sr: Some(22050), mono: true, offset: 0.0, duration: None, quality: ResampleQuality::High }
+        Self {
+            sr: Some(22050),
+            mono: true,
+            offset: 0.0,
+            duration: None,
+            quality: ResampleQuality::High,
+        }
     }
 }
 
 impl LoadOptions {
     /// Native rate, mono.
     pub fn native() -> Self {
-        Self { sr: None, ..Default::default() }
+        Self {
+            sr: None,
+            ..Default::default()
+        }
     }
     /// Mono at `sr` Hz.
     pub fn at(sr: u32) -> Self {
-        Self { sr: Some(sr), ..Default::default() }
+        Self {
+            sr: Some(sr),
+            ..Default::default()
+        }
     }
     fn validate(&self) -> Result<()> {
         if self.sr == Some(0) {
-            return Err(invalid("sr", 0, "must be positive (or None for the native rate)"));
+            return Err(invalid(
+                "sr",
+                0,
+                "must be positive (or None for the native rate)",
+            ));
         }
         if !(self.offset.is_finite() && self.offset >= 0.0) {
-            return Err(invalid("offset", self.offset, "must be a finite number >= 0"));
+            return Err(invalid(
+                "offset",
+                self.offset,
+                "must be a finite number >= 0",
+            ));
         }
         if let Some(d) = self.duration {
             if !(d.is_finite() && d > 0.0) {
@@ -64,7 +84,15 @@ fn open_at(path: &Path, opts: &LoadOptions) -> Result<(Decoded, Option<u64>)> {
     let limit = opts.duration.map(|t| (t * sr).round() as u64);
     if let Some(n) = d.n_frames {
         if start >= n && n > 0 {
-            return Err(invalid("offset", opts.offset, format!("is past the end of {} ({:.3} s)", path_str(path), n as f64 / sr)));
+            return Err(invalid(
+                "offset",
+                opts.offset,
+                format!(
+                    "is past the end of {} ({:.3} s)",
+                    path_str(path),
+                    n as f64 / sr
+                ),
+            ));
         }
     }
     d.seek_frame(start)?;
@@ -94,7 +122,9 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<AudioBuffer> {
         }
     }
     if frames == 0 {
-        return Err(IoError::NoSamples { path: path_str(path) });
+        return Err(IoError::NoSamples {
+            path: path_str(path),
+        });
     }
     let n = frames as usize;
     let mut planar = Array2::<f32>::zeros((ch, n));
@@ -117,7 +147,10 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<AudioBuffer> {
             }
             let m = rows[0].len();
             let flat: Vec<f32> = rows.into_iter().flatten().collect();
-            Ok(AudioBuffer::new(Array2::from_shape_vec((buf.channels(), m), flat).expect("sizes"), sr)?)
+            Ok(AudioBuffer::new(
+                Array2::from_shape_vec((buf.channels(), m), flat).expect("sizes"),
+                sr,
+            )?)
         }
         _ => Ok(buf),
     }
@@ -137,7 +170,10 @@ pub struct AudioStream {
 
 impl std::fmt::Debug for AudioStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AudioStream").field("file", &self.dec.path()).field("rate", &self.out_rate).finish()
+        f.debug_struct("AudioStream")
+            .field("file", &self.dec.path())
+            .field("rate", &self.out_rate)
+            .finish()
     }
 }
 
@@ -148,7 +184,14 @@ impl AudioStream {
         let native = dec.sample_rate;
         let out_rate = opts.sr.unwrap_or(native);
         let rs = Some(StreamResampler::new(native, out_rate, opts.quality)?);
-        Ok(Self { dec, rs, limit, frames: 0, finished: false, out_rate })
+        Ok(Self {
+            dec,
+            rs,
+            limit,
+            frames: 0,
+            finished: false,
+            out_rate,
+        })
     }
     /// Output sample rate.
     pub fn sample_rate(&self) -> u32 {
@@ -173,7 +216,11 @@ impl Iterator for AudioStream {
         let mut out = Vec::new();
         loop {
             let limit_hit = self.limit.is_some_and(|l| self.frames >= l);
-            let block = if limit_hit { Ok(None) } else { self.dec.next_block() };
+            let block = if limit_hit {
+                Ok(None)
+            } else {
+                self.dec.next_block()
+            };
             match block {
                 Err(e) => {
                     self.finished = true;
@@ -186,10 +233,18 @@ impl Iterator for AudioStream {
                     let mono: Vec<f32> = if ch == 1 {
                         b[..take].to_vec()
                     } else {
-                        b.chunks_exact(ch).take(take).map(|f| f.iter().sum::<f32>() / ch as f32).collect()
+                        b.chunks_exact(ch)
+                            .take(take)
+                            .map(|f| f.iter().sum::<f32>() / ch as f32)
+                            .collect()
                     };
                     self.frames += take as u64;
-                    if let Err(e) = self.rs.as_mut().expect("present until finish").push(&mono, &mut out) {
+                    if let Err(e) = self
+                        .rs
+                        .as_mut()
+                        .expect("present until finish")
+                        .push(&mono, &mut out)
+                    {
                         self.finished = true;
                         return Some(Err(e));
                     }
@@ -200,7 +255,9 @@ impl Iterator for AudioStream {
                 Ok(None) => {
                     self.finished = true;
                     if self.frames == 0 {
-                        return Some(Err(IoError::NoSamples { path: self.dec.path().to_string() }));
+                        return Some(Err(IoError::NoSamples {
+                            path: self.dec.path().to_string(),
+                        }));
                     }
                     let rs = self.rs.take().expect("present");
                     if let Err(e) = rs.finish(&mut out) {

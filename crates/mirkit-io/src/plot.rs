@@ -22,18 +22,36 @@ pub enum Colormap {
 }
 
 const MAGMA: [[u8; 3]; 9] = [
-    [0, 0, 4], [28, 16, 68], [79, 18, 123], [129, 37, 129], [181, 54, 122],
-    [229, 80, 100], [251, 135, 97], [254, 194, 135], [252, 253, 191],
+    [0, 0, 4],
+    [28, 16, 68],
+    [79, 18, 123],
+    [129, 37, 129],
+    [181, 54, 122],
+    [229, 80, 100],
+    [251, 135, 97],
+    [254, 194, 135],
+    [252, 253, 191],
 ];
 const VIRIDIS: [[u8; 3]; 9] = [
-    [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-    [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37],
 ];
 
 impl Colormap {
     /// Colour of `v` in [0, 1].
     pub fn color(self, v: f32) -> [u8; 3] {
-        let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+        let v = if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let stops = match self {
             Colormap::Magma => &MAGMA,
             Colormap::Viridis => &VIRIDIS,
@@ -178,7 +196,13 @@ impl Canvas {
             for (r, bits) in g.iter().enumerate() {
                 for col in 0..5 {
                     if bits & (0x10 >> col) != 0 {
-                        self.fill(x + (k * CHAR_W + col * TS) as isize, y + (r * TS) as isize, TS, TS, c);
+                        self.fill(
+                            x + (k * CHAR_W + col * TS) as isize,
+                            y + (r * TS) as isize,
+                            TS,
+                            TS,
+                            c,
+                        );
                     }
                 }
             }
@@ -197,13 +221,17 @@ impl Canvas {
     /// Writes the canvas as an 8-bit RGB PNG, atomically.
     pub fn save_png(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let werr = |e: &dyn std::fmt::Display| IoError::Write { path: path.display().to_string(), reason: e.to_string() };
+        let werr = |e: &dyn std::fmt::Display| IoError::Write {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
         mirkit_core::npy::write_atomic(path, |w| {
             let mut enc = png::Encoder::new(w, self.width as u32, self.height as u32);
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);
             let mut wr = enc.write_header().map_err(std::io::Error::other)?;
-            wr.write_image_data(&self.px).map_err(std::io::Error::other)?;
+            wr.write_image_data(&self.px)
+                .map_err(std::io::Error::other)?;
             wr.finish().map_err(std::io::Error::other)
         })
         .map_err(|e| werr(&e))
@@ -217,7 +245,11 @@ pub fn nice_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<f64> {
     }
     let raw = (hi - lo) / max_ticks.max(1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
     let mut t = (lo / step).ceil() * step;
     let mut v = Vec::new();
     while t <= hi + step * 1e-9 {
@@ -285,13 +317,25 @@ const FG: [u8; 3] = [20, 20, 20];
 
 /// Draws a `(rows, frames)` array as an image, row 0 at the bottom, with a time axis in
 /// seconds, labelled vertical ticks, a title and a colour bar.
-pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &SpecPlot) -> Result<()> {
+pub fn spectrogram_png(
+    path: impl AsRef<Path>,
+    data: ArrayView2<f32>,
+    opts: &SpecPlot,
+) -> Result<()> {
     let (rows, frames) = data.dim();
     if rows == 0 || frames == 0 {
-        return Err(crate::error::invalid("data", format!("{rows}x{frames}"), "nothing to draw"));
+        return Err(crate::error::invalid(
+            "data",
+            format!("{rows}x{frames}"),
+            "nothing to draw",
+        ));
     }
     let (pw, ph) = opts.size;
-    let label_w = opts.row_labels.as_ref().map(|l| l.iter().map(|s| s.chars().count()).max().unwrap_or(0) * CHAR_W + 20).unwrap_or(0);
+    let label_w = opts
+        .row_labels
+        .as_ref()
+        .map(|l| l.iter().map(|s| s.chars().count()).max().unwrap_or(0) * CHAR_W + 20)
+        .unwrap_or(0);
     let (left, top, right, bottom) = (110usize.max(label_w + 10), 50usize, 130usize, 70usize);
     let mut c = Canvas::new(left + pw + right, top + ph + bottom, BG);
     let (lo, hi) = opts.range.unwrap_or_else(|| {
@@ -313,7 +357,12 @@ pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &Spe
         }
     }
     // frame
-    let (l, t, r, b) = (left as isize - 1, top as isize - 1, (left + pw) as isize, (top + ph) as isize);
+    let (l, t, r, b) = (
+        left as isize - 1,
+        top as isize - 1,
+        (left + pw) as isize,
+        (top + ph) as isize,
+    );
     c.line(l, t, r, t, FG);
     c.line(l, b, r, b, FG);
     c.line(l, t, l, b, FG);
@@ -335,38 +384,46 @@ pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &Spe
             c.text_right(l - 8, y - 7, lab, FG);
         }
     } else {
-    match &opts.row_values {
-        Some(vals) if vals.len() == rows => {
-            let (vlo, vhi) = (vals[0], vals[rows - 1]);
-            // a warped axis (mel) gets 1-2-5 ticks per decade, a linear one evenly spaced ticks
-            let mid = vals[rows / 2];
-            let warped = vlo > 0.0 && (mid - vlo) < 0.3 * (vhi - vlo);
-            let ticks: Vec<f64> = if warped {
-                (-1..6).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e))).filter(|t| *t >= vlo && *t <= vhi).collect()
-            } else {
-                nice_ticks(vlo, vhi, 6)
-            };
-            let mut last_y = isize::MAX;
-            for tick in ticks {
-                // row whose value is closest to the tick
-                let ri = vals.iter().enumerate().min_by(|a, b| (a.1 - tick).abs().total_cmp(&(b.1 - tick).abs())).map(|x| x.0).unwrap_or(0);
-                let y = b - ((ri as f64 + 0.5) / rows as f64 * ph as f64) as isize;
-                if (last_y - y).abs() < CHAR_H as isize + 2 {
-                    continue; // too close to the previous label
+        match &opts.row_values {
+            Some(vals) if vals.len() == rows => {
+                let (vlo, vhi) = (vals[0], vals[rows - 1]);
+                // a warped axis (mel) gets 1-2-5 ticks per decade, a linear one evenly spaced ticks
+                let mid = vals[rows / 2];
+                let warped = vlo > 0.0 && (mid - vlo) < 0.3 * (vhi - vlo);
+                let ticks: Vec<f64> = if warped {
+                    (-1..6)
+                        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+                        .filter(|t| *t >= vlo && *t <= vhi)
+                        .collect()
+                } else {
+                    nice_ticks(vlo, vhi, 6)
+                };
+                let mut last_y = isize::MAX;
+                for tick in ticks {
+                    // row whose value is closest to the tick
+                    let ri = vals
+                        .iter()
+                        .enumerate()
+                        .min_by(|a, b| (a.1 - tick).abs().total_cmp(&(b.1 - tick).abs()))
+                        .map(|x| x.0)
+                        .unwrap_or(0);
+                    let y = b - ((ri as f64 + 0.5) / rows as f64 * ph as f64) as isize;
+                    if (last_y - y).abs() < CHAR_H as isize + 2 {
+                        continue; // too close to the previous label
+                    }
+                    last_y = y;
+                    c.line(l - 6, y, l, y, FG);
+                    c.text_right(l - 10, y - 7, &fmt_tick(tick), FG);
                 }
-                last_y = y;
-                c.line(l - 6, y, l, y, FG);
-                c.text_right(l - 10, y - 7, &fmt_tick(tick), FG);
+            }
+            _ => {
+                for tick in nice_ticks(0.0, (rows - 1) as f64, 6) {
+                    let y = b - ((tick + 0.5) / rows as f64 * ph as f64) as isize;
+                    c.line(l - 6, y, l, y, FG);
+                    c.text_right(l - 10, y - 7, &fmt_tick(tick), FG);
+                }
             }
         }
-        _ => {
-            for tick in nice_ticks(0.0, (rows - 1) as f64, 6) {
-                let y = b - ((tick + 0.5) / rows as f64 * ph as f64) as isize;
-                c.line(l - 6, y, l, y, FG);
-                c.text_right(l - 10, y - 7, &fmt_tick(tick), FG);
-            }
-        }
-    }
     }
     // y label, written vertically letter by letter
     if opts.row_labels.is_none() {
@@ -378,7 +435,9 @@ pub fn spectrogram_png(path: impl AsRef<Path>, data: ArrayView2<f32>, opts: &Spe
     // colour bar
     let cbx = (left + pw + 30) as isize;
     for py in 0..ph {
-        let col = opts.colormap.color(1.0 - py as f32 / (ph - 1).max(1) as f32);
+        let col = opts
+            .colormap
+            .color(1.0 - py as f32 / (ph - 1).max(1) as f32);
         c.fill(cbx, top as isize + py as isize, 20, 1, col);
     }
     for tick in nice_ticks(lo as f64, hi as f64, 6) {
@@ -407,15 +466,32 @@ pub struct LinePlot {
 
 impl Default for LinePlot {
     fn default() -> Self {
-        Self { title: String::new(), x_label: "X".into(), y_label: String::new(), x_start_step: (0.0, 1.0), size: (900, 300) }
+        Self {
+            title: String::new(),
+            x_label: "X".into(),
+            y_label: String::new(),
+            x_start_step: (0.0, 1.0),
+            size: (900, 300),
+        }
     }
 }
 
-const SERIES: [[u8; 3]; 6] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75]];
+const SERIES: [[u8; 3]; 6] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+];
 
 /// Draws named series as lines (long series as a min/max envelope per pixel column, so a
 /// waveform of millions of samples draws correctly), with axes and a legend.
-pub fn line_plot_png(path: impl AsRef<Path>, series: &[(&str, &[f32])], opts: &LinePlot) -> Result<()> {
+pub fn line_plot_png(
+    path: impl AsRef<Path>,
+    series: &[(&str, &[f32])],
+    opts: &LinePlot,
+) -> Result<()> {
     let n = series.iter().map(|s| s.1.len()).max().unwrap_or(0);
     if n == 0 {
         return Err(crate::error::invalid("series", 0, "nothing to draw"));
@@ -438,7 +514,12 @@ pub fn line_plot_png(path: impl AsRef<Path>, series: &[(&str, &[f32])], opts: &L
     let pad = (hi - lo) * 0.05;
     let (lo, hi) = (lo - pad, hi + pad);
     let yof = |v: f32| (top + ph) as isize - ((v - lo) / (hi - lo) * ph as f32) as isize;
-    let (l, t, r, b) = (left as isize - 1, top as isize - 1, (left + pw) as isize, (top + ph) as isize);
+    let (l, t, r, b) = (
+        left as isize - 1,
+        top as isize - 1,
+        (left + pw) as isize,
+        (top + ph) as isize,
+    );
     for tick in nice_ticks(lo as f64, hi as f64, 6) {
         let y = yof(tick as f32);
         c.line(l, y, r, y, [225, 225, 225]);
@@ -458,11 +539,23 @@ pub fn line_plot_png(path: impl AsRef<Path>, series: &[(&str, &[f32])], opts: &L
             for px in 0..pw {
                 let a = px * s.len() / pw;
                 let z = ((px + 1) * s.len() / pw).max(a + 1);
-                let (mn, mx) = s[a..z].iter().fold((f32::INFINITY, f32::NEG_INFINITY), |m, &v| (m.0.min(v), m.1.max(v)));
-                c.line((left + px) as isize, yof(mn), (left + px) as isize, yof(mx), col);
+                let (mn, mx) = s[a..z]
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |m, &v| {
+                        (m.0.min(v), m.1.max(v))
+                    });
+                c.line(
+                    (left + px) as isize,
+                    yof(mn),
+                    (left + px) as isize,
+                    yof(mx),
+                    col,
+                );
             }
         } else {
-            let xof = |i: usize| left as isize + (i as f64 / (n.max(2) - 1) as f64 * (pw - 1) as f64) as isize;
+            let xof = |i: usize| {
+                left as isize + (i as f64 / (n.max(2) - 1) as f64 * (pw - 1) as f64) as isize
+            };
             for i in 1..s.len() {
                 if s[i - 1].is_finite() && s[i].is_finite() {
                     c.line(xof(i - 1), yof(s[i - 1]), xof(i), yof(s[i]), col);
@@ -492,8 +585,14 @@ mod tests {
     use super::*;
     #[test]
     fn ticks_are_nice() {
-        assert_eq!(nice_ticks(0.0, 10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
-        assert_eq!(nice_ticks(-80.0, 0.0, 4), vec![-80.0, -60.0, -40.0, -20.0, 0.0]);
+        assert_eq!(
+            nice_ticks(0.0, 10.0, 5),
+            vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+        );
+        assert_eq!(
+            nice_ticks(-80.0, 0.0, 4),
+            vec![-80.0, -60.0, -40.0, -20.0, 0.0]
+        );
     }
     #[test]
     fn writes_a_png() {
@@ -501,12 +600,25 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let a = ndarray::Array2::from_shape_fn((64, 200), |(r, t)| ((r * t) as f32).sin());
         let p = d.join("s.png");
-        spectrogram_png(&p, a.view(), &SpecPlot { title: "Test".into(), ..Default::default() }).unwrap();
+        spectrogram_png(
+            &p,
+            a.view(),
+            &SpecPlot {
+                title: "Test".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
         let s: Vec<f32> = (0..100_000).map(|i| (i as f32 * 0.01).sin()).collect();
         line_plot_png(d.join("l.png"), &[("sine", &s)], &LinePlot::default()).unwrap();
-        assert!(spectrogram_png(d.join("e.png"), ndarray::Array2::<f32>::zeros((0, 3)).view(), &SpecPlot::default()).is_err());
+        assert!(spectrogram_png(
+            d.join("e.png"),
+            ndarray::Array2::<f32>::zeros((0, 3)).view(),
+            &SpecPlot::default()
+        )
+        .is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::error::{IoError, Result};
 use rubato::{
-    FftFixedIn, SincFixedIn, VecResampler, SincInterpolationParameters, SincInterpolationType,
+    FftFixedIn, SincFixedIn, SincInterpolationParameters, SincInterpolationType, VecResampler,
     WindowFunction,
 };
 
@@ -72,7 +72,10 @@ pub struct StreamResampler {
 
 impl std::fmt::Debug for StreamResampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamResampler").field("from", &self.from).field("to", &self.to).finish()
+        f.debug_struct("StreamResampler")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish()
     }
 }
 
@@ -86,9 +89,17 @@ impl StreamResampler {
             return Err(crate::error::invalid("target_sr", 0, "must be positive"));
         }
         if to > 1_536_000 || from > 1_536_000 {
-            return Err(crate::error::invalid("target_sr", to.max(from), "must be at most 1536000 Hz"));
+            return Err(crate::error::invalid(
+                "target_sr",
+                to.max(from),
+                "must be at most 1536000 Hz",
+            ));
         }
-        let err = |e: &dyn std::fmt::Display| IoError::Resample { from, to, reason: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| IoError::Resample {
+            from,
+            to,
+            reason: e.to_string(),
+        };
         let mut ratio = (1u64, 1u64, false);
         let inner: Option<Box<dyn VecResampler<f32>>> = if from == to {
             None
@@ -99,8 +110,11 @@ impl StreamResampler {
                     let l = (to as u64 / g) as usize;
                     let window = WindowFunction::BlackmanHarris2;
                     let sinc_len = 512;
-                    let (oversampling_factor, interpolation) =
-                        if l <= 1024 { (l, SincInterpolationType::Nearest) } else { (512, SincInterpolationType::Cubic) };
+                    let (oversampling_factor, interpolation) = if l <= 1024 {
+                        (l, SincInterpolationType::Nearest)
+                    } else {
+                        (512, SincInterpolationType::Cubic)
+                    };
                     ratio = ((from as u64 / g), l as u64, l <= 1024);
                     let params = SincInterpolationParameters {
                         sinc_len,
@@ -110,16 +124,35 @@ impl StreamResampler {
                         window,
                     };
                     Some(Box::new(
-                        SincFixedIn::<f32>::new(to as f64 / from as f64, 1.0, params, CHUNK, 1).map_err(|e| err(&e))?,
+                        SincFixedIn::<f32>::new(to as f64 / from as f64, 1.0, params, CHUNK, 1)
+                            .map_err(|e| err(&e))?,
                     ))
                 }
-                ResampleQuality::Fast => {
-                    Some(Box::new(FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| err(&e))?))
-                }
+                ResampleQuality::Fast => Some(Box::new(
+                    FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1)
+                        .map_err(|e| err(&e))?,
+                )),
             }
         };
-        let outbuf = vec![vec![0.0f32; inner.as_ref().map(|r| r.output_frames_max()).unwrap_or(0)]];
-        let mut me = Self { from, to, ratio, inner, pending: vec![Vec::with_capacity(CHUNK)], delay_left: 0, carry: Vec::new(), n_in: 0, n_out: 0, outbuf };
+        let outbuf = vec![vec![
+            0.0f32;
+            inner
+                .as_ref()
+                .map(|r| r.output_frames_max())
+                .unwrap_or(0)
+        ]];
+        let mut me = Self {
+            from,
+            to,
+            ratio,
+            inner,
+            pending: vec![Vec::with_capacity(CHUNK)],
+            delay_left: 0,
+            carry: Vec::new(),
+            n_in: 0,
+            n_out: 0,
+            outbuf,
+        };
         match (quality, me.inner.is_some()) {
             (_, false) => {}
             (ResampleQuality::Fast, true) => {
@@ -169,7 +202,10 @@ impl StreamResampler {
     fn emit(&mut self, produced: usize, out: &mut Vec<f32>, limit: Option<u64>) {
         if !self.carry.is_empty() {
             let c = std::mem::take(&mut self.carry);
-            let room = limit.map(|l| l.saturating_sub(self.n_out) as usize).unwrap_or(c.len()).min(c.len());
+            let room = limit
+                .map(|l| l.saturating_sub(self.n_out) as usize)
+                .unwrap_or(c.len())
+                .min(c.len());
             self.n_out += room as u64;
             out.extend_from_slice(&c[..room]);
         }
@@ -204,7 +240,11 @@ impl StreamResampler {
             if self.pending[0].len() == r.input_frames_next() {
                 let (_, produced) = r
                     .process_into_buffer(&self.pending, &mut self.outbuf, None)
-                    .map_err(|e| IoError::Resample { from: self.from, to: self.to, reason: e.to_string() })?;
+                    .map_err(|e| IoError::Resample {
+                        from: self.from,
+                        to: self.to,
+                        reason: e.to_string(),
+                    })?;
                 self.pending[0].clear();
                 self.emit(produced, out, None);
             }
@@ -232,11 +272,19 @@ impl StreamResampler {
             } else {
                 r.process_partial_into_buffer(Some(&pend), &mut self.outbuf, None)
             }
-            .map_err(|e| IoError::Resample { from: self.from, to: self.to, reason: e.to_string() })?;
+            .map_err(|e| IoError::Resample {
+                from: self.from,
+                to: self.to,
+                reason: e.to_string(),
+            })?;
             self.emit(produced, out, Some(total));
             guard += 1;
             if guard > 10_000 {
-                return Err(IoError::Resample { from: self.from, to: self.to, reason: "flush did not converge".into() });
+                return Err(IoError::Resample {
+                    from: self.from,
+                    to: self.to,
+                    reason: "flush did not converge".into(),
+                });
             }
         }
         Ok(())
@@ -259,18 +307,33 @@ mod tests {
     #[test]
     fn resampling_is_aligned() {
         // a 1 kHz sine sampled at `from` must come out as the same sine sampled at `to`
-        for &(from, to) in &[(44100u32, 22050u32), (44100, 16000), (44100, 12000), (22050, 44100), (48000, 44100), (44100, 44101)] {
+        for &(from, to) in &[
+            (44100u32, 22050u32),
+            (44100, 16000),
+            (44100, 12000),
+            (22050, 44100),
+            (48000, 44100),
+            (44100, 44101),
+        ] {
             for q in [ResampleQuality::High, ResampleQuality::Fast] {
                 if q == ResampleQuality::Fast && to == 44101 {
                     continue; // FFT resampler needs a small rational ratio
                 }
                 let n = from as usize; // one second
-                let x: Vec<f32> = (0..n).map(|i| (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / from as f64).sin() as f32).collect();
+                let x: Vec<f32> = (0..n)
+                    .map(|i| {
+                        (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / from as f64).sin() as f32
+                    })
+                    .collect();
                 let y = resample(&x, from, to, q).unwrap();
                 assert_eq!(y.len() as u64, (n as u64 * to as u64).div_ceil(from as u64));
                 let m = y.len();
                 let err = (m / 4..3 * m / 4)
-                    .map(|k| (y[k] as f64 - (2.0 * std::f64::consts::PI * 1000.0 * k as f64 / to as f64).sin()).abs())
+                    .map(|k| {
+                        (y[k] as f64
+                            - (2.0 * std::f64::consts::PI * 1000.0 * k as f64 / to as f64).sin())
+                        .abs()
+                    })
                     .fold(0.0, f64::max);
                 assert!(err < 1e-3, "{from}->{to} {q:?}: max error {err}");
             }
@@ -279,7 +342,9 @@ mod tests {
 
     #[test]
     fn streaming_in_odd_blocks_equals_whole() {
-        let x: Vec<f32> = (0..30000).map(|i| ((i as f32) * 0.013).sin() * ((i as f32) * 0.0007).cos()).collect();
+        let x: Vec<f32> = (0..30000)
+            .map(|i| ((i as f32) * 0.013).sin() * ((i as f32) * 0.0007).cos())
+            .collect();
         let whole = resample(&x, 44100, 16000, ResampleQuality::High).unwrap();
         let mut r = StreamResampler::new(44100, 16000, ResampleQuality::High).unwrap();
         let mut out = Vec::new();

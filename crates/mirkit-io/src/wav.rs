@@ -19,12 +19,19 @@ pub enum WavFormat {
 pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat) -> Result<()> {
     let path = path.as_ref();
     let tmp = mirkit_core::npy::temp_path(path);
-    let werr = |e: &dyn std::fmt::Display| IoError::Write { path: path.display().to_string(), reason: e.to_string() };
+    let werr = |e: &dyn std::fmt::Display| IoError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
     let spec = hound::WavSpec {
         channels: audio.channels() as u16,
         sample_rate: audio.sample_rate(),
         bits_per_sample: if format == WavFormat::Pcm16 { 16 } else { 32 },
-        sample_format: if format == WavFormat::Pcm16 { hound::SampleFormat::Int } else { hound::SampleFormat::Float },
+        sample_format: if format == WavFormat::Pcm16 {
+            hound::SampleFormat::Int
+        } else {
+            hound::SampleFormat::Float
+        },
     };
     let res = (|| -> std::result::Result<(), hound::Error> {
         let mut w = hound::WavWriter::create(&tmp, spec)?;
@@ -33,7 +40,9 @@ pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat)
             for c in 0..audio.channels() {
                 let v = a[[c, i]];
                 match format {
-                    WavFormat::Pcm16 => w.write_sample((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)?,
+                    WavFormat::Pcm16 => {
+                        w.write_sample((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)?
+                    }
                     WavFormat::Float32 => w.write_sample(v)?,
                 }
             }

@@ -39,15 +39,32 @@ fn lossless_formats_decode_exactly_like_soundfile() {
         ("tone.flac", "formats_tone_flac"),
         ("tone.aiff", "formats_tone_aiff"),
     ] {
-        let a = load(fmt(file), &LoadOptions { sr: None, mono: false, ..Default::default() }).unwrap();
+        let a = load(
+            fmt(file),
+            &LoadOptions {
+                sr: None,
+                mono: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let want = arr(fixture);
         assert_eq!(a.view().shape(), want.shape(), "{file}");
-        let err = a.view().iter().zip(want.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        let err = a
+            .view()
+            .iter()
+            .zip(want.iter())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
         // integer PCM scaled by 2^-(bits-1) is exact in f32 up to 24 bits; 32-bit int
         // rounds to f32's 24-bit mantissa (≤ 2^-25 relative)
         assert!(err <= 6e-8, "{file}: max error {err}");
         let i = info(fmt(file)).unwrap();
-        assert_eq!((i.sample_rate, i.channels, i.n_frames), (44100, 2, Some(22050)), "{file}");
+        assert_eq!(
+            (i.sample_rate, i.channels, i.n_frames),
+            (44100, 2, Some(22050)),
+            "{file}"
+        );
     }
 }
 
@@ -57,11 +74,23 @@ fn lossy_formats_decode_to_the_tone() {
     // MP4 signals it with an edit list that symphonia 0.5 does not apply, so the decoded
     // stream starts with FFmpeg's 1024 priming samples (a known limitation, docs/io.md).
     for (file, priming) in [("tone.ogg", 0usize), ("tone.mp3", 0), ("tone.m4a", 1024)] {
-        let a = load(fmt(file), &LoadOptions { sr: None, mono: false, ..Default::default() }).unwrap();
+        let a = load(
+            fmt(file),
+            &LoadOptions {
+                sr: None,
+                mono: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(a.channels(), 2, "{file}");
         assert_eq!(a.sample_rate(), 44100);
         // gapless trimming keeps length within one codec frame of 22050
-        assert!((a.len() as i64 - 22050 - priming as i64).abs() <= 2048, "{file}: {} frames", a.len());
+        assert!(
+            (a.len() as i64 - 22050 - priming as i64).abs() <= 2048,
+            "{file}: {} frames",
+            a.len()
+        );
         // compare against the generating tone over the middle (codec delay-free region)
         let l = a.channel(0);
         let mut num = 0.0f64;
@@ -81,11 +110,25 @@ fn lossy_formats_decode_to_the_tone() {
 
 #[test]
 fn real_vorbis_clip_matches_libsndfile_decode() {
-    let a = load(trumpet(), &LoadOptions { sr: None, mono: false, duration: Some(2.0), ..Default::default() }).unwrap();
+    let a = load(
+        trumpet(),
+        &LoadOptions {
+            sr: None,
+            mono: false,
+            duration: Some(2.0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let want = arr("io_trumpet_native_first2s");
     assert_eq!(a.view().shape(), want.shape());
     let peak = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = a.view().iter().zip(want.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let err = a
+        .view()
+        .iter()
+        .zip(want.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
     // two independent Vorbis decoders (symphonia, libvorbis) agree to float round-off
     assert!(err <= 1e-4 * peak, "max error {err} (peak {peak})");
     let i = info(trumpet()).unwrap();
@@ -96,18 +139,46 @@ fn real_vorbis_clip_matches_libsndfile_decode() {
 #[test]
 fn offset_and_duration_follow_librosa() {
     let want: Vec<f32> = arr("io_trumpet_offset1.5_dur0.5").iter().copied().collect();
-    let a = load(trumpet(), &LoadOptions { sr: None, offset: 1.5, duration: Some(0.5), ..Default::default() }).unwrap();
+    let a = load(
+        trumpet(),
+        &LoadOptions {
+            sr: None,
+            offset: 1.5,
+            duration: Some(0.5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(a.len(), want.len());
-    let err = a.samples().iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let err = a
+        .samples()
+        .iter()
+        .zip(&want)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
     assert!(err <= 1e-4, "max error {err}");
-    let e = load(trumpet(), &LoadOptions { offset: 100.0, ..Default::default() }).unwrap_err();
-    assert!(matches!(e, IoError::InvalidParameter { name: "offset", .. }), "{e}");
+    let e = load(
+        trumpet(),
+        &LoadOptions {
+            offset: 100.0,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, IoError::InvalidParameter { name: "offset", .. }),
+        "{e}"
+    );
 }
 
 fn snr_db(reference: &[f32], x: &[f32]) -> f64 {
     let n = reference.len().min(x.len());
     let num: f64 = reference[..n].iter().map(|&v| (v as f64).powi(2)).sum();
-    let den: f64 = reference[..n].iter().zip(&x[..n]).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    let den: f64 = reference[..n]
+        .iter()
+        .zip(&x[..n])
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
     10.0 * (num / den).log10()
 }
 
@@ -115,7 +186,10 @@ fn snr_db(reference: &[f32], x: &[f32]) -> f64 {
 fn resampling_matches_soxr_hq_above_50_db() {
     let native = load(trumpet(), &LoadOptions::native()).unwrap();
     for target in [22050u32, 16000, 12000] {
-        let want: Vec<f32> = arr(&format!("io_trumpet_mono_{target}_soxr_hq")).iter().copied().collect();
+        let want: Vec<f32> = arr(&format!("io_trumpet_mono_{target}_soxr_hq"))
+            .iter()
+            .copied()
+            .collect();
         let got = resample(native.samples(), 44100, target, ResampleQuality::High).unwrap();
         assert_eq!(got.len(), want.len(), "length for {target} Hz");
         let snr = snr_db(&want, &got);
@@ -142,23 +216,49 @@ fn stream_equals_load() {
     assert!(blocks > 10);
     assert_eq!(streamed.len(), loaded.len());
     // same decoder and resampler, fed in different block sizes
-    let err = streamed.iter().zip(loaded.samples()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let err = streamed
+        .iter()
+        .zip(loaded.samples())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(err <= 1e-6, "stream vs load {err}");
 }
 
 #[test]
 fn wav_round_trip_and_atomic_write() {
     let d = tmpdir("wav");
-    let a = load(fmt("pcm16.wav"), &LoadOptions { sr: None, mono: false, ..Default::default() }).unwrap();
-    for (f, name) in [(WavFormat::Pcm16, "a16.wav"), (WavFormat::Float32, "af.wav")] {
+    let a = load(
+        fmt("pcm16.wav"),
+        &LoadOptions {
+            sr: None,
+            mono: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for (f, name) in [
+        (WavFormat::Pcm16, "a16.wav"),
+        (WavFormat::Float32, "af.wav"),
+    ] {
         let p = d.join(name);
         write_wav(&p, &a, f).unwrap();
-        let b = load(&p, &LoadOptions { sr: None, mono: false, ..Default::default() }).unwrap();
+        let b = load(
+            &p,
+            &LoadOptions {
+                sr: None,
+                mono: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(a, b, "{name}");
     }
     // writing into a missing directory fails cleanly
     let bad = d.join("no/such/dir/x.wav");
-    assert!(matches!(write_wav(&bad, &a, WavFormat::Pcm16), Err(IoError::Write { .. })));
+    assert!(matches!(
+        write_wav(&bad, &a, WavFormat::Pcm16),
+        Err(IoError::Write { .. })
+    ));
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -168,55 +268,127 @@ fn bad_inputs_give_typed_errors() {
     // zero-length file
     let empty = d.join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
-    assert!(matches!(load(&empty, &LoadOptions::default()), Err(IoError::EmptyFile { .. })));
+    assert!(matches!(
+        load(&empty, &LoadOptions::default()),
+        Err(IoError::EmptyFile { .. })
+    ));
     // a text file named .mp3
     let e = load(fmt("not_audio.mp3"), &LoadOptions::default()).unwrap_err();
     assert!(matches!(e, IoError::Unsupported { .. }), "{e}");
     assert!(e.to_string().contains("not_audio.mp3"));
     // missing file
-    assert!(matches!(load(d.join("nope.wav"), &LoadOptions::default()), Err(IoError::Open { .. })));
+    assert!(matches!(
+        load(d.join("nope.wav"), &LoadOptions::default()),
+        Err(IoError::Open { .. })
+    ));
     // NaN sample in a float WAV
     let e = load(fmt("nan_f32.wav"), &LoadOptions::default()).unwrap_err();
     assert!(matches!(e, IoError::NonFinite { frame: 1000, .. }), "{e}");
     // absurd parameters
-    assert!(matches!(load(fmt("pcm16.wav"), &LoadOptions::at(0)), Err(IoError::InvalidParameter { name: "sr", .. })));
-    let neg = LoadOptions { offset: -1.0, ..Default::default() };
-    assert!(matches!(load(fmt("pcm16.wav"), &neg), Err(IoError::InvalidParameter { name: "offset", .. })));
-    let nan = LoadOptions { duration: Some(f64::NAN), ..Default::default() };
-    assert!(matches!(load(fmt("pcm16.wav"), &nan), Err(IoError::InvalidParameter { name: "duration", .. })));
-    assert!(matches!(resample(&[0.0; 10], 0, 16000, ResampleQuality::High), Err(IoError::InvalidParameter { .. })));
+    assert!(matches!(
+        load(fmt("pcm16.wav"), &LoadOptions::at(0)),
+        Err(IoError::InvalidParameter { name: "sr", .. })
+    ));
+    let neg = LoadOptions {
+        offset: -1.0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        load(fmt("pcm16.wav"), &neg),
+        Err(IoError::InvalidParameter { name: "offset", .. })
+    ));
+    let nan = LoadOptions {
+        duration: Some(f64::NAN),
+        ..Default::default()
+    };
+    assert!(matches!(
+        load(fmt("pcm16.wav"), &nan),
+        Err(IoError::InvalidParameter {
+            name: "duration",
+            ..
+        })
+    ));
+    assert!(matches!(
+        resample(&[0.0; 10], 0, 16000, ResampleQuality::High),
+        Err(IoError::InvalidParameter { .. })
+    ));
     std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn truncated_files_of_each_format_are_errors() {
     let d = tmpdir("trunc");
-    for file in ["pcm16.wav", "pcm24.wav", "f32.wav", "tone.flac", "tone.ogg", "tone.mp3", "tone.aiff", "tone.m4a"] {
+    for file in [
+        "pcm16.wav",
+        "pcm24.wav",
+        "f32.wav",
+        "tone.flac",
+        "tone.ogg",
+        "tone.mp3",
+        "tone.aiff",
+        "tone.m4a",
+    ] {
         let bytes = std::fs::read(fmt(file)).unwrap();
         for frac in [0.6, 0.2] {
             let cut = (bytes.len() as f64 * frac) as usize;
             let p = d.join(format!("cut{}_{file}", (frac * 100.0) as u32));
             std::fs::write(&p, &bytes[..cut]).unwrap();
             match load(&p, &LoadOptions::native()) {
-                Err(IoError::Truncated { .. }) | Err(IoError::Corrupt { .. }) | Err(IoError::Unsupported { .. }) => {}
+                Err(IoError::Truncated { .. })
+                | Err(IoError::Corrupt { .. })
+                | Err(IoError::Unsupported { .. }) => {}
                 Err(e) => panic!("{file} cut at {frac}: unexpected error kind {e:?}"),
-                Ok(a) => panic!("{file} cut at {frac}: decoded {} frames without error", a.len()),
+                Ok(a) => panic!(
+                    "{file} cut at {frac}: decoded {} frames without error",
+                    a.len()
+                ),
             }
         }
         // cut inside the header
         let p = d.join(format!("hdr_{file}"));
         std::fs::write(&p, &bytes[..bytes.len().min(20)]).unwrap();
-        assert!(load(&p, &LoadOptions::native()).is_err(), "{file}: header-only file loaded");
+        assert!(
+            load(&p, &LoadOptions::native()).is_err(),
+            "{file}: header-only file loaded"
+        );
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn seeking_is_sample_exact_in_every_format() {
-    for file in ["pcm16.wav", "pcm24.wav", "f32.wav", "u8.wav", "tone.flac", "tone.aiff", "tone.ogg", "tone.mp3", "tone.m4a"] {
-        let full = load(fmt(file), &LoadOptions { sr: None, mono: false, ..Default::default() }).unwrap();
+    for file in [
+        "pcm16.wav",
+        "pcm24.wav",
+        "f32.wav",
+        "u8.wav",
+        "tone.flac",
+        "tone.aiff",
+        "tone.ogg",
+        "tone.mp3",
+        "tone.m4a",
+    ] {
+        let full = load(
+            fmt(file),
+            &LoadOptions {
+                sr: None,
+                mono: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         for offset in [0.1, 0.2537] {
-            let part = load(fmt(file), &LoadOptions { sr: None, mono: false, offset, duration: Some(0.1), ..Default::default() }).unwrap();
+            let part = load(
+                fmt(file),
+                &LoadOptions {
+                    sr: None,
+                    mono: false,
+                    offset,
+                    duration: Some(0.1),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let start = (offset * 44100.0f64).round() as usize;
             assert_eq!(part.len(), 4410, "{file}");
             let err = (0..part.len())
@@ -224,7 +396,12 @@ fn seeking_is_sample_exact_in_every_format() {
                 .map(|(c, i)| (part.view()[[c, i]] - full.view()[[c, start + i]]).abs())
                 .fold(0.0, f32::max);
             // lossy decoders after a seek re-prime their overlap: allow codec noise, not a shift
-            let tol = if file.ends_with(".wav") || file.ends_with(".flac") || file.ends_with(".aiff") { 0.0 } else { 2e-3 };
+            let tol =
+                if file.ends_with(".wav") || file.ends_with(".flac") || file.ends_with(".aiff") {
+                    0.0
+                } else {
+                    2e-3
+                };
             assert!(err <= tol, "{file} offset {offset}: max error {err}");
         }
     }

@@ -77,9 +77,15 @@ pub const DEFAULT_MODEL: &str = "won2020-musicnn-mtat";
 
 /// Loads a registry model by name.
 pub fn load(name: &str) -> Result<Won2020> {
-    let e = MODELS.iter().find(|e| e.name == name).ok_or_else(|| ModelError::Weights {
-        file: name.to_string(),
-        why: format!("unknown model; known: {}", MODELS.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")),
-    })?;
+    let e = MODELS
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ModelError::Weights {
+            file: name.to_string(),
+            why: format!(
+                "unknown model; known: {}",
+                MODELS.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+            ),
+        })?;
     Won2020::from_bytes(e.arch, e.bytes, e.name)
 }

@@ -28,7 +28,11 @@ pub struct SampleCnnConfig {
 impl SampleCnnConfig {
     /// The published configuration (128, 128, 128, 256 ×6, 512, 512).
     pub fn published(se: bool) -> Self {
-        Self { channels: [128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512], n_class: 50, se }
+        Self {
+            channels: [128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512],
+            n_class: 50,
+            se,
+        }
     }
     fn layer(&self, i: usize) -> (usize, usize, usize, usize, usize) {
         // (cin, cout, kernel, stride, pooling)
@@ -55,12 +59,20 @@ impl SampleCnnConfig {
             }
         }
         let c = self.channels[10];
-        n + if self.se { c * c + c + 2 * c + c * self.n_class + self.n_class } else { c * self.n_class + self.n_class }
+        n + if self.se {
+            c * c + c + 2 * c + c * self.n_class + self.n_class
+        } else {
+            c * self.n_class + self.n_class
+        }
     }
 }
 
 enum Layer {
-    Plain { conv: Conv1d, bn: BatchNorm, pooling: usize },
+    Plain {
+        conv: Conv1d,
+        bn: BatchNorm,
+        pooling: usize,
+    },
     Se(ResSe1d),
 }
 
@@ -71,7 +83,12 @@ pub struct SampleCnn {
 }
 
 fn bn_cfg() -> BatchNormConfig {
-    BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 }
+    BatchNormConfig {
+        eps: 1e-5,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.1,
+    }
 }
 
 impl SampleCnn {
@@ -85,7 +102,17 @@ impl SampleCnn {
                 Layer::Se(ResSe1d::new(cin, cout, k, stride, pooling, l)?)
             } else {
                 Layer::Plain {
-                    conv: candle_nn::conv1d(cin, cout, k, Conv1dConfig { padding: k / 2, stride, ..Default::default() }, l.pp("conv"))?,
+                    conv: candle_nn::conv1d(
+                        cin,
+                        cout,
+                        k,
+                        Conv1dConfig {
+                            padding: k / 2,
+                            stride,
+                            ..Default::default()
+                        },
+                        l.pp("conv"),
+                    )?,
                     bn: candle_nn::batch_norm(cout, bn_cfg(), l.pp("bn"))?,
                     pooling,
                 }
@@ -102,7 +129,10 @@ impl SampleCnn {
                 )),
             )
         } else {
-            (Some(candle_nn::linear(c, cfg.n_class, vb.pp("dense"))?), None)
+            (
+                Some(candle_nn::linear(c, cfg.n_class, vb.pp("dense"))?),
+                None,
+            )
         };
         Ok(Self { layers, head })
     }
@@ -111,7 +141,9 @@ impl SampleCnn {
     pub fn embedding_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let d = x.dims();
         if d.len() != 2 || d[1] != INPUT_LEN {
-            return Err(ModelError::Input(format!("SampleCNN expects (B, {INPUT_LEN}) samples, got {d:?}")));
+            return Err(ModelError::Input(format!(
+                "SampleCNN expects (B, {INPUT_LEN}) samples, got {d:?}"
+            )));
         }
         let mut h = x.unsqueeze(1)?;
         for l in &self.layers {
@@ -135,7 +167,9 @@ impl SampleCnn {
         let e = self.embedding_t(x, train)?;
         let logits = match &self.head {
             (Some(d), _) => d.forward(&e)?,
-            (None, Some((d1, bn, d2))) => d2.forward(&bn.forward_t(&d1.forward(&e)?, train)?.relu()?)?,
+            (None, Some((d1, bn, d2))) => {
+                d2.forward(&bn.forward_t(&d1.forward(&e)?, train)?.relu()?)?
+            }
             _ => unreachable!("a head is always built"),
         };
         Ok(candle_nn::ops::sigmoid(&logits)?)

@@ -12,7 +12,12 @@ use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBui
 use mirkit_nn::blocks::Res2d;
 
 fn bn_cfg() -> BatchNormConfig {
-    BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 }
+    BatchNormConfig {
+        eps: 1e-5,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.1,
+    }
 }
 
 /// Configuration.
@@ -29,7 +34,11 @@ pub struct ShortChunkConfig {
 impl ShortChunkConfig {
     /// Published widths (`c = 128`, 50 tags).
     pub fn published(residual: bool) -> Self {
-        Self { channels: 128, residual, n_class: 50 }
+        Self {
+            channels: 128,
+            residual,
+            n_class: 50,
+        }
     }
     fn widths(&self) -> [usize; 8] {
         let c = self.channels;
@@ -42,7 +51,11 @@ impl ShortChunkConfig {
         let mut n = 0;
         for i in 0..7 {
             let (ci, co) = (w[i], w[i + 1]);
-            n += if self.residual { conv(ci, co) + 2 * co + conv(co, co) + 2 * co + conv(ci, co) + 2 * co } else { conv(ci, co) + 2 * co };
+            n += if self.residual {
+                conv(ci, co) + 2 * co + conv(co, co) + 2 * co + conv(ci, co) + 2 * co
+            } else {
+                conv(ci, co) + 2 * co
+            };
         }
         let c4 = w[7];
         n + c4 * c4 + c4 + 2 * c4 + c4 * self.n_class + self.n_class
@@ -73,7 +86,16 @@ impl ShortChunk {
                 Layer::Res(Res2d::new(w[i], w[i + 1], 3, 2, l)?)
             } else {
                 Layer::Plain(
-                    candle_nn::conv2d(w[i], w[i + 1], 3, Conv2dConfig { padding: 1, ..Default::default() }, l.pp("conv"))?,
+                    candle_nn::conv2d(
+                        w[i],
+                        w[i + 1],
+                        3,
+                        Conv2dConfig {
+                            padding: 1,
+                            ..Default::default()
+                        },
+                        l.pp("conv"),
+                    )?,
                     candle_nn::batch_norm(w[i + 1], bn_cfg(), l.pp("bn"))?,
                 )
             });
@@ -91,7 +113,9 @@ impl ShortChunk {
     pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let d = x.dims();
         if d.len() != 4 || d[1] != 1 || d[2] != 128 {
-            return Err(ModelError::Input(format!("short-chunk models expect (B, 1, 128, frames), got {d:?}")));
+            return Err(ModelError::Input(format!(
+                "short-chunk models expect (B, 1, 128, frames), got {d:?}"
+            )));
         }
         let mut h = x.clone();
         for l in &self.layers {
@@ -109,7 +133,10 @@ impl ShortChunk {
 
     /// The 4c-dimensional embedding (dense → BN → ReLU).
     pub fn embedding_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(self.bn.forward_t(&self.dense1.forward(&self.features_t(x, train)?)?, train)?.relu()?)
+        Ok(self
+            .bn
+            .forward_t(&self.dense1.forward(&self.features_t(x, train)?)?, train)?
+            .relu()?)
     }
 
     /// Sigmoid tag scores `(B, n_class)`.
@@ -118,4 +145,3 @@ impl ShortChunk {
         Ok(candle_nn::ops::sigmoid(&self.dense2.forward(&e)?)?.contiguous()?)
     }
 }
-

@@ -118,7 +118,10 @@ impl MusicnnBody {
         let r3 = (self.back[2].forward(&r2)? + &r2)?;
         let all = Tensor::cat(&[&front, &r1, &r2, &r3], 1)?;
         let pooled = Tensor::cat(&[all.max(2)?, all.mean(2)?], 1)?;
-        Ok(self.bn.forward_t(&self.dense1.forward(&pooled)?, false)?.relu()?)
+        Ok(self
+            .bn
+            .forward_t(&self.dense1.forward(&pooled)?, false)?
+            .relu()?)
     }
 }
 
@@ -136,7 +139,12 @@ struct Block {
 impl Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.bn.forward_t(&self.conv.forward(x)?, false)?.relu()?;
-        Ok(mirkit_nn::pool::max_pool2d(&x, self.pool, self.pool, (0, 0))?)
+        Ok(mirkit_nn::pool::max_pool2d(
+            &x,
+            self.pool,
+            self.pool,
+            (0, 0),
+        )?)
     }
 }
 
@@ -164,10 +172,28 @@ fn bn_names(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, n: usize) {
 const MUSICNN_V: [(usize, usize, usize); 2] = [(204, 67, 7), (204, 38, 7)];
 const MUSICNN_H: [(usize, usize); 3] = [(51, 129), (51, 65), (51, 33)];
 
-fn layout(arch: Arch, n_class: usize, musicnn: (usize, usize)) -> (Vec<(usize, usize, (usize, usize))>, Vec<(String, Vec<usize>)>) {
+fn layout(
+    arch: Arch,
+    n_class: usize,
+    musicnn: (usize, usize),
+) -> (
+    Vec<(usize, usize, (usize, usize))>,
+    Vec<(String, Vec<usize>)>,
+) {
     let blocks: Vec<(usize, usize, (usize, usize))> = match arch {
-        Arch::Fcn => vec![(1, 64, (2, 4)), (64, 128, (2, 4)), (128, 128, (2, 4)), (128, 128, (3, 5)), (128, 64, (4, 4))],
-        Arch::Crnn => vec![(1, 64, (2, 2)), (64, 128, (3, 3)), (128, 128, (4, 4)), (128, 128, (4, 4))],
+        Arch::Fcn => vec![
+            (1, 64, (2, 4)),
+            (64, 128, (2, 4)),
+            (128, 128, (2, 4)),
+            (128, 128, (3, 5)),
+            (128, 64, (4, 4)),
+        ],
+        Arch::Crnn => vec![
+            (1, 64, (2, 2)),
+            (64, 128, (3, 3)),
+            (128, 128, (4, 4)),
+            (128, 128, (4, 4)),
+        ],
         Arch::Musicnn => vec![],
     };
     let mut names: Vec<(String, Vec<usize>)> = vec![
@@ -230,36 +256,54 @@ fn layout(arch: Arch, n_class: usize, musicnn: (usize, usize)) -> (Vec<(usize, u
 pub fn safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
     use std::io::Read;
     let file = path.display().to_string();
-    let werr = |why: String| ModelError::Weights { file: file.clone(), why };
+    let werr = |why: String| ModelError::Weights {
+        file: file.clone(),
+        why,
+    };
     let mut f = std::fs::File::open(path).map_err(|e| werr(e.to_string()))?;
     let mut n = [0u8; 8];
-    f.read_exact(&mut n).map_err(|e| werr(format!("not a safetensors file ({e})")))?;
+    f.read_exact(&mut n)
+        .map_err(|e| werr(format!("not a safetensors file ({e})")))?;
     let n = u64::from_le_bytes(n);
     if n > 100_000_000 {
         return Err(werr(format!("header of {n} bytes: not a safetensors file")));
     }
     let mut h = vec![0u8; n as usize];
-    f.read_exact(&mut h).map_err(|e| werr(format!("truncated header ({e})")))?;
+    f.read_exact(&mut h)
+        .map_err(|e| werr(format!("truncated header ({e})")))?;
     parse_metadata(&h, &file)
 }
 
 /// The `__metadata__` of safetensors bytes.
 pub fn metadata_from_bytes(bytes: &[u8], label: &str) -> Result<HashMap<String, String>> {
-    let werr = |why: String| ModelError::Weights { file: label.to_string(), why };
+    let werr = |why: String| ModelError::Weights {
+        file: label.to_string(),
+        why,
+    };
     if bytes.len() < 8 {
         return Err(werr("not a safetensors file (too short)".into()));
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let h = bytes.get(8..8usize.saturating_add(n)).ok_or_else(|| werr("truncated header".into()))?;
+    let h = bytes
+        .get(8..8usize.saturating_add(n))
+        .ok_or_else(|| werr("truncated header".into()))?;
     parse_metadata(h, label)
 }
 
 fn parse_metadata(h: &[u8], file: &str) -> Result<HashMap<String, String>> {
-    let werr = |why: String| ModelError::Weights { file: file.to_string(), why };
-    let v: serde_json::Value = serde_json::from_slice(h).map_err(|e| werr(format!("bad header: {e}")))?;
+    let werr = |why: String| ModelError::Weights {
+        file: file.to_string(),
+        why,
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(h).map_err(|e| werr(format!("bad header: {e}")))?;
     Ok(v.get("__metadata__")
         .and_then(|m| m.as_object())
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -281,47 +325,103 @@ impl Won2020 {
         Self::from_parts(arch, map, &meta, label.to_string())
     }
 
-    fn from_parts(arch: Arch, map: HashMap<String, Tensor>, meta: &HashMap<String, String>, file: String) -> Result<Self> {
+    fn from_parts(
+        arch: Arch,
+        map: HashMap<String, Tensor>,
+        meta: &HashMap<String, String>,
+        file: String,
+    ) -> Result<Self> {
         let tags: Vec<String> = match meta.get("tags") {
-            Some(t) => serde_json::from_str(t).map_err(|e| ModelError::Weights { file: file.clone(), why: format!("tags: {e}") })?,
-            None => return Err(ModelError::Weights { file, why: "no tag list in the metadata".into() }),
+            Some(t) => serde_json::from_str(t).map_err(|e| ModelError::Weights {
+                file: file.clone(),
+                why: format!("tags: {e}"),
+            })?,
+            None => {
+                return Err(ModelError::Weights {
+                    file,
+                    why: "no tag list in the metadata".into(),
+                })
+            }
         };
         let device = Device::Cpu;
         // Musicnn's back-end and dense widths differ between data sets (MSD: 512/500)
         let musicnn = (
-            map.get("layer1.conv.weight").map(|t| t.dims()[0]).unwrap_or(64),
+            map.get("layer1.conv.weight")
+                .map(|t| t.dims()[0])
+                .unwrap_or(64),
             map.get("dense1.weight").map(|t| t.dims()[0]).unwrap_or(200),
         );
         let (blocks_spec, expected) = layout(arch, tags.len(), musicnn);
         for (name, shape) in &expected {
             match map.get(name) {
-                None => return Err(ModelError::MissingTensor { file: file.clone(), name: name.clone() }),
+                None => {
+                    return Err(ModelError::MissingTensor {
+                        file: file.clone(),
+                        name: name.clone(),
+                    })
+                }
                 Some(t) if t.dims() != shape.as_slice() => {
-                    return Err(ModelError::WrongShape { file: file.clone(), name: name.clone(), got: t.dims().to_vec(), expected: shape.clone() })
+                    return Err(ModelError::WrongShape {
+                        file: file.clone(),
+                        name: name.clone(),
+                        got: t.dims().to_vec(),
+                        expected: shape.clone(),
+                    })
                 }
                 _ => {}
             }
         }
-        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        let mut extra: Vec<String> = map.keys().filter(|k| !known.contains(k.as_str())).cloned().collect();
+        let known: std::collections::HashSet<&str> =
+            expected.iter().map(|(n, _)| n.as_str()).collect();
+        let mut extra: Vec<String> = map
+            .keys()
+            .filter(|k| !known.contains(k.as_str()))
+            .cloned()
+            .collect();
         if !extra.is_empty() {
             extra.sort();
             return Err(ModelError::UnexpectedTensors { file, names: extra });
         }
-        let map: HashMap<String, Tensor> = map.into_iter().map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?))).collect::<Result<_>>()?;
+        let map: HashMap<String, Tensor> = map
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
+            .collect::<Result<_>>()?;
         let vb = VarBuilder::from_tensors(map, DType::F32, &device);
-        let bn_cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+        let bn_cfg = BatchNormConfig {
+            eps: 1e-5,
+            remove_mean: true,
+            affine: true,
+            momentum: 0.1,
+        };
         let mut blocks = Vec::new();
         for (i, (cin, cout, pool)) in blocks_spec.iter().enumerate() {
             let l = vb.pp(format!("layer{}", i + 1));
             blocks.push(Block {
-                conv: candle_nn::conv2d(*cin, *cout, 3, Conv2dConfig { padding: 1, ..Default::default() }, l.pp("conv"))?,
+                conv: candle_nn::conv2d(
+                    *cin,
+                    *cout,
+                    3,
+                    Conv2dConfig {
+                        padding: 1,
+                        ..Default::default()
+                    },
+                    l.pp("conv"),
+                )?,
                 bn: candle_nn::batch_norm(*cout, bn_cfg, l.pp("bn"))?,
                 pool: *pool,
             });
         }
         let gru = match arch {
-            Arch::Crnn => Some(Rnn::new(RnnKind::Gru, RnnConfig { input_size: 128, hidden_size: 32, num_layers: 2, bidirectional: false }, vb.pp("layer5"))?),
+            Arch::Crnn => Some(Rnn::new(
+                RnnKind::Gru,
+                RnnConfig {
+                    input_size: 128,
+                    hidden_size: 32,
+                    num_layers: 2,
+                    bidirectional: false,
+                },
+                vb.pp("layer5"),
+            )?),
             Arch::Fcn | Arch::Musicnn => None,
         };
         let dense = match arch {
@@ -335,21 +435,47 @@ impl Won2020 {
             let mut vertical = Vec::new();
             for (i, (c, f, t)) in MUSICNN_V.iter().enumerate() {
                 let l = vb.pp(format!("layers.{i}"));
-                let conv = Conv2d::new(l.get((*c, 1, *f, *t), "conv.weight")?, Some(l.get(*c, "conv.bias")?), Conv2dConfig::default());
-                vertical.push(ConvBn { conv2: Some(conv), conv1: None, bn: cbn(format!("layers.{i}.bn"), *c)?, pad_w: t / 2 });
+                let conv = Conv2d::new(
+                    l.get((*c, 1, *f, *t), "conv.weight")?,
+                    Some(l.get(*c, "conv.bias")?),
+                    Conv2dConfig::default(),
+                );
+                vertical.push(ConvBn {
+                    conv2: Some(conv),
+                    conv1: None,
+                    bn: cbn(format!("layers.{i}.bn"), *c)?,
+                    pad_w: t / 2,
+                });
             }
             let mut horizontal = Vec::new();
             for (j, (c, k)) in MUSICNN_H.iter().enumerate() {
                 let i = j + 2;
-                let cfg = candle_nn::Conv1dConfig { padding: k / 2, ..Default::default() };
+                let cfg = candle_nn::Conv1dConfig {
+                    padding: k / 2,
+                    ..Default::default()
+                };
                 let conv = candle_nn::conv1d(1, *c, *k, cfg, vb.pp(format!("layers.{i}.conv")))?;
-                horizontal.push(ConvBn { conv2: None, conv1: Some(conv), bn: cbn(format!("layers.{i}.bn"), *c)?, pad_w: 0 });
+                horizontal.push(ConvBn {
+                    conv2: None,
+                    conv1: Some(conv),
+                    bn: cbn(format!("layers.{i}.bn"), *c)?,
+                    pad_w: 0,
+                });
             }
             let mut back_layers = Vec::new();
             for (i, cin) in [561, back, back].iter().enumerate() {
-                let cfg = candle_nn::Conv1dConfig { padding: 3, ..Default::default() };
-                let conv = candle_nn::conv1d(*cin, back, 7, cfg, vb.pp(format!("layer{}.conv", i + 1)))?;
-                back_layers.push(ConvBn { conv2: None, conv1: Some(conv), bn: cbn(format!("layer{}.bn", i + 1), back)?, pad_w: 0 });
+                let cfg = candle_nn::Conv1dConfig {
+                    padding: 3,
+                    ..Default::default()
+                };
+                let conv =
+                    candle_nn::conv1d(*cin, back, 7, cfg, vb.pp(format!("layer{}.conv", i + 1)))?;
+                back_layers.push(ConvBn {
+                    conv2: None,
+                    conv1: Some(conv),
+                    bn: cbn(format!("layer{}.bn", i + 1), back)?,
+                    pad_w: 0,
+                });
             }
             Some(MusicnnBody {
                 vertical,
@@ -368,7 +494,18 @@ impl Won2020 {
         cfg.mel = None;
         cfg.compression = Compression::None;
         let stft = FeatureExtractor::new(cfg)?;
-        Ok(Self { arch, stft, fb_t, spec_bn, blocks, gru, dense, musicnn, tags, device })
+        Ok(Self {
+            arch,
+            stft,
+            fb_t,
+            spec_bn,
+            blocks,
+            gru,
+            dense,
+            musicnn,
+            tags,
+            device,
+        })
     }
 
     /// Tag names, in output order.
@@ -391,7 +528,9 @@ impl Won2020 {
         let s = Tensor::from_vec(s.into_raw_vec_and_offset().0, (bins, frames), &self.device)?;
         let mel = self.fb_t.matmul(&s)?; // (96, T)
         let db = (mel.clamp(1e-10f32, f32::MAX)?.log()? * (10.0 / std::f64::consts::LN_10))?;
-        Ok(self.spec_bn.forward_t(&db.reshape((1, 1, 96, frames))?, false)?)
+        Ok(self
+            .spec_bn
+            .forward_t(&db.reshape((1, 1, 96, frames))?, false)?)
     }
 
     /// Sigmoid scores of a batch of front-end outputs `(B, 1, 96, frames)`.
@@ -451,13 +590,19 @@ impl Won2020 {
                 v
             }
         };
-        named.into_iter().map(|(n, t)| Ok((n, t.squeeze(0)?.to_vec1::<f32>()?))).collect()
+        named
+            .into_iter()
+            .map(|(n, t)| Ok((n, t.squeeze(0)?.to_vec1::<f32>()?)))
+            .collect()
     }
 
     /// Embedding of one window ([`Self::input_len`] samples).
     pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
         self.check_window(audio)?;
-        Ok(self.embedding(&self.front_end(audio)?)?.squeeze(0)?.to_vec1::<f32>()?)
+        Ok(self
+            .embedding(&self.front_end(audio)?)?
+            .squeeze(0)?
+            .to_vec1::<f32>()?)
     }
 
     /// Per-window embeddings under the same windowing as [`Self::tag_windows`].
@@ -468,7 +613,11 @@ impl Won2020 {
     fn check_window(&self, audio: &[f32]) -> Result<()> {
         let n = self.input_len();
         if audio.len() != n {
-            return Err(ModelError::Input(format!("expected {n} samples ({} s at 16 kHz), got {}", n / 16000, audio.len())));
+            return Err(ModelError::Input(format!(
+                "expected {n} samples ({} s at 16 kHz), got {}",
+                n / 16000,
+                audio.len()
+            )));
         }
         if let Some(i) = audio.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::Input(format!("non-finite sample at {i}")));
@@ -476,7 +625,11 @@ impl Won2020 {
         Ok(())
     }
 
-    fn windows(&self, audio: &[f32], f: impl Fn(&[f32]) -> Result<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+    fn windows(
+        &self,
+        audio: &[f32],
+        f: impl Fn(&[f32]) -> Result<Vec<f32>>,
+    ) -> Result<Vec<Vec<f32>>> {
         if audio.is_empty() {
             return Err(ModelError::Input("empty audio".into()));
         }
@@ -521,7 +674,10 @@ impl Won2020 {
     pub fn top_k<'a>(&'a self, scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
         let mut idx: Vec<usize> = (0..scores.len()).collect();
         idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        idx.into_iter().take(k).map(|i| (self.tags[i].as_str(), scores[i])).collect()
+        idx.into_iter()
+            .take(k)
+            .map(|i| (self.tags[i].as_str(), scores[i]))
+            .collect()
     }
 }
 
@@ -544,6 +700,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 pub fn average(windows: &[Vec<f32>]) -> Vec<f32> {
     let n = windows.len().max(1) as f32;
     let m = windows.first().map(|w| w.len()).unwrap_or(0);
-    (0..m).map(|j| windows.iter().map(|w| w[j]).sum::<f32>() / n).collect()
+    (0..m)
+        .map(|j| windows.iter().map(|w| w[j]).sum::<f32>() / n)
+        .collect()
 }
-

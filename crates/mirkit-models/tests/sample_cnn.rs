@@ -15,37 +15,118 @@ fn dir() -> PathBuf {
 #[test]
 fn samplecnn_and_se_match_pytorch() {
     let a = mirkit_core::npy::read(dir().join("samplecnn_x.npy")).unwrap();
-    let x = Tensor::from_vec(a.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(), (2, 59049), &Device::Cpu).unwrap();
-    let counts: serde_json::Value = serde_json::from_slice(&std::fs::read(dir().join("param_counts.json")).unwrap()).unwrap();
+    let x = Tensor::from_vec(
+        a.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+        (2, 59049),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let counts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir().join("param_counts.json")).unwrap()).unwrap();
     for (name, se) in [("samplecnn", false), ("samplecnn_se", true)] {
-        let cfg = SampleCnnConfig { channels: [8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32], n_class: 50, se };
-        let w = candle_core::safetensors::load(dir().join(format!("{name}_small.safetensors")), &Device::Cpu).unwrap();
-        let m = SampleCnn::new(&cfg, VarBuilder::from_tensors(w, DType::F32, &Device::Cpu)).unwrap();
-        let y: Vec<f32> = m.forward_t(&x, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let want: Vec<f32> = mirkit_core::npy::read(dir().join(format!("{name}_small_y.npy"))).unwrap().data.iter().map(|&v| v as f32).collect();
-        let e = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let cfg = SampleCnnConfig {
+            channels: [8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32],
+            n_class: 50,
+            se,
+        };
+        let w = candle_core::safetensors::load(
+            dir().join(format!("{name}_small.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let m =
+            SampleCnn::new(&cfg, VarBuilder::from_tensors(w, DType::F32, &Device::Cpu)).unwrap();
+        let y: Vec<f32> = m
+            .forward_t(&x, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want: Vec<f32> = mirkit_core::npy::read(dir().join(format!("{name}_small_y.npy")))
+            .unwrap()
+            .data
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let e = y
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(e <= 1e-4, "{name}: {e}");
-        assert_eq!(SampleCnnConfig::published(se).param_count() as u64, counts[name].as_u64().unwrap(), "{name} parameter count");
+        assert_eq!(
+            SampleCnnConfig::published(se).param_count() as u64,
+            counts[name].as_u64().unwrap(),
+            "{name} parameter count"
+        );
     }
-    let cfg = SampleCnnConfig { channels: [8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32], n_class: 50, se: false };
-    let w = candle_core::safetensors::load(dir().join("samplecnn_small.safetensors"), &Device::Cpu).unwrap();
+    let cfg = SampleCnnConfig {
+        channels: [8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32],
+        n_class: 50,
+        se: false,
+    };
+    let w = candle_core::safetensors::load(dir().join("samplecnn_small.safetensors"), &Device::Cpu)
+        .unwrap();
     let m = SampleCnn::new(&cfg, VarBuilder::from_tensors(w, DType::F32, &Device::Cpu)).unwrap();
-    assert!(m.forward_t(&Tensor::zeros((1, 1000), DType::F32, &Device::Cpu).unwrap(), false).is_err());
+    assert!(m
+        .forward_t(
+            &Tensor::zeros((1, 1000), DType::F32, &Device::Cpu).unwrap(),
+            false
+        )
+        .is_err());
 }
 
 #[test]
 fn short_chunk_cnn_and_resnet_match_pytorch() {
     use mirkit_models::short_chunk::{ShortChunk, ShortChunkConfig};
     let a = mirkit_core::npy::read(dir().join("shortchunk_x.npy")).unwrap();
-    let x = Tensor::from_vec(a.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(), (2, 1, 128, 231), &Device::Cpu).unwrap();
-    let counts: serde_json::Value = serde_json::from_slice(&std::fs::read(dir().join("param_counts.json")).unwrap()).unwrap();
+    let x = Tensor::from_vec(
+        a.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+        (2, 1, 128, 231),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let counts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir().join("param_counts.json")).unwrap()).unwrap();
     for (name, residual) in [("shortchunk_cnn", false), ("shortchunk_res", true)] {
-        let w = candle_core::safetensors::load(dir().join(format!("{name}_small.safetensors")), &Device::Cpu).unwrap();
-        let m = ShortChunk::new(&ShortChunkConfig { channels: 8, residual, n_class: 50 }, VarBuilder::from_tensors(w, DType::F32, &Device::Cpu)).unwrap();
-        let y: Vec<f32> = m.forward_t(&x, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let want: Vec<f32> = mirkit_core::npy::read(dir().join(format!("{name}_small_y.npy"))).unwrap().data.iter().map(|&v| v as f32).collect();
-        let e = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let w = candle_core::safetensors::load(
+            dir().join(format!("{name}_small.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let m = ShortChunk::new(
+            &ShortChunkConfig {
+                channels: 8,
+                residual,
+                n_class: 50,
+            },
+            VarBuilder::from_tensors(w, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let y: Vec<f32> = m
+            .forward_t(&x, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want: Vec<f32> = mirkit_core::npy::read(dir().join(format!("{name}_small_y.npy")))
+            .unwrap()
+            .data
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let e = y
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(e <= 1e-4, "{name}: {e}");
-        assert_eq!(ShortChunkConfig::published(residual).param_count() as u64, counts[name].as_u64().unwrap(), "{name} parameter count");
+        assert_eq!(
+            ShortChunkConfig::published(residual).param_count() as u64,
+            counts[name].as_u64().unwrap(),
+            "{name} parameter count"
+        );
     }
 }

@@ -13,19 +13,43 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 fn fx(name: &str) -> Vec<f32> {
-    npy::read(root().join("tests/fixtures/models").join(format!("{name}.npy"))).unwrap().data.iter().map(|&v| v as f32).collect()
+    npy::read(
+        root()
+            .join("tests/fixtures/models")
+            .join(format!("{name}.npy")),
+    )
+    .unwrap()
+    .data
+    .iter()
+    .map(|&v| v as f32)
+    .collect()
 }
 
 #[test]
 fn fcn_and_crnn_match_pytorch() {
     let x = fx("brahms_16k_29s");
-    for (arch, name) in [(Arch::Fcn, "fcn"), (Arch::Crnn, "crnn"), (Arch::Musicnn, "musicnn")] {
-        let m = Won2020::load(arch, root().join(format!("weights/won2020/mtat/{name}.safetensors"))).unwrap();
+    for (arch, name) in [
+        (Arch::Fcn, "fcn"),
+        (Arch::Crnn, "crnn"),
+        (Arch::Musicnn, "musicnn"),
+    ] {
+        let m = Won2020::load(
+            arch,
+            root().join(format!("weights/won2020/mtat/{name}.safetensors")),
+        )
+        .unwrap();
         assert_eq!(m.tags().len(), 50);
         let got = m.tag(&x[..m.input_len()]).unwrap();
         let want = fx(&format!("won2020_{name}_mtat_brahms"));
-        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        eprintln!("won2020-{name}-mtat: max |score - torch| = {err:.2e}; top: {:?}", m.top_k(&got, 5));
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!(
+            "won2020-{name}-mtat: max |score - torch| = {err:.2e}; top: {:?}",
+            m.top_k(&got, 5)
+        );
         assert!(err <= 1e-4, "{name}: {err}");
         // same top-10 order
         let order = |s: &[f32]| {
@@ -41,7 +65,11 @@ fn fcn_and_crnn_match_pytorch() {
 
 #[test]
 fn protocol_windows_and_bad_inputs() {
-    let m = Won2020::load(Arch::Fcn, root().join("weights/won2020/mtat/fcn.safetensors")).unwrap();
+    let m = Won2020::load(
+        Arch::Fcn,
+        root().join("weights/won2020/mtat/fcn.safetensors"),
+    )
+    .unwrap();
     let x = fx("brahms_16k_29s");
     // a short file is zero-padded to one window
     let short = m.tag_windows(&x[..100_000]).unwrap();
@@ -58,8 +86,16 @@ fn protocol_windows_and_bad_inputs() {
     assert!(matches!(m.tag(&nan), Err(ModelError::Input(_))));
     assert!(m.tag_windows(&[]).is_err());
     // loading the FCN weights as a CRNN names the first missing tensor
-    let e = Won2020::load(Arch::Crnn, root().join("weights/won2020/mtat/fcn.safetensors")).err().unwrap();
-    assert!(matches!(&e, ModelError::WrongShape { name, .. } | ModelError::MissingTensor { name, .. } if name.starts_with("layer")), "{e}");
+    let e = Won2020::load(
+        Arch::Crnn,
+        root().join("weights/won2020/mtat/fcn.safetensors"),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&e, ModelError::WrongShape { name, .. } | ModelError::MissingTensor { name, .. } if name.starts_with("layer")),
+        "{e}"
+    );
     // a file that is not safetensors
     let bad = std::env::temp_dir().join(format!("mirkit-bad-{}.safetensors", std::process::id()));
     std::fs::write(&bad, b"definitely not weights").unwrap();
@@ -83,19 +119,29 @@ fn registry_models_load_from_the_binary_and_match_pytorch() {
         assert_eq!(m.tags().len(), 50);
         let got = m.tag(&x[..m.input_len()]).unwrap();
         let want = fx(&format!("won2020_{}_{}_brahms", parts[1], parts[2]));
-        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         eprintln!("{}: max |score - torch| = {err:.2e}", e.name);
         assert!(err <= 1e-4, "{}: {err}", e.name);
         assert_eq!(m.tags()[0], first(parts[2]), "{}: tag order", e.name);
     }
-    let e = mirkit_models::registry::load("no-such-model").err().unwrap();
+    let e = mirkit_models::registry::load("no-such-model")
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("won2020-fcn-mtat"), "{e}");
 }
 
 #[test]
 fn embeddings_have_the_documented_sizes_and_rank_like_with_like() {
     let x = fx("brahms_16k_29s");
-    for (name, dim) in [("won2020-fcn-mtat", 64), ("won2020-crnn-mtat", 32), ("won2020-musicnn-mtat", 200)] {
+    for (name, dim) in [
+        ("won2020-fcn-mtat", 64),
+        ("won2020-crnn-mtat", 32),
+        ("won2020-musicnn-mtat", 200),
+    ] {
         let m = mirkit_models::registry::load(name).unwrap();
         let n = m.input_len();
         let e = m.embed(&x[..n]).unwrap();
@@ -107,7 +153,9 @@ fn embeddings_have_the_documented_sizes_and_rank_like_with_like() {
     let m = mirkit_models::registry::load("won2020-musicnn-mtat").unwrap();
     let a = m.embed(&x[..48000]).unwrap();
     let b = m.embed(&x[48000..96000]).unwrap();
-    let noise: Vec<f32> = (0..48000).map(|i| (((i * 7919) % 1000) as f32 / 1000.0 - 0.5) * 0.1).collect();
+    let noise: Vec<f32> = (0..48000)
+        .map(|i| (((i * 7919) % 1000) as f32 / 1000.0 - 0.5) * 0.1)
+        .collect();
     let c = m.embed(&noise).unwrap();
     assert!(mirkit_models::won2020::cosine(&a, &b) > mirkit_models::won2020::cosine(&a, &c));
 }
@@ -122,14 +170,24 @@ fn embeddings_have_the_documented_sizes_and_rank_like_with_like() {
 fn from_the_44k_file_scores_stay_within_1e_2() {
     let y = mirkit_io::load(
         root().join("data/clips/brahms_hungarian_dance_5.hq.ogg"),
-        &mirkit_io::LoadOptions { sr: Some(16000), offset: 5.0, duration: Some(29.0), quality: mirkit_io::ResampleQuality::Fast, ..Default::default() },
+        &mirkit_io::LoadOptions {
+            sr: Some(16000),
+            offset: 5.0,
+            duration: Some(29.0),
+            quality: mirkit_io::ResampleQuality::Fast,
+            ..Default::default()
+        },
     )
     .unwrap();
     for name in ["fcn", "crnn", "musicnn"] {
         let m = mirkit_models::registry::load(&format!("won2020-{name}-mtat")).unwrap();
         let got = m.tag(&y.samples()[..m.input_len()]).unwrap();
         let want = fx(&format!("won2020_{name}_mtat_brahms"));
-        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         eprintln!("won2020-{name}-mtat from 44.1 kHz: max |score - torch| = {err:.2e}");
         assert!(err <= 1e-2, "{name}: {err}");
         let top = |s: &[f32]| {
@@ -150,7 +208,11 @@ fn batched_tagging_equals_window_by_window() {
     let b = m.tag_batch(&ws).unwrap();
     for (w, s) in ws.iter().zip(&b) {
         let one = m.tag(w).unwrap();
-        let e = one.iter().zip(s).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let e = one
+            .iter()
+            .zip(s)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(e <= 1e-5, "{e}");
     }
 }

@@ -10,10 +10,17 @@
 
 use crate::error::Result;
 use candle_core::{Module, ModuleT, Tensor, D};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{
+    BatchNorm, BatchNormConfig, Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Linear, VarBuilder,
+};
 
 fn bn_cfg() -> BatchNormConfig {
-    BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 }
+    BatchNormConfig {
+        eps: 1e-5,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.1,
+    }
 }
 
 /// Residual 1-D block with squeeze-and-excitation.
@@ -30,12 +37,32 @@ pub struct ResSe1d {
 
 impl ResSe1d {
     /// Loads (or, from a `VarMap`-backed builder, creates) the block.
-    pub fn new(cin: usize, cout: usize, shape: usize, stride: usize, pooling: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        shape: usize,
+        stride: usize,
+        pooling: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let c = |cin, stride, name: &str| {
-            candle_nn::conv1d(cin, cout, shape, Conv1dConfig { padding: shape / 2, stride, ..Default::default() }, vb.pp(name))
+            candle_nn::conv1d(
+                cin,
+                cout,
+                shape,
+                Conv1dConfig {
+                    padding: shape / 2,
+                    stride,
+                    ..Default::default()
+                },
+                vb.pp(name),
+            )
         };
         let shortcut = if stride != 1 || cin != cout {
-            Some((c(cin, stride, "conv_3")?, candle_nn::batch_norm(cout, bn_cfg(), vb.pp("bn_3"))?))
+            Some((
+                c(cin, stride, "conv_3")?,
+                candle_nn::batch_norm(cout, bn_cfg(), vb.pp("bn_3"))?,
+            ))
         } else {
             None
         };
@@ -53,10 +80,15 @@ impl ResSe1d {
 
     /// `(B, C_in, L) → (B, C_out, L / stride / pooling)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let out = self.bn_1.forward_t(&self.conv_1.forward(x)?, train)?.relu()?;
+        let out = self
+            .bn_1
+            .forward_t(&self.conv_1.forward(x)?, train)?
+            .relu()?;
         let out = self.bn_2.forward_t(&self.conv_2.forward(&out)?, train)?;
         let se = out.mean(D::Minus1)?;
-        let se = candle_nn::ops::sigmoid(&self.dense2.forward(&self.dense1.forward(&se)?.relu()?)?)?.unsqueeze(2)?;
+        let se =
+            candle_nn::ops::sigmoid(&self.dense2.forward(&self.dense1.forward(&se)?.relu()?)?)?
+                .unsqueeze(2)?;
         let out = out.broadcast_mul(&se)?;
         let x = match &self.shortcut {
             Some((c, b)) => b.forward_t(&c.forward(x)?, train)?,
@@ -82,12 +114,31 @@ pub struct Res2d {
 
 impl Res2d {
     /// Loads (or creates) the block: 3×3 (`shape`) convolutions, first one strided.
-    pub fn new(cin: usize, cout: usize, shape: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        shape: usize,
+        stride: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let c = |cin, stride, name: &str| {
-            candle_nn::conv2d(cin, cout, shape, Conv2dConfig { padding: shape / 2, stride, ..Default::default() }, vb.pp(name))
+            candle_nn::conv2d(
+                cin,
+                cout,
+                shape,
+                Conv2dConfig {
+                    padding: shape / 2,
+                    stride,
+                    ..Default::default()
+                },
+                vb.pp(name),
+            )
         };
         let shortcut = if stride != 1 || cin != cout {
-            Some((c(cin, stride, "conv_3")?, candle_nn::batch_norm(cout, bn_cfg(), vb.pp("bn_3"))?))
+            Some((
+                c(cin, stride, "conv_3")?,
+                candle_nn::batch_norm(cout, bn_cfg(), vb.pp("bn_3"))?,
+            ))
         } else {
             None
         };
@@ -102,7 +153,10 @@ impl Res2d {
 
     /// `(B, C_in, H, W) → (B, C_out, ⌈H/stride⌉, ⌈W/stride⌉)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let out = self.bn_1.forward_t(&self.conv_1.forward(x)?, train)?.relu()?;
+        let out = self
+            .bn_1
+            .forward_t(&self.conv_1.forward(x)?, train)?
+            .relu()?;
         let out = self.bn_2.forward_t(&self.conv_2.forward(&out)?, train)?;
         let x = match &self.shortcut {
             Some((c, b)) => b.forward_t(&c.forward(x)?, train)?,

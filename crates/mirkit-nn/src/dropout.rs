@@ -15,7 +15,9 @@ pub fn dropout(x: &Tensor, p: f64, train: bool, rng: &mut Rng) -> Result<Tensor>
     }
     let n = x.elem_count();
     let scale = (1.0 / (1.0 - p)) as f32;
-    let m: Vec<f32> = (0..n).map(|_| if rng.uniform() < p { 0.0 } else { scale }).collect();
+    let m: Vec<f32> = (0..n)
+        .map(|_| if rng.uniform() < p { 0.0 } else { scale })
+        .collect();
     let mask = Tensor::from_vec(m, x.dims(), x.device())?.to_dtype(x.dtype())?;
     Ok(x.mul(&mask)?)
 }

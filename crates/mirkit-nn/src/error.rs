@@ -30,5 +30,9 @@ pub enum NnError {
 pub type Result<T, E = NnError> = std::result::Result<T, E>;
 
 pub(crate) fn invalid(name: &'static str, value: impl ToString, why: impl Into<String>) -> NnError {
-    NnError::InvalidParameter { name, value: value.to_string(), why: why.into() }
+    NnError::InvalidParameter {
+        name,
+        value: value.to_string(),
+        why: why.into(),
+    }
 }

@@ -38,7 +38,8 @@ fn fans(shape: &[usize]) -> (usize, usize) {
 pub fn tensor(shape: &[usize], init: Init, rng: &mut Rng, dev: &Device) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let (fan_in, fan_out) = fans(shape);
-    let uni = |b: f64, rng: &mut Rng| -> Vec<f32> { (0..n).map(|_| rng.range(-b, b) as f32).collect() };
+    let uni =
+        |b: f64, rng: &mut Rng| -> Vec<f32> { (0..n).map(|_| rng.range(-b, b) as f32).collect() };
     let v: Vec<f32> = match init {
         Init::Uniform(b) => uni(b, rng),
         Init::Normal(s) => (0..n).map(|_| (rng.normal() * s) as f32).collect(),
@@ -54,8 +55,18 @@ pub fn tensor(shape: &[usize], init: Init, rng: &mut Rng, dev: &Device) -> Resul
 }
 
 /// Creates (or replaces) variable `name` in `vm` with a seeded initial value.
-pub fn seeded_var(vm: &VarMap, name: &str, shape: &[usize], init: Init, rng: &mut Rng, dev: &Device) -> Result<Var> {
+pub fn seeded_var(
+    vm: &VarMap,
+    name: &str,
+    shape: &[usize],
+    init: Init,
+    rng: &mut Rng,
+    dev: &Device,
+) -> Result<Var> {
     let var = Var::from_tensor(&tensor(shape, init, rng, dev)?)?;
-    vm.data().lock().expect("VarMap lock poisoned").insert(name.to_string(), var.clone());
+    vm.data()
+        .lock()
+        .expect("VarMap lock poisoned")
+        .insert(name.to_string(), var.clone());
     Ok(var)
 }

@@ -23,8 +23,8 @@
 
 pub mod blocks;
 pub mod dropout;
-pub mod frontend;
 mod error;
+pub mod frontend;
 pub mod init;
 pub mod loss;
 pub mod optim;

@@ -17,15 +17,36 @@ impl CustomOp1 for Softplus {
         "mirkit-softplus"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("softplus: non-contiguous input".into()))?;
+        let (a, b) = l
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("softplus: non-contiguous input".into()))?;
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(v[a..b].iter().map(|&x| x.max(0.0) + (-x.abs()).exp().ln_1p()).collect()),
-            CpuStorage::F64(v) => CpuStorage::F64(v[a..b].iter().map(|&x| x.max(0.0) + (-x.abs()).exp().ln_1p()).collect()),
-            _ => return Err(candle_core::Error::Msg("softplus: f32 or f64 input expected".into())),
+            CpuStorage::F32(v) => CpuStorage::F32(
+                v[a..b]
+                    .iter()
+                    .map(|&x| x.max(0.0) + (-x.abs()).exp().ln_1p())
+                    .collect(),
+            ),
+            CpuStorage::F64(v) => CpuStorage::F64(
+                v[a..b]
+                    .iter()
+                    .map(|&x| x.max(0.0) + (-x.abs()).exp().ln_1p())
+                    .collect(),
+            ),
+            _ => {
+                return Err(candle_core::Error::Msg(
+                    "softplus: f32 or f64 input expected".into(),
+                ))
+            }
         };
         Ok((out, l.shape().clone()))
     }
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(grad.mul(&candle_nn::ops::sigmoid(arg)?)?))
     }
 }
@@ -42,14 +63,30 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
 
 /// Mean binary cross-entropy on logits, with optional per-class `pos_weight` and label
 /// smoothing (`y ← y·(1 − ε) + ε/2`).
-pub fn bce_with_logits(logits: &Tensor, targets: &Tensor, pos_weight: Option<&Tensor>, label_smoothing: f64) -> Result<Tensor> {
+pub fn bce_with_logits(
+    logits: &Tensor,
+    targets: &Tensor,
+    pos_weight: Option<&Tensor>,
+    label_smoothing: f64,
+) -> Result<Tensor> {
     if logits.dims() != targets.dims() {
-        return Err(NnError::Shape { got: targets.dims().to_vec(), why: format!("targets must match logits {:?}", logits.dims()) });
+        return Err(NnError::Shape {
+            got: targets.dims().to_vec(),
+            why: format!("targets must match logits {:?}", logits.dims()),
+        });
     }
     if !(0.0..1.0).contains(&label_smoothing) {
-        return Err(invalid("label_smoothing", label_smoothing, "must be in [0, 1)"));
+        return Err(invalid(
+            "label_smoothing",
+            label_smoothing,
+            "must be in [0, 1)",
+        ));
     }
-    let y = if label_smoothing > 0.0 { targets.affine(1.0 - label_smoothing, label_smoothing / 2.0)? } else { targets.clone() };
+    let y = if label_smoothing > 0.0 {
+        targets.affine(1.0 - label_smoothing, label_smoothing / 2.0)?
+    } else {
+        targets.clone()
+    };
     let x = logits;
     // log(1 + e^{-|x|}) + max(-x, 0)  ==  softplus(-x), computed without overflow
     let sp = softplus(&x.neg()?)?;
@@ -67,13 +104,24 @@ pub fn bce_with_logits(logits: &Tensor, targets: &Tensor, pos_weight: Option<&Te
 /// smoothing as in PyTorch (`(1 − ε)·NLL + ε·mean over classes of −log p`).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor, label_smoothing: f64) -> Result<Tensor> {
     if logits.rank() != 2 || labels.rank() != 1 || labels.dim(0)? != logits.dim(0)? {
-        return Err(NnError::Shape { got: labels.dims().to_vec(), why: format!("labels must be (N,) for logits {:?}", logits.dims()) });
+        return Err(NnError::Shape {
+            got: labels.dims().to_vec(),
+            why: format!("labels must be (N,) for logits {:?}", logits.dims()),
+        });
     }
     if !(0.0..1.0).contains(&label_smoothing) {
-        return Err(invalid("label_smoothing", label_smoothing, "must be in [0, 1)"));
+        return Err(invalid(
+            "label_smoothing",
+            label_smoothing,
+            "must be in [0, 1)",
+        ));
     }
     let lp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let nll = lp.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?.mean_all()?;
+    let nll = lp
+        .gather(&labels.unsqueeze(1)?, 1)?
+        .squeeze(1)?
+        .neg()?
+        .mean_all()?;
     if label_smoothing == 0.0 {
         return Ok(nll);
     }

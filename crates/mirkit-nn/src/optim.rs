@@ -18,30 +18,65 @@ pub struct Sgd {
 
 impl Sgd {
     /// A new optimiser over `vars`.
-    pub fn new(vars: Vec<Var>, lr: f64, momentum: f64, dampening: f64, nesterov: bool, weight_decay: f64) -> Result<Self> {
+    pub fn new(
+        vars: Vec<Var>,
+        lr: f64,
+        momentum: f64,
+        dampening: f64,
+        nesterov: bool,
+        weight_decay: f64,
+    ) -> Result<Self> {
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(invalid("lr", lr, "must be >= 0"));
         }
-        if !(momentum.is_finite() && momentum >= 0.0) || !(weight_decay.is_finite() && weight_decay >= 0.0) {
-            return Err(invalid("momentum/weight_decay", format!("{momentum}/{weight_decay}"), "must be >= 0"));
+        if !(momentum.is_finite() && momentum >= 0.0)
+            || !(weight_decay.is_finite() && weight_decay >= 0.0)
+        {
+            return Err(invalid(
+                "momentum/weight_decay",
+                format!("{momentum}/{weight_decay}"),
+                "must be >= 0",
+            ));
         }
         if nesterov && (momentum <= 0.0 || dampening != 0.0) {
-            return Err(invalid("nesterov", true, "requires momentum > 0 and zero dampening"));
+            return Err(invalid(
+                "nesterov",
+                true,
+                "requires momentum > 0 and zero dampening",
+            ));
         }
         let n = vars.len();
-        Ok(Self { vars, bufs: vec![None; n], lr, momentum, dampening, nesterov, weight_decay })
+        Ok(Self {
+            vars,
+            bufs: vec![None; n],
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        })
     }
     /// One step from the gradients in `grads` (variables without a gradient are skipped).
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         for (v, buf) in self.vars.iter().zip(self.bufs.iter_mut()) {
-            let Some(g) = grads.get(v.as_tensor()) else { continue };
-            let mut d = if self.weight_decay != 0.0 { (g + (v.as_tensor() * self.weight_decay)?)? } else { g.clone() };
+            let Some(g) = grads.get(v.as_tensor()) else {
+                continue;
+            };
+            let mut d = if self.weight_decay != 0.0 {
+                (g + (v.as_tensor() * self.weight_decay)?)?
+            } else {
+                g.clone()
+            };
             if self.momentum != 0.0 {
                 let b = match buf.take() {
                     None => d.clone(),
                     Some(b) => ((b * self.momentum)? + (&d * (1.0 - self.dampening))?)?,
                 };
-                d = if self.nesterov { (d + (&b * self.momentum)?)? } else { b.clone() };
+                d = if self.nesterov {
+                    (d + (&b * self.momentum)?)?
+                } else {
+                    b.clone()
+                };
                 *buf = Some(b);
             }
             v.set(&(v.as_tensor() - (d * self.lr)?)?)?;
@@ -70,7 +105,13 @@ impl AdamW {
         Self::with_betas(vars, lr, (0.9, 0.999), 1e-8, weight_decay)
     }
     /// Full control.
-    pub fn with_betas(vars: Vec<Var>, lr: f64, betas: (f64, f64), eps: f64, weight_decay: f64) -> Result<Self> {
+    pub fn with_betas(
+        vars: Vec<Var>,
+        lr: f64,
+        betas: (f64, f64),
+        eps: f64,
+        weight_decay: f64,
+    ) -> Result<Self> {
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(invalid("lr", lr, "must be >= 0"));
         }
@@ -78,15 +119,32 @@ impl AdamW {
             return Err(invalid("betas", format!("{betas:?}"), "must be in [0, 1)"));
         }
         let n = vars.len();
-        Ok(Self { vars, m: vec![None; n], v: vec![None; n], t: 0, lr, beta1: betas.0, beta2: betas.1, eps, weight_decay })
+        Ok(Self {
+            vars,
+            m: vec![None; n],
+            v: vec![None; n],
+            t: 0,
+            lr,
+            beta1: betas.0,
+            beta2: betas.1,
+            eps,
+            weight_decay,
+        })
     }
     /// One step.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.t += 1;
         let bc1 = 1.0 - self.beta1.powi(self.t);
         let bc2 = 1.0 - self.beta2.powi(self.t);
-        for ((var, m), v) in self.vars.iter().zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+        for ((var, m), v) in self
+            .vars
+            .iter()
+            .zip(self.m.iter_mut())
+            .zip(self.v.iter_mut())
+        {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             let p = (var.as_tensor() * (1.0 - self.lr * self.weight_decay))?;
             let mn = match m.take() {
                 None => (g * (1.0 - self.beta1))?,
@@ -114,7 +172,11 @@ pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Res
     let mut total = 0.0f64;
     for v in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
-            total += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            total += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?;
         }
     }
     let norm = total.sqrt();
@@ -154,7 +216,10 @@ impl Schedule {
         match *self {
             Schedule::Step { step, gamma } => lr0 * gamma.powi((epoch / step.max(1)) as i32),
             Schedule::Cosine { t_max, eta_min } => {
-                eta_min + (lr0 - eta_min) * (1.0 + (std::f64::consts::PI * epoch as f64 / t_max.max(1) as f64).cos()) / 2.0
+                eta_min
+                    + (lr0 - eta_min)
+                        * (1.0 + (std::f64::consts::PI * epoch as f64 / t_max.max(1) as f64).cos())
+                        / 2.0
             }
         }
     }
@@ -178,7 +243,14 @@ pub struct ReduceOnPlateau {
 impl ReduceOnPlateau {
     /// PyTorch's defaults are factor 0.1, patience 10, threshold 1e-4.
     pub fn new(factor: f64, patience: usize, threshold: f64, min_lr: f64) -> Self {
-        Self { factor, patience, threshold, min_lr, best: f64::INFINITY, bad: 0 }
+        Self {
+            factor,
+            patience,
+            threshold,
+            min_lr,
+            best: f64::INFINITY,
+            bad: 0,
+        }
     }
     /// Feeds the epoch's metric; returns the new learning rate.
     pub fn step(&mut self, metric: f64, lr: f64) -> f64 {

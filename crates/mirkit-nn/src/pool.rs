@@ -17,13 +17,25 @@ fn out_len(n: usize, k: usize, s: usize, p: usize) -> usize {
 
 fn check(name: &'static str, n: usize, k: usize, s: usize, p: usize) -> Result<()> {
     if k == 0 || s == 0 {
-        return Err(invalid(name, format!("kernel {k}, stride {s}"), "kernel and stride must be positive"));
+        return Err(invalid(
+            name,
+            format!("kernel {k}, stride {s}"),
+            "kernel and stride must be positive",
+        ));
     }
     if 2 * p > k {
-        return Err(invalid(name, format!("padding {p}"), format!("must be at most half the kernel ({k})")));
+        return Err(invalid(
+            name,
+            format!("padding {p}"),
+            format!("must be at most half the kernel ({k})"),
+        ));
     }
     if n + 2 * p < k {
-        return Err(invalid(name, format!("size {n}"), format!("smaller than the kernel {k} (padding {p})")));
+        return Err(invalid(
+            name,
+            format!("size {n}"),
+            format!("smaller than the kernel {k} (padding {p})"),
+        ));
     }
     Ok(())
 }
@@ -60,16 +72,28 @@ fn reduce(w: &Tensor, max: bool, k: usize) -> Result<Tensor> {
 }
 
 /// 2-D pooling of `(N, C, H, W)`.
-pub fn pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize), max: bool) -> Result<Tensor> {
+pub fn pool2d(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    max: bool,
+) -> Result<Tensor> {
     if x.rank() != 4 {
-        return Err(NnError::Shape { got: x.dims().to_vec(), why: "pool2d expects (N, C, H, W)".into() });
+        return Err(NnError::Shape {
+            got: x.dims().to_vec(),
+            why: "pool2d expects (N, C, H, W)".into(),
+        });
     }
     let (h, w) = (x.dim(2)?, x.dim(3)?);
     check("pool2d", h, kernel.0, stride.0, padding.0)?;
     check("pool2d", w, kernel.1, stride.1, padding.1)?;
     let fill = if max { f64::NEG_INFINITY } else { 0.0 };
     let xp = pad(&pad(x, 2, padding.0, fill)?, 3, padding.1, fill)?;
-    let (oh, ow) = (out_len(h, kernel.0, stride.0, padding.0), out_len(w, kernel.1, stride.1, padding.1));
+    let (oh, ow) = (
+        out_len(h, kernel.0, stride.0, padding.0),
+        out_len(w, kernel.1, stride.1, padding.1),
+    );
     // windows over H then W: (N, C, OH, W', kh) -> (N, C, OH, OW, kh, kw) -> flatten
     let a = windows(&xp, 2, kernel.0, stride.0, oh)?; // (N,C,OH,Wp,kh)
     let a = a.transpose(3, 4)?.contiguous()?; // (N,C,OH,kh,Wp)
@@ -81,9 +105,18 @@ pub fn pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), paddin
 }
 
 /// 1-D pooling of `(N, C, L)`.
-pub fn pool1d(x: &Tensor, kernel: usize, stride: usize, padding: usize, max: bool) -> Result<Tensor> {
+pub fn pool1d(
+    x: &Tensor,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    max: bool,
+) -> Result<Tensor> {
     if x.rank() != 3 {
-        return Err(NnError::Shape { got: x.dims().to_vec(), why: "pool1d expects (N, C, L)".into() });
+        return Err(NnError::Shape {
+            got: x.dims().to_vec(),
+            why: "pool1d expects (N, C, L)".into(),
+        });
     }
     let l = x.dim(2)?;
     check("pool1d", l, kernel, stride, padding)?;
@@ -93,11 +126,21 @@ pub fn pool1d(x: &Tensor, kernel: usize, stride: usize, padding: usize, max: boo
 }
 
 /// `F.max_pool2d(x, kernel, stride, padding)`.
-pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Result<Tensor> {
+pub fn max_pool2d(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<Tensor> {
     pool2d(x, kernel, stride, padding, true)
 }
 /// `F.avg_pool2d(x, kernel, stride, padding)` (padding counted).
-pub fn avg_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Result<Tensor> {
+pub fn avg_pool2d(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<Tensor> {
     pool2d(x, kernel, stride, padding, false)
 }
 /// `F.max_pool1d`.
@@ -127,7 +170,10 @@ pub fn global_max_pool(x: &Tensor) -> Result<Tensor> {
 /// `[floor(i·H/oh), ceil((i+1)·H/oh))`.
 pub fn adaptive_avg_pool2d(x: &Tensor, out: (usize, usize)) -> Result<Tensor> {
     if x.rank() != 4 || out.0 == 0 || out.1 == 0 {
-        return Err(NnError::Shape { got: x.dims().to_vec(), why: "adaptive_avg_pool2d expects (N, C, H, W) and a positive size".into() });
+        return Err(NnError::Shape {
+            got: x.dims().to_vec(),
+            why: "adaptive_avg_pool2d expects (N, C, H, W) and a positive size".into(),
+        });
     }
     let (h, w) = (x.dim(2)?, x.dim(3)?);
     let mut rows = Vec::with_capacity(out.0);
@@ -136,7 +182,12 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: (usize, usize)) -> Result<Tensor> {
         let mut cols = Vec::with_capacity(out.1);
         for j in 0..out.1 {
             let (c, d) = (j * w / out.1, ((j + 1) * w).div_ceil(out.1));
-            cols.push(x.narrow(2, a, b - a)?.narrow(3, c, d - c)?.mean_keepdim(2)?.mean_keepdim(3)?);
+            cols.push(
+                x.narrow(2, a, b - a)?
+                    .narrow(3, c, d - c)?
+                    .mean_keepdim(2)?
+                    .mean_keepdim(3)?,
+            );
         }
         rows.push(Tensor::cat(&cols, 3)?);
     }

@@ -66,7 +66,12 @@ pub struct RnnOutput {
 
 fn names(l: usize, reverse: bool) -> [String; 4] {
     let s = if reverse { "_reverse" } else { "" };
-    [format!("weight_ih_l{l}{s}"), format!("weight_hh_l{l}{s}"), format!("bias_ih_l{l}{s}"), format!("bias_hh_l{l}{s}")]
+    [
+        format!("weight_ih_l{l}{s}"),
+        format!("weight_hh_l{l}{s}"),
+        format!("bias_ih_l{l}{s}"),
+        format!("bias_hh_l{l}{s}"),
+    ]
 }
 
 impl Rnn {
@@ -74,13 +79,21 @@ impl Rnn {
     /// is an error naming it.
     pub fn new(kind: RnnKind, cfg: RnnConfig, vb: VarBuilder) -> Result<Self> {
         if cfg.input_size == 0 || cfg.hidden_size == 0 || cfg.num_layers == 0 {
-            return Err(invalid("rnn", format!("{cfg:?}"), "sizes and layer count must be positive"));
+            return Err(invalid(
+                "rnn",
+                format!("{cfg:?}"),
+                "sizes and layer count must be positive",
+            ));
         }
         let g = kind.gates() * cfg.hidden_size;
         let nd = if cfg.bidirectional { 2 } else { 1 };
         let mut dirs = Vec::new();
         for l in 0..cfg.num_layers {
-            let inp = if l == 0 { cfg.input_size } else { nd * cfg.hidden_size };
+            let inp = if l == 0 {
+                cfg.input_size
+            } else {
+                nd * cfg.hidden_size
+            };
             for d in 0..nd {
                 let [wi, wh, bi, bh] = names(l, d == 1);
                 dirs.push(Dir {
@@ -96,17 +109,41 @@ impl Rnn {
 
     /// Seeded PyTorch-default initialisation (all U(−1/√H, 1/√H)) of the variables of a
     /// new layer under `prefix` in `vm`.
-    pub fn init(kind: RnnKind, cfg: RnnConfig, vm: &VarMap, prefix: &str, rng: &mut Rng, dev: &Device) -> Result<()> {
+    pub fn init(
+        kind: RnnKind,
+        cfg: RnnConfig,
+        vm: &VarMap,
+        prefix: &str,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<()> {
         let g = kind.gates() * cfg.hidden_size;
         let nd = if cfg.bidirectional { 2 } else { 1 };
         let b = 1.0 / (cfg.hidden_size as f64).sqrt();
         for l in 0..cfg.num_layers {
-            let inp = if l == 0 { cfg.input_size } else { nd * cfg.hidden_size };
+            let inp = if l == 0 {
+                cfg.input_size
+            } else {
+                nd * cfg.hidden_size
+            };
             for d in 0..nd {
                 let [wi, wh, bi, bh] = names(l, d == 1);
-                let p = |n: &str| if prefix.is_empty() { n.to_string() } else { format!("{prefix}.{n}") };
+                let p = |n: &str| {
+                    if prefix.is_empty() {
+                        n.to_string()
+                    } else {
+                        format!("{prefix}.{n}")
+                    }
+                };
                 seeded_var(vm, &p(&wi), &[g, inp], Init::Uniform(b), rng, dev)?;
-                seeded_var(vm, &p(&wh), &[g, cfg.hidden_size], Init::Uniform(b), rng, dev)?;
+                seeded_var(
+                    vm,
+                    &p(&wh),
+                    &[g, cfg.hidden_size],
+                    Init::Uniform(b),
+                    rng,
+                    dev,
+                )?;
                 seeded_var(vm, &p(&bi), &[g], Init::Uniform(b), rng, dev)?;
                 seeded_var(vm, &p(&bh), &[g], Init::Uniform(b), rng, dev)?;
             }
@@ -114,7 +151,12 @@ impl Rnn {
         Ok(())
     }
 
-    fn run_dir(&self, d: &Dir, x: &Tensor, reverse: bool) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    fn run_dir(
+        &self,
+        d: &Dir,
+        x: &Tensor,
+        reverse: bool,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let (b, t, _) = x.dims3()?;
         let h_sz = self.cfg.hidden_size;
         // input projections for all steps at once: (B, T, G)
@@ -149,8 +191,15 @@ impl Rnn {
             }
             outs[ti] = Some(h.clone());
         }
-        let outs: Vec<Tensor> = outs.into_iter().map(|o| o.expect("every step visited")).collect();
-        let c_last = if self.kind == RnnKind::Lstm { Some(c) } else { None };
+        let outs: Vec<Tensor> = outs
+            .into_iter()
+            .map(|o| o.expect("every step visited"))
+            .collect();
+        let c_last = if self.kind == RnnKind::Lstm {
+            Some(c)
+        } else {
+            None
+        };
         Ok((Tensor::stack(&outs, 1)?, h, c_last))
     }
 
@@ -158,7 +207,10 @@ impl Rnn {
     pub fn forward(&self, x: &Tensor) -> Result<RnnOutput> {
         let dims = x.dims();
         if dims.len() != 3 || dims[2] != self.cfg.input_size || dims[1] == 0 {
-            return Err(NnError::Shape { got: dims.to_vec(), why: format!("expected (B, T>0, {})", self.cfg.input_size) });
+            return Err(NnError::Shape {
+                got: dims.to_vec(),
+                why: format!("expected (B, T>0, {})", self.cfg.input_size),
+            });
         }
         let nd = if self.cfg.bidirectional { 2 } else { 1 };
         let mut inp = x.clone();
@@ -173,12 +225,20 @@ impl Rnn {
                     cs.push(c);
                 }
             }
-            inp = if nd == 1 { outs.pop().expect("one direction") } else { Tensor::cat(&outs, D::Minus1)? };
+            inp = if nd == 1 {
+                outs.pop().expect("one direction")
+            } else {
+                Tensor::cat(&outs, D::Minus1)?
+            };
         }
         Ok(RnnOutput {
             output: inp,
             h_n: Tensor::stack(&hs, 0)?,
-            c_n: if cs.is_empty() { None } else { Some(Tensor::stack(&cs, 0)?) },
+            c_n: if cs.is_empty() {
+                None
+            } else {
+                Some(Tensor::stack(&cs, 0)?)
+            },
         })
     }
 }
