@@ -75,8 +75,12 @@ pub const MODELS: &[Entry] = &[
 /// The default tagger until musicnn 0.1.0's `musicnn-mtt` is converted.
 pub const DEFAULT_MODEL: &str = "won2020-musicnn-mtat";
 
-/// Loads a registry model by name.
+/// Loads a registry model by name, or a Won 2020-layout safetensors file (e.g. one
+/// written by fine-tuning) when `name` ends in `.safetensors`.
 pub fn load(name: &str) -> Result<Won2020> {
+    if name.ends_with(".safetensors") {
+        return Won2020::load_any(name);
+    }
     let e = MODELS
         .iter()
         .find(|e| e.name == name)

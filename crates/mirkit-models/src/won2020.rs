@@ -35,6 +35,23 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// `fcn`, `crnn` or `musicnn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Fcn => "fcn",
+            Arch::Crnn => "crnn",
+            Arch::Musicnn => "musicnn",
+        }
+    }
+    /// Parses [`Arch::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fcn" => Some(Arch::Fcn),
+            "crnn" => Some(Arch::Crnn),
+            "musicnn" => Some(Arch::Musicnn),
+            _ => None,
+        }
+    }
     /// Samples per input window: 29 s for FCN/CRNN, 3 s for Musicnn.
     pub fn input_len(self) -> usize {
         match self {
@@ -57,13 +74,13 @@ struct ConvBn {
 }
 
 impl ConvBn {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = match (&self.conv2, &self.conv1) {
             (Some(c), _) => c.forward(&x.pad_with_zeros(3, self.pad_w, self.pad_w)?)?,
             (_, Some(c)) => c.forward(x)?,
             _ => unreachable!("one convolution is always set"),
         };
-        Ok(self.bn.forward_t(&y, false)?.relu()?)
+        Ok(self.bn.forward_t(&y, train)?.relu()?)
     }
 }
 
@@ -82,45 +99,45 @@ impl MusicnnBody {
     fn layers(&self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
         let mut outs = Vec::new();
         for v in &self.vertical {
-            outs.push(v.forward(x)?.max_keepdim(2)?.squeeze(2)?);
+            outs.push(v.forward(x, false)?.max_keepdim(2)?.squeeze(2)?);
         }
         let avg = x.mean_keepdim(2)?.squeeze(2)?;
         for h in &self.horizontal {
-            outs.push(h.forward(&avg)?);
+            outs.push(h.forward(&avg, false)?);
         }
         let front = Tensor::cat(&outs, 1)?;
-        let r1 = self.back[0].forward(&front)?;
-        let r2 = (self.back[1].forward(&r1)? + &r1)?;
-        let r3 = (self.back[2].forward(&r2)? + &r2)?;
+        let r1 = self.back[0].forward(&front, false)?;
+        let r2 = (self.back[1].forward(&r1, false)? + &r1)?;
+        let r3 = (self.back[2].forward(&r2, false)? + &r2)?;
         let mut v = vec![
             ("front".to_string(), front.mean(2)?),
             ("layer1".to_string(), r1.mean(2)?),
             ("layer2".to_string(), r2.mean(2)?),
             ("layer3".to_string(), r3.mean(2)?),
         ];
-        v.push(("embedding".to_string(), self.forward(x)?));
+        v.push(("embedding".to_string(), self.forward(x, false)?));
         Ok(v)
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut outs = Vec::new();
         for v in &self.vertical {
-            let y = v.forward(x)?; // (B, C, F', T)
+            let y = v.forward(x, train)?; // (B, C, F', T)
             outs.push(y.max_keepdim(2)?.squeeze(2)?); // max over frequency
         }
         let avg = x.mean_keepdim(2)?.squeeze(2)?; // (B, 1, T)
         for h in &self.horizontal {
-            outs.push(h.forward(&avg)?);
+            outs.push(h.forward(&avg, train)?);
         }
         let front = Tensor::cat(&outs, 1)?; // (B, 561, T)
-        let r1 = self.back[0].forward(&front)?;
-        let r2 = (self.back[1].forward(&r1)? + &r1)?;
-        let r3 = (self.back[2].forward(&r2)? + &r2)?;
+        let r1 = self.back[0].forward(&front, train)?;
+        let r2 = (self.back[1].forward(&r1, train)? + &r1)?;
+        let r3 = (self.back[2].forward(&r2, train)? + &r2)?;
         let all = Tensor::cat(&[&front, &r1, &r2, &r3], 1)?;
         let pooled = Tensor::cat(&[all.max(2)?, all.mean(2)?], 1)?;
         Ok(self
             .bn
-            .forward_t(&self.dense1.forward(&pooled)?, false)?
+            .forward_t(&self.dense1.forward(&pooled)?, train)?
             .relu()?)
     }
 }
@@ -137,8 +154,8 @@ struct Block {
 }
 
 impl Block {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.bn.forward_t(&self.conv.forward(x)?, false)?.relu()?;
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()?;
         Ok(mirkit_nn::pool::max_pool2d(
             &x,
             self.pool,
@@ -318,6 +335,30 @@ impl Won2020 {
         Self::from_parts(arch, map, &meta, file)
     }
 
+    /// Loads a file of any of the three architectures, telling which from its metadata
+    /// (`arch`: `fcn`, `crnn`, `musicnn`) or else from its tensor names.
+    pub fn load_any(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = safetensors_metadata(path)?;
+        let arch = match meta.get("arch").map(|s| s.as_str()) {
+            Some(a) => Arch::parse(a).ok_or_else(|| ModelError::Weights {
+                file: path.display().to_string(),
+                why: format!("unknown arch {a:?} in the metadata"),
+            })?,
+            None => {
+                let map = candle_core::safetensors::load(path, &Device::Cpu)?;
+                if map.contains_key("layer5.weight_ih_l0") {
+                    Arch::Crnn
+                } else if map.contains_key("dense1.weight") {
+                    Arch::Musicnn
+                } else {
+                    Arch::Fcn
+                }
+            }
+        };
+        Self::load(arch, path)
+    }
+
     /// Loads from the bytes of a safetensors file (e.g. weights compiled into a binary).
     pub fn from_bytes(arch: Arch, bytes: &[u8], label: &str) -> Result<Self> {
         let meta = metadata_from_bytes(bytes, label)?;
@@ -351,7 +392,7 @@ impl Won2020 {
                 .unwrap_or(64),
             map.get("dense1.weight").map(|t| t.dims()[0]).unwrap_or(200),
         );
-        let (blocks_spec, expected) = layout(arch, tags.len(), musicnn);
+        let (_, expected) = layout(arch, tags.len(), musicnn);
         for (name, shape) in &expected {
             match map.get(name) {
                 None => {
@@ -387,6 +428,83 @@ impl Won2020 {
             .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
             .collect::<Result<_>>()?;
         let vb = VarBuilder::from_tensors(map, DType::F32, &device);
+        Self::build(arch, vb, tags, musicnn)
+    }
+
+    /// A trainable copy of a saved model: every tensor becomes a variable of the returned
+    /// [`candle_nn::VarMap`] (same names, so `VarMap` contents save back as a file
+    /// [`Self::load`] reads). With `new_tags`, the output layer (`dense` for FCN/CRNN,
+    /// `dense2` for Musicnn) is replaced by a freshly initialised one of that size
+    /// (PyTorch's `Linear` default, seeded) for transfer to a new tag set.
+    pub fn load_trainable(
+        arch: Arch,
+        path: impl AsRef<Path>,
+        new_tags: Option<Vec<String>>,
+        seed: u64,
+    ) -> Result<(Self, candle_nn::VarMap)> {
+        let path = path.as_ref();
+        // validates every tensor exactly as `load` does
+        let checked = Self::load(arch, path)?;
+        let map = candle_core::safetensors::load(path, &Device::Cpu)?;
+        let musicnn = (
+            map.get("layer1.conv.weight")
+                .map(|t| t.dims()[0])
+                .unwrap_or(64),
+            map.get("dense1.weight").map(|t| t.dims()[0]).unwrap_or(200),
+        );
+        let vm = candle_nn::VarMap::new();
+        {
+            let mut data = vm.data().lock().expect("VarMap lock");
+            for (k, t) in map {
+                data.insert(k, candle_core::Var::from_tensor(&t.to_dtype(DType::F32)?)?);
+            }
+        }
+        let tags = match new_tags {
+            None => checked.tags.clone(),
+            Some(tags) => {
+                if tags.is_empty() {
+                    return Err(ModelError::Input("new tag set is empty".into()));
+                }
+                let (name, fan_in) = match arch {
+                    Arch::Fcn => ("dense", 64),
+                    Arch::Crnn => ("dense", 32),
+                    Arch::Musicnn => ("dense2", musicnn.1),
+                };
+                let mut rng = mirkit_core::rng::Rng::new(seed);
+                let init = mirkit_nn::init::Init::KaimingUniformDefault;
+                mirkit_nn::init::seeded_var(
+                    &vm,
+                    &format!("{name}.weight"),
+                    &[tags.len(), fan_in],
+                    init,
+                    &mut rng,
+                    &Device::Cpu,
+                )?;
+                let b = 1.0 / (fan_in as f64).sqrt();
+                mirkit_nn::init::seeded_var(
+                    &vm,
+                    &format!("{name}.bias"),
+                    &[tags.len()],
+                    mirkit_nn::init::Init::Uniform(b),
+                    &mut rng,
+                    &Device::Cpu,
+                )?;
+                tags
+            }
+        };
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let m = Self::build(arch, vb, tags, musicnn)?;
+        Ok((m, vm))
+    }
+
+    fn build(
+        arch: Arch,
+        vb: VarBuilder,
+        tags: Vec<String>,
+        musicnn: (usize, usize),
+    ) -> Result<Self> {
+        let device = Device::Cpu;
+        let (blocks_spec, _) = layout(arch, tags.len(), musicnn);
         let bn_cfg = BatchNormConfig {
             eps: 1e-5,
             remove_mean: true,
@@ -523,14 +641,7 @@ impl Won2020 {
 
     /// Front end of one window: `(1, 1, 96, frames)` after `spec_bn`.
     pub fn front_end(&self, audio: &[f32]) -> Result<Tensor> {
-        let s = self.stft.compute(audio)?.into_array(); // (257, T) power
-        let (bins, frames) = s.dim();
-        let s = Tensor::from_vec(s.into_raw_vec_and_offset().0, (bins, frames), &self.device)?;
-        let mel = self.fb_t.matmul(&s)?; // (96, T)
-        let db = (mel.clamp(1e-10f32, f32::MAX)?.log()? * (10.0 / std::f64::consts::LN_10))?;
-        Ok(self
-            .spec_bn
-            .forward_t(&db.reshape((1, 1, 96, frames))?, false)?)
+        self.spec_bn_t(&self.log_mel(audio)?, false)
     }
 
     /// Sigmoid scores of a batch of front-end outputs `(B, 1, 96, frames)`.
@@ -538,25 +649,50 @@ impl Won2020 {
         self.head(&self.embedding(x)?)
     }
 
-    /// The output layer on embeddings.
+    /// The output layer on embeddings: sigmoid scores.
     fn head(&self, e: &Tensor) -> Result<Tensor> {
-        let logits = match (&self.musicnn, &self.dense) {
+        Ok(candle_nn::ops::sigmoid(&self.logits(e)?)?)
+    }
+
+    /// The output layer on embeddings: logits (before the sigmoid).
+    pub fn logits(&self, e: &Tensor) -> Result<Tensor> {
+        Ok(match (&self.musicnn, &self.dense) {
             (Some(m), _) => m.dense2.forward(e)?,
             (None, Some(d)) => d.forward(e)?,
             _ => unreachable!("every architecture has an output layer"),
-        };
-        Ok(candle_nn::ops::sigmoid(&logits)?)
+        })
+    }
+
+    /// Log-mel (dB) of one window, `(1, 1, 96, frames)`, before `spec_bn`.
+    pub fn log_mel(&self, audio: &[f32]) -> Result<Tensor> {
+        let s = self.stft.compute(audio)?.into_array(); // (257, T) power
+        let (bins, frames) = s.dim();
+        let s = Tensor::from_vec(s.into_raw_vec_and_offset().0, (bins, frames), &self.device)?;
+        let mel = self.fb_t.matmul(&s)?; // (96, T)
+        let db = (mel.clamp(1e-10f32, f32::MAX)?.log()? * (10.0 / std::f64::consts::LN_10))?;
+        Ok(db.reshape((1, 1, 96, frames))?)
+    }
+
+    /// The input batch norm (`spec_bn`) on a batch of [`Self::log_mel`] outputs.
+    pub fn spec_bn_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.spec_bn.forward_t(x, train)?)
     }
 
     /// The penultimate representation of a batch of front-end outputs: FCN 64-d (after
     /// the last block), CRNN 32-d (last GRU state), Musicnn 200-d (dense → BN → ReLU).
     pub fn embedding(&self, x: &Tensor) -> Result<Tensor> {
+        self.embedding_t(x, false)
+    }
+
+    /// [`Self::embedding`] in training (`train`: batch statistics in every batch norm,
+    /// running statistics updated) or evaluation mode.
+    pub fn embedding_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if let Some(m) = &self.musicnn {
-            return m.forward(x);
+            return m.forward(x, train);
         }
         let mut x = x.clone();
         for b in &self.blocks {
-            x = b.forward(&x)?;
+            x = b.forward(&x, train)?;
         }
         let x = match &self.gru {
             None => x.flatten_from(1)?,
@@ -583,7 +719,7 @@ impl Won2020 {
                 let mut v = Vec::new();
                 let mut h = x.clone();
                 for (i, b) in self.blocks.iter().enumerate() {
-                    h = b.forward(&h)?;
+                    h = b.forward(&h, false)?;
                     v.push((format!("layer{}", i + 1), h.mean(3)?.mean(2)?));
                 }
                 v.push(("embedding".to_string(), self.embedding(&x)?));

@@ -97,9 +97,91 @@ pub struct AdamW {
     beta2: f64,
     eps: f64,
     weight_decay: f64,
+    /// coupled L2 (`torch.optim.Adam(weight_decay=…)`) instead of decoupled decay
+    l2: bool,
+}
+
+/// An optimiser's internal state (step count and per-variable buffers), for checkpoints:
+/// buffers are named `"<slot>.<index of the variable>"`.
+#[derive(Debug, Clone, Default)]
+pub struct OptState {
+    /// Steps taken.
+    pub step: u64,
+    /// Named buffers.
+    pub buffers: Vec<(String, Tensor)>,
+}
+
+fn export(slot: &str, bufs: &[Option<Tensor>], out: &mut Vec<(String, Tensor)>) {
+    for (i, b) in bufs.iter().enumerate() {
+        if let Some(b) = b {
+            out.push((format!("{slot}.{i}"), b.clone()));
+        }
+    }
+}
+
+fn import(slot: &str, bufs: &mut [Option<Tensor>], vars: &[Var], st: &OptState) -> Result<()> {
+    for b in bufs.iter_mut() {
+        *b = None;
+    }
+    for (name, t) in &st.buffers {
+        let Some(rest) = name.strip_prefix(slot).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
+        let i: usize = rest
+            .parse()
+            .map_err(|_| invalid("optimiser buffer", name, "expected <slot>.<index>"))?;
+        if i >= vars.len() || vars[i].dims() != t.dims() {
+            return Err(invalid(
+                "optimiser buffer",
+                name,
+                format!("does not fit variable {i} of {}", vars.len()),
+            ));
+        }
+        bufs[i] = Some(t.clone());
+    }
+    Ok(())
+}
+
+impl Sgd {
+    /// The momentum buffers (`momentum.<i>`), for checkpoints.
+    pub fn state(&self) -> OptState {
+        let mut buffers = Vec::new();
+        export("momentum", &self.bufs, &mut buffers);
+        OptState { step: 0, buffers }
+    }
+    /// Restores [`Sgd::state`]; buffers must fit the variables.
+    pub fn set_state(&mut self, st: &OptState) -> Result<()> {
+        import("momentum", &mut self.bufs, &self.vars, st)
+    }
 }
 
 impl AdamW {
+    /// The step count and moment buffers (`m.<i>`, `v.<i>`), for checkpoints.
+    pub fn state(&self) -> OptState {
+        let mut buffers = Vec::new();
+        export("m", &self.m, &mut buffers);
+        export("v", &self.v, &mut buffers);
+        OptState {
+            step: self.t as u64,
+            buffers,
+        }
+    }
+    /// Restores [`AdamW::state`]; buffers must fit the variables.
+    pub fn set_state(&mut self, st: &OptState) -> Result<()> {
+        import("m", &mut self.m, &self.vars, st)?;
+        import("v", &mut self.v, &self.vars, st)?;
+        self.t = st.step as i32;
+        Ok(())
+    }
+    /// `torch.optim.Adam` with (coupled, L2) `weight_decay`: the decay is added to the
+    /// gradient before the moments, as Won et al. 2020's recipe uses.
+    pub fn adam_l2(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<Self> {
+        let mut o = Self::new(vars, lr, 0.0)?;
+        o.weight_decay = weight_decay;
+        o.l2 = true;
+        Ok(o)
+    }
+
     /// PyTorch defaults: betas (0.9, 0.999), eps 1e-8.
     pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<Self> {
         Self::with_betas(vars, lr, (0.9, 0.999), 1e-8, weight_decay)
@@ -129,6 +211,7 @@ impl AdamW {
             beta2: betas.1,
             eps,
             weight_decay,
+            l2: false,
         })
     }
     /// One step.
@@ -145,7 +228,13 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let p = (var.as_tensor() * (1.0 - self.lr * self.weight_decay))?;
+            let g_l2;
+            let (p, g) = if self.l2 {
+                g_l2 = (g + (var.as_tensor() * self.weight_decay)?)?;
+                (var.as_tensor().clone(), &g_l2)
+            } else {
+                ((var.as_tensor() * (1.0 - self.lr * self.weight_decay))?, g)
+            };
             let mn = match m.take() {
                 None => (g * (1.0 - self.beta1))?,
                 Some(m) => ((m * self.beta1)? + (g * (1.0 - self.beta1))?)?,

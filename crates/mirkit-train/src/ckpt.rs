@@ -1,0 +1,71 @@
+//! safetensors files with metadata, written atomically (temporary sibling + rename), so
+//! a process killed mid-write leaves the previous file intact.
+
+use crate::error::{Result, TrainError};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes named f32 tensors and string metadata to `path` atomically.
+pub fn save(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
+    let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let v: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        bufs.push((name.clone(), t.dims().to_vec(), bytes));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bufs
+        .iter()
+        .map(|(n, s, b)| {
+            Ok((
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .map_err(|e| TrainError::Checkpoint {
+                        file: path.display().to_string(),
+                        why: format!("{n}: {e}"),
+                    })?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::tensor::serialize(views, Some(metadata.clone())).map_err(|e| {
+        TrainError::Checkpoint {
+            file: path.display().to_string(),
+            why: e.to_string(),
+        }
+    })?;
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| crate::error::io_err(dir, e))?;
+        }
+    }
+    mirkit_core::npy::write_atomic(path, |w| w.write_all(&bytes))?;
+    Ok(())
+}
+
+/// Reads every tensor (as f32 on the CPU) and the metadata of a safetensors file.
+pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| crate::error::io_err(path, e))?;
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| TrainError::Checkpoint {
+            file: file.clone(),
+            why: e.to_string(),
+        })?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+        TrainError::Checkpoint {
+            file,
+            why: e.to_string(),
+        }
+    })?;
+    let tensors = tensors
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
+        .collect::<Result<_>>()?;
+    Ok((tensors, metadata))
+}

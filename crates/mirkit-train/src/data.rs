@@ -1,0 +1,661 @@
+//! Data sets: which files, which labels, which split.
+//!
+//! Loaders for the layouts music-classification work uses: a folder per class, a CSV
+//! manifest (one class or many tags per file), MagnaTagATune's `annotations_final.csv`
+//! with split lists, GTZAN's folder layout with optional (fault-filtered) split lists,
+//! and MTG-Jamendo's TSVs. Every parsing problem names the file and the 1-based line.
+
+use crate::error::{invalid, io_err, Result, TrainError};
+use mirkit_core::rng::Rng;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Single-label classification or multi-label tagging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Exactly one class per item (softmax, cross-entropy, accuracy).
+    MultiClass,
+    /// Any number of tags per item (sigmoid, binary cross-entropy, ROC/PR-AUC).
+    MultiLabel,
+}
+
+impl Task {
+    /// `"multiclass"` or `"multilabel"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::MultiClass => "multiclass",
+            Task::MultiLabel => "multilabel",
+        }
+    }
+    /// Parses [`Task::as_str`].
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "multiclass" => Ok(Task::MultiClass),
+            "multilabel" => Ok(Task::MultiLabel),
+            _ => Err(invalid("task", s, "multiclass or multilabel")),
+        }
+    }
+}
+
+/// One audio file and its labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The audio file.
+    pub path: PathBuf,
+    /// Indices into [`Dataset::classes`] (exactly one for [`Task::MultiClass`]).
+    pub labels: Vec<usize>,
+    /// Split name (`train`, `valid`, `test`), if the source gives one.
+    pub split: Option<String>,
+}
+
+/// A labelled collection of audio files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Class or tag names, in output order.
+    pub classes: Vec<String>,
+    /// Single- or multi-label.
+    pub task: Task,
+    /// The files.
+    pub items: Vec<Item>,
+}
+
+/// Extensions treated as audio when scanning folders.
+pub const AUDIO_EXTENSIONS: [&str; 10] = [
+    "wav", "flac", "ogg", "mp3", "m4a", "aac", "aif", "aiff", "oga", "mp4",
+];
+
+fn is_audio(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| io_err(path, e))
+}
+
+fn sorted_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io_err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn audio_files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for p in sorted_dir(dir)? {
+        if p.is_dir() {
+            audio_files_under(&p, out)?;
+        } else if is_audio(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Splits one CSV line (RFC 4180 quoting: `"a, b"` and `""` escapes).
+pub fn split_csv_line(line: &str, sep: char) -> std::result::Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    cur.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                }
+            } else {
+                cur.push(c);
+            }
+        } else if c == '"' && cur.is_empty() {
+            quoted = true;
+        } else if c == sep {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+/// Options of [`Dataset::csv_manifest`].
+#[derive(Debug, Clone)]
+pub struct CsvOptions {
+    /// Column with the audio path (relative to the manifest's folder or absolute).
+    pub path_column: String,
+    /// Column with the class or the tags.
+    pub label_column: String,
+    /// Column with the split, if any.
+    pub split_column: Option<String>,
+    /// Multi-label: the label column holds tags separated by this character
+    /// (e.g. `;` or `|`). `None`: one class per row.
+    pub tag_separator: Option<char>,
+    /// Fixed class list (unknown labels are errors); `None`: the sorted set of labels seen.
+    pub classes: Option<Vec<String>>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            path_column: "path".into(),
+            label_column: "label".into(),
+            split_column: Some("split".into()),
+            tag_separator: None,
+            classes: None,
+        }
+    }
+}
+
+impl Dataset {
+    /// Number of classes or tags.
+    pub fn n_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// `root/<class>/**/<audio files>`: the sorted sub-folder names are the classes. No
+    /// split is recorded (see [`Dataset::stratified_split`]).
+    pub fn folder_per_class(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        let mut classes = Vec::new();
+        let mut items = Vec::new();
+        for dir in sorted_dir(root)? {
+            if !dir.is_dir() {
+                continue;
+            }
+            let mut files = Vec::new();
+            audio_files_under(&dir, &mut files)?;
+            if files.is_empty() {
+                continue;
+            }
+            let c = classes.len();
+            classes.push(dir.file_name().unwrap().to_string_lossy().into_owned());
+            items.extend(files.into_iter().map(|path| Item {
+                path,
+                labels: vec![c],
+                split: None,
+            }));
+        }
+        if classes.len() < 2 {
+            return Err(invalid(
+                "folder",
+                root.display(),
+                "needs at least two sub-folders (one per class) holding audio files",
+            ));
+        }
+        Ok(Self {
+            classes,
+            task: Task::MultiClass,
+            items,
+        })
+    }
+
+    /// A CSV manifest with a header row (see [`CsvOptions`]); paths are relative to the
+    /// manifest's folder.
+    pub fn csv_manifest(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let text = read_text(path)?;
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let (_, header) = lines.next().ok_or_else(|| TrainError::Parse {
+            file: file.clone(),
+            line: 1,
+            why: "empty manifest".into(),
+        })?;
+        let header = split_csv_line(header.trim_start_matches('\u{feff}'), ',').map_err(|why| {
+            TrainError::Parse {
+                file: file.clone(),
+                line: 1,
+                why,
+            }
+        })?;
+        let col = |name: &str| -> Result<usize> {
+            header
+                .iter()
+                .position(|h| h.trim() == name)
+                .ok_or_else(|| TrainError::Parse {
+                    file: file.clone(),
+                    line: 1,
+                    why: format!("no column {name:?} (columns: {})", header.join(", ")),
+                })
+        };
+        let pc = col(&opts.path_column)?;
+        let lc = col(&opts.label_column)?;
+        let sc = match &opts.split_column {
+            Some(s) => header.iter().position(|h| h.trim() == s),
+            None => None,
+        };
+        let mut rows = Vec::new();
+        for (i, line) in lines {
+            let f = split_csv_line(line, ',').map_err(|why| TrainError::Parse {
+                file: file.clone(),
+                line: i + 1,
+                why,
+            })?;
+            if f.len() != header.len() {
+                return Err(TrainError::Parse {
+                    file: file.clone(),
+                    line: i + 1,
+                    why: format!("{} fields, header has {}", f.len(), header.len()),
+                });
+            }
+            let labels: Vec<String> = match opts.tag_separator {
+                Some(sep) => f[lc]
+                    .split(sep)
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                None => vec![f[lc].trim().to_string()],
+            };
+            if opts.tag_separator.is_none() && labels[0].is_empty() {
+                return Err(TrainError::Parse {
+                    file: file.clone(),
+                    line: i + 1,
+                    why: "empty label".into(),
+                });
+            }
+            let split = sc
+                .map(|c| f[c].trim().to_string())
+                .filter(|s| !s.is_empty());
+            rows.push((i + 1, base.join(f[pc].trim()), labels, split));
+        }
+        let task = if opts.tag_separator.is_some() {
+            Task::MultiLabel
+        } else {
+            Task::MultiClass
+        };
+        let classes = match &opts.classes {
+            Some(c) => c.clone(),
+            None => {
+                let mut c: Vec<String> = rows.iter().flat_map(|r| r.2.iter().cloned()).collect();
+                c.sort();
+                c.dedup();
+                c
+            }
+        };
+        let index: HashMap<&str, usize> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let mut items = Vec::new();
+        for (line, p, labels, split) in rows {
+            let mut idx = Vec::new();
+            for l in &labels {
+                match index.get(l.as_str()) {
+                    Some(&i) => idx.push(i),
+                    None => {
+                        return Err(TrainError::UnknownClass {
+                            file: file.clone(),
+                            line,
+                            class: l.clone(),
+                            known: classes.join(", "),
+                        })
+                    }
+                }
+            }
+            idx.sort_unstable();
+            idx.dedup();
+            items.push(Item {
+                path: p,
+                labels: idx,
+                split,
+            });
+        }
+        Ok(Self {
+            classes,
+            task,
+            items,
+        })
+    }
+
+    /// MagnaTagATune: `annotations_final.csv` (tab-separated `clip_id`, 188 tag columns of
+    /// 0/1, `mp3_path`) with audio under `audio_root`. Tags: `tags` if given (e.g. the
+    /// common top-50 list), else the 50 most frequent. Splits from optional list files
+    /// (one `mp3_path` per line, optionally `index<TAB>mp3_path`, as in the common top-50
+    /// split files); items in no list keep no split.
+    pub fn mtat(
+        annotations: impl AsRef<Path>,
+        audio_root: impl AsRef<Path>,
+        tags: Option<&[String]>,
+        splits: &[(&str, &Path)],
+    ) -> Result<Self> {
+        let path = annotations.as_ref();
+        let file = path.display().to_string();
+        let text = read_text(path)?;
+        let mut lines = text.lines().enumerate();
+        let (_, header) = lines.next().ok_or_else(|| TrainError::Parse {
+            file: file.clone(),
+            line: 1,
+            why: "empty file".into(),
+        })?;
+        let header: Vec<&str> = header.split('\t').map(|s| s.trim_matches('"')).collect();
+        let (Some(0), Some(last)) = (
+            header.iter().position(|h| *h == "clip_id"),
+            header.iter().position(|h| *h == "mp3_path"),
+        ) else {
+            return Err(TrainError::Parse {
+                file,
+                line: 1,
+                why: "expected columns clip_id … mp3_path (tab-separated)".into(),
+            });
+        };
+        let tag_names: Vec<String> = header[1..last].iter().map(|s| s.to_string()).collect();
+        let mut rows: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut counts = vec![0usize; tag_names.len()];
+        for (i, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let f: Vec<&str> = line.split('\t').map(|s| s.trim_matches('"')).collect();
+            if f.len() != header.len() {
+                return Err(TrainError::Parse {
+                    file: file.clone(),
+                    line: i + 1,
+                    why: format!("{} fields, header has {}", f.len(), header.len()),
+                });
+            }
+            let mut on = Vec::new();
+            for (t, v) in f[1..last].iter().enumerate() {
+                match *v {
+                    "1" => {
+                        on.push(t);
+                        counts[t] += 1;
+                    }
+                    "0" => {}
+                    other => {
+                        return Err(TrainError::Parse {
+                            file: file.clone(),
+                            line: i + 1,
+                            why: format!(
+                                "tag {:?} has value {other:?}, expected 0 or 1",
+                                tag_names[t]
+                            ),
+                        })
+                    }
+                }
+            }
+            rows.push((f[last].to_string(), on));
+        }
+        let chosen: Vec<usize> = match tags {
+            Some(list) => {
+                list.iter()
+                    .map(|t| {
+                        tag_names.iter().position(|n| n == t).ok_or_else(|| {
+                            TrainError::UnknownClass {
+                                file: file.clone(),
+                                line: 1,
+                                class: t.clone(),
+                                known: tag_names.join(", "),
+                            }
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            }
+            None => {
+                let mut idx: Vec<usize> = (0..tag_names.len()).collect();
+                idx.sort_by(|a, b| counts[*b].cmp(&counts[*a]).then(a.cmp(b)));
+                idx.truncate(50);
+                idx
+            }
+        };
+        let remap: HashMap<usize, usize> =
+            chosen.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        let split_of = read_split_lists(splits)?;
+        let root = audio_root.as_ref();
+        let items = rows
+            .into_iter()
+            .map(|(mp3, on)| {
+                let mut labels: Vec<usize> =
+                    on.iter().filter_map(|t| remap.get(t).copied()).collect();
+                labels.sort_unstable();
+                Item {
+                    split: split_of.get(mp3.as_str()).cloned(),
+                    path: root.join(&mp3),
+                    labels,
+                }
+            })
+            .collect();
+        Ok(Self {
+            classes: chosen.iter().map(|&t| tag_names[t].clone()).collect(),
+            task: Task::MultiLabel,
+            items,
+        })
+    }
+
+    /// GTZAN: `root/<genre>/<genre>.000NN.wav` (also accepts `root/genres/...`). With
+    /// split lists (e.g. the fault-filtered `train_filtered.txt` / `valid_filtered.txt` /
+    /// `test_filtered.txt`, lines like `blues/blues.00029.wav`), only listed files are kept.
+    pub fn gtzan(root: impl AsRef<Path>, splits: &[(&str, &Path)]) -> Result<Self> {
+        let mut root = root.as_ref().to_path_buf();
+        if root.join("genres").is_dir() {
+            root = root.join("genres");
+        }
+        let mut ds = Self::folder_per_class(&root)?;
+        if splits.is_empty() {
+            return Ok(ds);
+        }
+        let split_of = read_split_lists(splits)?;
+        ds.items.retain_mut(|it| {
+            let rel = it
+                .path
+                .strip_prefix(&root)
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            match split_of.get(rel.as_str()) {
+                Some(s) => {
+                    it.split = Some(s.clone());
+                    true
+                }
+                None => false,
+            }
+        });
+        Ok(ds)
+    }
+
+    /// MTG-Jamendo: split TSVs (`TRACK_ID PATH ... TAGS…`, tags like `genre---rock`, one
+    /// per trailing column), audio under `audio_root`. `tags`: the class list (e.g. the
+    /// top-50); `None` = every tag seen, sorted.
+    pub fn jamendo(
+        tsvs: &[(&str, &Path)],
+        audio_root: impl AsRef<Path>,
+        tags: Option<&[String]>,
+    ) -> Result<Self> {
+        let mut rows = Vec::new();
+        for (split, path) in tsvs {
+            let file = path.display().to_string();
+            let text = read_text(path)?;
+            let mut lines = text.lines().enumerate();
+            let (_, header) = lines.next().ok_or_else(|| TrainError::Parse {
+                file: file.clone(),
+                line: 1,
+                why: "empty file".into(),
+            })?;
+            let header: Vec<&str> = header.split('\t').collect();
+            let pc = header.iter().position(|h| *h == "PATH");
+            let tc = header.iter().position(|h| *h == "TAGS");
+            let (Some(pc), Some(tc)) = (pc, tc) else {
+                return Err(TrainError::Parse {
+                    file,
+                    line: 1,
+                    why: "expected columns PATH and TAGS (tab-separated)".into(),
+                });
+            };
+            for (i, line) in lines {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let f: Vec<&str> = line.split('\t').collect();
+                if f.len() <= tc {
+                    return Err(TrainError::Parse {
+                        file: file.clone(),
+                        line: i + 1,
+                        why: format!("{} fields, need at least {}", f.len(), tc + 1),
+                    });
+                }
+                let t: Vec<String> = f[tc..]
+                    .iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                rows.push((file.clone(), i + 1, split.to_string(), f[pc].to_string(), t));
+            }
+        }
+        let classes: Vec<String> = match tags {
+            Some(t) => t.to_vec(),
+            None => {
+                let mut c: Vec<String> = rows.iter().flat_map(|r| r.4.iter().cloned()).collect();
+                c.sort();
+                c.dedup();
+                c
+            }
+        };
+        let index: HashMap<&str, usize> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let root = audio_root.as_ref();
+        let items = rows
+            .into_iter()
+            .map(|(_, _, split, p, t)| {
+                // Tags outside a given class list (e.g. outside the top-50) are dropped.
+                let mut labels: Vec<usize> = t
+                    .iter()
+                    .filter_map(|x| index.get(x.as_str()).copied())
+                    .collect();
+                labels.sort_unstable();
+                labels.dedup();
+                Item {
+                    path: root.join(p),
+                    labels,
+                    split: Some(split),
+                }
+            })
+            .collect();
+        Ok(Self {
+            classes,
+            task: Task::MultiLabel,
+            items,
+        })
+    }
+
+    /// The items of one split, in data-set order.
+    pub fn split(&self, name: &str) -> Result<Vec<Item>> {
+        let v: Vec<Item> = self
+            .items
+            .iter()
+            .filter(|i| i.split.as_deref() == Some(name))
+            .cloned()
+            .collect();
+        if v.is_empty() {
+            let have: std::collections::BTreeSet<&str> = self
+                .items
+                .iter()
+                .filter_map(|i| i.split.as_deref())
+                .collect();
+            return Err(TrainError::EmptySplit {
+                split: name.into(),
+                why: format!(
+                    " (splits present: {})",
+                    if have.is_empty() {
+                        "none".to_string()
+                    } else {
+                        have.into_iter().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            });
+        }
+        Ok(v)
+    }
+
+    /// Assigns `train`/`valid`/`test` per class in the given proportions (seeded; items
+    /// that already have a split keep it). Proportions are rounded per class, test first.
+    pub fn stratified_split(&mut self, valid: f64, test: f64, seed: u64) -> Result<()> {
+        if !(valid >= 0.0 && test >= 0.0 && valid + test < 1.0) {
+            return Err(invalid(
+                "valid+test",
+                valid + test,
+                "fractions must be >= 0 and sum below 1",
+            ));
+        }
+        let mut by_class: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
+        for (i, it) in self.items.iter().enumerate() {
+            if it.split.is_none() {
+                by_class.entry(it.labels.clone()).or_default().push(i);
+            }
+        }
+        let mut rng = Rng::new(seed);
+        for (_, mut idx) in by_class {
+            // Fisher–Yates with the seeded generator
+            for i in (1..idx.len()).rev() {
+                let j = rng.below(i as u64 + 1) as usize;
+                idx.swap(i, j);
+            }
+            let n = idx.len() as f64;
+            let nt = (n * test).round() as usize;
+            let nv = (n * valid).round() as usize;
+            for (k, &i) in idx.iter().enumerate() {
+                self.items[i].split = Some(
+                    if k < nt {
+                        "test"
+                    } else if k < nt + nv {
+                        "valid"
+                    } else {
+                        "train"
+                    }
+                    .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Multi-hot label matrix (`n × classes`, row-major) of `items`.
+    pub fn targets(&self, items: &[Item]) -> Vec<f32> {
+        let c = self.classes.len();
+        let mut y = vec![0f32; items.len() * c];
+        for (i, it) in items.iter().enumerate() {
+            for &l in &it.labels {
+                y[i * c + l] = 1.0;
+            }
+        }
+        y
+    }
+}
+
+fn read_split_lists(splits: &[(&str, &Path)]) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for (name, path) in splits {
+        let text = read_text(path)?;
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() {
+                continue;
+            }
+            let rel = l.rsplit('\t').next().unwrap_or(l).trim();
+            if rel.is_empty() {
+                return Err(TrainError::Parse {
+                    file: path.display().to_string(),
+                    line: i + 1,
+                    why: "empty path".into(),
+                });
+            }
+            out.insert(rel.to_string(), name.to_string());
+        }
+    }
+    Ok(out)
+}

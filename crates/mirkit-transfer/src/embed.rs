@@ -1,0 +1,104 @@
+//! Embeddings of a data set from a pretrained tagger: per track, the model's windows
+//! (its own protocol) embedded and averaged; either the penultimate layer or every
+//! layer pooled and concatenated (Choi et al. 2017, "Transfer learning for music
+//! classification and regression tasks").
+
+use crate::error::Result;
+use mirkit_models::won2020::Won2020;
+use mirkit_train::audio::AudioSet;
+use rayon::prelude::*;
+
+/// Which representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layers {
+    /// The penultimate layer ([`Won2020::embed`]).
+    Embedding,
+    /// Every layer pooled to a vector and concatenated ([`Won2020::embed_layers`]).
+    All,
+}
+
+/// A matrix of embeddings, one row per track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// Rows (tracks).
+    pub n: usize,
+    /// Columns.
+    pub dim: usize,
+    /// Row-major values.
+    pub data: Vec<f32>,
+    /// `(layer name, width)` of the concatenated blocks, in order.
+    pub blocks: Vec<(String, usize)>,
+}
+
+impl Embeddings {
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// Embeds one track: its windows under the model's protocol, averaged.
+pub fn embed_track(
+    model: &Won2020,
+    audio: &[f32],
+    layers: Layers,
+) -> Result<(Vec<f32>, Vec<(String, usize)>)> {
+    let n = model.input_len();
+    let windows: Vec<Vec<f32>> = if audio.len() < n {
+        let mut v = audio.to_vec();
+        v.resize(n, 0.0);
+        vec![v]
+    } else {
+        audio.chunks_exact(n).map(|c| c.to_vec()).collect()
+    };
+    let mut sum: Vec<f64> = Vec::new();
+    let mut blocks = Vec::new();
+    for w in &windows {
+        let (v, b) = match layers {
+            Layers::Embedding => {
+                let e = model.embed(w)?;
+                let d = e.len();
+                (e, vec![("embedding".to_string(), d)])
+            }
+            Layers::All => {
+                let named = model.embed_layers(w)?;
+                let b: Vec<(String, usize)> =
+                    named.iter().map(|(k, v)| (k.clone(), v.len())).collect();
+                (named.into_iter().flat_map(|(_, v)| v).collect(), b)
+            }
+        };
+        if sum.is_empty() {
+            sum = vec![0.0; v.len()];
+            blocks = b;
+        }
+        for (s, x) in sum.iter_mut().zip(&v) {
+            *s += *x as f64;
+        }
+    }
+    let k = windows.len() as f64;
+    Ok((sum.into_iter().map(|s| (s / k) as f32).collect(), blocks))
+}
+
+/// Embeds every track of `set` (which must be at the model's 16 kHz), in parallel.
+pub fn extract(model: &Won2020, set: &AudioSet, layers: Layers) -> Result<Embeddings> {
+    if set.sr != mirkit_models::won2020::SAMPLE_RATE {
+        return Err(crate::error::invalid(
+            "sample rate",
+            set.sr,
+            "the pretrained taggers take 16 kHz audio",
+        ));
+    }
+    let rows: Vec<(Vec<f32>, Vec<(String, usize)>)> = set
+        .audio
+        .par_iter()
+        .map(|a| embed_track(model, a, layers))
+        .collect::<Result<_>>()?;
+    let dim = rows.first().map(|r| r.0.len()).unwrap_or(0);
+    let blocks = rows.first().map(|r| r.1.clone()).unwrap_or_default();
+    Ok(Embeddings {
+        n: rows.len(),
+        dim,
+        data: rows.into_iter().flat_map(|r| r.0).collect(),
+        blocks,
+    })
+}

@@ -1,0 +1,208 @@
+//! Fine-tuning a pretrained Won et al. 2020 tagger on a new task: a new output layer for
+//! the new classes, chosen layers frozen, separate learning rates for the new head and
+//! the pretrained body, trained by mirkit-train's loop. The result is one safetensors
+//! file under the original names with the new tag list, which `mirkit tag --model
+//! FILE.safetensors` loads like any pretrained tagger.
+
+use crate::error::{invalid, Result};
+use candle_core::{Tensor, Var};
+use candle_nn::VarMap;
+use mirkit_core::rng::Rng;
+use mirkit_models::won2020::{Arch, Won2020};
+use mirkit_train::trainer::{sorted_vars, ParamGroup, Trainable};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Which pretrained parts stay fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freeze {
+    /// Train everything (the mel filterbank and window are never trained).
+    Nothing,
+    /// Keep the input batch norm (`spec_bn`) fixed; train the network.
+    FrontEnd,
+    /// Keep every pretrained layer fixed (in evaluation mode); train only the new output
+    /// layer — a linear probe trained through the audio pipeline.
+    Body,
+    /// Keep the variables whose names start with any of these prefixes fixed (e.g.
+    /// `layers.`, `layer1.`).
+    Prefixes(Vec<String>),
+}
+
+/// Fine-tuning settings.
+#[derive(Debug, Clone)]
+pub struct FineTuneConfig {
+    /// What stays fixed.
+    pub freeze: Freeze,
+    /// Learning-rate multiplier of the new output layer.
+    pub head_lr_mult: f64,
+    /// Learning-rate multiplier of the pretrained layers being trained.
+    pub body_lr_mult: f64,
+    /// Dropout before the output layer while training (Won 2020's models use 0.5).
+    pub dropout: f64,
+    /// Seed of the new layer's initialisation and of dropout.
+    pub seed: u64,
+}
+
+impl Default for FineTuneConfig {
+    fn default() -> Self {
+        Self {
+            freeze: Freeze::FrontEnd,
+            head_lr_mult: 10.0,
+            body_lr_mult: 1.0,
+            dropout: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+/// A pretrained tagger prepared for fine-tuning (implements [`Trainable`]).
+pub struct FineTune {
+    model: Won2020,
+    vm: VarMap,
+    cfg: FineTuneConfig,
+    rng: Mutex<Rng>,
+    source: String,
+}
+
+fn head_prefix(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Fcn | Arch::Crnn => "dense.",
+        Arch::Musicnn => "dense2.",
+    }
+}
+
+impl FineTune {
+    /// Loads the pretrained weights at `path` (a Won 2020-layout safetensors file) and
+    /// replaces the output layer with one for `classes`.
+    pub fn new(arch: Arch, path: &Path, classes: &[String], cfg: FineTuneConfig) -> Result<Self> {
+        if !(0.0..1.0).contains(&cfg.dropout) {
+            return Err(invalid("dropout", cfg.dropout, "must be in [0, 1)"));
+        }
+        if !(cfg.head_lr_mult >= 0.0 && cfg.body_lr_mult >= 0.0) {
+            return Err(invalid(
+                "lr multipliers",
+                format!("{}/{}", cfg.head_lr_mult, cfg.body_lr_mult),
+                "must be >= 0",
+            ));
+        }
+        let (model, vm) = Won2020::load_trainable(arch, path, Some(classes.to_vec()), cfg.seed)?;
+        Ok(Self {
+            model,
+            vm,
+            rng: Mutex::new(Rng::new(cfg.seed ^ 0xd0d0)),
+            cfg,
+            source: path.display().to_string(),
+        })
+    }
+
+    /// The network.
+    pub fn model(&self) -> &Won2020 {
+        &self.model
+    }
+
+    /// Samples per input chunk (the model's window).
+    pub fn input_len(&self) -> usize {
+        self.model.input_len()
+    }
+
+    fn frozen(&self, name: &str) -> bool {
+        if name.starts_with("spec.") {
+            return true; // filterbank and window: constants in the original too
+        }
+        let head = name.starts_with(head_prefix(self.model.arch()));
+        match &self.cfg.freeze {
+            Freeze::Nothing => false,
+            Freeze::FrontEnd => name.starts_with("spec_bn."),
+            Freeze::Body => !head,
+            Freeze::Prefixes(p) => !head && p.iter().any(|p| name.starts_with(p.as_str())),
+        }
+    }
+
+    /// Writes the model as one safetensors file (original names, new tag list and `arch`
+    /// in the metadata), atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let named: Vec<(String, Tensor)> = sorted_vars(&self.vm)
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect();
+        mirkit_train::ckpt::save(path, &named, &self.metadata())?;
+        Ok(())
+    }
+}
+
+impl Trainable for FineTune {
+    fn prepare(&self, chunk: &[f32]) -> mirkit_train::Result<Tensor> {
+        let t = self
+            .model
+            .log_mel(chunk)
+            .map_err(|e| mirkit_train::TrainError::Invalid {
+                name: "chunk".into(),
+                value: chunk.len().to_string(),
+                why: e.to_string(),
+            })?;
+        Ok(t.squeeze(0)?)
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> mirkit_train::Result<Tensor> {
+        let map = |e: mirkit_models::ModelError| mirkit_train::TrainError::Invalid {
+            name: "forward".into(),
+            value: format!("{:?}", x.dims()),
+            why: e.to_string(),
+        };
+        let body_train = train && self.cfg.freeze != Freeze::Body;
+        let spec_train = body_train && self.cfg.freeze == Freeze::Nothing;
+        let h = self.model.spec_bn_t(x, spec_train).map_err(map)?;
+        let e = self.model.embedding_t(&h, body_train).map_err(map)?;
+        let e = if train && self.cfg.dropout > 0.0 {
+            let mut rng = self.rng.lock().unwrap();
+            mirkit_nn::dropout::dropout(&e, self.cfg.dropout, true, &mut rng)?
+        } else {
+            e
+        };
+        self.model.logits(&e).map_err(map)
+    }
+
+    fn varmap(&self) -> &VarMap {
+        &self.vm
+    }
+
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        let hp = head_prefix(self.model.arch());
+        let (mut head, mut body): (Vec<Var>, Vec<Var>) = (vec![], vec![]);
+        for (name, v) in sorted_vars(&self.vm) {
+            if self.frozen(&name) || name.ends_with("running_mean") || name.ends_with("running_var")
+            {
+                continue;
+            }
+            if name.starts_with(hp) {
+                head.push(v);
+            } else {
+                body.push(v);
+            }
+        }
+        vec![
+            ParamGroup {
+                name: "head".into(),
+                vars: head,
+                lr_mult: self.cfg.head_lr_mult,
+            },
+            ParamGroup {
+                name: "body".into(),
+                vars: body,
+                lr_mult: self.cfg.body_lr_mult,
+            },
+        ]
+    }
+
+    fn metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert(
+            "tags".into(),
+            serde_json::to_string(self.model.tags()).unwrap(),
+        );
+        m.insert("arch".into(), self.model.arch().as_str().into());
+        m.insert("fine_tuned_from".into(), self.source.clone());
+        m
+    }
+}

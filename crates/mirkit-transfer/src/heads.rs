@@ -1,0 +1,585 @@
+//! Heads on frozen embeddings: logistic/linear regression, a small MLP and k-NN.
+//!
+//! Features are standardised with the training set's per-column mean and standard
+//! deviation (kept with the head). Linear and MLP heads train with Adam on the
+//! cross-entropy (multi-class) or BCE (multi-label), coupled L2 on the weights, seeded
+//! mini-batches, and keep the weights of the epoch with the lowest validation loss.
+
+use crate::embed::Embeddings;
+use crate::error::{invalid, Result, TransferError};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Module, VarBuilder, VarMap};
+use mirkit_core::rng::Rng;
+use mirkit_train::data::Task;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Which head.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadKind {
+    /// Logistic regression (softmax or per-tag sigmoid) on the embedding.
+    Linear,
+    /// One hidden ReLU layer with dropout, then the output layer.
+    Mlp {
+        /// hidden width
+        hidden: usize,
+        /// dropout probability on the hidden layer
+        dropout: f64,
+    },
+    /// Cosine k-nearest neighbours; scores are the vote fractions.
+    Knn {
+        /// neighbours
+        k: usize,
+    },
+}
+
+impl HeadKind {
+    /// `linear`, `mlp` or `knn`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HeadKind::Linear => "linear",
+            HeadKind::Mlp { .. } => "mlp",
+            HeadKind::Knn { .. } => "knn",
+        }
+    }
+}
+
+/// Training settings of a head.
+#[derive(Debug, Clone)]
+pub struct HeadConfig {
+    /// The head.
+    pub kind: HeadKind,
+    /// L2 penalty on the weights.
+    pub l2: f64,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Maximum passes over the training set.
+    pub epochs: usize,
+    /// Rows per step.
+    pub batch_size: usize,
+    /// Seed of initialisation, order and dropout.
+    pub seed: u64,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        Self {
+            kind: HeadKind::Linear,
+            l2: 1e-3,
+            lr: 1e-2,
+            epochs: 300,
+            batch_size: 64,
+            seed: 0,
+        }
+    }
+}
+
+/// A trained head with its standardisation.
+pub struct Head {
+    kind: HeadKind,
+    task: Task,
+    classes: Vec<String>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    vm: VarMap,
+    layers: Vec<candle_nn::Linear>,
+    knn: Option<(Vec<f32>, Vec<Vec<usize>>)>,
+}
+
+fn check(x: &Embeddings, labels: &[Vec<usize>], classes: usize, task: Task) -> Result<()> {
+    if x.n != labels.len() {
+        return Err(TransferError::Mismatch {
+            what: "embeddings vs labels".into(),
+            got: x.n,
+            expected: labels.len(),
+        });
+    }
+    for l in labels {
+        if let Some(&c) = l.iter().find(|&&c| c >= classes) {
+            return Err(TransferError::Mismatch {
+                what: "label index vs classes".into(),
+                got: c,
+                expected: classes,
+            });
+        }
+        if task == Task::MultiClass && l.len() != 1 {
+            return Err(invalid(
+                "labels",
+                format!("{l:?}"),
+                "multi-class rows need exactly one class",
+            ));
+        }
+    }
+    if x.n == 0 {
+        return Err(invalid("embeddings", 0, "no rows"));
+    }
+    if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(
+            "embeddings",
+            format!("value #{i}"),
+            "must be finite",
+        ));
+    }
+    Ok(())
+}
+
+fn build_layers(
+    kind: &HeadKind,
+    dim: usize,
+    classes: usize,
+    vb: VarBuilder,
+) -> Result<Vec<candle_nn::Linear>> {
+    Ok(match kind {
+        HeadKind::Linear => vec![candle_nn::linear(dim, classes, vb.pp("out"))?],
+        HeadKind::Mlp { hidden, .. } => vec![
+            candle_nn::linear(dim, *hidden, vb.pp("hidden"))?,
+            candle_nn::linear(*hidden, classes, vb.pp("out"))?,
+        ],
+        HeadKind::Knn { .. } => vec![],
+    })
+}
+
+impl Head {
+    /// Fits a head on `train` rows with their class indices, choosing the epoch by the
+    /// loss on `valid` when given (else the last epoch).
+    pub fn fit(
+        train: &Embeddings,
+        train_labels: &[Vec<usize>],
+        valid: Option<(&Embeddings, &[Vec<usize>])>,
+        classes: &[String],
+        task: Task,
+        cfg: &HeadConfig,
+    ) -> Result<Self> {
+        let c = classes.len();
+        check(train, train_labels, c, task)?;
+        if let Some((v, vl)) = valid {
+            check(v, vl, c, task)?;
+            if v.dim != train.dim {
+                return Err(TransferError::Mismatch {
+                    what: "validation vs training embedding width".into(),
+                    got: v.dim,
+                    expected: train.dim,
+                });
+            }
+        }
+        if !(cfg.l2 >= 0.0 && cfg.lr > 0.0 && cfg.batch_size > 0) {
+            return Err(invalid(
+                "l2/lr/batch_size",
+                format!("{}/{}/{}", cfg.l2, cfg.lr, cfg.batch_size),
+                "l2 >= 0, lr and batch size > 0",
+            ));
+        }
+        let d = train.dim;
+        let (mut mean, mut std) = (vec![0f64; d], vec![0f64; d]);
+        for i in 0..train.n {
+            for (j, v) in train.row(i).iter().enumerate() {
+                mean[j] += *v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= train.n as f64);
+        for i in 0..train.n {
+            for (j, v) in train.row(i).iter().enumerate() {
+                std[j] += (*v as f64 - mean[j]).powi(2);
+            }
+        }
+        let std: Vec<f32> = std
+            .iter()
+            .map(|s| {
+                let s = (s / train.n as f64).sqrt();
+                if s > 1e-8 {
+                    s as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let mean: Vec<f32> = mean.iter().map(|m| *m as f32).collect();
+        let vm = VarMap::new();
+        let mut head = Self {
+            kind: cfg.kind.clone(),
+            task,
+            classes: classes.to_vec(),
+            mean,
+            std,
+            vm: vm.clone(),
+            layers: vec![],
+            knn: None,
+        };
+        if let HeadKind::Knn { k } = cfg.kind {
+            if k == 0 {
+                return Err(invalid("k", 0, "must be at least 1"));
+            }
+            head.knn = Some((head.normalised_rows(train), train_labels.to_vec()));
+            return Ok(head);
+        }
+        // seeded PyTorch-default initialisation
+        let mut rng = Rng::new(cfg.seed);
+        let dev = Device::Cpu;
+        let shapes: Vec<(String, usize, usize)> = match cfg.kind {
+            HeadKind::Linear => vec![("out".into(), d, c)],
+            HeadKind::Mlp { hidden, .. } => {
+                vec![("hidden".into(), d, hidden), ("out".into(), hidden, c)]
+            }
+            HeadKind::Knn { .. } => unreachable!(),
+        };
+        let mut weights = Vec::new();
+        for (name, i, o) in &shapes {
+            let w = mirkit_nn::init::seeded_var(
+                &vm,
+                &format!("{name}.weight"),
+                &[*o, *i],
+                mirkit_nn::init::Init::KaimingUniformDefault,
+                &mut rng,
+                &dev,
+            )?;
+            mirkit_nn::init::seeded_var(
+                &vm,
+                &format!("{name}.bias"),
+                &[*o],
+                mirkit_nn::init::Init::Uniform(1.0 / (*i as f64).sqrt()),
+                &mut rng,
+                &dev,
+            )?;
+            weights.push(w);
+        }
+        head.layers = build_layers(
+            &cfg.kind,
+            d,
+            c,
+            VarBuilder::from_varmap(&vm, DType::F32, &dev),
+        )?;
+        let all: Vec<Var> = mirkit_train::trainer::sorted_vars(&vm)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let biases: Vec<Var> = all
+            .iter()
+            .filter(|v| {
+                !weights
+                    .iter()
+                    .any(|w| w.as_tensor().id() == v.as_tensor().id())
+            })
+            .cloned()
+            .collect();
+        let mut opt_w = mirkit_nn::optim::AdamW::adam_l2(weights.clone(), cfg.lr, cfg.l2)?;
+        let mut opt_b = mirkit_nn::optim::AdamW::adam_l2(biases, cfg.lr, 0.0)?;
+        let x = head.input(train)?;
+        let y = targets(task, train_labels, c, &dev)?;
+        let vxy = match valid {
+            Some((v, vl)) => Some((head.input(v)?, targets(task, vl, c, &dev)?)),
+            None => None,
+        };
+        let mut best: Option<(f64, Vec<(String, Tensor)>)> = None;
+        let n = train.n;
+        for epoch in 0..cfg.epochs {
+            let mut order: Vec<usize> = (0..n).collect();
+            let mut r = Rng::for_item(cfg.seed, epoch as u64);
+            for i in (1..n).rev() {
+                order.swap(i, r.below(i as u64 + 1) as usize);
+            }
+            for b in order.chunks(cfg.batch_size) {
+                let idx = Tensor::from_vec(
+                    b.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    b.len(),
+                    &dev,
+                )?;
+                let xb = x.index_select(&idx, 0)?;
+                let yb = y.index_select(&idx, 0)?;
+                let logits = head.logits_t(&xb, true, &mut r)?;
+                let loss = loss_of(task, &logits, &yb)?;
+                let g = loss.backward()?;
+                opt_w.step(&g)?;
+                opt_b.step(&g)?;
+            }
+            if let Some((vx, vy)) = &vxy {
+                let l = loss_of(task, &head.logits_t(vx, false, &mut r)?, vy)?.to_scalar::<f32>()?
+                    as f64;
+                if best.as_ref().is_none_or(|(b, _)| l < *b) {
+                    let snap = mirkit_train::trainer::sorted_vars(&vm)
+                        .into_iter()
+                        .map(|(k, v)| Ok((k, v.as_tensor().copy()?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    best = Some((l, snap));
+                }
+            }
+        }
+        if let Some((_, snap)) = best {
+            let data = vm.data().lock().unwrap();
+            for (k, t) in snap {
+                data[&k].set(&t)?;
+            }
+        }
+        Ok(head)
+    }
+
+    fn normalised_rows(&self, x: &Embeddings) -> Vec<f32> {
+        let mut out = Vec::with_capacity(x.data.len());
+        for i in 0..x.n {
+            let z: Vec<f32> = x
+                .row(i)
+                .iter()
+                .zip(&self.mean)
+                .zip(&self.std)
+                .map(|((v, m), s)| (v - m) / s)
+                .collect();
+            let norm = z.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            out.extend(z.iter().map(|v| v / norm));
+        }
+        out
+    }
+
+    fn input(&self, x: &Embeddings) -> Result<Tensor> {
+        let z: Vec<f32> = (0..x.n)
+            .flat_map(|i| {
+                x.row(i)
+                    .iter()
+                    .zip(&self.mean)
+                    .zip(&self.std)
+                    .map(|((v, m), s)| (v - m) / s)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Ok(Tensor::from_vec(z, (x.n, x.dim), &Device::Cpu)?)
+    }
+
+    fn logits_t(&self, x: &Tensor, train: bool, rng: &mut Rng) -> Result<Tensor> {
+        Ok(match (&self.kind, self.layers.as_slice()) {
+            (HeadKind::Linear, [out]) => out.forward(x)?,
+            (HeadKind::Mlp { dropout, .. }, [hidden, out]) => {
+                let h = hidden.forward(x)?.relu()?;
+                let h = mirkit_nn::dropout::dropout(&h, *dropout, train, rng)?;
+                out.forward(&h)?
+            }
+            _ => return Err(invalid("head", self.kind.name(), "has no layers")),
+        })
+    }
+
+    /// Class probabilities (softmax or sigmoid; k-NN: neighbour vote fractions), row-major
+    /// `rows × classes`.
+    pub fn predict(&self, x: &Embeddings) -> Result<Vec<f32>> {
+        if x.dim != self.mean.len() {
+            return Err(TransferError::Mismatch {
+                what: "embedding width vs head".into(),
+                got: x.dim,
+                expected: self.mean.len(),
+            });
+        }
+        let c = self.classes.len();
+        if let (HeadKind::Knn { k }, Some((train, labels))) = (&self.kind, &self.knn) {
+            let q = self.normalised_rows(x);
+            let d = x.dim;
+            let mut out = vec![0f32; x.n * c];
+            for i in 0..x.n {
+                let qi = &q[i * d..(i + 1) * d];
+                let mut sims: Vec<(f32, usize)> = (0..labels.len())
+                    .map(|j| {
+                        (
+                            qi.iter()
+                                .zip(&train[j * d..(j + 1) * d])
+                                .map(|(a, b)| a * b)
+                                .sum::<f32>(),
+                            j,
+                        )
+                    })
+                    .collect();
+                sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                let k = (*k).min(sims.len());
+                for &(_, j) in &sims[..k] {
+                    for &l in &labels[j] {
+                        out[i * c + l] += 1.0 / k as f32;
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        let logits = self.logits_t(&self.input(x)?, false, &mut Rng::new(0))?;
+        let p = match self.task {
+            Task::MultiClass => candle_nn::ops::softmax(&logits, 1)?,
+            Task::MultiLabel => candle_nn::ops::sigmoid(&logits)?,
+        };
+        Ok(p.flatten_all()?.to_vec1()?)
+    }
+
+    /// Class names, in output order.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Saves the head (weights, standardisation, k-NN memory, classes, kind) as one
+    /// safetensors file, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let dev = Device::Cpu;
+        let mut tensors: Vec<(String, Tensor)> = mirkit_train::trainer::sorted_vars(&self.vm)
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect();
+        tensors.push((
+            "mean".into(),
+            Tensor::from_vec(self.mean.clone(), self.mean.len(), &dev)?,
+        ));
+        tensors.push((
+            "std".into(),
+            Tensor::from_vec(self.std.clone(), self.std.len(), &dev)?,
+        ));
+        let mut meta = HashMap::new();
+        meta.insert(
+            "classes".into(),
+            serde_json::to_string(&self.classes).unwrap(),
+        );
+        meta.insert("task".into(), self.task.as_str().into());
+        let kind = match &self.kind {
+            HeadKind::Linear => serde_json::json!({"kind": "linear"}),
+            HeadKind::Mlp { hidden, dropout } => {
+                serde_json::json!({"kind": "mlp", "hidden": hidden, "dropout": dropout})
+            }
+            HeadKind::Knn { k } => serde_json::json!({"kind": "knn", "k": k}),
+        };
+        meta.insert("head".into(), kind.to_string());
+        if let Some((rows, labels)) = &self.knn {
+            let d = self.mean.len();
+            tensors.push((
+                "knn.rows".into(),
+                Tensor::from_vec(rows.clone(), (labels.len(), d), &dev)?,
+            ));
+            meta.insert("knn_labels".into(), serde_json::to_string(labels).unwrap());
+        }
+        mirkit_train::ckpt::save(path, &tensors, &meta)?;
+        Ok(())
+    }
+
+    /// Loads [`Head::save`]'s file; shapes and metadata are checked.
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = path.display().to_string();
+        let bad = |why: String| TransferError::Head {
+            file: file.clone(),
+            why,
+        };
+        let (tensors, meta) = mirkit_train::ckpt::load(path)?;
+        let get = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| bad(format!("no {k} in the metadata")))
+        };
+        let classes: Vec<String> =
+            serde_json::from_str(get("classes")?).map_err(|e| bad(e.to_string()))?;
+        let task = Task::parse(get("task")?)?;
+        let hk: serde_json::Value =
+            serde_json::from_str(get("head")?).map_err(|e| bad(e.to_string()))?;
+        let kind = match hk["kind"].as_str() {
+            Some("linear") => HeadKind::Linear,
+            Some("mlp") => HeadKind::Mlp {
+                hidden: hk["hidden"]
+                    .as_u64()
+                    .ok_or_else(|| bad("mlp without hidden".into()))?
+                    as usize,
+                dropout: hk["dropout"].as_f64().unwrap_or(0.0),
+            },
+            Some("knn") => HeadKind::Knn {
+                k: hk["k"]
+                    .as_u64()
+                    .ok_or_else(|| bad("knn without k".into()))? as usize,
+            },
+            other => return Err(bad(format!("unknown head kind {other:?}"))),
+        };
+        let vec1 = |k: &str| -> Result<Vec<f32>> {
+            Ok(tensors
+                .get(k)
+                .ok_or_else(|| bad(format!("missing tensor {k}")))?
+                .to_vec1()?)
+        };
+        let mean = vec1("mean")?;
+        let std = vec1("std")?;
+        if mean.len() != std.len() {
+            return Err(bad("mean and std differ in length".into()));
+        }
+        let d = mean.len();
+        let vm = VarMap::new();
+        let mut knn = None;
+        let mut layers = vec![];
+        if let HeadKind::Knn { .. } = kind {
+            let rows = tensors
+                .get("knn.rows")
+                .ok_or_else(|| bad("missing knn.rows".into()))?;
+            let labels: Vec<Vec<usize>> =
+                serde_json::from_str(get("knn_labels")?).map_err(|e| bad(e.to_string()))?;
+            if rows.dims() != [labels.len(), d] {
+                return Err(bad(format!(
+                    "knn.rows has shape {:?}, expected [{}, {d}]",
+                    rows.dims(),
+                    labels.len()
+                )));
+            }
+            knn = Some((rows.flatten_all()?.to_vec1()?, labels));
+        } else {
+            let expected: Vec<(String, Vec<usize>)> = match &kind {
+                HeadKind::Linear => vec![
+                    ("out.weight".into(), vec![classes.len(), d]),
+                    ("out.bias".into(), vec![classes.len()]),
+                ],
+                HeadKind::Mlp { hidden, .. } => vec![
+                    ("hidden.weight".into(), vec![*hidden, d]),
+                    ("hidden.bias".into(), vec![*hidden]),
+                    ("out.weight".into(), vec![classes.len(), *hidden]),
+                    ("out.bias".into(), vec![classes.len()]),
+                ],
+                HeadKind::Knn { .. } => unreachable!(),
+            };
+            {
+                let mut data = vm.data().lock().unwrap();
+                for (name, shape) in expected {
+                    let t = tensors
+                        .get(&name)
+                        .ok_or_else(|| bad(format!("missing tensor {name}")))?;
+                    if t.dims() != shape.as_slice() {
+                        return Err(bad(format!(
+                            "{name} has shape {:?}, expected {shape:?}",
+                            t.dims()
+                        )));
+                    }
+                    data.insert(name, Var::from_tensor(t)?);
+                }
+            }
+            layers = build_layers(
+                &kind,
+                d,
+                classes.len(),
+                VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
+            )?;
+        }
+        Ok(Self {
+            kind,
+            task,
+            classes,
+            mean,
+            std,
+            vm,
+            layers,
+            knn,
+        })
+    }
+}
+
+fn targets(task: Task, labels: &[Vec<usize>], c: usize, dev: &Device) -> Result<Tensor> {
+    Ok(match task {
+        Task::MultiClass => Tensor::from_vec(
+            labels.iter().map(|l| l[0] as u32).collect::<Vec<_>>(),
+            labels.len(),
+            dev,
+        )?,
+        Task::MultiLabel => {
+            let mut y = vec![0f32; labels.len() * c];
+            for (i, l) in labels.iter().enumerate() {
+                for &j in l {
+                    y[i * c + j] = 1.0;
+                }
+            }
+            Tensor::from_vec(y, (labels.len(), c), dev)?
+        }
+    })
+}
+
+fn loss_of(task: Task, logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok(match task {
+        Task::MultiClass => mirkit_nn::loss::cross_entropy(logits, y, 0.0)?,
+        Task::MultiLabel => mirkit_nn::loss::bce_with_logits(logits, y, None, 0.0)?,
+    })
+}
