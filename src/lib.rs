@@ -33,6 +33,8 @@ pub use mirkit_dsp as dsp;
 pub use mirkit_io as io;
 pub use mirkit_models as models;
 pub use mirkit_nn as nn;
+pub use mirkit_train as train;
+pub use mirkit_transfer as transfer;
 
 pub mod pipeline;
 pub mod tagger;

@@ -93,3 +93,11 @@ pub fn load(name: &str) -> Result<Won2020> {
         })?;
     Won2020::from_bytes(e.arch, e.bytes, e.name)
 }
+
+/// The architecture and safetensors bytes of a registry model.
+pub fn entry(name: &str) -> Option<(Arch, &'static [u8])> {
+    MODELS
+        .iter()
+        .find(|e| e.name == name)
+        .map(|e| (e.arch, e.bytes))
+}

@@ -139,6 +139,11 @@ impl ShortChunk {
             .relu()?)
     }
 
+    /// Logits `(B, n_class)` (before the sigmoid).
+    pub fn logits_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.dense2.forward(&self.embedding_t(x, train)?)?)
+    }
+
     /// Sigmoid tag scores `(B, n_class)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let e = self.embedding_t(x, train)?;

@@ -443,9 +443,25 @@ impl Won2020 {
         seed: u64,
     ) -> Result<(Self, candle_nn::VarMap)> {
         let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| ModelError::Weights {
+            file: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        Self::trainable_from_bytes(arch, &bytes, &path.display().to_string(), new_tags, seed)
+    }
+
+    /// [`Self::load_trainable`] from the bytes of a safetensors file (e.g. a registry
+    /// model compiled into the binary).
+    pub fn trainable_from_bytes(
+        arch: Arch,
+        bytes: &[u8],
+        label: &str,
+        new_tags: Option<Vec<String>>,
+        seed: u64,
+    ) -> Result<(Self, candle_nn::VarMap)> {
         // validates every tensor exactly as `load` does
-        let checked = Self::load(arch, path)?;
-        let map = candle_core::safetensors::load(path, &Device::Cpu)?;
+        let checked = Self::from_bytes(arch, bytes, label)?;
+        let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         let musicnn = (
             map.get("layer1.conv.weight")
                 .map(|t| t.dims()[0])

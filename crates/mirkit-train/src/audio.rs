@@ -96,6 +96,29 @@ impl AudioSet {
         Ok(out)
     }
 
+    /// A set from audio already in memory (one clip per item, all at `sr`).
+    pub fn from_memory(items: Vec<Item>, audio: Vec<Vec<f32>>, sr: u32) -> Result<Self> {
+        if items.len() != audio.len() {
+            return Err(crate::TrainError::Mismatch {
+                what: "items vs clips".into(),
+                got: audio.len(),
+                expected: items.len(),
+            });
+        }
+        if let Some(i) = audio
+            .iter()
+            .position(|a| a.is_empty() || a.iter().any(|v| !v.is_finite()))
+        {
+            return Err(crate::error::invalid("clip", i, "empty or non-finite"));
+        }
+        Ok(Self {
+            sr,
+            items,
+            audio: audio.into_iter().map(Arc::new).collect(),
+            skipped: vec![],
+        })
+    }
+
     /// Number of usable clips.
     pub fn len(&self) -> usize {
         self.items.len()

@@ -41,5 +41,6 @@ pub mod data;
 mod error;
 pub mod metrics;
 pub mod trainer;
+pub mod zoo;
 
 pub use error::{Result, TrainError};

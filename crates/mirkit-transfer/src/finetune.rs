@@ -9,6 +9,7 @@ use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 use mirkit_core::rng::Rng;
 use mirkit_models::won2020::{Arch, Won2020};
+
 use mirkit_train::trainer::{sorted_vars, ParamGroup, Trainable};
 use std::collections::HashMap;
 use std::path::Path;
@@ -73,9 +74,10 @@ fn head_prefix(arch: Arch) -> &'static str {
 }
 
 impl FineTune {
-    /// Loads the pretrained weights at `path` (a Won 2020-layout safetensors file) and
-    /// replaces the output layer with one for `classes`.
-    pub fn new(arch: Arch, path: &Path, classes: &[String], cfg: FineTuneConfig) -> Result<Self> {
+    /// Loads a pretrained model — a registry name (e.g. `won2020-musicnn-mtat`) or a
+    /// Won 2020-layout `.safetensors` file — and replaces its output layer with one for
+    /// `classes`.
+    pub fn new(source: &str, classes: &[String], cfg: FineTuneConfig) -> Result<Self> {
         if !(0.0..1.0).contains(&cfg.dropout) {
             return Err(invalid("dropout", cfg.dropout, "must be in [0, 1)"));
         }
@@ -86,13 +88,22 @@ impl FineTune {
                 "must be >= 0",
             ));
         }
-        let (model, vm) = Won2020::load_trainable(arch, path, Some(classes.to_vec()), cfg.seed)?;
+        let tags = Some(classes.to_vec());
+        let (model, vm) = match mirkit_models::registry::entry(source) {
+            Some((arch, bytes)) => {
+                Won2020::trainable_from_bytes(arch, bytes, source, tags, cfg.seed)?
+            }
+            None => {
+                let arch = Won2020::load_any(source)?.arch();
+                Won2020::load_trainable(arch, source, tags, cfg.seed)?
+            }
+        };
         Ok(Self {
             model,
             vm,
             rng: Mutex::new(Rng::new(cfg.seed ^ 0xd0d0)),
             cfg,
-            source: path.display().to_string(),
+            source: source.to_string(),
         })
     }
 
