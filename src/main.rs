@@ -1,5 +1,7 @@
 //! The `mirkit` command line: `mirkit features`, `mirkit info`.
 
+mod learn;
+
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use mirkit::dsp::{
@@ -66,6 +68,13 @@ enum Cmd {
         #[arg(short, default_value_t = 10)]
         k: usize,
     },
+    /// Train a model from scratch on a labelled collection (folder per class or CSV).
+    Train(learn::TrainArgs),
+    /// Reuse a pretrained tagger: a head on frozen embeddings (linear, MLP, k-NN) or
+    /// fine-tuning of the network with a new output layer.
+    Finetune(learn::FinetuneArgs),
+    /// Evaluate a trained model, head or fine-tuned tagger on a split.
+    Eval(learn::EvalArgs),
     /// Print what a file contains (codec, rate, channels, duration) without decoding it.
     Info {
         /// Audio files.
@@ -1059,6 +1068,16 @@ fn info_cmd(files: Vec<PathBuf>, json: bool) -> ExitCode {
     }
 }
 
+fn report(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -1094,5 +1113,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::Info { files, json } => info_cmd(files, json),
+        Cmd::Train(a) => report(learn::train_cmd(a)),
+        Cmd::Finetune(a) => report(learn::finetune_cmd(a)),
+        Cmd::Eval(a) => report(learn::eval_cmd(a)),
     }
 }

@@ -77,7 +77,7 @@ impl Sgd {
                 } else {
                     b.clone()
                 };
-                *buf = Some(b);
+                *buf = Some(b.detach()); // no graph kept across steps
             }
             v.set(&(v.as_tensor() - (d * self.lr)?)?)?;
         }
@@ -245,8 +245,10 @@ impl AdamW {
             };
             let denom = ((vn.sqrt()? / bc2.sqrt())? + self.eps)?;
             var.set(&(p - (mn.div(&denom)? * (self.lr / bc1))?)?)?;
-            *m = Some(mn);
-            *v = Some(vn);
+            // detached: gradients carry the graph of the backward pass, which would otherwise
+            // be kept alive (with every activation) from one step to the next
+            *m = Some(mn.detach());
+            *v = Some(vn.detach());
         }
         Ok(())
     }

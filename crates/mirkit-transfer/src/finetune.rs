@@ -107,6 +107,25 @@ impl FineTune {
         })
     }
 
+    /// A saved tagger (registry name or `.safetensors`) as it is, output layer included,
+    /// e.g. to evaluate a fine-tuned model with the training loop's protocol.
+    pub fn load(source: &str) -> Result<Self> {
+        let (model, vm) = match mirkit_models::registry::entry(source) {
+            Some((arch, bytes)) => Won2020::trainable_from_bytes(arch, bytes, source, None, 0)?,
+            None => {
+                let arch = Won2020::load_any(source)?.arch();
+                Won2020::load_trainable(arch, source, None, 0)?
+            }
+        };
+        Ok(Self {
+            model,
+            vm,
+            rng: Mutex::new(Rng::new(0)),
+            cfg: FineTuneConfig::default(),
+            source: source.to_string(),
+        })
+    }
+
     /// The network.
     pub fn model(&self) -> &Won2020 {
         &self.model

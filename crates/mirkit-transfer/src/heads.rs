@@ -405,9 +405,9 @@ impl Head {
         &self.classes
     }
 
-    /// Saves the head (weights, standardisation, k-NN memory, classes, kind) as one
-    /// safetensors file, atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Saves the head (weights, standardisation, k-NN memory, classes, kind, and `extra`
+    /// metadata such as the embedding model) as one safetensors file, atomically.
+    pub fn save(&self, path: &Path, extra: &HashMap<String, String>) -> Result<()> {
         let dev = Device::Cpu;
         let mut tensors: Vec<(String, Tensor)> = mirkit_train::trainer::sorted_vars(&self.vm)
             .into_iter()
@@ -421,7 +421,7 @@ impl Head {
             "std".into(),
             Tensor::from_vec(self.std.clone(), self.std.len(), &dev)?,
         ));
-        let mut meta = HashMap::new();
+        let mut meta = extra.clone();
         meta.insert(
             "classes".into(),
             serde_json::to_string(&self.classes).unwrap(),
@@ -447,8 +447,9 @@ impl Head {
         Ok(())
     }
 
-    /// Loads [`Head::save`]'s file; shapes and metadata are checked.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Loads [`Head::save`]'s file (shapes and metadata checked); returns the head and
+    /// the file's metadata.
+    pub fn load(path: &Path) -> Result<(Self, HashMap<String, String>)> {
         let file = path.display().to_string();
         let bad = |why: String| TransferError::Head {
             file: file.clone(),
@@ -545,16 +546,19 @@ impl Head {
                 VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
             )?;
         }
-        Ok(Self {
-            kind,
-            task,
-            classes,
-            mean,
-            std,
-            vm,
-            layers,
-            knn,
-        })
+        Ok((
+            Self {
+                kind,
+                task,
+                classes,
+                mean,
+                std,
+                vm,
+                layers,
+                knn,
+            },
+            meta,
+        ))
     }
 }
 

@@ -1,0 +1,469 @@
+//! `mirkit train`, `mirkit finetune`, `mirkit eval`.
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mirkit::models::registry;
+use mirkit::train::audio::AudioSet;
+use mirkit::train::data::{CsvOptions, Dataset, Task};
+use mirkit::train::metrics::{argmax_rows, classification_metrics, tagging_metrics};
+use mirkit::train::trainer::{predict, train, Control, OptimizerConfig, Progress, TrainConfig, Trainable};
+use mirkit::train::zoo::ScratchModel;
+use mirkit::transfer::embed::{extract, Layers};
+use mirkit::transfer::finetune::{FineTune, FineTuneConfig, Freeze};
+use mirkit::transfer::heads::{Head, HeadConfig, HeadKind};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+type Res<T> = Result<T, String>;
+
+/// Where the data come from (shared by the three commands).
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// A folder with one sub-folder of audio files per class, or a CSV manifest
+    /// (columns `path`, `label` and optionally `split`; paths relative to the CSV).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Multi-label CSV: the label column holds tags separated by this character.
+    #[arg(long)]
+    pub tag_sep: Option<char>,
+    /// Label column of the CSV.
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
+    /// Keep decoded audio here (.npy) so later runs skip decoding.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Seed (split of data without one, chunk sampling, initialisation, augmentation).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+struct Data {
+    ds: Dataset,
+    train: AudioSet,
+    valid: AudioSet,
+    test: Option<AudioSet>,
+}
+
+fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
+    let mut ds = if a.data.is_dir() {
+        Dataset::folder_per_class(&a.data)
+    } else {
+        Dataset::csv_manifest(
+            &a.data,
+            &CsvOptions {
+                label_column: a.label_column.clone(),
+                tag_separator: a.tag_sep,
+                ..CsvOptions::default()
+            },
+        )
+    }
+    .map_err(|e| e.to_string())?;
+    if ds.items.iter().any(|i| i.split.is_none()) {
+        // 70/15/15 per class, seeded; given splits are kept
+        ds.stratified_split(0.15, 0.15, a.seed).map_err(|e| e.to_string())?;
+        eprintln!("no split given for some files: assigned train/valid/test 70/15/15 per class (seed {})", a.seed);
+    }
+    let load = |split: &str| -> Res<AudioSet> {
+        let items = ds.split(split).map_err(|e| e.to_string())?;
+        let set = AudioSet::load(&items, sr, a.cache.as_deref()).map_err(|e| e.to_string())?;
+        for (p, why) in &set.skipped {
+            eprintln!("skipped {}: {why}", p.display());
+        }
+        if set.is_empty() {
+            return Err(format!("split {split:?} is empty: none of its {} files could be read", items.len()));
+        }
+        Ok(set)
+    };
+    let t0 = std::time::Instant::now();
+    let train = load("train")?;
+    let valid = load("valid")?;
+    let test = if ds.items.iter().any(|i| i.split.as_deref() == Some("test")) {
+        Some(load("test")?)
+    } else {
+        None
+    };
+    eprintln!(
+        "{} classes; train {} / valid {} / test {} clips decoded at {} Hz in {:.1} s",
+        ds.n_classes(),
+        train.len(),
+        valid.len(),
+        test.as_ref().map(|t| t.len()).unwrap_or(0),
+        sr,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(Data { ds, train, valid, test })
+}
+
+fn write_skipped(dir: &Path, d: &Data) -> Res<()> {
+    let mut s = String::new();
+    for set in [Some(&d.train), Some(&d.valid), d.test.as_ref()].into_iter().flatten() {
+        for (p, why) in &set.skipped {
+            s.push_str(&format!("{}\t{why}\n", p.display()));
+        }
+    }
+    if !s.is_empty() {
+        std::fs::write(dir.join("skipped.tsv"), s).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Metrics of per-track probabilities as JSON (and a one-line summary).
+fn evaluate_probs(task: Task, probs: &[f32], set: &AudioSet, classes: &[String]) -> Res<(serde_json::Value, String)> {
+    let c = classes.len();
+    match task {
+        Task::MultiClass => {
+            let truth: Vec<usize> = set.items.iter().map(|i| i.labels[0]).collect();
+            let m = classification_metrics(&truth, &argmax_rows(probs, c), c).map_err(|e| e.to_string())?;
+            Ok((
+                json!({"tracks": set.len(), "accuracy": m.accuracy, "f1_macro": m.f1_macro,
+                       "f1": m.f1, "confusion": m.confusion, "classes": classes}),
+                format!("accuracy {:.4}, macro F1 {:.4} ({} tracks)", m.accuracy, m.f1_macro, set.len()),
+            ))
+        }
+        Task::MultiLabel => {
+            let mut y = vec![0f32; set.len() * c];
+            for (i, it) in set.items.iter().enumerate() {
+                for &l in &it.labels {
+                    y[i * c + l] = 1.0;
+                }
+            }
+            let m = tagging_metrics(probs, &y, classes).map_err(|e| e.to_string())?;
+            Ok((
+                json!({"tracks": set.len(), "roc_auc_macro": m.roc_auc_macro, "pr_auc_macro": m.pr_auc_macro,
+                       "roc_auc": m.roc_auc, "pr_auc": m.pr_auc, "tags": classes}),
+                format!("ROC-AUC {:.4}, PR-AUC {:.4} ({} tracks)", m.roc_auc_macro, m.pr_auc_macro, set.len()),
+            ))
+        }
+    }
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Res<()> {
+    use std::io::Write;
+    let s = serde_json::to_string_pretty(v).unwrap();
+    mirkit::core::npy::write_atomic(path, |w| w.write_all(s.as_bytes())).map_err(|e| e.to_string())
+}
+
+/// Shared options of the training loop.
+#[derive(Args, Clone, Debug)]
+pub struct LoopArgs {
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Learning rate (base).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// adamw, sgd (Nesterov 0.9) or won2020 (Adam then SGD with reloads of the best model).
+    #[arg(long, default_value = "adamw")]
+    pub optimizer: String,
+    /// Weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Stop after this many epochs without a lower validation loss (0: never).
+    #[arg(long, default_value_t = 10)]
+    pub patience: usize,
+    /// Chunks per track averaged in evaluation.
+    #[arg(long, default_value_t = 4)]
+    pub eval_chunks: usize,
+    /// Pitch-shift (±2 st) and time-stretch (0.81–1.23) each applied with this probability.
+    #[arg(long)]
+    pub augment: Option<f64>,
+    /// Continue from OUT/last.safetensors.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+fn loop_config(l: &LoopArgs, seed: u64, chunk_len: usize, default_lr: f64) -> Res<TrainConfig> {
+    let lr = l.lr.unwrap_or(default_lr);
+    let optimizer = match l.optimizer.as_str() {
+        "adamw" => OptimizerConfig::AdamW { lr, weight_decay: l.weight_decay },
+        "sgd" => OptimizerConfig::Sgd { lr, momentum: 0.9, nesterov: true, weight_decay: l.weight_decay },
+        "won2020" => OptimizerConfig::Won2020 { adam_patience: 80, sgd_patience: 20 },
+        o => return Err(format!("--optimizer {o}: use adamw, sgd or won2020")),
+    };
+    Ok(TrainConfig {
+        epochs: l.epochs,
+        batch_size: l.batch_size,
+        chunk_len,
+        eval_chunks: l.eval_chunks,
+        optimizer,
+        schedule: None,
+        patience: (l.patience > 0).then_some(l.patience),
+        grad_clip: None,
+        label_smoothing: 0.0,
+        augment: l.augment.map(mirkit::augment::Augment::music_default),
+        seed,
+        prefetch: 2,
+    })
+}
+
+fn run_loop<M: Trainable>(model: &M, d: &Data, cfg: &TrainConfig, out: &Path, resume: bool) -> Res<mirkit::train::trainer::TrainReport> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    let r = train(model, &d.train, &d.valid, d.ds.task, &d.ds.classes, cfg, out, resume, &mut |p| {
+        match p {
+            Progress::Step { epoch, step, steps, loss } => {
+                bar.set_length(steps as u64);
+                bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+                bar.set_position(step as u64);
+                bar.set_message(format!("loss {loss:.4}"));
+                if std::env::var("MIRKIT_MEM").is_ok() {
+                    let st = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                    let hwm = st.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("").to_string();
+                    bar.suspend(|| eprintln!("step {step}: {hwm}"));
+                }
+            }
+            Progress::Epoch(l) => bar.suspend(|| eprintln!(
+                "epoch {:3}: train loss {:.4}  valid loss {:.4}  valid {} {:.4}  ({:.1} s)",
+                l.epoch + 1,
+                l.train_loss,
+                l.valid_loss,
+                if d.ds.task == Task::MultiClass { "accuracy" } else { "ROC-AUC" },
+                l.valid_metric,
+                l.seconds
+            )),
+            Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
+        }
+        Control::Continue
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    Ok(r)
+}
+
+/// `mirkit train`.
+#[derive(Args, Clone, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    lp: LoopArgs,
+    /// Output folder (checkpoints, best model, log.csv, curves, test.json).
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Architecture: short-chunk-cnn or short-chunk-resnet.
+    #[arg(long, default_value = "short-chunk-cnn")]
+    arch: String,
+    /// Base width (the published model uses 128).
+    #[arg(long, default_value_t = 16)]
+    channels: usize,
+}
+
+fn test_report<M: Trainable>(model: &M, d: &Data, chunk_len: usize, n_chunks: usize, out: &Path, extra: serde_json::Value) -> Res<()> {
+    let Some(test) = &d.test else { return Ok(()) };
+    let p = predict(model, test, d.ds.task, d.ds.n_classes(), chunk_len, n_chunks).map_err(|e| e.to_string())?;
+    let (mut v, line) = evaluate_probs(d.ds.task, &p.probs, test, &d.ds.classes)?;
+    v["loss"] = json!(p.loss);
+    v["run"] = extra;
+    write_json(&out.join("test.json"), &v)?;
+    println!("test: {line}");
+    Ok(())
+}
+
+pub fn train_cmd(a: TrainArgs) -> Res<()> {
+    let t0 = std::time::Instant::now();
+    let d = load_data(&a.data, 16_000)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    write_skipped(&a.out, &d)?;
+    let model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed).map_err(|e| e.to_string())?;
+    eprintln!("{} (width {}): {} parameters", a.arch, a.channels, model.param_count());
+    let cfg = loop_config(&a.lp, a.data.seed, model.input_len(), 1e-3)?;
+    let r = run_loop(&model, &d, &cfg, &a.out, a.lp.resume)?;
+    println!(
+        "best epoch {} (valid loss {:.4}); model: {}",
+        r.best_epoch + 1,
+        r.best_valid_loss,
+        r.best_path.display()
+    );
+    let best = ScratchModel::load(&r.best_path).map_err(|e| e.to_string())?;
+    test_report(&best, &d, best.input_len(), a.lp.eval_chunks, &a.out,
+        json!({"command": "train", "arch": a.arch, "channels": a.channels, "params": model.param_count(),
+               "epochs_run": r.history.len(), "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}))?;
+    Ok(())
+}
+
+/// `mirkit finetune`.
+#[derive(Args, Clone, Debug)]
+pub struct FinetuneArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    lp: LoopArgs,
+    /// Output folder.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Pretrained model: registry name or Won 2020-layout .safetensors.
+    #[arg(long, default_value = registry::DEFAULT_MODEL)]
+    from: String,
+    /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
+    /// fine-tune the network with a new output layer.
+    #[arg(long, default_value = "linear")]
+    head: String,
+    /// Embeddings for heads: `all` (every layer pooled, concatenated) or `embedding`.
+    #[arg(long, default_value = "all")]
+    layers: String,
+    /// What stays fixed when fine-tuning: frontend, body, nothing, or comma-separated
+    /// name prefixes.
+    #[arg(long, default_value = "frontend")]
+    freeze: String,
+    /// Learning-rate multiplier of the new output layer when fine-tuning.
+    #[arg(long, default_value_t = 10.0)]
+    head_lr_mult: f64,
+    /// L2 penalty of linear/MLP heads.
+    #[arg(long, default_value_t = 1e-3)]
+    l2: f64,
+    /// Neighbours of the k-NN head.
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+}
+
+pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
+    let t0 = std::time::Instant::now();
+    let d = load_data(&a.data, 16_000)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    write_skipped(&a.out, &d)?;
+    if a.head == "network" {
+        let freeze = match a.freeze.as_str() {
+            "frontend" => Freeze::FrontEnd,
+            "body" => Freeze::Body,
+            "nothing" => Freeze::Nothing,
+            p => Freeze::Prefixes(p.split(',').map(|s| s.to_string()).collect()),
+        };
+        let ft = FineTune::new(
+            &a.from,
+            &d.ds.classes,
+            FineTuneConfig { freeze, head_lr_mult: a.head_lr_mult, seed: a.data.seed, ..FineTuneConfig::default() },
+        )
+        .map_err(|e| e.to_string())?;
+        let cfg = loop_config(&a.lp, a.data.seed, ft.input_len(), 1e-4)?;
+        let r = run_loop(&ft, &d, &cfg, &a.out, a.lp.resume)?;
+        println!(
+            "best epoch {} (valid loss {:.4}); tagger: {} (use with `mirkit tag --model`)",
+            r.best_epoch + 1,
+            r.best_valid_loss,
+            r.best_path.display()
+        );
+        let best = FineTune::load(&r.best_path.display().to_string()).map_err(|e| e.to_string())?;
+        return test_report(&best, &d, best.input_len(), a.lp.eval_chunks, &a.out,
+            json!({"command": "finetune", "from": a.from, "freeze": a.freeze, "epochs_run": r.history.len(),
+                   "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}));
+    }
+    let kind = match a.head.as_str() {
+        "linear" => HeadKind::Linear,
+        "mlp" => HeadKind::Mlp { hidden: 256, dropout: 0.5 },
+        "knn" => HeadKind::Knn { k: a.k },
+        o => return Err(format!("--head {o}: use linear, mlp, knn or network")),
+    };
+    let layers = match a.layers.as_str() {
+        "all" => Layers::All,
+        "embedding" => Layers::Embedding,
+        o => return Err(format!("--layers {o}: use all or embedding")),
+    };
+    let model = registry::load(&a.from).map_err(|e| e.to_string())?;
+    let emb = |s: &AudioSet| extract(&model, s, layers).map_err(|e| e.to_string());
+    let bar = ProgressBar::new_spinner();
+    bar.set_message("embedding train/valid/test");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let (xt, xv) = (emb(&d.train)?, emb(&d.valid)?);
+    let xs = d.test.as_ref().map(emb).transpose()?;
+    bar.finish_and_clear();
+    let t_embed = t0.elapsed().as_secs_f64();
+    let labels = |s: &AudioSet| s.items.iter().map(|i| i.labels.clone()).collect::<Vec<_>>();
+    let cfg = HeadConfig {
+        kind,
+        l2: a.l2,
+        lr: a.lp.lr.unwrap_or(HeadConfig::default().lr),
+        seed: a.data.seed,
+        ..HeadConfig::default()
+    };
+    let head = Head::fit(&xt, &labels(&d.train), Some((&xv, &labels(&d.valid))), &d.ds.classes, d.ds.task, &cfg)
+        .map_err(|e| e.to_string())?;
+    let mut meta = HashMap::new();
+    meta.insert("embedding_model".to_string(), a.from.clone());
+    meta.insert("layers".to_string(), a.layers.clone());
+    let path = a.out.join("head.safetensors");
+    head.save(&path, &meta).map_err(|e| e.to_string())?;
+    println!("head: {} ({} on {}-d {} embeddings of {})", path.display(), a.head, xt.dim, a.layers, a.from);
+    if let (Some(test), Some(xs)) = (&d.test, &xs) {
+        let p = head.predict(xs).map_err(|e| e.to_string())?;
+        let (mut v, line) = evaluate_probs(d.ds.task, &p, test, &d.ds.classes)?;
+        v["run"] = json!({"command": "finetune", "from": a.from, "head": a.head, "layers": a.layers, "dim": xt.dim,
+                          "embed_seconds": t_embed, "seconds": t0.elapsed().as_secs_f64()});
+        write_json(&a.out.join("test.json"), &v)?;
+        println!("test: {line}");
+    }
+    Ok(())
+}
+
+/// `mirkit eval`.
+#[derive(Args, Clone, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// A model written by `mirkit train` or `mirkit finetune` (best.safetensors or
+    /// head.safetensors), or a registry tagger whose tags are the data set's classes.
+    #[arg(long)]
+    model: String,
+    /// Split to evaluate.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Chunks per track averaged (trained/fine-tuned networks).
+    #[arg(long, default_value_t = 4)]
+    eval_chunks: usize,
+    /// Write the metrics here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn eval_cmd(a: EvalArgs) -> Res<()> {
+    let d = load_data(&a.data, 16_000)?;
+    let set = match a.split.as_str() {
+        "train" => &d.train,
+        "valid" => &d.valid,
+        "test" => d.test.as_ref().ok_or("no test split")?,
+        o => return Err(format!("--split {o}: use train, valid or test")),
+    };
+    let meta = if a.model.ends_with(".safetensors") {
+        mirkit::models::won2020::safetensors_metadata(Path::new(&a.model)).map_err(|e| e.to_string())?
+    } else {
+        HashMap::new()
+    };
+    let check_classes = |classes: &[String]| -> Res<()> {
+        if classes != d.ds.classes.as_slice() {
+            return Err(format!(
+                "{}: model classes {:?} differ from the data set's {:?}",
+                a.model, classes, d.ds.classes
+            ));
+        }
+        Ok(())
+    };
+    let probs = if meta.contains_key("head") {
+        let (head, meta) = Head::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
+        check_classes(head.classes())?;
+        let base = meta.get("embedding_model").ok_or("head file without embedding_model")?;
+        let layers = if meta.get("layers").map(|s| s.as_str()) == Some("embedding") { Layers::Embedding } else { Layers::All };
+        let model = registry::load(base).map_err(|e| e.to_string())?;
+        head.predict(&extract(&model, set, layers).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?
+    } else if meta.get("arch").is_some_and(|s| s.starts_with("short-chunk")) {
+        let m = ScratchModel::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
+        check_classes(m.classes())?;
+        predict(&m, set, d.ds.task, d.ds.n_classes(), m.input_len(), a.eval_chunks).map_err(|e| e.to_string())?.probs
+    } else {
+        let m = FineTune::load(&a.model).map_err(|e| e.to_string())?;
+        check_classes(m.model().tags())?;
+        predict(&m, set, d.ds.task, d.ds.n_classes(), m.input_len(), a.eval_chunks).map_err(|e| e.to_string())?.probs
+    };
+    let (v, line) = evaluate_probs(d.ds.task, &probs, set, &d.ds.classes)?;
+    println!("{} on {} ({}): {line}", a.model, a.split, a.data.data.display());
+    if let Some(j) = &a.json {
+        write_json(j, &v)?;
+    }
+    Ok(())
+}
