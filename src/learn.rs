@@ -6,7 +6,9 @@ use mirkit::models::registry;
 use mirkit::train::audio::AudioSet;
 use mirkit::train::data::{CsvOptions, Dataset, Task};
 use mirkit::train::metrics::{argmax_rows, classification_metrics, tagging_metrics};
-use mirkit::train::trainer::{predict, train, Control, OptimizerConfig, Progress, TrainConfig, Trainable};
+use mirkit::train::trainer::{
+    predict, train, Control, OptimizerConfig, Progress, TrainConfig, Trainable,
+};
 use mirkit::train::zoo::ScratchModel;
 use mirkit::transfer::embed::{extract, Layers};
 use mirkit::transfer::finetune::{FineTune, FineTuneConfig, Freeze};
@@ -61,8 +63,12 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
     .map_err(|e| e.to_string())?;
     if ds.items.iter().any(|i| i.split.is_none()) {
         // 70/15/15 per class, seeded; given splits are kept
-        ds.stratified_split(0.15, 0.15, a.seed).map_err(|e| e.to_string())?;
-        eprintln!("no split given for some files: assigned train/valid/test 70/15/15 per class (seed {})", a.seed);
+        ds.stratified_split(0.15, 0.15, a.seed)
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "no split given for some files: assigned train/valid/test 70/15/15 per class (seed {})",
+            a.seed
+        );
     }
     let load = |split: &str| -> Res<AudioSet> {
         let items = ds.split(split).map_err(|e| e.to_string())?;
@@ -71,7 +77,10 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
             eprintln!("skipped {}: {why}", p.display());
         }
         if set.is_empty() {
-            return Err(format!("split {split:?} is empty: none of its {} files could be read", items.len()));
+            return Err(format!(
+                "split {split:?} is empty: none of its {} files could be read",
+                items.len()
+            ));
         }
         Ok(set)
     };
@@ -92,33 +101,53 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
         sr,
         t0.elapsed().as_secs_f64()
     );
-    Ok(Data { ds, train, valid, test })
+    Ok(Data {
+        ds,
+        train,
+        valid,
+        test,
+    })
 }
 
 fn write_skipped(dir: &Path, d: &Data) -> Res<()> {
     let mut s = String::new();
-    for set in [Some(&d.train), Some(&d.valid), d.test.as_ref()].into_iter().flatten() {
+    for set in [Some(&d.train), Some(&d.valid), d.test.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         for (p, why) in &set.skipped {
             s.push_str(&format!("{}\t{why}\n", p.display()));
         }
     }
     if !s.is_empty() {
-        std::fs::write(dir.join("skipped.tsv"), s).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(dir.join("skipped.tsv"), s)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     Ok(())
 }
 
 /// Metrics of per-track probabilities as JSON (and a one-line summary).
-fn evaluate_probs(task: Task, probs: &[f32], set: &AudioSet, classes: &[String]) -> Res<(serde_json::Value, String)> {
+fn evaluate_probs(
+    task: Task,
+    probs: &[f32],
+    set: &AudioSet,
+    classes: &[String],
+) -> Res<(serde_json::Value, String)> {
     let c = classes.len();
     match task {
         Task::MultiClass => {
             let truth: Vec<usize> = set.items.iter().map(|i| i.labels[0]).collect();
-            let m = classification_metrics(&truth, &argmax_rows(probs, c), c).map_err(|e| e.to_string())?;
+            let m = classification_metrics(&truth, &argmax_rows(probs, c), c)
+                .map_err(|e| e.to_string())?;
             Ok((
                 json!({"tracks": set.len(), "accuracy": m.accuracy, "f1_macro": m.f1_macro,
                        "f1": m.f1, "confusion": m.confusion, "classes": classes}),
-                format!("accuracy {:.4}, macro F1 {:.4} ({} tracks)", m.accuracy, m.f1_macro, set.len()),
+                format!(
+                    "accuracy {:.4}, macro F1 {:.4} ({} tracks)",
+                    m.accuracy,
+                    m.f1_macro,
+                    set.len()
+                ),
             ))
         }
         Task::MultiLabel => {
@@ -132,7 +161,12 @@ fn evaluate_probs(task: Task, probs: &[f32], set: &AudioSet, classes: &[String])
             Ok((
                 json!({"tracks": set.len(), "roc_auc_macro": m.roc_auc_macro, "pr_auc_macro": m.pr_auc_macro,
                        "roc_auc": m.roc_auc, "pr_auc": m.pr_auc, "tags": classes}),
-                format!("ROC-AUC {:.4}, PR-AUC {:.4} ({} tracks)", m.roc_auc_macro, m.pr_auc_macro, set.len()),
+                format!(
+                    "ROC-AUC {:.4}, PR-AUC {:.4} ({} tracks)",
+                    m.roc_auc_macro,
+                    m.pr_auc_macro,
+                    set.len()
+                ),
             ))
         }
     }
@@ -179,9 +213,20 @@ pub struct LoopArgs {
 fn loop_config(l: &LoopArgs, seed: u64, chunk_len: usize, default_lr: f64) -> Res<TrainConfig> {
     let lr = l.lr.unwrap_or(default_lr);
     let optimizer = match l.optimizer.as_str() {
-        "adamw" => OptimizerConfig::AdamW { lr, weight_decay: l.weight_decay },
-        "sgd" => OptimizerConfig::Sgd { lr, momentum: 0.9, nesterov: true, weight_decay: l.weight_decay },
-        "won2020" => OptimizerConfig::Won2020 { adam_patience: 80, sgd_patience: 20 },
+        "adamw" => OptimizerConfig::AdamW {
+            lr,
+            weight_decay: l.weight_decay,
+        },
+        "sgd" => OptimizerConfig::Sgd {
+            lr,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: l.weight_decay,
+        },
+        "won2020" => OptimizerConfig::Won2020 {
+            adam_patience: 80,
+            sgd_patience: 20,
+        },
         o => return Err(format!("--optimizer {o}: use adamw, sgd or won2020")),
     };
     Ok(TrainConfig {
@@ -200,27 +245,53 @@ fn loop_config(l: &LoopArgs, seed: u64, chunk_len: usize, default_lr: f64) -> Re
     })
 }
 
-fn run_loop<M: Trainable>(model: &M, d: &Data, cfg: &TrainConfig, out: &Path, resume: bool) -> Res<mirkit::train::trainer::TrainReport> {
+fn run_loop<M: Trainable>(
+    model: &M,
+    d: &Data,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+) -> Res<mirkit::train::trainer::TrainReport> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} steps {msg}")
             .unwrap()
             .progress_chars("=> "),
     );
-    let r = train(model, &d.train, &d.valid, d.ds.task, &d.ds.classes, cfg, out, resume, &mut |p| {
-        match p {
-            Progress::Step { epoch, step, steps, loss } => {
-                bar.set_length(steps as u64);
-                bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
-                bar.set_position(step as u64);
-                bar.set_message(format!("loss {loss:.4}"));
-                if std::env::var("MIRKIT_MEM").is_ok() {
-                    let st = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-                    let hwm = st.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("").to_string();
-                    bar.suspend(|| eprintln!("step {step}: {hwm}"));
+    let r = train(
+        model,
+        &d.train,
+        &d.valid,
+        d.ds.task,
+        &d.ds.classes,
+        cfg,
+        out,
+        resume,
+        &mut |p| {
+            match p {
+                Progress::Step {
+                    epoch,
+                    step,
+                    steps,
+                    loss,
+                } => {
+                    bar.set_length(steps as u64);
+                    bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+                    bar.set_position(step as u64);
+                    bar.set_message(format!("loss {loss:.4}"));
+                    if std::env::var("MIRKIT_MEM").is_ok() {
+                        let st = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                        let hwm = st
+                            .lines()
+                            .find(|l| l.starts_with("VmHWM"))
+                            .unwrap_or("")
+                            .to_string();
+                        bar.suspend(|| eprintln!("step {step}: {hwm}"));
+                    }
                 }
-            }
-            Progress::Epoch(l) => bar.suspend(|| eprintln!(
+                Progress::Epoch(l) => {
+                    bar.suspend(|| {
+                        eprintln!(
                 "epoch {:3}: train loss {:.4}  valid loss {:.4}  valid {} {:.4}  ({:.1} s)",
                 l.epoch + 1,
                 l.train_loss,
@@ -228,11 +299,14 @@ fn run_loop<M: Trainable>(model: &M, d: &Data, cfg: &TrainConfig, out: &Path, re
                 if d.ds.task == Task::MultiClass { "accuracy" } else { "ROC-AUC" },
                 l.valid_metric,
                 l.seconds
-            )),
-            Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
-        }
-        Control::Continue
-    })
+            )
+                    })
+                }
+                Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
+            }
+            Control::Continue
+        },
+    )
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     Ok(r)
@@ -256,9 +330,24 @@ pub struct TrainArgs {
     channels: usize,
 }
 
-fn test_report<M: Trainable>(model: &M, d: &Data, chunk_len: usize, n_chunks: usize, out: &Path, extra: serde_json::Value) -> Res<()> {
+fn test_report<M: Trainable>(
+    model: &M,
+    d: &Data,
+    chunk_len: usize,
+    n_chunks: usize,
+    out: &Path,
+    extra: serde_json::Value,
+) -> Res<()> {
     let Some(test) = &d.test else { return Ok(()) };
-    let p = predict(model, test, d.ds.task, d.ds.n_classes(), chunk_len, n_chunks).map_err(|e| e.to_string())?;
+    let p = predict(
+        model,
+        test,
+        d.ds.task,
+        d.ds.n_classes(),
+        chunk_len,
+        n_chunks,
+    )
+    .map_err(|e| e.to_string())?;
     let (mut v, line) = evaluate_probs(d.ds.task, &p.probs, test, &d.ds.classes)?;
     v["loss"] = json!(p.loss);
     v["run"] = extra;
@@ -272,8 +361,14 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
     let d = load_data(&a.data, 16_000)?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     write_skipped(&a.out, &d)?;
-    let model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed).map_err(|e| e.to_string())?;
-    eprintln!("{} (width {}): {} parameters", a.arch, a.channels, model.param_count());
+    let model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed)
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "{} (width {}): {} parameters",
+        a.arch,
+        a.channels,
+        model.param_count()
+    );
     let cfg = loop_config(&a.lp, a.data.seed, model.input_len(), 1e-3)?;
     let r = run_loop(&model, &d, &cfg, &a.out, a.lp.resume)?;
     println!(
@@ -283,9 +378,15 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
         r.best_path.display()
     );
     let best = ScratchModel::load(&r.best_path).map_err(|e| e.to_string())?;
-    test_report(&best, &d, best.input_len(), a.lp.eval_chunks, &a.out,
+    test_report(
+        &best,
+        &d,
+        best.input_len(),
+        a.lp.eval_chunks,
+        &a.out,
         json!({"command": "train", "arch": a.arch, "channels": a.channels, "params": model.param_count(),
-               "epochs_run": r.history.len(), "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}))?;
+               "epochs_run": r.history.len(), "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}),
+    )?;
     Ok(())
 }
 
@@ -339,7 +440,12 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         let ft = FineTune::new(
             &a.from,
             &d.ds.classes,
-            FineTuneConfig { freeze, head_lr_mult: a.head_lr_mult, seed: a.data.seed, ..FineTuneConfig::default() },
+            FineTuneConfig {
+                freeze,
+                head_lr_mult: a.head_lr_mult,
+                seed: a.data.seed,
+                ..FineTuneConfig::default()
+            },
         )
         .map_err(|e| e.to_string())?;
         let cfg = loop_config(&a.lp, a.data.seed, ft.input_len(), 1e-4)?;
@@ -351,13 +457,22 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             r.best_path.display()
         );
         let best = FineTune::load(&r.best_path.display().to_string()).map_err(|e| e.to_string())?;
-        return test_report(&best, &d, best.input_len(), a.lp.eval_chunks, &a.out,
+        return test_report(
+            &best,
+            &d,
+            best.input_len(),
+            a.lp.eval_chunks,
+            &a.out,
             json!({"command": "finetune", "from": a.from, "freeze": a.freeze, "epochs_run": r.history.len(),
-                   "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}));
+                   "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}),
+        );
     }
     let kind = match a.head.as_str() {
         "linear" => HeadKind::Linear,
-        "mlp" => HeadKind::Mlp { hidden: 256, dropout: 0.5 },
+        "mlp" => HeadKind::Mlp {
+            hidden: 256,
+            dropout: 0.5,
+        },
         "knn" => HeadKind::Knn { k: a.k },
         o => return Err(format!("--head {o}: use linear, mlp, knn or network")),
     };
@@ -383,14 +498,28 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         seed: a.data.seed,
         ..HeadConfig::default()
     };
-    let head = Head::fit(&xt, &labels(&d.train), Some((&xv, &labels(&d.valid))), &d.ds.classes, d.ds.task, &cfg)
-        .map_err(|e| e.to_string())?;
+    let head = Head::fit(
+        &xt,
+        &labels(&d.train),
+        Some((&xv, &labels(&d.valid))),
+        &d.ds.classes,
+        d.ds.task,
+        &cfg,
+    )
+    .map_err(|e| e.to_string())?;
     let mut meta = HashMap::new();
     meta.insert("embedding_model".to_string(), a.from.clone());
     meta.insert("layers".to_string(), a.layers.clone());
     let path = a.out.join("head.safetensors");
     head.save(&path, &meta).map_err(|e| e.to_string())?;
-    println!("head: {} ({} on {}-d {} embeddings of {})", path.display(), a.head, xt.dim, a.layers, a.from);
+    println!(
+        "head: {} ({} on {}-d {} embeddings of {})",
+        path.display(),
+        a.head,
+        xt.dim,
+        a.layers,
+        a.from
+    );
     if let (Some(test), Some(xs)) = (&d.test, &xs) {
         let p = head.predict(xs).map_err(|e| e.to_string())?;
         let (mut v, line) = evaluate_probs(d.ds.task, &p, test, &d.ds.classes)?;
@@ -431,7 +560,8 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         o => return Err(format!("--split {o}: use train, valid or test")),
     };
     let meta = if a.model.ends_with(".safetensors") {
-        mirkit::models::won2020::safetensors_metadata(Path::new(&a.model)).map_err(|e| e.to_string())?
+        mirkit::models::won2020::safetensors_metadata(Path::new(&a.model))
+            .map_err(|e| e.to_string())?
     } else {
         HashMap::new()
     };
@@ -447,21 +577,54 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
     let probs = if meta.contains_key("head") {
         let (head, meta) = Head::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
         check_classes(head.classes())?;
-        let base = meta.get("embedding_model").ok_or("head file without embedding_model")?;
-        let layers = if meta.get("layers").map(|s| s.as_str()) == Some("embedding") { Layers::Embedding } else { Layers::All };
+        let base = meta
+            .get("embedding_model")
+            .ok_or("head file without embedding_model")?;
+        let layers = if meta.get("layers").map(|s| s.as_str()) == Some("embedding") {
+            Layers::Embedding
+        } else {
+            Layers::All
+        };
         let model = registry::load(base).map_err(|e| e.to_string())?;
-        head.predict(&extract(&model, set, layers).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?
-    } else if meta.get("arch").is_some_and(|s| s.starts_with("short-chunk")) {
+        head.predict(&extract(&model, set, layers).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?
+    } else if meta
+        .get("arch")
+        .is_some_and(|s| s.starts_with("short-chunk"))
+    {
         let m = ScratchModel::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
         check_classes(m.classes())?;
-        predict(&m, set, d.ds.task, d.ds.n_classes(), m.input_len(), a.eval_chunks).map_err(|e| e.to_string())?.probs
+        predict(
+            &m,
+            set,
+            d.ds.task,
+            d.ds.n_classes(),
+            m.input_len(),
+            a.eval_chunks,
+        )
+        .map_err(|e| e.to_string())?
+        .probs
     } else {
         let m = FineTune::load(&a.model).map_err(|e| e.to_string())?;
         check_classes(m.model().tags())?;
-        predict(&m, set, d.ds.task, d.ds.n_classes(), m.input_len(), a.eval_chunks).map_err(|e| e.to_string())?.probs
+        predict(
+            &m,
+            set,
+            d.ds.task,
+            d.ds.n_classes(),
+            m.input_len(),
+            a.eval_chunks,
+        )
+        .map_err(|e| e.to_string())?
+        .probs
     };
     let (v, line) = evaluate_probs(d.ds.task, &probs, set, &d.ds.classes)?;
-    println!("{} on {} ({}): {line}", a.model, a.split, a.data.data.display());
+    println!(
+        "{} on {} ({}): {line}",
+        a.model,
+        a.split,
+        a.data.data.display()
+    );
     if let Some(j) = &a.json {
         write_json(j, &v)?;
     }
