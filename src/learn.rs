@@ -10,7 +10,7 @@ use mirkit::train::trainer::{
     predict, train, Control, OptimizerConfig, Progress, TrainConfig, Trainable,
 };
 use mirkit::train::zoo::ScratchModel;
-use mirkit::transfer::embed::{extract, Layers};
+use mirkit::transfer::embed::{extract, mfcc_stats, Layers};
 use mirkit::transfer::finetune::{FineTune, FineTuneConfig, Freeze};
 use mirkit::transfer::heads::{Head, HeadConfig, HeadKind};
 use serde_json::json;
@@ -400,7 +400,8 @@ pub struct FinetuneArgs {
     /// Output folder.
     #[arg(short, long)]
     out: PathBuf,
-    /// Pretrained model: registry name or Won 2020-layout .safetensors.
+    /// Pretrained model: registry name or Won 2020-layout .safetensors; `mfcc` gives the
+    /// classic baseline (MFCC-20 mean and std per track) under the same head.
     #[arg(long, default_value = registry::DEFAULT_MODEL)]
     from: String,
     /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
@@ -427,7 +428,13 @@ pub struct FinetuneArgs {
 
 pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     let t0 = std::time::Instant::now();
-    let d = load_data(&a.data, 16_000)?;
+    let mfcc = a.from == "mfcc";
+    if mfcc && a.head == "network" {
+        return Err(
+            "--from mfcc is the MFCC-statistics baseline: use --head linear, mlp or knn".into(),
+        );
+    }
+    let d = load_data(&a.data, if mfcc { 22_050 } else { 16_000 })?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     write_skipped(&a.out, &d)?;
     if a.head == "network" {
@@ -481,8 +488,15 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         "embedding" => Layers::Embedding,
         o => return Err(format!("--layers {o}: use all or embedding")),
     };
-    let model = registry::load(&a.from).map_err(|e| e.to_string())?;
-    let emb = |s: &AudioSet| extract(&model, s, layers).map_err(|e| e.to_string());
+    let model = if mfcc {
+        None
+    } else {
+        Some(registry::load(&a.from).map_err(|e| e.to_string())?)
+    };
+    let emb = |s: &AudioSet| match &model {
+        Some(m) => extract(m, s, layers).map_err(|e| e.to_string()),
+        None => mfcc_stats(s).map_err(|e| e.to_string()),
+    };
     let bar = ProgressBar::new_spinner();
     bar.set_message("embedding train/valid/test");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -494,7 +508,11 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     let cfg = HeadConfig {
         kind,
         l2: a.l2,
-        lr: a.lp.lr.unwrap_or(HeadConfig::default().lr),
+        lr: a.lp.lr.unwrap_or(if a.head == "mlp" {
+            1e-3
+        } else {
+            HeadConfig::default().lr
+        }),
         seed: a.data.seed,
         ..HeadConfig::default()
     };
@@ -552,7 +570,14 @@ pub struct EvalArgs {
 }
 
 pub fn eval_cmd(a: EvalArgs) -> Res<()> {
-    let d = load_data(&a.data, 16_000)?;
+    let meta = if a.model.ends_with(".safetensors") {
+        mirkit::models::won2020::safetensors_metadata(Path::new(&a.model))
+            .map_err(|e| e.to_string())?
+    } else {
+        HashMap::new()
+    };
+    let mfcc = meta.get("embedding_model").map(|s| s.as_str()) == Some("mfcc");
+    let d = load_data(&a.data, if mfcc { 22_050 } else { 16_000 })?;
     let set = match a.split.as_str() {
         "train" => &d.train,
         "valid" => &d.valid,

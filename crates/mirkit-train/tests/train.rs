@@ -272,3 +272,48 @@ fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn won2020_recipe_switches_phases_and_reloads_the_best() {
+    // patience 1: every epoch without a lower validation loss moves to the next phase
+    let (tr, va) = (tones(2, 8), tones(1, 9));
+    let m = ScratchModel::new("short-chunk-cnn", 4, &classes(), 1).unwrap();
+    let dir = tempdir("won");
+    let c = TrainConfig {
+        optimizer: mirkit_train::trainer::OptimizerConfig::Won2020 {
+            adam_patience: 1,
+            sgd_patience: 1,
+        },
+        ..cfg(8)
+    };
+    let r = train(
+        &m,
+        &tr,
+        &va,
+        Task::MultiClass,
+        &classes(),
+        &c,
+        &dir,
+        false,
+        &mut |_| Control::Continue,
+    )
+    .unwrap();
+    let lrs: Vec<f64> = r.history.iter().map(|h| h.lr).collect();
+    assert_eq!(lrs[0], 1e-4, "{lrs:?}");
+    // rates only move along Adam 1e-4 → SGD 1e-3 → 1e-4 → 1e-5, and a switch happens
+    // exactly after an epoch that did not improve
+    let mut phase = 0;
+    for w in r.history.windows(2) {
+        if w[1].lr != w[0].lr {
+            phase += 1;
+            assert_eq!(w[1].lr, [1e-4, 1e-3, 1e-4, 1e-5][phase], "{lrs:?}");
+        }
+    }
+    assert!(phase >= 1, "no phase switch in {lrs:?}");
+    let best_loss = r
+        .history
+        .iter()
+        .map(|h| h.valid_loss)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(best_loss, r.best_valid_loss);
+}

@@ -102,3 +102,49 @@ pub fn extract(model: &Won2020, set: &AudioSet, layers: Layers) -> Result<Embedd
         blocks,
     })
 }
+
+/// The classic baseline's features: MFCC-20 mean and standard deviation over time per
+/// track (40 values), with `librosa.feature.mfcc` defaults (22.05 kHz, n_fft 2048, hop
+/// 512, 128 Slaney mels, `power_to_db` with top_db 80, orthonormal DCT-II). `set` must be
+/// at 22.05 kHz.
+pub fn mfcc_stats(set: &AudioSet) -> Result<Embeddings> {
+    use mirkit_dsp::{Compression, DbConfig, FeatureConfig, FeatureExtractor, MfccSettings};
+    if set.sr != 22_050 {
+        return Err(crate::error::invalid(
+            "sample rate",
+            set.sr,
+            "MFCC statistics use librosa's 22050 Hz",
+        ));
+    }
+    let mut cfg = FeatureConfig::librosa();
+    cfg.compression = Compression::Db(DbConfig::default());
+    cfg.mfcc = Some(MfccSettings {
+        n_mfcc: 20,
+        lifter: 0.0,
+    });
+    let fx = FeatureExtractor::new(cfg)?;
+    let rows: Vec<Vec<f32>> = set
+        .audio
+        .par_iter()
+        .map(|a| {
+            let m = fx.compute(a)?.into_array(); // (20, frames)
+            let mut v = Vec::with_capacity(40);
+            let mut sd = Vec::with_capacity(20);
+            for row in m.rows() {
+                let n = row.len() as f64;
+                let mean = row.iter().map(|x| *x as f64).sum::<f64>() / n;
+                let var = row.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n;
+                v.push(mean as f32);
+                sd.push(var.sqrt() as f32);
+            }
+            v.extend(sd);
+            Ok(v)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Embeddings {
+        n: rows.len(),
+        dim: 40,
+        data: rows.into_iter().flatten().collect(),
+        blocks: vec![("mfcc20_mean".into(), 20), ("mfcc20_std".into(), 20)],
+    })
+}
