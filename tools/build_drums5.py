@@ -1,7 +1,7 @@
 """Builds `drums5`, a second data set of real recordings for mirkit's transfer demo:
 one-shot drum samples from Debian's `hydrogen-drumkits` package (2017.09.19~dfsg-1;
-14 kits recorded or synthesised by their authors, licences in the package's
-debian/copyright: GPL-2+, CC-BY and public domain per kit), sorted into five classes by
+14 kits recorded or synthesised by their authors; per-kit licences in the package's
+/usr/share/doc/hydrogen-drumkits/copyright: GPL-2(+), CC-BY-3.0, CC-BY-SA-3.0, CC0), sorted into five classes by
 their file names: kick, snare, hihat, cymbal, tom.
 
 Split by kit, so validation and test sounds come from kits the model never heard
