@@ -418,6 +418,10 @@ pub struct FinetuneArgs {
     /// Learning-rate multiplier of the new output layer when fine-tuning.
     #[arg(long, default_value_t = 10.0)]
     head_lr_mult: f64,
+    /// Fine-tuning: keep the pretrained batch-norm statistics (evaluation mode) while
+    /// training the weights.
+    #[arg(long)]
+    frozen_bn_stats: bool,
     /// L2 penalty of linear/MLP heads.
     #[arg(long, default_value_t = 1e-3)]
     l2: f64,
@@ -610,9 +614,13 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         } else {
             Layers::All
         };
-        let model = registry::load(base).map_err(|e| e.to_string())?;
-        head.predict(&extract(&model, set, layers).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?
+        let x = if mfcc {
+            mfcc_stats(set).map_err(|e| e.to_string())?
+        } else {
+            let model = registry::load(base).map_err(|e| e.to_string())?;
+            extract(&model, set, layers).map_err(|e| e.to_string())?
+        };
+        head.predict(&x).map_err(|e| e.to_string())?
     } else if meta
         .get("arch")
         .is_some_and(|s| s.starts_with("short-chunk"))

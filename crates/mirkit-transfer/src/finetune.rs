@@ -43,6 +43,10 @@ pub struct FineTuneConfig {
     pub dropout: f64,
     /// Seed of the new layer's initialisation and of dropout.
     pub seed: u64,
+    /// Keep every batch norm in evaluation mode (pretrained running statistics, not
+    /// batch statistics) while training the weights — the usual choice when fine-tuning
+    /// on small data sets or small batches.
+    pub frozen_bn_stats: bool,
 }
 
 impl Default for FineTuneConfig {
@@ -53,6 +57,7 @@ impl Default for FineTuneConfig {
             body_lr_mult: 1.0,
             dropout: 0.5,
             seed: 0,
+            frozen_bn_stats: false,
         }
     }
 }
@@ -180,7 +185,7 @@ impl Trainable for FineTune {
             value: format!("{:?}", x.dims()),
             why: e.to_string(),
         };
-        let body_train = train && self.cfg.freeze != Freeze::Body;
+        let body_train = train && self.cfg.freeze != Freeze::Body && !self.cfg.frozen_bn_stats;
         let spec_train = body_train && self.cfg.freeze == Freeze::Nothing;
         let h = self.model.spec_bn_t(x, spec_train).map_err(map)?;
         let e = self.model.embedding_t(&h, body_train).map_err(map)?;

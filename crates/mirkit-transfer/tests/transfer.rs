@@ -231,3 +231,52 @@ fn fine_tuned_musicnn_saves_as_a_tagger() {
     )
     .is_err());
 }
+
+#[test]
+fn frozen_bn_stats_train_weights_but_keep_statistics() {
+    let classes = vec!["low".to_string(), "high".to_string()];
+    let (tr, va) = (tones(4, 3), tones(2, 4));
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 2,
+        chunk_len: 48_000,
+        eval_chunks: 1,
+        patience: None,
+        ..TrainConfig::default()
+    };
+    let ft_cfg = FineTuneConfig {
+        freeze: Freeze::FrontEnd,
+        frozen_bn_stats: true,
+        ..FineTuneConfig::default()
+    };
+    let ft = FineTune::new("won2020-musicnn-mtat", &classes, ft_cfg).unwrap();
+    let snap = |k: &str| -> Vec<f32> {
+        ft.varmap().data().lock().unwrap()[k]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let (w0, m0, v0) = (
+        snap("layer1.conv.weight"),
+        snap("layer1.bn.running_mean"),
+        snap("bn.running_var"),
+    );
+    let d = tmp("ftbn");
+    train(
+        &ft,
+        &tr,
+        &va,
+        Task::MultiClass,
+        &classes,
+        &cfg,
+        &d,
+        false,
+        &mut |_| Control::Continue,
+    )
+    .unwrap();
+    assert_ne!(snap("layer1.conv.weight"), w0, "weights train");
+    assert_eq!(snap("layer1.bn.running_mean"), m0, "statistics stay");
+    assert_eq!(snap("bn.running_var"), v0, "statistics stay");
+}
