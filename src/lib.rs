@@ -11,6 +11,8 @@
 //! | [`augment`] | mirkit-augment | time-stretch, pitch-shift, noise, filters, seeded chains |
 //! | [`nn`] | mirkit-nn | Candle layers, losses, optimisers PyTorch-exact |
 //! | [`models`] | mirkit-models | pretrained taggers (Won et al. 2020) and the zoo |
+//! | [`train`] | mirkit-train | data sets, training loop, resumable checkpoints, metrics |
+//! | [`transfer`] | mirkit-transfer | embeddings, heads on frozen features, fine-tuning |
 //!
 //! ```no_run
 //! use mirkit::dsp::{FeatureConfig, Preset};
