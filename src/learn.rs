@@ -10,7 +10,7 @@ use mirkit::train::trainer::{
     predict, train, Control, OptimizerConfig, Progress, TrainConfig, Trainable,
 };
 use mirkit::train::zoo::ScratchModel;
-use mirkit::transfer::embed::{extract, mfcc_stats, Layers};
+use mirkit::transfer::embed::{Layers, Source};
 use mirkit::transfer::finetune::{FineTune, FineTuneConfig, Freeze};
 use mirkit::transfer::heads::{Head, HeadConfig, HeadKind};
 use serde_json::json;
@@ -151,12 +151,8 @@ fn evaluate_probs(
             ))
         }
         Task::MultiLabel => {
-            let mut y = vec![0f32; set.len() * c];
-            for (i, it) in set.items.iter().enumerate() {
-                for &l in &it.labels {
-                    y[i * c + l] = 1.0;
-                }
-            }
+            let y =
+                mirkit::train::data::multi_hot(set.items.iter().map(|it| it.labels.as_slice()), c);
             let m = tagging_metrics(probs, &y, classes).map_err(|e| e.to_string())?;
             Ok((
                 json!({"tracks": set.len(), "roc_auc_macro": m.roc_auc_macro, "pr_auc_macro": m.pr_auc_macro,
@@ -258,39 +254,30 @@ fn run_loop<M: Trainable>(
             .unwrap()
             .progress_chars("=> "),
     );
-    let r = train(
-        model,
-        &d.train,
-        &d.valid,
-        d.ds.task,
-        &d.ds.classes,
-        cfg,
-        out,
-        resume,
-        &mut |p| {
-            match p {
-                Progress::Step {
-                    epoch,
-                    step,
-                    steps,
-                    loss,
-                } => {
-                    bar.set_length(steps as u64);
-                    bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
-                    bar.set_position(step as u64);
-                    bar.set_message(format!("loss {loss:.4}"));
-                    if std::env::var("MIRKIT_MEM").is_ok() {
-                        let st = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-                        let hwm = st
-                            .lines()
-                            .find(|l| l.starts_with("VmHWM"))
-                            .unwrap_or("")
-                            .to_string();
-                        bar.suspend(|| eprintln!("step {step}: {hwm}"));
+    let r =
+        train(
+            model,
+            &d.train,
+            &d.valid,
+            d.ds.task,
+            &d.ds.classes,
+            cfg,
+            out,
+            resume,
+            &mut |p| {
+                match p {
+                    Progress::Step {
+                        epoch,
+                        step,
+                        steps,
+                        loss,
+                    } => {
+                        bar.set_length(steps as u64);
+                        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+                        bar.set_position(step as u64);
+                        bar.set_message(format!("loss {loss:.4}"));
                     }
-                }
-                Progress::Epoch(l) => {
-                    bar.suspend(|| {
+                    Progress::Epoch(l) => bar.suspend(|| {
                         eprintln!(
                 "epoch {:3}: train loss {:.4}  valid loss {:.4}  valid {} {:.4}  ({:.1} s)",
                 l.epoch + 1,
@@ -300,14 +287,13 @@ fn run_loop<M: Trainable>(
                 l.valid_metric,
                 l.seconds
             )
-                    })
+                    }),
+                    Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
                 }
-                Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
-            }
-            Control::Continue
-        },
-    )
-    .map_err(|e| e.to_string())?;
+                Control::Continue
+            },
+        )
+        .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     Ok(r)
 }
@@ -492,15 +478,8 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         "embedding" => Layers::Embedding,
         o => return Err(format!("--layers {o}: use all or embedding")),
     };
-    let model = if mfcc {
-        None
-    } else {
-        Some(registry::load(&a.from).map_err(|e| e.to_string())?)
-    };
-    let emb = |s: &AudioSet| match &model {
-        Some(m) => extract(m, s, layers).map_err(|e| e.to_string()),
-        None => mfcc_stats(s).map_err(|e| e.to_string()),
-    };
+    let source = Source::open(&a.from, layers).map_err(|e| e.to_string())?;
+    let emb = |s: &AudioSet| source.extract(s).map_err(|e| e.to_string());
     let bar = ProgressBar::new_spinner();
     bar.set_message("embedding train/valid/test");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -580,8 +559,23 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
     } else {
         HashMap::new()
     };
-    let mfcc = meta.get("embedding_model").map(|s| s.as_str()) == Some("mfcc");
-    let d = load_data(&a.data, if mfcc { 22_050 } else { 16_000 })?;
+    // a head file names the features it was trained on
+    let head = if meta.contains_key("head") {
+        let (head, meta) = Head::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
+        let base = meta
+            .get("embedding_model")
+            .ok_or("head file without embedding_model")?;
+        let layers = if meta.get("layers").map(|s| s.as_str()) == Some("embedding") {
+            Layers::Embedding
+        } else {
+            Layers::All
+        };
+        Some((head, Source::open(base, layers).map_err(|e| e.to_string())?))
+    } else {
+        None
+    };
+    let sr = head.as_ref().map(|h| h.1.sample_rate()).unwrap_or(16_000);
+    let d = load_data(&a.data, sr)?;
     let set = match a.split.as_str() {
         "train" => &d.train,
         "valid" => &d.valid,
@@ -603,23 +597,9 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         }
         Ok(())
     };
-    let probs = if meta.contains_key("head") {
-        let (head, meta) = Head::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
+    let probs = if let Some((head, source)) = &head {
         check_classes(head.classes())?;
-        let base = meta
-            .get("embedding_model")
-            .ok_or("head file without embedding_model")?;
-        let layers = if meta.get("layers").map(|s| s.as_str()) == Some("embedding") {
-            Layers::Embedding
-        } else {
-            Layers::All
-        };
-        let x = if mfcc {
-            mfcc_stats(set).map_err(|e| e.to_string())?
-        } else {
-            let model = registry::load(base).map_err(|e| e.to_string())?;
-            extract(&model, set, layers).map_err(|e| e.to_string())?
-        };
+        let x = source.extract(set).map_err(|e| e.to_string())?;
         head.predict(&x).map_err(|e| e.to_string())?
     } else if meta
         .get("arch")

@@ -271,6 +271,12 @@ fn layout(
 
 /// The `__metadata__` of a safetensors file.
 pub fn safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    parse_metadata(&read_header(path)?, &path.display().to_string())
+}
+
+/// The JSON header of a safetensors file (tensor names, shapes, metadata), read without
+/// the tensor data.
+fn read_header(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let file = path.display().to_string();
     let werr = |why: String| ModelError::Weights {
@@ -288,7 +294,7 @@ pub fn safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let mut h = vec![0u8; n as usize];
     f.read_exact(&mut h)
         .map_err(|e| werr(format!("truncated header ({e})")))?;
-    parse_metadata(&h, &file)
+    Ok(h)
 }
 
 /// The `__metadata__` of safetensors bytes.
@@ -339,24 +345,33 @@ impl Won2020 {
     /// (`arch`: `fcn`, `crnn`, `musicnn`) or else from its tensor names.
     pub fn load_any(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let meta = safetensors_metadata(path)?;
-        let arch = match meta.get("arch").map(|s| s.as_str()) {
-            Some(a) => Arch::parse(a).ok_or_else(|| ModelError::Weights {
-                file: path.display().to_string(),
+        Self::load(Self::detect_arch(path)?, path)
+    }
+
+    /// The architecture of a weights file, from its metadata (`arch`) or else its tensor
+    /// names; reads the header only.
+    pub fn detect_arch(path: impl AsRef<Path>) -> Result<Arch> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let h = read_header(path)?;
+        let meta = parse_metadata(&h, &file)?;
+        if let Some(a) = meta.get("arch") {
+            return Arch::parse(a).ok_or_else(|| ModelError::Weights {
+                file,
                 why: format!("unknown arch {a:?} in the metadata"),
-            })?,
-            None => {
-                let map = candle_core::safetensors::load(path, &Device::Cpu)?;
-                if map.contains_key("layer5.weight_ih_l0") {
-                    Arch::Crnn
-                } else if map.contains_key("dense1.weight") {
-                    Arch::Musicnn
-                } else {
-                    Arch::Fcn
-                }
-            }
-        };
-        Self::load(arch, path)
+            });
+        }
+        let v: serde_json::Value = serde_json::from_slice(&h).map_err(|e| ModelError::Weights {
+            file,
+            why: format!("bad header: {e}"),
+        })?;
+        Ok(if v.get("layer5.weight_ih_l0").is_some() {
+            Arch::Crnn
+        } else if v.get("dense1.weight").is_some() {
+            Arch::Musicnn
+        } else {
+            Arch::Fcn
+        })
     }
 
     /// Loads from the bytes of a safetensors file (e.g. weights compiled into a binary).
@@ -762,6 +777,12 @@ impl Won2020 {
         self.windows(audio, |w| self.embed(w))
     }
 
+    /// Per-window [`Self::embed_layers`] under the same windowing as
+    /// [`Self::tag_windows`].
+    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+        self.windows(audio, |w| self.embed_layers(w))
+    }
+
     fn check_window(&self, audio: &[f32]) -> Result<()> {
         let n = self.input_len();
         if audio.len() != n {
@@ -777,11 +798,7 @@ impl Won2020 {
         Ok(())
     }
 
-    fn windows(
-        &self,
-        audio: &[f32],
-        f: impl Fn(&[f32]) -> Result<Vec<f32>>,
-    ) -> Result<Vec<Vec<f32>>> {
+    fn windows<T>(&self, audio: &[f32], f: impl Fn(&[f32]) -> Result<T>) -> Result<Vec<T>> {
         if audio.is_empty() {
             return Err(ModelError::Input("empty audio".into()));
         }

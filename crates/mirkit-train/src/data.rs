@@ -600,11 +600,7 @@ impl Dataset {
         }
         let mut rng = Rng::new(seed);
         for (_, mut idx) in by_class {
-            // Fisher–Yates with the seeded generator
-            for i in (1..idx.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
-                idx.swap(i, j);
-            }
+            rng.shuffle(&mut idx);
             let n = idx.len() as f64;
             let nt = (n * test).round() as usize;
             let nv = (n * valid).round() as usize;
@@ -626,15 +622,24 @@ impl Dataset {
 
     /// Multi-hot label matrix (`n × classes`, row-major) of `items`.
     pub fn targets(&self, items: &[Item]) -> Vec<f32> {
-        let c = self.classes.len();
-        let mut y = vec![0f32; items.len() * c];
-        for (i, it) in items.iter().enumerate() {
-            for &l in &it.labels {
-                y[i * c + l] = 1.0;
-            }
-        }
-        y
+        multi_hot(
+            items.iter().map(|it| it.labels.as_slice()),
+            self.classes.len(),
+        )
     }
+}
+
+/// Multi-hot matrix (`rows × classes`, row-major) of per-row class indices.
+pub fn multi_hot<'a>(rows: impl IntoIterator<Item = &'a [usize]>, classes: usize) -> Vec<f32> {
+    let mut y = Vec::new();
+    for labels in rows {
+        let start = y.len();
+        y.resize(start + classes, 0.0);
+        for &l in labels {
+            y[start + l] = 1.0;
+        }
+    }
+    y
 }
 
 fn read_split_lists(splits: &[(&str, &Path)]) -> Result<HashMap<String, String>> {

@@ -352,40 +352,45 @@ pub struct Predictions {
     pub loss: f64,
 }
 
+/// The loss target of a batch: class indices `(B,)` u32 (multi-class) or a multi-hot
+/// `(B, classes)` f32 matrix (multi-label), from each row's class indices.
+pub fn targets(task: Task, rows: &[&[usize]], classes: usize, dev: &Device) -> Result<Tensor> {
+    Ok(match task {
+        Task::MultiClass => {
+            let y: Vec<u32> = rows
+                .iter()
+                .map(|l| l.first().copied().unwrap_or(0) as u32)
+                .collect();
+            Tensor::from_vec(y, rows.len(), dev)?
+        }
+        Task::MultiLabel => Tensor::from_vec(
+            crate::data::multi_hot(rows.iter().copied(), classes),
+            (rows.len(), classes),
+            dev,
+        )?,
+    })
+}
+
 fn targets_tensor(
     task: Task,
     items: &[&crate::data::Item],
     classes: usize,
     dev: &Device,
 ) -> Result<Tensor> {
-    Ok(match task {
-        Task::MultiClass => {
-            let y: Vec<u32> = items
-                .iter()
-                .map(|it| it.labels.first().copied().unwrap_or(0) as u32)
-                .collect();
-            Tensor::from_vec(y, items.len(), dev)?
-        }
-        Task::MultiLabel => {
-            let mut y = vec![0f32; items.len() * classes];
-            for (i, it) in items.iter().enumerate() {
-                for &l in &it.labels {
-                    y[i * classes + l] = 1.0;
-                }
-            }
-            Tensor::from_vec(y, (items.len(), classes), dev)?
-        }
-    })
+    let rows: Vec<&[usize]> = items.iter().map(|it| it.labels.as_slice()).collect();
+    targets(task, &rows, classes, dev)
 }
 
-fn loss_of(task: Task, logits: &Tensor, y: &Tensor, smoothing: f64) -> Result<Tensor> {
+/// Mean cross-entropy (multi-class) or binary cross-entropy (multi-label) of logits.
+pub fn task_loss(task: Task, logits: &Tensor, y: &Tensor, smoothing: f64) -> Result<Tensor> {
     Ok(match task {
         Task::MultiClass => mirkit_nn::loss::cross_entropy(logits, y, smoothing)?,
         Task::MultiLabel => mirkit_nn::loss::bce_with_logits(logits, y, None, smoothing)?,
     })
 }
 
-fn probs_of(task: Task, logits: &Tensor) -> Result<Tensor> {
+/// Softmax (multi-class) or sigmoid (multi-label) of logits.
+pub fn task_probs(task: Task, logits: &Tensor) -> Result<Tensor> {
     Ok(match task {
         Task::MultiClass => candle_nn::ops::softmax(logits, 1)?,
         Task::MultiLabel => candle_nn::ops::sigmoid(logits)?,
@@ -421,9 +426,9 @@ pub fn predict<M: Trainable + ?Sized>(
         let item = &set.items[i];
         let its: Vec<&crate::data::Item> = vec![item; xs.len()];
         let y = targets_tensor(task, &its, classes, x.device())?;
-        loss_sum += loss_of(task, &logits, &y, 0.0)?.to_scalar::<f32>()? as f64 * xs.len() as f64;
+        loss_sum += task_loss(task, &logits, &y, 0.0)?.to_scalar::<f32>()? as f64 * xs.len() as f64;
         count += xs.len();
-        let p: Vec<f32> = probs_of(task, &logits)?.mean(0)?.to_vec1()?;
+        let p: Vec<f32> = task_probs(task, &logits)?.mean(0)?.to_vec1()?;
         probs.extend(p);
     }
     Ok(Predictions {
@@ -442,12 +447,10 @@ pub fn score(task: Task, probs: &[f32], set: &AudioSet, classes: &[String]) -> R
             Ok((m.accuracy, m.f1_macro))
         }
         Task::MultiLabel => {
-            let mut y = vec![0f32; set.len() * classes.len()];
-            for (i, it) in set.items.iter().enumerate() {
-                for &l in &it.labels {
-                    y[i * classes.len() + l] = 1.0;
-                }
-            }
+            let y = crate::data::multi_hot(
+                set.items.iter().map(|it| it.labels.as_slice()),
+                classes.len(),
+            );
             let m = metrics::tagging_metrics(probs, &y, classes)?;
             Ok((m.roc_auc_macro, m.pr_auc_macro))
         }
@@ -611,11 +614,7 @@ pub fn train<M: Trainable>(
         opt.set_lr(base_lr);
         // this epoch's order and chunks come from (seed, epoch) alone
         let mut order: Vec<usize> = (0..n).collect();
-        let mut rng = Rng::for_item(cfg.seed, epoch as u64);
-        for i in (1..n).rev() {
-            let j = rng.below(i as u64 + 1) as usize;
-            order.swap(i, j);
-        }
+        Rng::for_item(cfg.seed, epoch as u64).shuffle(&mut order);
         let mut loss_sum = 0.0;
         let mut interrupted = None;
         std::thread::scope(|s| -> Result<()> {
@@ -665,7 +664,7 @@ pub fn train<M: Trainable>(
                         expected: classes.len(),
                     });
                 }
-                let loss = loss_of(task, &logits, &y, cfg.label_smoothing)?;
+                let loss = task_loss(task, &logits, &y, cfg.label_smoothing)?;
                 let lv = loss.to_scalar::<f32>()? as f64;
                 if !lv.is_finite() {
                     return Err(TrainError::Diverged {

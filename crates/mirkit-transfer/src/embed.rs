@@ -43,40 +43,26 @@ pub fn embed_track(
     audio: &[f32],
     layers: Layers,
 ) -> Result<(Vec<f32>, Vec<(String, usize)>)> {
-    let n = model.input_len();
-    let windows: Vec<Vec<f32>> = if audio.len() < n {
-        let mut v = audio.to_vec();
-        v.resize(n, 0.0);
-        vec![v]
-    } else {
-        audio.chunks_exact(n).map(|c| c.to_vec()).collect()
+    let (windows, blocks) = match layers {
+        Layers::Embedding => {
+            let w = model.embed_windows(audio)?;
+            let d = w.first().map(|v| v.len()).unwrap_or(0);
+            (w, vec![("embedding".to_string(), d)])
+        }
+        Layers::All => {
+            let named = model.embed_layers_windows(audio)?;
+            let blocks = named
+                .first()
+                .map(|n| n.iter().map(|(k, v)| (k.clone(), v.len())).collect())
+                .unwrap_or_default();
+            let w = named
+                .into_iter()
+                .map(|n| n.into_iter().flat_map(|(_, v)| v).collect())
+                .collect();
+            (w, blocks)
+        }
     };
-    let mut sum: Vec<f64> = Vec::new();
-    let mut blocks = Vec::new();
-    for w in &windows {
-        let (v, b) = match layers {
-            Layers::Embedding => {
-                let e = model.embed(w)?;
-                let d = e.len();
-                (e, vec![("embedding".to_string(), d)])
-            }
-            Layers::All => {
-                let named = model.embed_layers(w)?;
-                let b: Vec<(String, usize)> =
-                    named.iter().map(|(k, v)| (k.clone(), v.len())).collect();
-                (named.into_iter().flat_map(|(_, v)| v).collect(), b)
-            }
-        };
-        if sum.is_empty() {
-            sum = vec![0.0; v.len()];
-            blocks = b;
-        }
-        for (s, x) in sum.iter_mut().zip(&v) {
-            *s += *x as f64;
-        }
-    }
-    let k = windows.len() as f64;
-    Ok((sum.into_iter().map(|s| (s / k) as f32).collect(), blocks))
+    Ok((mirkit_models::won2020::average(&windows), blocks))
 }
 
 /// Embeds every track of `set` (which must be at the model's 16 kHz), in parallel.
@@ -147,4 +133,40 @@ pub fn mfcc_stats(set: &AudioSet) -> Result<Embeddings> {
         data: rows.into_iter().flatten().collect(),
         blocks: vec![("mfcc20_mean".into(), 20), ("mfcc20_std".into(), 20)],
     })
+}
+
+/// Where a head's features come from: a pretrained tagger's layers, or the MFCC
+/// statistics of the classic baseline (name `mfcc`).
+pub enum Source {
+    /// A tagger and which of its layers.
+    Model(Box<Won2020>, Layers),
+    /// [`mfcc_stats`].
+    Mfcc,
+}
+
+impl Source {
+    /// `mfcc`, a registry name or a Won 2020-layout `.safetensors` file.
+    pub fn open(name: &str, layers: Layers) -> Result<Self> {
+        if name == "mfcc" {
+            return Ok(Source::Mfcc);
+        }
+        Ok(Source::Model(
+            Box::new(mirkit_models::registry::load(name)?),
+            layers,
+        ))
+    }
+    /// The sample rate the audio must have.
+    pub fn sample_rate(&self) -> u32 {
+        match self {
+            Source::Model(..) => mirkit_models::won2020::SAMPLE_RATE,
+            Source::Mfcc => 22_050,
+        }
+    }
+    /// One row of features per track of `set`.
+    pub fn extract(&self, set: &AudioSet) -> Result<Embeddings> {
+        match self {
+            Source::Model(m, layers) => extract(m, set, *layers),
+            Source::Mfcc => mfcc_stats(set),
+        }
+    }
 }

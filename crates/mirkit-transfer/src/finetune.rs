@@ -99,7 +99,7 @@ impl FineTune {
                 Won2020::trainable_from_bytes(arch, bytes, source, tags, cfg.seed)?
             }
             None => {
-                let arch = Won2020::load_any(source)?.arch();
+                let arch = Won2020::detect_arch(source)?;
                 Won2020::load_trainable(arch, source, tags, cfg.seed)?
             }
         };
@@ -118,7 +118,7 @@ impl FineTune {
         let (model, vm) = match mirkit_models::registry::entry(source) {
             Some((arch, bytes)) => Won2020::trainable_from_bytes(arch, bytes, source, None, 0)?,
             None => {
-                let arch = Won2020::load_any(source)?.arch();
+                let arch = Won2020::detect_arch(source)?;
                 Won2020::load_trainable(arch, source, None, 0)?
             }
         };

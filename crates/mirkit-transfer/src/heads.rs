@@ -274,9 +274,7 @@ impl Head {
         for epoch in 0..cfg.epochs {
             let mut order: Vec<usize> = (0..n).collect();
             let mut r = Rng::for_item(cfg.seed, epoch as u64);
-            for i in (1..n).rev() {
-                order.swap(i, r.below(i as u64 + 1) as usize);
-            }
+            r.shuffle(&mut order);
             for b in order.chunks(cfg.batch_size) {
                 let idx = Tensor::from_vec(
                     b.iter().map(|&i| i as u32).collect::<Vec<_>>(),
@@ -393,10 +391,7 @@ impl Head {
             return Ok(out);
         }
         let logits = self.logits_t(&self.input(x)?, false, &mut Rng::new(0))?;
-        let p = match self.task {
-            Task::MultiClass => candle_nn::ops::softmax(&logits, 1)?,
-            Task::MultiLabel => candle_nn::ops::sigmoid(&logits)?,
-        };
+        let p = mirkit_train::trainer::task_probs(self.task, &logits)?;
         Ok(p.flatten_all()?.to_vec1()?)
     }
 
@@ -563,27 +558,10 @@ impl Head {
 }
 
 fn targets(task: Task, labels: &[Vec<usize>], c: usize, dev: &Device) -> Result<Tensor> {
-    Ok(match task {
-        Task::MultiClass => Tensor::from_vec(
-            labels.iter().map(|l| l[0] as u32).collect::<Vec<_>>(),
-            labels.len(),
-            dev,
-        )?,
-        Task::MultiLabel => {
-            let mut y = vec![0f32; labels.len() * c];
-            for (i, l) in labels.iter().enumerate() {
-                for &j in l {
-                    y[i * c + j] = 1.0;
-                }
-            }
-            Tensor::from_vec(y, (labels.len(), c), dev)?
-        }
-    })
+    let rows: Vec<&[usize]> = labels.iter().map(|l| l.as_slice()).collect();
+    Ok(mirkit_train::trainer::targets(task, &rows, c, dev)?)
 }
 
 fn loss_of(task: Task, logits: &Tensor, y: &Tensor) -> Result<Tensor> {
-    Ok(match task {
-        Task::MultiClass => mirkit_nn::loss::cross_entropy(logits, y, 0.0)?,
-        Task::MultiLabel => mirkit_nn::loss::bce_with_logits(logits, y, None, 0.0)?,
-    })
+    Ok(mirkit_train::trainer::task_loss(task, logits, y, 0.0)?)
 }
