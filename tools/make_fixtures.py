@@ -149,7 +149,9 @@ def main():
     # musicnn 0.1.0 front end (librosa mel with reflect padding, float16, log10(10000x+1))
     mm = librosa.feature.melspectrogram(y=br, sr=16000, hop_length=256, n_fft=512, n_mels=96, pad_mode="reflect").T
     mm = mm.astype(np.float16)
-    mm = np.log10(10000 * mm + 1)
+    # musicnn 0.1.0 pins numpy < 1.17, whose value-based casting makes `10000 * mm` float32;
+    # NumPy 2 (NEP 50) would keep float16 and overflow to inf above 6.55, so promote explicitly
+    mm = np.log10(10000 * mm.astype(np.float32) + 1)
     save("brahms_musicnn", mm.T.astype(np.float32))
 
     # ---------------------------------------------------------------- decoding and resampling

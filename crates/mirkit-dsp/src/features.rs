@@ -44,12 +44,15 @@ pub enum Compression {
     None,
     /// Decibels, `librosa.power_to_db` (on whatever `power` produced).
     Db(DbConfig),
-    /// `log10(1 + c·x)`; with `f16 = true` every step is rounded to half precision as
-    /// musicnn 0.1.0 does (`astype(np.float16)` before the log).
+    /// `log10(1 + c·x)`; with `f16 = true` the input is first rounded to half precision
+    /// as musicnn 0.1.0 does (`astype(np.float16)` before the log). The log itself is
+    /// single precision: under the NumPy musicnn 0.1.0 pins (< 1.17, value-based casting)
+    /// `10000 * x` promotes a float16 array to float32. (NumPy ≥ 2 keeps float16 and
+    /// overflows to `inf` for mel power above 6.55 — not the trained behaviour.)
     Log1p {
         /// the constant (musicnn: 10000)
         c: f32,
-        /// emulate numpy float16 arithmetic
+        /// round the input to float16 first
         f16: bool,
     },
 }
@@ -184,7 +187,8 @@ impl FeatureConfig {
         }
     }
     /// musicnn 0.1.0: 16 kHz, n_fft 512, hop 256, 96 Slaney mels (Slaney norm), reflect
-    /// padding (librosa < 0.10), float16, `log10(10000·x + 1)`.
+    /// padding (librosa < 0.10), rounded to float16, `log10(10000·x + 1)` in float32
+    /// (NumPy < 1.17 promotion, see [`Compression::Log1p`]).
     pub fn musicnn() -> Self {
         Self {
             sample_rate: 16000,
@@ -397,10 +401,7 @@ impl FeatureExtractor {
             }
             Compression::Log1p { c, f16: true } => {
                 for v in out.iter_mut() {
-                    let x = round_to_f16(*v);
-                    let y = round_to_f16(c * x);
-                    let z = round_to_f16(y + 1.0);
-                    *v = round_to_f16(z.log10());
+                    *v = (c * round_to_f16(*v) + 1.0).log10();
                 }
             }
         }

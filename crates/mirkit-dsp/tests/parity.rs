@@ -335,8 +335,12 @@ fn pretrained_front_ends_match_their_references() {
         e / peak
     );
     assert!(e <= 1e-5 * peak, "torchaudio default: {e} vs peak {peak}");
-    // musicnn 0.1.0: float16 arithmetic, so values agree to within one half-precision
-    // step of log10 (2^-11 relative) where rounding of the input lands differently.
+    // musicnn 0.1.0: the mel is rounded to float16, then log10(10000x + 1) in float32
+    // (numpy < 1.17 promotion). Values agree bit for bit except where the f32 mel sits on
+    // a float16 rounding boundary: one float16 step of x, i.e. 10000·2^-24 ≈ 6e-4 of
+    // 1 + 10000x at most for subnormal x, 2^-10 relative above. The f32 log10 itself is
+    // not correctly rounded in either library (NumPy 2.1 uses SIMD kernels), so "equal"
+    // means within 2 f32 ulps.
     let got = FeatureExtractor::new(FeatureConfig::musicnn())
         .unwrap()
         .compute(&y)
@@ -345,19 +349,27 @@ fn pretrained_front_ends_match_their_references() {
     let want = fixture2("brahms_musicnn");
     let mut exact = 0usize;
     for (a, b) in got.iter().zip(&want) {
-        if a == b {
+        if (a.to_bits() as i64 - b.to_bits() as i64).abs() <= 2 {
             exact += 1;
         } else {
+            // one float16 step of x moves y = log10(1 + c·x) by log10(e)·c·step(x)/(1 + c·x)
+            let z = 10f64.powf(*b as f64);
+            let x = (z - 1.0) / 1e4;
+            let step_x = 2f64.powi(x.max(2f64.powi(-14)).log2().floor() as i32 - 10);
+            let tol = std::f64::consts::LOG10_E * 1e4 * step_x / z * 1.01 + 1e-6;
             assert!(
-                a.is_finite() && b.is_finite() && (a - b).abs() <= b.abs() * 2f32.powi(-10),
+                a.is_finite() && b.is_finite() && ((a - b).abs() as f64) <= tol,
                 "{a} vs {b}"
             );
         }
     }
-    eprintln!("parity musicnn: {exact} of {} values bit-equal", want.len());
+    eprintln!(
+        "parity musicnn: {exact} of {} values within 2 ulps",
+        want.len()
+    );
     assert!(
         exact as f64 >= 0.99 * want.len() as f64,
-        "only {exact} of {} bit-equal",
+        "only {exact} of {} within 2 ulps",
         want.len()
     );
 }

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod musicnn;
 pub mod registry;
 pub mod sample_cnn;
 pub mod short_chunk;

@@ -269,6 +269,62 @@ fn layout(
     (blocks, names)
 }
 
+/// Checks that `map` holds exactly the tensors of `expected` with their shapes: a missing,
+/// mis-shaped or unexpected tensor is an error naming it.
+pub(crate) fn check_layout(
+    file: &str,
+    map: &HashMap<String, Tensor>,
+    expected: &[(String, Vec<usize>)],
+) -> Result<()> {
+    for (name, shape) in expected {
+        match map.get(name) {
+            None => {
+                return Err(ModelError::MissingTensor {
+                    file: file.to_string(),
+                    name: name.clone(),
+                })
+            }
+            Some(t) if t.dims() != shape.as_slice() => {
+                return Err(ModelError::WrongShape {
+                    file: file.to_string(),
+                    name: name.clone(),
+                    got: t.dims().to_vec(),
+                    expected: shape.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let mut extra: Vec<String> = map
+        .keys()
+        .filter(|k| !known.contains(k.as_str()))
+        .cloned()
+        .collect();
+    if !extra.is_empty() {
+        extra.sort();
+        return Err(ModelError::UnexpectedTensors {
+            file: file.to_string(),
+            names: extra,
+        });
+    }
+    Ok(())
+}
+
+/// The tag list stored as JSON under `tags` in a weights file's metadata.
+pub(crate) fn tags_from_meta(meta: &HashMap<String, String>, file: &str) -> Result<Vec<String>> {
+    match meta.get("tags") {
+        Some(t) => serde_json::from_str(t).map_err(|e| ModelError::Weights {
+            file: file.to_string(),
+            why: format!("tags: {e}"),
+        }),
+        None => Err(ModelError::Weights {
+            file: file.to_string(),
+            why: "no tag list in the metadata".into(),
+        }),
+    }
+}
+
 /// The `__metadata__` of a safetensors file.
 pub fn safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
     parse_metadata(&read_header(path)?, &path.display().to_string())
@@ -387,18 +443,7 @@ impl Won2020 {
         meta: &HashMap<String, String>,
         file: String,
     ) -> Result<Self> {
-        let tags: Vec<String> = match meta.get("tags") {
-            Some(t) => serde_json::from_str(t).map_err(|e| ModelError::Weights {
-                file: file.clone(),
-                why: format!("tags: {e}"),
-            })?,
-            None => {
-                return Err(ModelError::Weights {
-                    file,
-                    why: "no tag list in the metadata".into(),
-                })
-            }
-        };
+        let tags = tags_from_meta(meta, &file)?;
         let device = Device::Cpu;
         // Musicnn's back-end and dense widths differ between data sets (MSD: 512/500)
         let musicnn = (
@@ -408,36 +453,7 @@ impl Won2020 {
             map.get("dense1.weight").map(|t| t.dims()[0]).unwrap_or(200),
         );
         let (_, expected) = layout(arch, tags.len(), musicnn);
-        for (name, shape) in &expected {
-            match map.get(name) {
-                None => {
-                    return Err(ModelError::MissingTensor {
-                        file: file.clone(),
-                        name: name.clone(),
-                    })
-                }
-                Some(t) if t.dims() != shape.as_slice() => {
-                    return Err(ModelError::WrongShape {
-                        file: file.clone(),
-                        name: name.clone(),
-                        got: t.dims().to_vec(),
-                        expected: shape.clone(),
-                    })
-                }
-                _ => {}
-            }
-        }
-        let known: std::collections::HashSet<&str> =
-            expected.iter().map(|(n, _)| n.as_str()).collect();
-        let mut extra: Vec<String> = map
-            .keys()
-            .filter(|k| !known.contains(k.as_str()))
-            .cloned()
-            .collect();
-        if !extra.is_empty() {
-            extra.sort();
-            return Err(ModelError::UnexpectedTensors { file, names: extra });
-        }
+        check_layout(&file, &map, &expected)?;
         let map: HashMap<String, Tensor> = map
             .into_iter()
             .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))

@@ -1,0 +1,540 @@
+//! The pretrained taggers of **musicnn 0.1.0** (Pons & Serra, "musicnn: pre-trained
+//! convolutional neural networks for music audio tagging", ISMIR 2019 LBD; Pons et al.,
+//! "End-to-end learning for music audio tagging at scale", ISMIR 2018): `musicnn-mtt`,
+//! `musicnn-msd` (musically motivated front end, dense mid end, temporal pooling back end)
+//! and their VGG baselines `vgg-mtt`, `vgg-msd`, as published in the package's TensorFlow 1
+//! checkpoints (converted without TensorFlow by `tools/convert_musicnn.py`; names and
+//! layouts are TensorFlow's).
+//!
+//! Front end (musicnn/extractor.py): 16 kHz mono, `librosa.feature.melspectrogram(n_fft
+//! 512, hop 256, 96 mels)` (Slaney scale and norm, power 2, centred with reflect padding
+//! as librosa < 0.10 did), cast to float16, `log10(10000·x + 1)`, split into
+//! non-overlapping 187-frame patches (≈ 3 s); tag scores are the sigmoid outputs averaged
+//! over the patches. A file shorter than one patch is repeat-padded (the training
+//! configuration's `pad_short: repeat-pad`; the original extractor fails on such files).
+//!
+//! Networks (musicnn/models.py): input batch norm; **musicnn**: timbral filters 7×38 and
+//! 7×67 (time × frequency, 204 each, "valid", max over frequency) and temporal filters
+//! 128×1, 64×1, 32×1 (51 each, "same", max over frequency) → 561 channels; three 1-D
+//! convolutions of width 7 (64 channels, the 2nd and 3rd residual); the input and the three
+//! outputs concatenated (753); max and mean over time, interleaved per channel (1506); batch
+//! norm, dense 200 + ReLU, batch norm (the *penultimate* features), dense 50. Every
+//! convolution is conv → bias → ReLU → batch norm (ε = 0.001, TensorFlow's default).
+//! **vgg**: five [3×3 conv (128), ReLU, batch norm, max pool] blocks with pools 4×1 stride
+//! 2×2, then 2×2, 2×2, 2×2, 4×4; flattened (256, time-major as TensorFlow's NHWC) → dense 50.
+
+use crate::error::{ModelError, Result};
+use crate::won2020::{check_layout, metadata_from_bytes, safetensors_metadata, tags_from_meta};
+use candle_core::{DType, Device, Tensor, D};
+use mirkit_dsp::{FeatureConfig, FeatureExtractor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Sample rate of the models' input.
+pub const SAMPLE_RATE: u32 = 16_000;
+/// Frames per patch (3 s: `librosa.time_to_frames(3, sr=16000, hop_length=256) + 1`).
+pub const PATCH_FRAMES: usize = 187;
+/// Mel bands.
+pub const N_MELS: usize = 96;
+/// Hop between frames, samples.
+pub const HOP: usize = 256;
+/// TensorFlow's batch-norm ε (`tf.layers.batch_normalization` default).
+const BN_EPS: f64 = 1e-3;
+
+/// Which of the two musicnn 0.1.0 architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Pons et al.'s musically motivated CNN.
+    Musicnn,
+    /// The VGG-like baseline.
+    Vgg,
+}
+
+impl Kind {
+    /// `musicnn` or `vgg`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Musicnn => "musicnn",
+            Kind::Vgg => "vgg",
+        }
+    }
+    /// Names of the features [`Musicnn::features`] returns, as musicnn's extractor names them.
+    pub fn feature_names(self) -> &'static [&'static str] {
+        match self {
+            Kind::Musicnn => &[
+                "timbral",
+                "temporal",
+                "cnn1",
+                "cnn2",
+                "cnn3",
+                "mean_pool",
+                "max_pool",
+                "penultimate",
+            ],
+            Kind::Vgg => &["pool1", "pool2", "pool3", "pool4", "pool5"],
+        }
+    }
+}
+
+/// Inference batch norm as a per-channel affine map (`scale`, `shift` shaped to broadcast
+/// over the channel axis `axis`).
+struct Bn {
+    scale: Tensor,
+    shift: Tensor,
+}
+
+impl Bn {
+    fn new(map: &HashMap<String, Tensor>, name: &str, rank: usize, axis: usize) -> Result<Self> {
+        let g = map[&format!("{name}/gamma")].to_dtype(DType::F64)?;
+        let b = map[&format!("{name}/beta")].to_dtype(DType::F64)?;
+        let m = map[&format!("{name}/moving_mean")].to_dtype(DType::F64)?;
+        let v = map[&format!("{name}/moving_variance")].to_dtype(DType::F64)?;
+        let scale = (g / (v + BN_EPS)?.sqrt()?)?;
+        let shift = (b - (m * &scale)?)?;
+        let mut shape = vec![1usize; rank];
+        shape[axis] = scale.dim(0)?;
+        Ok(Self {
+            scale: scale.to_dtype(DType::F32)?.reshape(shape.clone())?,
+            shift: shift.to_dtype(DType::F32)?.reshape(shape)?,
+        })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?)
+    }
+}
+
+/// 2-D convolution from a TensorFlow kernel (kh × kw × in × out) with bias, explicit
+/// (possibly asymmetric, TensorFlow "same") zero padding, then ReLU.
+struct Conv {
+    w: Tensor,
+    b: Tensor,
+    /// (top, bottom, left, right) padding
+    pad: (usize, usize, usize, usize),
+}
+
+impl Conv {
+    fn new(map: &HashMap<String, Tensor>, name: &str, same: bool) -> Result<Self> {
+        let k = &map[&format!("{name}/kernel")];
+        let (kh, kw) = (k.dim(0)?, k.dim(1)?);
+        let w = k.permute((3, 2, 0, 1))?.contiguous()?;
+        let b = map[&format!("{name}/bias")].reshape((1, (), 1, 1))?;
+        // TensorFlow "same", stride 1: total k - 1, the extra one after
+        let pad = if same {
+            ((kh - 1) / 2, kh / 2, (kw - 1) / 2, kw / 2)
+        } else {
+            (0, 0, 0, 0)
+        };
+        Ok(Self { w, b, pad })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (t, bo, l, r) = self.pad;
+        let x = x.pad_with_zeros(2, t, bo)?.pad_with_zeros(3, l, r)?;
+        Ok(x.conv2d(&self.w, 0, 1, 1, 1)?
+            .broadcast_add(&self.b)?
+            .relu()?)
+    }
+}
+
+/// 1-D convolution over time (the mid end's `[7, C]` kernels, time padded by 3).
+struct Conv1 {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Conv1 {
+    fn new(map: &HashMap<String, Tensor>, name: &str) -> Result<Self> {
+        // (7, C, 1, out) → (out, C, 7)
+        let k = &map[&format!("{name}/kernel")];
+        let w = k.squeeze(2)?.permute((2, 1, 0))?.contiguous()?;
+        let b = map[&format!("{name}/bias")].reshape((1, (), 1))?;
+        Ok(Self { w, b })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.conv1d(&self.w, 3, 1, 1, 1)?
+            .broadcast_add(&self.b)?
+            .relu()?)
+    }
+}
+
+struct Dense {
+    /// (in, out), TensorFlow's layout
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Dense {
+    fn new(map: &HashMap<String, Tensor>, name: &str) -> Result<Self> {
+        Ok(Self {
+            w: map[&format!("{name}/kernel")].clone(),
+            b: map[&format!("{name}/bias")].clone(),
+        })
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.w)?.broadcast_add(&self.b)?)
+    }
+}
+
+enum Net {
+    Musicnn {
+        timbral: Vec<(Conv, Bn)>,
+        temporal: Vec<(Conv, Bn)>,
+        mid: Vec<(Conv1, Bn)>,
+        bn_flat: Bn,
+        dense: Dense,
+        bn_dense: Bn,
+        out: Dense,
+    },
+    Vgg {
+        blocks: Vec<(Conv, Bn)>,
+        out: Dense,
+    },
+}
+
+/// A loaded musicnn 0.1.0 tagger.
+pub struct Musicnn {
+    kind: Kind,
+    bn_in: Bn,
+    net: Net,
+    tags: Vec<String>,
+    front: FeatureExtractor,
+}
+
+/// VGG pools: (kernel, stride) over (time, frequency).
+const VGG_POOLS: [((usize, usize), (usize, usize)); 5] = [
+    ((4, 1), (2, 2)),
+    ((2, 2), (2, 2)),
+    ((2, 2), (2, 2)),
+    ((2, 2), (2, 2)),
+    ((4, 4), (4, 4)),
+];
+
+fn bn_layout(names: &mut Vec<(String, Vec<usize>)>, name: &str, n: usize) {
+    for p in ["beta", "gamma", "moving_mean", "moving_variance"] {
+        names.push((format!("{name}/{p}"), vec![n]));
+    }
+}
+
+/// Tensor names and shapes of each architecture (TensorFlow's automatic layer names).
+fn layout(kind: Kind, n_class: usize) -> Vec<(String, Vec<usize>)> {
+    let mut v = Vec::new();
+    bn_layout(&mut v, "batch_normalization", 1);
+    match kind {
+        Kind::Musicnn => {
+            let convs: [(&[usize], usize); 8] = [
+                (&[7, 38, 1, 204], 204),
+                (&[7, 67, 1, 204], 204),
+                (&[128, 1, 1, 51], 51),
+                (&[64, 1, 1, 51], 51),
+                (&[32, 1, 1, 51], 51),
+                (&[7, 561, 1, 64], 64),
+                (&[7, 64, 1, 64], 64),
+                (&[7, 64, 1, 64], 64),
+            ];
+            for (i, (k, o)) in convs.iter().enumerate() {
+                let c = if i == 0 {
+                    "conv2d".to_string()
+                } else {
+                    format!("conv2d_{i}")
+                };
+                v.push((format!("{c}/kernel"), k.to_vec()));
+                v.push((format!("{c}/bias"), vec![*o]));
+                bn_layout(&mut v, &format!("batch_normalization_{}", i + 1), *o);
+            }
+            bn_layout(&mut v, "batch_normalization_9", 1506);
+            v.push(("dense/kernel".into(), vec![1506, 200]));
+            v.push(("dense/bias".into(), vec![200]));
+            bn_layout(&mut v, "batch_normalization_10", 200);
+            v.push(("dense_1/kernel".into(), vec![200, n_class]));
+            v.push(("dense_1/bias".into(), vec![n_class]));
+        }
+        Kind::Vgg => {
+            for i in 1..=5 {
+                let cin = if i == 1 { 1 } else { 128 };
+                v.push((format!("{i}CNN/kernel"), vec![3, 3, cin, 128]));
+                v.push((format!("{i}CNN/bias"), vec![128]));
+                bn_layout(&mut v, &format!("batch_normalization_{i}"), 128);
+            }
+            v.push(("dense/kernel".into(), vec![256, n_class]));
+            v.push(("dense/bias".into(), vec![n_class]));
+        }
+    }
+    v
+}
+
+impl Musicnn {
+    /// Loads a file written by `tools/convert_musicnn.py`; the architecture comes from its
+    /// metadata (`arch`) or its tensor names. Every tensor is checked: a missing,
+    /// mis-shaped or unexpected one is an error naming it.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = safetensors_metadata(path)?;
+        let map = candle_core::safetensors::load(path, &Device::Cpu)?;
+        Self::from_parts(map, &meta, &path.display().to_string())
+    }
+
+    /// Loads from safetensors bytes (e.g. compiled into the binary).
+    pub fn from_bytes(bytes: &[u8], label: &str) -> Result<Self> {
+        let meta = metadata_from_bytes(bytes, label)?;
+        let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
+        Self::from_parts(map, &meta, label)
+    }
+
+    /// Whether safetensors metadata and tensor names describe a musicnn 0.1.0 model.
+    pub fn recognises(meta: &HashMap<String, String>, names: &[&str]) -> bool {
+        match meta.get("arch").map(String::as_str) {
+            Some("vgg") => true,
+            Some("musicnn") => names.contains(&"conv2d/kernel"),
+            _ => names.contains(&"conv2d/kernel") || names.contains(&"1CNN/kernel"),
+        }
+    }
+
+    fn from_parts(
+        map: HashMap<String, Tensor>,
+        meta: &HashMap<String, String>,
+        file: &str,
+    ) -> Result<Self> {
+        let tags = tags_from_meta(meta, file)?;
+        let kind = if map.contains_key("1CNN/kernel") {
+            Kind::Vgg
+        } else {
+            Kind::Musicnn
+        };
+        check_layout(file, &map, &layout(kind, tags.len()))?;
+        let map: HashMap<String, Tensor> = map
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
+            .collect::<Result<_>>()?;
+        let bn_in = Bn::new(&map, "batch_normalization", 4, 1)?;
+        let net = match kind {
+            Kind::Musicnn => {
+                let conv = |i: usize, same: bool| -> Result<(Conv, Bn)> {
+                    let c = if i == 0 {
+                        "conv2d".to_string()
+                    } else {
+                        format!("conv2d_{i}")
+                    };
+                    Ok((
+                        Conv::new(&map, &c, same)?,
+                        Bn::new(&map, &format!("batch_normalization_{}", i + 1), 4, 1)?,
+                    ))
+                };
+                let mid = (5..8)
+                    .map(|i| {
+                        Ok((
+                            Conv1::new(&map, &format!("conv2d_{i}"))?,
+                            Bn::new(&map, &format!("batch_normalization_{}", i + 1), 3, 1)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Net::Musicnn {
+                    timbral: vec![conv(0, false)?, conv(1, false)?],
+                    temporal: vec![conv(2, true)?, conv(3, true)?, conv(4, true)?],
+                    mid,
+                    bn_flat: Bn::new(&map, "batch_normalization_9", 2, 1)?,
+                    dense: Dense::new(&map, "dense")?,
+                    bn_dense: Bn::new(&map, "batch_normalization_10", 2, 1)?,
+                    out: Dense::new(&map, "dense_1")?,
+                }
+            }
+            Kind::Vgg => Net::Vgg {
+                blocks: (1..=5)
+                    .map(|i| {
+                        Ok((
+                            Conv::new(&map, &format!("{i}CNN"), true)?,
+                            Bn::new(&map, &format!("batch_normalization_{i}"), 4, 1)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                out: Dense::new(&map, "dense")?,
+            },
+        };
+        Ok(Self {
+            kind,
+            bn_in,
+            net,
+            tags,
+            front: FeatureExtractor::new(FeatureConfig::musicnn())?,
+        })
+    }
+
+    /// The architecture.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    /// Tag names in output order.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+    /// The front end (`FeatureConfig::musicnn()`), e.g. to stream frames of a long file.
+    pub fn front_end(&self) -> &FeatureExtractor {
+        &self.front
+    }
+
+    /// The log-mel of 16 kHz mono audio, frames × 96 (musicnn's `audio_rep`).
+    pub fn log_mel(&self, audio: &[f32]) -> Result<Tensor> {
+        if audio.is_empty() {
+            return Err(ModelError::Input("no audio".into()));
+        }
+        let tf = self.front.compute(audio)?;
+        let v = tf.view(); // (96, frames)
+        let (rows, frames) = v.dim();
+        let data: Vec<f32> = v.t().iter().copied().collect();
+        Ok(Tensor::from_vec(data, (frames, rows), &Device::Cpu)?)
+    }
+
+    /// Non-overlapping 187-frame patches of a frames × 96 log-mel, `(patches, 187, 96)`; a
+    /// trailing remainder is dropped, a log-mel shorter than one patch is repeated to fill
+    /// one.
+    pub fn patches(&self, log_mel: &Tensor) -> Result<Tensor> {
+        let (frames, mels) = log_mel.dims2()?;
+        if mels != N_MELS || frames == 0 {
+            return Err(ModelError::Input(format!(
+                "log-mel of shape ({frames}, {mels}); expected (frames > 0, {N_MELS})"
+            )));
+        }
+        if frames < PATCH_FRAMES {
+            let reps = PATCH_FRAMES.div_ceil(frames);
+            let rep = Tensor::cat(&vec![log_mel.clone(); reps], 0)?;
+            return Ok(rep.narrow(0, 0, PATCH_FRAMES)?.unsqueeze(0)?);
+        }
+        let n = frames / PATCH_FRAMES;
+        Ok(log_mel
+            .narrow(0, 0, n * PATCH_FRAMES)?
+            .reshape((n, PATCH_FRAMES, N_MELS))?)
+    }
+
+    fn check_patches(&self, x: &Tensor) -> Result<()> {
+        match (self.kind, x.dims()) {
+            (Kind::Musicnn, [b, t, N_MELS]) if *b > 0 && *t > 0 => Ok(()),
+            (Kind::Vgg, [b, PATCH_FRAMES, N_MELS]) if *b > 0 => Ok(()),
+            (k, d) => Err(ModelError::Input(format!(
+                "patches of shape {d:?}; {} expects (batch, {}, {N_MELS})",
+                k.as_str(),
+                if k == Kind::Vgg { "187" } else { "frames" }
+            ))),
+        }
+    }
+
+    /// Logits of a batch of patches `(batch, frames, 96)` (musicnn accepts any number of
+    /// frames; the VGG models need 187).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.run(x, None)?)
+    }
+
+    /// Named intermediate features of a batch of patches, as musicnn's extractor returns
+    /// them (batch first, then TensorFlow's time × channel or time × frequency × channel
+    /// order): musicnn `timbral` (frames × 408), `temporal` (frames × 153), `cnn1`–`cnn3`
+    /// (frames × 64), `mean_pool`, `max_pool` (753), `penultimate` (200); vgg
+    /// `pool1`–`pool5` (time × frequency × 128).
+    pub fn features(&self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        let mut f = Vec::new();
+        self.run(x, Some(&mut f))?;
+        Ok(f)
+    }
+
+    fn run(&self, x: &Tensor, mut feats: Option<&mut Vec<(String, Tensor)>>) -> Result<Tensor> {
+        self.check_patches(x)?;
+        let x = self.bn_in.forward(&x.unsqueeze(1)?)?; // (B, 1, T, F)
+        let mut keep = |name: &str, t: &Tensor| -> Result<()> {
+            if let Some(f) = feats.as_deref_mut() {
+                f.push((name.to_string(), t.clone()));
+            }
+            Ok(())
+        };
+        match &self.net {
+            Net::Musicnn {
+                timbral,
+                temporal,
+                mid,
+                bn_flat,
+                dense,
+                bn_dense,
+                out,
+            } => {
+                let xt = x.pad_with_zeros(2, 3, 3)?;
+                let branch = |(c, bn): &(Conv, Bn), inp: &Tensor| -> Result<Tensor> {
+                    Ok(bn.forward(&c.forward(inp)?)?.max(D::Minus1)?)
+                };
+                let mut front = Vec::new();
+                for b in timbral {
+                    front.push(branch(b, &xt)?);
+                }
+                for b in temporal {
+                    front.push(branch(b, &x)?);
+                }
+                let front = Tensor::cat(&front, 1)?; // (B, 561, T)
+                keep("timbral", &front.narrow(1, 0, 408)?.transpose(1, 2)?)?;
+                keep("temporal", &front.narrow(1, 408, 153)?.transpose(1, 2)?)?;
+                let c1 = mid[0].1.forward(&mid[0].0.forward(&front)?)?;
+                let c2 = (mid[1].1.forward(&mid[1].0.forward(&c1)?)? + &c1)?;
+                let c3 = (mid[2].1.forward(&mid[2].0.forward(&c2)?)? + &c2)?;
+                keep("cnn1", &c1.transpose(1, 2)?)?;
+                keep("cnn2", &c2.transpose(1, 2)?)?;
+                keep("cnn3", &c3.transpose(1, 2)?)?;
+                let all = Tensor::cat(&[&front, &c1, &c2, &c3], 1)?; // (B, 753, T)
+                let mx = all.max(D::Minus1)?;
+                let mean = all.mean(D::Minus1)?;
+                keep("mean_pool", &mean)?;
+                keep("max_pool", &mx)?;
+                // TensorFlow flattens (753, 2) [max, mean] row-major: interleaved per channel
+                let b = mx.dim(0)?;
+                let flat = Tensor::stack(&[&mx, &mean], 2)?.reshape((b, 1506))?;
+                let h = bn_flat.forward(&flat)?;
+                let h = bn_dense.forward(&dense.forward(&h)?.relu()?)?;
+                keep("penultimate", &h)?;
+                out.forward(&h)
+            }
+            Net::Vgg { blocks, out } => {
+                let mut h = x;
+                for (i, ((c, bn), (k, s))) in blocks.iter().zip(VGG_POOLS).enumerate() {
+                    h = bn.forward(&c.forward(&h)?)?;
+                    h = h.max_pool2d_with_stride(k, s)?;
+                    keep(&format!("pool{}", i + 1), &h.permute((0, 2, 3, 1))?)?;
+                }
+                let b = h.dim(0)?;
+                let flat = h.permute((0, 2, 3, 1))?.reshape((b, ()))?;
+                out.forward(&flat)
+            }
+        }
+    }
+
+    /// Sigmoid scores per patch of a batch `(batch, frames, 96)`.
+    pub fn tag_patches(&self, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+        Ok(candle_nn::ops::sigmoid(&self.forward(x)?)?.to_vec2()?)
+    }
+
+    /// Tags 16 kHz mono audio by musicnn's protocol: sigmoid scores averaged over the
+    /// non-overlapping 187-frame patches of the whole-signal log-mel.
+    pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
+        let p = self.patches(&self.log_mel(audio)?)?;
+        Ok(crate::won2020::average(&self.tag_patches(&p)?))
+    }
+
+    /// Per-layer pooled features of a batch of patches, for transfer learning (Choi et al.
+    /// 2017): each feature averaged over time (and frequency for the VGG pools); musicnn's
+    /// `mean_pool`, `max_pool` and `penultimate` are already vectors. One `(name, batch ×
+    /// dims)` per feature.
+    pub fn pooled_features(&self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        self.features(x)?
+            .into_iter()
+            .map(|(n, t)| {
+                let t = match t.rank() {
+                    2 => t,
+                    3 => t.mean(1)?,
+                    _ => t.mean(1)?.mean(1)?,
+                };
+                Ok((n, t))
+            })
+            .collect()
+    }
+
+    /// The `k` best tags of `scores`, best first.
+    pub fn top_k<'a>(&'a self, scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
+        let mut idx: Vec<usize> = (0..scores.len().min(self.tags.len())).collect();
+        idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        idx.into_iter()
+            .take(k)
+            .map(|i| (self.tags[i].as_str(), scores[i]))
+            .collect()
+    }
+}
