@@ -1100,7 +1100,7 @@ fn main() -> ExitCode {
         Cmd::Similar { query, index, k } => similar_cmd(query, index, k),
         Cmd::Models => {
             for e in mirkit::models::registry::MODELS {
-                let m = mirkit::models::registry::load(e.name);
+                let m = mirkit::models::registry::load_pretrained(e.name);
                 let tags = m.as_ref().map(|m| m.tags().len()).unwrap_or(0);
                 println!(
                     "{:<24} {:>5.1} MB  {} tags  {}",

@@ -10,8 +10,10 @@
 //! ```
 
 use crate::{Error, Result};
+use candle_core::{Device, Tensor};
 use mirkit_io::{AudioStream, LoadOptions};
-use mirkit_models::registry;
+use mirkit_models::musicnn::{Musicnn, HOP, N_MELS, PATCH_FRAMES};
+use mirkit_models::registry::{self, Pretrained};
 use mirkit_models::won2020::{average, Won2020, SAMPLE_RATE};
 use std::path::Path;
 
@@ -54,42 +56,59 @@ impl TagResult {
 
 /// A pretrained tagger.
 pub struct Tagger {
-    model: Won2020,
+    model: Pretrained,
     name: String,
 }
 
 impl Tagger {
-    /// The default model ([`registry::DEFAULT_MODEL`]), compiled into the library.
+    /// The default model ([`registry::DEFAULT_MODEL`], musicnn 0.1.0's `musicnn-mtt`),
+    /// compiled into the library.
     #[allow(clippy::should_implement_trait)]
     pub fn default() -> Result<Self> {
         Self::new(registry::DEFAULT_MODEL)
     }
-    /// A registry model by name.
+    /// A registry model by name, or a `.safetensors` file of either family.
     pub fn new(name: &str) -> Result<Self> {
-        let model = registry::load(name).map_err(|e| Error::Other(e.to_string()))?;
+        let model = registry::load_pretrained(name).map_err(|e| Error::Other(e.to_string()))?;
         Ok(Self {
             model,
             name: name.to_string(),
         })
     }
     /// The underlying model.
-    pub fn model(&self) -> &Won2020 {
+    pub fn model(&self) -> &Pretrained {
         &self.model
     }
     /// Registry name.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Tag names in score order.
+    pub fn tags(&self) -> &[String] {
+        self.model.tags()
+    }
+    /// Seconds between the starts of successive windows (patches).
+    pub fn window_secs(&self) -> f64 {
+        match &self.model {
+            Pretrained::Won2020(m) => m.input_len() as f64 / SAMPLE_RATE as f64,
+            Pretrained::Musicnn(_) => (PATCH_FRAMES * HOP) as f64 / SAMPLE_RATE as f64,
+        }
+    }
 
-    /// Runs `f` on every window of the file (Won 2020 protocol: 16 kHz mono,
-    /// non-overlapping windows, trailing remainder dropped, a file shorter than one
-    /// window zero-padded), streaming the audio.
-    fn for_windows(
+    /// Runs the model's own protocol over a file, streaming the audio, and returns one
+    /// result per window:
+    /// * Won 2020: 16 kHz mono, non-overlapping windows of the input length, trailing
+    ///   remainder dropped, a file shorter than one window zero-padded; `won` per window.
+    /// * musicnn 0.1.0: the log-mel of the whole signal (computed frame by frame), cut
+    ///   into non-overlapping 187-frame patches, remainder dropped, a file shorter than one
+    ///   patch repeat-padded; `mus` per patch `(1, 187, 96)`.
+    fn per_window<T>(
         &self,
         path: &Path,
-        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
-    ) -> Result<usize> {
-        let n = self.model.input_len();
+        won: impl Fn(&Won2020, &[f32]) -> mirkit_models::Result<T>,
+        mus: impl Fn(&Musicnn, &Tensor) -> mirkit_models::Result<T>,
+    ) -> Result<Vec<T>> {
+        let named = |e: mirkit_models::ModelError| Error::Other(format!("{}: {e}", path.display()));
         // The FFT resampler is the closest to the soxr HQ the models' references were fed
         // (83.5 dB SNR at 16 kHz; see tests/won2020.rs in mirkit-models).
         let opts = LoadOptions {
@@ -97,81 +116,131 @@ impl Tagger {
             ..LoadOptions::at(SAMPLE_RATE)
         };
         let stream = AudioStream::open(path, &opts)?;
-        let mut buf: Vec<f32> = Vec::with_capacity(2 * n);
-        let mut done = 0usize;
-        for block in stream {
-            buf.extend_from_slice(&block?);
-            while buf.len() >= n {
-                f(done, &buf[..n])?;
-                done += 1;
-                buf.drain(..n);
+        let mut out = Vec::new();
+        match &self.model {
+            Pretrained::Won2020(m) => {
+                let n = m.input_len();
+                let mut buf: Vec<f32> = Vec::with_capacity(2 * n);
+                for block in stream {
+                    buf.extend_from_slice(&block?);
+                    while buf.len() >= n {
+                        out.push(won(m, &buf[..n]).map_err(named)?);
+                        buf.drain(..n);
+                    }
+                }
+                if out.is_empty() {
+                    if buf.is_empty() {
+                        return Err(Error::Other(format!("{}: no audio", path.display())));
+                    }
+                    buf.resize(n, 0.0);
+                    out.push(won(m, &buf).map_err(named)?);
+                }
+            }
+            Pretrained::Musicnn(m) => {
+                let mut fs = m.front_end().streamer();
+                let mut frames: Vec<f32> = Vec::with_capacity(2 * PATCH_FRAMES * N_MELS);
+                let mut total = 0usize;
+                let patch_len = PATCH_FRAMES * N_MELS;
+                let run = |frames: &mut Vec<f32>, out: &mut Vec<T>| -> Result<()> {
+                    while frames.len() >= patch_len {
+                        let p = Tensor::from_slice(
+                            &frames[..patch_len],
+                            (1, PATCH_FRAMES, N_MELS),
+                            &Device::Cpu,
+                        )
+                        .map_err(|e| Error::Other(e.to_string()))?;
+                        out.push(mus(m, &p).map_err(named)?);
+                        frames.drain(..patch_len);
+                    }
+                    Ok(())
+                };
+                let dsp = |e: mirkit_dsp::DspError| Error::Dsp {
+                    path: path.display().to_string(),
+                    source: e,
+                };
+                for block in stream {
+                    fs.push(&block?, &mut |f: &[f32]| {
+                        frames.extend_from_slice(f);
+                        total += 1;
+                    })
+                    .map_err(dsp)?;
+                    run(&mut frames, &mut out)?;
+                }
+                fs.finish(&mut |f: &[f32]| {
+                    frames.extend_from_slice(f);
+                    total += 1;
+                })
+                .map_err(dsp)?;
+                run(&mut frames, &mut out)?;
+                if out.is_empty() {
+                    if total == 0 {
+                        return Err(Error::Other(format!("{}: no audio", path.display())));
+                    }
+                    let mel = Tensor::from_vec(frames, (total, N_MELS), &Device::Cpu)
+                        .map_err(|e| Error::Other(e.to_string()))?;
+                    let p = m.patches(&mel).map_err(named)?;
+                    out.push(mus(m, &p).map_err(named)?);
+                }
             }
         }
-        if done == 0 {
-            if buf.is_empty() {
-                return Err(Error::Other(format!("{}: no audio", path.display())));
-            }
-            buf.resize(n, 0.0);
-            f(0, &buf)?;
-            done = 1;
-        }
-        Ok(done)
+        Ok(out)
     }
 
-    /// Tags a file, window by window (batching windows or running them in parallel was
+    /// Tags a file window by window (batching windows or running them in parallel was
     /// measured slower with Candle 0.11's CPU kernels: 0.82 s for the Brahms clip one by
-    /// one, 0.96 / 0.99 s in batches of 4 / 16, 0.95 s in parallel).
+    /// one with won2020-musicnn-mtat, 0.96 / 0.99 s in batches of 4 / 16, 0.95 s in
+    /// parallel).
     pub fn tag_file(&self, path: &Path) -> Result<TagResult> {
-        let n = self.model.input_len();
-        let mut segments = Vec::new();
-        self.for_windows(path, |i, w| {
-            let scores = self
-                .model
-                .tag(w)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-            segments.push(Segment {
-                start_secs: (i * n) as f64 / SAMPLE_RATE as f64,
-                scores,
-            });
-            Ok(())
-        })?;
-        let per: Vec<Vec<f32>> = segments.iter().map(|s| s.scores.clone()).collect();
+        let per = self.per_window(
+            path,
+            |m, w| m.tag(w),
+            |m, p| Ok(m.tag_patches(p)?.remove(0)),
+        )?;
+        let step = self.window_secs();
         Ok(TagResult {
             model: self.name.clone(),
-            tags: self.model.tags().to_vec(),
+            tags: self.tags().to_vec(),
             scores: average(&per),
-            segments,
+            segments: per
+                .into_iter()
+                .enumerate()
+                .map(|(i, scores)| Segment {
+                    start_secs: i as f64 * step,
+                    scores,
+                })
+                .collect(),
         })
     }
 
     /// All pooled intermediate layers of a file concatenated (Choi et al. 2017), averaged
     /// over windows; returns the vector and the `(name, dims)` of its parts.
     pub fn embed_layers_file(&self, path: &Path) -> Result<(Vec<f32>, Vec<(String, usize)>)> {
-        let mut acc: Vec<Vec<f32>> = Vec::new();
-        let mut parts = Vec::new();
-        self.for_windows(path, |_, w| {
-            let l = self
-                .model
-                .embed_layers(w)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-            parts = l.iter().map(|(n, v)| (n.clone(), v.len())).collect();
-            acc.push(l.into_iter().flat_map(|(_, v)| v).collect());
-            Ok(())
-        })?;
-        Ok((average(&acc), parts))
+        let per = self.per_window(
+            path,
+            |m, w| m.embed_layers(w),
+            |m, p| {
+                m.pooled_features(p)?
+                    .into_iter()
+                    .map(|(n, t)| Ok((n, t.squeeze(0)?.to_vec1::<f32>()?)))
+                    .collect()
+            },
+        )?;
+        let parts = per[0].iter().map(|(n, v)| (n.clone(), v.len())).collect();
+        let flat: Vec<Vec<f32>> = per
+            .into_iter()
+            .map(|l| l.into_iter().flat_map(|(_, v)| v).collect())
+            .collect();
+        Ok((average(&flat), parts))
     }
 
-    /// The penultimate-layer embedding of a file, averaged over windows.
+    /// The penultimate-layer embedding of a file, averaged over windows (musicnn 0.1.0:
+    /// its `penultimate` features, 200 dimensions).
     pub fn embed_file(&self, path: &Path) -> Result<Vec<f32>> {
-        let mut acc: Vec<Vec<f32>> = Vec::new();
-        self.for_windows(path, |_, w| {
-            acc.push(
-                self.model
-                    .embed(w)
-                    .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?,
-            );
-            Ok(())
-        })?;
-        Ok(average(&acc))
+        let per = self.per_window(
+            path,
+            |m, w| m.embed(w),
+            |m, p| Ok(m.embedding(p)?.remove(0)),
+        )?;
+        Ok(average(&per))
     }
 }

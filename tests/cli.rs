@@ -413,8 +413,62 @@ fn tag_segments_resume_and_shards() {
 }
 
 #[test]
-fn library_tagger_matches_the_model_on_a_window() {
+fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
+    // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same
+    // 44.1 kHz files: tools/make_musicnn_fixtures.py. Tolerance 1e-2 (the bar from
+    // 44.1 kHz input: resamplers differ), same top-5 order.
     let t = mirkit::Tagger::default().unwrap();
+    assert_eq!(t.name(), "musicnn-mtt");
+    for (file, fx, windows) in [
+        ("brahms_hungarian_dance_5.hq.ogg", "brahms_h", 15),
+        (TRUMPET, "sorohanr", 1),
+    ] {
+        let r = t.tag_file(&clip(file)).unwrap();
+        assert_eq!(r.segments.len(), windows);
+        let want = npy::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+                "tests/fixtures/musicnn/musicnn-mtt_{fx}_original.npy"
+            )),
+        )
+        .unwrap();
+        let want: Vec<f32> = want.data.iter().map(|&v| v as f32).collect();
+        let e = r
+            .scores
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let top = |s: &[f32]| {
+            let mut i: Vec<usize> = (0..s.len()).collect();
+            i.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+            i.truncate(5);
+            i
+        };
+        eprintln!(
+            "{file}: max |score - original| = {e:.2e}, top {:?}",
+            r.top_k(5)
+        );
+        assert!(e <= 1e-2, "{file}: {e}");
+        assert_eq!(top(&r.scores), top(&want), "{file}");
+        // streaming equals tagging the whole loaded signal
+        let opts = LoadOptions {
+            quality: mirkit::io::ResampleQuality::Fast,
+            ..LoadOptions::at(16000)
+        };
+        let y = load(clip(file), &opts).unwrap();
+        let whole = t.model().tag(y.samples()).unwrap();
+        let e = whole
+            .iter()
+            .zip(&r.scores)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(e < 1e-6, "{e}");
+    }
+}
+
+#[test]
+fn library_tagger_matches_the_model_on_a_window() {
+    let t = mirkit::Tagger::new("won2020-musicnn-mtat").unwrap();
     let r = t
         .tag_file(&clip("brahms_hungarian_dance_5.hq.ogg"))
         .unwrap();

@@ -19,7 +19,9 @@ What it does, per model (MTT_musicnn, MSD_musicnn, MTT_vgg, MSD_vgg):
    log10(10000·x + 1), non-overlapping 187-frame patches (9 here);
 4. saves the patches, the per-patch sigmoid outputs, and for the MTT models the named
    features of the first patch (musicnn: timbral, temporal, cnn1-3, mean_pool, max_pool,
-   penultimate; vgg: per-channel means of pool1/pool2 and pool3-5 in full).
+   penultimate; vgg: per-channel means of pool1/pool2 and pool3-5 in full);
+5. runs the unmodified musicnn.extractor end to end on the committed 44.1 kHz clips
+   (Brahms, trumpet) and saves the averaged tag scores.
 """
 import json
 import os
@@ -97,6 +99,15 @@ def main():
                 if n in ("pool1", "pool2"):
                     v = v.mean(axis=(0, 1))
                 np.save(os.path.join(OUT, f"{reg}_{n}.npy"), v.astype(np.float32))
+    # 5. the original end-to-end pipeline (musicnn.extractor: librosa.load at 16 kHz with
+    #    soxr_hq, librosa 0.11's default constant padding, TF) on the committed 44.1 kHz clips
+    from musicnn.extractor import extractor
+    for clip in ["brahms_hungarian_dance_5", "sorohanro_-_solo-trumpet-06"]:
+        path = os.path.join(ROOT, "data", "clips", f"{clip}.hq.ogg")
+        for model, reg in [("MTT_musicnn", "musicnn-mtt"), ("MTT_vgg", "vgg-mtt")]:
+            taggram, _ = extractor(path, model=model, extract_features=False)
+            np.save(os.path.join(OUT, f"{reg}_{clip[:8]}_original.npy"), taggram.mean(0).astype(np.float32))
+            print(clip, reg, taggram.shape)
     with open(os.path.join(OUT, "versions.json"), "w") as f:
         json.dump({"tensorflow": tf.__version__, "librosa": librosa.__version__, "numpy": np.__version__,
                    "musicnn": "0.1.0", "tf_keras": "2.16.0"}, f, indent=1)

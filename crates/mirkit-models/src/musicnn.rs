@@ -279,13 +279,15 @@ impl Musicnn {
         Self::from_parts(map, &meta, label)
     }
 
-    /// Whether safetensors metadata and tensor names describe a musicnn 0.1.0 model.
-    pub fn recognises(meta: &HashMap<String, String>, names: &[&str]) -> bool {
-        match meta.get("arch").map(String::as_str) {
-            Some("vgg") => true,
-            Some("musicnn") => names.contains(&"conv2d/kernel"),
-            _ => names.contains(&"conv2d/kernel") || names.contains(&"1CNN/kernel"),
-        }
+    /// Whether a safetensors file holds a musicnn 0.1.0 model (metadata `arch` of
+    /// `musicnn` or `vgg` with TensorFlow names, or those names alone); reads the header only.
+    pub fn is_musicnn_file(path: &Path) -> Result<bool> {
+        let h = crate::won2020::read_header(path)?;
+        let v: serde_json::Value = serde_json::from_slice(&h).map_err(|e| ModelError::Weights {
+            file: path.display().to_string(),
+            why: format!("bad header: {e}"),
+        })?;
+        Ok(v.get("conv2d/kernel").is_some() || v.get("1CNN/kernel").is_some())
     }
 
     fn from_parts(
@@ -508,6 +510,28 @@ impl Musicnn {
     pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
         let p = self.patches(&self.log_mel(audio)?)?;
         Ok(crate::won2020::average(&self.tag_patches(&p)?))
+    }
+
+    /// The embedding of each patch of a batch: musicnn's `penultimate` features (200
+    /// dimensions) or, for VGG, the flattened `pool5` the output layer reads (256).
+    pub fn embedding(&self, x: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let want = match self.kind {
+            Kind::Musicnn => "penultimate",
+            Kind::Vgg => "pool5",
+        };
+        let (_, t) = self
+            .features(x)?
+            .into_iter()
+            .find(|(n, _)| n == want)
+            .expect("every model returns its embedding feature");
+        let b = t.dim(0)?;
+        Ok(t.reshape((b, ()))?.to_vec2()?)
+    }
+
+    /// The embedding of 16 kHz mono audio, averaged over its patches.
+    pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
+        let p = self.patches(&self.log_mel(audio)?)?;
+        Ok(crate::won2020::average(&self.embedding(&p)?))
     }
 
     /// Per-layer pooled features of a batch of patches, for transfer learning (Choi et al.

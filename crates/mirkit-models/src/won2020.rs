@@ -332,7 +332,7 @@ pub fn safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
 
 /// The JSON header of a safetensors file (tensor names, shapes, metadata), read without
 /// the tensor data.
-fn read_header(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_header(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let file = path.display().to_string();
     let werr = |why: String| ModelError::Weights {

@@ -207,3 +207,39 @@ fn wrong_weights_name_the_tensor() {
     assert!(Musicnn::load(dir.join("trunc.safetensors")).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pooled_features_and_embeddings_have_the_documented_sizes() {
+    let x = patches().narrow(0, 0, 2).unwrap();
+    let m = model("musicnn-mtt");
+    let dims: Vec<(String, Vec<usize>)> = m
+        .pooled_features(&x)
+        .unwrap()
+        .into_iter()
+        .map(|(n, t)| (n, t.dims().to_vec()))
+        .collect();
+    let want = [
+        ("timbral", 408),
+        ("temporal", 153),
+        ("cnn1", 64),
+        ("cnn2", 64),
+        ("cnn3", 64),
+        ("mean_pool", 753),
+        ("max_pool", 753),
+        ("penultimate", 200),
+    ];
+    for ((n, d), (wn, wd)) in dims.iter().zip(want) {
+        assert_eq!((n.as_str(), d.as_slice()), (wn, [2, wd].as_slice()));
+    }
+    let e = m.embedding(&x).unwrap();
+    assert_eq!((e.len(), e[0].len()), (2, 200));
+    // the embedding is the penultimate feature itself
+    let (want, _) = fx("musicnn/musicnn-mtt_penultimate");
+    assert!(max_abs(&e[0], &want) < 1e-4);
+    let v = model("vgg-mtt");
+    let e = v.embedding(&x).unwrap();
+    assert_eq!(e[0].len(), 256);
+    for (_, t) in v.pooled_features(&x).unwrap() {
+        assert_eq!(t.dims(), &[2, 128]);
+    }
+}
