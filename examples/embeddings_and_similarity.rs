@@ -9,22 +9,29 @@ use mirkit::io::{load, LoadOptions};
 use mirkit::models::won2020::cosine;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The default tagger is musicnn 0.1.0's MagnaTagATune model: its embedding is the
+    // 200-d "penultimate" layer, one per 3 s patch of the file's log-mel.
     let tagger = mirkit::Tagger::default()?;
     let m = tagger.model();
-    let n = m.input_len();
+    let secs = tagger.window_secs();
     let clips = [
         "brahms_hungarian_dance_5.hq.ogg",
         "sorohanro_-_solo-trumpet-06.hq.ogg",
     ];
-    // ## 1. Embed 3 s excerpts of each clip
+    // ## 1. Embed the first 3 s patches of each clip
     let mut items: Vec<(String, Vec<f32>)> = Vec::new();
     for c in clips {
         let y = load(
             format!("{}/data/clips/{c}", env!("CARGO_MANIFEST_DIR")),
             &LoadOptions::at(16_000),
         )?;
-        for (i, w) in y.samples().chunks_exact(n).take(3).enumerate() {
-            items.push((format!("{}@{}s", &c[..8], i * n / 16_000), m.embed(w)?));
+        for (i, e) in m
+            .embed_windows(y.samples())?
+            .into_iter()
+            .take(3)
+            .enumerate()
+        {
+            items.push((format!("{}@{:.0}s", &c[..8], i as f64 * secs), e));
         }
     }
     println!(

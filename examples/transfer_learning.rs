@@ -83,7 +83,7 @@ fn main() -> Res<()> {
 
     // ## Frozen embeddings: every layer of a pretrained tagger, pooled and concatenated
     for name in ["won2020-musicnn-mtat", "won2020-fcn-mtat"] {
-        let model = registry::load(name)?;
+        let model = registry::load_pretrained(name)?;
         let t0 = Instant::now();
         let layers = Layers::All;
         let (a, b, t) = (

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""End-to-end tagging: mirkit vs the original Python pipeline (librosa.load at 16 kHz +
-Won 2020 PyTorch Musicnn-MTAT with the authors' weights, 3 s windows, mean of sigmoid
-scores) on a 10-minute 44.1 kHz WAV and on a folder of 20 one-minute WAVs. Each side runs
-as its own process; wall time and peak RSS (ru_maxrss of the child) are reported.
-Both use their default threading on this machine.
+"""End-to-end tagging: mirkit vs the original Python pipelines on a 10-minute 44.1 kHz WAV
+and on a folder of 20 one-minute WAVs:
+* `won2020-musicnn-mtat` vs librosa.load at 16 kHz + Won 2020's PyTorch Musicnn-MTAT with
+  the authors' weights (3 s windows, batches of 16, mean of sigmoid scores);
+* `musicnn-mtt` (mirkit's default) vs musicnn 0.1.0's own `musicnn.extractor` (librosa +
+  TensorFlow; graph and session built per file, as its tagger does) — only with
+  `--tf-python PYTHON`, an interpreter with TensorFlow and musicnn installed (see
+  tools/make_musicnn_fixtures.py).
+Each side runs as its own process; wall time and peak RSS (ru_maxrss of the child) are
+reported. Both use their default threading on this machine.
 
-Usage (repository root): python3 tools/bench_tag.py
+Usage (repository root): python3 tools/bench_tag.py [--tf-python PATH]
 """
 import json
 import os
@@ -39,6 +44,13 @@ def python_pipeline(paths):
         print(p, float(s.max()))
 
 
+def tf_pipeline(paths):
+    from musicnn.extractor import extractor
+    for p in paths:
+        taggram, _ = extractor(p, model="MTT_musicnn", extract_features=False)
+        print(p, float(taggram.mean(0).max()))
+
+
 WRAP = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)")
@@ -54,6 +66,10 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--python":
         python_pipeline(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--tf":
+        tf_pipeline(sys.argv[2:])
+        return
+    tf_python = sys.argv[sys.argv.index("--tf-python") + 1] if "--tf-python" in sys.argv else None
     import numpy as np
     import librosa
     import soundfile as sf
@@ -72,10 +88,20 @@ def main():
     res = {}
     # each measurement in a fresh interpreter so ru_maxrss is that run's
     for name, args in [("10-minute file", [long]), ("20 one-minute files", files)]:
+        target_arg = folder if len(args) > 1 else long
         w_py = run([sys.executable, __file__, "--python"] + args)
-        w_rs = run([mirkit, "tag", "--model", "won2020-musicnn-mtat", folder if len(args) > 1 else long])
-        res[name] = {"python_s": round(w_py[0], 2), "python_peak_rss_mb": round(w_py[1], 1),
-                     "mirkit_s": round(w_rs[0], 2), "mirkit_peak_rss_mb": round(w_rs[1], 1), "speedup": round(w_py[0] / w_rs[0], 2)}
+        w_rs = run([mirkit, "tag", "--model", "won2020-musicnn-mtat", target_arg])
+        res[name] = {"won2020-musicnn-mtat": {
+            "python_s": round(w_py[0], 2), "python_peak_rss_mb": round(w_py[1], 1),
+            "mirkit_s": round(w_rs[0], 2), "mirkit_peak_rss_mb": round(w_rs[1], 1), "speedup": round(w_py[0] / w_rs[0], 2)}}
+        if tf_python:
+            env_wrap = [tf_python, __file__, "--tf"]
+            os.environ["TF_USE_LEGACY_KERAS"] = "1"
+            w_tf = run(env_wrap + args)
+            w_rs = run([mirkit, "tag", "--model", "musicnn-mtt", target_arg])
+            res[name]["musicnn-mtt"] = {
+                "musicnn_tf_s": round(w_tf[0], 2), "musicnn_tf_peak_rss_mb": round(w_tf[1], 1),
+                "mirkit_s": round(w_rs[0], 2), "mirkit_peak_rss_mb": round(w_rs[1], 1), "speedup": round(w_tf[0] / w_rs[0], 2)}
     print(json.dumps(res, indent=1))
 
 

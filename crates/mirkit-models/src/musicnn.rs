@@ -534,6 +534,38 @@ impl Musicnn {
         Ok(crate::won2020::average(&self.embedding(&p)?))
     }
 
+    /// Runs `f` on the patches of 16 kHz mono audio, eight at a time (bounded memory),
+    /// and returns one result per patch.
+    fn per_patch<T>(&self, audio: &[f32], f: impl Fn(&Tensor) -> Result<Vec<T>>) -> Result<Vec<T>> {
+        let p = self.patches(&self.log_mel(audio)?)?;
+        let n = p.dim(0)?;
+        let mut out = Vec::with_capacity(n);
+        for s in (0..n).step_by(8) {
+            out.extend(f(&p.narrow(0, s, (n - s).min(8))?)?);
+        }
+        Ok(out)
+    }
+
+    /// The embedding ([`Self::embedding`]) of each patch of 16 kHz mono audio.
+    pub fn embed_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
+        self.per_patch(audio, |p| self.embedding(p))
+    }
+
+    /// The pooled features ([`Self::pooled_features`]) of each patch of 16 kHz mono audio.
+    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+        self.per_patch(audio, |p| {
+            let feats = self.pooled_features(p)?;
+            let b = p.dim(0)?;
+            let mut rows = vec![Vec::with_capacity(feats.len()); b];
+            for (name, t) in feats {
+                for (row, v) in rows.iter_mut().zip(t.to_vec2::<f32>()?) {
+                    row.push((name.clone(), v));
+                }
+            }
+            Ok(rows)
+        })
+    }
+
     /// Per-layer pooled features of a batch of patches, for transfer learning (Choi et al.
     /// 2017): each feature averaged over time (and frequency for the VGG pools); musicnn's
     /// `mean_pool`, `max_pool` and `penultimate` are already vectors. One `(name, batch ×

@@ -131,6 +131,20 @@ impl Pretrained {
             Pretrained::Musicnn(m) => m.tags(),
         }
     }
+    /// The embedding of each window (Won 2020) or patch (musicnn) of 16 kHz mono audio.
+    pub fn embed_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Pretrained::Won2020(m) => m.embed_windows(audio),
+            Pretrained::Musicnn(m) => m.embed_windows(audio),
+        }
+    }
+    /// Every layer pooled to a vector, per window or patch of 16 kHz mono audio.
+    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+        match self {
+            Pretrained::Won2020(m) => m.embed_layers_windows(audio),
+            Pretrained::Musicnn(m) => m.embed_layers_windows(audio),
+        }
+    }
     /// Sigmoid scores of 16 kHz mono audio, by the model's own protocol (windows or
     /// patches, averaged).
     pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {

@@ -4,16 +4,16 @@
 //! classification and regression tasks").
 
 use crate::error::Result;
-use mirkit_models::won2020::Won2020;
+use mirkit_models::registry::Pretrained;
 use mirkit_train::audio::AudioSet;
 use rayon::prelude::*;
 
 /// Which representation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layers {
-    /// The penultimate layer ([`Won2020::embed`]).
+    /// The penultimate layer ([`Pretrained::embed_windows`]).
     Embedding,
-    /// Every layer pooled to a vector and concatenated ([`Won2020::embed_layers`]).
+    /// Every layer pooled to a vector and concatenated ([`Pretrained::embed_layers_windows`]).
     All,
 }
 
@@ -39,7 +39,7 @@ impl Embeddings {
 
 /// Embeds one track: its windows under the model's protocol, averaged.
 pub fn embed_track(
-    model: &Won2020,
+    model: &Pretrained,
     audio: &[f32],
     layers: Layers,
 ) -> Result<(Vec<f32>, Vec<(String, usize)>)> {
@@ -66,7 +66,7 @@ pub fn embed_track(
 }
 
 /// Embeds every track of `set` (which must be at the model's 16 kHz), in parallel.
-pub fn extract(model: &Won2020, set: &AudioSet, layers: Layers) -> Result<Embeddings> {
+pub fn extract(model: &Pretrained, set: &AudioSet, layers: Layers) -> Result<Embeddings> {
     if set.sr != mirkit_models::won2020::SAMPLE_RATE {
         return Err(crate::error::invalid(
             "sample rate",
@@ -135,23 +135,42 @@ pub fn mfcc_stats(set: &AudioSet) -> Result<Embeddings> {
     })
 }
 
-/// Where a head's features come from: a pretrained tagger's layers, or the MFCC
-/// statistics of the classic baseline (name `mfcc`).
+/// Where a head's features come from: a pretrained tagger's layers, the MFCC statistics
+/// of the classic baseline (name `mfcc`), or several pretrained taggers' features
+/// concatenated (names joined by `+`, e.g. `won2020-fcn-mtat+musicnn-msd`).
 pub enum Source {
     /// A tagger and which of its layers.
-    Model(Box<Won2020>, Layers),
+    Model(Box<Pretrained>, Layers),
     /// [`mfcc_stats`].
     Mfcc,
+    /// Each source's features side by side, in order (all at one sample rate).
+    Concat(Vec<(String, Source)>),
 }
 
 impl Source {
-    /// `mfcc`, a registry name or a Won 2020-layout `.safetensors` file.
+    /// `mfcc`, a registry name (Won 2020 or musicnn 0.1.0), a `.safetensors` file, or
+    /// several of these joined by `+`.
     pub fn open(name: &str, layers: Layers) -> Result<Self> {
+        if name.contains('+') {
+            let parts = name
+                .split('+')
+                .map(|n| Ok((n.to_string(), Source::open(n, layers)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let sr = parts[0].1.sample_rate();
+            if let Some((n, _)) = parts.iter().find(|(_, s)| s.sample_rate() != sr) {
+                return Err(crate::error::invalid(
+                    "source",
+                    n,
+                    "concatenated sources must share a sample rate (mfcc is 22.05 kHz, the taggers 16 kHz)",
+                ));
+            }
+            return Ok(Source::Concat(parts));
+        }
         if name == "mfcc" {
             return Ok(Source::Mfcc);
         }
         Ok(Source::Model(
-            Box::new(mirkit_models::registry::load(name)?),
+            Box::new(mirkit_models::registry::load_pretrained(name)?),
             layers,
         ))
     }
@@ -160,6 +179,7 @@ impl Source {
         match self {
             Source::Model(..) => mirkit_models::won2020::SAMPLE_RATE,
             Source::Mfcc => 22_050,
+            Source::Concat(p) => p[0].1.sample_rate(),
         }
     }
     /// One row of features per track of `set`.
@@ -167,6 +187,32 @@ impl Source {
         match self {
             Source::Model(m, layers) => extract(m, set, *layers),
             Source::Mfcc => mfcc_stats(set),
+            Source::Concat(parts) => {
+                let each = parts
+                    .iter()
+                    .map(|(_, s)| s.extract(set))
+                    .collect::<Result<Vec<_>>>()?;
+                let dim = each.iter().map(|e| e.dim).sum();
+                let mut data = Vec::with_capacity(set.audio.len() * dim);
+                for i in 0..set.audio.len() {
+                    for e in &each {
+                        data.extend_from_slice(e.row(i));
+                    }
+                }
+                let blocks = parts
+                    .iter()
+                    .zip(&each)
+                    .flat_map(|((n, _), e)| {
+                        e.blocks.iter().map(move |(b, d)| (format!("{n}/{b}"), *d))
+                    })
+                    .collect();
+                Ok(Embeddings {
+                    n: set.audio.len(),
+                    dim,
+                    data,
+                    blocks,
+                })
+            }
         }
     }
 }
