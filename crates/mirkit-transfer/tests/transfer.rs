@@ -280,3 +280,28 @@ fn frozen_bn_stats_train_weights_but_keep_statistics() {
     assert_eq!(snap("layer1.bn.running_mean"), m0, "statistics stay");
     assert_eq!(snap("bn.running_var"), v0, "statistics stay");
 }
+
+#[test]
+fn musicnn_01_and_concatenated_sources_embed() {
+    use mirkit_transfer::embed::{Layers, Source};
+    let set = tones(3, 5);
+    let one = Source::open("musicnn-mtt", Layers::Embedding).unwrap();
+    let e1 = one.extract(&set).unwrap();
+    assert_eq!((e1.n, e1.dim), (3, 200));
+    let all = Source::open("vgg-mtt", Layers::All).unwrap();
+    let e2 = all.extract(&set).unwrap();
+    assert_eq!(e2.dim, 5 * 128);
+    assert_eq!(e2.blocks[0], ("pool1".to_string(), 128));
+    // concatenation keeps each source's columns in order, blocks prefixed by the source
+    let both = Source::open("musicnn-mtt+vgg-mtt", Layers::All).unwrap();
+    let e3 = both.extract(&set).unwrap();
+    assert_eq!(e3.dim, 2459 + 640);
+    assert_eq!(e3.blocks[0].0, "musicnn-mtt/timbral");
+    assert_eq!(e3.blocks.last().unwrap().0, "vgg-mtt/pool5");
+    for i in 0..3 {
+        assert_eq!(&e3.row(i)[2459..], e2.row(i));
+    }
+    // the MFCC baseline runs at 22.05 kHz: it cannot be concatenated with a tagger
+    assert!(Source::open("mfcc+musicnn-mtt", Layers::All).is_err());
+    assert!(Source::open("musicnn-mtt+no-such-model", Layers::All).is_err());
+}
