@@ -332,3 +332,157 @@ def shortchunk_fixtures():
 
 if __name__ == "__main__":
     shortchunk_fixtures()
+
+
+# ---------------------------------------------------------------- the review's other architectures (random weights)
+# ReSE-2 with multi-level features (Kim, Lee & Nam 2018, "Sample-level CNN architectures
+# for music auto-tagging using raw waveforms", ICASSP; the authors' Keras `resemul` with
+# block_type="rese", multi=True, amplifying_ratio=16, drop_rate=0.5), ported to PyTorch
+# with Keras' batch-norm epsilon 1e-3.
+class ReSE2Block(nn.Module):
+    def __init__(self, cin, cout, alpha=16):
+        super().__init__()
+        self.conv_1 = nn.Conv1d(cin, cout, 3, padding=1)
+        self.bn_1 = nn.BatchNorm1d(cout, eps=1e-3)
+        self.conv_2 = nn.Conv1d(cout, cout, 3, padding=1)
+        self.bn_2 = nn.BatchNorm1d(cout, eps=1e-3)
+        self.se_1 = nn.Linear(cout, cout * alpha)
+        self.se_2 = nn.Linear(cout * alpha, cout)
+        self.diff = cin != cout
+        if self.diff:
+            self.conv_3 = nn.Conv1d(cin, cout, 1)
+            self.bn_3 = nn.BatchNorm1d(cout, eps=1e-3)
+
+    def forward(self, x):
+        out = self.bn_2(self.conv_2(torch.relu(self.bn_1(self.conv_1(x)))))
+        se = torch.sigmoid(self.se_2(torch.relu(self.se_1(out.mean(-1))))).unsqueeze(-1)
+        short = self.bn_3(self.conv_3(x)) if self.diff else x
+        return nn.functional.max_pool1d(torch.relu(short + out * se), 3)
+
+
+class ReSE2Multi(nn.Module):
+    def __init__(self, init=128, alpha=16, n_class=50):
+        super().__init__()
+        self.conv0 = nn.Conv1d(1, init, 3, stride=3)
+        self.bn0 = nn.BatchNorm1d(init, eps=1e-3)
+        c, cin = init, init
+        for i in range(9):
+            c *= 2 if i in (2, 8) else 1
+            setattr(self, f"block{i + 1}", ReSE2Block(cin, c, alpha))
+            cin = c
+        feat = 2 * (2 * init) + 4 * init
+        self.dense1 = nn.Linear(feat, feat)
+        self.bn = nn.BatchNorm1d(feat, eps=1e-3)
+        self.dense2 = nn.Linear(feat, n_class)
+
+    def forward(self, x):
+        x = torch.relu(self.bn0(self.conv0(x.unsqueeze(1))))
+        outs = []
+        for i in range(9):
+            x = getattr(self, f"block{i + 1}")(x)
+            outs.append(x)
+        x = torch.cat([o.amax(-1) for o in outs[-3:]], 1)
+        return torch.sigmoid(self.dense2(torch.relu(self.bn(self.dense1(x)))))
+
+
+# FCN-4 (Choi, Fazekas & Sandler 2016, "Automatic tagging using deep convolutional neural
+# networks", ISMIR, Table 1): 96 × 1366 log-mel; [3×3 conv, BN, ELU, max pool] with 128,
+# 384, 768, 2048 channels and pools (2,4) (4,5) (3,8) (4,8); a 50-way sigmoid output.
+class FCN4(nn.Module):
+    def __init__(self, ch=(128, 384, 768, 2048), n_class=50):
+        super().__init__()
+        self.pools = [(2, 4), (4, 5), (3, 8), (4, 8)]
+        self.bn_in = nn.BatchNorm2d(1)
+        cin = 1
+        for i, c in enumerate(ch):
+            setattr(self, f"layer{i + 1}", nn.Sequential())
+            l = getattr(self, f"layer{i + 1}")
+            l.add_module("conv", nn.Conv2d(cin, c, 3, padding=1))
+            l.add_module("bn", nn.BatchNorm2d(c))
+            cin = c
+        self.dense = nn.Linear(cin, n_class)
+
+    def forward(self, x):
+        x = self.bn_in(x.unsqueeze(1))
+        for i, p in enumerate(self.pools):
+            l = getattr(self, f"layer{i + 1}")
+            x = nn.functional.max_pool2d(nn.functional.elu(l.bn(l.conv(x))), p)
+        return torch.sigmoid(self.dense(x.flatten(1)))
+
+
+# 1-D CNN over mel frames (Dieleman & Schrauwen 2014, "End-to-end learning for music
+# audio", ICASSP): two [conv 8, ReLU, max pool 4] layers with 32 filters over time (the
+# mel bands as channels), dense 100 + ReLU, 50 sigmoid outputs; the raw-audio variant
+# replaces the mel spectrogram by a strided convolution (length = stride = 256, 128
+# filters, linear) on the waveform.
+class Dieleman1d(nn.Module):
+    def __init__(self, n_mels=128, frames=94, raw=False, ch=32, hidden=100, n_class=50):
+        super().__init__()
+        self.raw = raw
+        if raw:
+            self.frontend = nn.Conv1d(1, n_mels, 256, stride=256)
+        self.conv1 = nn.Conv1d(n_mels, ch, 8)
+        self.conv2 = nn.Conv1d(ch, ch, 8)
+        t = ((frames - 7) // 4 - 7) // 4
+        self.dense1 = nn.Linear(ch * t, hidden)
+        self.dense2 = nn.Linear(hidden, n_class)
+
+    def forward(self, x):
+        if self.raw:
+            x = self.frontend(x.unsqueeze(1))
+        x = nn.functional.max_pool1d(torch.relu(self.conv1(x)), 4)
+        x = nn.functional.max_pool1d(torch.relu(self.conv2(x)), 4)
+        return torch.sigmoid(self.dense2(torch.relu(self.dense1(x.flatten(1)))))
+
+
+def wavy(shape):
+    """A deterministic input both sides can build: sin(0.001·i·(1 + i mod 7)) over the
+    flattened index i, in float64 then rounded to float32."""
+    n = int(np.prod(shape))
+    i = np.arange(n, dtype=np.float64)
+    return torch.from_numpy(np.sin(0.001 * i * (1 + i % 7)).astype(np.float32).reshape(shape))
+
+
+def randomise_bn(m):
+    for mod in m.modules():
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.uniform_(mod.weight, 0.5, 1.5)
+            nn.init.uniform_(mod.bias, -0.2, 0.2)
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+
+
+def review_fixtures():
+    import json
+    from safetensors.torch import save_file
+    counts = json.load(open(os.path.join(OUT, "param_counts.json")))
+    counts["rese2_multi"] = sum(p.numel() for p in ReSE2Multi().parameters())
+    counts["fcn4"] = sum(p.numel() for p in FCN4().parameters())
+    counts["dieleman_mel"] = sum(p.numel() for p in Dieleman1d().parameters())
+    counts["dieleman_raw"] = sum(p.numel() for p in Dieleman1d(frames=187, raw=True).parameters())
+    # (name, model, input shape, weight scale: keeps the sigmoid outputs off 0 and 1)
+    cases = [
+        ("rese2_small", ReSE2Multi(init=4, alpha=2), (2, 59049), 0.3),
+        ("fcn4_small", FCN4(ch=(4, 6, 8, 10)), (2, 96, 1366), 0.3),
+        ("dieleman_mel", Dieleman1d(), (2, 128, 94), 0.07),
+        ("dieleman_raw", Dieleman1d(frames=187, raw=True), (2, 48000), 0.05),
+    ]
+    for i, (name, m, shape, scale) in enumerate(cases):
+        torch.manual_seed(100 + i)
+        for p in m.parameters():
+            with torch.no_grad():
+                p.copy_(torch.randn_like(p) * scale)
+        randomise_bn(m)
+        m.eval()
+        save_file({k: v.contiguous() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")},
+                  os.path.join(OUT, f"{name}.safetensors"))
+        with torch.no_grad():
+            y = m(wavy(shape))
+        np.save(os.path.join(OUT, f"{name}_y.npy"), y.numpy())
+        print(name, tuple(y.shape), float(y.mean()))
+    json.dump(counts, open(os.path.join(OUT, "param_counts.json"), "w"))
+    print("param counts", counts)
+
+
+if __name__ == "__main__":
+    review_fixtures()

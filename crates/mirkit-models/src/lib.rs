@@ -27,9 +27,13 @@
 
 #![warn(missing_docs)]
 
+pub mod cnn1d;
+pub mod create;
 mod error;
+pub mod fcn4;
 pub mod musicnn;
 pub mod registry;
+pub mod rese2;
 pub mod sample_cnn;
 pub mod short_chunk;
 pub mod won2020;

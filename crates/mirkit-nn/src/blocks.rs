@@ -4,8 +4,11 @@
 //! statistics in evaluation, as PyTorch).
 //!
 //! * [`ResSe1d`]: residual 1-D block with squeeze-and-excitation (SampleCNN+SE, Kim et al.
-//!   2018): conv–BN–ReLU–conv–BN, channel gates `σ(W₂ ReLU(W₁ mean_t(x)))`, a projected
-//!   shortcut when shape changes, ReLU, max-pool.
+//!   2018): conv–BN–ReLU–(dropout 0.2 in training)–conv–BN, channel gates
+//!   `σ(W₂ ReLU(W₁ mean_t(x)))`, a projected shortcut when shape changes, ReLU, max-pool.
+//!   [`ResSe1d::new`] is Won 2020's `ResSE_1d`; [`ResSe1d::rese2`] the ReSE-2 block of
+//!   Kim, Lee & Nam's `resemul` (SE amplified α× instead of square, 1×1 shortcut, Keras'
+//!   batch-norm ε 1e-3).
 //! * [`Res2d`]: residual 2-D block (short-chunk ResNet, Won 2020).
 
 use crate::error::Result;
@@ -13,10 +16,16 @@ use candle_core::{Module, ModuleT, Tensor, D};
 use candle_nn::{
     BatchNorm, BatchNormConfig, Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Linear, VarBuilder,
 };
+use mirkit_core::Rng;
 
 fn bn_cfg() -> BatchNormConfig {
+    bn_eps(1e-5)
+}
+
+/// PyTorch-semantics batch norm configuration with epsilon `eps` (momentum 0.1).
+pub fn bn_eps(eps: f64) -> BatchNormConfig {
     BatchNormConfig {
-        eps: 1e-5,
+        eps,
         remove_mean: true,
         affine: true,
         momentum: 0.1,
@@ -35,8 +44,19 @@ pub struct ResSe1d {
     pooling: usize,
 }
 
+/// The layout of a [`ResSe1d`].
+struct ResSeLayout {
+    shape: usize,
+    stride: usize,
+    pooling: usize,
+    se_hidden: usize,
+    shortcut_shape: usize,
+    eps: f64,
+    se_names: (&'static str, &'static str),
+}
+
 impl ResSe1d {
-    /// Loads (or, from a `VarMap`-backed builder, creates) the block.
+    /// Loads (or, from a `VarMap`-backed builder, creates) Won 2020's `ResSE_1d`.
     pub fn new(
         cin: usize,
         cout: usize,
@@ -45,7 +65,44 @@ impl ResSe1d {
         pooling: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let c = |cin, stride, name: &str| {
+        Self::build(
+            cin,
+            cout,
+            ResSeLayout {
+                shape,
+                stride,
+                pooling,
+                se_hidden: cout,
+                shortcut_shape: shape,
+                eps: 1e-5,
+                se_names: ("dense1", "dense2"),
+            },
+            vb,
+        )
+    }
+
+    /// The ReSE-2 block of Kim et al. 2018 (kernel 3, max-pool 3, SE hidden width
+    /// `alpha · cout`, 1×1 projected shortcut when the width changes, ε 1e-3; SE layers
+    /// named `se_1`, `se_2`).
+    pub fn rese2(cin: usize, cout: usize, alpha: usize, vb: VarBuilder) -> Result<Self> {
+        Self::build(
+            cin,
+            cout,
+            ResSeLayout {
+                shape: 3,
+                stride: 1,
+                pooling: 3,
+                se_hidden: alpha * cout,
+                shortcut_shape: 1,
+                eps: 1e-3,
+                se_names: ("se_1", "se_2"),
+            },
+            vb,
+        )
+    }
+
+    fn build(cin: usize, cout: usize, l: ResSeLayout, vb: VarBuilder) -> Result<Self> {
+        let c = |cin, shape: usize, stride, name: &str| {
             candle_nn::conv1d(
                 cin,
                 cout,
@@ -58,32 +115,45 @@ impl ResSe1d {
                 vb.pp(name),
             )
         };
-        let shortcut = if stride != 1 || cin != cout {
-            Some((
-                c(cin, stride, "conv_3")?,
-                candle_nn::batch_norm(cout, bn_cfg(), vb.pp("bn_3"))?,
-            ))
+        let bn = |name: &str| candle_nn::batch_norm(cout, bn_eps(l.eps), vb.pp(name));
+        let shortcut = if l.stride != 1 || cin != cout {
+            Some((c(cin, l.shortcut_shape, l.stride, "conv_3")?, bn("bn_3")?))
         } else {
             None
         };
         Ok(Self {
-            conv_1: c(cin, stride, "conv_1")?,
-            bn_1: candle_nn::batch_norm(cout, bn_cfg(), vb.pp("bn_1"))?,
-            conv_2: c(cout, 1, "conv_2")?,
-            bn_2: candle_nn::batch_norm(cout, bn_cfg(), vb.pp("bn_2"))?,
-            dense1: candle_nn::linear(cout, cout, vb.pp("dense1"))?,
-            dense2: candle_nn::linear(cout, cout, vb.pp("dense2"))?,
+            conv_1: c(cin, l.shape, l.stride, "conv_1")?,
+            bn_1: bn("bn_1")?,
+            conv_2: c(cout, l.shape, 1, "conv_2")?,
+            bn_2: bn("bn_2")?,
+            dense1: candle_nn::linear(cout, l.se_hidden, vb.pp(l.se_names.0))?,
+            dense2: candle_nn::linear(l.se_hidden, cout, vb.pp(l.se_names.1))?,
             shortcut,
-            pooling,
+            pooling: l.pooling,
         })
     }
 
-    /// `(B, C_in, L) → (B, C_out, L / stride / pooling)`.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// [`Self::forward_t`] with the block's dropout (p = 0.2 after the first ReLU) drawn
+    /// from `rng` when training.
+    pub fn forward_drop(&self, x: &Tensor, train: bool, rng: Option<&mut Rng>) -> Result<Tensor> {
         let out = self
             .bn_1
             .forward_t(&self.conv_1.forward(x)?, train)?
             .relu()?;
+        let out = match rng {
+            Some(r) if train => crate::dropout::dropout(&out, 0.2, true, r)?,
+            _ => out,
+        };
+        self.finish(x, out, train)
+    }
+
+    /// `(B, C_in, L) → (B, C_out, L / stride / pooling)` (no dropout; see
+    /// [`Self::forward_drop`]).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_drop(x, train, None)
+    }
+
+    fn finish(&self, x: &Tensor, out: Tensor, train: bool) -> Result<Tensor> {
         let out = self.bn_2.forward_t(&self.conv_2.forward(&out)?, train)?;
         let se = out.mean(D::Minus1)?;
         let se =

@@ -70,3 +70,62 @@ pub fn seeded_var(
         .insert(name.to_string(), var.clone());
     Ok(var)
 }
+
+/// Re-initialises every variable of `vm` with PyTorch's default scheme for its layer,
+/// drawing from one [`Rng`] seeded with `seed` in sorted name order, so a whole model
+/// built on a [`VarMap`] is reproducible (Candle's own initialisers draw from an
+/// unseedable generator). Rules, by PyTorch state-dict name:
+/// * batch norm (a `P.weight` / `P.bias` beside a `P.running_mean`): weight 1, bias 0,
+///   running mean 0, running variance 1;
+/// * recurrent `weight_ih_l*`, `weight_hh_l*`, `bias_ih_l*`, `bias_hh_l*` (and `_reverse`):
+///   U(±1/√hidden), hidden = the second dimension of the layer's `weight_hh`;
+/// * other `*.weight` (conv, linear): `kaiming_uniform_(a=√5)`, U(±1/√fan_in);
+/// * other `*.bias`: U(±1/√fan_in) with the fan-in of the sibling weight;
+/// * anything else (e.g. a buffer such as a filterbank) is left as it is.
+pub fn reinit_pytorch_default(vm: &VarMap, seed: u64) -> Result<()> {
+    let data = vm.data().lock().expect("VarMap lock poisoned");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let dims = |n: &str| data.get(n).map(|v| v.dims().to_vec());
+    let mut rng = Rng::new(seed);
+    for name in names {
+        let var = &data[name];
+        let (prefix, leaf) = name.rsplit_once('.').unwrap_or(("", name.as_str()));
+        let sib = |l: &str| {
+            if prefix.is_empty() {
+                l.to_string()
+            } else {
+                format!("{prefix}.{l}")
+            }
+        };
+        let is_bn = data.contains_key(&sib("running_mean"));
+        let init = if is_bn {
+            match leaf {
+                "weight" | "running_var" => Some(Init::Const(1.0)),
+                "bias" | "running_mean" => Some(Init::Const(0.0)),
+                _ => None,
+            }
+        } else if let Some(rest) = ["weight_ih_", "weight_hh_", "bias_ih_", "bias_hh_"]
+            .iter()
+            .find_map(|p| leaf.strip_prefix(p))
+        {
+            let hidden = dims(&sib(&format!("weight_hh_{rest}")))
+                .and_then(|d| d.get(1).copied())
+                .unwrap_or(1);
+            Some(Init::Uniform(1.0 / (hidden as f64).sqrt()))
+        } else if leaf == "weight" {
+            Some(Init::KaimingUniformDefault)
+        } else if leaf == "bias" {
+            let fan_in: usize = dims(&sib("weight"))
+                .map(|d| d.iter().skip(1).product())
+                .unwrap_or(1);
+            Some(Init::Uniform(1.0 / (fan_in.max(1) as f64).sqrt()))
+        } else {
+            None
+        };
+        if let Some(init) = init {
+            var.set(&tensor(var.dims(), init, &mut rng, var.device())?)?;
+        }
+    }
+    Ok(())
+}

@@ -45,36 +45,8 @@ impl ScratchModel {
     /// initialisation drawn from `seed`).
     pub fn new(arch: &str, channels: usize, classes: &[String], seed: u64) -> Result<Self> {
         let m = Self::build(arch, channels, classes)?;
-        // seeded re-initialisation of every weight in name order (Candle's own RNG cannot
-        // be seeded): conv/linear weights kaiming-uniform(a=√5), biases U(±1/√fan_in),
-        // batch norm weight 1, bias 0 — PyTorch's defaults
-        let mut rng = mirkit_core::rng::Rng::new(seed);
-        let vars = sorted_vars(&m.vm);
-        let fan_in = |name: &str| -> usize {
-            let w = name.replace(".bias", ".weight");
-            vars.iter()
-                .find(|(k, _)| *k == w)
-                .map(|(_, v)| v.dims().iter().skip(1).product())
-                .unwrap_or(1)
-        };
-        for (name, v) in &vars {
-            let is_bn = name.contains("bn") && !name.contains("conv");
-            let init = if name.ends_with("running_var") || (is_bn && name.ends_with(".weight")) {
-                mirkit_nn::init::Init::Const(1.0)
-            } else if name.ends_with("running_mean") || (is_bn && name.ends_with(".bias")) {
-                mirkit_nn::init::Init::Const(0.0)
-            } else if name.ends_with(".weight") {
-                mirkit_nn::init::Init::KaimingUniformDefault
-            } else {
-                mirkit_nn::init::Init::Uniform(1.0 / (fan_in(name) as f64).sqrt())
-            };
-            v.set(&mirkit_nn::init::tensor(
-                v.dims(),
-                init,
-                &mut rng,
-                &Device::Cpu,
-            )?)?;
-        }
+        // seeded re-initialisation (Candle's own RNG cannot be seeded): PyTorch's defaults
+        mirkit_nn::init::reinit_pytorch_default(&m.vm, seed)?;
         Ok(m)
     }
 
