@@ -112,9 +112,16 @@ fn registry_models_load_from_the_binary_and_match_pytorch() {
         "msd" => "rock",
         _ => "genre---alternative",
     };
+    use mirkit_models::registry::Family;
     for e in mirkit_models::registry::MODELS {
+        let Family::Won2020(arch) = e.family else {
+            // musicnn 0.1.0 models: tests/musicnn.rs; registry::load refuses them
+            assert!(mirkit_models::registry::load(e.name).is_err());
+            assert!(mirkit_models::registry::load_pretrained(e.name).is_ok());
+            continue;
+        };
         let m = mirkit_models::registry::load(e.name).unwrap();
-        assert_eq!(m.arch(), e.arch);
+        assert_eq!(m.arch(), arch);
         let parts: Vec<&str> = e.name.split('-').collect(); // won2020-<model>-<dataset>
         assert_eq!(m.tags().len(), 50);
         let got = m.tag(&x[..m.input_len()]).unwrap();

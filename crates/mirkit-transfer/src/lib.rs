@@ -14,7 +14,7 @@
 //! use mirkit_train::{audio::AudioSet, data::{CsvOptions, Dataset}};
 //! use mirkit_transfer::{embed::{extract, Layers}, heads::{Head, HeadConfig}};
 //! let ds = Dataset::csv_manifest("../shared/data/ballroom8/metadata.csv", &CsvOptions::default())?;
-//! let model = registry::load("won2020-musicnn-mtat")?;
+//! let model = registry::load_pretrained("musicnn-mtt")?; // or any registry model
 //! let labels = |s: &AudioSet| s.items.iter().map(|i| i.labels.clone()).collect::<Vec<_>>();
 //! let train = AudioSet::load(&ds.split("train")?, 16_000, None)?;
 //! let x = extract(&model, &train, Layers::All)?;
@@ -23,12 +23,13 @@
 //! ```
 //!
 //! ## Design decisions
-//! * Embeddings follow each model's own windowing (non-overlapping windows, short files
-//!   zero-padded) and are averaged per track, so a track's embedding is the one
+//! * Embeddings follow each model's own windowing (Won 2020: non-overlapping windows,
+//!   short files zero-padded; musicnn 0.1.0: 187-frame patches of the track's log-mel,
+//!   short files repeat-padded) and are averaged per track, so a track's embedding is the one
 //!   `mirkit embed` writes.
 //! * Heads standardise features with training statistics stored in the head file, so a
 //!   saved head is usable alone.
-//! * Fine-tuning keeps the original tensor names: the fine-tuned file is a regular
+//! * Fine-tuning (Won 2020 models) keeps the original tensor names: the fine-tuned file is a regular
 //!   Won 2020 tagger with a new tag list (and `arch` in its metadata).
 
 #![warn(missing_docs)]
