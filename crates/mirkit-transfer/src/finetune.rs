@@ -78,6 +78,29 @@ fn head_prefix(arch: Arch) -> &'static str {
     }
 }
 
+/// A trainable Won 2020 model from a registry name or a file; musicnn 0.1.0 models
+/// (frozen feature extractors only) are refused by name.
+fn trainable(
+    source: &str,
+    tags: Option<Vec<String>>,
+    seed: u64,
+) -> Result<(Won2020, candle_nn::VarMap)> {
+    use mirkit_models::registry::{Family, MODELS};
+    if let Some(e) = MODELS.iter().find(|e| e.name == source) {
+        if let Family::Won2020(arch) = e.family {
+            return Ok(Won2020::trainable_from_bytes(arch, e.bytes, source, tags, seed)?);
+        }
+        return Err(invalid(
+            "model",
+            source,
+            "musicnn 0.1.0 models serve as frozen feature extractors (heads linear/mlp/knn); \
+             fine-tune a won2020-* model",
+        ));
+    }
+    let arch = Won2020::detect_arch(source)?;
+    Ok(Won2020::load_trainable(arch, source, tags, seed)?)
+}
+
 impl FineTune {
     /// Loads a pretrained model — a registry name (e.g. `won2020-musicnn-mtat`) or a
     /// Won 2020-layout `.safetensors` file — and replaces its output layer with one for
@@ -93,16 +116,7 @@ impl FineTune {
                 "must be >= 0",
             ));
         }
-        let tags = Some(classes.to_vec());
-        let (model, vm) = match mirkit_models::registry::entry(source) {
-            Some((arch, bytes)) => {
-                Won2020::trainable_from_bytes(arch, bytes, source, tags, cfg.seed)?
-            }
-            None => {
-                let arch = Won2020::detect_arch(source)?;
-                Won2020::load_trainable(arch, source, tags, cfg.seed)?
-            }
-        };
+        let (model, vm) = trainable(source, Some(classes.to_vec()), cfg.seed)?;
         Ok(Self {
             model,
             vm,
@@ -115,13 +129,7 @@ impl FineTune {
     /// A saved tagger (registry name or `.safetensors`) as it is, output layer included,
     /// e.g. to evaluate a fine-tuned model with the training loop's protocol.
     pub fn load(source: &str) -> Result<Self> {
-        let (model, vm) = match mirkit_models::registry::entry(source) {
-            Some((arch, bytes)) => Won2020::trainable_from_bytes(arch, bytes, source, None, 0)?,
-            None => {
-                let arch = Won2020::detect_arch(source)?;
-                Won2020::load_trainable(arch, source, None, 0)?
-            }
-        };
+        let (model, vm) = trainable(source, None, 0)?;
         Ok(Self {
             model,
             vm,
