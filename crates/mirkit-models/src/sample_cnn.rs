@@ -139,6 +139,16 @@ impl SampleCnn {
 
     /// The last block's output, `(B, C)`, from raw audio `(B, 59049)`.
     pub fn embedding_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.named(x, train, false)?.pop().expect("embedding").1)
+    }
+
+    /// Named intermediate features: `layer1` … `layer11` (`(B, C, L)`) and `embedding`
+    /// (`(B, C)`, the last block squeezed).
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Vec<(String, Tensor)>> {
+        self.named(x, train, true)
+    }
+
+    fn named(&self, x: &Tensor, train: bool, keep: bool) -> Result<Vec<(String, Tensor)>> {
         let d = x.dims();
         if d.len() != 2 || d[1] != INPUT_LEN {
             return Err(ModelError::Input(format!(
@@ -146,7 +156,8 @@ impl SampleCnn {
             )));
         }
         let mut h = x.unsqueeze(1)?;
-        for l in &self.layers {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
             h = match l {
                 Layer::Plain { conv, bn, pooling } => {
                     let y = bn.forward_t(&conv.forward(&h)?, train)?.relu()?;
@@ -158,8 +169,12 @@ impl SampleCnn {
                 }
                 Layer::Se(b) => b.forward_t(&h, train)?,
             };
+            if keep {
+                out.push((format!("layer{}", i + 1), h.clone()));
+            }
         }
-        Ok(h.squeeze(2)?)
+        out.push(("embedding".into(), h.squeeze(2)?));
+        Ok(out)
     }
 
     /// Sigmoid tag scores `(B, n_class)` (dropout is the caller's, in training).

@@ -111,6 +111,22 @@ impl ShortChunk {
 
     /// Globally max-pooled features `(B, 4c)` of a front-end output `(B, 1, 128, T)`.
     pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.named(x, train, false)?.pop().expect("pooled").1)
+    }
+
+    /// Named intermediate features: `layer1` … `layer7` (`(B, C, H, W)`), `pooled`
+    /// (`(B, 4c)`, global max over time) and `embedding` (`(B, 4c)`, dense → BN → ReLU).
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Vec<(String, Tensor)>> {
+        let mut v = self.named(x, train, true)?;
+        let e = self
+            .bn
+            .forward_t(&self.dense1.forward(&v.last().expect("pooled").1)?, train)?
+            .relu()?;
+        v.push(("embedding".into(), e));
+        Ok(v)
+    }
+
+    fn named(&self, x: &Tensor, train: bool, keep: bool) -> Result<Vec<(String, Tensor)>> {
         let d = x.dims();
         if d.len() != 4 || d[1] != 1 || d[2] != 128 {
             return Err(ModelError::Input(format!(
@@ -118,7 +134,8 @@ impl ShortChunk {
             )));
         }
         let mut h = x.clone();
-        for l in &self.layers {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
             h = match l {
                 Layer::Plain(c, b) => {
                     let y = b.forward_t(&c.forward(&h)?, train)?.relu()?;
@@ -126,9 +143,16 @@ impl ShortChunk {
                 }
                 Layer::Res(r) => r.forward_t(&h, train)?,
             };
+            if keep {
+                out.push((format!("layer{}", i + 1), h.clone()));
+            }
         }
         // (B, C, 1, T') -> global max over time (gradient to the argmax)
-        Ok(mirkit_nn::pool::global_max_pool(&h.squeeze(2)?)?)
+        out.push((
+            "pooled".into(),
+            mirkit_nn::pool::global_max_pool(&h.squeeze(2)?)?,
+        ));
+        Ok(out)
     }
 
     /// The 4c-dimensional embedding (dense → BN → ReLU).

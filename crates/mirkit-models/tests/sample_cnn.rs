@@ -130,3 +130,40 @@ fn short_chunk_cnn_and_resnet_match_pytorch() {
         );
     }
 }
+
+#[test]
+fn named_features_of_samplecnn_and_short_chunk() {
+    use mirkit_models::create;
+    let cfg = SampleCnnConfig {
+        channels: [8, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32],
+        n_class: 50,
+        se: true,
+    };
+    let m = create::load(dir().join("samplecnn_se_small.safetensors"), |vb| {
+        SampleCnn::new(&cfg, vb)
+    })
+    .unwrap();
+    let x = Tensor::zeros((1, 59049), DType::F32, &Device::Cpu).unwrap();
+    let f = m.features(&x, false).unwrap();
+    assert_eq!(f.len(), 12);
+    assert_eq!(f[0].0, "layer1");
+    assert_eq!(f[0].1.dims(), &[1, 8, 19683]);
+    assert_eq!(f[11].0, "embedding");
+    let e = m.embedding_t(&x, false).unwrap();
+    assert_eq!(
+        f[11].1.to_vec2::<f32>().unwrap(),
+        e.to_vec2::<f32>().unwrap()
+    );
+    use mirkit_models::short_chunk::{ShortChunk, ShortChunkConfig};
+    let sc = ShortChunkConfig {
+        channels: 8,
+        residual: true,
+        n_class: 50,
+    };
+    let (m, _) = create::seeded(|vb| ShortChunk::new(&sc, vb), 5).unwrap();
+    let x = Tensor::ones((1, 1, 128, 231), DType::F32, &Device::Cpu).unwrap();
+    let f = m.features(&x, false).unwrap();
+    let names: Vec<&str> = f.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[6..], ["layer7", "pooled", "embedding"]);
+    assert_eq!(f[8].1.dims(), &[1, 32]);
+}
