@@ -63,6 +63,10 @@ fn windows(x: &Tensor, dim: usize, k: usize, s: usize, out: usize) -> Result<Ten
 }
 
 fn reduce(w: &Tensor, max: bool, k: usize) -> Result<Tensor> {
+    if max && !w.track_op() {
+        // no gradient needed: a plain maximum (same values, one pass)
+        return Ok(w.max(D::Minus1)?);
+    }
     if max {
         let idx = w.argmax_keepdim(D::Minus1)?;
         Ok(w.gather(&idx, D::Minus1)?.squeeze(D::Minus1)?)
@@ -89,17 +93,28 @@ pub fn pool2d(
     check("pool2d", h, kernel.0, stride.0, padding.0)?;
     check("pool2d", w, kernel.1, stride.1, padding.1)?;
     let fill = if max { f64::NEG_INFINITY } else { 0.0 };
-    let xp = pad(&pad(x, 2, padding.0, fill)?, 3, padding.1, fill)?;
     let (oh, ow) = (
         out_len(h, kernel.0, stride.0, padding.0),
         out_len(w, kernel.1, stride.1, padding.1),
     );
+    let (n, c) = (x.dim(0)?, x.dim(1)?);
+    if kernel == stride && padding == (0, 0) {
+        // non-overlapping windows (every zoo model): a reshape instead of k gathers
+        let b = x
+            .narrow(2, 0, oh * kernel.0)?
+            .narrow(3, 0, ow * kernel.1)?
+            .reshape((n, c, oh, kernel.0, ow, kernel.1))?
+            .permute((0, 1, 2, 4, 3, 5))?
+            .contiguous()?
+            .reshape((n, c, oh, ow, kernel.0 * kernel.1))?;
+        return reduce(&b, max, kernel.0 * kernel.1);
+    }
+    let xp = pad(&pad(x, 2, padding.0, fill)?, 3, padding.1, fill)?;
     // windows over H then W: (N, C, OH, W', kh) -> (N, C, OH, OW, kh, kw) -> flatten
     let a = windows(&xp, 2, kernel.0, stride.0, oh)?; // (N,C,OH,Wp,kh)
     let a = a.transpose(3, 4)?.contiguous()?; // (N,C,OH,kh,Wp)
     let b = windows(&a, 4, kernel.1, stride.1, ow)?; // (N,C,OH,kh,OW,kw)
     let b = b.transpose(3, 4)?.contiguous()?; // (N,C,OH,OW,kh,kw)
-    let (n, c) = (x.dim(0)?, x.dim(1)?);
     let b = b.reshape((n, c, oh, ow, kernel.0 * kernel.1))?;
     reduce(&b, max, kernel.0 * kernel.1)
 }
@@ -120,6 +135,14 @@ pub fn pool1d(
     }
     let l = x.dim(2)?;
     check("pool1d", l, kernel, stride, padding)?;
+    if kernel == stride && padding == 0 {
+        // non-overlapping windows: a reshape instead of k gathers
+        let o = l / kernel;
+        let w = x
+            .narrow(2, 0, o * kernel)?
+            .reshape((x.dim(0)?, x.dim(1)?, o, kernel))?;
+        return reduce(&w, max, kernel);
+    }
     let xp = pad(x, 2, padding, if max { f64::NEG_INFINITY } else { 0.0 })?;
     let w = windows(&xp, 2, kernel, stride, out_len(l, kernel, stride, padding))?;
     reduce(&w, max, kernel)
