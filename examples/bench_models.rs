@@ -68,7 +68,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = (Tensor::randn(0f32, 0.1, (BATCH, 59_049), &dev)?).contiguous()?;
     out.insert(
         "samplecnn".into(),
-        bench("samplecnn", &x, |x, t| m.forward_t(x, t).unwrap(), vm.all_vars()),
+        bench(
+            "samplecnn",
+            &x,
+            |x, t| m.forward_t(x, t).unwrap(),
+            vm.all_vars(),
+        ),
     );
     // short-chunk CNN (a 7-layer FCN), published width 128 (3.69 M parameters)
     let sc = ShortChunkConfig::published(false);
@@ -76,7 +81,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = Tensor::randn(0f32, 1.0, (BATCH, 1, 128, 128), &dev)?;
     out.insert(
         "fcn_128x128".into(),
-        bench("fcn_128x128", &x, |x, t| m.forward_t(x, t).unwrap(), vm.all_vars()),
+        bench(
+            "fcn_128x128",
+            &x,
+            |x, t| m.forward_t(x, t).unwrap(),
+            vm.all_vars(),
+        ),
     );
 
     // per-op profile at the models' dominant shapes
@@ -92,10 +102,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     op("conv1d 128→128 k3, L 6561: forward", &mut || {
         a.conv1d(&w, 1, 1, 1, 1).unwrap();
     });
-    op("conv1d 128→128 k3, L 6561: forward + backward", &mut || {
-        let y = a.conv1d(w.as_tensor(), 1, 1, 1, 1).unwrap();
-        y.sum_all().unwrap().backward().unwrap();
-    });
+    op(
+        "conv1d 128→128 k3, L 6561: forward + backward",
+        &mut || {
+            let y = a.conv1d(w.as_tensor(), 1, 1, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap();
+        },
+    );
+    op(
+        "conv1d 128→128 k3, L 6561: forward + backward, im2col+GEMM",
+        &mut || {
+            let y = mirkit_nn::conv::conv1d_gemm(&a, w.as_tensor(), None, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap();
+        },
+    );
+    op(
+        "conv1d 128→128 k3, L 6561: forward, im2col+GEMM",
+        &mut || {
+            mirkit_nn::conv::conv1d_gemm(&a, &w, None, 1, 1).unwrap();
+        },
+    );
     let bn = candle_nn::batch_norm(
         128,
         mirkit_nn::blocks::bn_eps(1e-5),

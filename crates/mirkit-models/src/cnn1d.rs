@@ -9,8 +9,9 @@
 
 use crate::error::{ModelError, Result};
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::{Conv1dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
+use mirkit_nn::conv::Conv1dGemm as Conv1d;
 
 /// Which input the network takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +97,7 @@ impl Cnn1d {
         }
         let frontend = match cfg.input {
             Input::Mel => None,
-            Input::Raw => Some(candle_nn::conv1d(
+            Input::Raw => Some(mirkit_nn::conv::conv1d(
                 1,
                 cfg.n_mels,
                 RAW_STRIDE,
@@ -111,8 +112,8 @@ impl Cnn1d {
         Ok(Self {
             cfg: cfg.clone(),
             frontend,
-            conv1: candle_nn::conv1d(cfg.n_mels, c, 8, Default::default(), vb.pp("conv1"))?,
-            conv2: candle_nn::conv1d(c, c, 8, Default::default(), vb.pp("conv2"))?,
+            conv1: mirkit_nn::conv::conv1d(cfg.n_mels, c, 8, Default::default(), vb.pp("conv1"))?,
+            conv2: mirkit_nn::conv::conv1d(c, c, 8, Default::default(), vb.pp("conv2"))?,
             dense1: candle_nn::linear(c * cfg.out_frames(), cfg.hidden, vb.pp("dense1"))?,
             dense2: candle_nn::linear(cfg.hidden, cfg.n_class, vb.pp("dense2"))?,
         })

@@ -13,9 +13,10 @@
 
 use crate::error::{ModelError, Result};
 use candle_core::{Module, ModuleT, Tensor, D};
-use candle_nn::{BatchNorm, Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Conv1dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
 use mirkit_nn::blocks::{bn_eps, ResSe1d};
+use mirkit_nn::conv::Conv1dGemm as Conv1d;
 
 /// Input length: 3^10 samples (≈ 3.7 s at 16 kHz).
 pub const INPUT_LEN: usize = 59_049;
@@ -90,7 +91,7 @@ impl ReSe2 {
         if cfg.init == 0 || cfg.alpha == 0 || cfg.n_class == 0 {
             return Err(ModelError::Input(format!("ReSE-2 configuration {cfg:?}")));
         }
-        let conv0 = candle_nn::conv1d(
+        let conv0 = mirkit_nn::conv::conv1d(
             1,
             cfg.init,
             3,

@@ -8,8 +8,9 @@
 
 use crate::error::{ModelError, Result};
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Linear, VarBuilder};
 use mirkit_nn::blocks::ResSe1d;
+use mirkit_nn::conv::Conv1dGemm as Conv1d;
 
 /// Input length: 3^10 samples (≈ 3.7 s at 16 kHz).
 pub const INPUT_LEN: usize = 59_049;
@@ -102,7 +103,7 @@ impl SampleCnn {
                 Layer::Se(ResSe1d::new(cin, cout, k, stride, pooling, l)?)
             } else {
                 Layer::Plain {
-                    conv: candle_nn::conv1d(
+                    conv: mirkit_nn::conv::conv1d(
                         cin,
                         cout,
                         k,

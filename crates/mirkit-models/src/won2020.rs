@@ -67,7 +67,7 @@ pub const MUSICNN_INPUT_LEN: usize = 48_000;
 /// Conv (+BN, ReLU) of the Musicnn front and back ends.
 struct ConvBn {
     conv2: Option<Conv2d>,
-    conv1: Option<candle_nn::Conv1d>,
+    conv1: Option<mirkit_nn::conv::Conv1dGemm>,
     bn: BatchNorm,
     /// width padding applied by hand for the 2-D (vertical) filters
     pad_w: usize,
@@ -619,7 +619,8 @@ impl Won2020 {
                     padding: k / 2,
                     ..Default::default()
                 };
-                let conv = candle_nn::conv1d(1, *c, *k, cfg, vb.pp(format!("layers.{i}.conv")))?;
+                let conv =
+                    mirkit_nn::conv::conv1d(1, *c, *k, cfg, vb.pp(format!("layers.{i}.conv")))?;
                 horizontal.push(ConvBn {
                     conv2: None,
                     conv1: Some(conv),
@@ -633,8 +634,13 @@ impl Won2020 {
                     padding: 3,
                     ..Default::default()
                 };
-                let conv =
-                    candle_nn::conv1d(*cin, back, 7, cfg, vb.pp(format!("layer{}.conv", i + 1)))?;
+                let conv = mirkit_nn::conv::conv1d(
+                    *cin,
+                    back,
+                    7,
+                    cfg,
+                    vb.pp(format!("layer{}.conv", i + 1)),
+                )?;
                 back_layers.push(ConvBn {
                     conv2: None,
                     conv1: Some(conv),

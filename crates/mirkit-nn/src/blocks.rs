@@ -11,10 +11,11 @@
 //!   batch-norm ε 1e-3).
 //! * [`Res2d`]: residual 2-D block (short-chunk ResNet, Won 2020).
 
+use crate::conv::Conv1dGemm as Conv1d;
 use crate::error::Result;
 use candle_core::{Module, ModuleT, Tensor, D};
 use candle_nn::{
-    BatchNorm, BatchNormConfig, Conv1d, Conv1dConfig, Conv2d, Conv2dConfig, Linear, VarBuilder,
+    BatchNorm, BatchNormConfig, Conv1dConfig, Conv2d, Conv2dConfig, Linear, VarBuilder,
 };
 use mirkit_core::Rng;
 
@@ -103,7 +104,7 @@ impl ResSe1d {
 
     fn build(cin: usize, cout: usize, l: ResSeLayout, vb: VarBuilder) -> Result<Self> {
         let c = |cin, shape: usize, stride, name: &str| {
-            candle_nn::conv1d(
+            crate::conv::conv1d(
                 cin,
                 cout,
                 shape,

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod blocks;
+pub mod conv;
 pub mod dropout;
 mod error;
 pub mod frontend;

@@ -88,7 +88,9 @@ fn trainable(
     use mirkit_models::registry::{Family, MODELS};
     if let Some(e) = MODELS.iter().find(|e| e.name == source) {
         if let Family::Won2020(arch) = e.family {
-            return Ok(Won2020::trainable_from_bytes(arch, e.bytes, source, tags, seed)?);
+            return Ok(Won2020::trainable_from_bytes(
+                arch, e.bytes, source, tags, seed,
+            )?);
         }
         return Err(invalid(
             "model",
