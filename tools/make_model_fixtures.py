@@ -19,6 +19,16 @@ W = os.path.join(ROOT, "..", "shared", "data", "weights", "won2020", "mtat")
 OUT = os.path.join(ROOT, "tests", "fixtures", "models")
 
 
+def randomise_bn(m):
+    """Random batch-norm affine parameters and running statistics, so the fixtures test them."""
+    for mod in m.modules():
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.uniform_(mod.weight, 0.5, 1.5)
+            nn.init.uniform_(mod.bias, -0.2, 0.2)
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+
+
 class Conv2d(nn.Module):
     def __init__(self, cin, cout, pooling):
         super().__init__()
@@ -241,12 +251,7 @@ def samplecnn_fixtures():
         counts[name] = sum(p.numel() for p in SampleCNN(full, se).parameters())
         torch.manual_seed(7)
         m = SampleCNN(small, se)
-        for mod in m.modules():
-            if isinstance(mod, nn.BatchNorm1d):
-                nn.init.uniform_(mod.weight, 0.5, 1.5)
-                nn.init.uniform_(mod.bias, -0.2, 0.2)
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
+        randomise_bn(m)
         m.eval()
         sd = {k: v.contiguous() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")}
         save_file(sd, os.path.join(OUT, f"{name}_small.safetensors"))
@@ -315,12 +320,7 @@ def shortchunk_fixtures():
         counts[name] = sum(p.numel() for p in ShortChunk(128, res).parameters())
         torch.manual_seed(17)
         m = ShortChunk(8, res)
-        for mod in m.modules():
-            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                nn.init.uniform_(mod.weight, 0.5, 1.5)
-                nn.init.uniform_(mod.bias, -0.2, 0.2)
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
+        randomise_bn(m)
         m.eval()
         save_file({k: v.contiguous() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")},
                   os.path.join(OUT, f"{name}_small.safetensors"))
@@ -441,15 +441,6 @@ def wavy(shape):
     n = int(np.prod(shape))
     i = np.arange(n, dtype=np.float64)
     return torch.from_numpy(np.sin(0.001 * i * (1 + i % 7)).astype(np.float32).reshape(shape))
-
-
-def randomise_bn(m):
-    for mod in m.modules():
-        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.uniform_(mod.weight, 0.5, 1.5)
-            nn.init.uniform_(mod.bias, -0.2, 0.2)
-            mod.running_mean.uniform_(-0.1, 0.1)
-            mod.running_var.uniform_(0.5, 1.5)
 
 
 def review_fixtures():

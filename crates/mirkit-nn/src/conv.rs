@@ -117,6 +117,14 @@ impl Module for Conv1dGemm {
     }
 }
 
+/// U(−1, 1) test tensors.
+#[cfg(test)]
+fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], dev: &candle_core::Device) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+    Tensor::from_vec(v, shape, dev).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,11 +134,7 @@ mod tests {
     fn equals_candle_forward_and_finite_difference_gradients() {
         let dev = Device::Cpu;
         let mut rng = mirkit_core::Rng::new(3);
-        let mut r = |shape: &[usize]| {
-            let n: usize = shape.iter().product();
-            let v: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
-            Tensor::from_vec(v, shape, &dev).unwrap()
-        };
+        let mut r = |shape: &[usize]| uniform(&mut rng, shape, &dev);
         for (c, o, k, l, stride, pad) in [
             (3, 4, 3, 20, 1, 1),
             (2, 5, 3, 21, 3, 0),
@@ -201,7 +205,8 @@ mod tests {
 
 #[cfg(test)]
 mod candle_bug {
-    use candle_core::{Device, Tensor};
+    use super::uniform;
+    use candle_core::Device;
 
     /// Why this module exists: Candle 0.11.1's CPU `conv1d` gives wrong results for a
     /// non-contiguous kernel, and its backward passes a transposed (non-contiguous)
@@ -212,11 +217,7 @@ mod candle_bug {
     fn candle_conv1d_mishandles_a_non_contiguous_kernel() {
         let dev = Device::Cpu;
         let mut rng = mirkit_core::Rng::new(3);
-        let mut r = |shape: &[usize]| {
-            let n: usize = shape.iter().product();
-            let v: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
-            Tensor::from_vec(v, shape, &dev).unwrap()
-        };
+        let mut r = |shape: &[usize]| uniform(&mut rng, shape, &dev);
         let a = r(&[3, 2, 20]);
         let k = r(&[2, 4, 20]).transpose(0, 1).unwrap();
         let y1 = a.conv1d(&k, 1, 1, 1, 1).unwrap();
