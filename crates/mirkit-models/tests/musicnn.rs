@@ -57,6 +57,19 @@ fn all_four_models_match_tensorflow_on_the_same_patches() {
         let err = max_abs(&got, &want);
         eprintln!("{name}: max |score - TF| = {err:.2e}");
         assert!(err <= 1e-4, "{name}: {err}");
+        // the averaged scores rank the same top 10
+        let mean = |v: &[f32]| -> Vec<f32> {
+            (0..50)
+                .map(|j| (0..9).map(|i| v[i * 50 + j]).sum::<f32>() / 9.0)
+                .collect()
+        };
+        let top10 = |s: &[f32]| {
+            let mut i: Vec<usize> = (0..50).collect();
+            i.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
+            i.truncate(10);
+            i
+        };
+        assert_eq!(top10(&mean(&got)), top10(&mean(&want)), "{name}");
     }
 }
 
