@@ -308,7 +308,8 @@ pub struct TrainArgs {
     /// Output folder (checkpoints, best model, log.csv, curves, test.json).
     #[arg(short, long)]
     out: PathBuf,
-    /// Architecture: short-chunk-cnn or short-chunk-resnet.
+    /// Architecture: short-chunk-cnn, short-chunk-resnet (log-mel), samplecnn,
+    /// samplecnn-se or rese2 (raw waveform).
     #[arg(long, default_value = "short-chunk-cnn")]
     arch: String,
     /// Base width (the published model uses 128).
@@ -603,7 +604,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         head.predict(&x).map_err(|e| e.to_string())?
     } else if meta
         .get("arch")
-        .is_some_and(|s| s.starts_with("short-chunk"))
+        .is_some_and(|s| mirkit_train::zoo::ARCHITECTURES.contains(&s.as_str()))
     {
         let m = ScratchModel::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
         check_classes(m.classes())?;

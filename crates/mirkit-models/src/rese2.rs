@@ -169,13 +169,18 @@ impl ReSe2 {
 
     /// Sigmoid tag scores `(B, n_class)`; in training with `rng`, dropout (0.2 in the
     /// blocks, 0.5 before the output layer) as the original.
-    pub fn forward(&self, x: &Tensor, train: bool, mut rng: Option<&mut Rng>) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, train: bool, rng: Option<&mut Rng>) -> Result<Tensor> {
+        Ok(candle_nn::ops::sigmoid(&self.logits(x, train, rng)?)?)
+    }
+
+    /// Logits `(B, n_class)` (before the sigmoid), dropout as [`Self::forward`].
+    pub fn logits(&self, x: &Tensor, train: bool, mut rng: Option<&mut Rng>) -> Result<Tensor> {
         let f = self.features(x, train, rng.as_deref_mut())?;
         let e = &f.last().expect("embedding").1;
         let e = match rng {
             Some(r) if train => mirkit_nn::dropout::dropout(e, 0.5, true, r)?,
             _ => e.clone(),
         };
-        Ok(candle_nn::ops::sigmoid(&self.dense2.forward(&e)?)?)
+        Ok(self.dense2.forward(&e)?)
     }
 }

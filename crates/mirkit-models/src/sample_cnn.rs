@@ -180,14 +180,18 @@ impl SampleCnn {
 
     /// Sigmoid tag scores `(B, n_class)` (dropout is the caller's, in training).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(candle_nn::ops::sigmoid(&self.logits_t(x, train)?)?)
+    }
+
+    /// Logits `(B, n_class)` (before the sigmoid).
+    pub fn logits_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let e = self.embedding_t(x, train)?;
-        let logits = match &self.head {
+        Ok(match &self.head {
             (Some(d), _) => d.forward(&e)?,
             (None, Some((d1, bn, d2))) => {
                 d2.forward(&bn.forward_t(&d1.forward(&e)?, train)?.relu()?)?
             }
             _ => unreachable!("a head is always built"),
-        };
-        Ok(candle_nn::ops::sigmoid(&logits)?)
+        })
     }
 }

@@ -1,16 +1,25 @@
 //! Zoo models wrapped for training from scratch: a log-mel front end computed with
 //! mirkit-dsp on the loader threads, an input batch norm, and the network.
 //!
-//! The short-chunk CNN / ResNet (Won et al. 2020) takes 3.69 s (59 049 samples at
-//! 16 kHz) through torchaudio's `MelSpectrogram(n_fft=512, hop=256, f_max=8000,
-//! n_mels=128)` (HTK, no norm) and `AmplitudeToDB`; the base width `channels` scales it
-//! down (the published 128 has 3.7 M parameters; 16 trains on a laptop CPU in minutes).
+//! Every architecture takes 3.69 s (59 049 samples at 16 kHz):
+//! * the short-chunk CNN / ResNet (Won et al. 2020) through torchaudio's
+//!   `MelSpectrogram(n_fft=512, hop=256, f_max=8000, n_mels=128)` (HTK, no norm) and
+//!   `AmplitudeToDB`;
+//! * SampleCNN, SampleCNN+SE (Lee et al. 2017; Kim et al. 2018 as in Won 2020) and
+//!   ReSE-2-Multi (Kim et al. 2018) on the raw waveform.
+//!
+//! The base width `channels` scales each down (published: 128 — e.g. 3.7 M parameters
+//! for the short-chunk CNN; 16 trains on a laptop CPU in minutes). The raw-waveform models
+//! train without their in-block dropout, so that a resumed run stays bit-identical to an
+//! uninterrupted one (the dropout generator's state is not part of the checkpoint).
 
 use crate::error::{invalid, Result, TrainError};
 use crate::trainer::{sorted_vars, Trainable};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, ModuleT, VarBuilder, VarMap};
 use mirkit_dsp::{FeatureConfig, FeatureExtractor};
+use mirkit_models::rese2::{ReSe2, ReSe2Config};
+use mirkit_models::sample_cnn::{SampleCnn, SampleCnnConfig};
 use mirkit_models::short_chunk::{ShortChunk, ShortChunkConfig};
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +28,23 @@ use std::path::Path;
 pub const SHORT_CHUNK_LEN: usize = 59_049;
 
 /// Architectures trainable from scratch by name.
-pub const ARCHITECTURES: [&str; 2] = ["short-chunk-cnn", "short-chunk-resnet"];
+pub const ARCHITECTURES: [&str; 5] = [
+    "short-chunk-cnn",
+    "short-chunk-resnet",
+    "samplecnn",
+    "samplecnn-se",
+    "rese2",
+];
+
+/// The network of a [`ScratchModel`].
+enum Net {
+    /// Log-mel input.
+    ShortChunk(ShortChunk),
+    /// Raw waveform input.
+    SampleCnn(SampleCnn),
+    /// Raw waveform input.
+    ReSe2(ReSe2),
+}
 
 /// A zoo model with its front end, ready for [`crate::trainer::train`].
 pub struct ScratchModel {
@@ -27,8 +52,8 @@ pub struct ScratchModel {
     channels: usize,
     classes: Vec<String>,
     fx: FeatureExtractor,
-    spec_bn: BatchNorm,
-    net: ShortChunk,
+    spec_bn: Option<BatchNorm>,
+    net: Net,
     vm: VarMap,
 }
 
@@ -51,17 +76,13 @@ impl ScratchModel {
     }
 
     fn build(arch: &str, channels: usize, classes: &[String]) -> Result<Self> {
-        let residual = match arch {
-            "short-chunk-cnn" => false,
-            "short-chunk-resnet" => true,
-            _ => {
-                return Err(invalid(
-                    "architecture",
-                    arch,
-                    &format!("one of {}", ARCHITECTURES.join(", ")),
-                ))
-            }
-        };
+        if !ARCHITECTURES.contains(&arch) {
+            return Err(invalid(
+                "architecture",
+                arch,
+                &format!("one of {}", ARCHITECTURES.join(", ")),
+            ));
+        }
         if channels == 0 || classes.is_empty() {
             return Err(invalid(
                 "channels/classes",
@@ -71,23 +92,46 @@ impl ScratchModel {
         }
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-        let cfg = ShortChunkConfig {
-            channels,
-            residual,
-            n_class: classes.len(),
-        };
         let map = |e: mirkit_models::ModelError| invalid("model", arch, &e.to_string());
-        let net = ShortChunk::new(&cfg, vb.clone()).map_err(map)?;
-        let spec_bn = candle_nn::batch_norm(
-            1,
-            BatchNormConfig {
-                eps: 1e-5,
-                remove_mean: true,
-                affine: true,
-                momentum: 0.1,
-            },
-            vb.pp("spec_bn"),
-        )?;
+        let n_class = classes.len();
+        let (net, spec_bn) = match arch {
+            "short-chunk-cnn" | "short-chunk-resnet" => {
+                let cfg = ShortChunkConfig {
+                    channels,
+                    residual: arch == "short-chunk-resnet",
+                    n_class,
+                };
+                let net = ShortChunk::new(&cfg, vb.clone()).map_err(map)?;
+                let bn = candle_nn::batch_norm(
+                    1,
+                    BatchNormConfig {
+                        eps: 1e-5,
+                        remove_mean: true,
+                        affine: true,
+                        momentum: 0.1,
+                    },
+                    vb.pp("spec_bn"),
+                )?;
+                (Net::ShortChunk(net), Some(bn))
+            }
+            "samplecnn" | "samplecnn-se" => {
+                let (c, c2, c4) = (channels, 2 * channels, 4 * channels);
+                let cfg = SampleCnnConfig {
+                    channels: [c, c, c, c2, c2, c2, c2, c2, c2, c4, c4],
+                    n_class,
+                    se: arch == "samplecnn-se",
+                };
+                (Net::SampleCnn(SampleCnn::new(&cfg, vb).map_err(map)?), None)
+            }
+            _ => {
+                let cfg = ReSe2Config {
+                    init: channels,
+                    alpha: 16,
+                    n_class,
+                };
+                (Net::ReSe2(ReSe2::new(&cfg, vb).map_err(map)?), None)
+            }
+        };
         Ok(Self {
             arch: arch.into(),
             channels,
@@ -166,6 +210,9 @@ impl ScratchModel {
 
 impl Trainable for ScratchModel {
     fn prepare(&self, chunk: &[f32]) -> Result<Tensor> {
+        if !matches!(self.net, Net::ShortChunk(_)) {
+            return Ok(Tensor::from_slice(chunk, chunk.len(), &Device::Cpu)?);
+        }
         let m = self.fx.compute(chunk)?.into_array();
         let (r, t) = m.dim();
         Ok(Tensor::from_vec(
@@ -176,10 +223,16 @@ impl Trainable for ScratchModel {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.spec_bn.forward_t(x, train)?;
-        self.net
-            .logits_t(&h, train)
-            .map_err(|e| invalid("input", format!("{:?}", x.dims()), &e.to_string()))
+        let bad = |e: mirkit_models::ModelError| {
+            invalid("input", format!("{:?}", x.dims()), &e.to_string())
+        };
+        match (&self.net, &self.spec_bn) {
+            (Net::ShortChunk(n), Some(bn)) => n.logits_t(&bn.forward_t(x, train)?, train),
+            (Net::SampleCnn(n), _) => n.logits_t(x, train),
+            (Net::ReSe2(n), _) => n.logits(x, train, None),
+            (Net::ShortChunk(_), None) => unreachable!("short-chunk models have spec_bn"),
+        }
+        .map_err(bad)
     }
 
     fn varmap(&self) -> &VarMap {
