@@ -197,14 +197,3 @@ pub fn load(name: &str) -> Result<Won2020> {
         }),
     }
 }
-
-/// The architecture and safetensors bytes of a Won 2020 registry model.
-pub fn entry(name: &str) -> Option<(Arch, &'static [u8])> {
-    MODELS
-        .iter()
-        .find(|e| e.name == name)
-        .and_then(|e| match e.family {
-            Family::Won2020(a) => Some((a, e.bytes)),
-            Family::Musicnn => None,
-        })
-}
