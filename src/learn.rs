@@ -441,6 +441,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             FineTuneConfig {
                 freeze,
                 head_lr_mult: a.head_lr_mult,
+                frozen_bn_stats: a.frozen_bn_stats,
                 seed: a.data.seed,
                 ..FineTuneConfig::default()
             },
@@ -461,7 +462,8 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             best.input_len(),
             a.lp.eval_chunks,
             &a.out,
-            json!({"command": "finetune", "from": a.from, "freeze": a.freeze, "epochs_run": r.history.len(),
+            json!({"command": "finetune", "from": a.from, "freeze": a.freeze, "frozen_bn_stats": a.frozen_bn_stats,
+                   "head_lr_mult": a.head_lr_mult, "epochs_run": r.history.len(),
                    "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}),
         );
     }

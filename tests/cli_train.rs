@@ -153,3 +153,60 @@ fn train_from_scratch_and_resume_a_finished_run() {
     assert!(ok && log.contains("resumed after epoch 2"), "{log}");
     assert_eq!(std::fs::read(&best).unwrap(), before);
 }
+
+#[test]
+fn finetune_network_keeps_pretrained_bn_statistics_when_asked() {
+    let d = data("ftbn");
+    let (dd, out) = (d.join("data"), d.join("run"));
+    let (ok, log) = mirkit(&[
+        "finetune",
+        "--data",
+        dd.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--from",
+        "won2020-musicnn-mtat",
+        "--head",
+        "network",
+        "--frozen-bn-stats",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--eval-chunks",
+        "1",
+    ]);
+    assert!(ok, "{log}");
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("test.json")).unwrap()).unwrap();
+    assert_eq!(test["run"]["frozen_bn_stats"], true, "{test}");
+    // the running statistics are the pretrained ones, the weights moved
+    let dev = candle_core::Device::Cpu;
+    let tuned = candle_core::safetensors::load(out.join("best.safetensors"), &dev).unwrap();
+    let orig = candle_core::safetensors::load(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/won2020/mtat/musicnn.safetensors"),
+        &dev,
+    )
+    .unwrap();
+    let v = |m: &std::collections::HashMap<String, candle_core::Tensor>, k: &str| -> Vec<f32> {
+        m[k].flatten_all().unwrap().to_vec1().unwrap()
+    };
+    assert_eq!(
+        v(&tuned, "layer1.bn.running_mean"),
+        v(&orig, "layer1.bn.running_mean")
+    );
+    assert_ne!(v(&tuned, "layer1.conv.weight"), v(&orig, "layer1.conv.weight"));
+    // a musicnn 0.1.0 model is a frozen feature source only
+    let (ok, log) = mirkit(&[
+        "finetune",
+        "--data",
+        dd.to_str().unwrap(),
+        "--out",
+        d.join("run2").to_str().unwrap(),
+        "--from",
+        "musicnn-mtt",
+        "--head",
+        "network",
+    ]);
+    assert!(!ok && log.contains("frozen feature"), "{log}");
+}
