@@ -130,24 +130,30 @@ fn main() -> Res<()> {
         return Ok(());
     }
 
-    // ## Fine-tuning: Musicnn with a new 8-way output layer, everything but the input
-    //    batch norm trained (new layer at 10× the rate), 3 s chunks, early stopping
+    // ## Fine-tuning: Musicnn with a new 8-way output layer, the input batch norm and the
+    //    vertical front-end filters frozen, the rest trained at 5e-4 (new layer at 4×),
+    //    3 s chunks, best epoch by validation loss — the recipe of docs/transfer.md that
+    //    reached 0.969 test accuracy (`mirkit finetune ... --head network --lr 5e-4
+    //    --head-lr-mult 4 --epochs 12`)
     let t0 = Instant::now();
     let ft = FineTune::new(
         "won2020-musicnn-mtat",
         &ds.classes,
-        FineTuneConfig::default(),
+        FineTuneConfig {
+            head_lr_mult: 4.0,
+            ..FineTuneConfig::default()
+        },
     )?;
     let cfg = TrainConfig {
-        epochs: 15,
+        epochs: 12,
         batch_size: 16,
         chunk_len: ft.input_len(),
         eval_chunks: 4,
         optimizer: OptimizerConfig::AdamW {
-            lr: 1e-4,
+            lr: 5e-4,
             weight_decay: 1e-4,
         },
-        patience: Some(5),
+        patience: Some(10),
         ..TrainConfig::default()
     };
     let out = std::path::Path::new("target/transfer_learning_finetune");

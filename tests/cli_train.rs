@@ -195,7 +195,10 @@ fn finetune_network_keeps_pretrained_bn_statistics_when_asked() {
         v(&tuned, "layer1.bn.running_mean"),
         v(&orig, "layer1.bn.running_mean")
     );
-    assert_ne!(v(&tuned, "layer1.conv.weight"), v(&orig, "layer1.conv.weight"));
+    assert_ne!(
+        v(&tuned, "layer1.conv.weight"),
+        v(&orig, "layer1.conv.weight")
+    );
     // a musicnn 0.1.0 model is a frozen feature source only
     let (ok, log) = mirkit(&[
         "finetune",
