@@ -1,27 +1,41 @@
 //! # mirkit-models — the music-tagging model zoo on Candle
 //!
 //! Architectures of the review with their reference implementations' parameter names, so
-//! converted PyTorch weights load unchanged, and the front ends they were trained with.
-//! So far: Won et al. 2020's **FCN** (5-layer, Choi et al. 2016) and **CRNN** (Choi et
-//! al. 2017, 2-layer GRU), with their torchaudio front end, loading the authors'
-//! MagnaTagATune weights (converted by `tools/convert_won2020.py`) and reproducing the
-//! original PyTorch outputs within 1e-4 (`tests/won2020.rs`).
+//! converted weights load unchanged, and the front ends they were trained with:
+//! * pretrained, compiled into [`registry`]: musicnn 0.1.0's musicnn and VGG taggers
+//!   ([`musicnn`], TensorFlow checkpoints converted by `tools/convert_musicnn.py`; the
+//!   default tagger `musicnn-mtt`) and Won et al. 2020's FCN, CRNN and Musicnn
+//!   ([`won2020`]), each matching its original within 1e-5 (`tests/musicnn.rs`,
+//!   `tests/won2020.rs`);
+//! * trainable from scratch, matching PyTorch with random weights: SampleCNN and
+//!   SampleCNN+SE ([`sample_cnn`]), ReSE-2-Multi ([`rese2`]), FCN-4 ([`fcn4`]), the 1-D CNN
+//!   of Dieleman & Schrauwen ([`cnn1d`]), short-chunk CNN/ResNet ([`short_chunk`]);
+//!   [`create`] builds any of them from a seed or loads them with every tensor checked.
+//!
+//! Every model returns named intermediate features (`features`, or `embed_layers` for
+//! Won 2020) for transfer learning.
 //!
 //! ```no_run
-//! use mirkit_models::won2020::{Won2020, Arch};
-//! let m = Won2020::load(Arch::Fcn, "weights/won2020/mtat/fcn.safetensors")?;
-//! let audio = vec![0.0f32; m.input_len()];               // 29 s at 16 kHz
-//! let scores = m.tag(&audio)?;                          // sigmoid scores, one per tag
-//! println!("{:?}", m.top_k(&scores, 5));
+//! use mirkit_models::registry::{self, Pretrained};
+//! let m = registry::load_pretrained("musicnn-mtt")?;    // compiled in, no files
+//! let audio = vec![0.0f32; 16_000 * 10];                // 10 s at 16 kHz
+//! let scores = m.tag(&audio)?;                          // mean sigmoid score per tag
+//! if let Pretrained::Musicnn(n) = &m {
+//!     println!("{:?}", n.top_k(&scores, 5));
+//! }
 //! # Ok::<(), mirkit_models::ModelError>(())
 //! ```
 //!
 //! ## Design decisions
-//! * The front end is computed with mirkit-dsp (torchaudio-compatible STFT), then the
-//!   model's own saved mel filterbank (`spec.mel_scale.fb`) is applied, so the features
-//!   are exactly those the network was trained on.
-//! * Layers come from candle-nn where they are right (conv, batch norm in eval, linear,
-//!   GRU cells via mirkit-nn) and from mirkit-nn where Candle's are not (max pooling).
+//! * Front ends are computed with mirkit-dsp in each model's original arithmetic
+//!   (torchaudio-compatible STFT plus the model's own saved filterbank for Won 2020;
+//!   librosa's Slaney mel rounded to float16 for musicnn 0.1.0), so the features are
+//!   exactly those the network was trained on.
+//! * Layers come from candle-nn where they are right (2-D convolution, batch norm,
+//!   linear) and from mirkit-nn where Candle's are not (max pooling, recurrent layers,
+//!   and 1-D convolution, whose kernel gradient Candle 0.11.1 gets wrong).
+//! * Converted weights keep their original names and layouts (PyTorch state dicts,
+//!   TensorFlow variables); layouts are adapted at load time.
 //! * Every loading problem — a missing, extra or mis-shaped tensor — is a typed
 //!   [`ModelError`] naming the tensor.
 
