@@ -62,30 +62,41 @@ fn weights(m: &ScratchModel) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
-#[test]
-fn learns_low_vs_high_tones() {
-    let (tr, va) = (tones(8, 1), tones(3, 2));
-    let m = ScratchModel::new("short-chunk-cnn", 4, &classes(), 0).unwrap();
-    let dir = tempdir("learns");
+/// Trains `m` on the tones with AdamW 1e-2 (no decay) for `epochs`, uninterrupted.
+fn train_adamw(
+    m: &ScratchModel,
+    tr: &AudioSet,
+    va: &AudioSet,
+    dir: &std::path::Path,
+    epochs: usize,
+) -> mirkit_train::trainer::TrainReport {
     let c = TrainConfig {
         optimizer: mirkit_train::trainer::OptimizerConfig::AdamW {
             lr: 1e-2,
             weight_decay: 0.0,
         },
-        ..cfg(10)
+        ..cfg(epochs)
     };
-    let r = train(
-        &m,
-        &tr,
-        &va,
+    train(
+        m,
+        tr,
+        va,
         Task::MultiClass,
         &classes(),
         &c,
-        &dir,
+        dir,
         false,
         &mut |_| Control::Continue,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn learns_low_vs_high_tones() {
+    let (tr, va) = (tones(8, 1), tones(3, 2));
+    let m = ScratchModel::new("short-chunk-cnn", 4, &classes(), 0).unwrap();
+    let dir = tempdir("learns");
+    let r = train_adamw(&m, &tr, &va, &dir, 10);
     let last = r.history.last().unwrap();
     assert!(
         last.valid_metric == 1.0,
@@ -325,25 +336,7 @@ fn raw_waveform_models_train_save_and_reload() {
     for arch in ["samplecnn", "samplecnn-se", "rese2"] {
         let m = ScratchModel::new(arch, 2, &classes(), 0).unwrap();
         let dir = tempdir(arch);
-        let c = TrainConfig {
-            optimizer: mirkit_train::trainer::OptimizerConfig::AdamW {
-                lr: 1e-2,
-                weight_decay: 0.0,
-            },
-            ..cfg(4)
-        };
-        let r = train(
-            &m,
-            &tr,
-            &va,
-            Task::MultiClass,
-            &classes(),
-            &c,
-            &dir,
-            false,
-            &mut |_| Control::Continue,
-        )
-        .unwrap();
+        let r = train_adamw(&m, &tr, &va, &dir, 4);
         let first = r.history[0].train_loss;
         let best = r
             .history
