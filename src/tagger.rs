@@ -45,12 +45,7 @@ pub struct TagResult {
 impl TagResult {
     /// The `k` best tags, best first.
     pub fn top_k(&self, k: usize) -> Vec<(&str, f32)> {
-        let mut idx: Vec<usize> = (0..self.scores.len()).collect();
-        idx.sort_by(|&a, &b| self.scores[b].total_cmp(&self.scores[a]));
-        idx.into_iter()
-            .take(k)
-            .map(|i| (self.tags[i].as_str(), self.scores[i]))
-            .collect()
+        mirkit_models::won2020::top_k(&self.tags, &self.scores, k)
     }
 }
 

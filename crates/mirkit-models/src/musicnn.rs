@@ -586,11 +586,6 @@ impl Musicnn {
 
     /// The `k` best tags of `scores`, best first.
     pub fn top_k<'a>(&'a self, scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
-        let mut idx: Vec<usize> = (0..scores.len().min(self.tags.len())).collect();
-        idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        idx.into_iter()
-            .take(k)
-            .map(|i| (self.tags[i].as_str(), scores[i]))
-            .collect()
+        crate::won2020::top_k(&self.tags, scores, k)
     }
 }

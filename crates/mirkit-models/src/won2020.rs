@@ -863,13 +863,18 @@ impl Won2020 {
 
     /// Indices and scores of the `k` highest scores, highest first.
     pub fn top_k<'a>(&'a self, scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
-        let mut idx: Vec<usize> = (0..scores.len()).collect();
-        idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        idx.into_iter()
-            .take(k)
-            .map(|i| (self.tags[i].as_str(), scores[i]))
-            .collect()
+        top_k(&self.tags, scores, k)
     }
+}
+
+/// The `k` best `(tag, score)` pairs, best first (ties keep tag order).
+pub fn top_k<'a>(tags: &'a [String], scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
+    let mut idx: Vec<usize> = (0..scores.len().min(tags.len())).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    idx.into_iter()
+        .take(k)
+        .map(|i| (tags[i].as_str(), scores[i]))
+        .collect()
 }
 
 /// Cosine similarity of two vectors (0 when either is all zeros).

@@ -4,7 +4,7 @@
 //! eval mode. Tolerance 1e-4 on sigmoid outputs (the bar; f32 summation order is
 //! the only difference). Parameter counts of the published configurations equal PyTorch's.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use mirkit_core::npy;
 use mirkit_models::cnn1d::{Cnn1d, Cnn1dConfig, Input};
 use mirkit_models::fcn4::{Fcn4, Fcn4Config};
@@ -188,6 +188,5 @@ fn seeded_creation_is_reproducible_and_loading_names_bad_tensors() {
         .to_vec2::<f32>()
         .unwrap();
     assert_eq!(t1, t2);
-    let _ = DType::F32;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -91,6 +91,28 @@ fn train_adamw(
     .unwrap()
 }
 
+/// Reloads a run's best model and checks it reproduces the recorded best validation loss
+/// (2 evaluation chunks, as the loop evaluates).
+fn reload_best(r: &mirkit_train::trainer::TrainReport, va: &AudioSet, label: &str) -> ScratchModel {
+    let back = ScratchModel::load(&r.best_path).unwrap();
+    let p = mirkit_train::trainer::predict(
+        &back,
+        va,
+        Task::MultiClass,
+        2,
+        mirkit_train::zoo::SHORT_CHUNK_LEN,
+        2,
+    )
+    .unwrap();
+    assert!(
+        (p.loss - r.best_valid_loss).abs() < 1e-6,
+        "{label}: {} vs {}",
+        p.loss,
+        r.best_valid_loss
+    );
+    back
+}
+
 #[test]
 fn learns_low_vs_high_tones() {
     let (tr, va) = (tones(8, 1), tones(3, 2));
@@ -105,22 +127,7 @@ fn learns_low_vs_high_tones() {
     );
     assert!(r.history[0].train_loss > last.train_loss, "{:?}", r.history);
     // the saved best model reloads and gives the same validation predictions
-    let back = ScratchModel::load(&r.best_path).unwrap();
-    let p = mirkit_train::trainer::predict(
-        &back,
-        &va,
-        Task::MultiClass,
-        2,
-        mirkit_train::zoo::SHORT_CHUNK_LEN,
-        2,
-    )
-    .unwrap();
-    assert!(
-        (p.loss - r.best_valid_loss).abs() < 1e-6,
-        "{} vs {}",
-        p.loss,
-        r.best_valid_loss
-    );
+    reload_best(&r, &va, "short-chunk-cnn");
     for f in [
         "log.csv",
         "loss.png",
@@ -344,25 +351,8 @@ fn raw_waveform_models_train_save_and_reload() {
             .map(|h| h.train_loss)
             .fold(f64::INFINITY, f64::min);
         assert!(best < first, "{arch}: {:?}", r.history);
-        let back = ScratchModel::load(&r.best_path).unwrap();
+        let back = reload_best(&r, &va, arch);
         assert_eq!(back.param_count(), m.param_count());
-        // the reloaded best model reproduces its recorded validation loss (eval chunks 2,
-        // as the loop evaluates)
-        let p = mirkit_train::trainer::predict(
-            &back,
-            &va,
-            Task::MultiClass,
-            2,
-            mirkit_train::zoo::SHORT_CHUNK_LEN,
-            2,
-        )
-        .unwrap();
-        assert!(
-            (p.loss - r.best_valid_loss).abs() < 1e-6,
-            "{arch}: {} vs {}",
-            p.loss,
-            r.best_valid_loss
-        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
