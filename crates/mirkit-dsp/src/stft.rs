@@ -9,7 +9,7 @@ use crate::error::{check_finite, invalid, DspError, Result};
 use crate::window::{get_window, pad_center, WindowKind};
 use ndarray::Array2;
 use realfft::num_complex::{Complex32, Complex64};
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{RealFftPlanner, RealToComplex};
 use std::sync::Arc;
 
 /// How the signal is extended at the edges when `center = true` (numpy's `np.pad` modes).
@@ -421,6 +421,12 @@ pub fn istft_frames(
 /// Incremental inverse STFT (weighted overlap-add with librosa's window-sum-square
 /// normalisation): push frames one at a time, then [`finish`](Self::finish).
 /// [`istft`] and [`istft_frames`] are built on it.
+///
+/// Frames are synthesised two at a time: the half spectra `A` and `B` of two real frames
+/// become one full spectrum `Z = A + iB` (Hermitian extension of each), whose single
+/// complex inverse FFT has frame `a` as its real part and frame `b` as its imaginary part.
+/// That replaces two real inverse FFTs and their (scalar) pre-processing by one complex
+/// FFT and a vectorisable packing loop.
 pub struct OverlapAdd {
     n_bins: usize,
     n_fft: usize,
@@ -431,9 +437,12 @@ pub struct OverlapAdd {
     y: Vec<f32>,
     wss: Vec<f32>,
     frames: usize,
-    ifft: Arc<dyn ComplexToReal<f32>>,
-    inp: Vec<Complex32>,
-    out: Vec<f32>,
+    ifft: Arc<dyn rustfft::Fft<f32>>,
+    /// The pending frame `a` (waiting for its partner) and frame `b`.
+    half_a: Vec<Complex32>,
+    half_b: Vec<Complex32>,
+    pending: bool,
+    full: Vec<Complex32>,
     scratch: Vec<Complex32>,
 }
 
@@ -466,8 +475,8 @@ impl OverlapAdd {
         cfg.validate()?;
         let win = pad_center(&get_window(window, win_length, true), n_fft)?;
         let scale = 1.0 / n_fft as f32;
-        let ifft: Arc<dyn ComplexToReal<f32>> =
-            RealFftPlanner::<f32>::new().plan_fft_inverse(n_fft);
+        let ifft = rustfft::FftPlanner::<f32>::new().plan_fft_inverse(n_fft);
+        let zero = Complex32::new(0.0, 0.0);
         Ok(Self {
             n_bins,
             n_fft,
@@ -478,44 +487,91 @@ impl OverlapAdd {
             y: Vec::new(),
             wss: Vec::new(),
             frames: 0,
-            inp: ifft.make_input_vec(),
-            out: ifft.make_output_vec(),
-            scratch: ifft.make_scratch_vec(),
+            half_a: vec![zero; n_bins],
+            half_b: vec![zero; n_bins],
+            pending: false,
+            full: vec![zero; n_fft],
+            scratch: vec![zero; ifft.get_inplace_scratch_len()],
             ifft,
         })
+    }
+
+    /// Reserves room for `frames` more frames, so that pushing them does not reallocate
+    /// (and copy) the output as it grows.
+    pub fn reserve_frames(&mut self, frames: usize) {
+        let need = (self.frames + frames) * self.hop + self.n_fft;
+        let more = need.saturating_sub(self.y.len());
+        self.y.reserve_exact(more);
+        self.wss.reserve_exact(more);
     }
 
     /// Adds the next frame (`n_bins` values).
     pub fn push(&mut self, frame: &[Complex32]) {
         assert_eq!(frame.len(), self.n_bins, "frame size");
+        self.push_with(|inp| inp.copy_from_slice(frame));
+    }
+
+    /// Adds the next frame, written by `fill` straight into the synthesis buffer
+    /// (`n_bins` values): saves a copy when frames are computed on the fly.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut [Complex32])) {
+        if self.pending {
+            fill(&mut self.half_b);
+            self.synthesise(true);
+        } else {
+            fill(&mut self.half_a);
+            self.pending = true;
+        }
+    }
+
+    /// Inverse-transforms the pending frame `a` (and `b` when `two`) and overlap-adds.
+    fn synthesise(&mut self, two: bool) {
+        let (n, nb) = (self.n_fft, self.n_bins);
+        if !two {
+            self.half_b.fill(Complex32::new(0.0, 0.0));
+        }
+        // numpy's irfft ignores the imaginary part of the DC and Nyquist bins
+        for k in [0, nb - 1] {
+            self.half_a[k].im = 0.0;
+            self.half_b[k].im = 0.0;
+        }
+        pack_pair(&self.half_a, &self.half_b, &mut self.full);
+        self.ifft
+            .process_with_scratch(&mut self.full, &mut self.scratch);
         let s = self.frames * self.hop;
-        let need = s + self.n_fft;
+        let need = s + n + if two { self.hop } else { 0 };
         if self.y.len() < need {
             self.y.resize(need, 0.0);
             self.wss.resize(need, 0.0);
         }
-        self.inp.copy_from_slice(frame);
-        // numpy's irfft ignores the imaginary part of the DC and Nyquist bins
-        self.inp[0].im = 0.0;
-        self.inp[self.n_bins - 1].im = 0.0;
-        self.ifft
-            .process_with_scratch(&mut self.inp, &mut self.out, &mut self.scratch)
-            .expect("plan sizes");
-        let n = self.n_fft;
-        for (((yv, wv), (o, ws)), wq) in self.y[s..s + n]
-            .iter_mut()
-            .zip(self.wss[s..s + n].iter_mut())
-            .zip(self.out.iter().zip(&self.wsc))
-            .zip(&self.wsq)
-        {
-            *yv += o * ws;
-            *wv += wq;
-        }
+        ola_frame(
+            &mut self.y[s..s + n],
+            &mut self.wss[s..s + n],
+            &self.full,
+            &self.wsc,
+            &self.wsq,
+            |c| c.re,
+        );
         self.frames += 1;
+        if two {
+            let s = s + self.hop;
+            ola_frame(
+                &mut self.y[s..s + n],
+                &mut self.wss[s..s + n],
+                &self.full,
+                &self.wsc,
+                &self.wsq,
+                |c| c.im,
+            );
+            self.frames += 1;
+        }
+        self.pending = false;
     }
 
     /// Normalises, removes the centre padding, and fixes the length (librosa's `length`).
     pub fn finish(mut self, length: Option<usize>) -> Result<Vec<f32>> {
+        if self.pending {
+            self.synthesise(false);
+        }
         if self.frames == 0 {
             return Err(DspError::EmptySignal);
         }
@@ -527,24 +583,54 @@ impl OverlapAdd {
         }
         let n_fft = self.n_fft;
         let start = if self.center { n_fft / 2 } else { 0 };
-        let y = self.y;
-        let mut y = match length {
+        // trim in place (no second copy of a long signal)
+        let mut y = self.y;
+        match length {
             None => {
                 let end = if self.center {
                     y.len().saturating_sub(n_fft / 2)
                 } else {
                     y.len()
                 };
-                y[start.min(end)..end].to_vec()
+                y.truncate(end);
+                y.drain(..start.min(end));
             }
             Some(len) => {
-                let mut v: Vec<f32> = y[start.min(y.len())..].to_vec();
-                v.resize(len, 0.0);
-                v
+                y.drain(..start.min(y.len()));
+                y.resize(len, 0.0);
             }
-        };
+        }
         y.shrink_to_fit();
         Ok(y)
+    }
+}
+
+/// `full = A + iB` with each half spectrum extended Hermitian:
+/// `full[k] = A[k] + i·B[k]`, `full[n − k] = conj(A[k]) + i·conj(B[k])`.
+fn pack_pair(a: &[Complex32], b: &[Complex32], full: &mut [Complex32]) {
+    let n = full.len();
+    let nb = a.len();
+    for k in 0..nb {
+        full[k] = Complex32::new(a[k].re - b[k].im, a[k].im + b[k].re);
+    }
+    for k in 1..nb - 1 {
+        full[n - k] = Complex32::new(a[k].re + b[k].im, b[k].re - a[k].im);
+    }
+}
+
+/// `y += part(frame) · window / n_fft`, `wss += window²`.
+#[inline(always)]
+fn ola_frame(
+    y: &mut [f32],
+    wss: &mut [f32],
+    frame: &[Complex32],
+    wsc: &[f32],
+    wsq: &[f32],
+    part: impl Fn(&Complex32) -> f32,
+) {
+    for i in 0..y.len() {
+        y[i] += part(&frame[i]) * wsc[i];
+        wss[i] += wsq[i];
     }
 }
 
