@@ -96,8 +96,9 @@ impl Frame {
             mag[k] = a;
             // numpy: angle(0) = 0
             let nz = a > 0.0;
-            re[k] = if nz { r / a } else { 1.0 };
-            im[k] = if nz { i / a } else { 0.0 };
+            let inv = 1.0 / a;
+            re[k] = if nz { r * inv } else { 1.0 };
+            im[k] = if nz { i * inv } else { 0.0 };
         }
     }
 }
@@ -162,18 +163,19 @@ impl Vocoder {
         for k in 0..n {
             out[k] = Complex32::new(ar[k] * m[k], ai[k] * m[k]);
         }
-        // advance every bin by e^{i(φ1 − φ0)} = u1·conj(u0), renormalised so rounding
-        // cannot drift
+        // advance every bin by e^{i(φ1 − φ0)} = u1·conj(u0). All three factors are unit
+        // phasors up to rounding, so |r|² = 1 + δ with δ ~ 1e-7, and one Newton step
+        // for 1/√(1 + δ), r · (3 − |r|²)/2, brings |r| back to 1 within O(δ²): rounding
+        // cannot drift over thousands of frames, without a square root or a division.
         let (u0r, u0i, u1r, u1i) = (&f0.re[..n], &f0.im[..n], &f1.re[..n], &f1.im[..n]);
         for k in 0..n {
             let dr = u1r[k] * u0r[k] + u1i[k] * u0i[k];
             let di = u1i[k] * u0r[k] - u1r[k] * u0i[k];
             let rr = ar[k] * dr - ai[k] * di;
             let ri = ar[k] * di + ai[k] * dr;
-            let a = (rr * rr + ri * ri).sqrt();
-            let nz = a > 0.0;
-            ar[k] = if nz { rr / a } else { 1.0 };
-            ai[k] = if nz { ri / a } else { 0.0 };
+            let g = 0.5 * (3.0 - (rr * rr + ri * ri));
+            ar[k] = rr * g;
+            ai[k] = ri * g;
         }
     }
 
@@ -327,26 +329,64 @@ impl Analysis {
         }
     }
 
-    /// Frame `t` of `y` into `f`.
-    #[inline(always)]
+    /// Frame `t` of `y` into `f` (AVX2 where available; same operations, same bits).
     fn frame(&mut self, y: &[f32], t: usize, f: &mut Frame) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available (checked).
+            return unsafe { self.frame_avx2(y, t, f) };
+        }
+        self.frame_generic(y, t, f)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn frame_avx2(&mut self, y: &[f32], t: usize, f: &mut Frame) {
+        self.frame_generic(y, t, f)
+    }
+
+    #[inline(always)]
+    fn frame_generic(&mut self, y: &[f32], t: usize, f: &mut Frame) {
         if self.next == Some(t) {
-            f.set(&self.held);
+            f.set_generic(&self.held);
             return;
         }
-        self.load(y, t, false);
-        self.load(y, t + 1, true);
+        let start = (t * HOP) as isize - (N_FFT / 2) as isize;
+        if start >= 0 && start as usize + HOP + N_FFT <= y.len() {
+            // both frames inside the signal: one interleaving pass
+            let ya = &y[start as usize..start as usize + N_FFT];
+            let yb = &y[start as usize + HOP..start as usize + HOP + N_FFT];
+            for (((c, &a), &b), &w) in self.buf.iter_mut().zip(ya).zip(yb).zip(&self.win) {
+                *c = Complex32::new(a * w, b * w);
+            }
+        } else {
+            self.load(y, t, false);
+            self.load(y, t + 1, true);
+        }
         self.fft
             .process_with_scratch(&mut self.buf, &mut self.scratch);
         let z = &self.buf;
-        for k in 0..=N_FFT / 2 {
-            let (p, q) = (z[k], z[(N_FFT - k) % N_FFT].conj());
-            self.spec[k] = Complex32::new(0.5 * (p.re + q.re), 0.5 * (p.im + q.im));
-            // (p − q) / 2i
-            self.held[k] = Complex32::new(0.5 * (p.im - q.im), -0.5 * (p.re - q.re));
+        let h = N_FFT / 2;
+        let sep = |p: Complex32, q: Complex32| {
+            let q = q.conj();
+            (
+                Complex32::new(0.5 * (p.re + q.re), 0.5 * (p.im + q.im)),
+                // (p − q) / 2i
+                Complex32::new(0.5 * (p.im - q.im), -0.5 * (p.re - q.re)),
+            )
+        };
+        (self.spec[0], self.held[0]) = sep(z[0], z[0]);
+        let (spec, held) = (&mut self.spec[1..=h], &mut self.held[1..=h]);
+        for (((a, b), &p), &q) in spec
+            .iter_mut()
+            .zip(held.iter_mut())
+            .zip(&z[1..=h])
+            .zip(z[h..].iter().rev())
+        {
+            (*a, *b) = sep(p, q);
         }
         self.next = Some(t + 1);
-        f.set(&self.spec);
+        f.set_generic(&self.spec);
     }
 }
 
@@ -618,16 +658,31 @@ unsafe fn resample_avx2(k: &SincKernel, x: &[f32], ratio: f64, n_out: usize) -> 
         let mut xp = [zeros.as_ptr(); 8];
         let mut hp = [zeros.as_ptr(); 8];
         let mut live = [false; 8];
-        for (l, e) in edges.chunks_exact_mut(taps).enumerate().take(chunk.len()) {
-            let (s, p) = position(k, g * 8 + l, step512);
-            if let Some(xs) = window(k, x, s, e) {
-                xp[l] = xs.as_ptr();
-                hp[l] = k.table.as_ptr().add(p * taps);
-                live[l] = true;
+        let mut pos = [(0isize, 0usize); 8];
+        for (l, v) in pos.iter_mut().enumerate() {
+            *v = position(k, g * 8 + l, step512);
+        }
+        if chunk.len() == 8 && pos[0].0 >= 0 && pos[7].0 + taps as isize <= x.len() as isize {
+            // the whole group inside the signal (window starts increase with j)
+            for l in 0..8 {
+                xp[l] = x.as_ptr().add(pos[l].0 as usize);
+                hp[l] = k.table.as_ptr().add(pos[l].1 * taps);
+            }
+            live = [true; 8];
+        } else {
+            for (l, e) in edges.chunks_exact_mut(taps).enumerate().take(chunk.len()) {
+                let (s, p) = pos[l];
+                if let Some(xs) = window(k, x, s, e) {
+                    xp[l] = xs.as_ptr();
+                    hp[l] = k.table.as_ptr().add(p * taps);
+                    live[l] = true;
+                }
             }
         }
-        // one chain per output; out-of-order execution overlaps the eight chains
-        let a: [__m256; 8] = std::array::from_fn(|l| {
+        // one chain per output; out-of-order execution overlaps the eight chains (plain
+        // loops, not closures, which would not inherit the AVX2/FMA target features)
+        let mut a = [_mm256_setzero_ps(); 8];
+        for l in 0..8 {
             let mut acc = _mm256_setzero_ps();
             for c in (0..taps).step_by(8) {
                 // SAFETY: every pointer has `taps` readable values.
@@ -637,8 +692,8 @@ unsafe fn resample_avx2(k: &SincKernel, x: &[f32], ratio: f64, n_out: usize) -> 
                     acc,
                 );
             }
-            acc
-        });
+            a[l] = acc;
+        }
         let s01 = _mm256_hadd_ps(a[0], a[1]);
         let s23 = _mm256_hadd_ps(a[2], a[3]);
         let s45 = _mm256_hadd_ps(a[4], a[5]);

@@ -523,8 +523,25 @@ impl OverlapAdd {
         }
     }
 
-    /// Inverse-transforms the pending frame `a` (and `b` when `two`) and overlap-adds.
+    /// Inverse-transforms the pending frame `a` (and `b` when `two`) and overlap-adds;
+    /// AVX2 where available (no fused operations, so the same bits).
     fn synthesise(&mut self, two: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available (checked).
+            return unsafe { self.synthesise_avx2(two) };
+        }
+        self.synthesise_generic(two)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn synthesise_avx2(&mut self, two: bool) {
+        self.synthesise_generic(two)
+    }
+
+    #[inline(always)]
+    fn synthesise_generic(&mut self, two: bool) {
         let (n, nb) = (self.n_fft, self.n_bins);
         if !two {
             self.half_b.fill(Complex32::new(0.0, 0.0));
@@ -575,12 +592,7 @@ impl OverlapAdd {
         if self.frames == 0 {
             return Err(DspError::EmptySignal);
         }
-        let tiny = f32::MIN_POSITIVE;
-        for (v, &w) in self.y.iter_mut().zip(&self.wss) {
-            if w > tiny {
-                *v /= w;
-            }
-        }
+        normalise(&mut self.y, &self.wss);
         let n_fft = self.n_fft;
         let start = if self.center { n_fft / 2 } else { 0 };
         // trim in place (no second copy of a long signal)
@@ -605,16 +617,44 @@ impl OverlapAdd {
     }
 }
 
+/// `y /= wss` wherever the window sum is above `f32::MIN_POSITIVE` (AVX2 where available).
+fn normalise(y: &mut [f32], wss: &[f32]) {
+    #[inline(always)]
+    fn run(y: &mut [f32], wss: &[f32]) {
+        let tiny = f32::MIN_POSITIVE;
+        for (v, &w) in y.iter_mut().zip(wss) {
+            *v = if w > tiny { *v / w } else { *v };
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(y: &mut [f32], wss: &[f32]) {
+        run(y, wss)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is available (checked).
+        return unsafe { run_avx2(y, wss) };
+    }
+    run(y, wss)
+}
+
 /// `full = A + iB` with each half spectrum extended Hermitian:
 /// `full[k] = A[k] + i·B[k]`, `full[n − k] = conj(A[k]) + i·conj(B[k])`.
+#[inline(always)]
 fn pack_pair(a: &[Complex32], b: &[Complex32], full: &mut [Complex32]) {
     let n = full.len();
     let nb = a.len();
     for k in 0..nb {
         full[k] = Complex32::new(a[k].re - b[k].im, a[k].im + b[k].re);
     }
-    for k in 1..nb - 1 {
-        full[n - k] = Complex32::new(a[k].re + b[k].im, b[k].re - a[k].im);
+    for ((f, a), b) in full[nb..]
+        .iter_mut()
+        .rev()
+        .zip(&a[1..nb - 1])
+        .zip(&b[1..nb - 1])
+    {
+        *f = Complex32::new(a.re + b.im, b.re - a.im);
     }
 }
 
