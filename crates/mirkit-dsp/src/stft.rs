@@ -435,7 +435,6 @@ pub struct OverlapAdd {
     wsc: Vec<f32>,
     wsq: Vec<f32>,
     y: Vec<f32>,
-    wss: Vec<f32>,
     frames: usize,
     ifft: Arc<dyn rustfft::Fft<f32>>,
     /// The pending frame `a` (waiting for its partner) and frame `b`.
@@ -485,7 +484,6 @@ impl OverlapAdd {
             wsc: win.iter().map(|w| w * scale).collect(),
             wsq: win.iter().map(|w| w * w).collect(),
             y: Vec::new(),
-            wss: Vec::new(),
             frames: 0,
             half_a: vec![zero; n_bins],
             half_b: vec![zero; n_bins],
@@ -502,7 +500,6 @@ impl OverlapAdd {
         let need = (self.frames + frames) * self.hop + self.n_fft;
         let more = need.saturating_sub(self.y.len());
         self.y.reserve_exact(more);
-        self.wss.reserve_exact(more);
     }
 
     /// Adds the next frame (`n_bins` values).
@@ -558,30 +555,75 @@ impl OverlapAdd {
         let need = s + n + if two { self.hop } else { 0 };
         if self.y.len() < need {
             self.y.resize(need, 0.0);
-            self.wss.resize(need, 0.0);
         }
-        ola_frame(
-            &mut self.y[s..s + n],
-            &mut self.wss[s..s + n],
-            &self.full,
-            &self.wsc,
-            &self.wsq,
-            |c| c.re,
-        );
+        ola_frame(&mut self.y[s..s + n], &self.full, &self.wsc, |c| c.re);
         self.frames += 1;
         if two {
             let s = s + self.hop;
-            ola_frame(
-                &mut self.y[s..s + n],
-                &mut self.wss[s..s + n],
-                &self.full,
-                &self.wsc,
-                &self.wsq,
-                |c| c.im,
-            );
+            ola_frame(&mut self.y[s..s + n], &self.full, &self.wsc, |c| c.im);
             self.frames += 1;
         }
         self.pending = false;
+    }
+
+    /// Divides by librosa's window sum-square `wss[i] = Σₜ w²[i − t·hop]` wherever it is
+    /// above `f32::MIN_POSITIVE`. Between the first and last `n_fft` samples every
+    /// frame offset is present, so `wss` is periodic with period `hop`: it is summed
+    /// once per residue there, and explicitly only near the ends (AVX2 where available).
+    fn normalise(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available (checked).
+            return unsafe { self.normalise_avx2() };
+        }
+        self.normalise_generic()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn normalise_avx2(&mut self) {
+        self.normalise_generic()
+    }
+
+    #[inline(always)]
+    fn normalise_generic(&mut self) {
+        let (n, hop, frames) = (self.n_fft, self.hop, self.frames);
+        let wsq = &self.wsq;
+        let tiny = f32::MIN_POSITIVE;
+        let div = |v: &mut f32, w: f32| {
+            if w > tiny {
+                *v /= w
+            }
+        };
+        let len = self.y.len();
+        // explicit sums near the ends
+        let explicit = |i: usize| -> f32 {
+            let t_hi = (i / hop).min(frames - 1);
+            let t_lo = if i + 1 > n {
+                (i + 1 - n).div_ceil(hop)
+            } else {
+                0
+            };
+            (t_lo..=t_hi).map(|t| wsq[i - t * hop]).sum()
+        };
+        let lo = (n - 1).min(len);
+        let hi = (frames * hop).clamp(lo, len);
+        for i in (0..lo).chain(hi..len) {
+            div(&mut self.y[i], explicit(i));
+        }
+        // the periodic interior, one residue class pattern per hop
+        let period: Vec<f32> = (0..hop)
+            .map(|r| (r..n).step_by(hop).map(|m| wsq[m]).sum())
+            .collect();
+        let mut i = lo;
+        while i < hi {
+            let r = i % hop;
+            let end = (i + hop - r).min(hi);
+            for (v, &w) in self.y[i..end].iter_mut().zip(&period[r..]) {
+                div(v, w);
+            }
+            i = end;
+        }
     }
 
     /// Normalises, removes the centre padding, and fixes the length (librosa's `length`).
@@ -592,7 +634,7 @@ impl OverlapAdd {
         if self.frames == 0 {
             return Err(DspError::EmptySignal);
         }
-        normalise(&mut self.y, &self.wss);
+        self.normalise();
         let n_fft = self.n_fft;
         let start = if self.center { n_fft / 2 } else { 0 };
         // trim in place (no second copy of a long signal)
@@ -617,33 +659,10 @@ impl OverlapAdd {
     }
 }
 
-/// `y /= wss` wherever the window sum is above `f32::MIN_POSITIVE` (AVX2 where available).
-fn normalise(y: &mut [f32], wss: &[f32]) {
-    #[inline(always)]
-    fn run(y: &mut [f32], wss: &[f32]) {
-        let tiny = f32::MIN_POSITIVE;
-        for (v, &w) in y.iter_mut().zip(wss) {
-            *v = if w > tiny { *v / w } else { *v };
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(y: &mut [f32], wss: &[f32]) {
-        run(y, wss)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is available (checked).
-        return unsafe { run_avx2(y, wss) };
-    }
-    run(y, wss)
-}
-
 /// `full = A + iB` with each half spectrum extended Hermitian:
 /// `full[k] = A[k] + i·B[k]`, `full[n − k] = conj(A[k]) + i·conj(B[k])`.
 #[inline(always)]
 fn pack_pair(a: &[Complex32], b: &[Complex32], full: &mut [Complex32]) {
-    let n = full.len();
     let nb = a.len();
     for k in 0..nb {
         full[k] = Complex32::new(a[k].re - b[k].im, a[k].im + b[k].re);
@@ -658,19 +677,11 @@ fn pack_pair(a: &[Complex32], b: &[Complex32], full: &mut [Complex32]) {
     }
 }
 
-/// `y += part(frame) · window / n_fft`, `wss += window²`.
+/// `y += part(frame) · window / n_fft`.
 #[inline(always)]
-fn ola_frame(
-    y: &mut [f32],
-    wss: &mut [f32],
-    frame: &[Complex32],
-    wsc: &[f32],
-    wsq: &[f32],
-    part: impl Fn(&Complex32) -> f32,
-) {
+fn ola_frame(y: &mut [f32], frame: &[Complex32], wsc: &[f32], part: impl Fn(&Complex32) -> f32) {
     for i in 0..y.len() {
         y[i] += part(&frame[i]) * wsc[i];
-        wss[i] += wsq[i];
     }
 }
 
@@ -715,6 +726,81 @@ mod tests {
         );
         assert_eq!(c.n_frames(0), Err(DspError::EmptySignal));
         assert!(StftConfig::new(512).hop(0).validate().is_err());
+    }
+
+    /// The paired synthesis and the periodic window sum-square against the textbook
+    /// overlap-add (one real inverse FFT per frame, `wss` summed frame by frame), for odd
+    /// and even frame counts, hops that do and do not divide `n_fft`, short windows and
+    /// both centre settings.
+    #[test]
+    fn overlap_add_matches_the_direct_formula() {
+        let mut seed = 7u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        for (n_fft, hop, win, frames, center) in [
+            (16, 4, None, 9, true),
+            (16, 4, None, 10, false),
+            (32, 5, Some(20), 13, true),
+            (30, 7, None, 1, true),
+            (64, 16, Some(48), 2, false),
+            (12, 12, None, 5, true),
+        ] {
+            let nb = n_fft / 2 + 1;
+            let spec: Vec<Complex32> = (0..nb * frames)
+                .map(|_| Complex32::new(rnd(), rnd()))
+                .collect();
+            let got = istft_frames(&spec, nb, hop, win, WindowKind::Hann, center, None).unwrap();
+            // direct
+            let w = pad_center(
+                &get_window(WindowKind::Hann, win.unwrap_or(n_fft), true),
+                n_fft,
+            )
+            .unwrap();
+            let ifft = RealFftPlanner::<f64>::new().plan_fft_inverse(n_fft);
+            let len = (frames - 1) * hop + n_fft;
+            let (mut y, mut wss) = (vec![0.0f64; len], vec![0.0f64; len]);
+            for t in 0..frames {
+                let mut inp: Vec<Complex64> = spec[t * nb..(t + 1) * nb]
+                    .iter()
+                    .map(|c| Complex64::new(c.re as f64, c.im as f64))
+                    .collect();
+                inp[0].im = 0.0;
+                inp[nb - 1].im = 0.0;
+                let mut out = vec![0.0f64; n_fft];
+                ifft.process(&mut inp, &mut out).unwrap();
+                for i in 0..n_fft {
+                    y[t * hop + i] += out[i] / n_fft as f64 * w[i] as f64;
+                    wss[t * hop + i] += (w[i] as f64).powi(2);
+                }
+            }
+            for (v, &s) in y.iter_mut().zip(&wss) {
+                if s > f32::MIN_POSITIVE as f64 {
+                    *v /= s;
+                }
+            }
+            let (a, b) = if center {
+                (n_fft / 2, len - n_fft / 2)
+            } else {
+                (0, len)
+            };
+            let want = &y[a..b];
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "n_fft {n_fft} hop {hop} frames {frames}"
+            );
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (*g as f64 - w).abs() <= 1e-5 * scale,
+                    "n_fft {n_fft} hop {hop} frames {frames} center {center} [{i}]: {g} vs {w}"
+                );
+            }
+        }
     }
 
     #[test]
