@@ -149,8 +149,26 @@ impl Vocoder {
     #[inline(always)]
     fn step_generic(&mut self, f0: &Frame, f1: &Frame, alpha: f32, out: &mut [Complex32]) {
         let n = self.m.len();
-        let m = &mut self.m[..n];
         let (a0, a1) = (&f0.mag[..n], &f1.mag[..n]);
+        let (u0r, u0i, u1r, u1i) = (&f0.re[..n], &f0.im[..n], &f1.re[..n], &f1.im[..n]);
+        if self.mode == PhaseMode::Librosa {
+            // the three passes below fused into one (same operations per bin)
+            let (ar, ai) = (&mut self.acc_re[..n], &mut self.acc_im[..n]);
+            let out = &mut out[..n];
+            for k in 0..n {
+                let m = (1.0 - alpha) * a0[k] + alpha * a1[k];
+                out[k] = Complex32::new(ar[k] * m, ai[k] * m);
+                let dr = u1r[k] * u0r[k] + u1i[k] * u0i[k];
+                let di = u1i[k] * u0r[k] - u1r[k] * u0i[k];
+                let rr = ar[k] * dr - ai[k] * di;
+                let ri = ar[k] * di + ai[k] * dr;
+                let g = 0.5 * (3.0 - (rr * rr + ri * ri));
+                ar[k] = rr * g;
+                ai[k] = ri * g;
+            }
+            return;
+        }
+        let m = &mut self.m[..n];
         for k in 0..n {
             m[k] = (1.0 - alpha) * a0[k] + alpha * a1[k];
         }
@@ -167,7 +185,6 @@ impl Vocoder {
         // phasors up to rounding, so |r|² = 1 + δ with δ ~ 1e-7, and one Newton step
         // for 1/√(1 + δ), r · (3 − |r|²)/2, brings |r| back to 1 within O(δ²): rounding
         // cannot drift over thousands of frames, without a square root or a division.
-        let (u0r, u0i, u1r, u1i) = (&f0.re[..n], &f0.im[..n], &f1.re[..n], &f1.im[..n]);
         for k in 0..n {
             let dr = u1r[k] * u0r[k] + u1i[k] * u0i[k];
             let di = u1i[k] * u0r[k] - u1r[k] * u0i[k];
