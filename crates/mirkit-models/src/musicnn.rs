@@ -127,12 +127,32 @@ impl Conv {
         Ok(Self { w, b, pad })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.activate(&self.conv_raw(x)?)
+    }
+    /// The padded convolution without bias and ReLU.
+    fn conv_raw(&self, x: &Tensor) -> Result<Tensor> {
         let (t, bo, l, r) = self.pad;
         let x = x.pad_with_zeros(2, t, bo)?.pad_with_zeros(3, l, r)?;
-        Ok(x.conv2d(&self.w, 0, 1, 1, 1)?
-            .broadcast_add(&self.b)?
-            .relu()?)
+        Ok(x.conv2d(&self.w, 0, 1, 1, 1)?)
     }
+    /// Bias and ReLU on a convolution output (or on any reduction of it that keeps the
+    /// rank and the channel axis).
+    fn activate(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.broadcast_add(&self.b)?.relu()?)
+    }
+}
+
+/// A front-end branch: the max over frequency of `bn(relu(conv + bias))`, `(B, C, T)`.
+/// Every step after the convolution is a per-channel monotone map (rounding included;
+/// bn's scale may be negative), so with the raw convolution's max and min over
+/// frequency, `max(f(max), f(min))` is exactly the max of `f` over all frequencies: the
+/// same bits with two reductions instead of five passes over the `(B, C, T, F)` tensor.
+fn conv_bn_max(c: &Conv, bn: &Bn, inp: &Tensor) -> Result<Tensor> {
+    let raw = c.conv_raw(inp)?;
+    let f = |t: Tensor| -> Result<Tensor> { bn.forward(&c.activate(&t)?) };
+    let hi = f(raw.max_keepdim(D::Minus1)?)?;
+    let lo = f(raw.min_keepdim(D::Minus1)?)?;
+    Ok(hi.maximum(&lo)?.squeeze(D::Minus1)?)
 }
 
 /// 1-D convolution over time (the mid end's `[7, C]` kernels, time padded by 3).
@@ -455,7 +475,7 @@ impl Musicnn {
             } => {
                 let xt = x.pad_with_zeros(2, 3, 3)?;
                 let branch = |(c, bn): &(Conv, Bn), inp: &Tensor| -> Result<Tensor> {
-                    Ok(bn.forward(&c.forward(inp)?)?.max(D::Minus1)?)
+                    conv_bn_max(c, bn, inp)
                 };
                 let mut front = Vec::new();
                 for b in timbral {
@@ -587,5 +607,54 @@ impl Musicnn {
     /// The `k` best tags of `scores`, best first.
     pub fn top_k<'a>(&'a self, scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
         crate::won2020::top_k(&self.tags, scores, k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reduced branch against the direct `max(bn(relu(conv + bias)))`, bit for bit,
+    /// with batch-norm scales of both signs and a "same"-padded kernel.
+    #[test]
+    fn fused_branch_equals_the_direct_one_bit_for_bit() {
+        let dev = Device::Cpu;
+        let mut rng = mirkit_core::Rng::new(11);
+        let mut r = |shape: &[usize], lo: f64, hi: f64| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        let (out_ch, kh, kw) = (6, 5, 7);
+        let mut map = HashMap::new();
+        map.insert("c/kernel".to_string(), r(&[kh, kw, 1, out_ch], -1.0, 1.0));
+        map.insert("c/bias".to_string(), r(&[out_ch], -0.5, 0.5));
+        map.insert("bn/gamma".to_string(), r(&[out_ch], -2.0, 2.0));
+        map.insert("bn/beta".to_string(), r(&[out_ch], -1.0, 1.0));
+        map.insert("bn/moving_mean".to_string(), r(&[out_ch], -1.0, 1.0));
+        map.insert("bn/moving_variance".to_string(), r(&[out_ch], 0.1, 2.0));
+        let g: Vec<f32> = map["bn/gamma"].to_vec1().unwrap();
+        assert!(g.iter().any(|&v| v < 0.0) && g.iter().any(|&v| v > 0.0));
+        let x = r(&[2, 1, 20, 16], -1.0, 1.0);
+        for same in [false, true] {
+            let c = Conv::new(&map, "c", same).unwrap();
+            let bn = Bn::new(&map, "bn", 4, 1).unwrap();
+            let want: Vec<f32> = bn
+                .forward(&c.forward(&x).unwrap())
+                .unwrap()
+                .max(D::Minus1)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let got: Vec<f32> = conv_bn_max(&c, &bn, &x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(got, want, "same padding {same}");
+        }
     }
 }
