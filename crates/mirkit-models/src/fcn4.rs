@@ -7,7 +7,7 @@
 
 use crate::error::{ModelError, Result};
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Conv2dConfig, Linear, VarBuilder};
 use mirkit_dsp::{Compression, DbConfig, DbRef, FeatureConfig, StftConfig};
 use mirkit_nn::blocks::bn_eps;
 
@@ -67,7 +67,7 @@ impl Fcn4Config {
 /// An FCN-4.
 pub struct Fcn4 {
     bn_in: BatchNorm,
-    layers: Vec<(Conv2d, BatchNorm)>,
+    layers: Vec<(mirkit_nn::conv2d::Conv2dGemm, BatchNorm)>,
     dense: Linear,
 }
 
@@ -78,7 +78,7 @@ impl Fcn4 {
         let mut cin = 1;
         for (i, c) in cfg.channels.into_iter().enumerate() {
             let l = vb.pp(format!("layer{}", i + 1));
-            let conv = candle_nn::conv2d(
+            let conv = mirkit_nn::conv2d::conv2d(
                 cin,
                 c,
                 3,

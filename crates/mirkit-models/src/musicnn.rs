@@ -133,7 +133,7 @@ impl Conv {
     fn conv_raw(&self, x: &Tensor) -> Result<Tensor> {
         let (t, bo, l, r) = self.pad;
         let x = x.pad_with_zeros(2, t, bo)?.pad_with_zeros(3, l, r)?;
-        Ok(x.conv2d(&self.w, 0, 1, 1, 1)?)
+        Ok(mirkit_nn::conv2d::conv2d_gemm(&x, &self.w, None, 1, 0)?)
     }
     /// Bias and ReLU on a convolution output (or on any reduction of it that keeps the
     /// rank and the channel axis).

@@ -8,7 +8,7 @@
 
 use crate::error::{ModelError, Result};
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_nn::blocks::Res2d;
 
 fn bn_cfg() -> BatchNormConfig {
@@ -63,7 +63,7 @@ impl ShortChunkConfig {
 }
 
 enum Layer {
-    Plain(Conv2d, BatchNorm),
+    Plain(mirkit_nn::conv2d::Conv2dGemm, BatchNorm),
     Res(Res2d),
 }
 
@@ -86,7 +86,7 @@ impl ShortChunk {
                 Layer::Res(Res2d::new(w[i], w[i + 1], 3, 2, l)?)
             } else {
                 Layer::Plain(
-                    candle_nn::conv2d(
+                    mirkit_nn::conv2d::conv2d(
                         w[i],
                         w[i + 1],
                         3,

@@ -16,7 +16,7 @@
 
 use crate::error::{ModelError, Result};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_dsp::{Compression, FeatureConfig, FeatureExtractor};
 use mirkit_nn::rnn::{Rnn, RnnConfig, RnnKind};
 use std::collections::HashMap;
@@ -66,7 +66,7 @@ pub const MUSICNN_INPUT_LEN: usize = 48_000;
 
 /// Conv (+BN, ReLU) of the Musicnn front and back ends.
 struct ConvBn {
-    conv2: Option<Conv2d>,
+    conv2: Option<mirkit_nn::conv2d::Conv2dGemm>,
     conv1: Option<mirkit_nn::conv::Conv1dGemm>,
     bn: BatchNorm,
     /// width padding applied by hand for the 2-D (vertical) filters
@@ -148,7 +148,7 @@ pub const INPUT_LEN: usize = 464_000;
 pub const SAMPLE_RATE: u32 = 16_000;
 
 struct Block {
-    conv: Conv2d,
+    conv: mirkit_nn::conv2d::Conv2dGemm,
     bn: BatchNorm,
     pool: (usize, usize),
 }
@@ -562,7 +562,7 @@ impl Won2020 {
         for (i, (cin, cout, pool)) in blocks_spec.iter().enumerate() {
             let l = vb.pp(format!("layer{}", i + 1));
             blocks.push(Block {
-                conv: candle_nn::conv2d(
+                conv: mirkit_nn::conv2d::conv2d(
                     *cin,
                     *cout,
                     3,
@@ -600,11 +600,12 @@ impl Won2020 {
             let mut vertical = Vec::new();
             for (i, (c, f, t)) in MUSICNN_V.iter().enumerate() {
                 let l = vb.pp(format!("layers.{i}"));
-                let conv = Conv2d::new(
-                    l.get((*c, 1, *f, *t), "conv.weight")?,
-                    Some(l.get(*c, "conv.bias")?),
-                    Conv2dConfig::default(),
-                );
+                let conv = mirkit_nn::conv2d::Conv2dGemm {
+                    weight: l.get((*c, 1, *f, *t), "conv.weight")?,
+                    bias: Some(l.get(*c, "conv.bias")?),
+                    stride: 1,
+                    padding: 0,
+                };
                 vertical.push(ConvBn {
                     conv2: Some(conv),
                     conv1: None,

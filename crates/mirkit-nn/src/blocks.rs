@@ -14,9 +14,7 @@
 use crate::conv::Conv1dGemm as Conv1d;
 use crate::error::Result;
 use candle_core::{Module, ModuleT, Tensor, D};
-use candle_nn::{
-    BatchNorm, BatchNormConfig, Conv1dConfig, Conv2d, Conv2dConfig, Linear, VarBuilder,
-};
+use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
 
 fn bn_cfg() -> BatchNormConfig {
@@ -176,11 +174,11 @@ impl ResSe1d {
 
 /// Residual 2-D block.
 pub struct Res2d {
-    conv_1: Conv2d,
+    conv_1: crate::conv2d::Conv2dGemm,
     bn_1: BatchNorm,
-    conv_2: Conv2d,
+    conv_2: crate::conv2d::Conv2dGemm,
     bn_2: BatchNorm,
-    shortcut: Option<(Conv2d, BatchNorm)>,
+    shortcut: Option<(crate::conv2d::Conv2dGemm, BatchNorm)>,
 }
 
 impl Res2d {
@@ -193,7 +191,7 @@ impl Res2d {
         vb: VarBuilder,
     ) -> Result<Self> {
         let c = |cin, stride, name: &str| {
-            candle_nn::conv2d(
+            crate::conv2d::conv2d(
                 cin,
                 cout,
                 shape,

@@ -23,6 +23,7 @@
 
 pub mod blocks;
 pub mod conv;
+pub mod conv2d;
 pub mod dropout;
 mod error;
 pub mod frontend;
