@@ -139,6 +139,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     op("conv2d 128→128 3×3, 64×64: forward", &mut || {
         b.conv2d(&w2, 1, 1, 1, 1).unwrap();
     });
+    op(
+        "conv2d 128→128 3×3, 64×64: forward, im2col+GEMM",
+        &mut || {
+            mirkit_nn::conv2d::conv2d_gemm(&b, &w2, None, 1, 1).unwrap();
+        },
+    );
+    let w2v = Var::from_tensor(&w2)?;
+    op(
+        "conv2d 128→128 3×3, 64×64: forward + backward",
+        &mut || {
+            let y = b.conv2d(w2v.as_tensor(), 1, 1, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap();
+        },
+    );
+    op(
+        "conv2d 128→128 3×3, 64×64: forward + backward, im2col+GEMM",
+        &mut || {
+            let y = mirkit_nn::conv2d::conv2d_gemm(&b, w2v.as_tensor(), None, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap();
+        },
+    );
     op("max_pool2d 2×2 (16, 128, 64, 64)", &mut || {
         mirkit_nn::pool::max_pool2d(&b, (2, 2), (2, 2), (0, 0)).unwrap();
     });

@@ -80,6 +80,12 @@ def main():
         b = torch.randn(B, 128, 64, 64)
         w2 = torch.randn(128, 128, 3, 3)
         ops["conv2d 128→128 3×3, 64×64: forward"] = med(lambda: nn.functional.conv2d(b, w2, padding=1))
+        w2g = w2.clone().requires_grad_(True)
+
+        def conv2d_step():
+            nn.functional.conv2d(b, w2g, padding=1).sum().backward()
+        with torch.enable_grad():
+            ops["conv2d 128→128 3×3, 64×64: forward + backward"] = med(conv2d_step)
         ops["max_pool2d 2×2 (16, 128, 64, 64)"] = med(lambda: nn.functional.max_pool2d(b, 2))
     res["ops"] = ops
     # where PyTorch's own time goes in one SampleCNN training step
