@@ -151,48 +151,39 @@ impl Vocoder {
         let n = self.m.len();
         let (a0, a1) = (&f0.mag[..n], &f1.mag[..n]);
         let (u0r, u0i, u1r, u1i) = (&f0.re[..n], &f0.im[..n], &f1.re[..n], &f1.im[..n]);
+        let lerp = |k: usize| (1.0 - alpha) * a0[k] + alpha * a1[k];
+        // advance bin k by e^{i(φ1 − φ0)} = u1·conj(u0). All three factors are unit
+        // phasors up to rounding, so |r|² = 1 + δ with δ ~ 1e-7, and one Newton step for
+        // 1/√(1 + δ), r · (3 − |r|²)/2, brings |r| back to 1 within O(δ²): rounding cannot
+        // drift over thousands of frames, without a square root or a division.
+        let advance = |k: usize, ar: &mut f32, ai: &mut f32| {
+            let dr = u1r[k] * u0r[k] + u1i[k] * u0i[k];
+            let di = u1i[k] * u0r[k] - u1r[k] * u0i[k];
+            let rr = *ar * dr - *ai * di;
+            let ri = *ar * di + *ai * dr;
+            let g = 0.5 * (3.0 - (rr * rr + ri * ri));
+            (*ar, *ai) = (rr * g, ri * g);
+        };
+        let out = &mut out[..n];
         if self.mode == PhaseMode::Librosa {
-            // the three passes below fused into one (same operations per bin)
+            // output and advance fused into one pass over the bins
             let (ar, ai) = (&mut self.acc_re[..n], &mut self.acc_im[..n]);
-            let out = &mut out[..n];
             for k in 0..n {
-                let m = (1.0 - alpha) * a0[k] + alpha * a1[k];
+                let m = lerp(k);
                 out[k] = Complex32::new(ar[k] * m, ai[k] * m);
-                let dr = u1r[k] * u0r[k] + u1i[k] * u0i[k];
-                let di = u1i[k] * u0r[k] - u1r[k] * u0i[k];
-                let rr = ar[k] * dr - ai[k] * di;
-                let ri = ar[k] * di + ai[k] * dr;
-                let g = 0.5 * (3.0 - (rr * rr + ri * ri));
-                ar[k] = rr * g;
-                ai[k] = ri * g;
+                advance(k, &mut ar[k], &mut ai[k]);
             }
             return;
         }
-        let m = &mut self.m[..n];
-        for k in 0..n {
-            m[k] = (1.0 - alpha) * a0[k] + alpha * a1[k];
+        // phase locking needs every interpolated magnitude first (to find the peaks)
+        for (k, m) in self.m.iter_mut().enumerate() {
+            *m = lerp(k);
         }
-        if self.mode == PhaseMode::IdentityLocking {
-            self.lock_phases(f0);
-        }
+        self.lock_phases(f0);
         let (ar, ai) = (&mut self.acc_re[..n], &mut self.acc_im[..n]);
-        let m = &self.m[..n];
-        let out = &mut out[..n];
         for k in 0..n {
-            out[k] = Complex32::new(ar[k] * m[k], ai[k] * m[k]);
-        }
-        // advance every bin by e^{i(φ1 − φ0)} = u1·conj(u0). All three factors are unit
-        // phasors up to rounding, so |r|² = 1 + δ with δ ~ 1e-7, and one Newton step
-        // for 1/√(1 + δ), r · (3 − |r|²)/2, brings |r| back to 1 within O(δ²): rounding
-        // cannot drift over thousands of frames, without a square root or a division.
-        for k in 0..n {
-            let dr = u1r[k] * u0r[k] + u1i[k] * u0i[k];
-            let di = u1i[k] * u0r[k] - u1r[k] * u0i[k];
-            let rr = ar[k] * dr - ai[k] * di;
-            let ri = ar[k] * di + ai[k] * dr;
-            let g = 0.5 * (3.0 - (rr * rr + ri * ri));
-            ar[k] = rr * g;
-            ai[k] = ri * g;
+            out[k] = Complex32::new(ar[k] * self.m[k], ai[k] * self.m[k]);
+            advance(k, &mut ar[k], &mut ai[k]);
         }
     }
 

@@ -119,10 +119,73 @@ impl Module for Conv1dGemm {
 
 /// U(−1, 1) test tensors.
 #[cfg(test)]
-fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], dev: &candle_core::Device) -> Tensor {
+pub(crate) fn uniform(
+    rng: &mut mirkit_core::Rng,
+    shape: &[usize],
+    dev: &candle_core::Device,
+) -> Tensor {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
     Tensor::from_vec(v, shape, dev).unwrap()
+}
+
+/// Checks the gradients of `sum(conv(x, w) · g)` with respect to `x` and `w` (every
+/// `step`-th value) against central differences. The sum is linear in each argument, so
+/// the difference quotient is exact up to f32 rounding. `what` names the case.
+#[cfg(test)]
+pub(crate) fn check_conv_grads(
+    conv: impl Fn(&Tensor, &Tensor) -> Tensor,
+    x: &candle_core::Var,
+    w: &candle_core::Var,
+    g: &Tensor,
+    step: usize,
+    what: &str,
+) {
+    let f = |xx: &Tensor, ww: &Tensor| -> f64 {
+        let y = conv(xx, ww);
+        y.mul(g)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64
+    };
+    let grads = conv(x, w)
+        .mul(g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (is_x, v) in [(true, x), (false, w)] {
+        let base: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+        let an: Vec<f32> = grads
+            .get(v)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for i in (0..base.len()).step_by(step) {
+            let shifted = |d: f32| {
+                let mut p = base.clone();
+                p[i] += d;
+                let t = Tensor::from_vec(p, v.dims(), v.device()).unwrap();
+                if is_x {
+                    f(&t, w)
+                } else {
+                    f(x, &t)
+                }
+            };
+            let num = (shifted(0.05) - shifted(-0.05)) / 0.1;
+            assert!(
+                (num - an[i] as f64).abs() < 2e-3 * (1.0 + num.abs()),
+                "d/d{}[{i}]: {} vs {num} ({what})",
+                if is_x { "x" } else { "w" },
+                an[i]
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -154,48 +217,15 @@ mod tests {
             assert_eq!(got.dims(), want.dims());
             let d = (&got - &want).unwrap().abs().unwrap().max_all().unwrap();
             assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
-            // gradients of a weighted sum against central differences (the sum is linear in
-            // each of x and w, so the difference quotient is exact up to f32 rounding)
             let g = r(got.dims());
-            let f = |xx: &Tensor, ww: &Tensor| -> f64 {
-                let y = conv1d_gemm(xx, ww, Some(&b), stride, pad).unwrap();
-                y.mul(&g)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap() as f64
-            };
-            let grads = got.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
-            for (is_x, v) in [(true, &x), (false, &w)] {
-                let base: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
-                let an: Vec<f32> = grads
-                    .get(v)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
-                for i in (0..base.len()).step_by(3) {
-                    let shifted = |d: f32| {
-                        let mut p = base.clone();
-                        p[i] += d;
-                        let t = Tensor::from_vec(p, v.dims(), &dev).unwrap();
-                        if is_x {
-                            f(&t, &w)
-                        } else {
-                            f(&x, &t)
-                        }
-                    };
-                    let num = (shifted(0.05) - shifted(-0.05)) / 0.1;
-                    assert!(
-                        (num - an[i] as f64).abs() < 2e-3 * (1.0 + num.abs()),
-                        "d/d{}[{i}]: {} vs {num} (c {c}, o {o}, k {k}, l {l}, stride {stride}, pad {pad})",
-                        if is_x { "x" } else { "w" },
-                        an[i]
-                    );
-                }
-            }
+            check_conv_grads(
+                |xx, ww| conv1d_gemm(xx, ww, Some(&b), stride, pad).unwrap(),
+                &x,
+                &w,
+                &g,
+                3,
+                &format!("c {c}, o {o}, k {k}, l {l}, stride {stride}, pad {pad}"),
+            );
         }
         let x = r(&[1, 3, 5]);
         assert!(conv1d_gemm(&x, &r(&[2, 4, 3]), None, 1, 0).is_err());

@@ -53,12 +53,31 @@ impl Geometry {
         };
         (lo, hi.max(lo))
     }
+    /// For kernel offset `(i, j)`: each output row `oy` whose input row `iy` lies inside
+    /// the input, with the output columns `lo..hi` that read inside it and the input
+    /// column `x0` that output column `lo` reads (the next ones step by `stride`).
+    fn runs(&self, i: usize, j: usize) -> impl Iterator<Item = Run> + '_ {
+        let (lo, hi) = self.valid_cols(j);
+        // (lo < hi: then lo·stride + j ≥ pad by the choice of lo)
+        let x0 = (lo * self.stride + j).saturating_sub(self.pad);
+        let rows = if lo < hi { 0..self.oh } else { 0..0 };
+        rows.filter_map(move |oy| self.src(oy, i, self.h).map(|iy| Run { oy, iy, lo, hi, x0 }))
+    }
     fn rows(&self) -> usize {
         self.c * self.kh * self.kw
     }
     fn cols(&self) -> usize {
         self.oh * self.ow
     }
+}
+
+/// One stretch of an im2col row: see [`Geometry::runs`].
+struct Run {
+    oy: usize,
+    iy: usize,
+    lo: usize,
+    hi: usize,
+    x0: usize,
 }
 
 /// `(N, C, H, W)` → `(N, C·KH·KW, OH·OW)` patches, rows ordered like a `(O, C, KH, KW)`
@@ -93,24 +112,18 @@ impl CustomOp1 for Im2Col {
         let plane = g.h * g.w;
         // one task per patch row (a kernel offset of one item), in parallel
         out.par_chunks_mut(cols).enumerate().for_each(|(br, row)| {
-            {
-                let (b, r) = (br / rows, br % rows);
-                let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-                let xp = &x[(b * g.c + c) * plane..(b * g.c + c + 1) * plane];
-                let (lo, hi) = g.valid_cols(j);
-                for oy in 0..g.oh {
-                    let Some(iy) = g.src(oy, i, g.h) else {
-                        continue; // a padding row: already zero
-                    };
-                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    let src = &xp[iy * g.w..(iy + 1) * g.w];
-                    if g.stride == 1 {
-                        let x0 = lo + j - g.pad;
-                        dst[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
-                    } else {
-                        for ox in lo..hi {
-                            dst[ox] = src[ox * g.stride + j - g.pad];
-                        }
+            let (b, r) = (br / rows, br % rows);
+            let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+            let xp = &x[(b * g.c + c) * plane..(b * g.c + c + 1) * plane];
+            // rows outside the input are padding: left at zero
+            for run in g.runs(i, j) {
+                let dst = &mut row[run.oy * g.ow..][run.lo..run.hi];
+                let src = &xp[run.iy * g.w..(run.iy + 1) * g.w][run.x0..];
+                if g.stride == 1 {
+                    dst.copy_from_slice(&src[..dst.len()]);
+                } else {
+                    for (d, v) in dst.iter_mut().zip(src.iter().step_by(g.stride)) {
+                        *d = *v;
                     }
                 }
             }
@@ -146,21 +159,16 @@ impl CustomOp1 for Col2Im {
                 for j in 0..g.kw {
                     let r = (c * g.kh + i) * g.kw + j;
                     let row = &cols_in[(b * rows + r) * cols..(b * rows + r + 1) * cols];
-                    let (lo, hi) = g.valid_cols(j);
-                    for oy in 0..g.oh {
-                        let Some(iy) = g.src(oy, i, g.h) else {
-                            continue;
-                        };
-                        let src = &row[oy * g.ow..(oy + 1) * g.ow];
-                        let dst = &mut xp[iy * g.w..(iy + 1) * g.w];
+                    for run in g.runs(i, j) {
+                        let src = &row[run.oy * g.ow..][run.lo..run.hi];
+                        let dst = &mut xp[run.iy * g.w..(run.iy + 1) * g.w][run.x0..];
                         if g.stride == 1 {
-                            let x0 = lo + j - g.pad;
-                            for (d, v) in dst[x0..x0 + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                            for (d, v) in dst.iter_mut().zip(src) {
                                 *d += v;
                             }
                         } else {
-                            for ox in lo..hi {
-                                dst[ox * g.stride + j - g.pad] += src[ox];
+                            for (d, v) in dst.iter_mut().step_by(g.stride).zip(src) {
+                                *d += v;
                             }
                         }
                     }
@@ -295,12 +303,11 @@ impl Module for Conv2dGemm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv::check_conv_grads;
     use candle_core::{Device, Var};
 
     fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize]) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        crate::conv::uniform(rng, shape, &Device::Cpu)
     }
 
     #[test]
@@ -326,47 +333,14 @@ mod tests {
             let d = (&got - &want).unwrap().abs().unwrap().max_all().unwrap();
             assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
             let g = uniform(&mut rng, got.dims());
-            let f = |xx: &Tensor, kk: &Tensor| -> f64 {
-                let y = conv2d_gemm(xx, kk, Some(&b), stride, pad).unwrap();
-                y.mul(&g)
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap() as f64
-            };
-            let grads = got.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
-            for (is_x, v) in [(true, &x), (false, &k)] {
-                let base: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
-                let an: Vec<f32> = grads
-                    .get(v)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
-                for i in (0..base.len()).step_by(2) {
-                    let shifted = |d: f32| {
-                        let mut p = base.clone();
-                        p[i] += d;
-                        let t = Tensor::from_vec(p, v.dims(), &Device::Cpu).unwrap();
-                        if is_x {
-                            f(&t, &k)
-                        } else {
-                            f(&x, &t)
-                        }
-                    };
-                    // linear in each argument: the central difference is exact up to
-                    // f32 rounding
-                    let num = (shifted(0.05) - shifted(-0.05)) / 0.1;
-                    assert!(
-                        (num - an[i] as f64).abs() < 2e-3 * (1.0 + num.abs()),
-                        "d/d{}[{i}]: {} vs {num} (c {c} o {o} k {kh}x{kw} in {h}x{w} s {stride} p {pad})",
-                        if is_x { "x" } else { "w" },
-                        an[i]
-                    );
-                }
-            }
+            check_conv_grads(
+                |xx, kk| conv2d_gemm(xx, kk, Some(&b), stride, pad).unwrap(),
+                &x,
+                &k,
+                &g,
+                2,
+                &format!("c {c} o {o} k {kh}x{kw} in {h}x{w} s {stride} p {pad}"),
+            );
         }
     }
 
