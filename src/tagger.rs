@@ -97,11 +97,11 @@ impl Tagger {
     /// * musicnn 0.1.0: the log-mel of the whole signal (computed frame by frame), cut
     ///   into non-overlapping 187-frame patches, remainder dropped, a file shorter than one
     ///   patch repeat-padded; `mus` per patch `(1, 187, 96)`.
-    fn per_window<T>(
+    fn per_window<T: Send>(
         &self,
         path: &Path,
         won: impl Fn(&Won2020, &[f32]) -> mirkit_models::Result<T>,
-        mus: impl Fn(&Musicnn, &Tensor) -> mirkit_models::Result<T>,
+        mus: impl Fn(&Musicnn, &Tensor) -> mirkit_models::Result<T> + Sync,
     ) -> Result<Vec<T>> {
         let named = |e: mirkit_models::ModelError| Error::Other(format!("{}: {e}", path.display()));
         // The FFT resampler is the closest to the soxr HQ the models' references were fed
@@ -118,6 +118,8 @@ impl Tagger {
                 let mut buf: Vec<f32> = Vec::with_capacity(2 * n);
                 for block in stream {
                     buf.extend_from_slice(&block?);
+                    // one window at a time (two in parallel measured slower here: 1.6–1.8 s
+                    // against 1.2–1.6 s for a 2-minute file with won2020-musicnn-mtat)
                     while buf.len() >= n {
                         out.push(won(m, &buf[..n]).map_err(named)?);
                         buf.drain(..n);
@@ -136,15 +138,24 @@ impl Tagger {
                 let mut frames: Vec<f32> = Vec::with_capacity(2 * PATCH_FRAMES * N_MELS);
                 let mut total = 0usize;
                 let patch_len = PATCH_FRAMES * N_MELS;
-                let run = |frames: &mut Vec<f32>, out: &mut Vec<T>| -> Result<()> {
-                    while frames.len() >= patch_len {
-                        let p = Tensor::from_slice(
-                            &frames[..patch_len],
-                            (1, PATCH_FRAMES, N_MELS),
-                            &Device::Cpu,
-                        )
-                        .map_err(|e| Error::Other(e.to_string()))?;
-                        out.push(mus(m, &p).map_err(named)?);
+                let patch = |f: &[f32]| {
+                    Tensor::from_slice(f, (1, PATCH_FRAMES, N_MELS), &Device::Cpu)
+                        .map_err(|e| Error::Other(e.to_string()))
+                };
+                let run = |frames: &mut Vec<f32>, out: &mut Vec<T>, last: bool| -> Result<()> {
+                    // two patches at a time, one per core
+                    while frames.len() >= 2 * patch_len {
+                        let (a, b) = (
+                            patch(&frames[..patch_len])?,
+                            patch(&frames[patch_len..2 * patch_len])?,
+                        );
+                        let (ra, rb) = rayon::join(|| mus(m, &a), || mus(m, &b));
+                        out.push(ra.map_err(named)?);
+                        out.push(rb.map_err(named)?);
+                        frames.drain(..2 * patch_len);
+                    }
+                    while last && frames.len() >= patch_len {
+                        out.push(mus(m, &patch(&frames[..patch_len])?).map_err(named)?);
                         frames.drain(..patch_len);
                     }
                     Ok(())
@@ -159,14 +170,14 @@ impl Tagger {
                         total += 1;
                     })
                     .map_err(dsp)?;
-                    run(&mut frames, &mut out)?;
+                    run(&mut frames, &mut out, false)?;
                 }
                 fs.finish(&mut |f: &[f32]| {
                     frames.extend_from_slice(f);
                     total += 1;
                 })
                 .map_err(dsp)?;
-                run(&mut frames, &mut out)?;
+                run(&mut frames, &mut out, true)?;
                 if out.is_empty() {
                     if total == 0 {
                         return Err(Error::Other(format!("{}: no audio", path.display())));
@@ -181,10 +192,11 @@ impl Tagger {
         Ok(out)
     }
 
-    /// Tags a file window by window (batching windows or running them in parallel was
-    /// measured slower with Candle 0.11's CPU kernels: 0.82 s for the Brahms clip one by
-    /// one with won2020-musicnn-mtat, 0.96 / 0.99 s in batches of 4 / 16, 0.95 s in
-    /// parallel).
+    /// Tags a file window by window. musicnn 0.1.0 patches go two at a time on two cores
+    /// (`rayon::join`): the matrix products inside one patch use two cores poorly (1.66 s
+    /// for a 2-minute file with one thread, 1.3–1.6 s with two, 0.95 s with two patches
+    /// in parallel — same scores to the bit). Won 2020 windows go one by one (batches of
+    /// 4/16 and parallel windows were slower with Candle 0.11's CPU kernels).
     pub fn tag_file(&self, path: &Path) -> Result<TagResult> {
         let per = self.per_window(
             path,
