@@ -149,10 +149,134 @@ impl Conv {
 /// same bits with two reductions instead of five passes over the `(B, C, T, F)` tensor.
 fn conv_bn_max(c: &Conv, bn: &Bn, inp: &Tensor) -> Result<Tensor> {
     let raw = c.conv_raw(inp)?;
+    finish_branch(
+        c,
+        bn,
+        raw.max_keepdim(D::Minus1)?,
+        raw.min_keepdim(D::Minus1)?,
+    )
+}
+
+/// `max(f(max), f(min))` of [`conv_bn_max`] from the convolution's max and min over
+/// frequency, `(B, C, T, 1)` each.
+fn finish_branch(c: &Conv, bn: &Bn, mx: Tensor, mn: Tensor) -> Result<Tensor> {
     let f = |t: Tensor| -> Result<Tensor> { bn.forward(&c.activate(&t)?) };
-    let hi = f(raw.max_keepdim(D::Minus1)?)?;
-    let lo = f(raw.min_keepdim(D::Minus1)?)?;
-    Ok(hi.maximum(&lo)?.squeeze(D::Minus1)?)
+    Ok(f(mx)?.maximum(&f(mn)?)?.squeeze(D::Minus1)?)
+}
+
+/// The timbral filters (one input channel, 7 frames × `kw` bands, valid over the 96 bands)
+/// computed in the frequency domain along the band axis. A length-96 circular
+/// cross-correlation equals the valid one for the `96 − kw + 1` outputs (no wrap-around),
+/// and in the DFT domain it is a product per bin: `Y_k = Σ_dt conj(K_k[dt]) · X_k[t + dt]`,
+/// 49 small complex products (the 7 time taps), then a real inverse DFT restricted to the
+/// valid outputs. Both DFTs are matrix products. For musicnn's 7×38 and 7×67 filters that
+/// is about 2.6× fewer multiply-adds than the direct convolution (1.14 G per patch), with
+/// f32 round-off of the order of 1e-6 of the values (tested against the direct form).
+struct FreqConv {
+    /// `(96, 98)`: `x (.., 96) @ fwd` = `[Re X_0, Im X_0, Re X_1, …]` (k = 0..=48).
+    fwd: Tensor,
+    /// `(49, 2·O, 14)`: per bin, `[[Wr, −Wi], [Wi, Wr]]` with `W = conj(DFT(kernel row))`,
+    /// columns ordered (real/imaginary part, time tap).
+    w: Tensor,
+    /// `(F_out, 98)`: the real inverse DFT at the valid outputs.
+    inv: Tensor,
+    taps: usize,
+    out_ch: usize,
+}
+
+impl FreqConv {
+    const N: usize = N_MELS;
+    const BINS: usize = N_MELS / 2 + 1;
+
+    /// From the `(O, 1, KH, KW)` kernel.
+    fn new(kernel: &Tensor) -> Result<Self> {
+        let (o, _, kh, kw) = kernel.dims4()?;
+        let (n, bins) = (Self::N, Self::BINS);
+        let tau = 2.0 * std::f64::consts::PI / n as f64;
+        // every angle is a multiple of 2π/96: one table
+        let (cos, sin): (Vec<f64>, Vec<f64>) = (0..n)
+            .map(|m| ((tau * m as f64).cos(), (tau * m as f64).sin()))
+            .unzip();
+        let mut fwd = vec![0f32; n * 2 * bins];
+        for t in 0..n {
+            for k in 0..bins {
+                let m = (k * t) % n;
+                fwd[t * 2 * bins + 2 * k] = cos[m] as f32;
+                fwd[t * 2 * bins + 2 * k + 1] = -sin[m] as f32;
+            }
+        }
+        let kv: Vec<f32> = kernel.flatten_all()?.to_vec1()?;
+        let mut w = vec![0f32; bins * 2 * o * 2 * kh];
+        for k in 0..bins {
+            for oc in 0..o {
+                for dt in 0..kh {
+                    let (mut wr, mut wi) = (0f64, 0f64);
+                    for j in 0..kw {
+                        let v = kv[(oc * kh + dt) * kw + j] as f64;
+                        let m = (k * j) % n;
+                        wr += v * cos[m];
+                        wi += v * sin[m]; // conj of Σ v·e^{−iθ}
+                    }
+                    let row_r = (k * 2 * o + oc) * 2 * kh;
+                    let row_i = (k * 2 * o + o + oc) * 2 * kh;
+                    w[row_r + dt] = wr as f32;
+                    w[row_r + kh + dt] = -wi as f32;
+                    w[row_i + dt] = wi as f32;
+                    w[row_i + kh + dt] = wr as f32;
+                }
+            }
+        }
+        let f_out = n - kw + 1;
+        let mut inv = vec![0f32; f_out * 2 * bins];
+        for f in 0..f_out {
+            for k in 0..bins {
+                let s = if k == 0 || 2 * k == n { 1.0 } else { 2.0 } / n as f64;
+                let m = (k * f) % n;
+                inv[f * 2 * bins + 2 * k] = (s * cos[m]) as f32;
+                inv[f * 2 * bins + 2 * k + 1] = (-s * sin[m]) as f32;
+            }
+        }
+        let dev = Device::Cpu;
+        Ok(Self {
+            fwd: Tensor::from_vec(fwd, (n, 2 * bins), &dev)?,
+            w: Tensor::from_vec(w, (bins, 2 * o, 2 * kh), &dev)?,
+            inv: Tensor::from_vec(inv, (f_out, 2 * bins), &dev)?,
+            taps: kh,
+            out_ch: o,
+        })
+    }
+
+    /// The raw (bias-free) convolution's max and min over the valid bands for a
+    /// time-padded input `(B, 1, T + taps − 1, 96)`: `(B, O, T, 1)` each.
+    fn max_min(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, _, tp, n) = x.dims4()?;
+        let (bins, kh, o) = (Self::BINS, self.taps, self.out_ch);
+        let t = tp + 1 - kh;
+        // DFT of every frame along the bands: (B, T', 49, 2)
+        let xf = x
+            .reshape((b * tp, n))?
+            .matmul(&self.fwd)?
+            .reshape((b, tp, bins, 2))?;
+        // the 7 shifted copies, as (49, 2·7, B·T) with rows (part, tap)
+        let shifted = (0..kh)
+            .map(|dt| xf.narrow(1, dt, t))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let h = Tensor::stack(&shifted, 0)? // (7, B, T, 49, 2)
+            .permute((3, 4, 0, 1, 2))? // (49, 2, 7, B, T)
+            .contiguous()?
+            .reshape((bins, 2 * kh, b * t))?;
+        // per bin: (2·O, 14) @ (14, B·T) → rows (real O | imaginary O)
+        let y = self.w.matmul(&h)?.reshape((2 * bins, o * b * t))?;
+        // (O·B·T, F_out), bands last so that the reductions run along rows
+        let out = y.t()?.matmul(&self.inv.t()?)?;
+        let pick = |r: Tensor| -> Result<Tensor> {
+            Ok(r.reshape((o, b, t))?
+                .permute((1, 0, 2))?
+                .contiguous()?
+                .unsqueeze(3)?)
+        };
+        Ok((pick(out.max(1)?)?, pick(out.min(1)?)?))
+    }
 }
 
 /// 1-D convolution over time (the mid end's `[7, C]` kernels, time padded by 3).
@@ -196,7 +320,7 @@ impl Dense {
 
 enum Net {
     Musicnn {
-        timbral: Vec<(Conv, Bn)>,
+        timbral: Vec<(Conv, Bn, FreqConv)>,
         temporal: Vec<(Conv, Bn)>,
         mid: Vec<(Conv1, Bn)>,
         bn_flat: Bn,
@@ -349,7 +473,14 @@ impl Musicnn {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Net::Musicnn {
-                    timbral: vec![conv(0, false)?, conv(1, false)?],
+                    timbral: [0, 1]
+                        .into_iter()
+                        .map(|i| {
+                            let (c, bn) = conv(i, false)?;
+                            let f = FreqConv::new(&c.w)?;
+                            Ok((c, bn, f))
+                        })
+                        .collect::<Result<Vec<_>>>()?,
                     temporal: vec![conv(2, true)?, conv(3, true)?, conv(4, true)?],
                     mid,
                     bn_flat: Bn::new(&map, "batch_normalization_9", 2, 1)?,
@@ -478,8 +609,9 @@ impl Musicnn {
                     conv_bn_max(c, bn, inp)
                 };
                 let mut front = Vec::new();
-                for b in timbral {
-                    front.push(branch(b, &xt)?);
+                for (c, bn, fc) in timbral {
+                    let (mx, mn) = fc.max_min(&xt)?;
+                    front.push(finish_branch(c, bn, mx, mn)?);
                 }
                 for b in temporal {
                     front.push(branch(b, &x)?);
@@ -613,6 +745,49 @@ impl Musicnn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The frequency-domain timbral filters against the direct convolution's max and min
+    /// over bands, for musicnn's two kernel widths and a batch of two.
+    #[test]
+    fn frequency_domain_filters_match_the_direct_convolution() {
+        let dev = Device::Cpu;
+        let mut rng = mirkit_core::Rng::new(21);
+        let mut r = |shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        for kw in [38, 67] {
+            let kernel = r(&[5, 1, 7, kw]);
+            let x = r(&[2, 1, 20 + 6, N_MELS]);
+            let raw = x.conv2d(&kernel, 0, 1, 1, 1).unwrap(); // (2, 5, 20, 96 − kw + 1)
+            let fc = FreqConv::new(&kernel).unwrap();
+            let (mx, mn) = fc.max_min(&x).unwrap();
+            for (got, want) in [
+                (mx, raw.max_keepdim(D::Minus1).unwrap()),
+                (mn, raw.min_keepdim(D::Minus1).unwrap()),
+            ] {
+                assert_eq!(got.dims(), want.dims());
+                let scale = want
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let err = (got - want)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                // f32 DFTs of 96 points: round-off ~1e-6 of the largest value
+                assert!(err <= 1e-5 * scale, "kw {kw}: {err} (scale {scale})");
+            }
+        }
+    }
 
     /// The reduced branch against the direct `max(bn(relu(conv + bias)))`, bit for bit,
     /// with batch-norm scales of both signs and a "same"-padded kernel.
