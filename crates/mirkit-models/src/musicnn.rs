@@ -135,6 +135,22 @@ impl Conv {
         let x = x.pad_with_zeros(2, t, bo)?.pad_with_zeros(3, l, r)?;
         Ok(mirkit_nn::conv2d::conv2d_gemm(&x, &self.w, None, 1, 0)?)
     }
+    /// For a `kh × 1` (time-only) kernel: the raw convolution's max and min over the bands,
+    /// `(B, O, T, 1)` each, from the input laid out bands × frames `(B, 1, F, T)`: the
+    /// convolution then runs along rows, its output is `(B, O, F, T)` and the reductions
+    /// run down columns (vectorised) instead of along 96-value rows.
+    fn max_min_bands(&self, xb: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (t, bo, l, r) = self.pad;
+        debug_assert_eq!((l, r), (0, 0), "time-only kernel");
+        let x = xb.pad_with_zeros(3, t, bo)?;
+        let w = self.w.transpose(2, 3)?.contiguous()?; // (O, 1, 1, kh)
+        let y = mirkit_nn::conv2d::conv2d_gemm(&x, &w, None, 1, 0)?; // (B, O, F, T)
+        let (b, o, f, tt) = y.dims4()?;
+        let both = y.reshape((b * o, f, tt))?.apply_op1_no_bwd(&ColumnMaxMin)?; // (B·O, 2, T)
+        let pick =
+            |i: usize| -> Result<Tensor> { Ok(both.narrow(1, i, 1)?.reshape((b, o, tt, 1))?) };
+        Ok((pick(0)?, pick(1)?))
+    }
     /// Bias and ReLU on a convolution output (or on any reduction of it that keeps the
     /// rank and the channel axis).
     fn activate(&self, x: &Tensor) -> Result<Tensor> {
@@ -147,6 +163,9 @@ impl Conv {
 /// bn's scale may be negative), so with the raw convolution's max and min over
 /// frequency, `max(f(max), f(min))` is exactly the max of `f` over all frequencies: the
 /// same bits with two reductions instead of five passes over the `(B, C, T, F)` tensor.
+/// (The model computes the max and min with [`FreqConv`] and [`Conv::max_min_bands`];
+/// this direct form is the tests' reference.)
+#[cfg(test)]
 fn conv_bn_max(c: &Conv, bn: &Bn, inp: &Tensor) -> Result<Tensor> {
     let raw = c.conv_raw(inp)?;
     finish_branch(
@@ -157,15 +176,16 @@ fn conv_bn_max(c: &Conv, bn: &Bn, inp: &Tensor) -> Result<Tensor> {
     )
 }
 
-/// `max(f(max), f(min))` of [`conv_bn_max`] from the convolution's max and min over
+/// `max(f(max), f(min))` (see `conv_bn_max`) from the convolution's max and min over
 /// frequency, `(B, C, T, 1)` each.
 fn finish_branch(c: &Conv, bn: &Bn, mx: Tensor, mn: Tensor) -> Result<Tensor> {
     let f = |t: Tensor| -> Result<Tensor> { bn.forward(&c.activate(&t)?) };
     Ok(f(mx)?.maximum(&f(mn)?)?.squeeze(D::Minus1)?)
 }
 
-/// Max and min down the columns of a contiguous f32 matrix `(rows, n)` → `(2, n)`: row
-/// by row element-wise, which vectorises (Candle 0.11's reduction over a leading
+/// Max and min down the columns of a contiguous f32 matrix `(rows, n)` → `(2, n)` (or of
+/// each matrix of a stack `(G, rows, n)` → `(G, 2, n)`): row by row element-wise, which
+/// vectorises (Candle 0.11's reduction over a leading
 /// dimension is a strided loop, 20 % of the tagging time when used here).
 struct ColumnMaxMin;
 
@@ -179,27 +199,36 @@ impl candle_core::CustomOp1 for ColumnMaxMin {
         s: &candle_core::CpuStorage,
         l: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (candle_core::CpuStorage::F32(data), Some((a, b)), [rows, n]) =
-            (s, l.contiguous_offsets(), l.dims())
-        else {
-            candle_core::bail!("column max/min: a contiguous f32 matrix expected")
+        let (candle_core::CpuStorage::F32(data), Some((a, b))) = (s, l.contiguous_offsets()) else {
+            candle_core::bail!("column max/min: contiguous f32 expected")
         };
-        let (rows, n) = (*rows, *n);
-        let x = &data[a..b];
-        if rows == 0 {
-            candle_core::bail!("column max/min: no rows")
+        let (groups, rows, n) = match l.dims() {
+            [rows, n] => (1, *rows, *n),
+            [g, rows, n] => (*g, *rows, *n),
+            d => candle_core::bail!("column max/min: rank 2 or 3 expected, got {d:?}"),
+        };
+        if rows == 0 || n == 0 {
+            candle_core::bail!("column max/min: empty matrix")
         }
-        let mut out = x[..n].repeat(2);
-        let (hi, lo) = out.split_at_mut(n);
-        for row in x.chunks_exact(n).skip(1) {
-            for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(row) {
-                *h = if v > *h { v } else { *h };
-                *l = if v < *l { v } else { *l };
+        let x = &data[a..b];
+        let mut out = vec![0f32; groups * 2 * n];
+        for (xg, og) in x.chunks_exact(rows * n).zip(out.chunks_exact_mut(2 * n)) {
+            let (hi, lo) = og.split_at_mut(n);
+            hi.copy_from_slice(&xg[..n]);
+            lo.copy_from_slice(&xg[..n]);
+            for row in xg.chunks_exact(n).skip(1) {
+                for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(row) {
+                    *h = if v > *h { v } else { *h };
+                    *l = if v < *l { v } else { *l };
+                }
             }
         }
+        let mut shape = l.dims().to_vec();
+        let k = shape.len() - 2;
+        shape[k] = 2;
         Ok((
             candle_core::CpuStorage::F32(out),
-            candle_core::Shape::from((2, n)),
+            candle_core::Shape::from(shape),
         ))
     }
 }
@@ -335,7 +364,7 @@ impl Conv1 {
         Ok(Self { w, b })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.conv1d(&self.w, 3, 1, 1, 1)?
+        Ok(mirkit_nn::conv::conv1d_gemm(x, &self.w, None, 1, 3)?
             .broadcast_add(&self.b)?
             .relu()?)
     }
@@ -646,16 +675,16 @@ impl Musicnn {
                 out,
             } => {
                 let xt = x.pad_with_zeros(2, 3, 3)?;
-                let branch = |(c, bn): &(Conv, Bn), inp: &Tensor| -> Result<Tensor> {
-                    conv_bn_max(c, bn, inp)
-                };
                 let mut front = Vec::new();
                 for (c, bn, fc) in timbral {
                     let (mx, mn) = fc.max_min(&xt)?;
                     front.push(finish_branch(c, bn, mx, mn)?);
                 }
-                for b in temporal {
-                    front.push(branch(b, &x)?);
+                // bands × frames, so that the max over bands runs down columns
+                let xb = x.transpose(2, 3)?.contiguous()?;
+                for (c, bn) in temporal {
+                    let (mx, mn) = c.max_min_bands(&xb)?;
+                    front.push(finish_branch(c, bn, mx, mn)?);
                 }
                 let front = Tensor::cat(&front, 1)?; // (B, 561, T)
                 keep("timbral", &front.narrow(1, 0, 408)?.transpose(1, 2)?)?;
@@ -871,6 +900,31 @@ mod tests {
                 .to_vec1()
                 .unwrap();
             assert_eq!(got, want, "same padding {same}");
+        }
+        // the bands-by-frames path of the time-only (temporal) kernels: the same max and
+        // min as the convolution in the frames-by-bands layout
+        let mut map_t = HashMap::new();
+        map_t.insert("t/kernel".to_string(), r(&[9, 1, 1, out_ch], -1.0, 1.0));
+        map_t.insert("t/bias".to_string(), r(&[out_ch], -0.5, 0.5));
+        let c = Conv::new(&map_t, "t", true).unwrap();
+        let raw = c.conv_raw(&x).unwrap();
+        let (mx, mn) = c
+            .max_min_bands(&x.transpose(2, 3).unwrap().contiguous().unwrap())
+            .unwrap();
+        for (got, want) in [
+            (mx, raw.max_keepdim(D::Minus1).unwrap()),
+            (mn, raw.min_keepdim(D::Minus1).unwrap()),
+        ] {
+            assert_eq!(got.dims(), want.dims());
+            let err = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(err <= 1e-5, "{err}");
         }
     }
 }
