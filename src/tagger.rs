@@ -221,7 +221,7 @@ impl Tagger {
 
     /// All pooled intermediate layers of a file concatenated (Choi et al. 2017), averaged
     /// over windows; returns the vector and the `(name, dims)` of its parts.
-    pub fn embed_layers_file(&self, path: &Path) -> Result<(Vec<f32>, Vec<(String, usize)>)> {
+    pub fn embed_layers_file(&self, path: &Path) -> Result<mirkit_models::BlockEmbedding> {
         let per = self.per_window(
             path,
             |m, w| m.embed_layers(w),

@@ -240,6 +240,8 @@ impl Canvas {
 
 /// "Nice" tick positions (1, 2, 5 × 10^k steps) covering [lo, hi].
 pub fn nice_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<f64> {
+    // not `hi <= lo`: a NaN bound must take this branch too
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
         return vec![lo];
     }
@@ -507,6 +509,8 @@ pub fn line_plot_png(
             hi = hi.max(v);
         }
     }
+    // not `hi <= lo`: NaN bounds must take this branch too
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(hi > lo) {
         lo -= 1.0;
         hi += 1.0;

@@ -53,3 +53,10 @@ pub mod short_chunk;
 pub mod won2020;
 
 pub use error::{ModelError, Result};
+
+/// Pooled intermediate features of one window, named by layer, in network order (what
+/// the `embed_layers_windows` methods return per window).
+pub type NamedFeatures = Vec<(String, Vec<f32>)>;
+
+/// A concatenated embedding and the `(layer name, dimensions)` of its consecutive parts.
+pub type BlockEmbedding = (Vec<f32>, Vec<(String, usize)>);

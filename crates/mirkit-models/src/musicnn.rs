@@ -641,7 +641,7 @@ impl Musicnn {
     /// Logits of a batch of patches `(batch, frames, 96)` (musicnn accepts any number of
     /// frames; the VGG models need 187).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.run(x, None)?)
+        self.run(x, None)
     }
 
     /// Named intermediate features of a batch of patches, as musicnn's extractor returns
@@ -774,7 +774,7 @@ impl Musicnn {
     }
 
     /// The pooled features ([`Self::pooled_features`]) of each patch of 16 kHz mono audio.
-    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<crate::NamedFeatures>> {
         self.per_patch(audio, |p| {
             let feats = self.pooled_features(p)?;
             let b = p.dim(0)?;

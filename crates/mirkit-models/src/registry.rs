@@ -139,7 +139,7 @@ impl Pretrained {
         }
     }
     /// Every layer pooled to a vector, per window or patch of 16 kHz mono audio.
-    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<crate::NamedFeatures>> {
         match self {
             Pretrained::Won2020(m) => m.embed_layers_windows(audio),
             Pretrained::Musicnn(m) => m.embed_layers_windows(audio),

@@ -68,6 +68,8 @@ impl SampleCnnConfig {
     }
 }
 
+// one value per layer of a ~12-layer network: the size difference does not matter
+#[allow(clippy::large_enum_variant)]
 enum Layer {
     Plain {
         conv: Conv1d,

@@ -189,14 +189,13 @@ fn bn_names(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, n: usize) {
 const MUSICNN_V: [(usize, usize, usize); 2] = [(204, 67, 7), (204, 38, 7)];
 const MUSICNN_H: [(usize, usize); 3] = [(51, 129), (51, 65), (51, 33)];
 
-fn layout(
-    arch: Arch,
-    n_class: usize,
-    musicnn: (usize, usize),
-) -> (
+/// Conv blocks `(in, out, pool)` and every tensor `(name, shape)` of an architecture.
+type Layout = (
     Vec<(usize, usize, (usize, usize))>,
     Vec<(String, Vec<usize>)>,
-) {
+);
+
+fn layout(arch: Arch, n_class: usize, musicnn: (usize, usize)) -> Layout {
     let blocks: Vec<(usize, usize, (usize, usize))> = match arch {
         Arch::Fcn => vec![
             (1, 64, (2, 4)),
@@ -802,7 +801,7 @@ impl Won2020 {
 
     /// Per-window [`Self::embed_layers`] under the same windowing as
     /// [`Self::tag_windows`].
-    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<crate::NamedFeatures>> {
         self.windows(audio, |w| self.embed_layers(w))
     }
 

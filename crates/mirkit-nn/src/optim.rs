@@ -29,9 +29,8 @@ impl Sgd {
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(invalid("lr", lr, "must be >= 0"));
         }
-        if !(momentum.is_finite() && momentum >= 0.0)
-            || !(weight_decay.is_finite() && weight_decay >= 0.0)
-        {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !ok(momentum) || !ok(weight_decay) {
             return Err(invalid(
                 "momentum/weight_decay",
                 format!("{momentum}/{weight_decay}"),

@@ -306,7 +306,7 @@ fn schedules_clipping_dropout_and_init_are_reproducible() {
         .unwrap()
         .backward()
         .unwrap();
-    let n = clip_grad_norm(&[w.clone()], &mut g, 1.0).unwrap();
+    let n = clip_grad_norm(std::slice::from_ref(&w), &mut g, 1.0).unwrap();
     assert!((n - 6.0).abs() < 1e-5);
     let gn: f32 = g
         .get(w.as_tensor())

@@ -86,8 +86,9 @@ fn classification_metrics_match_sklearn() {
         let m = classification_metrics(&us(&case["truth"]), &us(&case["pred"]), c).unwrap();
         assert!((m.accuracy - case["accuracy"].as_f64().unwrap()).abs() < 1e-12);
         let f1 = f64s(&case["f1"]);
-        for j in 0..c {
-            assert!((m.f1[j] - f1[j]).abs() < 1e-12, "class {j}");
+        assert_eq!((m.f1.len(), f1.len()), (c, c));
+        for (j, (a, b)) in m.f1.iter().zip(&f1).enumerate() {
+            assert!((a - b).abs() < 1e-12, "class {j}");
         }
         assert!((m.f1_macro - case["f1_macro"].as_f64().unwrap()).abs() < 1e-12);
         let conf: Vec<Vec<usize>> = case["confusion"]

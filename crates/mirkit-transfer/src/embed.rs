@@ -42,7 +42,7 @@ pub fn embed_track(
     model: &Pretrained,
     audio: &[f32],
     layers: Layers,
-) -> Result<(Vec<f32>, Vec<(String, usize)>)> {
+) -> Result<mirkit_models::BlockEmbedding> {
     let (windows, blocks) = match layers {
         Layers::Embedding => {
             let w = model.embed_windows(audio)?;
@@ -74,7 +74,7 @@ pub fn extract(model: &Pretrained, set: &AudioSet, layers: Layers) -> Result<Emb
             "the pretrained taggers take 16 kHz audio",
         ));
     }
-    let rows: Vec<(Vec<f32>, Vec<(String, usize)>)> = set
+    let rows: Vec<mirkit_models::BlockEmbedding> = set
         .audio
         .par_iter()
         .map(|a| embed_track(model, a, layers))
