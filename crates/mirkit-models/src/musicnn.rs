@@ -730,8 +730,10 @@ impl Musicnn {
     /// Tags 16 kHz mono audio by musicnn's protocol: sigmoid scores averaged over the
     /// non-overlapping 187-frame patches of the whole-signal log-mel.
     pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
-        let p = self.patches(&self.log_mel(audio)?)?;
-        Ok(crate::won2020::average(&self.tag_patches(&p)?))
+        // eight patches at a time: memory stays bounded for long audio
+        Ok(crate::won2020::average(
+            &self.per_patch(audio, |p| self.tag_patches(p))?,
+        ))
     }
 
     /// The embedding of each patch of a batch: musicnn's `penultimate` features (200
@@ -752,8 +754,9 @@ impl Musicnn {
 
     /// The embedding of 16 kHz mono audio, averaged over its patches.
     pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
-        let p = self.patches(&self.log_mel(audio)?)?;
-        Ok(crate::won2020::average(&self.embedding(&p)?))
+        Ok(crate::won2020::average(
+            &self.per_patch(audio, |p| self.embedding(p))?,
+        ))
     }
 
     /// Runs `f` on the patches of 16 kHz mono audio, eight at a time (bounded memory),
