@@ -1,0 +1,69 @@
+//! Criterion benches of the network hot paths: mirkit-nn's convolutions (forward and
+//! forward + backward, against Candle's own) and one window of the two default-class
+//! pretrained taggers. `cargo bench --bench models`.
+//! (Whole-model times against PyTorch: `python3 tools/bench_models.py`; end-to-end
+//! tagging against the original pipelines: `python3 tools/bench_tag.py`.)
+use candle_core::{Device, Tensor, Var};
+use criterion::{criterion_group, criterion_main, Criterion};
+use mirkit::models::registry::{load_pretrained, Pretrained};
+use mirkit::nn::{conv::conv1d_gemm, conv2d::conv2d_gemm};
+
+fn benches(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let mut g = c.benchmark_group("nn");
+    g.sample_size(10);
+    // a SampleCNN-like 1-D layer and an FCN-like 2-D layer, batch 4
+    let a = Tensor::randn(0f32, 1.0, (4, 128, 2187), &dev).unwrap();
+    let w1 = Var::from_tensor(&Tensor::randn(0f32, 0.1, (128, 128, 3), &dev).unwrap()).unwrap();
+    g.bench_function("conv1d_gemm_128x128_k3_fwd", |b| {
+        b.iter(|| conv1d_gemm(&a, &w1, None, 1, 1).unwrap())
+    });
+    g.bench_function("conv1d_gemm_128x128_k3_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = conv1d_gemm(&a, w1.as_tensor(), None, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    let x = Tensor::randn(0f32, 1.0, (4, 64, 32, 32), &dev).unwrap();
+    let w2 = Var::from_tensor(&Tensor::randn(0f32, 0.1, (64, 64, 3, 3), &dev).unwrap()).unwrap();
+    g.bench_function("conv2d_gemm_64x64_3x3_fwd", |b| {
+        b.iter(|| conv2d_gemm(&x, &w2, None, 1, 1).unwrap())
+    });
+    g.bench_function("conv2d_candle_64x64_3x3_fwd", |b| {
+        b.iter(|| x.conv2d(&w2, 1, 1, 1, 1).unwrap())
+    });
+    g.bench_function("conv2d_gemm_64x64_3x3_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = conv2d_gemm(&x, w2.as_tensor(), None, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.bench_function("conv2d_candle_64x64_3x3_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = x.conv2d(w2.as_tensor(), 1, 1, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("taggers_one_window");
+    g.sample_size(10);
+    let Pretrained::Musicnn(m) = load_pretrained("musicnn-mtt").unwrap() else {
+        unreachable!("musicnn-mtt is a musicnn 0.1.0 model")
+    };
+    let patch = Tensor::randn(0f32, 1.0, (1, 187, 96), &dev).unwrap();
+    g.bench_function("musicnn_mtt_patch", |b| {
+        b.iter(|| m.forward(&patch).unwrap())
+    });
+    let Pretrained::Won2020(w) = load_pretrained("won2020-musicnn-mtat").unwrap() else {
+        unreachable!("won2020-musicnn-mtat is a Won 2020 model")
+    };
+    let audio: Vec<f32> = (0..48_000).map(|i| (i as f32 * 0.05).sin() * 0.1).collect();
+    g.bench_function("won2020_musicnn_window", |b| {
+        b.iter(|| w.tag(&audio).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(models, benches);
+criterion_main!(models);
