@@ -291,6 +291,8 @@ struct Analysis {
     fft: std::sync::Arc<dyn rustfft::Fft<f32>>,
     win: Vec<f32>,
     buf: Vec<Complex32>,
+    /// One unwindowed edge frame.
+    edge: Vec<f32>,
     scratch: Vec<Complex32>,
     spec: Vec<Complex32>,
     /// The spectrum of frame `next` (the odd one of the last pair).
@@ -305,6 +307,7 @@ impl Analysis {
         Self {
             win: mirkit_dsp::get_window(WindowKind::Hann, N_FFT, true),
             buf: vec![zero; N_FFT],
+            edge: vec![0.0; N_FFT],
             scratch: vec![zero; fft.get_inplace_scratch_len()],
             spec: vec![zero; N_FFT / 2 + 1],
             held: vec![zero; N_FFT / 2 + 1],
@@ -313,27 +316,18 @@ impl Analysis {
         }
     }
 
-    /// Windowed samples of frame `t` into the real (`im == false`) or imaginary part.
-    #[inline(always)]
+    /// Windowed samples of frame `t` into the real (`im == false`) or imaginary part,
+    /// zero-padded where the frame reaches past either end (only the first and last few
+    /// frames come here).
     fn load(&mut self, y: &[f32], t: usize, im: bool) {
         let start = (t * HOP) as isize - (N_FFT / 2) as isize;
-        let lo = (-start).clamp(0, N_FFT as isize) as usize;
-        let hi = (y.len() as isize - start).clamp(lo as isize, N_FFT as isize) as usize;
-        let set = |c: &mut Complex32, v: f32| {
+        mirkit_dsp::padded_segment(y, start, mirkit_dsp::PadMode::Constant, &mut self.edge);
+        for ((c, &v), &w) in self.buf.iter_mut().zip(&self.edge).zip(&self.win) {
             if im {
-                c.im = v
+                c.im = v * w
             } else {
-                c.re = v
+                c.re = v * w
             }
-        };
-        let (head, rest) = self.buf.split_at_mut(lo);
-        let (mid, tail) = rest.split_at_mut(hi - lo);
-        for c in head.iter_mut().chain(tail.iter_mut()) {
-            set(c, 0.0);
-        }
-        let src = &y[(start + lo as isize) as usize..(start + hi as isize) as usize];
-        for ((c, &v), &w) in mid.iter_mut().zip(src).zip(&self.win[lo..hi]) {
-            set(c, v * w);
         }
     }
 
@@ -400,25 +394,9 @@ impl Analysis {
 
 /// `librosa.effects.time_stretch(y, rate=rate)`: faster for `rate > 1`, output length
 /// `round(n / rate)`, pitch unchanged.
+/// (The per-frame pieces — analysis, vocoder, overlap-add — each pick their AVX2 build
+/// at run time.)
 pub fn time_stretch(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is available (checked). The per-bin and per-sample loops inlined
-        // into it only add, multiply, divide and take square roots (never fused), so the
-        // result has the same bits as the generic build.
-        return unsafe { time_stretch_avx2(y, rate, mode) };
-    }
-    time_stretch_impl(y, rate, mode)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn time_stretch_avx2(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
-    time_stretch_impl(y, rate, mode)
-}
-
-#[inline(always)]
-fn time_stretch_impl(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
     check_signal(y)?;
     positive("rate", rate)?;
     if !(1.0 / 64.0..=64.0).contains(&rate) {

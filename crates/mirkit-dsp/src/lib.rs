@@ -53,5 +53,7 @@ pub use mel::{
     MelNorm, MelScale,
 };
 pub use realfft::num_complex::Complex32;
-pub use stft::{istft, istft_frames, pad, stft, OverlapAdd, PadMode, Stft, StftConfig};
+pub use stft::{
+    istft, istft_frames, pad, padded_segment, stft, OverlapAdd, PadMode, Stft, StftConfig,
+};
 pub use window::{get_window, WindowKind};

@@ -64,6 +64,15 @@ fn padded_value(x: &[f32], i: isize, mode: PadMode) -> f32 {
     padded_index(i, x.len() as isize, mode).map_or(0.0, |j| x[j as usize])
 }
 
+/// `out.len()` samples of `x` from index `start` on (either end may lie outside `x`),
+/// padded with numpy's `mode` semantics: one frame of a padded signal without padding
+/// the whole signal.
+pub fn padded_segment(x: &[f32], start: isize, mode: PadMode, out: &mut [f32]) {
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = padded_value(x, start + k as isize, mode);
+    }
+}
+
 /// Pads `x` by `left`/`right` samples (like `np.pad(x, (left, right), mode)`).
 pub fn pad(x: &[f32], left: usize, right: usize, mode: PadMode) -> Result<Vec<f32>> {
     if x.is_empty() && (left > 0 || right > 0) && mode != PadMode::Constant {

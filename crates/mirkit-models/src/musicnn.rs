@@ -107,6 +107,9 @@ impl Bn {
 /// (possibly asymmetric, TensorFlow "same") zero padding, then ReLU.
 struct Conv {
     w: Tensor,
+    /// For a time-only (`kh × 1`) kernel, the same kernel as `(O, 1, 1, kh)` for
+    /// [`Conv::max_min_bands`].
+    w_bands: Option<Tensor>,
     b: Tensor,
     /// (top, bottom, left, right) padding
     pad: (usize, usize, usize, usize),
@@ -124,7 +127,12 @@ impl Conv {
         } else {
             (0, 0, 0, 0)
         };
-        Ok(Self { w, b, pad })
+        let w_bands = if kw == 1 {
+            Some(w.transpose(2, 3)?.contiguous()?)
+        } else {
+            None
+        };
+        Ok(Self { w, w_bands, b, pad })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.activate(&self.conv_raw(x)?)
@@ -140,11 +148,12 @@ impl Conv {
     /// convolution then runs along rows, its output is `(B, O, F, T)` and the reductions
     /// run down columns (vectorised) instead of along 96-value rows.
     fn max_min_bands(&self, xb: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (t, bo, l, r) = self.pad;
-        debug_assert_eq!((l, r), (0, 0), "time-only kernel");
+        let (t, bo, _, _) = self.pad;
         let x = xb.pad_with_zeros(3, t, bo)?;
-        let w = self.w.transpose(2, 3)?.contiguous()?; // (O, 1, 1, kh)
-        let y = mirkit_nn::conv2d::conv2d_gemm(&x, &w, None, 1, 0)?; // (B, O, F, T)
+        let w = self.w_bands.as_ref().ok_or_else(|| {
+            ModelError::Input("max_min_bands needs a time-only (kh × 1) kernel".into())
+        })?;
+        let y = mirkit_nn::conv2d::conv2d_gemm(&x, w, None, 1, 0)?; // (B, O, F, T)
         let (b, o, f, tt) = y.dims4()?;
         let both = y.reshape((b * o, f, tt))?.apply_op1_no_bwd(&ColumnMaxMin)?; // (B·O, 2, T)
         let pick =
@@ -819,6 +828,18 @@ impl Musicnn {
 mod tests {
     use super::*;
 
+    /// `max |a − b|`.
+    fn max_abs_diff(a: Tensor, b: Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     /// The frequency-domain timbral filters against the direct convolution's max and min
     /// over bands, for musicnn's two kernel widths and a batch of two.
     #[test]
@@ -841,21 +862,8 @@ mod tests {
                 (mn, raw.min_keepdim(D::Minus1).unwrap()),
             ] {
                 assert_eq!(got.dims(), want.dims());
-                let scale = want
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let err = (got - want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let scale = max_abs_diff(want.zeros_like().unwrap(), want.clone());
+                let err = max_abs_diff(got, want);
                 // f32 DFTs of 96 points: round-off ~1e-6 of the largest value
                 assert!(err <= 1e-5 * scale, "kw {kw}: {err} (scale {scale})");
             }
@@ -919,14 +927,7 @@ mod tests {
             (mn, raw.min_keepdim(D::Minus1).unwrap()),
         ] {
             assert_eq!(got.dims(), want.dims());
-            let err = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let err = max_abs_diff(got, want);
             assert!(err <= 1e-5, "{err}");
         }
     }
