@@ -16,7 +16,8 @@ use crate::cepstral::mfcc_basis;
 use crate::db::{ln_fast, round_to_f16, DbConfig, DbRef};
 use crate::error::{check_finite, invalid, DspError, Result};
 use crate::mel::{MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
-use crate::stft::{padded_index, power_spectrum_strided, PadMode, Stft, StftConfig, StftScratch};
+use crate::paired::PairScratch;
+use crate::stft::{padded_index, PadMode, Stft, StftConfig};
 use mirkit_core::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
 use ndarray::Array2;
 
@@ -282,7 +283,8 @@ pub const BLOCK: usize = 32;
 
 /// Per-thread buffers of a [`FeatureExtractor`].
 pub struct Scratch {
-    stft: StftScratch,
+    /// paired-FFT buffers
+    pair: PairScratch,
     /// power block, bins-major: `power[k * BLOCK + j]`
     power: Vec<f32>,
     /// stage-1 block, rows-major: `block[r * BLOCK + j]`
@@ -343,7 +345,7 @@ impl FeatureExtractor {
     /// Fresh scratch buffers.
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            stft: self.stft.scratch(),
+            pair: self.stft.pair_scratch(),
             power: vec![0.0; self.stft.n_bins() * BLOCK],
             block: vec![0.0; self.stage1_rows() * BLOCK],
         }
@@ -363,17 +365,19 @@ impl FeatureExtractor {
         match &self.mel {
             Some(fb) => {
                 for (m, row) in out.chunks_exact_mut(BLOCK).enumerate() {
-                    let row: &mut [f32; BLOCK] = row.try_into().expect("block row");
-                    *row = [0.0; BLOCK];
+                    // accumulate in a local (registers): through `row` the compiler
+                    // cannot rule out aliasing with `power` and leaves the loop scalar
+                    let mut acc = [0.0f32; BLOCK];
                     let (a, w) = fb.band(m);
                     for (i, &wk) in w.iter().enumerate() {
                         let p: &[f32; BLOCK] = power[(a + i) * BLOCK..(a + i + 1) * BLOCK]
                             .try_into()
                             .expect("block");
                         for j in 0..BLOCK {
-                            row[j] += wk * p[j];
+                            acc[j] += wk * p[j];
                         }
                     }
+                    row.copy_from_slice(&acc);
                 }
             }
             None => out.copy_from_slice(power),
@@ -484,7 +488,6 @@ impl FeatureExtractor {
 
     /// [`compute`](Self::compute) reusing scratch buffers.
     pub fn compute_with(&self, x: &[f32], s: &mut Scratch) -> Result<TimeFrequency> {
-        check_finite(x)?;
         let n_frames = self.n_frames(x.len())?;
         let rows = self.stage1_rows();
         #[cfg(target_arch = "x86_64")]
@@ -549,42 +552,47 @@ impl FeatureExtractor {
     }
 
     /// Stage 1 over the whole signal into a `(rows, frames)` buffer; returns it and its max.
+    ///
+    /// Frames are transformed two at a time (frames `2i` and `2i + 1` share one complex
+    /// FFT, see [`crate::paired`]); the non-finite sample check rides along (a NaN or
+    /// infinite sample turns its frames' power non-finite), so the signal is read once.
     #[inline(always)]
     fn stage1_all(&self, x: &[f32], s: &mut Scratch, n_frames: usize) -> Result<(Vec<f32>, f32)> {
         let rows = self.stage1_rows();
-        let mut out = vec![0.0f32; rows * n_frames];
+        // not zero-filled: the blocks below write every element once (a 10-minute log-mel
+        // is 26 MB, and zeroing it first costs a few per cent of the whole computation)
+        let mut out: Vec<f32> = Vec::with_capacity(rows * n_frames);
         // running maximum kept per lane so the reduction vectorises
         let mut mx = [f32::NEG_INFINITY; BLOCK];
-        let Scratch { stft, power, block } = s;
-        let power_exp = self.cfg.power;
-        let mut flush = |t0: usize, b: usize, power: &[f32], block: &mut [f32]| {
-            self.stage1_block(power, block);
-            for r in 0..rows {
-                let src: &[f32; BLOCK] = block[r * BLOCK..(r + 1) * BLOCK]
-                    .try_into()
-                    .expect("block row");
-                out[r * n_frames + t0..r * n_frames + t0 + b].copy_from_slice(&src[..b]);
-                if b == BLOCK {
-                    for (m, &v) in mx.iter_mut().zip(src) {
-                        *m = m.max(v);
-                    }
-                } else {
-                    for (m, &v) in mx.iter_mut().zip(&src[..b]) {
-                        *m = m.max(v);
-                    }
-                }
-            }
-        };
-        self.stft.frames_with(x, stft, |t, spec| {
+        let mut finite = true;
+        let mut t = 0;
+        while t < n_frames {
+            let both = t + 1 < n_frames;
+            self.stft.load_pair(x, t, both, &mut s.pair);
             let j = t % BLOCK;
-            power_spectrum_strided(spec, power_exp, &mut power[j..], BLOCK);
-            if j == BLOCK - 1 {
-                flush(t + 1 - BLOCK, BLOCK, power, block);
+            finite &= self
+                .stft
+                .pair_power(&mut s.pair, self.cfg.power, &mut s.power[j..], BLOCK);
+            t += 2;
+            let done = t.min(n_frames);
+            if done % BLOCK == 0 || done == n_frames {
+                let t0 = (done - 1) / BLOCK * BLOCK;
+                self.stage1_block(&s.power, &mut s.block);
+                let spare = &mut out.spare_capacity_mut()[..rows * n_frames];
+                copy_block(&s.block, spare, n_frames, t0, done - t0, &mut mx);
             }
-        })?;
-        let rem = n_frames % BLOCK;
-        if rem > 0 {
-            flush(n_frames - rem, rem, power, block);
+        }
+        // SAFETY: the loop above flushed frames 0..n_frames in blocks, and `copy_block`
+        // wrote all `rows` values of each: every element of `0..rows·n_frames` is set.
+        unsafe { out.set_len(rows * n_frames) };
+        // samples no frame reads (past the last frame without centring, or between
+        // frames when hop > n_fft) are checked separately
+        let st = &self.cfg.stft;
+        let off = if st.center { st.n_fft / 2 } else { 0 };
+        let covered_end = ((n_frames - 1) * st.hop_length + st.n_fft).saturating_sub(off);
+        let gaps = st.hop_length > st.n_fft;
+        if !finite || gaps || (covered_end < x.len() && check_finite(&x[covered_end..]).is_err()) {
+            check_finite(x)?;
         }
         Ok((out, mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))))
     }
@@ -596,12 +604,43 @@ impl FeatureExtractor {
             scratch: self.scratch(),
             frame: vec![0.0; self.stage1_rows()],
             xbuf: vec![0.0; self.cfg.stft.n_fft],
+            xa: vec![0.0; self.cfg.stft.n_fft],
+            pending: false,
             lanes: 0,
             buf: Vec::new(),
             buf_start: 0,
             received: 0,
             next: 0,
             max: f32::NEG_INFINITY,
+        }
+    }
+}
+
+/// Copies `b` frames of a stage-1 block (rows-major, `BLOCK` lanes) into columns
+/// `t0..t0 + b` of the `(rows, n_frames)` output (not yet initialised: every element is
+/// written exactly once over the whole signal) and folds them into the lane maxima.
+#[inline(always)]
+fn copy_block(
+    block: &[f32],
+    out: &mut [std::mem::MaybeUninit<f32>],
+    n_frames: usize,
+    t0: usize,
+    b: usize,
+    mx: &mut [f32; BLOCK],
+) {
+    for (r, src) in block.chunks_exact(BLOCK).enumerate() {
+        let dst = &mut out[r * n_frames + t0..r * n_frames + t0 + b];
+        for (d, &v) in dst.iter_mut().zip(&src[..b]) {
+            d.write(v);
+        }
+        if b == BLOCK {
+            for (m, &v) in mx.iter_mut().zip(src) {
+                *m = m.max(v);
+            }
+        } else {
+            for (m, &v) in mx.iter_mut().zip(&src[..b]) {
+                *m = m.max(v);
+            }
         }
     }
 }
@@ -616,6 +655,9 @@ pub struct FrameStreamer<'a> {
     scratch: Scratch,
     frame: Vec<f32>,
     xbuf: Vec<f32>,
+    /// an even frame waiting for its partner
+    xa: Vec<f32>,
+    pending: bool,
     lanes: usize,
     buf: Vec<f32>,
     buf_start: usize,
@@ -660,10 +702,29 @@ impl FrameStreamer<'_> {
                 *v = get(start + k as isize);
             }
         }
-        let Scratch { stft: s, power, .. } = &mut self.scratch;
-        let spec = self.ex.stft.transform_frame(&self.xbuf, s);
-        power_spectrum_strided(spec, self.ex.cfg.power, &mut power[self.lanes..], BLOCK);
-        self.lanes += 1;
+        // frames are paired by index, as in the batch path, so the bits agree
+        if t % 2 == 0 {
+            std::mem::swap(&mut self.xa, &mut self.xbuf);
+            self.pending = true;
+        } else {
+            self.ex
+                .stft
+                .load_pair_frames(&self.xa, Some(&self.xbuf), &mut self.scratch.pair);
+            self.transform_pending(2, on_frame);
+        }
+    }
+
+    /// Transforms the loaded pair into lanes `lanes..lanes + n` (`n` = 1: the second
+    /// frame is padding) and flushes a full block.
+    fn transform_pending(&mut self, n: usize, on_frame: &mut dyn FnMut(&[f32])) {
+        let Scratch { pair, power, .. } = &mut self.scratch;
+        // the samples were checked in `push`
+        let _ = self
+            .ex
+            .stft
+            .pair_power(pair, self.ex.cfg.power, &mut power[self.lanes..], BLOCK);
+        self.lanes += n;
+        self.pending = false;
         if self.lanes == BLOCK {
             self.flush(on_frame);
         }
@@ -752,6 +813,12 @@ impl FrameStreamer<'_> {
         }
         for t in self.next..n_frames {
             self.emit(t, Some(n), on_frame);
+        }
+        if self.pending {
+            self.ex
+                .stft
+                .load_pair_frames(&self.xa, None, &mut self.scratch.pair);
+            self.transform_pending(1, on_frame);
         }
         self.flush(on_frame);
         Ok((n_frames, self.max))

@@ -39,6 +39,7 @@ pub mod db;
 mod error;
 pub mod features;
 pub mod mel;
+pub mod paired;
 pub mod stft;
 pub mod window;
 

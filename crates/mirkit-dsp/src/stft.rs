@@ -178,6 +178,10 @@ pub struct Stft {
     cfg: StftConfig,
     window: Vec<f64>,
     fft: Arc<dyn RealToComplex<f64>>,
+    /// complex `n_fft`-point plan for two frames at once (see `paired`)
+    cfft: Arc<dyn rustfft::Fft<f64>>,
+    /// the window with every value twice (`w0 w0 w1 w1 ...`), to scale interleaved pairs
+    window2: Vec<f64>,
 }
 
 impl std::fmt::Debug for Stft {
@@ -202,7 +206,23 @@ impl Stft {
         let lpad = (cfg.n_fft - cfg.win_length) / 2;
         window[lpad..lpad + w.len()].copy_from_slice(&w);
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(cfg.n_fft);
-        Ok(Self { cfg, window, fft })
+        let cfft = rustfft::FftPlanner::<f64>::new().plan_fft_forward(cfg.n_fft);
+        let window2 = window.iter().flat_map(|&v| [v, v]).collect();
+        Ok(Self {
+            cfg,
+            window,
+            fft,
+            cfft,
+            window2,
+        })
+    }
+    /// The window with each value repeated (for interleaved frame pairs).
+    pub(crate) fn window_doubled(&self) -> &[f64] {
+        &self.window2
+    }
+    /// The complex `n_fft`-point plan used for pairs of frames.
+    pub(crate) fn complex_fft(&self) -> &dyn rustfft::Fft<f64> {
+        &*self.cfft
     }
     /// The configuration.
     pub fn config(&self) -> &StftConfig {

@@ -62,17 +62,18 @@ fn weights(m: &ScratchModel) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
-/// Trains `m` on the tones with AdamW 1e-2 (no decay) for `epochs`, uninterrupted.
+/// Trains `m` on the tones with AdamW at `lr` (no decay) for `epochs`, uninterrupted.
 fn train_adamw(
     m: &ScratchModel,
     tr: &AudioSet,
     va: &AudioSet,
     dir: &std::path::Path,
     epochs: usize,
+    lr: f64,
 ) -> mirkit_train::trainer::TrainReport {
     let c = TrainConfig {
         optimizer: mirkit_train::trainer::OptimizerConfig::AdamW {
-            lr: 1e-2,
+            lr,
             weight_decay: 0.0,
         },
         ..cfg(epochs)
@@ -118,7 +119,12 @@ fn learns_low_vs_high_tones() {
     let (tr, va) = (tones(8, 1), tones(3, 2));
     let m = ScratchModel::new("short-chunk-cnn", 4, &classes(), 0).unwrap();
     let dir = tempdir("learns");
-    let r = train_adamw(&m, &tr, &va, &dir, 10);
+    // AdamW 1e-3: every model seed 0..7 tried reaches (and keeps) full validation
+    // accuracy by epoch 8 of 12 — validation waits for the batch-norm running statistics
+    // (momentum 0.1) to settle. At 1e-2 the outcome hung on the initialisation: one seed
+    // never left chance level and another oscillated between 0.67 and 1.0, so a change in
+    // the last bits of the features could flip the result.
+    let r = train_adamw(&m, &tr, &va, &dir, 12, 1e-3);
     let last = r.history.last().unwrap();
     assert!(
         last.valid_metric == 1.0,
@@ -138,7 +144,7 @@ fn learns_low_vs_high_tones() {
         assert!(dir.join(f).exists(), "{f}");
     }
     let csv = std::fs::read_to_string(dir.join("log.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 11, "{csv}");
+    assert_eq!(csv.lines().count(), 13, "{csv}");
 }
 
 #[test]
@@ -343,7 +349,7 @@ fn raw_waveform_models_train_save_and_reload() {
     for arch in ["samplecnn", "samplecnn-se", "rese2"] {
         let m = ScratchModel::new(arch, 2, &classes(), 0).unwrap();
         let dir = tempdir(arch);
-        let r = train_adamw(&m, &tr, &va, &dir, 4);
+        let r = train_adamw(&m, &tr, &va, &dir, 4, 1e-2);
         let first = r.history[0].train_loss;
         let best = r
             .history
