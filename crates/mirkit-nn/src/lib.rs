@@ -33,6 +33,7 @@ pub mod dropout;
 mod error;
 pub mod frontend;
 pub mod init;
+pub mod kernels;
 pub mod loss;
 pub mod optim;
 pub mod pool;

@@ -1,0 +1,187 @@
+//! Slice-level kernels for fused inference operations.
+//!
+//! Candle composes operations through whole tensors: every intermediate is allocated
+//! (zero-filled), written to memory and read back. Where a model reduces a large
+//! intermediate right away (a convolution followed by a max over one axis), doing the
+//! product in cache-sized pieces and reducing each piece at once avoids that traffic.
+//! These are the pieces: a matrix product on strided views of plain slices (the `gemm`
+//! crate that Candle itself uses, single-threaded so callers parallelise over pieces)
+//! and a column-wise max/min.
+
+/// A read-only strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
+///
+/// Strides may overlap (`rs = cs = 1` views a signal as the Toeplitz matrix of its
+/// sliding windows, i.e. im2col without a copy).
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A view, or `None` when an element would lie outside `data` or a side is 0.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Option<Self> {
+        if rows == 0 || cols == 0 {
+            return None;
+        }
+        let last = (rows - 1)
+            .checked_mul(rs)?
+            .checked_add((cols - 1).checked_mul(cs)?)?;
+        (last < data.len()).then_some(Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        })
+    }
+    /// A contiguous row-major `(rows, cols)` view.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Option<Self> {
+        Self::new(data, rows, cols, cols, 1)
+    }
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// `c = a · b` (or `c += a · b` with `accumulate`), `c` row-major `(a.rows, b.cols)`, on
+/// this thread.
+///
+/// # Panics
+/// If the inner dimensions differ or `c` has the wrong length.
+pub fn gemm_into(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions");
+    assert_eq!(c.len(), m * n, "output length");
+    // SAFETY: `MatRef::new` checked that every element of both views lies inside its
+    // slice; `c` holds exactly `m·n` elements, written with row stride `n`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Max and min down the columns of a row-major `(rows, n)` matrix, written to `hi` and
+/// `lo` (length `n`). Row by row, element-wise, so it vectorises. NaN-free input is
+/// assumed (a NaN never replaces a value here).
+///
+/// # Panics
+/// If `x.len() != rows·n`, `rows == 0`, or `hi`/`lo` are not `n` long.
+pub fn column_max_min(x: &[f32], n: usize, hi: &mut [f32], lo: &mut [f32]) {
+    assert!(n > 0 && !x.is_empty() && x.len() % n == 0, "shape");
+    assert!(hi.len() == n && lo.len() == n, "output length");
+    hi.copy_from_slice(&x[..n]);
+    lo.copy_from_slice(&x[..n]);
+    for row in x.chunks_exact(n).skip(1) {
+        for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(row) {
+            *h = if v > *h { v } else { *h };
+            *l = if v < *l { v } else { *l };
+        }
+    }
+}
+
+/// Running element-wise max/min: `hi = max(hi, x)`, `lo = min(lo, x)`.
+pub fn fold_max_min(x: &[f32], hi: &mut [f32], lo: &mut [f32]) {
+    for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(x) {
+        *h = if v > *h { v } else { *h };
+        *l = if v < *l { v } else { *l };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &MatRef, b: &MatRef) -> Vec<f32> {
+        let mut c = vec![0f32; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                let mut s = 0f64;
+                for p in 0..a.cols {
+                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+                c[i * b.cols + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    /// Row-major, transposed and overlapping (Toeplitz) views against a naive product,
+    /// within f32 round-off (2e-6 of the values' scale).
+    #[test]
+    fn strided_products_match_naive() {
+        let mut rng = mirkit_core::Rng::new(5);
+        let v: Vec<f32> = (0..4000).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        let a = MatRef::row_major(&v[..35 * 17], 35, 17).unwrap();
+        let at = MatRef::new(&v[..17 * 35], 35, 17, 1, 35).unwrap(); // transposed storage
+        let toeplitz = MatRef::new(&v[1000..], 17, 300, 1, 1).unwrap(); // sliding windows
+        let b = MatRef::row_major(&v[2000..2000 + 17 * 41], 17, 41).unwrap();
+        for (x, y) in [(a, b), (at, b), (a, toeplitz), (at, toeplitz)] {
+            let want = naive(&x, &y);
+            let mut got = vec![0f32; want.len()];
+            gemm_into(x, y, &mut got, false);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 2e-6 * 17.0, "{err}");
+            // accumulate adds to what is there
+            gemm_into(x, y, &mut got, true);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(p, q)| (p - 2.0 * q).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 4e-6 * 17.0, "{err}");
+        }
+    }
+
+    #[test]
+    fn views_outside_the_slice_are_refused() {
+        let v = vec![0f32; 10];
+        assert!(MatRef::new(&v, 2, 5, 5, 1).is_some());
+        assert!(MatRef::new(&v, 2, 6, 5, 1).is_none());
+        assert!(MatRef::new(&v, 0, 5, 5, 1).is_none());
+        assert!(MatRef::new(&v, 3, 8, 1, 1).is_some()); // last = 2 + 7 = 9
+        assert!(MatRef::new(&v, 3, 9, 1, 1).is_none());
+        assert!(MatRef::new(&v, usize::MAX, 2, usize::MAX, 1).is_none());
+    }
+
+    #[test]
+    fn column_reductions() {
+        let x = [1.0, 5.0, -2.0, 3.0, 0.0, 7.0];
+        let (mut hi, mut lo) = ([0f32; 3], [0f32; 3]);
+        column_max_min(&x, 3, &mut hi, &mut lo);
+        assert_eq!((hi, lo), ([3.0, 5.0, 7.0], [1.0, 0.0, -2.0]));
+        fold_max_min(&[4.0, -1.0, 0.0], &mut hi, &mut lo);
+        assert_eq!((hi, lo), ([4.0, 5.0, 7.0], [1.0, -1.0, -2.0]));
+    }
+}
