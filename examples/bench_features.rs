@@ -61,81 +61,82 @@ fn main() {
 
     // FFTs alone: window + forward real FFT of every frame, f32 and f64
     let time_fft = |f64_: bool| -> f64 {
-        let mut ts = Vec::new();
-        for _ in 0..repeats {
-            let t = Instant::now();
-            let mut acc = 0.0f64;
-            if f64_ {
-                let fft = RealFftPlanner::<f64>::new().plan_fft_forward(512);
-                let (mut i, mut o, mut s) = (
-                    fft.make_input_vec(),
-                    fft.make_output_vec(),
-                    fft.make_scratch_vec(),
-                );
-                for k in 0..n_frames.saturating_sub(2) {
-                    for (d, &v) in i.iter_mut().zip(&y[k * 256..k * 256 + 512]) {
-                        *d = v as f64;
-                    }
-                    fft.process_with_scratch(&mut i, &mut o, &mut s).unwrap();
-                    acc += o[1].re;
+        let t = Instant::now();
+        let mut acc = 0.0f64;
+        if f64_ {
+            let fft = RealFftPlanner::<f64>::new().plan_fft_forward(512);
+            let (mut i, mut o, mut s) = (
+                fft.make_input_vec(),
+                fft.make_output_vec(),
+                fft.make_scratch_vec(),
+            );
+            for k in 0..n_frames.saturating_sub(2) {
+                for (d, &v) in i.iter_mut().zip(&y[k * 256..k * 256 + 512]) {
+                    *d = v as f64;
                 }
-            } else {
-                let fft = RealFftPlanner::<f32>::new().plan_fft_forward(512);
-                let (mut i, mut o, mut s) = (
-                    fft.make_input_vec(),
-                    fft.make_output_vec(),
-                    fft.make_scratch_vec(),
-                );
-                for k in 0..n_frames.saturating_sub(2) {
-                    i.copy_from_slice(&y[k * 256..k * 256 + 512]);
-                    fft.process_with_scratch(&mut i, &mut o, &mut s).unwrap();
-                    acc += o[1].re as f64;
-                }
+                fft.process_with_scratch(&mut i, &mut o, &mut s).unwrap();
+                acc += o[1].re;
             }
-            std::hint::black_box(acc);
-            ts.push(t.elapsed().as_secs_f64());
+        } else {
+            let fft = RealFftPlanner::<f32>::new().plan_fft_forward(512);
+            let (mut i, mut o, mut s) = (
+                fft.make_input_vec(),
+                fft.make_output_vec(),
+                fft.make_scratch_vec(),
+            );
+            for k in 0..n_frames.saturating_sub(2) {
+                i.copy_from_slice(&y[k * 256..k * 256 + 512]);
+                fft.process_with_scratch(&mut i, &mut o, &mut s).unwrap();
+                acc += o[1].re as f64;
+            }
         }
-        median(ts)
+        std::hint::black_box(acc);
+        t.elapsed().as_secs_f64()
     };
-    let fft32 = time_fft(false);
-    let fft64 = time_fft(true);
-    let mut ts = Vec::new();
+    // the three are timed in turn within each repeat, so that a slow spell of this
+    // shared machine affects all of them rather than one
     let mut scratch = ex.scratch();
+    let (mut f32s, mut f64s, mut lms) = (vec![], vec![], vec![]);
     for _ in 0..repeats {
+        f32s.push(time_fft(false));
+        f64s.push(time_fft(true));
         let t = Instant::now();
         let m = ex.compute_with(&y, &mut scratch).unwrap();
         std::hint::black_box(m);
-        ts.push(t.elapsed().as_secs_f64());
+        lms.push(t.elapsed().as_secs_f64());
     }
-    let logmel = median(ts);
-
-    // many files in parallel: 8 one-minute signals, 1 thread vs all threads
-    let files: Vec<&[f32]> = (0..8)
-        .map(|i| &y[i * 60 * 22050..(i + 1) * 60 * 22050])
+    let (fft32, fft64, logmel) = (median(f32s), median(f64s), median(lms));
+    // many files in parallel: the 10 minutes as 20 half-minute signals, three passes per
+    // timing (~0.1 s on one thread: shorter jobs measure this machine's neighbours more
+    // than the code), 1 thread vs all threads, alternating
+    let files: Vec<&[f32]> = (0..20)
+        .map(|i| &y[i * 30 * 22050..(i + 1) * 30 * 22050])
         .collect();
     let run = |threads: usize| -> f64 {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        let mut ts = Vec::new();
-        for _ in 0..repeats.min(5) {
-            let t = Instant::now();
+        let t = Instant::now();
+        for _ in 0..3 {
             pool.install(|| {
                 use rayon::prelude::*;
                 files.par_iter().for_each(|f| {
                     std::hint::black_box(ex.compute(f).unwrap());
                 })
             });
-            ts.push(t.elapsed().as_secs_f64());
         }
-        median(ts)
+        t.elapsed().as_secs_f64()
     };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let par1 = run(1);
-    let parn = run(cores);
+    let (mut p1, mut pn) = (vec![], vec![]);
+    for _ in 0..repeats {
+        p1.push(run(1));
+        pn.push(run(cores));
+    }
+    let (par1, parn) = (median(p1), median(pn));
     println!(
         "{}",
         serde_json::json!({
