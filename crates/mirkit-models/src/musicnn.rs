@@ -402,10 +402,18 @@ impl FreqConv {
             let wk = &self.w[k * 2 * o * 2 * kh..(k + 1) * 2 * o * 2 * kh];
             let (re, im) = y[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
             for ol in 0..ob {
-                let wr = &wk[(o0 + ol) * 2 * kh..(o0 + ol + 1) * 2 * kh];
-                let wi = &wk[(o + o0 + ol) * 2 * kh..(o + o0 + ol + 1) * 2 * kh];
-                let dst = (&mut re[ol * t..(ol + 1) * t], &mut im[ol * t..(ol + 1) * t]);
-                taps_two_rows(xk, tp, kh, wr, wi, dst.0, dst.1);
+                let rows = TapRows {
+                    x: xk,
+                    tp,
+                    kh,
+                    wr: &wk[(o0 + ol) * 2 * kh..(o0 + ol + 1) * 2 * kh],
+                    wi: &wk[(o + o0 + ol) * 2 * kh..(o + o0 + ol + 1) * 2 * kh],
+                };
+                taps_two_rows(
+                    rows,
+                    &mut re[ol * t..(ol + 1) * t],
+                    &mut im[ol * t..(ol + 1) * t],
+                );
             }
         }
         let inv = MatRef::row_major(&self.inv, self.f_out, 2 * bins).expect("inverse DFT");
@@ -415,88 +423,68 @@ impl FreqConv {
     }
 }
 
+/// The inputs of the per-bin products of one bin and one output channel: `x` holds the
+/// bin's real and imaginary rows over time (`2 × tp`), `wr`/`wi` the weights of the
+/// channel's real and imaginary output rows (`2·kh`: part of `x`, time tap).
+#[derive(Clone, Copy)]
+struct TapRows<'a> {
+    x: &'a [f32],
+    tp: usize,
+    kh: usize,
+    wr: &'a [f32],
+    wi: &'a [f32],
+}
+
 /// `re[t] = Σ_{p, dt} wr[p·kh + dt] · x[p·tp + dt + t]` and the same with `wi` into `im`,
 /// for `t < re.len()`: the 2·kh time taps over the real and imaginary rows of one bin,
 /// for one output channel's real and imaginary rows (sharing the loads).
-fn taps_two_rows(
-    x: &[f32],
-    tp: usize,
-    kh: usize,
-    wr: &[f32],
-    wi: &[f32],
-    re: &mut [f32],
-    im: &mut [f32],
-) {
+fn taps_two_rows(r: TapRows<'_>, re: &mut [f32], im: &mut [f32]) {
     let t = re.len();
-    assert!(im.len() == t && x.len() >= tp + tp && tp >= t + kh - 1);
-    assert!(wr.len() == 2 * kh && wi.len() == 2 * kh);
+    assert!(im.len() == t && r.x.len() >= 2 * r.tp && r.tp + 1 >= t + r.kh);
+    assert!(r.wr.len() == 2 * r.kh && r.wi.len() == 2 * r.kh);
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA; bounds are asserted above.
-        unsafe { taps_two_rows_fma(x, tp, kh, wr, wi, re, im) };
+        unsafe { taps_two_rows_fma(r, re, im) };
         return;
     }
-    taps_two_rows_body::<false>(x, tp, kh, wr, wi, re, im);
+    taps_two_rows_body::<false>(r, re, im);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn taps_two_rows_fma(
-    x: &[f32],
-    tp: usize,
-    kh: usize,
-    wr: &[f32],
-    wi: &[f32],
-    re: &mut [f32],
-    im: &mut [f32],
-) {
-    taps_two_rows_body::<true>(x, tp, kh, wr, wi, re, im);
+unsafe fn taps_two_rows_fma(r: TapRows<'_>, re: &mut [f32], im: &mut [f32]) {
+    taps_two_rows_body::<true>(r, re, im);
 }
 
 /// 32 frames at a time in two sets of accumulators (eight 256-bit registers), then 8 at
 /// a time; a last partial tile is recomputed from `t − 8` (every output is summed in the
 /// same order whichever tile computes it, so overlapping tiles write the same bits).
 #[inline(always)]
-fn taps_two_rows_body<const FMA: bool>(
-    x: &[f32],
-    tp: usize,
-    kh: usize,
-    wr: &[f32],
-    wi: &[f32],
-    re: &mut [f32],
-    im: &mut [f32],
-) {
+fn taps_two_rows_body<const FMA: bool>(r: TapRows<'_>, re: &mut [f32], im: &mut [f32]) {
     let t = re.len();
     let mut t0 = 0;
     while t0 + 32 <= t {
-        tile::<32, FMA>(x, tp, kh, wr, wi, re, im, t0);
+        tile::<32, FMA>(r, re, im, t0);
         t0 += 32;
     }
     while t0 + 8 <= t {
-        tile::<8, FMA>(x, tp, kh, wr, wi, re, im, t0);
+        tile::<8, FMA>(r, re, im, t0);
         t0 += 8;
     }
-    if t0 < t {
-        if t >= 8 {
-            tile::<8, FMA>(x, tp, kh, wr, wi, re, im, t - 8);
-        } else {
-            tile::<1, FMA>(x, tp, kh, wr, wi, re, im, t0);
-            for tt in t0 + 1..t {
-                tile::<1, FMA>(x, tp, kh, wr, wi, re, im, tt);
-            }
+    if t0 < t && t >= 8 {
+        tile::<8, FMA>(r, re, im, t - 8);
+    } else {
+        for tt in t0..t {
+            tile::<1, FMA>(r, re, im, tt);
         }
     }
 }
 
 /// Frames `t0..t0 + W` of [`taps_two_rows`].
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn tile<const W: usize, const FMA: bool>(
-    x: &[f32],
-    tp: usize,
-    kh: usize,
-    wr: &[f32],
-    wi: &[f32],
+    r: TapRows<'_>,
     re: &mut [f32],
     im: &mut [f32],
     t0: usize,
@@ -504,10 +492,10 @@ fn tile<const W: usize, const FMA: bool>(
     let madd = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
     let (mut ar, mut ai) = ([0f32; W], [0f32; W]);
     for p in 0..2 {
-        for dt in 0..kh {
-            let (a, b) = (wr[p * kh + dt], wi[p * kh + dt]);
-            let at = p * tp + dt + t0;
-            let s: &[f32; W] = x[at..at + W].try_into().expect("tile");
+        for dt in 0..r.kh {
+            let (a, b) = (r.wr[p * r.kh + dt], r.wi[p * r.kh + dt]);
+            let at = p * r.tp + dt + t0;
+            let s: &[f32; W] = r.x[at..at + W].try_into().expect("tile");
             for j in 0..W {
                 ar[j] = madd(a, s[j], ar[j]);
                 ai[j] = madd(b, s[j], ai[j]);
@@ -998,6 +986,59 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
+    }
+
+    /// The per-bin tap kernel, both builds (plain multiply-add and FMA), against a direct
+    /// `f64` sum, for lengths that exercise the 32- and 8-frame tiles, the recomputed last
+    /// tile and the one-frame path; overlapping tiles must agree with a plain pass.
+    #[test]
+    fn tap_kernel_matches_the_direct_sum() {
+        let mut rng = mirkit_core::Rng::new(3);
+        let kh = 7;
+        for t in [1usize, 5, 8, 13, 37, 187] {
+            let tp = t + kh - 1;
+            let x: Vec<f32> = (0..2 * tp).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let w: Vec<f32> = (0..4 * kh).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let r = TapRows {
+                x: &x,
+                tp,
+                kh,
+                wr: &w[..2 * kh],
+                wi: &w[2 * kh..],
+            };
+            let want = |wv: &[f32]| -> Vec<f64> {
+                (0..t)
+                    .map(|tt| {
+                        (0..2)
+                            .flat_map(|p| (0..kh).map(move |dt| (p, dt)))
+                            .map(|(p, dt)| wv[p * kh + dt] as f64 * x[p * tp + dt + tt] as f64)
+                            .sum()
+                    })
+                    .collect()
+            };
+            let (wre, wim) = (want(r.wr), want(r.wi));
+            let mut outs = vec![];
+            for fma in [false, true] {
+                let (mut re, mut im) = (vec![0f32; t], vec![0f32; t]);
+                if fma {
+                    taps_two_rows(r, &mut re, &mut im);
+                } else {
+                    taps_two_rows_body::<false>(r, &mut re, &mut im);
+                }
+                for (got, want) in [(&re, &wre), (&im, &wim)] {
+                    for (g, w) in got.iter().zip(want.iter()) {
+                        assert!((*g as f64 - w).abs() < 1e-5, "t {t}: {g} vs {w}");
+                    }
+                }
+                outs.push((re, im));
+            }
+            // one frame at a time gives the same bits as the tiles
+            let (mut re1, mut im1) = (vec![0f32; t], vec![0f32; t]);
+            for tt in 0..t {
+                tile::<1, false>(r, &mut re1, &mut im1, tt);
+            }
+            assert_eq!((re1, im1), outs[0], "t {t}");
+        }
     }
 
     /// The frequency-domain timbral filters against the direct convolution's max and min
