@@ -824,3 +824,43 @@ impl FrameStreamer<'_> {
         Ok((n_frames, self.max))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The non-finite check folded into the paired transform reports the first bad
+    /// sample wherever it is: inside frames, at either end, in the tail no frame reads
+    /// (no centring) and between frames (hop > n_fft); a clean signal passes.
+    #[test]
+    fn non_finite_samples_are_reported_with_their_index() {
+        let n = 5000;
+        let clean: Vec<f32> = (0..n).map(|i| (i as f32 * 0.01).sin()).collect();
+        let configs = [
+            (StftConfig::new(512).hop(256), "centred"),
+            (StftConfig::new(512).hop(256).center(false), "not centred"),
+            (StftConfig::new(256).hop(400).center(false), "hop > n_fft"),
+        ];
+        for (stft, label) in configs {
+            let mut cfg = FeatureConfig::librosa();
+            cfg.stft = stft;
+            cfg.compression = Compression::Db(DbConfig::default());
+            let ex = FeatureExtractor::new(cfg).unwrap();
+            assert!(ex.compute(&clean).is_ok(), "{label}");
+            // 4999 lies past the last frame without centring (frames end at 4864 / 4656);
+            // 300 lies between two frames when hop > n_fft
+            for pos in [0usize, 300, 2500, n - 1] {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut x = clean.clone();
+                    x[pos] = bad;
+                    match ex.compute(&x) {
+                        Err(DspError::NonFinite { index, .. }) => {
+                            assert_eq!(index, pos, "{label}: {bad} at {pos}")
+                        }
+                        other => panic!("{label}: {bad} at {pos} gave {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+}
