@@ -4,7 +4,8 @@
 //! `z = a + i·b`. With `Z = FFT(z)` and `W[k] = Z[(N − k) mod N]`, the spectra are
 //! `A[k] = (Z[k] + conj W[k]) / 2` and `B[k] = (Z[k] − conj W[k]) / 2i` (the standard
 //! "two real FFTs for the price of one complex FFT"; e.g. Press et al., *Numerical
-//! Recipes*, 3rd ed., § 12.3, "FFT of real functions"). Writing `s = Z[k] + W[k]` and `d = Z[k] − W[k]`,
+//! Recipes*, 3rd ed., § 12.3, "FFT of real functions"). Writing `s = Z[k] + W[k]` and
+//! `d = Z[k] − W[k]`,
 //!
 //! ```text
 //! |A[k]|² = (s.re² + d.im²) / 4        |B[k]|² = (s.im² + d.re²) / 4
