@@ -22,7 +22,7 @@
 //! bits of each, so callers pair frames by index (`2i`, `2i + 1`; a final odd frame with
 //! zeros) wherever bit-identical results are promised (streaming equals batch).
 
-use crate::stft::{padded_index, Stft};
+use crate::stft::{padded_value, Stft};
 use realfft::num_complex::Complex64;
 
 /// Buffers for [`Stft::load_pair`] and [`Stft::pair_power`].
@@ -61,9 +61,7 @@ impl Stft {
             return;
         }
         let mode = cfg.pad_mode;
-        let get = |i: isize| -> f64 {
-            padded_index(i, x.len() as isize, mode).map_or(0.0, |j| x[j as usize] as f64)
-        };
+        let get = |i: isize| padded_value(x, i, mode) as f64;
         for (k, (o, &wk)) in s.buf.iter_mut().zip(w).enumerate() {
             let k = k as isize;
             let b = if both { get(sb + k) * wk } else { 0.0 };

@@ -60,7 +60,7 @@ pub(crate) fn padded_index(i: isize, n: isize, mode: PadMode) -> Option<isize> {
 
 /// Value of the padded signal at (possibly out-of-range) index `i`, numpy semantics.
 #[inline]
-fn padded_value(x: &[f32], i: isize, mode: PadMode) -> f32 {
+pub(crate) fn padded_value(x: &[f32], i: isize, mode: PadMode) -> f32 {
     padded_index(i, x.len() as isize, mode).map_or(0.0, |j| x[j as usize])
 }
 
@@ -294,17 +294,6 @@ impl Stft {
     /// callers that visit frames on demand. `x` is not checked for NaN here.
     pub fn frame_at<'s>(&self, x: &[f32], t: usize, s: &'s mut StftScratch) -> &'s [Complex64] {
         self.load_frame(x, t, &mut s.input);
-        self.fft
-            .process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch)
-            .expect("plan sizes");
-        &s.output
-    }
-
-    /// Windows one `n_fft`-sample frame (unwindowed samples in `frame`) and transforms it.
-    pub fn transform_frame<'s>(&self, frame: &[f32], s: &'s mut StftScratch) -> &'s [Complex64] {
-        for ((o, &a), &w) in s.input.iter_mut().zip(frame).zip(&self.window) {
-            *o = a as f64 * w;
-        }
         self.fft
             .process_with_scratch(&mut s.input, &mut s.output, &mut s.scratch)
             .expect("plan sizes");

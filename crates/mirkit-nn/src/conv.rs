@@ -73,9 +73,7 @@ pub fn conv1d(
     cfg: candle_nn::Conv1dConfig,
     vb: candle_nn::VarBuilder,
 ) -> Result<Conv1dGemm> {
-    Ok(Conv1dGemm::from_candle(&candle_nn::conv1d(
-        cin, cout, kernel, cfg, vb,
-    )?))
+    Conv1dGemm::from_candle(&candle_nn::conv1d(cin, cout, kernel, cfg, vb)?)
 }
 
 /// A `candle_nn::Conv1d` (same parameters and names) computed by [`conv1d_gemm`].
@@ -91,16 +89,30 @@ pub struct Conv1dGemm {
     pub padding: usize,
 }
 
+/// The GEMM convolutions compute dilation 1 and one group only: anything else is an
+/// error rather than a silently different layer.
+pub(crate) fn check_plain(what: &'static str, dilation: usize, groups: usize) -> Result<()> {
+    if dilation != 1 || groups != 1 {
+        return Err(invalid(
+            what,
+            format!("dilation {dilation}, groups {groups}"),
+            "only dilation 1 and one group are supported",
+        ));
+    }
+    Ok(())
+}
+
 impl Conv1dGemm {
-    /// Wraps a Candle convolution (dilation 1, one group).
-    pub fn from_candle(c: &candle_nn::Conv1d) -> Self {
+    /// Wraps a Candle convolution; an error for dilation or groups other than 1.
+    pub fn from_candle(c: &candle_nn::Conv1d) -> Result<Self> {
         let cfg = c.config();
-        Self {
+        check_plain("conv1d", cfg.dilation, cfg.groups)?;
+        Ok(Self {
             weight: c.weight().clone(),
             bias: c.bias().cloned(),
             stride: cfg.stride,
             padding: cfg.padding,
-        }
+        })
     }
 }
 
@@ -192,6 +204,30 @@ pub(crate) fn check_conv_grads(
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    /// Dilated or grouped layers are refused by both GEMM wrappers, not computed as
+    /// plain ones.
+    #[test]
+    fn dilation_and_groups_are_refused() {
+        let vm = candle_nn::VarMap::new();
+        let vb = candle_nn::VarBuilder::from_varmap(&vm, candle_core::DType::F32, &Device::Cpu);
+        let c1 = |dilation, groups| candle_nn::Conv1dConfig {
+            dilation,
+            groups,
+            ..Default::default()
+        };
+        assert!(conv1d(4, 4, 3, c1(1, 1), vb.pp("a")).is_ok());
+        assert!(conv1d(4, 4, 3, c1(2, 1), vb.pp("b")).is_err());
+        assert!(conv1d(4, 4, 3, c1(1, 2), vb.pp("c")).is_err());
+        let c2 = |dilation, groups| candle_nn::Conv2dConfig {
+            dilation,
+            groups,
+            ..Default::default()
+        };
+        assert!(crate::conv2d::conv2d(4, 4, 3, c2(1, 1), vb.pp("d")).is_ok());
+        assert!(crate::conv2d::conv2d(4, 4, 3, c2(2, 1), vb.pp("e")).is_err());
+        assert!(crate::conv2d::conv2d(4, 4, 3, c2(1, 2), vb.pp("f")).is_err());
+    }
 
     #[test]
     fn equals_candle_forward_and_finite_difference_gradients() {

@@ -271,13 +271,7 @@ impl Conv2dGemm {
     /// Wraps a Candle convolution; an error for dilation or groups other than 1.
     pub fn from_candle(c: &candle_nn::Conv2d) -> Result<Self> {
         let cfg = c.config();
-        if cfg.dilation != 1 || cfg.groups != 1 {
-            return Err(invalid(
-                "conv2d",
-                format!("dilation {}, groups {}", cfg.dilation, cfg.groups),
-                "only dilation 1 and one group are supported",
-            ));
-        }
+        crate::conv::check_plain("conv2d", cfg.dilation, cfg.groups)?;
         Ok(Self {
             weight: c.weight().clone(),
             bias: c.bias().cloned(),

@@ -100,10 +100,7 @@ pub fn column_max_min(x: &[f32], n: usize, hi: &mut [f32], lo: &mut [f32]) {
     hi.copy_from_slice(&x[..n]);
     lo.copy_from_slice(&x[..n]);
     for row in x.chunks_exact(n).skip(1) {
-        for ((h, l), &v) in hi.iter_mut().zip(lo.iter_mut()).zip(row) {
-            *h = if v > *h { v } else { *h };
-            *l = if v < *l { v } else { *l };
-        }
+        fold_max_min(row, hi, lo);
     }
 }
 
