@@ -15,9 +15,10 @@
 use crate::cepstral::mfcc_basis;
 use crate::db::{ln_fast, round_to_f16, DbConfig, DbRef};
 use crate::error::{check_finite, invalid, DspError, Result};
+use crate::lanes::{LanePlan, LANES};
 use crate::mel::{MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
 use crate::paired::PairScratch;
-use crate::stft::{padded_index, PadMode, Stft, StftConfig};
+use crate::stft::{padded_index, padded_segment, PadMode, Stft, StftConfig};
 use mirkit_core::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
 use ndarray::Array2;
 
@@ -275,20 +276,31 @@ pub struct FeatureExtractor {
     stft: Stft,
     mel: Option<MelFilterbank>,
     dct: Option<Array2<f32>>,
+    /// the four-frame transform, for power-of-two `n_fft`
+    lanes: Option<LanePlan>,
 }
 
 /// Frames processed together: the mel product and the log run across this many frames
 /// at once, so their inner loops are contiguous and vectorise.
 pub const BLOCK: usize = 32;
 
+/// Buffers of the frame transform (one of the two engines).
+enum TxScratch {
+    Lanes(Vec<f64>),
+    Pair(PairScratch),
+}
+
 /// Per-thread buffers of a [`FeatureExtractor`].
 pub struct Scratch {
-    /// paired-FFT buffers
-    pair: PairScratch,
+    /// transform buffers
+    tx: TxScratch,
     /// power block, bins-major: `power[k * BLOCK + j]`
     power: Vec<f32>,
     /// stage-1 block, rows-major: `block[r * BLOCK + j]`
     block: Vec<f32>,
+    /// frames that need padding (or, streaming, all frames) of one group,
+    /// `group_size · n_fft`
+    edge: Vec<f32>,
 }
 
 impl FeatureExtractor {
@@ -304,12 +316,21 @@ impl FeatureExtractor {
             let rows = mel.as_ref().map(|f| f.n_mels()).unwrap_or(stft.n_bins());
             mfcc_basis(m.n_mfcc, rows, m.lifter)
         });
+        let lanes = LanePlan::new(stft.window());
         Ok(Self {
             cfg,
             stft,
             mel,
             dct,
+            lanes,
         })
+    }
+    /// The same extractor with the paired complex FFT ([`crate::paired`]) instead of the
+    /// four-frame lane transform ([`crate::lanes`]) that power-of-two `n_fft` get by
+    /// default: for benchmarks and cross-checks. The results differ by rounding only.
+    pub fn without_lanes(mut self) -> Self {
+        self.lanes = None;
+        self
     }
     /// The configuration.
     pub fn config(&self) -> &FeatureConfig {
@@ -345,10 +366,26 @@ impl FeatureExtractor {
     /// Fresh scratch buffers.
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            pair: self.stft.pair_scratch(),
+            tx: match &self.lanes {
+                Some(p) => TxScratch::Lanes(p.buffer()),
+                None => TxScratch::Pair(self.stft.pair_scratch()),
+            },
             power: vec![0.0; self.stft.n_bins() * BLOCK],
             block: vec![0.0; self.stage1_rows() * BLOCK],
+            edge: vec![0.0; self.group_size() * self.cfg.stft.n_fft],
         }
+    }
+    /// Whether `s` has the sizes and transform buffers of this extractor.
+    fn fits(&self, s: &Scratch) -> bool {
+        let n_fft = self.cfg.stft.n_fft;
+        let tx = match (&self.lanes, &s.tx) {
+            (Some(_), TxScratch::Lanes(b)) => b.len() == n_fft * LANES,
+            (None, TxScratch::Pair(p)) => p.fits(n_fft),
+            _ => false,
+        };
+        tx && s.power.len() == self.stft.n_bins() * BLOCK
+            && s.block.len() == self.stage1_rows() * BLOCK
+            && s.edge.len() == self.group_size() * n_fft
     }
     /// Whether stage 2 does anything (then it needs the global maximum of stage 1).
     pub fn needs_stage2(&self) -> bool {
@@ -486,8 +523,12 @@ impl FeatureExtractor {
         self.compute_with(x, &mut s)
     }
 
-    /// [`compute`](Self::compute) reusing scratch buffers.
+    /// [`compute`](Self::compute) reusing scratch buffers (made by
+    /// [`scratch`](Self::scratch); buffers of another extractor are replaced).
     pub fn compute_with(&self, x: &[f32], s: &mut Scratch) -> Result<TimeFrequency> {
+        if !self.fits(s) {
+            *s = self.scratch();
+        }
         let n_frames = self.n_frames(x.len())?;
         let rows = self.stage1_rows();
         #[cfg(target_arch = "x86_64")]
@@ -566,14 +607,18 @@ impl FeatureExtractor {
         let mut mx = [f32::NEG_INFINITY; BLOCK];
         let mut finite = true;
         let mut t = 0;
+        let g = self.group_size();
+        let st = &self.cfg.stft;
+        let off = if st.center { st.n_fft / 2 } else { 0 };
         while t < n_frames {
-            let both = t + 1 < n_frames;
-            self.stft.load_pair(x, t, both, &mut s.pair);
-            let j = t % BLOCK;
-            finite &= self
-                .stft
-                .pair_power(&mut s.pair, self.cfg.power, &mut s.power[j..], BLOCK);
-            t += 2;
+            // the samples that the group four groups on reads first (the hardware
+            // prefetchers stop at page boundaries, and each lane group starts a new page)
+            let ahead = ((t + 4 * g - 1) * st.hop_length + st.n_fft).saturating_sub(off);
+            prefetch(x, ahead, g * st.hop_length);
+            let Scratch { edge, .. } = s;
+            let (frames, n) = self.group_frames(x, t, n_frames, edge);
+            finite &= self.transform_group(&frames[..n], t % BLOCK, &mut s.tx, &mut s.power);
+            t += g;
             let done = t.min(n_frames);
             if done % BLOCK == 0 || done == n_frames {
                 let t0 = (done - 1) / BLOCK * BLOCK;
@@ -597,15 +642,85 @@ impl FeatureExtractor {
         Ok((out, mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))))
     }
 
+    /// Frames transformed together: [`LANES`] with the lane transform (power-of-two
+    /// `n_fft`), else 2 (paired FFT).
+    pub fn group_size(&self) -> usize {
+        if self.lanes.is_some() {
+            LANES
+        } else {
+            2
+        }
+    }
+
+    /// The group of frames from `t` (those below `n_frames`, at most
+    /// [`group_size`](Self::group_size)): interior frames straight from `x`, edge frames
+    /// padded into `edge`.
+    #[inline(always)]
+    fn group_frames<'a>(
+        &self,
+        x: &'a [f32],
+        t: usize,
+        n_frames: usize,
+        edge: &'a mut [f32],
+    ) -> ([&'a [f32]; LANES], usize) {
+        let st = &self.cfg.stft;
+        let n_fft = st.n_fft;
+        let off = if st.center { (n_fft / 2) as isize } else { 0 };
+        let n = (n_frames - t).min(self.group_size());
+        let start = |l: usize| (t + l) as isize * st.hop_length as isize - off;
+        let inside = |l: usize| start(l) >= 0 && start(l) as usize + n_fft <= x.len();
+        for (l, e) in edge.chunks_exact_mut(n_fft).enumerate().take(n) {
+            if !inside(l) {
+                padded_segment(x, start(l), st.pad_mode, e);
+            }
+        }
+        let edge: &'a [f32] = edge;
+        let frames = std::array::from_fn(|l| {
+            if l >= n {
+                &x[..0]
+            } else if inside(l) {
+                &x[start(l) as usize..start(l) as usize + n_fft]
+            } else {
+                &edge[l * n_fft..(l + 1) * n_fft]
+            }
+        });
+        (frames, n)
+    }
+
+    /// Windows and transforms one group of frames (`n_fft` unwindowed samples each, at
+    /// most [`group_size`](Self::group_size)) and writes their `|X|^power` to lanes
+    /// `j..` of the bins-major `power` block. Returns `false` when a value was not
+    /// finite. A frame gets the same bits whatever group or lane it is in.
+    #[inline(always)]
+    fn transform_group(
+        &self,
+        frames: &[&[f32]],
+        j: usize,
+        tx: &mut TxScratch,
+        power: &mut [f32],
+    ) -> bool {
+        let p = self.cfg.power;
+        match (&self.lanes, tx) {
+            (Some(plan), TxScratch::Lanes(buf)) => {
+                plan.load(frames, buf);
+                plan.power(buf, p, &mut power[j..], BLOCK)
+            }
+            (None, TxScratch::Pair(pair)) => {
+                self.stft
+                    .load_pair_frames(frames[0], frames.get(1).copied(), pair);
+                self.stft.pair_power(pair, p, &mut power[j..], BLOCK)
+            }
+            _ => unreachable!("scratch made by this extractor"),
+        }
+    }
+
     /// A streaming front end: push blocks of samples, receive stage-1 frames.
     pub fn streamer(&self) -> FrameStreamer<'_> {
         FrameStreamer {
             ex: self,
             scratch: self.scratch(),
             frame: vec![0.0; self.stage1_rows()],
-            xbuf: vec![0.0; self.cfg.stft.n_fft],
-            xa: vec![0.0; self.cfg.stft.n_fft],
-            pending: false,
+            in_group: 0,
             lanes: 0,
             buf: Vec::new(),
             buf_start: 0,
@@ -614,6 +729,26 @@ impl FeatureExtractor {
             max: f32::NEG_INFINITY,
         }
     }
+}
+
+/// Hints that `x[from..from + len]` (clipped) will be read soon.
+#[inline(always)]
+fn prefetch(x: &[f32], from: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let end = (from + len).min(x.len());
+        let mut i = from;
+        while i < end {
+            // SAFETY: `i < x.len()`; prefetching never faults
+            unsafe {
+                use std::arch::x86_64::*;
+                _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().add(i) as *const i8);
+            }
+            i += 16;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (x, from, len);
 }
 
 /// Copies `b` frames of a stage-1 block (rows-major, `BLOCK` lanes) into columns
@@ -654,10 +789,9 @@ pub struct FrameStreamer<'a> {
     ex: &'a FeatureExtractor,
     scratch: Scratch,
     frame: Vec<f32>,
-    xbuf: Vec<f32>,
-    /// an even frame waiting for its partner
-    xa: Vec<f32>,
-    pending: bool,
+    /// frames collected in `scratch.edge` for the next group transform
+    in_group: usize,
+    /// frames transformed into the current block
     lanes: usize,
     buf: Vec<f32>,
     buf_start: usize,
@@ -690,41 +824,49 @@ impl FrameStreamer<'_> {
         let inside = start >= bs
             && (start + n_fft as isize) <= bs + self.buf.len() as isize
             && n.is_none_or(|n| start + n_fft as isize <= n);
+        let slot = &mut self.scratch.edge[self.in_group * n_fft..(self.in_group + 1) * n_fft];
         if inside {
             let a = (start - bs) as usize;
-            self.xbuf.copy_from_slice(&self.buf[a..a + n_fft]);
+            slot.copy_from_slice(&self.buf[a..a + n_fft]);
         } else {
             // the end is unknown until `finish`: until then only the head can be padded
             let len = n.unwrap_or(isize::MAX / 4);
             let (buf, mode) = (&self.buf, cfg.pad_mode);
             let get = |i: isize| padded_index(i, len, mode).map_or(0.0, |j| buf[(j - bs) as usize]);
-            for (k, v) in self.xbuf.iter_mut().enumerate() {
+            for (k, v) in slot.iter_mut().enumerate() {
                 *v = get(start + k as isize);
             }
         }
-        // frames are paired by index, as in the batch path, so the bits agree
-        if t % 2 == 0 {
-            std::mem::swap(&mut self.xa, &mut self.xbuf);
-            self.pending = true;
-        } else {
-            self.ex
-                .stft
-                .load_pair_frames(&self.xa, Some(&self.xbuf), &mut self.scratch.pair);
-            self.transform_pending(2, on_frame);
+        // frames are grouped by index, as in the batch path
+        self.in_group += 1;
+        if self.in_group == self.ex.group_size() {
+            self.transform_group(on_frame);
         }
     }
 
-    /// Transforms the loaded pair into lanes `lanes..lanes + n` (`n` = 1: the second
-    /// frame is padding) and flushes a full block.
-    fn transform_pending(&mut self, n: usize, on_frame: &mut dyn FnMut(&[f32])) {
-        let Scratch { pair, power, .. } = &mut self.scratch;
+    /// Transforms the collected frames into the next lanes of the block and flushes a
+    /// full block.
+    fn transform_group(&mut self, on_frame: &mut dyn FnMut(&[f32])) {
+        if self.in_group == 0 {
+            return;
+        }
+        let n_fft = self.ex.cfg.stft.n_fft;
+        let Scratch {
+            tx, power, edge, ..
+        } = &mut self.scratch;
+        let frames: [&[f32]; LANES] = std::array::from_fn(|l| {
+            if l < self.in_group {
+                &edge[l * n_fft..(l + 1) * n_fft]
+            } else {
+                &edge[..0]
+            }
+        });
         // the samples were checked in `push`
         let _ = self
             .ex
-            .stft
-            .pair_power(pair, self.ex.cfg.power, &mut power[self.lanes..], BLOCK);
-        self.lanes += n;
-        self.pending = false;
+            .transform_group(&frames[..self.in_group], self.lanes, tx, power);
+        self.lanes += self.in_group;
+        self.in_group = 0;
         if self.lanes == BLOCK {
             self.flush(on_frame);
         }
@@ -814,12 +956,7 @@ impl FrameStreamer<'_> {
         for t in self.next..n_frames {
             self.emit(t, Some(n), on_frame);
         }
-        if self.pending {
-            self.ex
-                .stft
-                .load_pair_frames(&self.xa, None, &mut self.scratch.pair);
-            self.transform_pending(1, on_frame);
-        }
+        self.transform_group(on_frame);
         self.flush(on_frame);
         Ok((n_frames, self.max))
     }
@@ -829,9 +966,9 @@ impl FrameStreamer<'_> {
 mod tests {
     use super::*;
 
-    /// The non-finite check folded into the paired transform reports the first bad
-    /// sample wherever it is: inside frames, at either end, in the tail no frame reads
-    /// (no centring) and between frames (hop > n_fft); a clean signal passes.
+    /// The non-finite check folded into the transforms (lane and paired) reports the
+    /// first bad sample wherever it is: inside frames, at either end, in the tail no
+    /// frame reads (no centring) and between frames (hop > n_fft); a clean signal passes.
     #[test]
     fn non_finite_samples_are_reported_with_their_index() {
         let n = 5000;
@@ -840,12 +977,17 @@ mod tests {
             (StftConfig::new(512).hop(256), "centred"),
             (StftConfig::new(512).hop(256).center(false), "not centred"),
             (StftConfig::new(256).hop(400).center(false), "hop > n_fft"),
+            (StftConfig::new(400).hop(160), "n_fft 400 (paired)"),
         ];
-        for (stft, label) in configs {
+        for ((stft, label), lanes) in configs
+            .into_iter()
+            .flat_map(|c| [(c.clone(), true), (c, false)])
+        {
             let mut cfg = FeatureConfig::librosa();
             cfg.stft = stft;
             cfg.compression = Compression::Db(DbConfig::default());
             let ex = FeatureExtractor::new(cfg).unwrap();
+            let ex = if lanes { ex } else { ex.without_lanes() };
             assert!(ex.compute(&clean).is_ok(), "{label}");
             // 4999 lies past the last frame without centring (frames end at 4864 / 4656);
             // 300 lies between two frames when hop > n_fft
@@ -860,6 +1002,83 @@ mod tests {
                         other => panic!("{label}: {bad} at {pos} gave {other:?}"),
                     }
                 }
+            }
+        }
+    }
+
+    fn tone_noise(n: usize) -> Vec<f32> {
+        let mut r = 12345u32;
+        (0..n)
+            .map(|i| {
+                r = r.wrapping_mul(1664525).wrapping_add(1013904223);
+                0.5 * (i as f32 * 0.031).sin() + 0.1 * ((r >> 8) as f32 / (1u32 << 24) as f32 - 0.5)
+            })
+            .collect()
+    }
+
+    /// The streamer gives the batch result bit for bit, for both transforms (lanes for
+    /// power-of-two `n_fft`, pairs otherwise), centred or not, each pad mode, signal
+    /// lengths that leave partial groups and blocks, and pushes of awkward sizes.
+    #[test]
+    fn streaming_equals_batch_bit_for_bit() {
+        for (n_fft, hop) in [(512, 256), (400, 160), (256, 300)] {
+            for center in [true, false] {
+                for pad in [PadMode::Constant, PadMode::Reflect, PadMode::Edge] {
+                    for len in [n_fft + 1, 3001, 9000] {
+                        let x = tone_noise(len);
+                        let mut cfg = FeatureConfig::librosa();
+                        cfg.stft = StftConfig::new(n_fft).hop(hop).center(center).pad_mode(pad);
+                        for ex in [
+                            FeatureExtractor::new(cfg.clone()).unwrap(),
+                            FeatureExtractor::new(cfg.clone()).unwrap().without_lanes(),
+                        ] {
+                            let want = ex.compute(&x).unwrap().into_array();
+                            let mut got = vec![];
+                            let mut st = ex.streamer();
+                            for chunk in x.chunks(777) {
+                                st.push(chunk, &mut |f| got.push(f.to_vec())).unwrap();
+                            }
+                            let (n, _) = st.finish(&mut |f| got.push(f.to_vec())).unwrap();
+                            assert_eq!(n, want.ncols());
+                            assert_eq!(got.len(), n);
+                            for (t, f) in got.iter().enumerate() {
+                                for (r, v) in f.iter().enumerate() {
+                                    assert_eq!(
+                                        v.to_bits(),
+                                        want[[r, t]].to_bits(),
+                                        "n_fft {n_fft} centre {center} {pad:?} len {len} group {}: frame {t} row {r}",
+                                        ex.group_size()
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lane transform and the paired FFT agree to rounding (power within 1e-6
+    /// relative to each frame's peak), and `compute_with` accepts the scratch buffers of
+    /// another extractor (it replaces them) instead of panicking.
+    #[test]
+    fn lanes_agree_with_pairs_and_foreign_scratch_is_replaced() {
+        let x = tone_noise(20000);
+        let mut cfg = FeatureConfig::librosa();
+        cfg.mel = None;
+        let lanes = FeatureExtractor::new(cfg.clone()).unwrap();
+        let pairs = FeatureExtractor::new(cfg).unwrap().without_lanes();
+        assert_eq!((lanes.group_size(), pairs.group_size()), (LANES, 2));
+        let mut foreign = FeatureExtractor::new(FeatureConfig::torchaudio())
+            .unwrap()
+            .scratch();
+        let a = lanes.compute_with(&x, &mut foreign).unwrap().into_array();
+        let b = pairs.compute_with(&x, &mut foreign).unwrap().into_array();
+        assert_eq!(a.dim(), b.dim());
+        for (ca, cb) in a.columns().into_iter().zip(b.columns()) {
+            let peak = cb.iter().fold(0.0f32, |m, &v| m.max(v));
+            for (&u, &v) in ca.iter().zip(cb) {
+                assert!((u - v).abs() <= 1e-6 * peak, "{u} vs {v} (peak {peak})");
             }
         }
     }

@@ -41,6 +41,7 @@ pub mod cepstral;
 pub mod db;
 mod error;
 pub mod features;
+pub mod lanes;
 pub mod mel;
 pub mod paired;
 pub mod stft;
