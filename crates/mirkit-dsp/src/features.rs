@@ -594,9 +594,11 @@ impl FeatureExtractor {
 
     /// Stage 1 over the whole signal into a `(rows, frames)` buffer; returns it and its max.
     ///
-    /// Frames are transformed two at a time (frames `2i` and `2i + 1` share one complex
-    /// FFT, see [`crate::paired`]); the non-finite sample check rides along (a NaN or
-    /// infinite sample turns its frames' power non-finite), so the signal is read once.
+    /// For power-of-two `n_fft` frames are transformed four at a time, one per lane
+    /// ([`crate::lanes`]; lane `l` takes the `l`-th quarter of the frames), otherwise two
+    /// at a time in order (frames `2i` and `2i + 1` share one complex FFT, see
+    /// [`crate::paired`]). The non-finite sample check rides along (a NaN or infinite
+    /// sample turns its frames' power non-finite), so the signal is read once.
     #[inline(always)]
     fn stage1_all(&self, x: &[f32], s: &mut Scratch, n_frames: usize) -> Result<(Vec<f32>, f32)> {
         let rows = self.stage1_rows();
@@ -606,29 +608,53 @@ impl FeatureExtractor {
         // running maximum kept per lane so the reduction vectorises
         let mut mx = [f32::NEG_INFINITY; BLOCK];
         let mut finite = true;
-        let mut t = 0;
-        let g = self.group_size();
-        let st = &self.cfg.stft;
-        let off = if st.center { st.n_fft / 2 } else { 0 };
-        while t < n_frames {
-            // the samples that the group four groups on reads first (the hardware
-            // prefetchers stop at page boundaries, and each lane group starts a new page)
-            let ahead = ((t + 4 * g - 1) * st.hop_length + st.n_fft).saturating_sub(off);
-            prefetch(x, ahead, g * st.hop_length);
-            let Scratch { edge, .. } = s;
-            let (frames, n) = self.group_frames(x, t, n_frames, edge);
-            finite &= self.transform_group(&frames[..n], t % BLOCK, &mut s.tx, &mut s.power);
-            t += g;
-            let done = t.min(n_frames);
-            if done % BLOCK == 0 || done == n_frames {
-                let t0 = (done - 1) / BLOCK * BLOCK;
-                self.stage1_block(&s.power, &mut s.block);
-                let spare = &mut out.spare_capacity_mut()[..rows * n_frames];
-                copy_block(&s.block, spare, n_frames, t0, done - t0, &mut mx);
+        let spare = &mut out.spare_capacity_mut()[..rows * n_frames];
+        if self.lanes.is_some() {
+            // lane l walks the l-th quarter of the frames: four long sequential streams
+            // through the signal, which the hardware prefetchers follow (four adjacent
+            // frames per group read 1 KiB-apart pieces of each new page, which they do
+            // not; about 10 % of the whole time on the 10-minute benchmark)
+            let q = n_frames.div_ceil(LANES);
+            for gi in 0..q {
+                let mut idx = [0; LANES];
+                let mut n = 0;
+                for l in 0..LANES {
+                    if l * q + gi < n_frames {
+                        idx[n] = l * q + gi;
+                        n += 1;
+                    }
+                }
+                let Scratch { edge, .. } = s;
+                let frames = self.group_frames(x, &idx[..n], edge);
+                let j = gi % (BLOCK / LANES) * LANES;
+                finite &= self.transform_group(&frames[..n], j, &mut s.tx, &mut s.power);
+                if j + LANES == BLOCK || gi + 1 == q {
+                    let g0 = gi / (BLOCK / LANES) * (BLOCK / LANES);
+                    self.stage1_block(&s.power, &mut s.block);
+                    copy_block_quarters(&s.block, spare, n_frames, q, g0, gi + 1 - g0, &mut mx);
+                }
+            }
+        } else {
+            let mut t = 0;
+            while t < n_frames {
+                let idx = [t, t + 1];
+                let n = if t + 1 < n_frames { 2 } else { 1 };
+                let Scratch { edge, .. } = s;
+                let frames = self.group_frames(x, &idx[..n], edge);
+                finite &= self.transform_group(&frames[..n], t % BLOCK, &mut s.tx, &mut s.power);
+                t += 2;
+                let done = t.min(n_frames);
+                if done % BLOCK == 0 || done == n_frames {
+                    let t0 = (done - 1) / BLOCK * BLOCK;
+                    self.stage1_block(&s.power, &mut s.block);
+                    copy_block(&s.block, spare, n_frames, t0, done - t0, &mut mx);
+                }
             }
         }
-        // SAFETY: the loop above flushed frames 0..n_frames in blocks, and `copy_block`
-        // wrote all `rows` values of each: every element of `0..rows·n_frames` is set.
+        // SAFETY: the loops above visit every frame below n_frames once (as `l·q + gi`
+        // with `l = f / q`, `gi = f % q` in the lane path; in order in the paired path)
+        // and flush it in a block, and the block copies write all `rows` values of each:
+        // every element of `0..rows·n_frames` is set.
         unsafe { out.set_len(rows * n_frames) };
         // samples no frame reads (past the last frame without centring, or between
         // frames when hop > n_fft) are checked separately
@@ -652,39 +678,35 @@ impl FeatureExtractor {
         }
     }
 
-    /// The group of frames from `t` (those below `n_frames`, at most
-    /// [`group_size`](Self::group_size)): interior frames straight from `x`, edge frames
-    /// padded into `edge`.
+    /// The frames `idx` (at most [`LANES`]): interior frames straight from `x`, edge
+    /// frames padded into `edge`.
     #[inline(always)]
     fn group_frames<'a>(
         &self,
         x: &'a [f32],
-        t: usize,
-        n_frames: usize,
+        idx: &[usize],
         edge: &'a mut [f32],
-    ) -> ([&'a [f32]; LANES], usize) {
+    ) -> [&'a [f32]; LANES] {
         let st = &self.cfg.stft;
         let n_fft = st.n_fft;
         let off = if st.center { (n_fft / 2) as isize } else { 0 };
-        let n = (n_frames - t).min(self.group_size());
-        let start = |l: usize| (t + l) as isize * st.hop_length as isize - off;
+        let start = |l: usize| idx[l] as isize * st.hop_length as isize - off;
         let inside = |l: usize| start(l) >= 0 && start(l) as usize + n_fft <= x.len();
-        for (l, e) in edge.chunks_exact_mut(n_fft).enumerate().take(n) {
+        for (l, e) in edge.chunks_exact_mut(n_fft).enumerate().take(idx.len()) {
             if !inside(l) {
                 padded_segment(x, start(l), st.pad_mode, e);
             }
         }
         let edge: &'a [f32] = edge;
-        let frames = std::array::from_fn(|l| {
-            if l >= n {
+        std::array::from_fn(|l| {
+            if l >= idx.len() {
                 &x[..0]
             } else if inside(l) {
                 &x[start(l) as usize..start(l) as usize + n_fft]
             } else {
                 &edge[l * n_fft..(l + 1) * n_fft]
             }
-        });
-        (frames, n)
+        })
     }
 
     /// Windows and transforms one group of frames (`n_fft` unwindowed samples each, at
@@ -731,26 +753,47 @@ impl FeatureExtractor {
     }
 }
 
-/// Hints that `x[from..from + len]` (clipped) will be read soon: one line per KiB
-/// (measured on the 10-minute benchmark: every line stalls the load queue, one per
-/// group is slightly slower).
+/// [`copy_block`] for the lane order of the batch path: lane `LANES·gi + l` of the
+/// block holds frame `l·q + g0 + gi` (`gi < nb`); frames at or past `n_frames` are
+/// skipped.
 #[inline(always)]
-fn prefetch(x: &[f32], from: usize, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let end = (from + len).min(x.len());
-        let mut i = from;
-        while i < end {
-            // SAFETY: `i < x.len()`; prefetching never faults
-            unsafe {
-                use std::arch::x86_64::*;
-                _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().add(i) as *const i8);
+fn copy_block_quarters(
+    block: &[f32],
+    out: &mut [std::mem::MaybeUninit<f32>],
+    n_frames: usize,
+    q: usize,
+    g0: usize,
+    nb: usize,
+    mx: &mut [f32; BLOCK],
+) {
+    const G: usize = BLOCK / LANES;
+    let full = nb == G && (LANES - 1) * q + g0 + G <= n_frames;
+    for (r, src) in block.chunks_exact(BLOCK).enumerate() {
+        let row = &mut out[r * n_frames..(r + 1) * n_frames];
+        if full {
+            // (l, gi) order: one contiguous run per quarter
+            let t: [f32; BLOCK] = std::array::from_fn(|i| src[LANES * (i % G) + i / G]);
+            for (l, run) in t.chunks_exact(G).enumerate() {
+                for (d, &v) in row[l * q + g0..l * q + g0 + G].iter_mut().zip(run) {
+                    d.write(v);
+                }
             }
-            i += 256;
+            for (m, &v) in mx.iter_mut().zip(&t) {
+                *m = m.max(v);
+            }
+        } else {
+            for l in 0..LANES {
+                for gi in 0..nb {
+                    let f = l * q + g0 + gi;
+                    if f < n_frames {
+                        let v = src[LANES * gi + l];
+                        row[f].write(v);
+                        mx[0] = mx[0].max(v);
+                    }
+                }
+            }
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (x, from, len);
 }
 
 /// Copies `b` frames of a stage-1 block (rows-major, `BLOCK` lanes) into columns
@@ -1020,13 +1063,14 @@ mod tests {
 
     /// The streamer gives the batch result bit for bit, for both transforms (lanes for
     /// power-of-two `n_fft`, pairs otherwise), centred or not, each pad mode, signal
-    /// lengths that leave partial groups and blocks, and pushes of awkward sizes.
+    /// lengths that leave partial groups, blocks and quarters, and pushes of awkward
+    /// sizes.
     #[test]
     fn streaming_equals_batch_bit_for_bit() {
         for (n_fft, hop) in [(512, 256), (400, 160), (256, 300)] {
             for center in [true, false] {
                 for pad in [PadMode::Constant, PadMode::Reflect, PadMode::Edge] {
-                    for len in [n_fft + 1, 3001, 9000] {
+                    for len in [n_fft + 1, 3001, 9000, 20000, 22050] {
                         let x = tone_noise(len);
                         let mut cfg = FeatureConfig::librosa();
                         cfg.stft = StftConfig::new(n_fft).hop(hop).center(center).pad_mode(pad);
