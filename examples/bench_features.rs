@@ -59,7 +59,7 @@ fn main() {
     let ex = FeatureExtractor::new(cfg).unwrap();
     let n_frames = ex.n_frames(y.len()).unwrap();
 
-    // FFTs alone: window + forward real FFT of every frame, f32 and f64
+    // FFTs alone: every frame copied (as f64 or f32; no window) and forward real FFT'd
     let time_fft = |f64_: bool| -> f64 {
         let t = Instant::now();
         let mut acc = 0.0f64;
@@ -106,37 +106,75 @@ fn main() {
         lms.push(t.elapsed().as_secs_f64());
     }
     let (fft32, fft64, logmel) = (median(f32s), median(f64s), median(lms));
-    // many files in parallel: the 10 minutes as 20 half-minute signals, three passes per
-    // timing (~0.1 s on one thread: shorter jobs measure this machine's neighbours more
-    // than the code), 1 thread vs all threads, alternating
+    // many files in parallel: the 10 minutes as 20 half-minute signals, each three times
+    // (~0.1 s on one thread), as one queue on a pool of 1 thread vs all threads; one
+    // scratch per worker. 1- and n-thread timings alternate and the ratio is taken per
+    // pair, so a slow spell of this shared machine hits both sides of a ratio. The bare
+    // f64 FFTs of the same files (as above: f64 copy + realfft, no output) are timed the same way as
+    // a control: they show how far this machine lets such work scale at all.
     let files: Vec<&[f32]> = (0..20)
         .map(|i| &y[i * 30 * 22050..(i + 1) * 30 * 22050])
         .collect();
-    let run = |threads: usize| -> f64 {
+    let jobs = 3 * files.len();
+    let run = |threads: usize, bare_fft: bool| -> f64 {
+        use rayon::prelude::*;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
         let t = Instant::now();
-        for _ in 0..3 {
-            pool.install(|| {
-                use rayon::prelude::*;
-                files.par_iter().for_each(|f| {
-                    std::hint::black_box(ex.compute(f).unwrap());
-                })
-            });
-        }
+        pool.install(|| {
+            if bare_fft {
+                (0..jobs).into_par_iter().for_each_init(
+                    || {
+                        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(512);
+                        let bufs = (
+                            fft.make_input_vec(),
+                            fft.make_output_vec(),
+                            fft.make_scratch_vec(),
+                        );
+                        (fft, bufs)
+                    },
+                    |(fft, (i, o, s)), j| {
+                        let f = files[j % files.len()];
+                        let mut acc = 0.0f64;
+                        for k in 0..(f.len() - 512) / 256 {
+                            for (d, &v) in i.iter_mut().zip(&f[k * 256..]) {
+                                *d = v as f64;
+                            }
+                            fft.process_with_scratch(i, o, s).unwrap();
+                            acc += o[1].re;
+                        }
+                        std::hint::black_box(acc);
+                    },
+                )
+            } else {
+                (0..jobs).into_par_iter().for_each_init(
+                    || ex.scratch(),
+                    |s, j| {
+                        std::hint::black_box(ex.compute_with(files[j % files.len()], s).unwrap());
+                    },
+                )
+            }
+        });
         t.elapsed().as_secs_f64()
     };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let (mut p1, mut pn) = (vec![], vec![]);
-    for _ in 0..repeats {
-        p1.push(run(1));
-        pn.push(run(cores));
+    let (mut p1, mut pn, mut ratios, mut fft_ratios) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..2 * repeats {
+        let (a, b) = (run(1, false), run(cores, false));
+        ratios.push(a / b);
+        p1.push(a);
+        pn.push(b);
+        fft_ratios.push(run(1, true) / run(cores, true));
     }
     let (par1, parn) = (median(p1), median(pn));
+    let (speedup, fft_speedup) = (median(ratios.clone()), median(fft_ratios.clone()));
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(l, h), &r| (l.min(r), h.max(r)));
     println!(
         "{}",
         serde_json::json!({
@@ -144,7 +182,8 @@ fn main() {
             "fft_f32_s": fft32, "fft_f64_s": fft64, "logmel_s": logmel,
             "logmel_over_fft_f64": logmel / fft64, "logmel_over_fft_f32": logmel / fft32,
             "parallel_files_1thread_s": par1, "parallel_files_all_threads_s": parn, "threads": cores,
-            "parallel_speedup": par1 / parn,
+            "parallel_speedup": speedup, "parallel_speedup_min": lo, "parallel_speedup_max": hi,
+            "parallel_fft_only_speedup": fft_speedup,
         })
     );
 }
