@@ -22,12 +22,17 @@
 //!   says so); filterbanks and windows are computed in `f64` and rounded once. Parity
 //!   fixtures come from `tools/make_fixtures.py` and tests state their tolerances.
 //! * **One pass, no big temporaries.** [`FeatureExtractor`] windows each frame straight
-//!   from the signal (only edge frames see padding), transforms two frames per complex
-//!   `f64` FFT ([`paired`]: both power spectra from `Z[k]` and `Z[N−k]`, no twiddles),
-//!   applies a *sparse* mel filterbank (≈ 2 multiply-adds per FFT bin instead of
-//!   `n_mels`) across 32 frames at once and a vectorised `logf`, and writes into the
-//!   output; the check for NaN/Inf samples rides along the transform. The FFT is the
-//!   largest single cost (≈ 40 %).
+//!   from the signal (only edge frames see padding) and computes power spectra in `f64`
+//!   (librosa's effective precision): for power-of-two `n_fft` four frames at a time, one
+//!   per AVX2 lane ([`lanes`]: a radix-4 FFT of the packed even/odd samples and the real
+//!   split, fused multiply-adds, the same bits with or without AVX2), otherwise two frames
+//!   per complex FFT ([`paired`]: both power spectra from `Z[k]` and `Z[N−k]`). Lane `l`
+//!   of the batch path walks the `l`-th quarter of the frames, so the signal is read as
+//!   four sequential streams that the hardware prefetchers follow. A *sparse* mel
+//!   filterbank (≈ 2 multiply-adds per FFT bin instead of `n_mels`) is applied across
+//!   16 frames at once with a vectorised `logf`, written straight into the output; the
+//!   check for NaN/Inf samples rides along the transform. Log-mel takes ≈ 1.1–1.25× the
+//!   time of realfft's `f64` FFTs alone (docs/benchmarks.md).
 //! * **Streaming equals batch.** [`FrameStreamer`] produces the same frames
 //!   bit-for-bit from blocks, in memory that does not grow with the signal.
 //! * **Errors, not panics.** Invalid parameters (`hop_length = 0`, `fmax` above Nyquist,
