@@ -37,6 +37,7 @@ mod decode;
 mod error;
 mod load;
 pub mod plot;
+mod polyphase;
 pub mod resample;
 mod wav;
 

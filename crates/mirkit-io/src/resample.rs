@@ -6,9 +6,10 @@
 //!
 //! * [`ResampleQuality::High`] (default): windowed-sinc, 512 taps, squared
 //!   Blackman–Harris window, cutoff [`HIGH_CUTOFF`]. For rational ratios
-//!   with a small denominator (44.1→22.05/16/12 kHz) the sinc table is sampled exactly at
-//!   every output phase (an exact polyphase filter); otherwise 512× oversampling with
-//!   cubic interpolation. Measured SNR against `librosa.resample(res_type="soxr_hq")` is
+//!   with a small denominator (`to/from = L/M` with `L ≤ 1024`: 44.1→22.05/16/12 kHz,
+//!   48→44.1 kHz...) mirkit's own exact polyphase filter (the table sampled at every
+//!   output phase; four outputs at a time, the same bits with or without AVX2);
+//!   otherwise rubato's `SincFixedIn` with 512× oversampling and cubic interpolation. Measured SNR against `librosa.resample(res_type="soxr_hq")` is
 //!   recorded in docs/parity.md.
 //! * [`ResampleQuality::Fast`]: rubato's FFT resampler (fixed ratio), several times faster.
 
@@ -59,9 +60,11 @@ fn gcd(a: u64, b: u64) -> u64 {
 pub struct StreamResampler {
     from: u32,
     to: u32,
-    /// (M, L, nearest): from/to reduced, and whether the exact polyphase table is used
-    ratio: (u64, u64, bool),
+    /// (M, L): from/to reduced (set for rubato's sinc resampler)
+    ratio: (u64, u64),
     inner: Option<Box<dyn VecResampler<f32>>>,
+    /// the exact polyphase filter (High preset, small `L`); `inner` is then `None`
+    poly: Option<crate::polyphase::Polyphase>,
     pending: Vec<Vec<f32>>,
     delay_left: usize,
     carry: Vec<f32>,
@@ -100,22 +103,21 @@ impl StreamResampler {
             to,
             reason: e.to_string(),
         };
-        let mut ratio = (1u64, 1u64, false);
-        let inner: Option<Box<dyn VecResampler<f32>>> = if from == to {
+        let mut ratio = (1u64, 1u64);
+        let g = gcd(from as u64, to as u64);
+        let (m, l) = (from as u64 / g, to as u64 / g);
+        let poly = (from != to && quality == ResampleQuality::High && l <= 1024)
+            .then(|| crate::polyphase::Polyphase::new(m, l, HIGH_CUTOFF as f64));
+        let inner: Option<Box<dyn VecResampler<f32>>> = if from == to || poly.is_some() {
             None
         } else {
             match quality {
                 ResampleQuality::High => {
-                    let g = gcd(from as u64, to as u64);
-                    let l = (to as u64 / g) as usize;
+                    // L > 1024 (a ratio like 44100 -> 44101): rubato's oversampled table
                     let window = WindowFunction::BlackmanHarris2;
                     let sinc_len = 512;
-                    let (oversampling_factor, interpolation) = if l <= 1024 {
-                        (l, SincInterpolationType::Nearest)
-                    } else {
-                        (512, SincInterpolationType::Cubic)
-                    };
-                    ratio = ((from as u64 / g), l as u64, l <= 1024);
+                    let (oversampling_factor, interpolation) = (512, SincInterpolationType::Cubic);
+                    ratio = (m, l);
                     let params = SincInterpolationParameters {
                         sinc_len,
                         f_cutoff: HIGH_CUTOFF,
@@ -146,6 +148,7 @@ impl StreamResampler {
             to,
             ratio,
             inner,
+            poly,
             pending: vec![Vec::with_capacity(CHUNK)],
             delay_left: 0,
             carry: Vec::new(),
@@ -160,20 +163,13 @@ impl StreamResampler {
                 me.delay_left = me.inner.as_ref().map(|r| r.output_delay()).unwrap_or(0);
             }
             (ResampleQuality::High, true) => {
-                // Measured on rubato 0.16.2 (see docs/parity.md): SincFixedIn emits output j
-                // at input time (j + 1)·M/L − 1 with cubic interpolation, and
-                // (j + 1)·M/L − 1 + 1/over with nearest-table lookup (M/L = from/to reduced,
-                // over = L), whatever `output_delay()` reports. Prepending P zeros and dropping
-                // D outputs so that (D + 1)·M/L = 1 − [1/L] + P puts output j at time j·M/L;
-                // `resampling_is_aligned` checks several rate pairs.
-                let (m, l, nearest) = me.ratio;
-                let (p, d) = if nearest {
-                    // (D+1)·M ≡ −1 (mod L), then P = ((D+1)·M − L + 1) / L
-                    let k = (1..=l).find(|k| (k * m + 1) % l == 0).unwrap_or(l);
-                    ((k * m + 1 - l) / l, k - 1)
-                } else {
-                    (m - 1, l - 1)
-                };
+                // Measured on rubato 0.16.2 (see docs/parity.md): SincFixedIn with cubic
+                // interpolation emits output j at input time (j + 1)·M/L − 1 (M/L =
+                // from/to reduced), whatever `output_delay()` reports. Prepending M − 1
+                // zeros and dropping L − 1 outputs puts output j at time j·M/L;
+                // `resampling_is_aligned` checks it.
+                let (m, l) = me.ratio;
+                let (p, d) = (m - 1, l - 1);
                 let mut sink = Vec::new();
                 me.push(&vec![0.0f32; p as usize], &mut sink)?;
                 me.n_in = 0;
@@ -224,6 +220,12 @@ impl StreamResampler {
     /// Pushes input samples; appends the output they complete to `out`.
     pub fn push(&mut self, x: &[f32], out: &mut Vec<f32>) -> Result<()> {
         self.n_in += x.len() as u64;
+        if let Some(p) = self.poly.as_mut() {
+            let before = out.len();
+            p.push(x, out);
+            self.n_out += (out.len() - before) as u64;
+            return Ok(());
+        }
         let Some(r) = self.inner.as_mut() else {
             self.n_out += x.len() as u64;
             out.extend_from_slice(x);
@@ -260,6 +262,10 @@ impl StreamResampler {
     /// Flushes the filter tail; the total output is exactly `ceil(n_in · to / from)`.
     pub fn finish(mut self, out: &mut Vec<f32>) -> Result<()> {
         let total = self.output_len(self.n_in);
+        if let Some(p) = self.poly.as_mut() {
+            p.finish(out, total);
+            return Ok(());
+        }
         if self.inner.is_none() {
             return Ok(());
         }
