@@ -1,7 +1,7 @@
 //! `mirkit train`, `mirkit finetune` and `mirkit eval` end to end on a generated
 //! folder-per-class data set (two tone classes, one corrupt file).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn wav(path: &Path, freq: f32, seed: u32) {
@@ -21,9 +21,33 @@ fn wav(path: &Path, freq: f32, seed: u32) {
     w.finalize().unwrap();
 }
 
-fn data(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mirkit-cli-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+/// A fresh folder under the system's temporary directory, removed with its contents
+/// when dropped (also when the test fails).
+struct TmpDir(tempfile::TempDir);
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+impl AsRef<Path> for TmpDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+impl AsRef<std::ffi::OsStr> for TmpDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+fn data(name: &str) -> TmpDir {
+    let d = TmpDir(
+        tempfile::Builder::new()
+            .prefix(&format!("mirkit-cli-train-{name}-"))
+            .tempdir()
+            .unwrap(),
+    );
     for (c, f) in [("low", 150.0), ("high", 2500.0)] {
         for i in 0..10 {
             wav(&d.join("data").join(c).join(format!("{i}.wav")), f, i);
