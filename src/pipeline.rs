@@ -36,16 +36,38 @@ fn dsp_err(path: &Path) -> impl Fn(mirkit_dsp::DspError) -> Error + '_ {
     }
 }
 
+/// Stage-1 frames of a file kept in memory before they go to a temporary file (16 MiB:
+/// 32768 frames of 128 mel bands, over six minutes at 22.05 kHz with hop 256).
+const STAGE1_MEMORY: usize = 16 << 20;
+
 /// Streams `input` through the features of `cfg` into a float32 `.npy` of shape
-/// `(rows, frames)`. Memory stays bounded whatever the file length: frames go to disk as
-/// they are computed; when the configuration needs the global maximum (`top_db`,
-/// `ref=max`, MFCC) a second pass over the temporary stage-1 file applies it. The output
+/// `(rows, frames)`. Memory stays bounded whatever the file length: frames go to the
+/// output as they are computed; when the configuration needs the global maximum
+/// (`top_db`, `ref=max`, MFCC) they are held until the end — in memory up to 16 MiB,
+/// beyond that in a temporary stage-1 file — and a second pass applies it. The output
 /// appears under `output` only when complete.
 pub fn features_to_npy(
     input: &Path,
     output: &Path,
     cfg: &FeatureConfig,
     read: &ReadOptions,
+) -> Result<FeatureSummary> {
+    features_to_npy_within(input, output, cfg, read, STAGE1_MEMORY)
+}
+
+/// Where stage-1 frames wait for the global maximum.
+enum Stage1 {
+    Memory(Vec<f32>),
+    File(NpyFrameWriter, std::path::PathBuf),
+}
+
+/// [`features_to_npy`] holding at most `memory` bytes of stage-1 frames in memory.
+fn features_to_npy_within(
+    input: &Path,
+    output: &Path,
+    cfg: &FeatureConfig,
+    read: &ReadOptions,
+    memory: usize,
 ) -> Result<FeatureSummary> {
     let ex = FeatureExtractor::new(cfg.clone()).map_err(dsp_err(input))?;
     let opts = LoadOptions {
@@ -58,74 +80,157 @@ pub fn features_to_npy(
     let stream = AudioStream::open(input, &opts)?;
     let mut fs = ex.streamer();
     let staged = ex.needs_stage2();
-    let stage1_path = if staged {
-        npy::temp_path(&output.with_extension("stage1.npy"))
+    let rows1 = ex.stage1_rows();
+    // unstaged: frames straight to the output; staged: held in `Stage1`
+    let mut direct = if staged {
+        None
     } else {
-        output.to_path_buf()
+        Some(NpyFrameWriter::create(output, rows1)?)
     };
-    let w = NpyFrameWriter::create(&stage1_path, ex.stage1_rows())?;
-    let werr: std::cell::RefCell<Option<mirkit_core::CoreError>> = std::cell::RefCell::new(None);
-    let w = std::cell::RefCell::new(w);
-    let sink = |f: &[f32]| {
-        let mut e = werr.borrow_mut();
-        if e.is_none() {
-            if let Err(x) = w.borrow_mut().push_frame(f) {
-                *e = Some(x);
+    let mut held = Stage1::Memory(Vec::new());
+    let mut failed: Option<Error> = None;
+    let mut sink = |f: &[f32]| {
+        if failed.is_some() {
+            return;
+        }
+        let r = (|| -> Result<()> {
+            if let Some(w) = direct.as_mut() {
+                return Ok(w.push_frame(f)?);
             }
+            if let Stage1::Memory(v) = &mut held {
+                if (v.len() + f.len()) * 4 <= memory {
+                    v.extend_from_slice(f);
+                    return Ok(());
+                }
+                // over the budget: everything so far to a temporary file
+                let path = npy::temp_path(&output.with_extension("stage1.npy"));
+                let mut w = NpyFrameWriter::create(&path, rows1)?;
+                for frame in v.chunks_exact(rows1) {
+                    w.push_frame(frame)?;
+                }
+                held = Stage1::File(w, path);
+            }
+            if let Stage1::File(w, _) = &mut held {
+                w.push_frame(f)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            failed = Some(e);
         }
     };
-    let mut sink_mut = sink;
-    for block in stream {
-        let block = block?;
-        fs.push(&block, &mut sink_mut).map_err(dsp_err(input))?;
-        if let Some(e) = werr.borrow_mut().take() {
-            return Err(e.into());
+    let streamed = (|| -> Result<(u64, usize, f32)> {
+        for block in stream {
+            let block = block?;
+            fs.push(&block, &mut sink).map_err(dsp_err(input))?;
         }
-    }
-    let samples = fs.samples() as u64;
-    let (frames, max) = fs.finish(&mut sink_mut).map_err(dsp_err(input))?;
-    if let Some(e) = werr.borrow_mut().take() {
-        return Err(e.into());
-    }
-    let w = w.into_inner();
-    w.finish()?;
-    if !staged {
-        return Ok(FeatureSummary {
-            rows: ex.output_rows(),
-            frames,
-            samples,
-        });
-    }
-    // second pass: stage 2 frame by frame from the stage-1 file
-    let res = (|| -> Result<()> {
-        let params = ex.stage2_params(max);
-        let rows1 = ex.stage1_rows();
-        let mut f = std::io::BufReader::new(
-            std::fs::File::open(&stage1_path).map_err(|e| Error::Other(e.to_string()))?,
-        );
-        f.seek(SeekFrom::Start(128))
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let mut out = NpyFrameWriter::create(output, ex.output_rows())?;
-        let mut bytes = vec![0u8; rows1 * 4];
-        let mut frame = vec![0.0f32; rows1];
-        let mut res = vec![0.0f32; ex.output_rows()];
-        for _ in 0..frames {
-            f.read_exact(&mut bytes)
-                .map_err(|e| Error::Other(format!("{}: {e}", stage1_path.display())))?;
-            for (v, b) in frame.iter_mut().zip(bytes.chunks_exact(4)) {
-                *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
-            }
-            ex.stage2_frame(params, &mut frame, &mut res);
-            out.push_frame(&res)?;
-        }
-        out.finish()?;
-        Ok(())
+        let samples = fs.samples() as u64;
+        let (frames, max) = fs.finish(&mut sink).map_err(dsp_err(input))?;
+        Ok((samples, frames, max))
     })();
-    let _ = std::fs::remove_file(&stage1_path);
-    res?;
-    Ok(FeatureSummary {
+    let streamed = match (streamed, failed) {
+        (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+        (Ok(v), None) => Ok(v),
+    };
+    let (samples, frames, max) = match streamed {
+        Ok(v) => v,
+        Err(e) => {
+            if let Stage1::File(w, path) = held {
+                drop(w);
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    let summary = FeatureSummary {
         rows: ex.output_rows(),
         frames,
         samples,
-    })
+    };
+    if let Some(w) = direct {
+        w.finish()?;
+        return Ok(summary);
+    }
+    // second pass: stage 2 frame by frame, from memory or from the stage-1 file
+    let params = ex.stage2_params(max);
+    let mut res = vec![0.0f32; ex.output_rows()];
+    let mut out = NpyFrameWriter::create(output, ex.output_rows())?;
+    match held {
+        Stage1::Memory(mut v) => {
+            for frame in v.chunks_exact_mut(rows1) {
+                ex.stage2_frame(params, frame, &mut res);
+                out.push_frame(&res)?;
+            }
+            out.finish()?;
+        }
+        Stage1::File(w, path) => {
+            let r = (|| -> Result<()> {
+                w.finish()?;
+                let mut f = std::io::BufReader::new(
+                    std::fs::File::open(&path).map_err(|e| Error::Other(e.to_string()))?,
+                );
+                f.seek(SeekFrom::Start(128))
+                    .map_err(|e| Error::Other(e.to_string()))?;
+                let mut bytes = vec![0u8; rows1 * 4];
+                let mut frame = vec![0.0f32; rows1];
+                for _ in 0..frames {
+                    f.read_exact(&mut bytes)
+                        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+                    for (v, b) in frame.iter_mut().zip(bytes.chunks_exact(4)) {
+                        *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+                    }
+                    ex.stage2_frame(params, &mut frame, &mut res);
+                    out.push_frame(&res)?;
+                }
+                out.finish()?;
+                Ok(())
+            })();
+            let _ = std::fs::remove_file(&path);
+            r?;
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stage-1 frames held in memory, spilled to a file at once, or spilled part-way
+    /// give the same output bytes (log-mel with top_db, and MFCC), and no temporary
+    /// file is left behind.
+    #[test]
+    fn memory_and_file_stage1_give_the_same_bytes() {
+        let clip = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data/clips/sorohanro_-_solo-trumpet-06.hq.ogg");
+        let dir = tempfile::tempdir().unwrap();
+        let mut mfcc = FeatureConfig::librosa();
+        mfcc.compression = mirkit_dsp::Compression::Db(mirkit_dsp::DbConfig::default());
+        let mut logmel = mfcc.clone();
+        mfcc.mfcc = Some(mirkit_dsp::MfccSettings {
+            n_mfcc: 20,
+            lifter: 0.0,
+        });
+        logmel.stft = mirkit_dsp::StftConfig::new(512).hop(256);
+        for (name, cfg) in [("logmel", logmel), ("mfcc", mfcc)] {
+            let mut outs = vec![];
+            for budget in [STAGE1_MEMORY, 0, 100 * 128 * 4] {
+                let out = dir.path().join(format!("{name}-{budget}.npy"));
+                let s = features_to_npy_within(&clip, &out, &cfg, &ReadOptions::default(), budget)
+                    .unwrap();
+                assert!(
+                    s.frames > 100,
+                    "{name}: the part-way spill needs > 100 frames"
+                );
+                outs.push(std::fs::read(&out).unwrap());
+            }
+            assert!(outs.iter().all(|o| o == &outs[0]), "{name}");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.ends_with(".npy") || n.contains("stage1"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
 }
