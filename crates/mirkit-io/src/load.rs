@@ -230,14 +230,7 @@ impl Iterator for AudioStream {
                     let ch = ch.max(1);
                     let n = (b.len() / ch) as u64;
                     let take = self.limit.map(|l| n.min(l - self.frames)).unwrap_or(n) as usize;
-                    let mono: Vec<f32> = if ch == 1 {
-                        b[..take].to_vec()
-                    } else {
-                        b.chunks_exact(ch)
-                            .take(take)
-                            .map(|f| f.iter().sum::<f32>() / ch as f32)
-                            .collect()
-                    };
+                    let mono = downmix(b, ch, take);
                     self.frames += take as u64;
                     if let Err(e) = self
                         .rs
@@ -267,5 +260,56 @@ impl Iterator for AudioStream {
                 }
             }
         }
+    }
+}
+
+/// The mean over channels of the first `take` frames of interleaved `b` (`ch` ≥ 1).
+fn downmix(b: &[f32], ch: usize, take: usize) -> Vec<f32> {
+    match ch {
+        1 => b[..take].to_vec(),
+        // the generic mean's operations (a sum from −0.0 adds its first value exactly),
+        // in a form that vectorises
+        2 => b[..2 * take]
+            .chunks_exact(2)
+            .map(|f| (f[0] + f[1]) / 2.0)
+            .collect(),
+        _ => b
+            .chunks_exact(ch)
+            .take(take)
+            .map(|f| f.iter().sum::<f32>() / ch as f32)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stereo fast path gives the generic mean's bits, signed zeros, subnormals and
+    /// overflow included.
+    #[test]
+    fn stereo_downmix_has_the_generic_bits() {
+        let v = [
+            0.0f32, -0.0, 1e-40, -1e-40, 0.3, -0.7, 1.0, 3.4e38, -3.4e38, 1e-38,
+        ];
+        let b: Vec<f32> = v
+            .iter()
+            .flat_map(|&a| v.iter().flat_map(move |&c| [a, c]))
+            .collect();
+        let n = b.len() / 2;
+        let fast = downmix(&b, 2, n);
+        let generic: Vec<f32> = b
+            .chunks_exact(2)
+            .map(|f| f.iter().sum::<f32>() / 2.0)
+            .collect();
+        assert_eq!(fast.len(), n);
+        for (i, (x, y)) in fast.iter().zip(&generic).enumerate() {
+            assert_eq!(x.to_bits(), y.to_bits(), "{:?}", &b[2 * i..2 * i + 2]);
+        }
+        assert_eq!(downmix(&b, 2, 3).len(), 3);
+        assert_eq!(
+            downmix(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 2),
+            vec![2.0, 5.0]
+        );
     }
 }
