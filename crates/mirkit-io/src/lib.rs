@@ -2,7 +2,8 @@
 //!
 //! Decoding of every format symphonia reads (WAV PCM 8/16/24/32-bit and float, FLAC,
 //! Ogg Vorbis, MP3, AAC/M4A, AIFF, CAF, MKV/WebM...), `librosa.load`-style loading (target
-//! rate or native, mono mean, offset and duration with seeking), resampling with rubato,
+//! rate or native, mono mean, offset and duration with seeking), resampling (an exact
+//! polyphase windowed-sinc filter of mirkit's own for rational ratios, rubato otherwise),
 //! constant-memory streaming of long files, header info without decoding, WAV writing
 //! with hound, and PNG images of spectrograms and curves.
 //!
@@ -28,6 +29,12 @@
 //!   the file — never silent garbage, never a panic.
 //! * Streaming shares the decoder and resampler code with [`load`], so a streamed file
 //!   is the same signal as a loaded one.
+//! * Resampling: the high-quality preset is a 512-tap windowed sinc (rubato's
+//!   `SincFixedIn` design, SNR 88/73/61 dB against soxr HQ at 22.05/16/12 kHz). For
+//!   `to/from = L/M` with `L ≤ 1024` mirkit evaluates it itself as an exact polyphase
+//!   filter — four outputs per phase table at a time, about 2.8× faster than rubato's
+//!   single-accumulator kernel, the same bits with or without AVX2 and whatever the block
+//!   sizes; other ratios and the `Fast` preset use rubato.
 //! * Writers go through a temporary file renamed on success: an interrupted write
 //!   leaves nothing half-written under the final name.
 
