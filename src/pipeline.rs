@@ -203,7 +203,7 @@ mod tests {
     fn memory_and_file_stage1_give_the_same_bytes() {
         let clip = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("data/clips/sorohanro_-_solo-trumpet-06.hq.ogg");
-        let dir = tempfile::tempdir().unwrap();
+        let dir = mirkit_core::testing::TmpDir::new("mirkit-pipeline-");
         let mut mfcc = FeatureConfig::librosa();
         mfcc.compression = mirkit_dsp::Compression::Db(mirkit_dsp::DbConfig::default());
         let mut logmel = mfcc.clone();
@@ -215,7 +215,7 @@ mod tests {
         for (name, cfg) in [("logmel", logmel), ("mfcc", mfcc)] {
             let mut outs = vec![];
             for budget in [STAGE1_MEMORY, 0, 100 * 128 * 4] {
-                let out = dir.path().join(format!("{name}-{budget}.npy"));
+                let out = dir.join(format!("{name}-{budget}.npy"));
                 let s = features_to_npy_within(&clip, &out, &cfg, &ReadOptions::default(), budget)
                     .unwrap();
                 assert!(
@@ -226,7 +226,7 @@ mod tests {
             }
             assert!(outs.iter().all(|o| o == &outs[0]), "{name}");
         }
-        let left: Vec<_> = std::fs::read_dir(dir.path())
+        let left: Vec<_> = std::fs::read_dir(&*dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| !n.ends_with(".npy") || n.contains("stage1"))

@@ -15,31 +15,10 @@ fn clip(name: &str) -> PathBuf {
         .join(name)
 }
 const TRUMPET: &str = "sorohanro_-_solo-trumpet-06.hq.ogg";
-/// A fresh folder under the system's temporary directory, removed with its contents
-/// when dropped (also when the test fails).
-struct TmpDir(tempfile::TempDir);
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<std::ffi::OsStr> for TmpDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.path().as_os_str()
-    }
-}
-fn tmp_dir(prefix: &str) -> TmpDir {
-    TmpDir(tempfile::Builder::new().prefix(prefix).tempdir().unwrap())
-}
+use mirkit_core::testing::TmpDir;
 
 fn tmp(tag: &str) -> TmpDir {
-    tmp_dir(&format!("mirkit-cli-{tag}-"))
+    TmpDir::new(&format!("mirkit-cli-{tag}-"))
 }
 fn read2(p: &Path) -> ndarray::Array2<f32> {
     npy::read(p).unwrap().to_f32_2d().unwrap()

@@ -21,33 +21,10 @@ fn wav(path: &Path, freq: f32, seed: u32) {
     w.finalize().unwrap();
 }
 
-/// A fresh folder under the system's temporary directory, removed with its contents
-/// when dropped (also when the test fails).
-struct TmpDir(tempfile::TempDir);
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<std::ffi::OsStr> for TmpDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.path().as_os_str()
-    }
-}
+use mirkit_core::testing::TmpDir;
 
 fn data(name: &str) -> TmpDir {
-    let d = TmpDir(
-        tempfile::Builder::new()
-            .prefix(&format!("mirkit-cli-train-{name}-"))
-            .tempdir()
-            .unwrap(),
-    );
+    let d = TmpDir::new(&format!("mirkit-cli-train-{name}-"));
     for (c, f) in [("low", 150.0), ("high", 2500.0)] {
         for i in 0..10 {
             wav(&d.join("data").join(c).join(format!("{i}.wav")), f, i);

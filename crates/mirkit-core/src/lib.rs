@@ -36,6 +36,8 @@ mod audio;
 mod error;
 pub mod npy;
 pub mod rng;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tf;
 
 pub use audio::AudioBuffer;

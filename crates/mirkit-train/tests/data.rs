@@ -6,31 +6,10 @@ use mirkit_train::data::{CsvOptions, Dataset, Task};
 use mirkit_train::TrainError;
 use std::path::Path;
 
-/// A fresh folder under the system's temporary directory, removed with its contents
-/// when dropped (also when the test fails).
-struct TmpDir(tempfile::TempDir);
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<std::ffi::OsStr> for TmpDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.path().as_os_str()
-    }
-}
-fn tmp_dir(prefix: &str) -> TmpDir {
-    TmpDir(tempfile::Builder::new().prefix(prefix).tempdir().unwrap())
-}
+use mirkit_core::testing::TmpDir;
 
 fn dir(name: &str) -> TmpDir {
-    tmp_dir(&format!("mirkit-data-{name}-"))
+    TmpDir::new(&format!("mirkit-data-{name}-"))
 }
 
 fn wav(path: &Path, freq: f32) {

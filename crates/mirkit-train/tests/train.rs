@@ -7,7 +7,7 @@ use mirkit_train::data::{Item, Task};
 use mirkit_train::trainer::{sorted_vars, train, Control, Progress, TrainConfig, Trainable};
 use mirkit_train::zoo::ScratchModel;
 use mirkit_train::TrainError;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Class 0: a low tone (200–400 Hz), class 1: a high tone (2–4 kHz), both in noise,
 /// random amplitude; 4 s at 16 kHz.
@@ -290,31 +290,10 @@ fn bad_configurations_are_typed_errors() {
     assert!(AudioSet::from_memory(vec![], vec![vec![f32::NAN]], 16_000).is_err());
 }
 
-/// A fresh folder under the system's temporary directory, removed with its contents
-/// when dropped (also when the test fails).
-struct TmpDir(tempfile::TempDir);
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<std::ffi::OsStr> for TmpDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.path().as_os_str()
-    }
-}
-fn tmp_dir(prefix: &str) -> TmpDir {
-    TmpDir(tempfile::Builder::new().prefix(prefix).tempdir().unwrap())
-}
+use mirkit_core::testing::TmpDir;
 
 fn tempdir(name: &str) -> TmpDir {
-    tmp_dir(&format!("mirkit-train-test-{name}-"))
+    TmpDir::new(&format!("mirkit-train-test-{name}-"))
 }
 
 #[test]

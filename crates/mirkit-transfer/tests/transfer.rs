@@ -8,7 +8,6 @@ use mirkit_train::trainer::{sorted_vars, train, Control, TrainConfig, Trainable}
 use mirkit_transfer::embed::Embeddings;
 use mirkit_transfer::finetune::{FineTune, FineTuneConfig, Freeze};
 use mirkit_transfer::heads::{Head, HeadConfig, HeadKind};
-use std::path::Path;
 
 /// Three Gaussian blobs in 16 dimensions.
 fn blobs(n: usize, seed: u64) -> (Embeddings, Vec<Vec<usize>>) {
@@ -43,31 +42,10 @@ fn classes3() -> Vec<String> {
     vec!["a".into(), "b".into(), "c".into()]
 }
 
-/// A fresh folder under the system's temporary directory, removed with its contents
-/// when dropped (also when the test fails).
-struct TmpDir(tempfile::TempDir);
-impl std::ops::Deref for TmpDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<Path> for TmpDir {
-    fn as_ref(&self) -> &Path {
-        self.0.path()
-    }
-}
-impl AsRef<std::ffi::OsStr> for TmpDir {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.path().as_os_str()
-    }
-}
-fn tmp_dir(prefix: &str) -> TmpDir {
-    TmpDir(tempfile::Builder::new().prefix(prefix).tempdir().unwrap())
-}
+use mirkit_core::testing::TmpDir;
 
 fn tmp(name: &str) -> TmpDir {
-    tmp_dir(&format!("mirkit-transfer-{name}-"))
+    TmpDir::new(&format!("mirkit-transfer-{name}-"))
 }
 
 #[test]
