@@ -12,10 +12,11 @@
 //!
 //! Why not rubato's kernel: its AVX dot product keeps one accumulator, so each 512-tap
 //! output waits on 64 dependent fused multiply-adds (~70 ms per minute of 44.1 kHz audio
-//! to 22.05 kHz here). This one computes four outputs at once with eight lanes each, as
-//! separate multiplies and adds in a fixed order, so the AVX2 and generic builds give
-//! the same bits and an output's bits do not depend on how the input was split into
-//! blocks.
+//! to 22.05 kHz here). This one works in super-blocks of `4·L` outputs, computing the four
+//! outputs `j, j + L, j + 2L, j + 3L` that share a phase table together (one table load
+//! for four products), eight lanes each, as separate multiplies and adds in a fixed
+//! order, so the AVX2 and generic builds give the same bits and an output's bits do not
+//! depend on how the input was split into blocks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -64,7 +65,8 @@ impl Polyphase {
         )
     }
 
-    /// Appends `x`; writes every output whose taps are all present.
+    /// Appends `x`; writes the outputs of every complete super-block (`4·L` outputs whose
+    /// taps are all present). The rest wait for more input or for [`finish`](Self::finish).
     pub(crate) fn push(&mut self, x: &[f32], out: &mut Vec<f32>) {
         self.buf.extend_from_slice(x);
         self.run(out, u64::MAX);
