@@ -8,7 +8,8 @@
 //!   Blackman–Harris window, cutoff [`HIGH_CUTOFF`]. For rational ratios
 //!   with a small denominator (`to/from = L/M` with `L ≤ 1024`: 44.1→22.05/16/12 kHz,
 //!   48→44.1 kHz...) mirkit's own exact polyphase filter (the table sampled at every
-//!   output phase; four outputs at a time, the same bits with or without AVX2);
+//!   output phase; eight outputs of one phase at a time, the same bits with or without
+//!   AVX2);
 //!   otherwise rubato's `SincFixedIn` with 512× oversampling and cubic interpolation. Measured SNR against `librosa.resample(res_type="soxr_hq")` is
 //!   recorded in docs/parity.md.
 //! * [`ResampleQuality::Fast`]: rubato's FFT resampler (fixed ratio), several times faster.
