@@ -116,6 +116,8 @@ fn main() {
         .map(|i| &y[i * 30 * 22050..(i + 1) * 30 * 22050])
         .collect();
     let jobs = 3 * files.len();
+    // planned once; each worker gets its own buffers
+    let fft = RealFftPlanner::<f64>::new().plan_fft_forward(512);
     let run = |threads: usize, bare_fft: bool| -> f64 {
         use rayon::prelude::*;
         let pool = rayon::ThreadPoolBuilder::new()
@@ -127,15 +129,13 @@ fn main() {
             if bare_fft {
                 (0..jobs).into_par_iter().for_each_init(
                     || {
-                        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(512);
-                        let bufs = (
+                        (
                             fft.make_input_vec(),
                             fft.make_output_vec(),
                             fft.make_scratch_vec(),
-                        );
-                        (fft, bufs)
+                        )
                     },
-                    |(fft, (i, o, s)), j| {
+                    |(i, o, s), j| {
                         let f = files[j % files.len()];
                         let mut acc = 0.0f64;
                         for k in 0..(f.len() - 512) / 256 {

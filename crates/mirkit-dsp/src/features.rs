@@ -545,8 +545,11 @@ impl FeatureExtractor {
         let data = if self.needs_stage2() {
             let params = self.stage2_params(mx);
             let (offset, floor) = params;
-            for v in out.iter_mut() {
-                *v = (*v - offset).max(floor);
+            // skipped when it changes nothing (MFCC without ref or top_db), as stage2_frame
+            if offset != 0.0 || floor > f32::NEG_INFINITY {
+                for v in out.iter_mut() {
+                    *v = (*v - offset).max(floor);
+                }
             }
             match &self.dct {
                 None => Array2::from_shape_vec((rows, n_frames), out).expect("sizes"),

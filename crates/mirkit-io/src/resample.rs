@@ -9,8 +9,8 @@
 //!   with a small denominator (`to/from = L/M` with `L ≤ 1024`: 44.1→22.05/16/12 kHz,
 //!   48→44.1 kHz...) mirkit's own exact polyphase filter (the table sampled at every
 //!   output phase; eight outputs of one phase at a time, the same bits with or without
-//!   AVX2);
-//!   otherwise rubato's `SincFixedIn` with 512× oversampling and cubic interpolation. Measured SNR against `librosa.resample(res_type="soxr_hq")` is
+//!   AVX2); otherwise rubato's `SincFixedIn` with 512× oversampling and cubic
+//!   interpolation. Measured SNR against `librosa.resample(res_type="soxr_hq")` is
 //!   recorded in docs/parity.md.
 //! * [`ResampleQuality::Fast`]: rubato's FFT resampler (fixed ratio), several times faster.
 
@@ -61,8 +61,6 @@ fn gcd(a: u64, b: u64) -> u64 {
 pub struct StreamResampler {
     from: u32,
     to: u32,
-    /// (M, L): from/to reduced (set for rubato's sinc resampler)
-    ratio: (u64, u64),
     inner: Option<Box<dyn VecResampler<f32>>>,
     /// the exact polyphase filter (High preset, small `L`); `inner` is then `None`
     poly: Option<crate::polyphase::Polyphase>,
@@ -104,7 +102,6 @@ impl StreamResampler {
             to,
             reason: e.to_string(),
         };
-        let mut ratio = (1u64, 1u64);
         let g = gcd(from as u64, to as u64);
         let (m, l) = (from as u64 / g, to as u64 / g);
         let poly = (from != to && quality == ResampleQuality::High && l <= 1024)
@@ -117,13 +114,11 @@ impl StreamResampler {
                     // L > 1024 (a ratio like 44100 -> 44101): rubato's oversampled table
                     let window = WindowFunction::BlackmanHarris2;
                     let sinc_len = 512;
-                    let (oversampling_factor, interpolation) = (512, SincInterpolationType::Cubic);
-                    ratio = (m, l);
                     let params = SincInterpolationParameters {
                         sinc_len,
                         f_cutoff: HIGH_CUTOFF,
-                        interpolation,
-                        oversampling_factor,
+                        interpolation: SincInterpolationType::Cubic,
+                        oversampling_factor: 512,
                         window,
                     };
                     Some(Box::new(
@@ -147,7 +142,6 @@ impl StreamResampler {
         let mut me = Self {
             from,
             to,
-            ratio,
             inner,
             poly,
             pending: vec![Vec::with_capacity(CHUNK)],
@@ -169,7 +163,6 @@ impl StreamResampler {
                 // from/to reduced), whatever `output_delay()` reports. Prepending M − 1
                 // zeros and dropping L − 1 outputs puts output j at time j·M/L;
                 // `resampling_is_aligned` checks it.
-                let (m, l) = me.ratio;
                 let (p, d) = (m - 1, l - 1);
                 let mut sink = Vec::new();
                 me.push(&vec![0.0f32; p as usize], &mut sink)?;
