@@ -60,7 +60,7 @@ fn benches(c: &mut Criterion) {
     };
     let audio: Vec<f32> = (0..48_000).map(|i| (i as f32 * 0.05).sin() * 0.1).collect();
     g.bench_function("won2020_musicnn_window", |b| {
-        b.iter(|| w.tag(&audio).unwrap())
+        b.iter(|| w.tag_window(&audio).unwrap())
     });
     g.finish();
 }

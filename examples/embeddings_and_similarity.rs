@@ -6,7 +6,7 @@
 //! piece should be closer to each other than to the other piece.
 
 use mirkit::io::{load, LoadOptions};
-use mirkit::models::won2020::cosine;
+use mirkit::models::scores::cosine;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The default tagger is musicnn 0.1.0's MagnaTagATune model: its embedding is the

@@ -1,7 +1,9 @@
 //! # mirkit — music information retrieval in Rust
 //!
 //! The facade of the mirkit workspace: it re-exports the crates under short names and
-//! holds the file-level pipelines the `mirkit` command line uses.
+//! holds the file-level pipelines the `mirkit` command line uses: streamed features to
+//! `.npy` ([`pipeline`]), tagging and embedding of files ([`tagger`]), embedding indexes
+//! and similarity search ([`index`]).
 //!
 //! | module | crate | what |
 //! |---|---|---|
@@ -10,7 +12,7 @@
 //! | [`dsp`] | mirkit-dsp | STFT, mel, dB, MFCC, presets |
 //! | [`augment`] | mirkit-augment | time-stretch, pitch-shift, noise, filters, seeded chains |
 //! | [`nn`] | mirkit-nn | Candle layers, losses, optimisers PyTorch-exact |
-//! | [`models`] | mirkit-models | pretrained taggers (Won et al. 2020) and the zoo |
+//! | [`models`] | mirkit-models | the zoo and twelve pretrained taggers (musicnn 0.1.0, Won et al. 2020) |
 //! | [`train`] | mirkit-train | data sets, training loop, resumable checkpoints, metrics |
 //! | [`transfer`] | mirkit-transfer | embeddings, heads on frozen features, fine-tuning |
 //!
@@ -38,18 +40,20 @@ pub use mirkit_nn as nn;
 pub use mirkit_train as train;
 pub use mirkit_transfer as transfer;
 
+pub mod index;
 pub mod pipeline;
 pub mod tagger;
 
 pub use tagger::{TagResult, Tagger};
 
-/// Errors of the facade: one of the crates' errors, or a file-level problem.
+/// Errors of the facade: each crate's error with its source kept, or one naming the file
+/// being processed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Audio input/output.
     #[error(transparent)]
     Io(#[from] mirkit_io::IoError),
-    /// Feature extraction.
+    /// Feature extraction on a file.
     #[error("{path}: {source}")]
     Dsp {
         /// the file being processed
@@ -58,12 +62,41 @@ pub enum Error {
         #[source]
         source: mirkit_dsp::DspError,
     },
+    /// Feature extraction (parameters, in-memory signals).
+    #[error(transparent)]
+    DspParams(#[from] mirkit_dsp::DspError),
     /// Shared types (npy writing...).
     #[error(transparent)]
     Core(#[from] mirkit_core::CoreError),
-    /// Anything else, with a message naming the problem.
-    #[error("{0}")]
-    Other(String),
+    /// Loading or running a model (an unknown name, a bad weights file, bad input).
+    #[error(transparent)]
+    Model(#[from] mirkit_models::ModelError),
+    /// A model failed on a file.
+    #[error("{path}: {source}")]
+    ModelOnFile {
+        /// the file being processed
+        path: String,
+        /// the error
+        #[source]
+        source: mirkit_models::ModelError,
+    },
+    /// Augmentation.
+    #[error(transparent)]
+    Augment(#[from] mirkit_augment::AugmentError),
+    /// Data sets, training, checkpoints, metrics.
+    #[error(transparent)]
+    Train(#[from] mirkit_train::TrainError),
+    /// Embeddings, heads, fine-tuning.
+    #[error(transparent)]
+    Transfer(#[from] mirkit_transfer::TransferError),
+    /// An embedding index that cannot be used (see [`index`]).
+    #[error("{path}: {why}")]
+    Index {
+        /// the index folder or file
+        path: String,
+        /// the problem
+        why: String,
+    },
 }
 
 /// Result type of the facade.

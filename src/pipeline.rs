@@ -1,10 +1,9 @@
 //! File-level feature pipelines: decode → resample → features → `.npy`, streamed.
 
 use crate::{Error, Result};
-use mirkit_core::npy::{self, NpyFrameWriter};
+use mirkit_core::npy::{self, NpyFrameReader, NpyFrameWriter};
 use mirkit_dsp::{FeatureConfig, FeatureExtractor};
 use mirkit_io::{AudioStream, LoadOptions, ResampleQuality};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// How to read the audio before feature extraction.
@@ -152,13 +151,13 @@ fn features_to_npy_within(
         return Ok(summary);
     }
     // second pass: stage 2 frame by frame, from memory or from the stage-1 file
-    let params = ex.stage2_params(max);
+    let stage2 = ex.stage2(max);
     let mut res = vec![0.0f32; ex.output_rows()];
     let mut out = NpyFrameWriter::create(output, ex.output_rows())?;
     match held {
         Stage1::Memory(mut v) => {
             for frame in v.chunks_exact_mut(rows1) {
-                ex.stage2_frame(params, frame, &mut res);
+                stage2.apply(frame, &mut res);
                 out.push_frame(&res)?;
             }
             out.finish()?;
@@ -166,20 +165,10 @@ fn features_to_npy_within(
         Stage1::File(w, path) => {
             let r = (|| -> Result<()> {
                 w.finish()?;
-                let mut f = std::io::BufReader::new(
-                    std::fs::File::open(&path).map_err(|e| Error::Other(e.to_string()))?,
-                );
-                f.seek(SeekFrom::Start(128))
-                    .map_err(|e| Error::Other(e.to_string()))?;
-                let mut bytes = vec![0u8; rows1 * 4];
+                let mut spill = NpyFrameReader::open(&path)?;
                 let mut frame = vec![0.0f32; rows1];
-                for _ in 0..frames {
-                    f.read_exact(&mut bytes)
-                        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-                    for (v, b) in frame.iter_mut().zip(bytes.chunks_exact(4)) {
-                        *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
-                    }
-                    ex.stage2_frame(params, &mut frame, &mut res);
+                while spill.next_frame(&mut frame)? {
+                    stage2.apply(&mut frame, &mut res);
                     out.push_frame(&res)?;
                 }
                 out.finish()?;

@@ -2,7 +2,7 @@
 //! window plus a decoded block, whatever the file length.
 //!
 //! ```no_run
-//! let result = mirkit::Tagger::default()?.tag_file("song.mp3".as_ref())?;
+//! let result = mirkit::Tagger::default()?.tag_file("song.mp3")?;
 //! for (tag, score) in result.top_k(5) {
 //!     println!("{tag:>12} {score:.3}");
 //! }
@@ -10,15 +10,15 @@
 //! ```
 
 use crate::{Error, Result};
-use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use mirkit_io::{AudioStream, LoadOptions};
-use mirkit_models::musicnn::{Musicnn, HOP, N_MELS, PATCH_FRAMES};
-use mirkit_models::registry::{self, Pretrained};
-use mirkit_models::won2020::{average, Won2020, SAMPLE_RATE};
+use mirkit_models::registry::{self, average_layers, Pretrained};
+use mirkit_models::scores::average;
+use mirkit_models::windows::{Embedding, Scores, WindowOutput};
+use mirkit_transfer::embed::Layers;
 use std::path::Path;
 
-/// Windows per forward pass when tagging a file.
-pub const BATCH: usize = 4;
 
 /// Scores of one window.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,8 +45,66 @@ pub struct TagResult {
 impl TagResult {
     /// The `k` best tags, best first.
     pub fn top_k(&self, k: usize) -> Vec<(&str, f32)> {
-        mirkit_models::won2020::top_k(&self.tags, &self.scores, k)
+        mirkit_models::scores::top_k(&self.tags, &self.scores, k)
     }
+
+    /// The JSON record `mirkit tag --format json` writes for this result: scores by tag
+    /// name, the `k` best, and (with `segments`) the per-window scores.
+    pub fn record(&self, file: &str, k: usize, segments: bool) -> TagRecord {
+        let map = |s: &[f32]| -> BTreeMap<String, f64> {
+            self.tags.iter().cloned().zip(s.iter().map(|&v| v as f64)).collect()
+        };
+        TagRecord {
+            file: file.to_string(),
+            model: self.model.clone(),
+            scores: map(&self.scores),
+            segments: segments.then(|| {
+                self.segments
+                    .iter()
+                    .map(|s| SegmentRecord {
+                        scores: map(&s.scores),
+                        start_secs: s.start_secs,
+                    })
+                    .collect()
+            }),
+            top_k: self
+                .top_k(k)
+                .into_iter()
+                .map(|(t, v)| (t.to_string(), v as f64))
+                .collect(),
+            windows: self.segments.len(),
+        }
+    }
+}
+
+/// One file's entry in the JSON array `mirkit tag --format json` writes (and `--resume`
+/// reads back). Fields are declared in alphabetical order, the order they are written
+/// in; scores are the `f32` values widened to `f64`, so they print with every digit of
+/// the value that was computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagRecord {
+    /// The audio file as given.
+    pub file: String,
+    /// Model name.
+    pub model: String,
+    /// Scores averaged over the windows, by tag.
+    pub scores: BTreeMap<String, f64>,
+    /// Per-window scores, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<SegmentRecord>>,
+    /// The best tags, best first.
+    pub top_k: Vec<(String, f64)>,
+    /// Number of windows.
+    pub windows: usize,
+}
+
+/// Scores of one window in a [`TagRecord`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    /// Scores by tag.
+    pub scores: BTreeMap<String, f64>,
+    /// Start of the window, seconds.
+    pub start_secs: f64,
 }
 
 /// A pretrained tagger.
@@ -64,7 +122,7 @@ impl Tagger {
     }
     /// A registry model by name, or a `.safetensors` file of either family.
     pub fn new(name: &str) -> Result<Self> {
-        let model = registry::load_pretrained(name).map_err(|e| Error::Other(e.to_string()))?;
+        let model = registry::load_pretrained(name)?;
         Ok(Self {
             model,
             name: name.to_string(),
@@ -84,125 +142,37 @@ impl Tagger {
     }
     /// Seconds between the starts of successive windows (patches).
     pub fn window_secs(&self) -> f64 {
-        match &self.model {
-            Pretrained::Won2020(m) => m.input_len() as f64 / SAMPLE_RATE as f64,
-            Pretrained::Musicnn(_) => (PATCH_FRAMES * HOP) as f64 / SAMPLE_RATE as f64,
-        }
+        self.model.window_secs()
     }
 
-    /// Runs the model's own protocol over a file, streaming the audio, and returns one
-    /// result per window:
-    /// * Won 2020: 16 kHz mono, non-overlapping windows of the input length, trailing
-    ///   remainder dropped, a file shorter than one window zero-padded; `won` per window.
-    /// * musicnn 0.1.0: the log-mel of the whole signal (computed frame by frame), cut
-    ///   into non-overlapping 187-frame patches, remainder dropped, a file shorter than one
-    ///   patch repeat-padded; `mus` per patch `(1, 187, 96)`.
-    fn per_window<T: Send>(
-        &self,
-        path: &Path,
-        won: impl Fn(&Won2020, &[f32]) -> mirkit_models::Result<T>,
-        mus: impl Fn(&Musicnn, &Tensor) -> mirkit_models::Result<T> + Sync,
-    ) -> Result<Vec<T>> {
-        let named = |e: mirkit_models::ModelError| Error::Other(format!("{}: {e}", path.display()));
+    /// Streams a file through the model's windowing ([`mirkit_models::windows`]) and
+    /// returns one `K` result per window.
+    fn per_window<K: WindowOutput>(&self, path: &Path) -> Result<Vec<K::Item>> {
+        let named = |e: mirkit_models::ModelError| Error::ModelOnFile {
+            path: path.display().to_string(),
+            source: e,
+        };
         // The FFT resampler is the closest to the soxr HQ the models' references were fed
         // (83.5 dB SNR at 16 kHz; see tests/won2020.rs in mirkit-models).
         let opts = LoadOptions {
             quality: mirkit_io::ResampleQuality::Fast,
-            ..LoadOptions::at(SAMPLE_RATE)
+            ..LoadOptions::at(self.model.sample_rate())
         };
-        let stream = AudioStream::open(path, &opts)?;
+        let mut windows = self.model.stream::<K>();
         let mut out = Vec::new();
-        match &self.model {
-            Pretrained::Won2020(m) => {
-                let n = m.input_len();
-                let mut buf: Vec<f32> = Vec::with_capacity(2 * n);
-                for block in stream {
-                    buf.extend_from_slice(&block?);
-                    // one window at a time (two in parallel measured slower here: 1.6–1.8 s
-                    // against 1.2–1.6 s for a 2-minute file with won2020-musicnn-mtat)
-                    while buf.len() >= n {
-                        out.push(won(m, &buf[..n]).map_err(named)?);
-                        buf.drain(..n);
-                    }
-                }
-                if out.is_empty() {
-                    if buf.is_empty() {
-                        return Err(Error::Other(format!("{}: no audio", path.display())));
-                    }
-                    buf.resize(n, 0.0);
-                    out.push(won(m, &buf).map_err(named)?);
-                }
-            }
-            Pretrained::Musicnn(m) => {
-                let mut fs = m.front_end().streamer();
-                let mut frames: Vec<f32> = Vec::with_capacity(2 * PATCH_FRAMES * N_MELS);
-                let mut total = 0usize;
-                let patch_len = PATCH_FRAMES * N_MELS;
-                let patch = |f: &[f32]| {
-                    Tensor::from_slice(f, (1, PATCH_FRAMES, N_MELS), &Device::Cpu)
-                        .map_err(|e| Error::Other(e.to_string()))
-                };
-                let run = |frames: &mut Vec<f32>, out: &mut Vec<T>, last: bool| -> Result<()> {
-                    // two patches at a time, one per core
-                    while frames.len() >= 2 * patch_len {
-                        let (a, b) = (
-                            patch(&frames[..patch_len])?,
-                            patch(&frames[patch_len..2 * patch_len])?,
-                        );
-                        let (ra, rb) = rayon::join(|| mus(m, &a), || mus(m, &b));
-                        out.push(ra.map_err(named)?);
-                        out.push(rb.map_err(named)?);
-                        frames.drain(..2 * patch_len);
-                    }
-                    while last && frames.len() >= patch_len {
-                        out.push(mus(m, &patch(&frames[..patch_len])?).map_err(named)?);
-                        frames.drain(..patch_len);
-                    }
-                    Ok(())
-                };
-                let dsp = |e: mirkit_dsp::DspError| Error::Dsp {
-                    path: path.display().to_string(),
-                    source: e,
-                };
-                for block in stream {
-                    fs.push(&block?, &mut |f: &[f32]| {
-                        frames.extend_from_slice(f);
-                        total += 1;
-                    })
-                    .map_err(dsp)?;
-                    run(&mut frames, &mut out, false)?;
-                }
-                fs.finish(&mut |f: &[f32]| {
-                    frames.extend_from_slice(f);
-                    total += 1;
-                })
-                .map_err(dsp)?;
-                run(&mut frames, &mut out, true)?;
-                if out.is_empty() {
-                    if total == 0 {
-                        return Err(Error::Other(format!("{}: no audio", path.display())));
-                    }
-                    let mel = Tensor::from_vec(frames, (total, N_MELS), &Device::Cpu)
-                        .map_err(|e| Error::Other(e.to_string()))?;
-                    let p = m.patches(&mel).map_err(named)?;
-                    out.push(mus(m, &p).map_err(named)?);
-                }
-            }
+        for block in AudioStream::open(path, &opts)? {
+            windows.push(&block?).map_err(named)?;
+            out.append(&mut windows.take_ready());
         }
+        out.append(&mut windows.finish().map_err(named)?);
         Ok(out)
     }
 
-    /// Tags a file window by window. musicnn 0.1.0 patches go two at a time on two cores
-    /// (`rayon::join`): the matrix products inside one patch use two cores poorly (1.66 s
-    /// for a 2-minute file with one thread, 1.3–1.6 s with two, 0.95 s with two patches
-    /// in parallel — same scores to the bit). Won 2020 windows go one by one (batches of
-    /// 4/16 and parallel windows were slower with Candle 0.11's CPU kernels).
-    pub fn tag_file(&self, path: &Path) -> Result<TagResult> {
-        let per = self.per_window(
-            path,
-            |m, w| m.tag(w),
-            |m, p| Ok(m.tag_patches(p)?.remove(0)),
-        )?;
+    /// Tags a file window by window, streaming it (see [`mirkit_models::windows`] for the
+    /// protocols and how windows are scheduled on the cores).
+    pub fn tag_file(&self, path: impl AsRef<Path>) -> Result<TagResult> {
+        let path = path.as_ref();
+        let per = self.per_window::<Scores>(path)?;
         let step = self.window_secs();
         Ok(TagResult {
             model: self.name.clone(),
@@ -221,33 +191,27 @@ impl Tagger {
 
     /// All pooled intermediate layers of a file concatenated (Choi et al. 2017), averaged
     /// over windows; returns the vector and the `(name, dims)` of its parts.
-    pub fn embed_layers_file(&self, path: &Path) -> Result<mirkit_models::BlockEmbedding> {
-        let per = self.per_window(
-            path,
-            |m, w| m.embed_layers(w),
-            |m, p| {
-                m.pooled_features(p)?
-                    .into_iter()
-                    .map(|(n, t)| Ok((n, t.squeeze(0)?.to_vec1::<f32>()?)))
-                    .collect()
-            },
-        )?;
-        let parts = per[0].iter().map(|(n, v)| (n.clone(), v.len())).collect();
-        let flat: Vec<Vec<f32>> = per
-            .into_iter()
-            .map(|l| l.into_iter().flat_map(|(_, v)| v).collect())
-            .collect();
-        Ok((average(&flat), parts))
+    pub fn embed_layers_file(&self, path: impl AsRef<Path>) -> Result<mirkit_models::BlockEmbedding> {
+        let path = path.as_ref();
+        Ok(average_layers(
+            self.per_window::<mirkit_models::windows::Layers>(path)?,
+        ))
     }
 
     /// The penultimate-layer embedding of a file, averaged over windows (musicnn 0.1.0:
     /// its `penultimate` features, 200 dimensions).
-    pub fn embed_file(&self, path: &Path) -> Result<Vec<f32>> {
-        let per = self.per_window(
-            path,
-            |m, w| m.embed(w),
-            |m, p| Ok(m.embedding(p)?.remove(0)),
-        )?;
+    pub fn embed_file(&self, path: impl AsRef<Path>) -> Result<Vec<f32>> {
+        let path = path.as_ref();
+        let per = self.per_window::<Embedding>(path)?;
         Ok(average(&per))
+    }
+
+    /// The embedding of a file in the representation `layers` asks for: the penultimate
+    /// layer ([`Self::embed_file`]) or every layer concatenated ([`Self::embed_layers_file`]).
+    pub fn embed_with(&self, path: impl AsRef<Path>, layers: Layers) -> Result<Vec<f32>> {
+        match layers {
+            Layers::Embedding => self.embed_file(path),
+            Layers::All => Ok(self.embed_layers_file(path)?.0),
+        }
     }
 }

@@ -14,7 +14,9 @@ its tags in output order, its architecture and the source.
 
 Every tensor's CRC-32C is checked against the checkpoint.
 
-Usage: python3 tools/convert_musicnn.py --wheel musicnn-0.1.0-py3-none-any.whl [--dst weights/musicnn]
+Usage: python3 tools/convert_musicnn.py --wheel musicnn-0.1.0-py3-none-any.whl [--dst crates]
+Writes crates/mirkit-weights-musicnn/weights/musicnn-*.safetensors and
+crates/mirkit-weights-vgg/weights/vgg-*.safetensors (and each crate's LICENSE).
        (pip download musicnn==0.1.0 --no-deps fetches the wheel)
 """
 import argparse
@@ -181,7 +183,6 @@ def keep(name):
 
 
 def convert(wheel_dir, dst, verify_crc=True):
-    os.makedirs(dst, exist_ok=True)
     for folder, (reg, arch, labels) in MODELS.items():
         prefix = os.path.join(wheel_dir, "musicnn", folder, "")
         ck = read_checkpoint(prefix)
@@ -196,7 +197,9 @@ def convert(wheel_dir, dst, verify_crc=True):
                 "source": f"musicnn 0.1.0 (PyPI wheel) musicnn/{folder}/ TF1 checkpoint",
                 "licence": "ISC (Jordi Pons, Xavier Serra)",
                 "front_end": "librosa mel 16 kHz, n_fft 512, hop 256, 96 Slaney mels, float16, log10(10000x+1); 187-frame patches"}
-        out = os.path.join(dst, f"{reg}.safetensors")
+        crate = os.path.join(dst, f"mirkit-weights-{reg.split('-')[0]}")
+        os.makedirs(os.path.join(crate, "weights"), exist_ok=True)
+        out = os.path.join(crate, "weights", f"{reg}.safetensors")
         save_file(tensors, out, metadata=meta)
         n = sum(t.size for t in tensors.values())
         print(f"{out}: {len(tensors)} tensors, {n} values")
@@ -205,7 +208,8 @@ def convert(wheel_dir, dst, verify_crc=True):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--wheel", required=True, help="musicnn-0.1.0-py3-none-any.whl or an unpacked copy")
-    ap.add_argument("--dst", default=os.path.join(ROOT, "weights", "musicnn"))
+    ap.add_argument("--dst", default=os.path.join(ROOT, "crates"),
+                    help="folder holding the mirkit-weights-musicnn and mirkit-weights-vgg crates")
     ap.add_argument("--no-crc", action="store_true", help="skip the (slow, pure-Python) CRC check")
     a = ap.parse_args()
     src = a.wheel
@@ -217,10 +221,12 @@ def main():
     convert(src, a.dst, verify_crc=not a.no_crc)
     lic = os.path.join(src, "musicnn-0.1.0.dist-info", "LICENSE.md")
     if os.path.exists(lic):
-        with open(lic) as f, open(os.path.join(a.dst, "LICENSE"), "w") as g:
-            g.write("Weights converted from musicnn 0.1.0 (https://github.com/jordipons/musicnn),\n"
-                    "by tools/convert_musicnn.py. Licence of the original package:\n\n")
-            g.write(f.read())
+        text = open(lic).read()
+        for crate in ("mirkit-weights-musicnn", "mirkit-weights-vgg"):
+            with open(os.path.join(a.dst, crate, "LICENSE"), "w") as g:
+                g.write("Weights converted from musicnn 0.1.0 (https://github.com/jordipons/musicnn),\n"
+                        "by tools/convert_musicnn.py. Licence of the original package:\n\n")
+                g.write(text)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ What it does, per model (MTT_musicnn, MSD_musicnn, MTT_vgg, MSD_vgg):
 1. builds the graph with musicnn.models.define_model exactly as musicnn.extractor does and
    restores the checkpoint shipped in the wheel (no try/except: a failed restore stops);
 2. checks every restored variable equals the tensor tools/convert_musicnn.py wrote to
-   weights/musicnn/*.safetensors (bit for bit), so the TensorFlow-free reader is verified;
+   crates/mirkit-weights-{musicnn,vgg}/weights/*.safetensors (bit for bit), so the TensorFlow-free reader is verified;
 3. computes musicnn's front end on tests/fixtures/models/brahms_16k_29s.npy (29 s of the
    Brahms clip at 16 kHz): librosa.feature.melspectrogram(n_fft 512, hop 256, 96 mels,
    pad_mode "reflect" as librosa < 0.10 did when musicnn 0.1.0 was released), float16,
@@ -64,7 +64,7 @@ def run(model, batch, reg):
     sess = tf.compat.v1.Session()
     saver = tf.compat.v1.train.Saver()
     saver.restore(sess, os.path.join(os.path.dirname(musicnn.__file__), model, ""))
-    conv = load_file(os.path.join(ROOT, "weights", "musicnn", f"{reg}.safetensors"))
+    conv = load_file(os.path.join(ROOT, "crates", f"mirkit-weights-{reg.split('-')[0]}", "weights", f"{reg}.safetensors"))
     tvars = {v.name[:-2]: v for v in tf.compat.v1.global_variables()}
     assert set(tvars) == set(conv), (sorted(set(tvars) ^ set(conv)))
     for name, v in tvars.items():

@@ -326,6 +326,78 @@ impl Drop for NpyFrameWriter {
     }
 }
 
+/// Reads back, one frame at a time, a Fortran-ordered `float32` `(rows, frames)` `.npy`
+/// such as [`NpyFrameWriter`] writes (the header is parsed, not assumed), in constant
+/// memory.
+pub struct NpyFrameReader {
+    path: PathBuf,
+    r: std::io::BufReader<File>,
+    rows: usize,
+    frames: usize,
+    read: usize,
+    bytes: Vec<u8>,
+}
+
+impl NpyFrameReader {
+    /// Opens `path` and checks that it holds a Fortran-ordered `<f4` 2-D array.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let named = |m: String| CoreError::Npy(format!("{}: {m}", path.display()));
+        let mut r = std::io::BufReader::new(File::open(&path).map_err(|e| io_err(&path, e))?);
+        let mut pre = [0u8; 10];
+        r.read_exact(&mut pre).map_err(|e| io_err(&path, e))?;
+        if &pre[..6] != b"\x93NUMPY" || pre[6] != 1 {
+            return Err(named("not a version-1 .npy file".into()));
+        }
+        let mut h = vec![0u8; u16::from_le_bytes([pre[8], pre[9]]) as usize];
+        r.read_exact(&mut h).map_err(|e| io_err(&path, e))?;
+        let h = std::str::from_utf8(&h).map_err(|_| named("header not UTF-8".into()))?;
+        let (descr, fortran, shape) = parse_header(h).map_err(|e| named(e.to_string()))?;
+        if descr != "<f4" || !fortran || shape.len() != 2 {
+            return Err(named(format!(
+                "expected a Fortran-ordered <f4 (rows, frames) array, found {descr} {shape:?} (fortran_order {fortran})"
+            )));
+        }
+        Ok(Self {
+            rows: shape[0],
+            frames: shape[1],
+            bytes: vec![0u8; shape[0] * 4],
+            path,
+            r,
+            read: 0,
+        })
+    }
+    /// Rows per frame.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Frames in the file.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+    /// Reads the next frame into `frame` (`rows` values); `false` after the last frame.
+    pub fn next_frame(&mut self, frame: &mut [f32]) -> Result<bool> {
+        if frame.len() != self.rows {
+            return Err(CoreError::Shape(format!(
+                "frame buffer of {} values, the file has {} rows",
+                frame.len(),
+                self.rows
+            )));
+        }
+        if self.read == self.frames {
+            return Ok(false);
+        }
+        self.r
+            .read_exact(&mut self.bytes)
+            .map_err(|e| io_err(&self.path, e))?;
+        for (v, b) in frame.iter_mut().zip(self.bytes.chunks_exact(4)) {
+            *v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+        }
+        self.read += 1;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,5 +439,31 @@ mod tests {
         let mut h = header_bytes(&[4], false, 0);
         h.extend_from_slice(&[0u8; 8]); // 2 of 4 floats
         assert!(matches!(from_bytes(&h), Err(CoreError::Npy(m)) if m.contains("truncated")));
+    }
+
+    #[test]
+    fn frame_reader_reads_back_what_the_frame_writer_wrote() {
+        let dir = std::env::temp_dir().join(format!("mirkit-npy-reader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f.npy");
+        let mut w = NpyFrameWriter::create(&p, 3).unwrap();
+        for i in 0..5 {
+            w.push_frame(&[i as f32, -1.5, f32::MIN_POSITIVE]).unwrap();
+        }
+        w.finish().unwrap();
+        let mut r = NpyFrameReader::open(&p).unwrap();
+        assert_eq!((r.rows(), r.frames()), (3, 5));
+        let mut f = [0.0f32; 3];
+        for i in 0..5 {
+            assert!(r.next_frame(&mut f).unwrap());
+            assert_eq!(f, [i as f32, -1.5, f32::MIN_POSITIVE]);
+        }
+        assert!(!r.next_frame(&mut f).unwrap());
+        assert!(r.next_frame(&mut [0.0; 2]).is_err());
+        // a C-ordered file is refused, naming the file
+        write_f32(&p, &[3, 5], &[0.0; 15]).unwrap();
+        let e = NpyFrameReader::open(&p).err().unwrap().to_string();
+        assert!(e.contains("f.npy") && e.contains("Fortran"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -16,27 +16,27 @@ use crate::cepstral::mfcc_basis;
 use crate::db::{ln_fast, round_to_f16, DbConfig, DbRef};
 use crate::error::{check_finite, invalid, DspError, Result};
 use crate::lanes::{LanePlan, LANES};
+pub use crate::mel::MelSettings;
 use crate::mel::{MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
 use crate::paired::PairScratch;
 use crate::stft::{padded_index, padded_segment, PadMode, Stft, StftConfig};
 use mirkit_core::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
 use ndarray::Array2;
 
-/// Mel stage settings (the sample rate and FFT size come from the [`FeatureConfig`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MelSettings {
-    /// Number of bands.
-    pub n_mels: usize,
-    /// Lowest edge, Hz.
-    pub fmin: f32,
-    /// Highest edge, Hz (`None`: Nyquist).
-    pub fmax: Option<f32>,
-    /// Mel formula.
-    pub scale: MelScale,
-    /// Filter normalisation.
-    pub norm: MelNorm,
-    /// Whose arithmetic builds the bank (torchaudio presets reproduce torchaudio's `f32`).
-    pub arithmetic: MelArithmetic,
+/// The second stage of a streamed signal (reference, `top_db` floor, DCT), fixed by the
+/// stage-1 maximum; made by [`FeatureExtractor::stage2`].
+#[derive(Clone, Copy)]
+pub struct Stage2<'a> {
+    ex: &'a FeatureExtractor,
+    params: (f32, f32),
+}
+
+impl Stage2<'_> {
+    /// Turns one stage-1 frame ([`FeatureExtractor::stage1_rows`] values, overwritten)
+    /// into a final frame ([`FeatureExtractor::output_rows`] values in `out`).
+    pub fn apply(&self, frame: &mut [f32], out: &mut [f32]) {
+        self.ex.stage2_frame(self.params, frame, out)
+    }
 }
 
 /// Value compression applied after the (mel) power spectrogram.
@@ -213,16 +213,9 @@ impl FeatureConfig {
     }
     /// The mel filterbank configuration, if any.
     pub fn mel_config(&self) -> Option<MelConfig> {
-        self.mel.as_ref().map(|m| MelConfig {
-            sample_rate: self.sample_rate,
-            n_fft: self.stft.n_fft,
-            n_mels: m.n_mels,
-            fmin: m.fmin,
-            fmax: m.fmax,
-            scale: m.scale,
-            norm: m.norm,
-            arithmetic: m.arithmetic,
-        })
+        self.mel
+            .as_ref()
+            .map(|m| MelConfig::new(self.sample_rate, self.stft.n_fft, m.clone()))
     }
     /// Checks every parameter.
     pub fn validate(&self) -> Result<()> {
@@ -282,7 +275,7 @@ pub struct FeatureExtractor {
 
 /// Frames processed together: the mel product and the log run across this many frames
 /// at once, so their inner loops are contiguous and vectorise.
-pub const BLOCK: usize = 16;
+pub(crate) const BLOCK: usize = 16;
 
 /// Buffers of the frame transform (one of the two engines).
 enum TxScratch {
@@ -448,9 +441,20 @@ impl FeatureExtractor {
         }
     }
 
+    /// Stage 2 for a signal whose stage-1 frames had this maximum (the second value
+    /// [`FrameStreamer::finish`] returns): apply it to each stage-1 frame, in any order, to
+    /// get the final frames, the same bits as [`Self::compute`]. This is how a caller that
+    /// keeps stage-1 frames (in memory or on disk) finishes a streamed signal.
+    pub fn stage2(&self, stage1_max: f32) -> Stage2<'_> {
+        Stage2 {
+            ex: self,
+            params: self.stage2_params(stage1_max),
+        }
+    }
+
     /// Stage-2 parameters from the stage-1 maximum: `(offset, floor)` so that a stage-1
     /// value `v` becomes `max(v − offset, floor)`.
-    pub fn stage2_params(&self, stage1_max: f32) -> (f32, f32) {
+    pub(crate) fn stage2_params(&self, stage1_max: f32) -> (f32, f32) {
         match &self.cfg.compression {
             Compression::Db(d) => {
                 let offset = match d.reference {
@@ -468,7 +472,7 @@ impl FeatureExtractor {
     }
 
     /// Stage 2 on one frame: reference, `top_db` floor, DCT; writes `output_rows` values.
-    pub fn stage2_frame(&self, params: (f32, f32), frame: &mut [f32], out: &mut [f32]) {
+    pub(crate) fn stage2_frame(&self, params: (f32, f32), frame: &mut [f32], out: &mut [f32]) {
         let (offset, floor) = params;
         if offset != 0.0 || floor > f32::NEG_INFINITY {
             for v in frame.iter_mut() {

@@ -293,10 +293,6 @@ impl LanePlan {
         })
     }
 
-    /// The transform size.
-    pub fn n_fft(&self) -> usize {
-        self.n_fft
-    }
 
     /// A zeroed work buffer (`n_fft · LANES` values).
     pub fn buffer(&self) -> Vec<f64> {

@@ -24,9 +24,9 @@
 //! * **One pass, no big temporaries.** [`FeatureExtractor`] windows each frame straight
 //!   from the signal (only edge frames see padding) and computes power spectra in `f64`
 //!   (librosa's effective precision): for power-of-two `n_fft` four frames at a time, one
-//!   per AVX2 lane ([`lanes`]: a radix-4 FFT of the packed even/odd samples and the real
+//!   per AVX2 lane (`lanes.rs`: a radix-4 FFT of the packed even/odd samples and the real
 //!   split, fused multiply-adds, the same bits with or without AVX2), otherwise two frames
-//!   per complex FFT ([`paired`]: both power spectra from `Z[k]` and `Z[N−k]`). Lane `l`
+//!   per complex FFT (`paired.rs`: both power spectra from `Z[k]` and `Z[N−k]`). Lane `l`
 //!   of the batch path walks the `l`-th quarter of the frames, so the signal is read as
 //!   four sequential streams that the hardware prefetchers follow. A *sparse* mel
 //!   filterbank (≈ 2 multiply-adds per FFT bin instead of `n_mels`) is applied across
@@ -46,9 +46,9 @@ pub mod cepstral;
 pub mod db;
 mod error;
 pub mod features;
-pub mod lanes;
+mod lanes;
 pub mod mel;
-pub mod paired;
+mod paired;
 pub mod stft;
 pub mod window;
 
@@ -57,6 +57,7 @@ pub use db::{amplitude_to_db, db_to_amplitude, db_to_power, power_to_db, DbConfi
 pub use error::{check_finite, DspError, Result};
 pub use features::{
     Compression, FeatureConfig, FeatureExtractor, FrameStreamer, MelSettings, MfccSettings, Preset,
+    Stage2,
 };
 pub use mel::{
     hz_to_mel, mel_filterbank, mel_frequencies, mel_to_hz, MelArithmetic, MelConfig, MelFilterbank,

@@ -104,33 +104,29 @@ pub enum MelArithmetic {
     TorchaudioF32,
 }
 
-/// Mel filterbank parameters.
+/// The mel bands: how many, their edges, formula, normalisation and arithmetic. The one
+/// mel configuration type of the workspace: a [`crate::FeatureConfig`] holds one, and
+/// [`MelConfig`] adds the sample rate and FFT size a filterbank needs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MelConfig {
-    /// Sample rate of the signal, Hz.
-    pub sample_rate: u32,
-    /// FFT size (the bank has `1 + n_fft/2` columns).
-    pub n_fft: usize,
+pub struct MelSettings {
     /// Number of bands.
     pub n_mels: usize,
     /// Lowest edge, Hz.
     pub fmin: f32,
-    /// Highest edge, Hz (`None`: `sr/2`).
+    /// Highest edge, Hz (`None`: Nyquist).
     pub fmax: Option<f32>,
     /// Mel formula.
     pub scale: MelScale,
     /// Filter normalisation.
     pub norm: MelNorm,
-    /// Arithmetic to reproduce.
+    /// Whose arithmetic builds the bank (torchaudio presets reproduce torchaudio's `f32`).
     pub arithmetic: MelArithmetic,
 }
 
-impl MelConfig {
-    /// librosa's defaults (`n_mels=128`, Slaney scale and norm, `fmin=0`, `fmax=sr/2`).
-    pub fn librosa(sample_rate: u32, n_fft: usize) -> Self {
+impl Default for MelSettings {
+    /// librosa's defaults: 128 bands, Slaney scale and norm, `fmin=0`, `fmax=sr/2`.
+    fn default() -> Self {
         Self {
-            sample_rate,
-            n_fft,
             n_mels: 128,
             fmin: 0.0,
             fmax: None,
@@ -139,22 +135,51 @@ impl MelConfig {
             arithmetic: MelArithmetic::Librosa,
         }
     }
-    /// torchaudio's defaults (`n_mels=128`, HTK scale, no norm).
-    pub fn torchaudio(sample_rate: u32, n_fft: usize) -> Self {
+}
+
+impl MelSettings {
+    /// torchaudio's defaults (`n_mels=128`, HTK scale, no norm, its `f32` arithmetic).
+    pub fn torchaudio() -> Self {
         Self {
-            sample_rate,
-            n_fft,
-            n_mels: 128,
-            fmin: 0.0,
-            fmax: None,
             scale: MelScale::Htk,
             norm: MelNorm::None,
             arithmetic: MelArithmetic::TorchaudioF32,
+            ..Self::default()
         }
+    }
+}
+
+/// Mel filterbank parameters: the bands and the sample rate and FFT size they apply to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MelConfig {
+    /// Sample rate of the signal, Hz.
+    pub sample_rate: u32,
+    /// FFT size (the bank has `1 + n_fft/2` columns).
+    pub n_fft: usize,
+    /// The bands.
+    pub mel: MelSettings,
+}
+
+impl MelConfig {
+    /// `mel` bands at this rate and FFT size.
+    pub fn new(sample_rate: u32, n_fft: usize, mel: MelSettings) -> Self {
+        Self {
+            sample_rate,
+            n_fft,
+            mel,
+        }
+    }
+    /// librosa's defaults (`n_mels=128`, Slaney scale and norm, `fmin=0`, `fmax=sr/2`).
+    pub fn librosa(sample_rate: u32, n_fft: usize) -> Self {
+        Self::new(sample_rate, n_fft, MelSettings::default())
+    }
+    /// torchaudio's defaults (`n_mels=128`, HTK scale, no norm).
+    pub fn torchaudio(sample_rate: u32, n_fft: usize) -> Self {
+        Self::new(sample_rate, n_fft, MelSettings::torchaudio())
     }
     /// The effective `fmax`.
     pub fn fmax_or_nyquist(&self) -> f32 {
-        self.fmax.unwrap_or(self.sample_rate as f32 / 2.0)
+        self.mel.fmax.unwrap_or(self.sample_rate as f32 / 2.0)
     }
     /// Checks the parameters: positive rate and sizes, `0 <= fmin < fmax <= sr/2`.
     pub fn validate(&self) -> Result<()> {
@@ -164,16 +189,16 @@ impl MelConfig {
         if self.n_fft < 2 {
             return Err(invalid("n_fft", self.n_fft, "must be at least 2"));
         }
-        if self.n_mels == 0 {
+        if self.mel.n_mels == 0 {
             return Err(invalid("n_mels", 0, "must be positive"));
         }
-        if self.n_mels > 4096 {
-            return Err(invalid("n_mels", self.n_mels, "must be at most 4096"));
+        if self.mel.n_mels > 4096 {
+            return Err(invalid("n_mels", self.mel.n_mels, "must be at most 4096"));
         }
         let nyq = self.sample_rate as f32 / 2.0;
         let fmax = self.fmax_or_nyquist();
-        if !(self.fmin.is_finite() && self.fmin >= 0.0) {
-            return Err(invalid("fmin", self.fmin, "must be a finite number >= 0"));
+        if !(self.mel.fmin.is_finite() && self.mel.fmin >= 0.0) {
+            return Err(invalid("fmin", self.mel.fmin, "must be a finite number >= 0"));
         }
         if !fmax.is_finite() || fmax > nyq {
             return Err(invalid(
@@ -182,10 +207,10 @@ impl MelConfig {
                 format!("must not exceed the Nyquist frequency {nyq} Hz"),
             ));
         }
-        if self.fmin >= fmax {
+        if self.mel.fmin >= fmax {
             return Err(invalid(
                 "fmin",
-                self.fmin,
+                self.mel.fmin,
                 format!("must be below fmax = {fmax}"),
             ));
         }
@@ -205,7 +230,7 @@ impl MelFilterbank {
     /// `melscale_fbanks` transposed, which is the same formula).
     pub fn new(cfg: &MelConfig) -> Result<Self> {
         cfg.validate()?;
-        let dense = match cfg.arithmetic {
+        let dense = match cfg.mel.arithmetic {
             MelArithmetic::Librosa => mel_filterbank_f64(cfg),
             MelArithmetic::TorchaudioF32 => torchaudio_filterbank_f32(cfg).mapv(|v| v as f64),
         };
@@ -307,15 +332,15 @@ pub fn mel_filterbank_f64(cfg: &MelConfig) -> Array2<f64> {
         .map(|k| k as f64 * sr / cfg.n_fft as f64)
         .collect();
     let mel_f = mel_frequencies(
-        cfg.n_mels + 2,
-        cfg.fmin as f64,
+        cfg.mel.n_mels + 2,
+        cfg.mel.fmin as f64,
         cfg.fmax_or_nyquist() as f64,
-        cfg.scale,
+        cfg.mel.scale,
     );
-    let mut w = Array2::<f64>::zeros((cfg.n_mels, n_bins));
-    for i in 0..cfg.n_mels {
+    let mut w = Array2::<f64>::zeros((cfg.mel.n_mels, n_bins));
+    for i in 0..cfg.mel.n_mels {
         let (f0, f1, f2) = (mel_f[i], mel_f[i + 1], mel_f[i + 2]);
-        let enorm = match cfg.norm {
+        let enorm = match cfg.mel.norm {
             MelNorm::Slaney => 2.0 / (f2 - f0),
             MelNorm::None => 1.0,
         };
@@ -355,12 +380,12 @@ pub fn torch_linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
 pub fn torchaudio_filterbank_f32(cfg: &MelConfig) -> Array2<f32> {
     let n_freqs = cfg.n_fft / 2 + 1;
     let all_freqs = torch_linspace_f32(0.0, (cfg.sample_rate / 2) as f32, n_freqs);
-    let m_min = hz_to_mel(cfg.fmin as f64, cfg.scale) as f32;
-    let m_max = hz_to_mel(cfg.fmax_or_nyquist() as f64, cfg.scale) as f32;
-    let m_pts = torch_linspace_f32(m_min, m_max, cfg.n_mels + 2);
+    let m_min = hz_to_mel(cfg.mel.fmin as f64, cfg.mel.scale) as f32;
+    let m_max = hz_to_mel(cfg.fmax_or_nyquist() as f64, cfg.mel.scale) as f32;
+    let m_pts = torch_linspace_f32(m_min, m_max, cfg.mel.n_mels + 2);
     let f_pts: Vec<f32> = m_pts
         .iter()
-        .map(|&m| match cfg.scale {
+        .map(|&m| match cfg.mel.scale {
             MelScale::Htk => 700.0f32 * (10.0f32.powf(m / 2595.0f32) - 1.0f32),
             MelScale::Slaney => {
                 let f_sp = (200.0f64 / 3.0) as f32;
@@ -375,13 +400,13 @@ pub fn torchaudio_filterbank_f32(cfg: &MelConfig) -> Array2<f32> {
         })
         .collect();
     let f_diff: Vec<f32> = f_pts.windows(2).map(|w| w[1] - w[0]).collect();
-    let mut fb = Array2::<f32>::zeros((cfg.n_mels, n_freqs));
+    let mut fb = Array2::<f32>::zeros((cfg.mel.n_mels, n_freqs));
     for (k, &f) in all_freqs.iter().enumerate() {
-        for m in 0..cfg.n_mels {
+        for m in 0..cfg.mel.n_mels {
             let down = -(f_pts[m] - f) / f_diff[m];
             let up = (f_pts[m + 2] - f) / f_diff[m + 1];
             let mut v = 0f32.max(down.min(up));
-            if cfg.norm == MelNorm::Slaney {
+            if cfg.mel.norm == MelNorm::Slaney {
                 v *= 2.0f32 / (f_pts[m + 2] - f_pts[m]);
             }
             fb[[m, k]] = v;
@@ -410,18 +435,18 @@ mod tests {
     #[test]
     fn bad_parameters() {
         let mut c = MelConfig::librosa(22050, 2048);
-        c.fmax = Some(12000.0);
+        c.mel.fmax = Some(12000.0);
         assert!(matches!(
             MelFilterbank::new(&c),
             Err(crate::DspError::InvalidParameter { name: "fmax", .. })
         ));
-        c.fmax = None;
-        c.n_mels = 0;
+        c.mel.fmax = None;
+        c.mel.n_mels = 0;
         assert!(matches!(
             MelFilterbank::new(&c),
             Err(crate::DspError::InvalidParameter { name: "n_mels", .. })
         ));
-        c.n_mels = 10;
+        c.mel.n_mels = 10;
         c.sample_rate = 0;
         assert!(matches!(
             MelFilterbank::new(&c),

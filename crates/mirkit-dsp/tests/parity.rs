@@ -45,58 +45,82 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
         ),
         (
             "mel_htk_16000_512_96_fmax8000_nonorm",
-            MelConfig {
+            MelConfig::new(
+                16000,
+                512,
+                MelSettings {
                 n_mels: 96,
                 fmax: Some(8000.0),
                 scale: MelScale::Htk,
                 norm: MelNorm::None,
-                ..MelConfig::librosa(16000, 512)
-            },
+                ..MelSettings::default()
+                },
+            ),
         ),
         (
             "mel_slaney_44100_1024_64_50_14000_nonorm",
-            MelConfig {
+            MelConfig::new(
+                44100,
+                1024,
+                MelSettings {
                 n_mels: 64,
                 fmin: 50.0,
                 fmax: Some(14000.0),
                 norm: MelNorm::None,
-                ..MelConfig::librosa(44100, 1024)
-            },
+                ..MelSettings::default()
+                },
+            ),
         ),
         (
             "mel_htk_slaneynorm_22050_512_40",
-            MelConfig {
+            MelConfig::new(
+                22050,
+                512,
+                MelSettings {
                 n_mels: 40,
                 scale: MelScale::Htk,
-                ..MelConfig::librosa(22050, 512)
-            },
+                ..MelSettings::default()
+                },
+            ),
         ),
         (
             "mel_torchaudio_16000_512_96_htk",
-            MelConfig {
+            MelConfig::new(
+                16000,
+                512,
+                MelSettings {
                 n_mels: 96,
                 fmax: Some(8000.0),
-                ..MelConfig::torchaudio(16000, 512)
-            },
+                ..MelSettings::torchaudio()
+                },
+            ),
         ),
         (
             "mel_torchaudio_16000_400_128_slaney",
-            MelConfig {
+            MelConfig::new(
+                16000,
+                400,
+                MelSettings {
                 fmax: Some(8000.0),
                 scale: MelScale::Slaney,
                 norm: MelNorm::Slaney,
-                ..MelConfig::torchaudio(16000, 400)
-            },
+                ..MelSettings::torchaudio()
+                },
+            ),
         ),
         // torchaudio's f32 arithmetic against librosa's f64 one: within 1e-6 as well
         (
             "mel_htk_16000_512_96_fmax8000_nonorm",
-            MelConfig {
+            MelConfig::new(
+                16000,
+                512,
+                MelSettings {
                 n_mels: 96,
                 fmax: Some(8000.0),
                 arithmetic: MelArithmetic::Librosa,
-                ..MelConfig::torchaudio(16000, 512)
-            },
+                ..MelSettings::torchaudio()
+                },
+            ),
         ),
     ];
     for (name, cfg) in cases {

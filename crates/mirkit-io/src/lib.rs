@@ -67,3 +67,40 @@ pub fn is_audio_path(path: &std::path::Path) -> bool {
         .map(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
         .unwrap_or(false)
 }
+
+/// Every audio file ([`is_audio_path`]) under `dir`, recursively, sorted by path within
+/// each folder (so the order is the same on every machine). This is the one folder walk
+/// of the workspace: the CLI's folder modes and mirkit-train's data sets use it.
+///
+/// ```no_run
+/// for f in mirkit_io::audio_files("music/")? {
+///     println!("{}", f.display());
+/// }
+/// # Ok::<(), mirkit_io::IoError>(())
+/// ```
+pub fn audio_files(dir: impl AsRef<std::path::Path>) -> Result<Vec<std::path::PathBuf>> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+        let open = |source| IoError::Open {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map_err(open)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .map_err(open)?;
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if is_audio_path(&p) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir.as_ref(), &mut out)?;
+    Ok(out)
+}
+

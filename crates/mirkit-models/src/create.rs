@@ -63,7 +63,7 @@ fn from_tensors<M>(
     file: &str,
     build: impl Fn(VarBuilder) -> Result<M>,
 ) -> Result<M> {
-    crate::won2020::check_layout(file, &map, &layout(&build)?)?;
+    crate::weights::check_layout(file, &map, &layout(&build)?)?;
     let map = map
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))

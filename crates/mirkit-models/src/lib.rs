@@ -12,17 +12,18 @@
 //!   of Dieleman & Schrauwen ([`cnn1d`]), short-chunk CNN/ResNet ([`short_chunk`]);
 //!   [`create`] builds any of them from a seed or loads them with every tensor checked.
 //!
-//! Every model returns named intermediate features (`features`, or `embed_layers` for
-//! Won 2020) for transfer learning.
+//! Every model returns named intermediate features (`features`, or
+//! `embed_layers_window` for Won 2020) for transfer learning. The pretrained taggers are
+//! one type, [`registry::Pretrained`], whose whole-signal methods all run through one
+//! streaming window driver ([`windows`]); weight files are read and checked in
+//! [`weights`], scores and embeddings compared with [`scores`].
 //!
 //! ```no_run
-//! use mirkit_models::registry::{self, Pretrained};
+//! use mirkit_models::{registry, scores::top_k};
 //! let m = registry::load_pretrained("musicnn-mtt")?;    // compiled in, no files
 //! let audio = vec![0.0f32; 16_000 * 10];                // 10 s at 16 kHz
 //! let scores = m.tag(&audio)?;                          // mean sigmoid score per tag
-//! if let Pretrained::Musicnn(n) = &m {
-//!     println!("{:?}", n.top_k(&scores, 5));
-//! }
+//! println!("{:?}", top_k(m.tags(), &scores, 5));
 //! # Ok::<(), mirkit_models::ModelError>(())
 //! ```
 //!
@@ -49,7 +50,10 @@ pub mod musicnn;
 pub mod registry;
 pub mod rese2;
 pub mod sample_cnn;
+pub mod scores;
 pub mod short_chunk;
+pub mod weights;
+pub mod windows;
 pub mod won2020;
 
 pub use error::{ModelError, Result};

@@ -24,7 +24,7 @@
 //! 2×2, then 2×2, 2×2, 2×2, 4×4; flattened (256, time-major as TensorFlow's NHWC) → dense 50.
 
 use crate::error::{ModelError, Result};
-use crate::won2020::{check_layout, metadata_from_bytes, safetensors_metadata, tags_from_meta};
+use crate::weights::{check_layout, tags_from_meta, Header};
 use candle_core::{DType, Device, Tensor, D};
 use mirkit_dsp::{FeatureConfig, FeatureExtractor};
 use std::collections::HashMap;
@@ -638,14 +638,14 @@ impl Musicnn {
     /// mis-shaped or unexpected one is an error naming it.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let meta = safetensors_metadata(path)?;
+        let meta = crate::weights::metadata(path)?;
         let map = candle_core::safetensors::load(path, &Device::Cpu)?;
         Self::from_parts(map, &meta, &path.display().to_string())
     }
 
     /// Loads from safetensors bytes (e.g. compiled into the binary).
     pub fn from_bytes(bytes: &[u8], label: &str) -> Result<Self> {
-        let meta = metadata_from_bytes(bytes, label)?;
+        let meta = Header::from_bytes(bytes, label)?.metadata();
         let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         Self::from_parts(map, &meta, label)
     }
@@ -653,12 +653,8 @@ impl Musicnn {
     /// Whether a safetensors file holds a musicnn 0.1.0 model (metadata `arch` of
     /// `musicnn` or `vgg` with TensorFlow names, or those names alone); reads the header only.
     pub fn is_musicnn_file(path: &Path) -> Result<bool> {
-        let h = crate::won2020::read_header(path)?;
-        let v: serde_json::Value = serde_json::from_slice(&h).map_err(|e| ModelError::Weights {
-            file: path.display().to_string(),
-            why: format!("bad header: {e}"),
-        })?;
-        Ok(v.get("conv2d/kernel").is_some() || v.get("1CNN/kernel").is_some())
+        let h = Header::read(path)?;
+        Ok(h.has_tensor("conv2d/kernel") || h.has_tensor("1CNN/kernel"))
     }
 
     fn from_parts(
@@ -884,15 +880,6 @@ impl Musicnn {
         Ok(candle_nn::ops::sigmoid(&self.forward(x)?)?.to_vec2()?)
     }
 
-    /// Tags 16 kHz mono audio by musicnn's protocol: sigmoid scores averaged over the
-    /// non-overlapping 187-frame patches of the whole-signal log-mel.
-    pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
-        // eight patches at a time: memory stays bounded for long audio
-        Ok(crate::won2020::average(
-            &self.per_patch(audio, |p| self.tag_patches(p))?,
-        ))
-    }
-
     /// The embedding of each patch of a batch: musicnn's `penultimate` features (200
     /// dimensions) or, for VGG, the flattened `pool5` the output layer reads (256).
     pub fn embedding(&self, x: &Tensor) -> Result<Vec<Vec<f32>>> {
@@ -907,45 +894,6 @@ impl Musicnn {
             .expect("every model returns its embedding feature");
         let b = t.dim(0)?;
         Ok(t.reshape((b, ()))?.to_vec2()?)
-    }
-
-    /// The embedding of 16 kHz mono audio, averaged over its patches.
-    pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
-        Ok(crate::won2020::average(
-            &self.per_patch(audio, |p| self.embedding(p))?,
-        ))
-    }
-
-    /// Runs `f` on the patches of 16 kHz mono audio, eight at a time (bounded memory),
-    /// and returns one result per patch.
-    fn per_patch<T>(&self, audio: &[f32], f: impl Fn(&Tensor) -> Result<Vec<T>>) -> Result<Vec<T>> {
-        let p = self.patches(&self.log_mel(audio)?)?;
-        let n = p.dim(0)?;
-        let mut out = Vec::with_capacity(n);
-        for s in (0..n).step_by(8) {
-            out.extend(f(&p.narrow(0, s, (n - s).min(8))?)?);
-        }
-        Ok(out)
-    }
-
-    /// The embedding ([`Self::embedding`]) of each patch of 16 kHz mono audio.
-    pub fn embed_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
-        self.per_patch(audio, |p| self.embedding(p))
-    }
-
-    /// The pooled features ([`Self::pooled_features`]) of each patch of 16 kHz mono audio.
-    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<crate::NamedFeatures>> {
-        self.per_patch(audio, |p| {
-            let feats = self.pooled_features(p)?;
-            let b = p.dim(0)?;
-            let mut rows = vec![Vec::with_capacity(feats.len()); b];
-            for (name, t) in feats {
-                for (row, v) in rows.iter_mut().zip(t.to_vec2::<f32>()?) {
-                    row.push((name.clone(), v));
-                }
-            }
-            Ok(rows)
-        })
     }
 
     /// Per-layer pooled features of a batch of patches, for transfer learning (Choi et al.
@@ -968,7 +916,7 @@ impl Musicnn {
 
     /// The `k` best tags of `scores`, best first.
     pub fn top_k<'a>(&'a self, scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
-        crate::won2020::top_k(&self.tags, scores, k)
+        crate::scores::top_k(&self.tags, scores, k)
     }
 }
 

@@ -1,10 +1,12 @@
 //! Named pretrained models, compiled into the library so they need no download and no
 //! files on disk:
-//! * musicnn 0.1.0 (Pons & Serra 2019; ISC licence, see `weights/musicnn/LICENSE`):
+//! * musicnn 0.1.0 (Pons & Serra 2019; ISC licence, see the `LICENSE` of the
+//!   mirkit-weights-musicnn and mirkit-weights-vgg crates):
 //!   `musicnn-mtt` (the default), `musicnn-msd`, `vgg-mtt`, `vgg-msd`, converted from the
 //!   PyPI wheel's TensorFlow checkpoints by `tools/convert_musicnn.py`;
 //! * Won et al. 2020 (MagnaTagATune, Million Song Dataset, MTG-Jamendo; MIT licence, Music
-//!   Technology Group, Universitat Pompeu Fabra — see `weights/won2020/LICENSE`), converted
+//!   Technology Group, Universitat Pompeu Fabra — see the `LICENSE` of the
+//!   mirkit-weights-won2020-* crates), converted
 //!   by `tools/convert_won2020.py`.
 //!
 //! [`load_pretrained`] gives any of them as a [`Pretrained`]; [`load`] gives the Won 2020
@@ -12,6 +14,8 @@
 
 use crate::error::{ModelError, Result};
 use crate::musicnn::Musicnn;
+use crate::scores::average;
+use crate::windows::{Embedding, Layers, Scores, WindowOutput, WindowStream};
 use crate::won2020::{Arch, Won2020};
 
 /// Which implementation a registry model uses.
@@ -32,90 +36,119 @@ pub struct Entry {
     pub family: Family,
     /// What the model is.
     pub description: &'static str,
-    /// The safetensors bytes.
-    pub bytes: &'static [u8],
+    /// The safetensors bytes; `None` when mirkit-models is built without its `pretrained`
+    /// feature.
+    pub bytes: Option<&'static [u8]>,
 }
 
-/// Every compiled-in model.
+impl Entry {
+    /// The compiled-in safetensors bytes, or an error naming the model when mirkit-models
+    /// was built without its `pretrained` feature.
+    pub fn weights(&self) -> Result<&'static [u8]> {
+        self.bytes.ok_or_else(|| ModelError::Weights {
+            file: self.name.to_string(),
+            why: "mirkit-models was built without its `pretrained` feature (the compiled-in weights)"
+                .into(),
+        })
+    }
+}
+
+#[cfg(feature = "pretrained")]
+macro_rules! weights {
+    ($($path:tt)*) => {
+        Some($($path)*)
+    };
+}
+#[cfg(not(feature = "pretrained"))]
+macro_rules! weights {
+    ($($path:tt)*) => {
+        None
+    };
+}
+
+/// Every registry model (compiled in with the `pretrained` feature, the default).
 pub const MODELS: &[Entry] = &[
     Entry {
         name: "musicnn-mtt",
         family: Family::Musicnn,
         description: "musicnn 0.1.0 (Pons et al.), MagnaTagATune top-50, 3 s patches (ROC-AUC .9067, PR-AUC .3831, the wheel's experiment.result)",
-        bytes: include_bytes!("../../../weights/musicnn/musicnn-mtt.safetensors"),
+        bytes: weights!(mirkit_weights_musicnn::MUSICNN_MTT),
     },
     Entry {
         name: "musicnn-msd",
         family: Family::Musicnn,
         description: "musicnn 0.1.0 (Pons et al.), Million Song Dataset top-50, 3 s patches (ROC-AUC .8802, PR-AUC .2891)",
-        bytes: include_bytes!("../../../weights/musicnn/musicnn-msd.safetensors"),
+        bytes: weights!(mirkit_weights_musicnn::MUSICNN_MSD),
     },
     Entry {
         name: "vgg-mtt",
         family: Family::Musicnn,
         description: "musicnn 0.1.0 VGG baseline, MagnaTagATune top-50, 3 s patches (ROC-AUC .9030, PR-AUC .3823)",
-        bytes: include_bytes!("../../../weights/musicnn/vgg-mtt.safetensors"),
+        bytes: weights!(mirkit_weights_vgg::VGG_MTT),
     },
     Entry {
         name: "vgg-msd",
         family: Family::Musicnn,
         description: "musicnn 0.1.0 VGG baseline, Million Song Dataset top-50, 3 s patches (ROC-AUC .8768, PR-AUC .2819)",
-        bytes: include_bytes!("../../../weights/musicnn/vgg-msd.safetensors"),
+        bytes: weights!(mirkit_weights_vgg::VGG_MSD),
     },
     Entry {
         name: "won2020-fcn-mtat",
         family: Family::Won2020(Arch::Fcn),
         description: "Won et al. 2020 FCN-5, MagnaTagATune top-50, 29 s windows (ROC-AUC .9005, PR-AUC .4295)",
-        bytes: include_bytes!("../../../weights/won2020/mtat/fcn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_mtat::FCN),
     },
     Entry {
         name: "won2020-musicnn-mtat",
         family: Family::Won2020(Arch::Musicnn),
         description: "Won et al. 2020 Musicnn, MagnaTagATune top-50, 3 s windows (ROC-AUC .9106, PR-AUC .4493)",
-        bytes: include_bytes!("../../../weights/won2020/mtat/musicnn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_mtat::MUSICNN),
     },
     Entry {
         name: "won2020-crnn-mtat",
         family: Family::Won2020(Arch::Crnn),
         description: "Won et al. 2020 CRNN, MagnaTagATune top-50, 29 s windows (ROC-AUC .8722, PR-AUC .3625)",
-        bytes: include_bytes!("../../../weights/won2020/mtat/crnn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_mtat::CRNN),
     },
     Entry {
         name: "won2020-fcn-msd",
         family: Family::Won2020(Arch::Fcn),
         description: "Won et al. 2020 FCN-5, Million Song Dataset top-50, 29 s windows (ROC-AUC .8744, PR-AUC .2970)",
-        bytes: include_bytes!("../../../weights/won2020/msd/fcn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_msd::FCN),
     },
     Entry {
         name: "won2020-crnn-msd",
         family: Family::Won2020(Arch::Crnn),
         description: "Won et al. 2020 CRNN, Million Song Dataset top-50, 29 s windows (ROC-AUC .8499, PR-AUC .2469)",
-        bytes: include_bytes!("../../../weights/won2020/msd/crnn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_msd::CRNN),
     },
     Entry {
         name: "won2020-fcn-jamendo",
         family: Family::Won2020(Arch::Fcn),
         description: "Won et al. 2020 FCN-5, MTG-Jamendo top-50, 29 s windows",
-        bytes: include_bytes!("../../../weights/won2020/jamendo/fcn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_jamendo::FCN),
     },
     Entry {
         name: "won2020-crnn-jamendo",
         family: Family::Won2020(Arch::Crnn),
         description: "Won et al. 2020 CRNN, MTG-Jamendo top-50, 29 s windows",
-        bytes: include_bytes!("../../../weights/won2020/jamendo/crnn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_jamendo::CRNN),
     },
     Entry {
         name: "won2020-musicnn-jamendo",
         family: Family::Won2020(Arch::Musicnn),
         description: "Won et al. 2020 Musicnn, MTG-Jamendo top-50, 3 s windows",
-        bytes: include_bytes!("../../../weights/won2020/jamendo/musicnn.safetensors"),
+        bytes: weights!(mirkit_weights_won2020_jamendo::MUSICNN),
     },
 ];
 
 /// The default tagger: musicnn 0.1.0's MagnaTagATune model.
 pub const DEFAULT_MODEL: &str = "musicnn-mtt";
 
-/// A loaded pretrained model of either family.
+/// A loaded pretrained model of either family. Every whole-signal method runs the
+/// family's own windowing protocol through the one driver of [`crate::windows`] and means
+/// the same for both families: `*_windows` return one result per window, the others the
+/// mean over the windows. Input is mono audio at [`Pretrained::sample_rate`].
 pub enum Pretrained {
     /// A Won et al. 2020 model.
     Won2020(Won2020),
@@ -131,28 +164,71 @@ impl Pretrained {
             Pretrained::Musicnn(m) => m.tags(),
         }
     }
-    /// The embedding of each window (Won 2020) or patch (musicnn) of 16 kHz mono audio.
-    pub fn embed_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
+    /// The sample rate the model takes (16 kHz for every registry model).
+    pub fn sample_rate(&self) -> u32 {
         match self {
-            Pretrained::Won2020(m) => m.embed_windows(audio),
-            Pretrained::Musicnn(m) => m.embed_windows(audio),
+            Pretrained::Won2020(_) => crate::won2020::SAMPLE_RATE,
+            Pretrained::Musicnn(_) => crate::musicnn::SAMPLE_RATE,
         }
     }
-    /// Every layer pooled to a vector, per window or patch of 16 kHz mono audio.
-    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<crate::NamedFeatures>> {
+    /// Seconds between the starts of successive windows (patches).
+    pub fn window_secs(&self) -> f64 {
+        let sr = self.sample_rate() as f64;
         match self {
-            Pretrained::Won2020(m) => m.embed_layers_windows(audio),
-            Pretrained::Musicnn(m) => m.embed_layers_windows(audio),
+            Pretrained::Won2020(m) => m.input_len() as f64 / sr,
+            Pretrained::Musicnn(_) => {
+                (crate::musicnn::PATCH_FRAMES * crate::musicnn::HOP) as f64 / sr
+            }
         }
     }
-    /// Sigmoid scores of 16 kHz mono audio, by the model's own protocol (windows or
-    /// patches, averaged).
+    /// A streaming windowing run computing `K` per window ([`crate::windows`]).
+    pub fn stream<K: WindowOutput>(&self) -> WindowStream<'_, K> {
+        WindowStream::new(self)
+    }
+    fn all_windows<K: WindowOutput>(&self, audio: &[f32]) -> Result<Vec<K::Item>> {
+        let mut s = self.stream::<K>();
+        s.push(audio)?;
+        s.finish()
+    }
+    /// Sigmoid scores of each window.
+    pub fn tag_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
+        self.all_windows::<Scores>(audio)
+    }
+    /// Sigmoid scores averaged over the windows.
     pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
-        match self {
-            Pretrained::Won2020(m) => m.tag(audio),
-            Pretrained::Musicnn(m) => m.tag(audio),
-        }
+        Ok(average(&self.tag_windows(audio)?))
     }
+    /// The penultimate-layer embedding of each window.
+    pub fn embed_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
+        self.all_windows::<Embedding>(audio)
+    }
+    /// The penultimate-layer embedding averaged over the windows.
+    pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
+        Ok(average(&self.embed_windows(audio)?))
+    }
+    /// Every layer pooled to a vector, per window.
+    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<crate::NamedFeatures>> {
+        self.all_windows::<Layers>(audio)
+    }
+    /// Every layer pooled and concatenated (Choi et al. 2017), averaged over the windows,
+    /// with the `(name, dims)` of its parts.
+    pub fn embed_layers(&self, audio: &[f32]) -> Result<crate::BlockEmbedding> {
+        Ok(average_layers(self.embed_layers_windows(audio)?))
+    }
+}
+
+/// The mean over windows of per-window named layers, concatenated in order, and the
+/// `(name, dims)` of the parts.
+pub fn average_layers(per_window: Vec<crate::NamedFeatures>) -> crate::BlockEmbedding {
+    let parts = per_window
+        .first()
+        .map(|w| w.iter().map(|(n, v)| (n.clone(), v.len())).collect())
+        .unwrap_or_default();
+    let flat: Vec<Vec<f32>> = per_window
+        .into_iter()
+        .map(|l| l.into_iter().flat_map(|(_, v)| v).collect())
+        .collect();
+    (average(&flat), parts)
 }
 
 fn unknown(name: &str) -> ModelError {
@@ -179,9 +255,10 @@ pub fn load_pretrained(name: &str) -> Result<Pretrained> {
         .iter()
         .find(|e| e.name == name)
         .ok_or_else(|| unknown(name))?;
+    let bytes = e.weights()?;
     Ok(match e.family {
-        Family::Won2020(arch) => Pretrained::Won2020(Won2020::from_bytes(arch, e.bytes, e.name)?),
-        Family::Musicnn => Pretrained::Musicnn(Musicnn::from_bytes(e.bytes, e.name)?),
+        Family::Won2020(arch) => Pretrained::Won2020(Won2020::from_bytes(arch, bytes, e.name)?),
+        Family::Musicnn => Pretrained::Musicnn(Musicnn::from_bytes(bytes, e.name)?),
     })
 }
 

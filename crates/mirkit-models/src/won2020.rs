@@ -15,6 +15,7 @@
 //! global max and mean pooling, dense 1506→200 (500) → BN → ReLU → 50, sigmoid; 3 s input.
 
 use crate::error::{ModelError, Result};
+use crate::weights::{check_layout, tags_from_meta, Header};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_dsp::{Compression, FeatureConfig, FeatureExtractor};
@@ -268,130 +269,13 @@ fn layout(arch: Arch, n_class: usize, musicnn: (usize, usize)) -> Layout {
     (blocks, names)
 }
 
-/// Checks that `map` holds exactly the tensors of `expected` with their shapes: a missing,
-/// mis-shaped or unexpected tensor is an error naming it.
-pub(crate) fn check_layout(
-    file: &str,
-    map: &HashMap<String, Tensor>,
-    expected: &[(String, Vec<usize>)],
-) -> Result<()> {
-    for (name, shape) in expected {
-        match map.get(name) {
-            None => {
-                return Err(ModelError::MissingTensor {
-                    file: file.to_string(),
-                    name: name.clone(),
-                })
-            }
-            Some(t) if t.dims() != shape.as_slice() => {
-                return Err(ModelError::WrongShape {
-                    file: file.to_string(),
-                    name: name.clone(),
-                    got: t.dims().to_vec(),
-                    expected: shape.clone(),
-                })
-            }
-            _ => {}
-        }
-    }
-    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    let mut extra: Vec<String> = map
-        .keys()
-        .filter(|k| !known.contains(k.as_str()))
-        .cloned()
-        .collect();
-    if !extra.is_empty() {
-        extra.sort();
-        return Err(ModelError::UnexpectedTensors {
-            file: file.to_string(),
-            names: extra,
-        });
-    }
-    Ok(())
-}
-
-/// The tag list stored as JSON under `tags` in a weights file's metadata.
-pub(crate) fn tags_from_meta(meta: &HashMap<String, String>, file: &str) -> Result<Vec<String>> {
-    match meta.get("tags") {
-        Some(t) => serde_json::from_str(t).map_err(|e| ModelError::Weights {
-            file: file.to_string(),
-            why: format!("tags: {e}"),
-        }),
-        None => Err(ModelError::Weights {
-            file: file.to_string(),
-            why: "no tag list in the metadata".into(),
-        }),
-    }
-}
-
-/// The `__metadata__` of a safetensors file.
-pub fn safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    parse_metadata(&read_header(path)?, &path.display().to_string())
-}
-
-/// The JSON header of a safetensors file (tensor names, shapes, metadata), read without
-/// the tensor data.
-pub(crate) fn read_header(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file = path.display().to_string();
-    let werr = |why: String| ModelError::Weights {
-        file: file.clone(),
-        why,
-    };
-    let mut f = std::fs::File::open(path).map_err(|e| werr(e.to_string()))?;
-    let mut n = [0u8; 8];
-    f.read_exact(&mut n)
-        .map_err(|e| werr(format!("not a safetensors file ({e})")))?;
-    let n = u64::from_le_bytes(n);
-    if n > 100_000_000 {
-        return Err(werr(format!("header of {n} bytes: not a safetensors file")));
-    }
-    let mut h = vec![0u8; n as usize];
-    f.read_exact(&mut h)
-        .map_err(|e| werr(format!("truncated header ({e})")))?;
-    Ok(h)
-}
-
-/// The `__metadata__` of safetensors bytes.
-pub fn metadata_from_bytes(bytes: &[u8], label: &str) -> Result<HashMap<String, String>> {
-    let werr = |why: String| ModelError::Weights {
-        file: label.to_string(),
-        why,
-    };
-    if bytes.len() < 8 {
-        return Err(werr("not a safetensors file (too short)".into()));
-    }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let h = bytes
-        .get(8..8usize.saturating_add(n))
-        .ok_or_else(|| werr("truncated header".into()))?;
-    parse_metadata(h, label)
-}
-
-fn parse_metadata(h: &[u8], file: &str) -> Result<HashMap<String, String>> {
-    let werr = |why: String| ModelError::Weights {
-        file: file.to_string(),
-        why,
-    };
-    let v: serde_json::Value =
-        serde_json::from_slice(h).map_err(|e| werr(format!("bad header: {e}")))?;
-    Ok(v.get("__metadata__")
-        .and_then(|m| m.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
 impl Won2020 {
     /// Loads `arch` from a safetensors file written by `tools/convert_won2020.py`. Every
     /// tensor is checked: missing, mis-shaped or unexpected ones are errors naming them.
     pub fn load(arch: Arch, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let meta = safetensors_metadata(path)?;
+        let meta = crate::weights::metadata(path)?;
         let map = candle_core::safetensors::load(path, &Device::Cpu)?;
         Self::from_parts(arch, map, &meta, file)
     }
@@ -408,21 +292,16 @@ impl Won2020 {
     pub fn detect_arch(path: impl AsRef<Path>) -> Result<Arch> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let h = read_header(path)?;
-        let meta = parse_metadata(&h, &file)?;
-        if let Some(a) = meta.get("arch") {
+        let h = Header::read(path)?;
+        if let Some(a) = h.metadata().get("arch") {
             return Arch::parse(a).ok_or_else(|| ModelError::Weights {
                 file,
                 why: format!("unknown arch {a:?} in the metadata"),
             });
         }
-        let v: serde_json::Value = serde_json::from_slice(&h).map_err(|e| ModelError::Weights {
-            file,
-            why: format!("bad header: {e}"),
-        })?;
-        Ok(if v.get("layer5.weight_ih_l0").is_some() {
+        Ok(if h.has_tensor("layer5.weight_ih_l0") {
             Arch::Crnn
-        } else if v.get("dense1.weight").is_some() {
+        } else if h.has_tensor("dense1.weight") {
             Arch::Musicnn
         } else {
             Arch::Fcn
@@ -431,7 +310,7 @@ impl Won2020 {
 
     /// Loads from the bytes of a safetensors file (e.g. weights compiled into a binary).
     pub fn from_bytes(arch: Arch, bytes: &[u8], label: &str) -> Result<Self> {
-        let meta = metadata_from_bytes(bytes, label)?;
+        let meta = Header::from_bytes(bytes, label)?.metadata();
         let map = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         Self::from_parts(arch, map, &meta, label.to_string())
     }
@@ -763,7 +642,7 @@ impl Won2020 {
     /// 2017's transfer-learning features): FCN/CRNN — every convolutional block averaged
     /// over frequency and time, then the penultimate embedding; Musicnn — front end and
     /// back-end layers averaged over time, then the embedding.
-    pub fn embed_layers(&self, audio: &[f32]) -> Result<Vec<(String, Vec<f32>)>> {
+    pub fn embed_layers_window(&self, audio: &[f32]) -> Result<Vec<(String, Vec<f32>)>> {
         self.check_window(audio)?;
         let x = self.front_end(audio)?;
         let named: Vec<(String, Tensor)> = match &self.musicnn {
@@ -786,23 +665,12 @@ impl Won2020 {
     }
 
     /// Embedding of one window ([`Self::input_len`] samples).
-    pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
+    pub fn embed_window(&self, audio: &[f32]) -> Result<Vec<f32>> {
         self.check_window(audio)?;
         Ok(self
             .embedding(&self.front_end(audio)?)?
             .squeeze(0)?
             .to_vec1::<f32>()?)
-    }
-
-    /// Per-window embeddings under the same windowing as [`Self::tag_windows`].
-    pub fn embed_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
-        self.windows(audio, |w| self.embed(w))
-    }
-
-    /// Per-window [`Self::embed_layers`] under the same windowing as
-    /// [`Self::tag_windows`].
-    pub fn embed_layers_windows(&self, audio: &[f32]) -> Result<Vec<crate::NamedFeatures>> {
-        self.windows(audio, |w| self.embed_layers(w))
     }
 
     fn check_window(&self, audio: &[f32]) -> Result<()> {
@@ -820,28 +688,17 @@ impl Won2020 {
         Ok(())
     }
 
-    fn windows<T>(&self, audio: &[f32], f: impl Fn(&[f32]) -> Result<T>) -> Result<Vec<T>> {
-        if audio.is_empty() {
-            return Err(ModelError::Input("empty audio".into()));
-        }
-        let n = self.input_len();
-        if audio.len() < n {
-            let mut v = audio.to_vec();
-            v.resize(n, 0.0);
-            return Ok(vec![f(&v)?]);
-        }
-        audio.chunks_exact(n).map(f).collect()
-    }
-
     /// Scores of exactly one window of 16 kHz mono audio ([`Self::input_len`] samples).
-    pub fn tag(&self, audio: &[f32]) -> Result<Vec<f32>> {
+    /// A whole signal goes through [`crate::registry::Pretrained::tag`], which applies Won
+    /// 2020's windowing ([`crate::windows`]).
+    pub fn tag_window(&self, audio: &[f32]) -> Result<Vec<f32>> {
         self.check_window(audio)?;
         let x = self.front_end(audio)?;
         Ok(self.forward(&x)?.squeeze(0)?.to_vec1::<f32>()?)
     }
 
     /// Scores of several windows at once (one batched forward pass; faster than calling
-    /// [`Self::tag`] per window).
+    /// [`Self::tag_window`] per window).
     pub fn tag_batch(&self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         if windows.is_empty() {
             return Ok(vec![]);
@@ -854,49 +711,8 @@ impl Won2020 {
         Ok(self.forward(&Tensor::cat(&xs, 0)?)?.to_vec2::<f32>()?)
     }
 
-    /// Won 2020's protocol for a whole file: non-overlapping windows, a trailing remainder
-    /// shorter than a window dropped, a file shorter than one window zero-padded; returns
-    /// the per-window scores (average them for the file).
-    pub fn tag_windows(&self, audio: &[f32]) -> Result<Vec<Vec<f32>>> {
-        self.windows(audio, |w| self.tag(w))
-    }
-
     /// Indices and scores of the `k` highest scores, highest first.
     pub fn top_k<'a>(&'a self, scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
-        top_k(&self.tags, scores, k)
+        crate::scores::top_k(&self.tags, scores, k)
     }
-}
-
-/// The `k` best `(tag, score)` pairs, best first (ties keep tag order).
-pub fn top_k<'a>(tags: &'a [String], scores: &[f32], k: usize) -> Vec<(&'a str, f32)> {
-    let mut idx: Vec<usize> = (0..scores.len().min(tags.len())).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    idx.into_iter()
-        .take(k)
-        .map(|i| (tags[i].as_str(), scores[i]))
-        .collect()
-}
-
-/// Cosine similarity of two vectors (0 when either is all zeros).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
-    for (x, y) in a.iter().zip(b) {
-        ab += (*x as f64) * (*y as f64);
-        aa += (*x as f64).powi(2);
-        bb += (*y as f64).powi(2);
-    }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        (ab / (aa.sqrt() * bb.sqrt())) as f32
-    }
-}
-
-/// Mean of per-window scores.
-pub fn average(windows: &[Vec<f32>]) -> Vec<f32> {
-    let n = windows.len().max(1) as f32;
-    let m = windows.first().map(|w| w.len()).unwrap_or(0);
-    (0..m)
-        .map(|j| windows.iter().map(|w| w[j]).sum::<f32>() / n)
-        .collect()
 }

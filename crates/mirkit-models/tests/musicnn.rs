@@ -1,6 +1,6 @@
 //! musicnn 0.1.0 taggers against the original TensorFlow models (tools/make_musicnn_fixtures.py:
 //! musicnn/models.py run by TensorFlow 2.16.2 in v1 mode, checkpoints from the PyPI wheel,
-//! whose variables the script checks bit-equal to weights/musicnn/*.safetensors) on 29 s of
+//! whose variables the script checks bit-equal to crates/mirkit-weights-{musicnn,vgg}/weights/*.safetensors) on 29 s of
 //! the Brahms clip at 16 kHz.
 //!
 //! Tolerances: 1e-4 on sigmoid scores given the same patches (the parity bar;
@@ -14,6 +14,7 @@
 use candle_core::{Device, Tensor};
 use mirkit_core::npy;
 use mirkit_models::musicnn::{Kind, Musicnn, PATCH_FRAMES};
+use mirkit_models::registry::Pretrained;
 use mirkit_models::ModelError;
 use std::path::PathBuf;
 
@@ -25,7 +26,7 @@ fn fx(name: &str) -> (Vec<f32>, Vec<usize>) {
     (a.data.iter().map(|&v| v as f32).collect(), a.shape.clone())
 }
 fn model(name: &str) -> Musicnn {
-    Musicnn::load(root().join(format!("weights/musicnn/{name}.safetensors"))).unwrap()
+    Musicnn::load(root().join(format!("crates/mirkit-weights-{}/weights/{name}.safetensors", name.split('-').next().unwrap()))).unwrap()
 }
 fn patches() -> Tensor {
     let (p, shape) = fx("musicnn/brahms_patches");
@@ -129,6 +130,7 @@ fn from_audio_the_front_end_and_scores_match() {
         got.len()
     );
     assert!(flips * 1000 < got.len(), "{flips} flips");
+    let m = Pretrained::Musicnn(m);
     let scores = m.tag(&audio).unwrap();
     let (per_patch, _) = fx("musicnn/musicnn-mtt_brahms");
     let want: Vec<f32> = (0..50)
@@ -137,7 +139,7 @@ fn from_audio_the_front_end_and_scores_match() {
     let err = max_abs(&scores, &want);
     eprintln!(
         "from audio: max |score - TF| = {err:.2e}; top 5 {:?}",
-        m.top_k(&scores, 5)
+        mirkit_models::scores::top_k(m.tags(), &scores, 5)
     );
     assert!(err <= 1e-3, "{err}");
     let top = |s: &[f32]| {
@@ -163,9 +165,13 @@ fn short_files_are_repeat_padded_and_bad_input_is_typed() {
     assert_eq!(p.dims(), &[1, PATCH_FRAMES, 96]);
     let row = |t: &Tensor, i: usize| -> Vec<f32> { t.get(i).unwrap().to_vec1().unwrap() };
     assert_eq!(row(&p.squeeze(0).unwrap(), 63), row(&mel, 0));
-    assert_eq!(m.tag(&one_s).unwrap().len(), 50);
-    assert!(matches!(m.tag(&[]), Err(ModelError::Input(_))));
-    assert!(m.tag(&[f32::NAN; 1000]).is_err());
+    let pm = Pretrained::Musicnn(m);
+    assert_eq!(pm.tag(&one_s).unwrap().len(), 50);
+    assert!(matches!(pm.tag(&[]), Err(ModelError::Input(_))));
+    assert!(pm.tag(&[f32::NAN; 1000]).is_err());
+    let Pretrained::Musicnn(m) = pm else {
+        unreachable!()
+    };
     let vgg = model("vgg-mtt");
     let short = Tensor::zeros((1, 100, 96), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert!(matches!(vgg.forward(&short), Err(ModelError::Input(_))));
@@ -178,7 +184,7 @@ fn short_files_are_repeat_padded_and_bad_input_is_typed() {
 #[test]
 fn wrong_weights_name_the_tensor() {
     use std::collections::HashMap;
-    let path = root().join("weights/musicnn/musicnn-mtt.safetensors");
+    let path = root().join("crates/mirkit-weights-musicnn/weights/musicnn-mtt.safetensors");
     let mut map = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
     let meta: HashMap<String, String> = [
         (

@@ -5,7 +5,10 @@
 //! torch) and the network by f32 summation order.
 
 use mirkit_core::npy;
-use mirkit_models::won2020::{average, Arch, Won2020};
+use mirkit_models::registry::Pretrained;
+use mirkit_models::scores::average;
+use mirkit_models::windows::Scores;
+use mirkit_models::won2020::{Arch, Won2020};
 use mirkit_models::ModelError;
 use std::path::PathBuf;
 
@@ -35,11 +38,11 @@ fn fcn_and_crnn_match_pytorch() {
     ] {
         let m = Won2020::load(
             arch,
-            root().join(format!("weights/won2020/mtat/{name}.safetensors")),
+            root().join(format!("crates/mirkit-weights-won2020-mtat/weights/{name}.safetensors")),
         )
         .unwrap();
         assert_eq!(m.tags().len(), 50);
-        let got = m.tag(&x[..m.input_len()]).unwrap();
+        let got = m.tag_window(&x[..m.input_len()]).unwrap();
         let want = fx(&format!("won2020_{name}_mtat_brahms"));
         let err = got
             .iter()
@@ -67,28 +70,45 @@ fn fcn_and_crnn_match_pytorch() {
 fn protocol_windows_and_bad_inputs() {
     let m = Won2020::load(
         Arch::Fcn,
-        root().join("weights/won2020/mtat/fcn.safetensors"),
+        root().join("crates/mirkit-weights-won2020-mtat/weights/fcn.safetensors"),
     )
     .unwrap();
     let x = fx("brahms_16k_29s");
+    let one = m.tag_window(&x).unwrap();
+    let m = Pretrained::Won2020(m);
     // a short file is zero-padded to one window
     let short = m.tag_windows(&x[..100_000]).unwrap();
     assert_eq!(short.len(), 1);
+    let mut padded = x[..100_000].to_vec();
+    padded.resize(x.len(), 0.0);
+    let Pretrained::Won2020(w) = &m else { unreachable!() };
+    assert_eq!(short[0], w.tag_window(&padded).unwrap());
     // 1.5 windows -> one window (remainder dropped), equal to tagging that window
     let mut long = x.clone();
     long.extend_from_slice(&x[..232_000]);
-    let w = m.tag_windows(&long).unwrap();
-    assert_eq!(w.len(), 1);
-    assert_eq!(average(&w), m.tag(&x).unwrap());
-    assert!(matches!(m.tag(&x[..1000]), Err(ModelError::Input(_))));
+    let w2 = m.tag_windows(&long).unwrap();
+    assert_eq!(w2.len(), 1);
+    assert_eq!(average(&w2), one);
+    assert_eq!(m.tag(&long).unwrap(), one);
+    // streamed in odd-sized blocks: the same windows
+    let mut s = m.stream::<Scores>();
+    let mut got = Vec::new();
+    for b in long.chunks(12_345) {
+        s.push(b).unwrap();
+        got.append(&mut s.take_ready());
+    }
+    got.append(&mut s.finish().unwrap());
+    assert_eq!(got, w2);
+    assert!(matches!(w.tag_window(&x[..1000]), Err(ModelError::Input(_))));
     let mut nan = x.clone();
     nan[5] = f32::NAN;
+    assert!(matches!(w.tag_window(&nan), Err(ModelError::Input(_))));
     assert!(matches!(m.tag(&nan), Err(ModelError::Input(_))));
-    assert!(m.tag_windows(&[]).is_err());
+    assert!(matches!(m.tag_windows(&[]), Err(ModelError::Input(_))));
     // loading the FCN weights as a CRNN names the first missing tensor
     let e = Won2020::load(
         Arch::Crnn,
-        root().join("weights/won2020/mtat/fcn.safetensors"),
+        root().join("crates/mirkit-weights-won2020-mtat/weights/fcn.safetensors"),
     )
     .err()
     .unwrap();
@@ -124,7 +144,7 @@ fn registry_models_load_from_the_binary_and_match_pytorch() {
         assert_eq!(m.arch(), arch);
         let parts: Vec<&str> = e.name.split('-').collect(); // won2020-<model>-<dataset>
         assert_eq!(m.tags().len(), 50);
-        let got = m.tag(&x[..m.input_len()]).unwrap();
+        let got = m.tag_window(&x[..m.input_len()]).unwrap();
         let want = fx(&format!("won2020_{}_{}_brahms", parts[1], parts[2]));
         let err = got
             .iter()
@@ -151,20 +171,20 @@ fn embeddings_have_the_documented_sizes_and_rank_like_with_like() {
     ] {
         let m = mirkit_models::registry::load(name).unwrap();
         let n = m.input_len();
-        let e = m.embed(&x[..n]).unwrap();
+        let e = m.embed_window(&x[..n]).unwrap();
         assert_eq!(e.len(), dim, "{name}");
         // the head on the embedding gives the tag scores
-        assert_eq!(m.tag(&x[..n]).unwrap().len(), 50);
+        assert_eq!(m.tag_window(&x[..n]).unwrap().len(), 50);
     }
     // musicnn: two windows of the same piece are closer than the piece and silence-ish noise
     let m = mirkit_models::registry::load("won2020-musicnn-mtat").unwrap();
-    let a = m.embed(&x[..48000]).unwrap();
-    let b = m.embed(&x[48000..96000]).unwrap();
+    let a = m.embed_window(&x[..48000]).unwrap();
+    let b = m.embed_window(&x[48000..96000]).unwrap();
     let noise: Vec<f32> = (0..48000)
         .map(|i| (((i * 7919) % 1000) as f32 / 1000.0 - 0.5) * 0.1)
         .collect();
-    let c = m.embed(&noise).unwrap();
-    assert!(mirkit_models::won2020::cosine(&a, &b) > mirkit_models::won2020::cosine(&a, &c));
+    let c = m.embed_window(&noise).unwrap();
+    assert!(mirkit_models::scores::cosine(&a, &b) > mirkit_models::scores::cosine(&a, &c));
 }
 
 /// From the original 44.1 kHz Ogg file through mirkit's own decoder and resampler (not
@@ -188,7 +208,7 @@ fn from_the_44k_file_scores_stay_within_1e_2() {
     .unwrap();
     for name in ["fcn", "crnn", "musicnn"] {
         let m = mirkit_models::registry::load(&format!("won2020-{name}-mtat")).unwrap();
-        let got = m.tag(&y.samples()[..m.input_len()]).unwrap();
+        let got = m.tag_window(&y.samples()[..m.input_len()]).unwrap();
         let want = fx(&format!("won2020_{name}_mtat_brahms"));
         let err = got
             .iter()
@@ -214,7 +234,7 @@ fn batched_tagging_equals_window_by_window() {
     let ws: Vec<&[f32]> = x.chunks_exact(48000).take(3).collect();
     let b = m.tag_batch(&ws).unwrap();
     for (w, s) in ws.iter().zip(&b) {
-        let one = m.tag(w).unwrap();
+        let one = m.tag_window(w).unwrap();
         let e = one
             .iter()
             .zip(s)

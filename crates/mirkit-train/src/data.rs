@@ -59,18 +59,6 @@ pub struct Dataset {
     pub items: Vec<Item>,
 }
 
-/// Extensions treated as audio when scanning folders.
-pub const AUDIO_EXTENSIONS: [&str; 10] = [
-    "wav", "flac", "ogg", "mp3", "m4a", "aac", "aif", "aiff", "oga", "mp4",
-];
-
-fn is_audio(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .map(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        .unwrap_or(false)
-}
-
 fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| io_err(path, e))
 }
@@ -82,50 +70,6 @@ fn sorted_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     v.sort();
     Ok(v)
-}
-
-fn audio_files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for p in sorted_dir(dir)? {
-        if p.is_dir() {
-            audio_files_under(&p, out)?;
-        } else if is_audio(&p) {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-/// Splits one CSV line (RFC 4180 quoting: `"a, b"` and `""` escapes).
-pub fn split_csv_line(line: &str, sep: char) -> std::result::Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cur.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' && cur.is_empty() {
-            quoted = true;
-        } else if c == sep {
-            out.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
-    }
-    if quoted {
-        return Err("unterminated quote".into());
-    }
-    out.push(cur);
-    Ok(out)
 }
 
 /// Options of [`Dataset::csv_manifest`].
@@ -172,8 +116,7 @@ impl Dataset {
             if !dir.is_dir() {
                 continue;
             }
-            let mut files = Vec::new();
-            audio_files_under(&dir, &mut files)?;
+            let files = mirkit_io::audio_files(&dir)?;
             if files.is_empty() {
                 continue;
             }
@@ -206,30 +149,35 @@ impl Dataset {
         let file = path.display().to_string();
         let base = path.parent().unwrap_or(Path::new("."));
         let text = read_text(path)?;
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines.next().ok_or_else(|| TrainError::Parse {
+        // RFC 4180 through the csv crate; blank lines are skipped, line numbers are the
+        // file's own (1-based) for error messages
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let mut records = reader.records().filter(|r| {
+            !matches!(r, Ok(rec) if rec.iter().all(|f| f.trim().is_empty()))
+        });
+        let parse_err = |line: usize, why: String| TrainError::Parse {
             file: file.clone(),
-            line: 1,
-            why: "empty manifest".into(),
-        })?;
-        let header = split_csv_line(header.trim_start_matches('\u{feff}'), ',').map_err(|why| {
-            TrainError::Parse {
-                file: file.clone(),
-                line: 1,
-                why,
-            }
-        })?;
+            line,
+            why,
+        };
+        let line_of = |r: &csv::StringRecord| r.position().map(|p| p.line() as usize).unwrap_or(0);
+        let header = match records.next() {
+            None => return Err(parse_err(1, "empty manifest".into())),
+            Some(Err(e)) => return Err(parse_err(1, e.to_string())),
+            Some(Ok(h)) => h.iter().map(str::to_string).collect::<Vec<_>>(),
+        };
         let col = |name: &str| -> Result<usize> {
             header
                 .iter()
                 .position(|h| h.trim() == name)
-                .ok_or_else(|| TrainError::Parse {
-                    file: file.clone(),
-                    line: 1,
-                    why: format!("no column {name:?} (columns: {})", header.join(", ")),
+                .ok_or_else(|| {
+                    parse_err(
+                        1,
+                        format!("no column {name:?} (columns: {})", header.join(", ")),
+                    )
                 })
         };
         let pc = col(&opts.path_column)?;
@@ -239,18 +187,18 @@ impl Dataset {
             None => None,
         };
         let mut rows = Vec::new();
-        for (i, line) in lines {
-            let f = split_csv_line(line, ',').map_err(|why| TrainError::Parse {
-                file: file.clone(),
-                line: i + 1,
-                why,
+        for rec in records {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                parse_err(line, e.to_string())
             })?;
+            let line = line_of(&rec);
+            let f: Vec<&str> = rec.iter().collect();
             if f.len() != header.len() {
-                return Err(TrainError::Parse {
-                    file: file.clone(),
-                    line: i + 1,
-                    why: format!("{} fields, header has {}", f.len(), header.len()),
-                });
+                return Err(parse_err(
+                    line,
+                    format!("{} fields, header has {}", f.len(), header.len()),
+                ));
             }
             let labels: Vec<String> = match opts.tag_separator {
                 Some(sep) => f[lc]
@@ -261,16 +209,12 @@ impl Dataset {
                 None => vec![f[lc].trim().to_string()],
             };
             if opts.tag_separator.is_none() && labels[0].is_empty() {
-                return Err(TrainError::Parse {
-                    file: file.clone(),
-                    line: i + 1,
-                    why: "empty label".into(),
-                });
+                return Err(parse_err(line, "empty label".into()));
             }
             let split = sc
                 .map(|c| f[c].trim().to_string())
                 .filter(|s| !s.is_empty());
-            rows.push((i + 1, base.join(f[pc].trim()), labels, split));
+            rows.push((line, base.join(f[pc].trim()), labels, split));
         }
         let task = if opts.tag_separator.is_some() {
             Task::MultiLabel

@@ -8,9 +8,12 @@ use mirkit_models::registry::Pretrained;
 use mirkit_train::audio::AudioSet;
 use rayon::prelude::*;
 
-/// Which representation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which representation (`"embedding"` / `"all"` in JSON, as `mirkit embed` index
+/// metadata records it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Layers {
+    #[default]
     /// The penultimate layer ([`Pretrained::embed_windows`]).
     Embedding,
     /// Every layer pooled to a vector and concatenated ([`Pretrained::embed_layers_windows`]).
@@ -43,35 +46,23 @@ pub fn embed_track(
     audio: &[f32],
     layers: Layers,
 ) -> Result<mirkit_models::BlockEmbedding> {
-    let (windows, blocks) = match layers {
+    Ok(match layers {
         Layers::Embedding => {
-            let w = model.embed_windows(audio)?;
-            let d = w.first().map(|v| v.len()).unwrap_or(0);
-            (w, vec![("embedding".to_string(), d)])
+            let e = model.embed(audio)?;
+            let d = e.len();
+            (e, vec![("embedding".to_string(), d)])
         }
-        Layers::All => {
-            let named = model.embed_layers_windows(audio)?;
-            let blocks = named
-                .first()
-                .map(|n| n.iter().map(|(k, v)| (k.clone(), v.len())).collect())
-                .unwrap_or_default();
-            let w = named
-                .into_iter()
-                .map(|n| n.into_iter().flat_map(|(_, v)| v).collect())
-                .collect();
-            (w, blocks)
-        }
-    };
-    Ok((mirkit_models::won2020::average(&windows), blocks))
+        Layers::All => model.embed_layers(audio)?,
+    })
 }
 
 /// Embeds every track of `set` (which must be at the model's 16 kHz), in parallel.
 pub fn extract(model: &Pretrained, set: &AudioSet, layers: Layers) -> Result<Embeddings> {
-    if set.sr != mirkit_models::won2020::SAMPLE_RATE {
+    if set.sr != model.sample_rate() {
         return Err(crate::error::invalid(
             "sample rate",
             set.sr,
-            "the pretrained taggers take 16 kHz audio",
+            &format!("the model takes {} Hz audio", model.sample_rate()),
         ));
     }
     let rows: Vec<mirkit_models::BlockEmbedding> = set
@@ -177,7 +168,7 @@ impl Source {
     /// The sample rate the audio must have.
     pub fn sample_rate(&self) -> u32 {
         match self {
-            Source::Model(..) => mirkit_models::won2020::SAMPLE_RATE,
+            Source::Model(m, _) => m.sample_rate(),
             Source::Mfcc => 22_050,
             Source::Concat(p) => p[0].1.sample_rate(),
         }

@@ -89,7 +89,11 @@ fn trainable(
     if let Some(e) = MODELS.iter().find(|e| e.name == source) {
         if let Family::Won2020(arch) = e.family {
             return Ok(Won2020::trainable_from_bytes(
-                arch, e.bytes, source, tags, seed,
+                arch,
+                e.weights()?,
+                source,
+                tags,
+                seed,
             )?);
         }
         return Err(invalid(

@@ -218,7 +218,7 @@ fn fine_tuned_musicnn_saves_as_a_tagger() {
     let m = registry::load(&r.best_path.display().to_string()).unwrap();
     assert_eq!(m.tags(), classes.as_slice());
     assert_eq!(m.arch(), mirkit_models::won2020::Arch::Musicnn);
-    let s = m.tag(&tr.audio[0][..48_000]).unwrap();
+    let s = m.tag_window(&tr.audio[0][..48_000]).unwrap();
     assert_eq!(s.len(), 2);
     // the new layer's size must match the tag list
     assert!(FineTune::new("won2020-musicnn-mtat", &[], FineTuneConfig::default()).is_err());

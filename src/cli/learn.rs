@@ -1,5 +1,6 @@
 //! `mirkit train`, `mirkit finetune`, `mirkit eval`.
 
+use super::error::CliError;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mirkit::models::registry;
@@ -17,7 +18,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-type Res<T> = Result<T, String>;
+type Res<T> = Result<T, CliError>;
 
 /// Where the data come from (shared by the three commands).
 #[derive(Args, Clone, Debug)]
@@ -60,19 +61,19 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
             },
         )
     }
-    .map_err(|e| e.to_string())?;
+    ?;
     if ds.items.iter().any(|i| i.split.is_none()) {
         // 70/15/15 per class, seeded; given splits are kept
         ds.stratified_split(0.15, 0.15, a.seed)
-            .map_err(|e| e.to_string())?;
+            ?;
         eprintln!(
             "no split given for some files: assigned train/valid/test 70/15/15 per class (seed {})",
             a.seed
         );
     }
     let load = |split: &str| -> Res<AudioSet> {
-        let items = ds.split(split).map_err(|e| e.to_string())?;
-        let set = AudioSet::load(&items, sr, a.cache.as_deref()).map_err(|e| e.to_string())?;
+        let items = ds.split(split)?;
+        let set = AudioSet::load(&items, sr, a.cache.as_deref())?;
         for (p, why) in &set.skipped {
             eprintln!("skipped {}: {why}", p.display());
         }
@@ -80,7 +81,7 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
             return Err(format!(
                 "split {split:?} is empty: none of its {} files could be read",
                 items.len()
-            ));
+            ).into());
         }
         Ok(set)
     };
@@ -138,7 +139,7 @@ fn evaluate_probs(
         Task::MultiClass => {
             let truth: Vec<usize> = set.items.iter().map(|i| i.labels[0]).collect();
             let m = classification_metrics(&truth, &argmax_rows(probs, c), c)
-                .map_err(|e| e.to_string())?;
+                ?;
             Ok((
                 json!({"tracks": set.len(), "accuracy": m.accuracy, "f1_macro": m.f1_macro,
                        "f1": m.f1, "confusion": m.confusion, "classes": classes}),
@@ -153,7 +154,7 @@ fn evaluate_probs(
         Task::MultiLabel => {
             let y =
                 mirkit::train::data::multi_hot(set.items.iter().map(|it| it.labels.as_slice()), c);
-            let m = tagging_metrics(probs, &y, classes).map_err(|e| e.to_string())?;
+            let m = tagging_metrics(probs, &y, classes)?;
             Ok((
                 json!({"tracks": set.len(), "roc_auc_macro": m.roc_auc_macro, "pr_auc_macro": m.pr_auc_macro,
                        "roc_auc": m.roc_auc, "pr_auc": m.pr_auc, "tags": classes}),
@@ -171,7 +172,7 @@ fn evaluate_probs(
 fn write_json(path: &Path, v: &serde_json::Value) -> Res<()> {
     use std::io::Write;
     let s = serde_json::to_string_pretty(v).unwrap();
-    mirkit::core::npy::write_atomic(path, |w| w.write_all(s.as_bytes())).map_err(|e| e.to_string())
+    Ok(mirkit::core::npy::write_atomic(path, |w| w.write_all(s.as_bytes()))?)
 }
 
 /// Shared options of the training loop.
@@ -187,7 +188,7 @@ pub struct LoopArgs {
     #[arg(long)]
     pub lr: Option<f64>,
     /// adamw, sgd (Nesterov 0.9) or won2020 (Adam then SGD with reloads of the best model).
-    #[arg(long, default_value = "adamw")]
+    #[arg(long, default_value = "adamw", value_parser = ["adamw", "sgd", "won2020"])]
     pub optimizer: String,
     /// Weight decay.
     #[arg(long, default_value_t = 1e-4)]
@@ -223,7 +224,7 @@ fn loop_config(l: &LoopArgs, seed: u64, chunk_len: usize, default_lr: f64) -> Re
             adam_patience: 80,
             sgd_patience: 20,
         },
-        o => return Err(format!("--optimizer {o}: use adamw, sgd or won2020")),
+        o => return Err(format!("--optimizer {o}: use adamw, sgd or won2020").into()),
     };
     Ok(TrainConfig {
         epochs: l.epochs,
@@ -293,7 +294,7 @@ fn run_loop<M: Trainable>(
                 Control::Continue
             },
         )
-        .map_err(|e| e.to_string())?;
+        ?;
     bar.finish_and_clear();
     Ok(r)
 }
@@ -310,7 +311,7 @@ pub struct TrainArgs {
     out: PathBuf,
     /// Architecture: short-chunk-cnn, short-chunk-resnet (log-mel), samplecnn,
     /// samplecnn-se or rese2 (raw waveform).
-    #[arg(long, default_value = "short-chunk-cnn")]
+    #[arg(long, default_value = "short-chunk-cnn", value_parser = mirkit::train::zoo::ARCHITECTURES)]
     arch: String,
     /// Base width (the published model uses 128).
     #[arg(long, default_value_t = 16)]
@@ -334,7 +335,7 @@ fn test_report<M: Trainable>(
         chunk_len,
         n_chunks,
     )
-    .map_err(|e| e.to_string())?;
+    ?;
     let (mut v, line) = evaluate_probs(d.ds.task, &p.probs, test, &d.ds.classes)?;
     v["loss"] = json!(p.loss);
     v["run"] = extra;
@@ -349,7 +350,7 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     write_skipped(&a.out, &d)?;
     let model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed)
-        .map_err(|e| e.to_string())?;
+        ?;
     eprintln!(
         "{} (width {}): {} parameters",
         a.arch,
@@ -364,7 +365,7 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
         r.best_valid_loss,
         r.best_path.display()
     );
-    let best = ScratchModel::load(&r.best_path).map_err(|e| e.to_string())?;
+    let best = ScratchModel::load(&r.best_path)?;
     test_report(
         &best,
         &d,
@@ -393,10 +394,10 @@ pub struct FinetuneArgs {
     from: String,
     /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
     /// fine-tune the network with a new output layer.
-    #[arg(long, default_value = "linear")]
+    #[arg(long, default_value = "linear", value_parser = ["linear", "mlp", "knn", "network"])]
     head: String,
     /// Embeddings for heads: `all` (every layer pooled, concatenated) or `embedding`.
-    #[arg(long, default_value = "all")]
+    #[arg(long, default_value = "all", value_parser = ["all", "embedding"])]
     layers: String,
     /// What stays fixed when fine-tuning: frontend, body, nothing, or comma-separated
     /// name prefixes.
@@ -446,7 +447,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
                 ..FineTuneConfig::default()
             },
         )
-        .map_err(|e| e.to_string())?;
+        ?;
         let cfg = loop_config(&a.lp, a.data.seed, ft.input_len(), 1e-4)?;
         let r = run_loop(&ft, &d, &cfg, &a.out, a.lp.resume)?;
         println!(
@@ -455,7 +456,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             r.best_valid_loss,
             r.best_path.display()
         );
-        let best = FineTune::load(&r.best_path.display().to_string()).map_err(|e| e.to_string())?;
+        let best = FineTune::load(&r.best_path.display().to_string())?;
         return test_report(
             &best,
             &d,
@@ -474,15 +475,15 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             dropout: 0.5,
         },
         "knn" => HeadKind::Knn { k: a.k },
-        o => return Err(format!("--head {o}: use linear, mlp, knn or network")),
+        o => return Err(format!("--head {o}: use linear, mlp, knn or network").into()),
     };
     let layers = match a.layers.as_str() {
         "all" => Layers::All,
         "embedding" => Layers::Embedding,
-        o => return Err(format!("--layers {o}: use all or embedding")),
+        o => return Err(format!("--layers {o}: use all or embedding").into()),
     };
-    let source = Source::open(&a.from, layers).map_err(|e| e.to_string())?;
-    let emb = |s: &AudioSet| source.extract(s).map_err(|e| e.to_string());
+    let source = Source::open(&a.from, layers)?;
+    let emb = |s: &AudioSet| source.extract(s);
     let bar = ProgressBar::new_spinner();
     bar.set_message("embedding train/valid/test");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -510,12 +511,12 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         d.ds.task,
         &cfg,
     )
-    .map_err(|e| e.to_string())?;
+    ?;
     let mut meta = HashMap::new();
     meta.insert("embedding_model".to_string(), a.from.clone());
     meta.insert("layers".to_string(), a.layers.clone());
     let path = a.out.join("head.safetensors");
-    head.save(&path, &meta).map_err(|e| e.to_string())?;
+    head.save(&path, &meta)?;
     println!(
         "head: {} ({} on {}-d {} embeddings of {})",
         path.display(),
@@ -525,7 +526,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         a.from
     );
     if let (Some(test), Some(xs)) = (&d.test, &xs) {
-        let p = head.predict(xs).map_err(|e| e.to_string())?;
+        let p = head.predict(xs)?;
         let (mut v, line) = evaluate_probs(d.ds.task, &p, test, &d.ds.classes)?;
         v["run"] = json!({"command": "finetune", "from": a.from, "head": a.head, "layers": a.layers, "dim": xt.dim,
                           "embed_seconds": t_embed, "seconds": t0.elapsed().as_secs_f64()});
@@ -545,7 +546,7 @@ pub struct EvalArgs {
     #[arg(long)]
     model: String,
     /// Split to evaluate.
-    #[arg(long, default_value = "test")]
+    #[arg(long, default_value = "test", value_parser = ["train", "valid", "test"])]
     split: String,
     /// Chunks per track averaged (trained/fine-tuned networks).
     #[arg(long, default_value_t = 4)]
@@ -557,14 +558,14 @@ pub struct EvalArgs {
 
 pub fn eval_cmd(a: EvalArgs) -> Res<()> {
     let meta = if a.model.ends_with(".safetensors") {
-        mirkit::models::won2020::safetensors_metadata(Path::new(&a.model))
-            .map_err(|e| e.to_string())?
+        mirkit::models::weights::metadata(Path::new(&a.model))
+            ?
     } else {
         HashMap::new()
     };
     // a head file names the features it was trained on
     let head = if meta.contains_key("head") {
-        let (head, meta) = Head::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
+        let (head, meta) = Head::load(Path::new(&a.model))?;
         let base = meta
             .get("embedding_model")
             .ok_or("head file without embedding_model")?;
@@ -573,7 +574,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         } else {
             Layers::All
         };
-        Some((head, Source::open(base, layers).map_err(|e| e.to_string())?))
+        Some((head, Source::open(base, layers)?))
     } else {
         None
     };
@@ -583,11 +584,11 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         "train" => &d.train,
         "valid" => &d.valid,
         "test" => d.test.as_ref().ok_or("no test split")?,
-        o => return Err(format!("--split {o}: use train, valid or test")),
+        o => return Err(format!("--split {o}: use train, valid or test").into()),
     };
     let meta = if a.model.ends_with(".safetensors") {
-        mirkit::models::won2020::safetensors_metadata(Path::new(&a.model))
-            .map_err(|e| e.to_string())?
+        mirkit::models::weights::metadata(Path::new(&a.model))
+            ?
     } else {
         HashMap::new()
     };
@@ -596,19 +597,19 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             return Err(format!(
                 "{}: model classes {:?} differ from the data set's {:?}",
                 a.model, classes, d.ds.classes
-            ));
+            ).into());
         }
         Ok(())
     };
     let probs = if let Some((head, source)) = &head {
         check_classes(head.classes())?;
-        let x = source.extract(set).map_err(|e| e.to_string())?;
-        head.predict(&x).map_err(|e| e.to_string())?
+        let x = source.extract(set)?;
+        head.predict(&x)?
     } else if meta
         .get("arch")
         .is_some_and(|s| mirkit_train::zoo::ARCHITECTURES.contains(&s.as_str()))
     {
-        let m = ScratchModel::load(Path::new(&a.model)).map_err(|e| e.to_string())?;
+        let m = ScratchModel::load(Path::new(&a.model))?;
         check_classes(m.classes())?;
         predict(
             &m,
@@ -618,10 +619,10 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             m.input_len(),
             a.eval_chunks,
         )
-        .map_err(|e| e.to_string())?
+        ?
         .probs
     } else {
-        let m = FineTune::load(&a.model).map_err(|e| e.to_string())?;
+        let m = FineTune::load(&a.model)?;
         check_classes(m.model().tags())?;
         predict(
             &m,
@@ -631,7 +632,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             m.input_len(),
             a.eval_chunks,
         )
-        .map_err(|e| e.to_string())?
+        ?
         .probs
     };
     let (v, line) = evaluate_probs(d.ds.task, &probs, set, &d.ds.classes)?;

@@ -1,0 +1,253 @@
+//! Argument types shared by the subcommands: choices as clap `ValueEnum`s (so `--help`
+//! lists them and a bad value is a usage error, exit 2) mapped onto the library's enums,
+//! and value parsers for the options that take a number or a word.
+
+use clap::ValueEnum;
+use mirkit::dsp::{MelNorm, PadMode, Preset, WindowKind};
+use mirkit::io::ResampleQuality;
+
+/// `--preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// librosa 0.11 defaults (22.05 kHz, n_fft 2048, hop 512, 128 Slaney mels).
+    Librosa,
+    /// torchaudio defaults (16 kHz, n_fft 400, hop 200, 128 HTK mels).
+    Torchaudio,
+    /// Won et al. 2020's front end (16 kHz, n_fft 512, hop 256, 96 HTK mels, dB).
+    Won2020,
+    /// musicnn 0.1.0's front end (16 kHz, n_fft 512, hop 256, 96 Slaney mels, log10).
+    Musicnn,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::Librosa => Preset::Librosa,
+            PresetArg::Torchaudio => Preset::Torchaudio,
+            PresetArg::Won2020 => Preset::Won2020,
+            PresetArg::Musicnn => Preset::Musicnn,
+        }
+    }
+}
+
+/// `--window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WindowArg {
+    /// Periodic Hann.
+    #[value(alias = "hanning")]
+    Hann,
+    /// Hamming.
+    Hamming,
+    /// Blackman.
+    Blackman,
+    /// 4-term Blackman-Harris.
+    #[value(alias = "blackman-harris")]
+    Blackmanharris,
+    /// All ones.
+    #[value(alias = "rect", alias = "boxcar", alias = "ones")]
+    Rectangular,
+}
+
+impl From<WindowArg> for WindowKind {
+    fn from(w: WindowArg) -> Self {
+        match w {
+            WindowArg::Hann => WindowKind::Hann,
+            WindowArg::Hamming => WindowKind::Hamming,
+            WindowArg::Blackman => WindowKind::Blackman,
+            WindowArg::Blackmanharris => WindowKind::BlackmanHarris,
+            WindowArg::Rectangular => WindowKind::Rectangular,
+        }
+    }
+}
+
+/// `--pad-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PadModeArg {
+    /// Zeros.
+    #[value(alias = "zeros")]
+    Constant,
+    /// Mirror without repeating the edge sample.
+    Reflect,
+    /// Repeat the edge sample.
+    #[value(alias = "replicate")]
+    Edge,
+}
+
+impl From<PadModeArg> for PadMode {
+    fn from(p: PadModeArg) -> Self {
+        match p {
+            PadModeArg::Constant => PadMode::Constant,
+            PadModeArg::Reflect => PadMode::Reflect,
+            PadModeArg::Edge => PadMode::Edge,
+        }
+    }
+}
+
+/// `--norm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MelNormArg {
+    /// Slaney's area normalisation.
+    Slaney,
+    /// No normalisation.
+    None,
+}
+
+impl From<MelNormArg> for MelNorm {
+    fn from(n: MelNormArg) -> Self {
+        match n {
+            MelNormArg::Slaney => MelNorm::Slaney,
+            MelNormArg::None => MelNorm::None,
+        }
+    }
+}
+
+/// `--resample`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResampleArg {
+    /// Windowed sinc (within 61–88 dB of soxr_hq).
+    #[value(alias = "hq", alias = "best")]
+    High,
+    /// FFT resampler.
+    Fast,
+}
+
+impl From<ResampleArg> for ResampleQuality {
+    fn from(r: ResampleArg) -> Self {
+        match r {
+            ResampleArg::High => ResampleQuality::High,
+            ResampleArg::Fast => ResampleQuality::Fast,
+        }
+    }
+}
+
+/// A sample rate in Hz or `native` (the file's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleRate {
+    /// The file's own rate.
+    Native,
+    /// This rate.
+    Hz(u32),
+}
+
+/// Parses `--sr`: `native` or a positive number of Hz.
+pub fn sample_rate(s: &str) -> Result<SampleRate, String> {
+    if s == "native" {
+        return Ok(SampleRate::Native);
+    }
+    match s.parse::<u32>() {
+        Ok(0) | Err(_) => Err("a positive number of Hz or `native`".into()),
+        Ok(v) => Ok(SampleRate::Hz(v)),
+    }
+}
+
+/// Parses `--top-db`: a number of dB or `none`.
+pub fn top_db(s: &str) -> Result<Option<f32>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    s.parse::<f32>()
+        .map(Some)
+        .map_err(|_| "a number of dB or `none`".into())
+}
+
+/// Parses `--shard I/N` (0 ≤ I < N).
+pub fn shard(s: &str) -> Result<(usize, usize), String> {
+    match s
+        .split_once('/')
+        .map(|(i, n)| (i.parse::<usize>(), n.parse::<usize>()))
+    {
+        Some((Ok(i), Ok(n))) if n > 0 && i < n => Ok((i, n)),
+        _ => Err("I/N with 0 <= I < N, e.g. 0/4".into()),
+    }
+}
+
+/// Parses an augmentation value or range `LO:HI`.
+pub fn range(s: &str) -> Result<mirkit::augment::Range, String> {
+    let num = |v: &str| v.parse::<f64>().map_err(|e| format!("{v}: {e}"));
+    let r = match s.split_once(':') {
+        Some((a, b)) => mirkit::augment::Range::new(num(a)?, num(b)?),
+        None => Ok(mirkit::augment::Range::fixed(num(s)?)),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+/// `tag --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TagFormat {
+    /// Aligned text, the top tags per file.
+    Table,
+    /// A JSON array, one object per file.
+    Json,
+    /// One row per file (and per window with --segments).
+    Csv,
+}
+
+/// `embed --layers` and `finetune --layers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayersArg {
+    /// The penultimate layer.
+    Embedding,
+    /// Every pooled layer concatenated (Choi et al. 2017).
+    All,
+}
+
+impl From<LayersArg> for mirkit::transfer::embed::Layers {
+    fn from(l: LayersArg) -> Self {
+        match l {
+            LayersArg::Embedding => Self::Embedding,
+            LayersArg::All => Self::All,
+        }
+    }
+}
+
+/// `augment --noise-color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NoiseColorArg {
+    /// Flat spectrum.
+    White,
+    /// 1/f spectrum.
+    Pink,
+}
+
+impl From<NoiseColorArg> for mirkit::augment::NoiseColor {
+    fn from(c: NoiseColorArg) -> Self {
+        match c {
+            NoiseColorArg::White => Self::White,
+            NoiseColorArg::Pink => Self::Pink,
+        }
+    }
+}
+
+/// `augment --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WavFormatArg {
+    /// 32-bit float.
+    Float32,
+    /// 16-bit integer.
+    Pcm16,
+}
+
+impl From<WavFormatArg> for mirkit::io::WavFormat {
+    fn from(f: WavFormatArg) -> Self {
+        match f {
+            WavFormatArg::Float32 => Self::Float32,
+            WavFormatArg::Pcm16 => Self::Pcm16,
+        }
+    }
+}
+
+/// A progress bar over `n` files, hidden for a single file (and, as indicatif does,
+/// when standard error is not a terminal).
+pub fn progress(n: usize) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(n as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} files [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("valid template"),
+    );
+    if n <= 1 {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb
+}

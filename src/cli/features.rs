@@ -1,0 +1,305 @@
+//! `mirkit features`: a (log-)mel spectrogram, spectrogram or MFCC of a file or of every
+//! audio file of a folder, as float32 `.npy` (and PNG).
+
+use super::args::{self, MelNormArg, PadModeArg, PresetArg, ResampleArg, SampleRate, WindowArg};
+use super::error::{status, CliError, CliResult};
+use clap::Args;
+use mirkit::dsp::{
+    Compression, DbConfig, DbRef, FeatureConfig, MelScale, MfccSettings, Preset,
+};
+use mirkit::io::plot::{spectrogram_png, SpecPlot};
+use mirkit::pipeline::{features_to_npy, ReadOptions};
+use rayon::prelude::*;
+use std::path::Path;
+use std::path::PathBuf;
+
+/// Options of `mirkit features`.
+#[derive(Args, Clone)]
+pub struct FeatArgs {
+    /// Input file or folder.
+    input: PathBuf,
+    /// Output .npy file (or folder when IN is a folder).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Starting point (the options below override it).
+    #[arg(long, value_enum, default_value_t = PresetArg::Librosa)]
+    preset: PresetArg,
+    /// Sample rate in Hz, or "native".
+    #[arg(long, value_parser = args::sample_rate)]
+    sr: Option<SampleRate>,
+    /// FFT size.
+    #[arg(long)]
+    n_fft: Option<usize>,
+    /// Hop length in samples.
+    #[arg(long)]
+    hop_length: Option<usize>,
+    /// Window length in samples (default n_fft).
+    #[arg(long)]
+    win_length: Option<usize>,
+    /// Window.
+    #[arg(long, value_enum)]
+    window: Option<WindowArg>,
+    /// Number of mel bands; 0 writes a linear-frequency spectrogram.
+    #[arg(long)]
+    n_mels: Option<usize>,
+    /// Lowest mel edge in Hz.
+    #[arg(long)]
+    fmin: Option<f32>,
+    /// Highest mel edge in Hz (default sr/2).
+    #[arg(long)]
+    fmax: Option<f32>,
+    /// HTK mel formula instead of Slaney's.
+    #[arg(long)]
+    htk: bool,
+    /// Filter normalisation.
+    #[arg(long, value_enum)]
+    norm: Option<MelNormArg>,
+    /// Centre frames (pad n_fft/2 each side).
+    #[arg(long, overrides_with = "no_center")]
+    center: bool,
+    /// Do not centre frames.
+    #[arg(long)]
+    no_center: bool,
+    /// Padding when centring.
+    #[arg(long, value_enum)]
+    pad_mode: Option<PadModeArg>,
+    /// Exponent of the magnitude (2 power, 1 magnitude).
+    #[arg(long)]
+    power: Option<f32>,
+    /// Convert to decibels (librosa.power_to_db, ref=1, amin=1e-10).
+    #[arg(long)]
+    db: bool,
+    /// With --db: dynamic range below the peak, or "none" (default 80).
+    #[arg(long, value_parser = args::top_db)]
+    top_db: Option<Option<f32>>,
+    /// Write N MFCCs (DCT-II of the log-mel) instead of the mel spectrogram.
+    #[arg(long)]
+    mfcc: Option<usize>,
+    /// Cepstral lifter for --mfcc.
+    #[arg(long, default_value_t = 0.0)]
+    lifter: f32,
+    /// Start reading at this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    offset: f64,
+    /// Read at most this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Resampler.
+    #[arg(long, value_enum, default_value_t = ResampleArg::High)]
+    resample: ResampleArg,
+    /// Also draw the result as a PNG with axes (for a folder: one PNG beside each .npy).
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Parallel jobs for a folder (default: all cores).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+}
+
+/// The feature configuration the options describe; `native_sr` is the file's own rate
+/// (`--sr native`).
+fn build_config(a: &FeatArgs, native_sr: u32) -> Result<FeatureConfig, CliError> {
+    let preset: Preset = a.preset.into();
+    let mut c = FeatureConfig::preset(preset);
+    match a.sr {
+        Some(SampleRate::Native) => c.sample_rate = native_sr,
+        Some(SampleRate::Hz(hz)) => c.sample_rate = hz,
+        None => {}
+    }
+    if let Some(n) = a.n_fft {
+        c.stft.n_fft = n;
+        c.stft.win_length = n;
+        if a.hop_length.is_none() && preset == Preset::Librosa {
+            c.stft.hop_length = n / 4;
+        }
+    }
+    if let Some(h) = a.hop_length {
+        c.stft.hop_length = h;
+    }
+    if let Some(w) = a.win_length {
+        c.stft.win_length = w;
+    }
+    if let Some(w) = a.window {
+        c.stft.window = w.into();
+    }
+    if a.center {
+        c.stft.center = true;
+    }
+    if a.no_center {
+        c.stft.center = false;
+    }
+    if let Some(p) = a.pad_mode {
+        c.stft.pad_mode = p.into();
+    }
+    if let Some(p) = a.power {
+        c.power = p;
+    }
+    if a.n_mels == Some(0) {
+        c.mel = None;
+    } else {
+        let mut m = c.mel.clone().unwrap_or_default();
+        if let Some(n) = a.n_mels {
+            m.n_mels = n;
+        }
+        if let Some(f) = a.fmin {
+            m.fmin = f;
+        }
+        if a.fmax.is_some() {
+            m.fmax = a.fmax;
+        }
+        if a.htk {
+            m.scale = MelScale::Htk;
+        }
+        if let Some(n) = a.norm {
+            m.norm = n.into();
+        }
+        c.mel = Some(m);
+    }
+    let top_db = a.top_db.unwrap_or(Some(80.0));
+    if a.db {
+        c.compression = Compression::Db(DbConfig {
+            reference: DbRef::Value(1.0),
+            amin: 1e-10,
+            top_db,
+        });
+    } else if a.top_db.is_some() {
+        return Err(CliError::Usage("--top-db needs --db".into()));
+    }
+    if let Some(n) = a.mfcc {
+        if c.compression == Compression::None {
+            // librosa.feature.mfcc: power_to_db(melspectrogram) with top_db=80
+            c.compression = Compression::Db(DbConfig {
+                reference: DbRef::Value(1.0),
+                amin: 1e-10,
+                top_db,
+            });
+        }
+        c.mfcc = Some(MfccSettings {
+            n_mfcc: n,
+            lifter: a.lifter,
+        });
+    }
+    c.validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(c)
+}
+
+fn draw_png(npy_path: &Path, png_path: &Path, cfg: &FeatureConfig, title: &str) -> Result<(), CliError> {
+    let a = mirkit::core::npy::read(npy_path)?.to_f32_2d()?;
+    let rows = a.nrows();
+    let (y_label, row_values) = match (&cfg.mfcc, &cfg.mel) {
+        (Some(_), _) => ("MFCC".to_string(), None),
+        (None, Some(m)) => {
+            let fmax = m.fmax.unwrap_or(cfg.sample_rate as f32 / 2.0);
+            let f = mirkit::dsp::mel_frequencies(rows + 2, m.fmin as f64, fmax as f64, m.scale);
+            ("HZ".to_string(), Some(f[1..rows + 1].to_vec()))
+        }
+        (None, None) => (
+            "HZ".to_string(),
+            Some(
+                (0..rows)
+                    .map(|k| k as f64 * cfg.sample_rate as f64 / cfg.stft.n_fft as f64)
+                    .collect(),
+            ),
+        ),
+    };
+    let unit = match &cfg.compression {
+        Compression::Db(_) if cfg.mfcc.is_none() => "DB",
+        _ => "",
+    };
+    let opts = SpecPlot {
+        title: title.to_string(),
+        seconds_per_frame: cfg.stft.hop_length as f64 / cfg.sample_rate as f64,
+        y_label,
+        row_values,
+        unit: unit.into(),
+        ..Default::default()
+    };
+    Ok(spectrogram_png(png_path, a.view(), &opts)?)
+}
+
+fn one_file(a: &FeatArgs, input: &Path, output: &Path, png: Option<&Path>) -> Result<String, CliError> {
+    let native = mirkit::io::info(input)?.sample_rate;
+    let cfg = build_config(a, native)?;
+    let read = ReadOptions {
+        offset: a.offset,
+        duration: a.duration,
+        quality: a.resample.into(),
+    };
+    let s = features_to_npy(input, output, &cfg, &read)?;
+    if let Some(p) = png {
+        let name = input
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        draw_png(output, p, &cfg, &name)?;
+    }
+    Ok(format!(
+        "{} -> {} ({} x {})",
+        input.display(),
+        output.display(),
+        s.rows,
+        s.frames
+    ))
+}
+
+/// Runs `mirkit features`.
+pub fn run(a: FeatArgs) -> CliResult {
+    // validate the options once, before touching any file, for a clear message (the
+    // native rate is not known yet: any rate checks the rest)
+    build_config(&a, 22050)?;
+    if !a.input.is_dir() {
+        println!("{}", one_file(&a, &a.input, &a.output, a.png.as_deref())?);
+        return Ok(status(0));
+    }
+    let files = mirkit::io::audio_files(&a.input)?;
+    if files.is_empty() {
+        return Err(CliError::Failed(format!(
+            "no audio files under {}",
+            a.input.display()
+        )));
+    }
+    if let Some(j) = a.jobs {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build_global();
+    }
+    let pb = args::progress(files.len());
+    let failures: Vec<String> = files
+        .par_iter()
+        .filter_map(|f| {
+            let rel = f.strip_prefix(&a.input).unwrap_or(f);
+            let out = a.output.join(rel).with_extension("npy");
+            let res = out
+                .parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .map_err(|e| CliError::Failed(format!("{}: {e}", out.display())))
+                .and_then(|_| {
+                    let png = a.png.as_ref().map(|_| out.with_extension("png"));
+                    one_file(&a, f, &out, png.as_deref())
+                });
+            pb.inc(1);
+            match res {
+                Ok(_) => None,
+                Err(e) => {
+                    pb.println(format!("skipped: {e}"));
+                    Some(e.to_string())
+                }
+            }
+        })
+        .collect();
+    pb.finish_and_clear();
+    println!(
+        "{} of {} files written under {}",
+        files.len() - failures.len(),
+        files.len(),
+        a.output.display()
+    );
+    if !failures.is_empty() {
+        eprintln!("{} file(s) failed:", failures.len());
+        for f in &failures {
+            eprintln!("  {f}");
+        }
+    }
+    Ok(status(failures.len()))
+}

@@ -1,0 +1,206 @@
+//! `mirkit tag`: tag a file or every audio file of a folder with a pretrained model.
+
+use super::args::{self, TagFormat};
+use super::error::{status, CliError, CliResult};
+use clap::Args;
+use mirkit::io::plot::{spectrogram_png, SpecPlot};
+use mirkit::tagger::TagRecord;
+use std::path::{Path, PathBuf};
+
+/// Options of `mirkit tag`.
+#[derive(Args, Clone)]
+pub struct TagArgs {
+    /// Audio file or folder.
+    input: PathBuf,
+    /// Registry model (see `mirkit models`) or a `.safetensors` file.
+    #[arg(long, default_value = mirkit::models::registry::DEFAULT_MODEL)]
+    model: String,
+    /// Tags to show per file.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TagFormat::Table)]
+    format: TagFormat,
+    /// Write the results to this file (atomically) instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Include per-window scores with their start times (json) / rows (csv).
+    #[arg(long)]
+    segments: bool,
+    /// With -o and --format json: keep the files already in OUT and tag only the others.
+    #[arg(long)]
+    resume: bool,
+    /// Process only shard I of N (0-based) of the sorted file list, e.g. 0/4.
+    #[arg(long, value_parser = args::shard)]
+    shard: Option<(usize, usize)>,
+    /// Draw a taggram (tags × time, per-window scores) as PNG; for a folder, FILE.png
+    /// beside each input's name under this folder.
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+/// Tags × windows image of per-window scores (rows: tags, best-scoring tag on top).
+fn draw_taggram(path: &Path, t: &mirkit::TagResult, title: &str) -> Result<(), CliError> {
+    let n_tags = t.tags.len();
+    let n_win = t.segments.len();
+    // rows ordered by mean score, lowest at the bottom
+    let mut order: Vec<usize> = (0..n_tags).collect();
+    order.sort_by(|&a, &b| t.scores[a].total_cmp(&t.scores[b]));
+    let data =
+        ndarray::Array2::from_shape_fn((n_tags, n_win), |(r, c)| t.segments[c].scores[order[r]]);
+    let win_secs = if n_win > 1 {
+        t.segments[1].start_secs - t.segments[0].start_secs
+    } else {
+        t.segments[0].start_secs.max(1.0)
+    };
+    let opts = SpecPlot {
+        title: format!("{title} ({})", t.model),
+        seconds_per_frame: if n_win > 1 { win_secs } else { 3.0 },
+        row_labels: Some(order.iter().map(|&i| t.tags[i].clone()).collect()),
+        colormap: mirkit::io::plot::Colormap::Viridis,
+        range: Some((0.0, 1.0)),
+        size: (700.max(n_win * 8), n_tags * 16),
+        ..Default::default()
+    };
+    Ok(spectrogram_png(path, data.view(), &opts)?)
+}
+
+/// Runs `mirkit tag`.
+pub fn run(a: TagArgs) -> CliResult {
+    let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
+    if a.resume && (a.output.is_none() || a.format != TagFormat::Json) {
+        return Err(CliError::Usage(
+            "--resume needs -o OUT and --format json".into(),
+        ));
+    }
+    let mut files = if a.input.is_dir() {
+        mirkit::io::audio_files(&a.input)?
+    } else {
+        vec![a.input.clone()]
+    };
+    if let Some((i, n)) = a.shard {
+        files = files
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, f)| f)
+            .collect();
+    }
+    // --resume: what the output already holds
+    let mut previous: Vec<TagRecord> = Vec::new();
+    if a.resume {
+        if let Some(p) = a.output.as_ref().filter(|p| p.exists()) {
+            previous = std::fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| {
+                    CliError::Failed(format!(
+                        "{}: exists but is not a mirkit tag JSON array",
+                        p.display()
+                    ))
+                })?;
+        }
+        let done: std::collections::HashSet<&str> =
+            previous.iter().map(|r| r.file.as_str()).collect();
+        files.retain(|f| !done.contains(f.display().to_string().as_str()));
+    }
+    let pb = args::progress(files.len());
+    let results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = files
+        .iter()
+        .map(|f| {
+            let r = tagger.tag_file(f);
+            pb.inc(1);
+            (f.clone(), r)
+        })
+        .collect();
+    pb.finish_and_clear();
+    let ok = || {
+        results
+            .iter()
+            .filter_map(|(f, r)| r.as_ref().ok().map(|t| (f, t)))
+    };
+    if let Some(png) = &a.png {
+        for (f, t) in ok() {
+            let target = if files.len() == 1 && !png.is_dir() {
+                png.clone()
+            } else {
+                let _ = std::fs::create_dir_all(png);
+                png.join(format!(
+                    "{}.png",
+                    f.file_name()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                ))
+            };
+            if let Err(e) = draw_taggram(&target, t, &f.display().to_string()) {
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    let mut out = String::new();
+    match a.format {
+        TagFormat::Table => {
+            for (f, t) in ok() {
+                let n = t.segments.len();
+                out.push_str(&format!(
+                    "{} ({} window{}, {})\n",
+                    f.display(),
+                    n,
+                    if n == 1 { "" } else { "s" },
+                    a.model
+                ));
+                for (tag, v) in t.top_k(a.top_k) {
+                    out.push_str(&format!("  {tag:<20} {v:.4}\n"));
+                }
+            }
+        }
+        TagFormat::Json => {
+            let mut items = previous;
+            items.extend(
+                ok().map(|(f, t)| t.record(&f.display().to_string(), a.top_k, a.segments)),
+            );
+            out = serde_json::to_string_pretty(&items).expect("plain values");
+            out.push('\n');
+        }
+        TagFormat::Csv => {
+            out.push_str(&format!("file,start_secs,{}\n", tagger.tags().join(",")));
+            for (f, t) in ok() {
+                let row = |start: &str, s: &[f32]| {
+                    format!(
+                        "\"{}\",{start},{}\n",
+                        f.display(),
+                        s.iter()
+                            .map(|v| format!("{v:.6}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                };
+                out.push_str(&row("all", &t.scores));
+                if a.segments {
+                    for s in &t.segments {
+                        out.push_str(&row(&format!("{:.3}", s.start_secs), &s.scores));
+                    }
+                }
+            }
+        }
+    }
+    match &a.output {
+        Some(p) => mirkit::core::npy::write_atomic(p, |w| {
+            std::io::Write::write_all(w, out.as_bytes())
+        })?,
+        None => print!("{out}"),
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    eprintln!(
+        "{} file(s) tagged, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
+    for e in &failed {
+        eprintln!("  {e}");
+    }
+    Ok(status(failed.len()))
+}
