@@ -153,9 +153,13 @@ impl EmbeddingIndex {
             }
             w.flush().map_err(|e| index_err(dir, e.to_string()))?;
         }
-        npy::write_atomic(&dir.join("index.csv"), |w| std::io::Write::write_all(w, &csv))?;
+        npy::write_atomic(&dir.join("index.csv"), |w| {
+            std::io::Write::write_all(w, &csv)
+        })?;
         let meta = serde_json::to_vec(&self.meta).expect("plain values");
-        npy::write_atomic(&dir.join("meta.json"), |w| std::io::Write::write_all(w, &meta))?;
+        npy::write_atomic(&dir.join("meta.json"), |w| {
+            std::io::Write::write_all(w, &meta)
+        })?;
         Ok(())
     }
 
@@ -168,7 +172,8 @@ impl EmbeddingIndex {
             serde_json::from_slice(&bytes).map_err(|e| index_err(&meta_path, e.to_string()))?;
         let embeddings = npy::read(dir.join("embeddings.npy"))?.to_f32_2d()?;
         let csv_path = dir.join("index.csv");
-        let mut r = csv::Reader::from_path(&csv_path).map_err(|e| index_err(&csv_path, e.to_string()))?;
+        let mut r =
+            csv::Reader::from_path(&csv_path).map_err(|e| index_err(&csv_path, e.to_string()))?;
         let mut files = Vec::new();
         for (i, rec) in r.records().enumerate() {
             let rec = rec.map_err(|e| index_err(&csv_path, e.to_string()))?;
@@ -243,7 +248,10 @@ mod tests {
         let dir = mirkit_core::testing::TmpDir::new("mirkit-index-");
         let rows = vec![
             ("a.wav".to_string(), vec![1.0, 0.0]),
-            ("b \"quoted\", with comma\nand newline.ogg".to_string(), vec![0.0, 1.0]),
+            (
+                "b \"quoted\", with comma\nand newline.ogg".to_string(),
+                vec![0.0, 1.0],
+            ),
             ("c.mp3".to_string(), vec![1.0, 1.0]),
         ];
         let idx = EmbeddingIndex::new("m", Layers::All, rows).unwrap();

@@ -10,15 +10,14 @@
 //! ```
 
 use crate::{Error, Result};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use mirkit_io::{AudioStream, LoadOptions};
 use mirkit_models::registry::{self, average_layers, Pretrained};
 use mirkit_models::scores::average;
 use mirkit_models::windows::{Embedding, Scores, WindowOutput};
 use mirkit_transfer::embed::Layers;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
-
 
 /// Scores of one window.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +51,11 @@ impl TagResult {
     /// name, the `k` best, and (with `segments`) the per-window scores.
     pub fn record(&self, file: &str, k: usize, segments: bool) -> TagRecord {
         let map = |s: &[f32]| -> BTreeMap<String, f64> {
-            self.tags.iter().cloned().zip(s.iter().map(|&v| v as f64)).collect()
+            self.tags
+                .iter()
+                .cloned()
+                .zip(s.iter().map(|&v| v as f64))
+                .collect()
         };
         TagRecord {
             file: file.to_string(),
@@ -191,7 +194,10 @@ impl Tagger {
 
     /// All pooled intermediate layers of a file concatenated (Choi et al. 2017), averaged
     /// over windows; returns the vector and the `(name, dims)` of its parts.
-    pub fn embed_layers_file(&self, path: impl AsRef<Path>) -> Result<mirkit_models::BlockEmbedding> {
+    pub fn embed_layers_file(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> Result<mirkit_models::BlockEmbedding> {
         let path = path.as_ref();
         Ok(average_layers(
             self.per_window::<mirkit_models::windows::Layers>(path)?,

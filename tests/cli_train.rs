@@ -185,7 +185,8 @@ fn finetune_network_keeps_pretrained_bn_statistics_when_asked() {
     let dev = candle_core::Device::Cpu;
     let tuned = candle_core::safetensors::load(out.join("best.safetensors"), &dev).unwrap();
     let orig = candle_core::safetensors::load(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/mirkit-weights-won2020-mtat/weights/musicnn.safetensors"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crates/mirkit-weights-won2020-mtat/weights/musicnn.safetensors"),
         &dev,
     )
     .unwrap();

@@ -4,9 +4,7 @@
 use super::args::{self, MelNormArg, PadModeArg, PresetArg, ResampleArg, SampleRate, WindowArg};
 use super::error::{status, CliError, CliResult};
 use clap::Args;
-use mirkit::dsp::{
-    Compression, DbConfig, DbRef, FeatureConfig, MelScale, MfccSettings, Preset,
-};
+use mirkit::dsp::{Compression, DbConfig, DbRef, FeatureConfig, MelScale, MfccSettings, Preset};
 use mirkit::io::plot::{spectrogram_png, SpecPlot};
 use mirkit::pipeline::{features_to_npy, ReadOptions};
 use rayon::prelude::*;
@@ -178,12 +176,16 @@ fn build_config(a: &FeatArgs, native_sr: u32) -> Result<FeatureConfig, CliError>
             lifter: a.lifter,
         });
     }
-    c.validate()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    c.validate().map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(c)
 }
 
-fn draw_png(npy_path: &Path, png_path: &Path, cfg: &FeatureConfig, title: &str) -> Result<(), CliError> {
+fn draw_png(
+    npy_path: &Path,
+    png_path: &Path,
+    cfg: &FeatureConfig,
+    title: &str,
+) -> Result<(), CliError> {
     let a = mirkit::core::npy::read(npy_path)?.to_f32_2d()?;
     let rows = a.nrows();
     let (y_label, row_values) = match (&cfg.mfcc, &cfg.mel) {
@@ -217,7 +219,12 @@ fn draw_png(npy_path: &Path, png_path: &Path, cfg: &FeatureConfig, title: &str) 
     Ok(spectrogram_png(png_path, a.view(), &opts)?)
 }
 
-fn one_file(a: &FeatArgs, input: &Path, output: &Path, png: Option<&Path>) -> Result<String, CliError> {
+fn one_file(
+    a: &FeatArgs,
+    input: &Path,
+    output: &Path,
+    png: Option<&Path>,
+) -> Result<String, CliError> {
     let native = mirkit::io::info(input)?.sample_rate;
     let cfg = build_config(a, native)?;
     let read = ReadOptions {

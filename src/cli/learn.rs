@@ -60,12 +60,10 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
                 ..CsvOptions::default()
             },
         )
-    }
-    ?;
+    }?;
     if ds.items.iter().any(|i| i.split.is_none()) {
         // 70/15/15 per class, seeded; given splits are kept
-        ds.stratified_split(0.15, 0.15, a.seed)
-            ?;
+        ds.stratified_split(0.15, 0.15, a.seed)?;
         eprintln!(
             "no split given for some files: assigned train/valid/test 70/15/15 per class (seed {})",
             a.seed
@@ -81,7 +79,8 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
             return Err(format!(
                 "split {split:?} is empty: none of its {} files could be read",
                 items.len()
-            ).into());
+            )
+            .into());
         }
         Ok(set)
     };
@@ -138,8 +137,7 @@ fn evaluate_probs(
     match task {
         Task::MultiClass => {
             let truth: Vec<usize> = set.items.iter().map(|i| i.labels[0]).collect();
-            let m = classification_metrics(&truth, &argmax_rows(probs, c), c)
-                ?;
+            let m = classification_metrics(&truth, &argmax_rows(probs, c), c)?;
             Ok((
                 json!({"tracks": set.len(), "accuracy": m.accuracy, "f1_macro": m.f1_macro,
                        "f1": m.f1, "confusion": m.confusion, "classes": classes}),
@@ -172,7 +170,9 @@ fn evaluate_probs(
 fn write_json(path: &Path, v: &serde_json::Value) -> Res<()> {
     use std::io::Write;
     let s = serde_json::to_string_pretty(v).unwrap();
-    Ok(mirkit::core::npy::write_atomic(path, |w| w.write_all(s.as_bytes()))?)
+    Ok(mirkit::core::npy::write_atomic(path, |w| {
+        w.write_all(s.as_bytes())
+    })?)
 }
 
 /// Shared options of the training loop.
@@ -293,8 +293,7 @@ fn run_loop<M: Trainable>(
                 }
                 Control::Continue
             },
-        )
-        ?;
+        )?;
     bar.finish_and_clear();
     Ok(r)
 }
@@ -334,8 +333,7 @@ fn test_report<M: Trainable>(
         d.ds.n_classes(),
         chunk_len,
         n_chunks,
-    )
-    ?;
+    )?;
     let (mut v, line) = evaluate_probs(d.ds.task, &p.probs, test, &d.ds.classes)?;
     v["loss"] = json!(p.loss);
     v["run"] = extra;
@@ -349,8 +347,7 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
     let d = load_data(&a.data, 16_000)?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     write_skipped(&a.out, &d)?;
-    let model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed)
-        ?;
+    let model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed)?;
     eprintln!(
         "{} (width {}): {} parameters",
         a.arch,
@@ -446,8 +443,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
                 seed: a.data.seed,
                 ..FineTuneConfig::default()
             },
-        )
-        ?;
+        )?;
         let cfg = loop_config(&a.lp, a.data.seed, ft.input_len(), 1e-4)?;
         let r = run_loop(&ft, &d, &cfg, &a.out, a.lp.resume)?;
         println!(
@@ -510,8 +506,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         &d.ds.classes,
         d.ds.task,
         &cfg,
-    )
-    ?;
+    )?;
     let mut meta = HashMap::new();
     meta.insert("embedding_model".to_string(), a.from.clone());
     meta.insert("layers".to_string(), a.layers.clone());
@@ -558,8 +553,7 @@ pub struct EvalArgs {
 
 pub fn eval_cmd(a: EvalArgs) -> Res<()> {
     let meta = if a.model.ends_with(".safetensors") {
-        mirkit::models::weights::metadata(Path::new(&a.model))
-            ?
+        mirkit::models::weights::metadata(Path::new(&a.model))?
     } else {
         HashMap::new()
     };
@@ -587,8 +581,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         o => return Err(format!("--split {o}: use train, valid or test").into()),
     };
     let meta = if a.model.ends_with(".safetensors") {
-        mirkit::models::weights::metadata(Path::new(&a.model))
-            ?
+        mirkit::models::weights::metadata(Path::new(&a.model))?
     } else {
         HashMap::new()
     };
@@ -597,7 +590,8 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             return Err(format!(
                 "{}: model classes {:?} differ from the data set's {:?}",
                 a.model, classes, d.ds.classes
-            ).into());
+            )
+            .into());
         }
         Ok(())
     };
@@ -618,8 +612,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             d.ds.n_classes(),
             m.input_len(),
             a.eval_chunks,
-        )
-        ?
+        )?
         .probs
     } else {
         let m = FineTune::load(&a.model)?;
@@ -631,8 +624,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             d.ds.n_classes(),
             m.input_len(),
             a.eval_chunks,
-        )
-        ?
+        )?
         .probs
     };
     let (v, line) = evaluate_probs(d.ds.task, &probs, set, &d.ds.classes)?;

@@ -156,9 +156,8 @@ pub fn run(a: TagArgs) -> CliResult {
         }
         TagFormat::Json => {
             let mut items = previous;
-            items.extend(
-                ok().map(|(f, t)| t.record(&f.display().to_string(), a.top_k, a.segments)),
-            );
+            items
+                .extend(ok().map(|(f, t)| t.record(&f.display().to_string(), a.top_k, a.segments)));
             out = serde_json::to_string_pretty(&items).expect("plain values");
             out.push('\n');
         }
@@ -185,9 +184,9 @@ pub fn run(a: TagArgs) -> CliResult {
         }
     }
     match &a.output {
-        Some(p) => mirkit::core::npy::write_atomic(p, |w| {
-            std::io::Write::write_all(w, out.as_bytes())
-        })?,
+        Some(p) => {
+            mirkit::core::npy::write_atomic(p, |w| std::io::Write::write_all(w, out.as_bytes()))?
+        }
         None => print!("{out}"),
     }
     let failed: Vec<String> = results

@@ -82,50 +82,44 @@ impl Applied {
     }
     /// As JSON: `{"transform": name, "params": {...}}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut m = serde_json::Map::new();
-        for (k, v) in &self.params {
-            m.insert(k.clone(), serde_json::json!(v));
+        serde_json::to_value(RecordJson::from(self)).expect("plain values")
+    }
+}
+
+/// The JSON form of an [`Applied`] record (fields in the order they are written; the
+/// parameters sorted by name).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordJson {
+    params: std::collections::BTreeMap<String, f64>,
+    transform: String,
+}
+
+impl From<&Applied> for RecordJson {
+    fn from(a: &Applied) -> Self {
+        Self {
+            params: a.params.iter().cloned().collect(),
+            transform: a.name.clone(),
         }
-        serde_json::json!({ "transform": self.name, "params": m })
     }
 }
 
 /// Records as a JSON array.
 pub fn records_to_json(records: &[Applied]) -> String {
-    serde_json::to_string_pretty(&records.iter().map(Applied::to_json).collect::<Vec<_>>())
+    serde_json::to_string_pretty(&records.iter().map(RecordJson::from).collect::<Vec<_>>())
         .expect("plain values")
 }
 
-/// Parses [`records_to_json`] output.
+/// Parses [`records_to_json`] output (parameters come back sorted by name).
 pub fn records_from_json(s: &str) -> Result<Vec<Applied>> {
-    let v: serde_json::Value =
-        serde_json::from_str(s).map_err(|e| AugmentError::Replay(e.to_string()))?;
-    let arr = v
-        .as_array()
-        .ok_or_else(|| AugmentError::Replay("expected a JSON array".into()))?;
-    arr.iter()
-        .map(|r| {
-            let name = r["transform"]
-                .as_str()
-                .ok_or_else(|| AugmentError::Replay("record without transform".into()))?;
-            let params = r["params"]
-                .as_object()
-                .ok_or_else(|| AugmentError::Replay(format!("{name}: params must be an object")))?
-                .iter()
-                .map(|(k, v)| {
-                    v.as_f64()
-                        .map(|f| (k.clone(), f))
-                        .ok_or_else(|| AugmentError::Replay(format!("{name}.{k} is not a number")))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mut params = params;
-            params.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(Applied {
-                name: name.to_string(),
-                params,
-            })
+    let v: Vec<RecordJson> = serde_json::from_str(s)
+        .map_err(|e| AugmentError::Replay(format!("not a list of augmentation records: {e}")))?;
+    Ok(v.into_iter()
+        .map(|r| Applied {
+            name: r.transform,
+            params: r.params.into_iter().collect(),
         })
-        .collect()
+        .collect())
 }
 
 /// Total pitch shift in semitones recorded (to move a key label).

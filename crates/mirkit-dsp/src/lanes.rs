@@ -293,7 +293,6 @@ impl LanePlan {
         })
     }
 
-
     /// A zeroed work buffer (`n_fft · LANES` values).
     pub fn buffer(&self) -> Vec<f64> {
         vec![0.0; self.n_fft * LANES]

@@ -198,7 +198,11 @@ impl MelConfig {
         let nyq = self.sample_rate as f32 / 2.0;
         let fmax = self.fmax_or_nyquist();
         if !(self.mel.fmin.is_finite() && self.mel.fmin >= 0.0) {
-            return Err(invalid("fmin", self.mel.fmin, "must be a finite number >= 0"));
+            return Err(invalid(
+                "fmin",
+                self.mel.fmin,
+                "must be a finite number >= 0",
+            ));
         }
         if !fmax.is_finite() || fmax > nyq {
             return Err(invalid(

@@ -49,11 +49,11 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
                 16000,
                 512,
                 MelSettings {
-                n_mels: 96,
-                fmax: Some(8000.0),
-                scale: MelScale::Htk,
-                norm: MelNorm::None,
-                ..MelSettings::default()
+                    n_mels: 96,
+                    fmax: Some(8000.0),
+                    scale: MelScale::Htk,
+                    norm: MelNorm::None,
+                    ..MelSettings::default()
                 },
             ),
         ),
@@ -63,11 +63,11 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
                 44100,
                 1024,
                 MelSettings {
-                n_mels: 64,
-                fmin: 50.0,
-                fmax: Some(14000.0),
-                norm: MelNorm::None,
-                ..MelSettings::default()
+                    n_mels: 64,
+                    fmin: 50.0,
+                    fmax: Some(14000.0),
+                    norm: MelNorm::None,
+                    ..MelSettings::default()
                 },
             ),
         ),
@@ -77,9 +77,9 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
                 22050,
                 512,
                 MelSettings {
-                n_mels: 40,
-                scale: MelScale::Htk,
-                ..MelSettings::default()
+                    n_mels: 40,
+                    scale: MelScale::Htk,
+                    ..MelSettings::default()
                 },
             ),
         ),
@@ -89,9 +89,9 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
                 16000,
                 512,
                 MelSettings {
-                n_mels: 96,
-                fmax: Some(8000.0),
-                ..MelSettings::torchaudio()
+                    n_mels: 96,
+                    fmax: Some(8000.0),
+                    ..MelSettings::torchaudio()
                 },
             ),
         ),
@@ -101,10 +101,10 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
                 16000,
                 400,
                 MelSettings {
-                fmax: Some(8000.0),
-                scale: MelScale::Slaney,
-                norm: MelNorm::Slaney,
-                ..MelSettings::torchaudio()
+                    fmax: Some(8000.0),
+                    scale: MelScale::Slaney,
+                    norm: MelNorm::Slaney,
+                    ..MelSettings::torchaudio()
                 },
             ),
         ),
@@ -115,10 +115,10 @@ fn mel_filterbanks_match_librosa_and_torchaudio() {
                 16000,
                 512,
                 MelSettings {
-                n_mels: 96,
-                fmax: Some(8000.0),
-                arithmetic: MelArithmetic::Librosa,
-                ..MelSettings::torchaudio()
+                    n_mels: 96,
+                    fmax: Some(8000.0),
+                    arithmetic: MelArithmetic::Librosa,
+                    ..MelSettings::torchaudio()
                 },
             ),
         ),

@@ -103,4 +103,3 @@ pub fn audio_files(dir: impl AsRef<std::path::Path>) -> Result<Vec<std::path::Pa
     walk(dir.as_ref(), &mut out)?;
     Ok(out)
 }
-

@@ -47,8 +47,9 @@ impl Entry {
     pub fn weights(&self) -> Result<&'static [u8]> {
         self.bytes.ok_or_else(|| ModelError::Weights {
             file: self.name.to_string(),
-            why: "mirkit-models was built without its `pretrained` feature (the compiled-in weights)"
-                .into(),
+            why:
+                "mirkit-models was built without its `pretrained` feature (the compiled-in weights)"
+                    .into(),
         })
     }
 }

@@ -50,8 +50,8 @@ impl Header {
         let mut h = vec![0u8; n as usize];
         f.read_exact(&mut h)
             .map_err(|e| werr(&file, format!("truncated header ({e})")))?;
-        let meta: Metadata = serde_json::from_slice(&h)
-            .map_err(|e| werr(&file, format!("bad header: {e}")))?;
+        let meta: Metadata =
+            serde_json::from_slice(&h).map_err(|e| werr(&file, format!("bad header: {e}")))?;
         Ok(Self { meta })
     }
 
@@ -135,8 +135,7 @@ mod tests {
 
     #[test]
     fn header_from_bytes_and_file_agree_and_bad_input_is_named() {
-        let t = Tensor::zeros((2, 3), candle_core::DType::F32, &candle_core::Device::Cpu)
-            .unwrap();
+        let t = Tensor::zeros((2, 3), candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
         let dir = mirkit_core::testing::TmpDir::new("mirkit-weights-");
         let path = dir.join("w.safetensors");
         let meta: HashMap<String, String> = [("tags".to_string(), "[\"a\",\"b\"]".to_string())]

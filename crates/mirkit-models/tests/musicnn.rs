@@ -26,7 +26,11 @@ fn fx(name: &str) -> (Vec<f32>, Vec<usize>) {
     (a.data.iter().map(|&v| v as f32).collect(), a.shape.clone())
 }
 fn model(name: &str) -> Musicnn {
-    Musicnn::load(root().join(format!("crates/mirkit-weights-{}/weights/{name}.safetensors", name.split('-').next().unwrap()))).unwrap()
+    Musicnn::load(root().join(format!(
+        "crates/mirkit-weights-{}/weights/{name}.safetensors",
+        name.split('-').next().unwrap()
+    )))
+    .unwrap()
 }
 fn patches() -> Tensor {
     let (p, shape) = fx("musicnn/brahms_patches");

@@ -38,7 +38,9 @@ fn fcn_and_crnn_match_pytorch() {
     ] {
         let m = Won2020::load(
             arch,
-            root().join(format!("crates/mirkit-weights-won2020-mtat/weights/{name}.safetensors")),
+            root().join(format!(
+                "crates/mirkit-weights-won2020-mtat/weights/{name}.safetensors"
+            )),
         )
         .unwrap();
         assert_eq!(m.tags().len(), 50);
@@ -81,7 +83,9 @@ fn protocol_windows_and_bad_inputs() {
     assert_eq!(short.len(), 1);
     let mut padded = x[..100_000].to_vec();
     padded.resize(x.len(), 0.0);
-    let Pretrained::Won2020(w) = &m else { unreachable!() };
+    let Pretrained::Won2020(w) = &m else {
+        unreachable!()
+    };
     assert_eq!(short[0], w.tag_window(&padded).unwrap());
     // 1.5 windows -> one window (remainder dropped), equal to tagging that window
     let mut long = x.clone();
@@ -99,7 +103,10 @@ fn protocol_windows_and_bad_inputs() {
     }
     got.append(&mut s.finish().unwrap());
     assert_eq!(got, w2);
-    assert!(matches!(w.tag_window(&x[..1000]), Err(ModelError::Input(_))));
+    assert!(matches!(
+        w.tag_window(&x[..1000]),
+        Err(ModelError::Input(_))
+    ));
     let mut nan = x.clone();
     nan[5] = f32::NAN;
     assert!(matches!(w.tag_window(&nan), Err(ModelError::Input(_))));

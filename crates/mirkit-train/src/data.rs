@@ -155,9 +155,9 @@ impl Dataset {
             .has_headers(false)
             .flexible(true)
             .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
-        let mut records = reader.records().filter(|r| {
-            !matches!(r, Ok(rec) if rec.iter().all(|f| f.trim().is_empty()))
-        });
+        let mut records = reader
+            .records()
+            .filter(|r| !matches!(r, Ok(rec) if rec.iter().all(|f| f.trim().is_empty())));
         let parse_err = |line: usize, why: String| TrainError::Parse {
             file: file.clone(),
             line,
@@ -170,15 +170,12 @@ impl Dataset {
             Some(Ok(h)) => h.iter().map(str::to_string).collect::<Vec<_>>(),
         };
         let col = |name: &str| -> Result<usize> {
-            header
-                .iter()
-                .position(|h| h.trim() == name)
-                .ok_or_else(|| {
-                    parse_err(
-                        1,
-                        format!("no column {name:?} (columns: {})", header.join(", ")),
-                    )
-                })
+            header.iter().position(|h| h.trim() == name).ok_or_else(|| {
+                parse_err(
+                    1,
+                    format!("no column {name:?} (columns: {})", header.join(", ")),
+                )
+            })
         };
         let pc = col(&opts.path_column)?;
         let lc = col(&opts.label_column)?;
