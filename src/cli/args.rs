@@ -140,13 +140,18 @@ pub fn sample_rate(s: &str) -> Result<SampleRate, String> {
     }
 }
 
+/// `--top-db`: a dynamic range in dB, or none (a newtype: clap reads `Option<Option<_>>`
+/// as a flag with an optional value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopDb(pub Option<f32>);
+
 /// Parses `--top-db`: a number of dB or `none`.
-pub fn top_db(s: &str) -> Result<Option<f32>, String> {
+pub fn top_db(s: &str) -> Result<TopDb, String> {
     if s == "none" {
-        return Ok(None);
+        return Ok(TopDb(None));
     }
     s.parse::<f32>()
-        .map(Some)
+        .map(|v| TopDb(Some(v)))
         .map_err(|_| "a number of dB or `none`".into())
 }
 

@@ -69,7 +69,7 @@ pub struct FeatArgs {
     db: bool,
     /// With --db: dynamic range below the peak, or "none" (default 80).
     #[arg(long, value_parser = args::top_db)]
-    top_db: Option<Option<f32>>,
+    top_db: Option<args::TopDb>,
     /// Write N MFCCs (DCT-II of the log-mel) instead of the mel spectrogram.
     #[arg(long)]
     mfcc: Option<usize>,
@@ -152,7 +152,7 @@ fn build_config(a: &FeatArgs, native_sr: u32) -> Result<FeatureConfig, CliError>
         }
         c.mel = Some(m);
     }
-    let top_db = a.top_db.unwrap_or(Some(80.0));
+    let top_db = a.top_db.map(|t| t.0).unwrap_or(Some(80.0));
     if a.db {
         c.compression = Compression::Db(DbConfig {
             reference: DbRef::Value(1.0),
