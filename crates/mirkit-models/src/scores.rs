@@ -4,8 +4,8 @@
 //! ```
 //! use mirkit_models::scores::{average, cosine, top_k};
 //! let tags = vec!["rock".to_string(), "jazz".to_string()];
-//! let mean = average(&[vec![0.2, 0.9], vec![0.4, 0.7]]);
-//! assert_eq!(top_k(&tags, &mean, 1), vec![("jazz", 0.8)]);
+//! let mean = average(&[vec![0.25, 1.0], vec![0.75, 0.5]]);
+//! assert_eq!(top_k(&tags, &mean, 1), vec![("jazz", 0.75)]);
 //! assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - 0.70710677).abs() < 1e-7);
 //! ```
 

@@ -111,6 +111,7 @@ pub struct WindowStream<'m, K: WindowOutput> {
     state: State<'m>,
     ready: Vec<K::Item>,
     windows: usize,
+    samples: usize,
 }
 
 fn patch(frames: &[f32]) -> Result<Tensor> {
@@ -139,12 +140,14 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
             state,
             ready: Vec::new(),
             windows: 0,
+            samples: 0,
         }
     }
 
     /// Feeds the next block of 16 kHz mono samples; the windows it completes are run and
     /// their results wait in [`Self::take_ready`].
     pub fn push(&mut self, block: &[f32]) -> Result<()> {
+        self.samples += block.len();
         match &mut self.state {
             State::Won2020 { model, buf } => {
                 buf.extend_from_slice(block);
@@ -189,6 +192,9 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
     /// the padded single window of a short signal) and returns every result not yet
     /// taken. A signal without a single sample is [`ModelError::Input`].
     pub fn finish(self) -> Result<Vec<K::Item>> {
+        if self.samples == 0 {
+            return Err(ModelError::Input("no audio".into()));
+        }
         let (mut ready, windows) = (self.ready, self.windows);
         match self.state {
             State::Won2020 { model, mut buf } => {

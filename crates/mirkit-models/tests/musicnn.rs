@@ -172,6 +172,22 @@ fn short_files_are_repeat_padded_and_bad_input_is_typed() {
     let pm = Pretrained::Musicnn(m);
     assert_eq!(pm.tag(&one_s).unwrap().len(), 50);
     assert!(matches!(pm.tag(&[]), Err(ModelError::Input(_))));
+    // the driver in odd-sized blocks gives the windows of the whole signal, bit for bit
+    // (9 s: three patches, so both the pair and the single-patch paths run)
+    let nine: Vec<f32> = (0..9 * 16000)
+        .map(|i| (i as f32 * 0.013).sin() * 0.2 + (i as f32 * 0.0007).cos() * 0.1)
+        .collect();
+    let whole = pm.tag_windows(&nine).unwrap();
+    assert_eq!(whole.len(), 3);
+    let mut s = pm.stream::<mirkit_models::windows::Scores>();
+    let mut got = Vec::new();
+    for b in nine.chunks(7777) {
+        s.push(b).unwrap();
+        got.append(&mut s.take_ready());
+    }
+    assert_eq!(s.windows(), got.len());
+    got.append(&mut s.finish().unwrap());
+    assert_eq!(got, whole);
     assert!(pm.tag(&[f32::NAN; 1000]).is_err());
     let Pretrained::Musicnn(m) = pm else {
         unreachable!()
