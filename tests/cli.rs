@@ -422,7 +422,7 @@ fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
         ("brahms_hungarian_dance_5.hq.ogg", "brahms_h", 15),
         (TRUMPET, "sorohanr", 1),
     ] {
-        let r = t.tag_file(&clip(file)).unwrap();
+        let r = t.tag_file(clip(file)).unwrap();
         assert_eq!(r.segments.len(), windows);
         let want = npy::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
@@ -468,9 +468,7 @@ fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
 #[test]
 fn library_tagger_matches_the_model_on_a_window() {
     let t = mirkit::Tagger::new("won2020-musicnn-mtat").unwrap();
-    let r = t
-        .tag_file(&clip("brahms_hungarian_dance_5.hq.ogg"))
-        .unwrap();
+    let r = t.tag_file(clip("brahms_hungarian_dance_5.hq.ogg")).unwrap();
     assert_eq!(r.segments.len(), 15); // 45.8 s in 3 s windows, remainder dropped
     assert_eq!(r.top_k(1)[0].0, "classical");
     assert_eq!(r.segments[1].start_secs, 3.0);
@@ -508,7 +506,7 @@ fn multi_layer_embeddings_concatenate_pooled_layers() {
         vec![64 + 128 + 128 + 128 + 64 + 64]
     );
     let t = mirkit::Tagger::new("won2020-musicnn-mtat").unwrap();
-    let (v, parts) = t.embed_layers_file(&clip(TRUMPET)).unwrap();
+    let (v, parts) = t.embed_layers_file(clip(TRUMPET)).unwrap();
     let names: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(names, ["front", "layer1", "layer2", "layer3", "embedding"]);
     assert_eq!(v.len(), 561 + 3 * 64 + 200);

@@ -12,21 +12,22 @@ pub enum CliError {
     /// Anything else, already worded for the user: exit status 1.
     #[error("{0}")]
     Failed(String),
-    /// A library error: exit status 1.
+    /// A library error (boxed: it is large and errors are rare): exit status 1.
     #[error(transparent)]
-    Lib(#[from] mirkit::Error),
+    Lib(Box<mirkit::Error>),
 }
 
 macro_rules! from_lib {
     ($($t:ty),*) => {$(
         impl From<$t> for CliError {
             fn from(e: $t) -> Self {
-                CliError::Lib(e.into())
+                CliError::Lib(Box::new(e.into()))
             }
         }
     )*};
 }
 from_lib!(
+    mirkit::Error,
     mirkit::io::IoError,
     mirkit::dsp::DspError,
     mirkit::core::CoreError,

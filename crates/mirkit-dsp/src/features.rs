@@ -318,8 +318,8 @@ impl FeatureExtractor {
             lanes,
         })
     }
-    /// The same extractor with the paired complex FFT ([`crate::paired`]) instead of the
-    /// four-frame lane transform ([`crate::lanes`]) that power-of-two `n_fft` get by
+    /// The same extractor with the paired complex FFT (`paired.rs`) instead of the
+    /// four-frame lane transform (`lanes.rs`) that power-of-two `n_fft` get by
     /// default: for benchmarks and cross-checks. The results differ by rounding only.
     pub fn without_lanes(mut self) -> Self {
         self.lanes = None;
@@ -673,7 +673,7 @@ impl FeatureExtractor {
         Ok((out, mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))))
     }
 
-    /// Frames transformed together: [`LANES`] with the lane transform (power-of-two
+    /// Frames transformed together: four frames with the lane transform (power-of-two
     /// `n_fft`), else 2 (paired FFT).
     pub fn group_size(&self) -> usize {
         if self.lanes.is_some() {
@@ -905,7 +905,7 @@ impl FrameStreamer<'_> {
     pub fn frames(&self) -> usize {
         self.next
     }
-    /// Maximum stage-1 value so far (for [`FeatureExtractor::stage2_params`]).
+    /// Maximum stage-1 value so far (for [`FeatureExtractor::stage2`]).
     pub fn stage1_max(&self) -> f32 {
         self.max
     }

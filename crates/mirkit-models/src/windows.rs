@@ -99,7 +99,8 @@ enum State<'m> {
     },
     Musicnn {
         model: &'m Musicnn,
-        streamer: FrameStreamer<'m>,
+        // boxed: the streamer is far larger than the Won 2020 state
+        streamer: Box<FrameStreamer<'m>>,
         frames: Vec<f32>,
         total: usize,
     },
@@ -131,7 +132,7 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
             },
             Pretrained::Musicnn(m) => State::Musicnn {
                 model: m,
-                streamer: m.front_end().streamer(),
+                streamer: Box::new(m.front_end().streamer()),
                 frames: Vec::with_capacity(2 * PATCH_FRAMES * N_MELS),
                 total: 0,
             },
