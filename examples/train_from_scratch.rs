@@ -12,7 +12,9 @@ use mirkit::augment::Augment;
 use mirkit::train::audio::AudioSet;
 use mirkit::train::data::{CsvOptions, Dataset};
 use mirkit::train::metrics::{argmax_rows, classification_metrics};
-use mirkit::train::trainer::{predict, train, Control, OptimizerConfig, Progress, TrainConfig};
+use mirkit::train::trainer::{
+    predict, train, Control, OptimizerConfig, Progress, TrainConfig, TrainData,
+};
 use mirkit::train::zoo::{ScratchModel, SHORT_CHUNK_LEN};
 use std::path::Path;
 
@@ -62,10 +64,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = Path::new("target/train_from_scratch");
     let report = train(
         &model,
-        &tr,
-        &va,
-        ds.task,
-        &ds.classes,
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: ds.task,
+            classes: &ds.classes,
+        },
         &cfg,
         out,
         true,

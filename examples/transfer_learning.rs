@@ -15,7 +15,9 @@ use mirkit::models::registry;
 use mirkit::train::audio::AudioSet;
 use mirkit::train::data::{CsvOptions, Dataset, Task};
 use mirkit::train::metrics::{argmax_rows, classification_metrics};
-use mirkit::train::trainer::{predict, train, Control, OptimizerConfig, Progress, TrainConfig};
+use mirkit::train::trainer::{
+    predict, train, Control, OptimizerConfig, Progress, TrainConfig, TrainData,
+};
 use mirkit::transfer::embed::{extract, mfcc_stats, Embeddings, Layers};
 use mirkit::transfer::finetune::{FineTune, FineTuneConfig};
 use mirkit::transfer::heads::{Head, HeadConfig, HeadKind};
@@ -159,10 +161,12 @@ fn main() -> Res<()> {
     let out = std::path::Path::new("target/transfer_learning_finetune");
     let r = train(
         &ft,
-        &tr16,
-        &va16,
-        Task::MultiClass,
-        &ds.classes,
+        TrainData {
+            train: &tr16,
+            valid: &va16,
+            task: Task::MultiClass,
+            classes: &ds.classes,
+        },
         &cfg,
         out,
         false,

@@ -8,7 +8,7 @@ use mirkit::train::audio::AudioSet;
 use mirkit::train::data::{CsvOptions, Dataset, Task};
 use mirkit::train::metrics::{argmax_rows, classification_metrics, tagging_metrics};
 use mirkit::train::trainer::{
-    predict, train, Control, OptimizerConfig, Progress, TrainConfig, Trainable,
+    predict, train, Control, OptimizerConfig, Progress, TrainConfig, TrainData, Trainable,
 };
 use mirkit::train::zoo::ScratchModel;
 use mirkit::transfer::embed::{Layers, Source};
@@ -258,10 +258,12 @@ fn run_loop<M: Trainable>(
     let r =
         train(
             model,
-            &d.train,
-            &d.valid,
-            d.ds.task,
-            &d.ds.classes,
+            TrainData {
+                train: &d.train,
+                valid: &d.valid,
+                task: d.ds.task,
+                classes: &d.ds.classes,
+            },
             cfg,
             out,
             resume,

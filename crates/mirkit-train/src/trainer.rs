@@ -14,7 +14,7 @@ use mirkit_augment::Augment;
 use mirkit_core::rng::Rng;
 use mirkit_nn::optim::{AdamW, OptState, Sgd};
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -157,13 +157,16 @@ impl Default for TrainConfig {
     }
 }
 
-/// One epoch's line of the log.
-#[derive(Debug, Clone, PartialEq)]
+/// One epoch's line of the log (in the checkpoint's JSON with its fields in this,
+/// alphabetical, order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
     /// 0-based epoch.
     pub epoch: usize,
     /// Base learning rate used.
     pub lr: f64,
+    /// Seconds the epoch took.
+    pub seconds: f64,
     /// Mean training loss.
     pub train_loss: f64,
     /// Validation loss (mean over evaluation chunks).
@@ -172,27 +175,6 @@ pub struct EpochLog {
     pub valid_metric: f64,
     /// Macro F1 (multi-class) or macro PR-AUC (multi-label).
     pub valid_metric2: f64,
-    /// Seconds the epoch took.
-    pub seconds: f64,
-}
-
-impl EpochLog {
-    fn to_json(&self) -> Value {
-        json!({"epoch": self.epoch, "lr": self.lr, "train_loss": self.train_loss,
-               "valid_loss": self.valid_loss, "valid_metric": self.valid_metric,
-               "valid_metric2": self.valid_metric2, "seconds": self.seconds})
-    }
-    fn from_json(v: &Value) -> Option<Self> {
-        Some(Self {
-            epoch: v["epoch"].as_u64()? as usize,
-            lr: v["lr"].as_f64()?,
-            train_loss: v["train_loss"].as_f64()?,
-            valid_loss: v["valid_loss"].as_f64()?,
-            valid_metric: v["valid_metric"].as_f64()?,
-            valid_metric2: v["valid_metric2"].as_f64()?,
-            seconds: v["seconds"].as_f64()?,
-        })
-    }
 }
 
 /// What the loop reports as it goes.
@@ -457,95 +439,184 @@ pub fn score(task: Task, probs: &[f32], set: &AudioSet, classes: &[String]) -> R
     }
 }
 
-/// Runs training, writing into `dir`: `last.safetensors` (weights, optimiser state and
-/// the loop's state in its metadata — one atomic file, so a kill at any moment leaves a
-/// consistent checkpoint), `best.safetensors` (the best weights under the model's own
-/// names, with its metadata), `log.csv`, `loss.png`, `metric.png`. With `resume` and a
-/// checkpoint present, training continues after the last completed epoch and ends
-/// bit-identical to an uninterrupted run.
-#[allow(clippy::too_many_arguments)]
-pub fn train<M: Trainable>(
-    model: &M,
-    train_set: &AudioSet,
-    valid_set: &AudioSet,
-    task: Task,
-    classes: &[String],
-    cfg: &TrainConfig,
-    dir: &Path,
-    resume: bool,
-    progress: &mut dyn FnMut(Progress) -> Control,
-) -> Result<TrainReport> {
-    if train_set.is_empty() {
-        return Err(TrainError::EmptySplit {
-            split: "train".into(),
-            why: " (no readable files)".into(),
-        });
-    }
-    if valid_set.is_empty() {
-        return Err(TrainError::EmptySplit {
-            split: "valid".into(),
-            why: " (no readable files)".into(),
-        });
-    }
-    if cfg.batch_size == 0 || cfg.chunk_len == 0 || cfg.epochs == 0 {
-        return Err(invalid(
-            "batch_size/chunk_len/epochs",
-            format!("{}/{}/{}", cfg.batch_size, cfg.chunk_len, cfg.epochs),
-            "must be positive",
-        ));
-    }
-    for it in train_set.items.iter().chain(&valid_set.items) {
-        if let Some(&l) = it.labels.iter().find(|&&l| l >= classes.len()) {
-            return Err(TrainError::Mismatch {
-                what: format!("label of {} vs classes", it.path.display()),
-                got: l,
-                expected: classes.len(),
-            });
+/// What a run trains on: the two splits, the task and the class names.
+#[derive(Clone, Copy)]
+pub struct TrainData<'a> {
+    /// Training split.
+    pub train: &'a AudioSet,
+    /// Validation split (early stopping, best model).
+    pub valid: &'a AudioSet,
+    /// Single- or multi-label.
+    pub task: Task,
+    /// Class or tag names in output order.
+    pub classes: &'a [String],
+}
+
+impl TrainData<'_> {
+    /// Both splits non-empty, every label a known class, one label per multi-class item.
+    fn check(&self) -> Result<()> {
+        for (name, set) in [("train", self.train), ("valid", self.valid)] {
+            if set.is_empty() {
+                return Err(TrainError::EmptySplit {
+                    split: name.into(),
+                    why: " (no readable files)".into(),
+                });
+            }
         }
-        if task == Task::MultiClass && it.labels.len() != 1 {
+        for it in self.train.items.iter().chain(&self.valid.items) {
+            if let Some(&l) = it.labels.iter().find(|&&l| l >= self.classes.len()) {
+                return Err(TrainError::Mismatch {
+                    what: format!("label of {} vs classes", it.path.display()),
+                    got: l,
+                    expected: self.classes.len(),
+                });
+            }
+            if self.task == Task::MultiClass && it.labels.len() != 1 {
+                return Err(invalid(
+                    "labels",
+                    it.path.display(),
+                    "a multi-class item needs exactly one class",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The loop's state: everything besides the weights and optimiser buffers that a resumed
+/// run needs to continue exactly. Saved as JSON under `mirkit_train_state` in the metadata
+/// of `last.safetensors`, with the fields in this (alphabetical) order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// Batch size the run was started with (a resume must use the same).
+    pub batch_size: usize,
+    /// Epoch with the lowest validation loss so far.
+    pub best_epoch: usize,
+    /// That loss (`null` in JSON, infinity here, before any epoch improved).
+    #[serde(deserialize_with = "infinity_if_null")]
+    pub best_loss: f64,
+    /// Epochs without improvement since the last phase change (Won 2020's recipe).
+    pub drop_counter: usize,
+    /// Completed epochs.
+    pub epochs_done: usize,
+    /// The run ended (epoch limit or patience).
+    pub finished: bool,
+    /// Every completed epoch.
+    pub history: Vec<EpochLog>,
+    /// Optimiser steps per parameter group.
+    pub opt_steps: Vec<u64>,
+    /// Won 2020 recipe phase (0: Adam, 1–3: SGD at falling rates).
+    pub phase: usize,
+    /// Seed the run was started with (a resume must use the same).
+    pub seed: u64,
+    /// Epochs since the best one (patience).
+    pub since_best: usize,
+    /// Ended by patience before the epoch limit.
+    pub stopped_early: bool,
+    /// Format version (1).
+    pub version: u32,
+}
+
+fn infinity_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+}
+
+impl LoopState {
+    fn new(cfg: &TrainConfig) -> Self {
+        Self {
+            batch_size: cfg.batch_size,
+            best_epoch: 0,
+            best_loss: f64::INFINITY,
+            drop_counter: 0,
+            epochs_done: 0,
+            finished: false,
+            history: Vec::new(),
+            opt_steps: Vec::new(),
+            phase: 0,
+            seed: cfg.seed,
+            since_best: 0,
+            stopped_early: false,
+            version: 1,
+        }
+    }
+}
+
+/// A training run as a small state machine: fixed parts (model, data, configuration,
+/// paths), the optimiser, and the [`LoopState`] that each epoch advances and checkpoints.
+/// [`train`] is `new` → (`resume`) → `run`.
+pub struct Trainer<'a, M: Trainable> {
+    model: &'a M,
+    data: TrainData<'a>,
+    cfg: &'a TrainConfig,
+    dir: PathBuf,
+    last_path: PathBuf,
+    best_path: PathBuf,
+    vars: Vec<(String, Var)>,
+    groups: Vec<ParamGroup>,
+    opt: Opt,
+    state: LoopState,
+}
+
+impl<'a, M: Trainable> Trainer<'a, M> {
+    /// Checks the data and configuration and prepares a fresh run writing into `dir`.
+    pub fn new(
+        model: &'a M,
+        data: TrainData<'a>,
+        cfg: &'a TrainConfig,
+        dir: &Path,
+    ) -> Result<Self> {
+        data.check()?;
+        if cfg.batch_size == 0 || cfg.chunk_len == 0 || cfg.epochs == 0 {
             return Err(invalid(
-                "labels",
-                it.path.display(),
-                "a multi-class item needs exactly one class",
+                "batch_size/chunk_len/epochs",
+                format!("{}/{}/{}", cfg.batch_size, cfg.chunk_len, cfg.epochs),
+                "must be positive",
             ));
         }
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let groups = model.param_groups();
+        Ok(Self {
+            model,
+            data,
+            cfg,
+            dir: dir.to_path_buf(),
+            last_path: dir.join("last.safetensors"),
+            best_path: dir.join("best.safetensors"),
+            vars: sorted_vars(model.varmap()),
+            opt: Opt::new(&cfg.optimizer, 0, &groups)?,
+            groups,
+            state: LoopState::new(cfg),
+        })
     }
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let last_path = dir.join("last.safetensors");
-    let best_path = dir.join("best.safetensors");
-    let vars = sorted_vars(model.varmap());
-    let groups = model.param_groups();
 
-    // loop state
-    let mut start = 0usize;
-    let mut phase = 0usize;
-    let mut drop_counter = 0usize;
-    let mut since_best = 0usize;
-    let mut best_loss = f64::INFINITY;
-    let mut best_epoch = 0usize;
-    let mut history: Vec<EpochLog> = Vec::new();
-    let mut opt = Opt::new(&cfg.optimizer, 0, &groups)?;
+    /// The loop's state.
+    pub fn state(&self) -> &LoopState {
+        &self.state
+    }
 
-    if resume && last_path.exists() {
-        let (tensors, meta) = ckpt::load(&last_path)?;
+    /// Continues from `dir/last.safetensors` when it exists (weights, optimiser state,
+    /// loop state; the seed and batch size must match): returns whether it did.
+    pub fn resume(&mut self) -> Result<bool> {
+        if !self.last_path.exists() {
+            return Ok(false);
+        }
+        let (tensors, meta) = ckpt::load(&self.last_path)?;
         let bad = |why: String| TrainError::Checkpoint {
-            file: last_path.display().to_string(),
+            file: self.last_path.display().to_string(),
             why,
         };
-        let st: Value = serde_json::from_str(
+        let st: LoopState = serde_json::from_str(
             meta.get("mirkit_train_state")
                 .ok_or_else(|| bad("no training state".into()))?,
         )
-        .map_err(|e| bad(e.to_string()))?;
-        if st["seed"].as_u64() != Some(cfg.seed)
-            || st["batch_size"].as_u64() != Some(cfg.batch_size as u64)
-        {
+        .map_err(|e| bad(format!("training state: {e}")))?;
+        if st.seed != self.cfg.seed || st.batch_size != self.cfg.batch_size {
             return Err(bad(format!(
                 "written with seed {} and batch size {}, resuming with {} and {}",
-                st["seed"], st["batch_size"], cfg.seed, cfg.batch_size
+                st.seed, st.batch_size, self.cfg.seed, self.cfg.batch_size
             )));
         }
-        for (name, v) in &vars {
+        for (name, v) in &self.vars {
             let t = tensors
                 .get(&format!("model.{name}"))
                 .ok_or_else(|| bad(format!("missing model.{name}")))?;
@@ -558,27 +629,10 @@ pub fn train<M: Trainable>(
             }
             v.set(&t.to_dtype(v.dtype())?)?;
         }
-        let g = |k: &str| {
-            st[k]
-                .as_u64()
-                .map(|x| x as usize)
-                .ok_or_else(|| bad(format!("no {k}")))
-        };
-        start = g("epochs_done")?;
-        phase = g("phase")?;
-        drop_counter = g("drop_counter")?;
-        since_best = g("since_best")?;
-        best_epoch = g("best_epoch")?;
-        best_loss = st["best_loss"].as_f64().unwrap_or(f64::INFINITY);
-        history = st["history"]
-            .as_array()
-            .map(|a| a.iter().filter_map(EpochLog::from_json).collect())
-            .unwrap_or_default();
-        opt = Opt::new(&cfg.optimizer, phase, &groups)?;
-        let n_groups = st["opt_steps"].as_array().map(|a| a.len()).unwrap_or(0);
-        let mut states = vec![OptState::default(); n_groups];
+        self.opt = Opt::new(&self.cfg.optimizer, st.phase, &self.groups)?;
+        let mut states = vec![OptState::default(); st.opt_steps.len()];
         for (k, s) in states.iter_mut().enumerate() {
-            s.step = st["opt_steps"][k].as_u64().unwrap_or(0);
+            s.step = st.opt_steps[k];
             let prefix = format!("optim.{k}.");
             s.buffers = tensors
                 .iter()
@@ -586,37 +640,99 @@ pub fn train<M: Trainable>(
                 .collect();
             s.buffers.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        opt.set_states(&states)?;
-        progress(Progress::Resumed(start));
-        if st["finished"].as_bool() == Some(true) {
-            return Ok(TrainReport {
-                history,
-                best_epoch,
-                best_valid_loss: best_loss,
-                stopped_early: st["stopped_early"].as_bool().unwrap_or(false),
-                best_path,
-            });
+        self.opt.set_states(&states)?;
+        self.state = st;
+        Ok(true)
+    }
+
+    /// Runs epochs until the epoch limit or patience ends the run (or `progress` says
+    /// stop: [`TrainError::Interrupted`], the last checkpoint stays valid).
+    pub fn run(mut self, progress: &mut dyn FnMut(Progress) -> Control) -> Result<TrainReport> {
+        let mut stopped_early = false;
+        while !self.state.finished && self.state.epochs_done < self.cfg.epochs {
+            self.epoch(progress)?;
+            stopped_early = self.state.stopped_early;
+        }
+        Ok(self.report(stopped_early))
+    }
+
+    fn report(self, stopped_early: bool) -> TrainReport {
+        TrainReport {
+            history: self.state.history,
+            best_epoch: self.state.best_epoch,
+            best_valid_loss: self.state.best_loss,
+            stopped_early,
+            best_path: self.best_path,
         }
     }
 
-    let dev = Device::Cpu;
-    let n = train_set.len();
-    let steps = n.div_ceil(cfg.batch_size);
-    let mut stopped_early = false;
-    for epoch in start..cfg.epochs {
-        let t0 = std::time::Instant::now();
-        let base_lr = match (&cfg.schedule, &cfg.optimizer) {
+    /// The base learning rate of an epoch.
+    fn base_lr(&self, epoch: usize) -> f64 {
+        match (&self.cfg.schedule, &self.cfg.optimizer) {
             (Some(s), OptimizerConfig::AdamW { lr, .. } | OptimizerConfig::Sgd { lr, .. }) => {
                 s.lr(*lr, epoch)
             }
-            _ => cfg.optimizer.phase_lr(phase),
+            _ => self.cfg.optimizer.phase_lr(self.state.phase),
+        }
+    }
+
+    /// One epoch: train, validate, keep the best model, switch phase, checkpoint.
+    fn epoch(&mut self, progress: &mut dyn FnMut(Progress) -> Control) -> Result<()> {
+        let epoch = self.state.epochs_done;
+        let t0 = std::time::Instant::now();
+        let base_lr = self.base_lr(epoch);
+        self.opt.set_lr(base_lr);
+        let train_loss = self.train_steps(epoch, progress)?;
+        let (task, classes) = (self.data.task, self.data.classes);
+        let pred = predict(
+            self.model,
+            self.data.valid,
+            task,
+            classes.len(),
+            self.cfg.chunk_len,
+            self.cfg.eval_chunks,
+        )?;
+        let (m1, m2) = score(task, &pred.probs, self.data.valid, classes)?;
+        let log = EpochLog {
+            epoch,
+            lr: base_lr,
+            seconds: t0.elapsed().as_secs_f64(),
+            train_loss,
+            valid_loss: pred.loss,
+            valid_metric: m1,
+            valid_metric2: m2,
         };
-        opt.set_lr(base_lr);
-        // this epoch's order and chunks come from (seed, epoch) alone
+        self.state.history.push(log.clone());
+        self.keep_best(epoch, pred.loss)?;
+        self.switch_phase()?;
+        let st = &mut self.state;
+        st.epochs_done = epoch + 1;
+        st.finished =
+            epoch + 1 == self.cfg.epochs || self.cfg.patience.is_some_and(|p| st.since_best >= p);
+        st.stopped_early = st.finished && epoch + 1 < self.cfg.epochs;
+        self.checkpoint()?;
+        write_log(&self.dir, &self.state.history, task)?;
+        progress(Progress::Epoch(log));
+        Ok(())
+    }
+
+    /// The training steps of an epoch, batches prepared by a loader thread; returns the
+    /// mean loss. The order and chunks come from (seed, epoch) alone.
+    fn train_steps(
+        &mut self,
+        epoch: usize,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<f64> {
+        let (cfg, model, train_set) = (self.cfg, self.model, self.data.train);
+        let (task, n_classes) = (self.data.task, self.data.classes.len());
+        let dev = Device::Cpu;
+        let n = train_set.len();
+        let steps = n.div_ceil(cfg.batch_size);
         let mut order: Vec<usize> = (0..n).collect();
         Rng::for_item(cfg.seed, epoch as u64).shuffle(&mut order);
         let mut loss_sum = 0.0;
         let mut interrupted = None;
+        let (groups, opt) = (&self.groups, &mut self.opt);
         std::thread::scope(|s| -> Result<()> {
             let (tx, rx) =
                 std::sync::mpsc::sync_channel::<Result<(Tensor, Tensor)>>(cfg.prefetch.max(1));
@@ -646,7 +762,7 @@ pub fn train<M: Trainable>(
                             idx.iter().map(|&i| &train_set.items[i]).collect();
                         Ok((
                             Tensor::stack(&xs, 0)?,
-                            targets_tensor(task, &its, classes.len(), dev)?,
+                            targets_tensor(task, &its, n_classes, dev)?,
                         ))
                     })();
                     if tx.send(batch).is_err() {
@@ -657,11 +773,11 @@ pub fn train<M: Trainable>(
             for (step, batch) in rx.iter().enumerate() {
                 let (x, y) = batch?;
                 let logits = model.forward_t(&x, true)?;
-                if logits.dims() != [x.dim(0)?, classes.len()] {
+                if logits.dims() != [x.dim(0)?, n_classes] {
                     return Err(TrainError::Mismatch {
                         what: "model outputs vs classes".into(),
                         got: logits.dims().last().copied().unwrap_or(0),
-                        expected: classes.len(),
+                        expected: n_classes,
                     });
                 }
                 let loss = task_loss(task, &logits, &y, cfg.label_smoothing)?;
@@ -697,104 +813,111 @@ pub fn train<M: Trainable>(
         if let Some(steps) = interrupted {
             return Err(TrainError::Interrupted { epoch, steps });
         }
-        let pred = predict(
-            model,
-            valid_set,
-            task,
-            classes.len(),
-            cfg.chunk_len,
-            cfg.eval_chunks,
-        )?;
-        let (m1, m2) = score(task, &pred.probs, valid_set, classes)?;
-        let log = EpochLog {
-            epoch,
-            lr: base_lr,
-            train_loss: loss_sum / steps as f64,
-            valid_loss: pred.loss,
-            valid_metric: m1,
-            valid_metric2: m2,
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        history.push(log.clone());
-        let improved = pred.loss < best_loss;
-        if improved {
-            best_loss = pred.loss;
-            best_epoch = epoch;
-            since_best = 0;
-            drop_counter = 0;
-            let named: Vec<(String, Tensor)> = vars
+        Ok(loss_sum / steps as f64)
+    }
+
+    /// Saves `best.safetensors` when the validation loss improved; counts epochs since.
+    fn keep_best(&mut self, epoch: usize, valid_loss: f64) -> Result<()> {
+        let st = &mut self.state;
+        if valid_loss < st.best_loss {
+            st.best_loss = valid_loss;
+            st.best_epoch = epoch;
+            st.since_best = 0;
+            st.drop_counter = 0;
+            let named: Vec<(String, Tensor)> = self
+                .vars
                 .iter()
                 .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
                 .collect();
-            let mut meta = model.metadata();
+            let mut meta = self.model.metadata();
             meta.insert("mirkit_best_epoch".into(), epoch.to_string());
-            ckpt::save(&best_path, &named, &meta)?;
+            ckpt::save(&self.best_path, &named, &meta)?;
         } else {
-            since_best += 1;
-            drop_counter += 1;
+            st.since_best += 1;
+            st.drop_counter += 1;
         }
-        // Won 2020's phase switches: reload the best weights, change optimiser or rate
-        if let OptimizerConfig::Won2020 {
+        Ok(())
+    }
+
+    /// Won 2020's phase switches: after enough epochs without improvement, reload the
+    /// best weights and move to the next optimiser or rate.
+    fn switch_phase(&mut self) -> Result<()> {
+        let OptimizerConfig::Won2020 {
             adam_patience,
             sgd_patience,
-        } = cfg.optimizer
-        {
-            let limit = if phase == 0 {
-                adam_patience
-            } else {
-                sgd_patience
-            };
-            if phase < 3 && drop_counter >= limit {
-                let (best, _) = ckpt::load(&best_path)?;
-                for (k, v) in &vars {
-                    if let Some(t) = best.get(k) {
-                        v.set(t)?;
-                    }
-                }
-                phase += 1;
-                drop_counter = 0;
-                if phase == 1 {
-                    opt = Opt::new(&cfg.optimizer, phase, &groups)?;
+        } = self.cfg.optimizer
+        else {
+            return Ok(());
+        };
+        let st = &mut self.state;
+        let limit = if st.phase == 0 {
+            adam_patience
+        } else {
+            sgd_patience
+        };
+        if st.phase < 3 && st.drop_counter >= limit {
+            let (best, _) = ckpt::load(&self.best_path)?;
+            for (k, v) in &self.vars {
+                if let Some(t) = best.get(k) {
+                    v.set(t)?;
                 }
             }
+            st.phase += 1;
+            st.drop_counter = 0;
+            if st.phase == 1 {
+                self.opt = Opt::new(&self.cfg.optimizer, st.phase, &self.groups)?;
+            }
         }
-        let finished_now = epoch + 1 == cfg.epochs || cfg.patience.is_some_and(|p| since_best >= p);
-        stopped_early = finished_now && epoch + 1 < cfg.epochs;
-        // one atomic file holds weights, optimiser state and loop state
-        let mut named: Vec<(String, Tensor)> = vars
+        Ok(())
+    }
+
+    /// Writes `last.safetensors`: weights, optimiser state and loop state in one atomic
+    /// file.
+    fn checkpoint(&mut self) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> = self
+            .vars
             .iter()
             .map(|(k, v)| (format!("model.{k}"), v.as_tensor().clone()))
             .collect();
-        let states = opt.states();
+        let states = self.opt.states();
         for (g, s) in states.iter().enumerate() {
             for (name, t) in &s.buffers {
                 named.push((format!("optim.{g}.{name}"), t.clone()));
             }
         }
-        let st = json!({
-            "version": 1, "seed": cfg.seed, "batch_size": cfg.batch_size,
-            "epochs_done": epoch + 1, "phase": phase, "drop_counter": drop_counter,
-            "since_best": since_best, "best_epoch": best_epoch, "best_loss": best_loss,
-            "opt_steps": states.iter().map(|s| s.step).collect::<Vec<_>>(),
-            "history": history.iter().map(|h| h.to_json()).collect::<Vec<_>>(),
-            "finished": finished_now, "stopped_early": stopped_early,
-        });
+        self.state.opt_steps = states.iter().map(|s| s.step).collect();
         let mut meta = HashMap::new();
-        meta.insert("mirkit_train_state".to_string(), st.to_string());
-        ckpt::save(&last_path, &named, &meta)?;
-        write_log(dir, &history, task)?;
-        progress(Progress::Epoch(log));
-        if finished_now {
-            break;
+        meta.insert(
+            "mirkit_train_state".to_string(),
+            serde_json::to_string(&self.state).expect("plain values"),
+        );
+        ckpt::save(&self.last_path, &named, &meta)
+    }
+}
+
+/// Runs training, writing into `dir`: `last.safetensors` (weights, optimiser state and
+/// the loop's state in its metadata — one atomic file, so a kill at any moment leaves a
+/// consistent checkpoint), `best.safetensors` (the best weights under the model's own
+/// names, with its metadata), `log.csv`, `loss.png`, `metric.png`. With `resume` and a
+/// checkpoint present, training continues after the last completed epoch and ends
+/// bit-identical to an uninterrupted run. The steps are those of [`Trainer`].
+pub fn train<M: Trainable>(
+    model: &M,
+    data: TrainData<'_>,
+    cfg: &TrainConfig,
+    dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(Progress) -> Control,
+) -> Result<TrainReport> {
+    let mut t = Trainer::new(model, data, cfg, dir)?;
+    if resume && t.resume()? {
+        progress(Progress::Resumed(t.state.epochs_done));
+        if t.state.finished {
+            let stopped_early = t.state.stopped_early;
+            return Ok(t.report(stopped_early));
         }
     }
-    Ok(TrainReport {
-        history,
-        best_epoch,
-        best_valid_loss: best_loss,
-        stopped_early,
-        best_path,
-    })
+    t.run(progress)
 }
 
 /// Writes `log.csv` (atomically) and the `loss.png` / `metric.png` curves.

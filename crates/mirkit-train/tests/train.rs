@@ -4,7 +4,9 @@
 use mirkit_core::rng::Rng;
 use mirkit_train::audio::AudioSet;
 use mirkit_train::data::{Item, Task};
-use mirkit_train::trainer::{sorted_vars, train, Control, Progress, TrainConfig, Trainable};
+use mirkit_train::trainer::{
+    sorted_vars, train, Control, Progress, TrainConfig, TrainData, Trainable,
+};
 use mirkit_train::zoo::ScratchModel;
 use mirkit_train::TrainError;
 use std::path::PathBuf;
@@ -80,10 +82,12 @@ fn train_adamw(
     };
     train(
         m,
-        tr,
-        va,
-        Task::MultiClass,
-        &classes(),
+        TrainData {
+            train: tr,
+            valid: va,
+            task: Task::MultiClass,
+            classes: &classes(),
+        },
         &c,
         dir,
         false,
@@ -156,10 +160,12 @@ fn killed_run_resumes_to_the_same_result() {
     let da = tempdir("uninterrupted");
     let ra = train(
         &a,
-        &tr,
-        &va,
-        Task::MultiClass,
-        &classes(),
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: Task::MultiClass,
+            classes: &classes(),
+        },
         &c,
         &da,
         false,
@@ -171,10 +177,12 @@ fn killed_run_resumes_to_the_same_result() {
     let b = ScratchModel::new("short-chunk-cnn", 4, &classes(), 5).unwrap();
     let err = train(
         &b,
-        &tr,
-        &va,
-        Task::MultiClass,
-        &classes(),
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: Task::MultiClass,
+            classes: &classes(),
+        },
         &c,
         &db,
         false,
@@ -196,10 +204,12 @@ fn killed_run_resumes_to_the_same_result() {
     let mut resumed_at = None;
     let rb = train(
         &b2,
-        &tr,
-        &va,
-        Task::MultiClass,
-        &classes(),
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: Task::MultiClass,
+            classes: &classes(),
+        },
         &c,
         &db,
         true,
@@ -232,10 +242,12 @@ fn killed_run_resumes_to_the_same_result() {
     };
     let e = train(
         &b2,
-        &tr,
-        &va,
-        Task::MultiClass,
-        &classes(),
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: Task::MultiClass,
+            classes: &classes(),
+        },
         &c2,
         &db,
         true,
@@ -254,10 +266,12 @@ fn bad_configurations_are_typed_errors() {
     let run = |tr: &AudioSet, va: &AudioSet, classes: &[String], c: &TrainConfig| {
         train(
             &m,
-            tr,
-            va,
-            Task::MultiClass,
-            classes,
+            TrainData {
+                train: tr,
+                valid: va,
+                task: Task::MultiClass,
+                classes,
+            },
             c,
             &dir,
             false,
@@ -311,10 +325,12 @@ fn won2020_recipe_switches_phases_and_reloads_the_best() {
     };
     let r = train(
         &m,
-        &tr,
-        &va,
-        Task::MultiClass,
-        &classes(),
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: Task::MultiClass,
+            classes: &classes(),
+        },
         &c,
         &dir,
         false,

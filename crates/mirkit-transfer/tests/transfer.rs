@@ -4,7 +4,7 @@ use mirkit_core::rng::Rng;
 use mirkit_models::registry;
 use mirkit_train::audio::AudioSet;
 use mirkit_train::data::{Item, Task};
-use mirkit_train::trainer::{sorted_vars, train, Control, TrainConfig, Trainable};
+use mirkit_train::trainer::{sorted_vars, train, Control, TrainConfig, TrainData, Trainable};
 use mirkit_transfer::embed::Embeddings;
 use mirkit_transfer::finetune::{FineTune, FineTuneConfig, Freeze};
 use mirkit_transfer::heads::{Head, HeadConfig, HeadKind};
@@ -191,10 +191,12 @@ fn fine_tuned_musicnn_saves_as_a_tagger() {
     let d = tmp("ft");
     let r = train(
         &ft,
-        &tr,
-        &va,
-        Task::MultiClass,
-        &classes,
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: Task::MultiClass,
+            classes: &classes,
+        },
         &cfg,
         &d,
         false,
@@ -264,10 +266,12 @@ fn frozen_bn_stats_train_weights_but_keep_statistics() {
     let d = tmp("ftbn");
     train(
         &ft,
-        &tr,
-        &va,
-        Task::MultiClass,
-        &classes,
+        TrainData {
+            train: &tr,
+            valid: &va,
+            task: Task::MultiClass,
+            classes: &classes,
+        },
         &cfg,
         &d,
         false,
