@@ -119,10 +119,10 @@ impl EmbeddingIndex {
         if rows.is_empty() {
             return Err(match failed.pop() {
                 Some((_, e)) if files.len() == 1 => e,
-                _ => Error::Index {
-                    path: String::new(),
-                    why: format!("none of the {} files could be embedded", files.len()),
-                },
+                _ => Error::Invalid(format!(
+                    "none of the {} files could be embedded",
+                    files.len()
+                )),
             });
         }
         Ok(Built {
@@ -213,14 +213,11 @@ impl EmbeddingIndex {
     /// The `k` files most similar to `query` (cosine), best first.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(f32, &str)>> {
         if query.len() != self.meta.dim {
-            return Err(Error::Index {
-                path: String::new(),
-                why: format!(
-                    "query embedding has {} dims, the index {}",
-                    query.len(),
-                    self.meta.dim
-                ),
-            });
+            return Err(Error::Invalid(format!(
+                "query embedding has {} dims, the index {}",
+                query.len(),
+                self.meta.dim
+            )));
         }
         let mut scored: Vec<(f32, &str)> = self
             .embeddings

@@ -50,9 +50,10 @@ pub use tagger::{TagResult, Tagger};
 /// being processed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Audio input/output.
+    /// Decoding, resampling or writing audio (mirkit-io's error; `Io` variants elsewhere
+    /// in the workspace mean a plain file-system error on a path).
     #[error(transparent)]
-    Io(#[from] mirkit_io::IoError),
+    Audio(#[from] mirkit_io::IoError),
     /// Feature extraction on a file.
     #[error("{path}: {source}")]
     Dsp {
@@ -89,6 +90,10 @@ pub enum Error {
     /// Embeddings, heads, fine-tuning.
     #[error(transparent)]
     Transfer(#[from] mirkit_transfer::TransferError),
+    /// A request that cannot be met (a query embedding of the wrong size, nothing that
+    /// could be indexed).
+    #[error("{0}")]
+    Invalid(String),
     /// An embedding index that cannot be used (see [`index`]).
     #[error("{path}: {why}")]
     Index {

@@ -205,6 +205,53 @@ impl From<LayersArg> for mirkit::transfer::embed::Layers {
     }
 }
 
+/// `train|finetune --optimizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// SGD with Nesterov momentum 0.9.
+    Sgd,
+    /// Won et al. 2020's recipe: Adam, then SGD with reloads of the best model.
+    Won2020,
+}
+
+/// `finetune --head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HeadArg {
+    /// Logistic regression on frozen embeddings.
+    Linear,
+    /// One hidden layer (256, dropout 0.5) on frozen embeddings.
+    Mlp,
+    /// k nearest neighbours (cosine) on frozen embeddings.
+    Knn,
+    /// Fine-tune the network with a new output layer.
+    Network,
+}
+
+/// `eval --split`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    /// Training split.
+    Train,
+    /// Validation split.
+    Valid,
+    /// Test split.
+    Test,
+}
+
+/// Choices print as the word the command line takes (also in JSON reports).
+macro_rules! display_as_value {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.to_possible_value().expect("no skipped variants").get_name())
+            }
+        }
+    )*};
+}
+display_as_value!(OptimizerArg, HeadArg, SplitArg, LayersArg);
+
 /// `augment --noise-color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NoiseColorArg {

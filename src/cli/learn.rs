@@ -1,5 +1,6 @@
 //! `mirkit train`, `mirkit finetune`, `mirkit eval`.
 
+use super::args::{HeadArg, LayersArg, OptimizerArg, SplitArg};
 use super::error::CliError;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -188,8 +189,8 @@ pub struct LoopArgs {
     #[arg(long)]
     pub lr: Option<f64>,
     /// adamw, sgd (Nesterov 0.9) or won2020 (Adam then SGD with reloads of the best model).
-    #[arg(long, default_value = "adamw", value_parser = ["adamw", "sgd", "won2020"])]
-    pub optimizer: String,
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adamw)]
+    pub optimizer: OptimizerArg,
     /// Weight decay.
     #[arg(long, default_value_t = 1e-4)]
     pub weight_decay: f64,
@@ -209,22 +210,21 @@ pub struct LoopArgs {
 
 fn loop_config(l: &LoopArgs, seed: u64, chunk_len: usize, default_lr: f64) -> Res<TrainConfig> {
     let lr = l.lr.unwrap_or(default_lr);
-    let optimizer = match l.optimizer.as_str() {
-        "adamw" => OptimizerConfig::AdamW {
+    let optimizer = match l.optimizer {
+        OptimizerArg::Adamw => OptimizerConfig::AdamW {
             lr,
             weight_decay: l.weight_decay,
         },
-        "sgd" => OptimizerConfig::Sgd {
+        OptimizerArg::Sgd => OptimizerConfig::Sgd {
             lr,
             momentum: 0.9,
             nesterov: true,
             weight_decay: l.weight_decay,
         },
-        "won2020" => OptimizerConfig::Won2020 {
+        OptimizerArg::Won2020 => OptimizerConfig::Won2020 {
             adam_patience: 80,
             sgd_patience: 20,
         },
-        o => return Err(format!("--optimizer {o}: use adamw, sgd or won2020").into()),
     };
     Ok(TrainConfig {
         epochs: l.epochs,
@@ -393,11 +393,11 @@ pub struct FinetuneArgs {
     from: String,
     /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
     /// fine-tune the network with a new output layer.
-    #[arg(long, default_value = "linear", value_parser = ["linear", "mlp", "knn", "network"])]
-    head: String,
+    #[arg(long, value_enum, default_value_t = HeadArg::Linear)]
+    head: HeadArg,
     /// Embeddings for heads: `all` (every layer pooled, concatenated) or `embedding`.
-    #[arg(long, default_value = "all", value_parser = ["all", "embedding"])]
-    layers: String,
+    #[arg(long, value_enum, default_value_t = LayersArg::All)]
+    layers: LayersArg,
     /// What stays fixed when fine-tuning: frontend, body, nothing, or comma-separated
     /// name prefixes.
     #[arg(long, default_value = "frontend")]
@@ -420,7 +420,7 @@ pub struct FinetuneArgs {
 pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     let t0 = std::time::Instant::now();
     let mfcc = a.from == "mfcc";
-    if mfcc && a.head == "network" {
+    if mfcc && a.head == HeadArg::Network {
         return Err(
             "--from mfcc is the MFCC-statistics baseline: use --head linear, mlp or knn".into(),
         );
@@ -428,7 +428,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     let d = load_data(&a.data, if mfcc { 22_050 } else { 16_000 })?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     write_skipped(&a.out, &d)?;
-    if a.head == "network" {
+    if a.head == HeadArg::Network {
         let freeze = match a.freeze.as_str() {
             "frontend" => Freeze::FrontEnd,
             "body" => Freeze::Body,
@@ -466,20 +466,16 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
                    "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}),
         );
     }
-    let kind = match a.head.as_str() {
-        "linear" => HeadKind::Linear,
-        "mlp" => HeadKind::Mlp {
+    let kind = match a.head {
+        HeadArg::Linear => HeadKind::Linear,
+        HeadArg::Mlp => HeadKind::Mlp {
             hidden: 256,
             dropout: 0.5,
         },
-        "knn" => HeadKind::Knn { k: a.k },
-        o => return Err(format!("--head {o}: use linear, mlp, knn or network").into()),
+        HeadArg::Knn => HeadKind::Knn { k: a.k },
+        HeadArg::Network => unreachable!("--head network returned above"),
     };
-    let layers = match a.layers.as_str() {
-        "all" => Layers::All,
-        "embedding" => Layers::Embedding,
-        o => return Err(format!("--layers {o}: use all or embedding").into()),
-    };
+    let layers: Layers = a.layers.into();
     let source = Source::open(&a.from, layers)?;
     let emb = |s: &AudioSet| source.extract(s);
     let bar = ProgressBar::new_spinner();
@@ -493,7 +489,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     let cfg = HeadConfig {
         kind,
         l2: a.l2,
-        lr: a.lp.lr.unwrap_or(if a.head == "mlp" {
+        lr: a.lp.lr.unwrap_or(if a.head == HeadArg::Mlp {
             1e-3
         } else {
             HeadConfig::default().lr
@@ -511,7 +507,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     )?;
     let mut meta = HashMap::new();
     meta.insert("embedding_model".to_string(), a.from.clone());
-    meta.insert("layers".to_string(), a.layers.clone());
+    meta.insert("layers".to_string(), a.layers.to_string());
     let path = a.out.join("head.safetensors");
     head.save(&path, &meta)?;
     println!(
@@ -525,7 +521,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     if let (Some(test), Some(xs)) = (&d.test, &xs) {
         let p = head.predict(xs)?;
         let (mut v, line) = evaluate_probs(d.ds.task, &p, test, &d.ds.classes)?;
-        v["run"] = json!({"command": "finetune", "from": a.from, "head": a.head, "layers": a.layers, "dim": xt.dim,
+        v["run"] = json!({"command": "finetune", "from": a.from, "head": a.head.to_string(), "layers": a.layers.to_string(), "dim": xt.dim,
                           "embed_seconds": t_embed, "seconds": t0.elapsed().as_secs_f64()});
         write_json(&a.out.join("test.json"), &v)?;
         println!("test: {line}");
@@ -543,8 +539,8 @@ pub struct EvalArgs {
     #[arg(long)]
     model: String,
     /// Split to evaluate.
-    #[arg(long, default_value = "test", value_parser = ["train", "valid", "test"])]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    split: SplitArg,
     /// Chunks per track averaged (trained/fine-tuned networks).
     #[arg(long, default_value_t = 4)]
     eval_chunks: usize,
@@ -576,11 +572,10 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
     };
     let sr = head.as_ref().map(|h| h.1.sample_rate()).unwrap_or(16_000);
     let d = load_data(&a.data, sr)?;
-    let set = match a.split.as_str() {
-        "train" => &d.train,
-        "valid" => &d.valid,
-        "test" => d.test.as_ref().ok_or("no test split")?,
-        o => return Err(format!("--split {o}: use train, valid or test").into()),
+    let set = match a.split {
+        SplitArg::Train => &d.train,
+        SplitArg::Valid => &d.valid,
+        SplitArg::Test => d.test.as_ref().ok_or("no test split")?,
     };
     let meta = if a.model.ends_with(".safetensors") {
         mirkit::models::weights::metadata(Path::new(&a.model))?
