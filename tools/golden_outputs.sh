@@ -44,6 +44,10 @@ for c in Waltz Tango; do
     ln -s "$ROOT/../shared/data/ballroom8/$c/$f" "$DATA/$c/$f"; done; done
 run train --data "$DATA" --out train --epochs 2 --channels 4 --batch-size 4 --eval-chunks 1 --seed 3
 run finetune --data "$DATA" --out head --from musicnn-mtt --head linear --seed 3
+run finetune --data "$DATA" --out mlp --from musicnn-mtt --head mlp --layers embedding --seed 3
+run finetune --data "$DATA" --out knn --from mfcc --head knn --seed 3
+run eval --data "$DATA" --model train/best.safetensors --split valid --eval-chunks 1 --seed 3 --json eval_train.json
+run eval --data "$DATA" --model knn/head.safetensors --seed 3 --json eval_knn.json
 run finetune --data "$DATA" --out ft --from won2020-musicnn-mtat --head network --epochs 1 --batch-size 4 --eval-chunks 1 --seed 3
 rm -rf "$DATA"
 # timings are not outputs to compare: the seconds column of log.csv, "seconds" fields

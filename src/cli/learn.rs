@@ -15,7 +15,7 @@ use mirkit::train::zoo::ScratchModel;
 use mirkit::transfer::embed::{Layers, Source};
 use mirkit::transfer::finetune::{FineTune, FineTuneConfig, Freeze};
 use mirkit::transfer::heads::{Head, HeadConfig, HeadKind};
-use serde_json::json;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -127,48 +127,144 @@ fn write_skipped(dir: &Path, d: &Data) -> Res<()> {
     Ok(())
 }
 
-/// Metrics of per-track probabilities as JSON (and a one-line summary).
-fn evaluate_probs(
+/// `test.json` (train/finetune) and `eval --json`: the metrics of a split, with the test
+/// loss and what the run was when training wrote it. Fields are declared in alphabetical
+/// order, the order they are written in.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Report<'a> {
+    Classification {
+        accuracy: f64,
+        classes: &'a [String],
+        confusion: Vec<Vec<usize>>,
+        f1: Vec<f64>,
+        f1_macro: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run: Option<RunInfo>,
+        tracks: usize,
+    },
+    Tagging {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss: Option<f64>,
+        pr_auc: Vec<f64>,
+        pr_auc_macro: f64,
+        roc_auc: Vec<f64>,
+        roc_auc_macro: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run: Option<RunInfo>,
+        tags: &'a [String],
+        tracks: usize,
+    },
+}
+
+impl Report<'_> {
+    fn with(mut self, test_loss: Option<f64>, info: RunInfo) -> Self {
+        match &mut self {
+            Report::Classification { loss, run, .. } | Report::Tagging { loss, run, .. } => {
+                *loss = test_loss;
+                *run = Some(info);
+            }
+        }
+        self
+    }
+}
+
+/// What made a `test.json` (fields in alphabetical order).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RunInfo {
+    Train {
+        arch: String,
+        best_epoch: usize,
+        channels: usize,
+        command: &'static str,
+        epochs_run: usize,
+        params: usize,
+        seconds: f64,
+    },
+    FineTune {
+        best_epoch: usize,
+        command: &'static str,
+        epochs_run: usize,
+        freeze: String,
+        from: String,
+        frozen_bn_stats: bool,
+        head_lr_mult: f64,
+        seconds: f64,
+    },
+    Head {
+        command: &'static str,
+        dim: usize,
+        embed_seconds: f64,
+        from: String,
+        head: String,
+        layers: String,
+        seconds: f64,
+    },
+}
+
+/// Metrics of per-track probabilities (and a one-line summary).
+fn evaluate_probs<'a>(
     task: Task,
     probs: &[f32],
     set: &AudioSet,
-    classes: &[String],
-) -> Res<(serde_json::Value, String)> {
+    classes: &'a [String],
+) -> Res<(Report<'a>, String)> {
     let c = classes.len();
     match task {
         Task::MultiClass => {
             let truth: Vec<usize> = set.items.iter().map(|i| i.labels[0]).collect();
             let m = classification_metrics(&truth, &argmax_rows(probs, c), c)?;
+            let line = format!(
+                "accuracy {:.4}, macro F1 {:.4} ({} tracks)",
+                m.accuracy,
+                m.f1_macro,
+                set.len()
+            );
             Ok((
-                json!({"tracks": set.len(), "accuracy": m.accuracy, "f1_macro": m.f1_macro,
-                       "f1": m.f1, "confusion": m.confusion, "classes": classes}),
-                format!(
-                    "accuracy {:.4}, macro F1 {:.4} ({} tracks)",
-                    m.accuracy,
-                    m.f1_macro,
-                    set.len()
-                ),
+                Report::Classification {
+                    accuracy: m.accuracy,
+                    classes,
+                    confusion: m.confusion,
+                    f1: m.f1,
+                    f1_macro: m.f1_macro,
+                    loss: None,
+                    run: None,
+                    tracks: set.len(),
+                },
+                line,
             ))
         }
         Task::MultiLabel => {
             let y =
                 mirkit::train::data::multi_hot(set.items.iter().map(|it| it.labels.as_slice()), c);
             let m = tagging_metrics(probs, &y, classes)?;
+            let line = format!(
+                "ROC-AUC {:.4}, PR-AUC {:.4} ({} tracks)",
+                m.roc_auc_macro,
+                m.pr_auc_macro,
+                set.len()
+            );
             Ok((
-                json!({"tracks": set.len(), "roc_auc_macro": m.roc_auc_macro, "pr_auc_macro": m.pr_auc_macro,
-                       "roc_auc": m.roc_auc, "pr_auc": m.pr_auc, "tags": classes}),
-                format!(
-                    "ROC-AUC {:.4}, PR-AUC {:.4} ({} tracks)",
-                    m.roc_auc_macro,
-                    m.pr_auc_macro,
-                    set.len()
-                ),
+                Report::Tagging {
+                    loss: None,
+                    pr_auc: m.pr_auc,
+                    pr_auc_macro: m.pr_auc_macro,
+                    roc_auc: m.roc_auc,
+                    roc_auc_macro: m.roc_auc_macro,
+                    run: None,
+                    tags: classes,
+                    tracks: set.len(),
+                },
+                line,
             ))
         }
     }
 }
 
-fn write_json(path: &Path, v: &serde_json::Value) -> Res<()> {
+fn write_json(path: &Path, v: &impl Serialize) -> Res<()> {
     use std::io::Write;
     let s = serde_json::to_string_pretty(v).unwrap();
     Ok(mirkit::core::npy::write_atomic(path, |w| {
@@ -325,7 +421,7 @@ fn test_report<M: Trainable>(
     chunk_len: usize,
     n_chunks: usize,
     out: &Path,
-    extra: serde_json::Value,
+    info: RunInfo,
 ) -> Res<()> {
     let Some(test) = &d.test else { return Ok(()) };
     let p = predict(
@@ -336,10 +432,8 @@ fn test_report<M: Trainable>(
         chunk_len,
         n_chunks,
     )?;
-    let (mut v, line) = evaluate_probs(d.ds.task, &p.probs, test, &d.ds.classes)?;
-    v["loss"] = json!(p.loss);
-    v["run"] = extra;
-    write_json(&out.join("test.json"), &v)?;
+    let (v, line) = evaluate_probs(d.ds.task, &p.probs, test, &d.ds.classes)?;
+    write_json(&out.join("test.json"), &v.with(Some(p.loss), info))?;
     println!("test: {line}");
     Ok(())
 }
@@ -371,8 +465,15 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
         best.input_len(),
         a.lp.eval_chunks,
         &a.out,
-        json!({"command": "train", "arch": a.arch, "channels": a.channels, "params": model.param_count(),
-               "epochs_run": r.history.len(), "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}),
+        RunInfo::Train {
+            arch: a.arch.clone(),
+            best_epoch: r.best_epoch,
+            channels: a.channels,
+            command: "train",
+            epochs_run: r.history.len(),
+            params: model.param_count(),
+            seconds: t0.elapsed().as_secs_f64(),
+        },
     )?;
     Ok(())
 }
@@ -461,9 +562,16 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             best.input_len(),
             a.lp.eval_chunks,
             &a.out,
-            json!({"command": "finetune", "from": a.from, "freeze": a.freeze, "frozen_bn_stats": a.frozen_bn_stats,
-                   "head_lr_mult": a.head_lr_mult, "epochs_run": r.history.len(),
-                   "best_epoch": r.best_epoch, "seconds": t0.elapsed().as_secs_f64()}),
+            RunInfo::FineTune {
+                best_epoch: r.best_epoch,
+                command: "finetune",
+                epochs_run: r.history.len(),
+                freeze: a.freeze.clone(),
+                from: a.from.clone(),
+                frozen_bn_stats: a.frozen_bn_stats,
+                head_lr_mult: a.head_lr_mult,
+                seconds: t0.elapsed().as_secs_f64(),
+            },
         );
     }
     let kind = match a.head {
@@ -520,10 +628,17 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     );
     if let (Some(test), Some(xs)) = (&d.test, &xs) {
         let p = head.predict(xs)?;
-        let (mut v, line) = evaluate_probs(d.ds.task, &p, test, &d.ds.classes)?;
-        v["run"] = json!({"command": "finetune", "from": a.from, "head": a.head.to_string(), "layers": a.layers.to_string(), "dim": xt.dim,
-                          "embed_seconds": t_embed, "seconds": t0.elapsed().as_secs_f64()});
-        write_json(&a.out.join("test.json"), &v)?;
+        let (v, line) = evaluate_probs(d.ds.task, &p, test, &d.ds.classes)?;
+        let info = RunInfo::Head {
+            command: "finetune",
+            dim: xt.dim,
+            embed_seconds: t_embed,
+            from: a.from.clone(),
+            head: a.head.to_string(),
+            layers: a.layers.to_string(),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        write_json(&a.out.join("test.json"), &v.with(None, info))?;
         println!("test: {line}");
     }
     Ok(())

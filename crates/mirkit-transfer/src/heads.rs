@@ -33,6 +33,35 @@ pub enum HeadKind {
     },
 }
 
+/// How a [`HeadKind`] is stored in a head file's metadata (`head`): fields in
+/// alphabetical order, absent ones left out.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HeadKindJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dropout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hidden: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<usize>,
+    kind: String,
+}
+
+impl From<&HeadKind> for HeadKindJson {
+    fn from(h: &HeadKind) -> Self {
+        let (dropout, hidden, k) = match *h {
+            HeadKind::Linear => (None, None, None),
+            HeadKind::Mlp { hidden, dropout } => (Some(dropout), Some(hidden), None),
+            HeadKind::Knn { k } => (None, None, Some(k)),
+        };
+        Self {
+            dropout,
+            hidden,
+            k,
+            kind: h.name().to_string(),
+        }
+    }
+}
+
 impl HeadKind {
     /// `linear`, `mlp` or `knn`.
     pub fn name(&self) -> &'static str {
@@ -422,14 +451,10 @@ impl Head {
             serde_json::to_string(&self.classes).unwrap(),
         );
         meta.insert("task".into(), self.task.as_str().into());
-        let kind = match &self.kind {
-            HeadKind::Linear => serde_json::json!({"kind": "linear"}),
-            HeadKind::Mlp { hidden, dropout } => {
-                serde_json::json!({"kind": "mlp", "hidden": hidden, "dropout": dropout})
-            }
-            HeadKind::Knn { k } => serde_json::json!({"kind": "knn", "k": k}),
-        };
-        meta.insert("head".into(), kind.to_string());
+        meta.insert(
+            "head".into(),
+            serde_json::to_string(&HeadKindJson::from(&self.kind)).expect("plain values"),
+        );
         if let Some((rows, labels)) = &self.knn {
             let d = self.mean.len();
             tensors.push((
@@ -458,21 +483,16 @@ impl Head {
         let classes: Vec<String> =
             serde_json::from_str(get("classes")?).map_err(|e| bad(e.to_string()))?;
         let task = Task::parse(get("task")?)?;
-        let hk: serde_json::Value =
-            serde_json::from_str(get("head")?).map_err(|e| bad(e.to_string()))?;
-        let kind = match hk["kind"].as_str() {
-            Some("linear") => HeadKind::Linear,
-            Some("mlp") => HeadKind::Mlp {
-                hidden: hk["hidden"]
-                    .as_u64()
-                    .ok_or_else(|| bad("mlp without hidden".into()))?
-                    as usize,
-                dropout: hk["dropout"].as_f64().unwrap_or(0.0),
+        let hk: HeadKindJson =
+            serde_json::from_str(get("head")?).map_err(|e| bad(format!("head: {e}")))?;
+        let kind = match hk.kind.as_str() {
+            "linear" => HeadKind::Linear,
+            "mlp" => HeadKind::Mlp {
+                hidden: hk.hidden.ok_or_else(|| bad("mlp without hidden".into()))?,
+                dropout: hk.dropout.unwrap_or(0.0),
             },
-            Some("knn") => HeadKind::Knn {
-                k: hk["k"]
-                    .as_u64()
-                    .ok_or_else(|| bad("knn without k".into()))? as usize,
+            "knn" => HeadKind::Knn {
+                k: hk.k.ok_or_else(|| bad("knn without k".into()))?,
             },
             other => return Err(bad(format!("unknown head kind {other:?}"))),
         };
