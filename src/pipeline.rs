@@ -181,6 +181,50 @@ fn features_to_npy_within(
     Ok(summary)
 }
 
+/// Draws a feature `.npy` written by [`features_to_npy`] with `cfg` as a PNG with axes:
+/// time in seconds, mel-band or bin frequencies in Hz (coefficient numbers for MFCC), a
+/// dB colour bar for decibel spectrograms.
+pub fn features_png(
+    npy_path: &Path,
+    png_path: &Path,
+    cfg: &FeatureConfig,
+    title: &str,
+) -> Result<()> {
+    use mirkit_dsp::Compression;
+    use mirkit_io::plot::{spectrogram_png, SpecPlot};
+    let a = npy::read(npy_path)?.to_f32_2d()?;
+    let rows = a.nrows();
+    let (y_label, row_values) = match (&cfg.mfcc, &cfg.mel) {
+        (Some(_), _) => ("MFCC".to_string(), None),
+        (None, Some(m)) => {
+            let fmax = m.fmax.unwrap_or(cfg.sample_rate as f32 / 2.0);
+            let f = mirkit_dsp::mel_frequencies(rows + 2, m.fmin as f64, fmax as f64, m.scale);
+            ("HZ".to_string(), Some(f[1..rows + 1].to_vec()))
+        }
+        (None, None) => (
+            "HZ".to_string(),
+            Some(
+                (0..rows)
+                    .map(|k| k as f64 * cfg.sample_rate as f64 / cfg.stft.n_fft as f64)
+                    .collect(),
+            ),
+        ),
+    };
+    let unit = match &cfg.compression {
+        Compression::Db(_) if cfg.mfcc.is_none() => "DB",
+        _ => "",
+    };
+    let opts = SpecPlot {
+        title: title.to_string(),
+        seconds_per_frame: cfg.stft.hop_length as f64 / cfg.sample_rate as f64,
+        y_label,
+        row_values,
+        unit: unit.into(),
+        ..Default::default()
+    };
+    Ok(spectrogram_png(png_path, a.view(), &opts)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,37 @@ impl TagResult {
         mirkit_models::scores::top_k(&self.tags, &self.scores, k)
     }
 
+    /// Draws the taggram — tags × windows of per-window scores, rows ordered by mean score
+    /// (best on top), viridis on 0..1 — as a PNG with axes and `title`.
+    pub fn taggram_png(&self, path: impl AsRef<Path>, title: &str) -> Result<()> {
+        use mirkit_io::plot::{spectrogram_png, Colormap, SpecPlot};
+        let n_tags = self.tags.len();
+        let n_win = self.segments.len();
+        if n_win == 0 {
+            return Err(Error::Invalid("a taggram needs at least one window".into()));
+        }
+        // rows ordered by mean score, lowest at the bottom
+        let mut order: Vec<usize> = (0..n_tags).collect();
+        order.sort_by(|&a, &b| self.scores[a].total_cmp(&self.scores[b]));
+        let data = ndarray::Array2::from_shape_fn((n_tags, n_win), |(r, c)| {
+            self.segments[c].scores[order[r]]
+        });
+        let opts = SpecPlot {
+            title: format!("{title} ({})", self.model),
+            seconds_per_frame: if n_win > 1 {
+                self.segments[1].start_secs - self.segments[0].start_secs
+            } else {
+                3.0
+            },
+            row_labels: Some(order.iter().map(|&i| self.tags[i].clone()).collect()),
+            colormap: Colormap::Viridis,
+            range: Some((0.0, 1.0)),
+            size: (700.max(n_win * 8), n_tags * 16),
+            ..Default::default()
+        };
+        Ok(spectrogram_png(path.as_ref(), data.view(), &opts)?)
+    }
+
     /// The JSON record `mirkit tag --format json` writes for this result: scores by tag
     /// name, the `k` best, and (with `segments`) the per-window scores.
     pub fn record(&self, file: &str, k: usize, segments: bool) -> TagRecord {

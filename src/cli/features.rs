@@ -5,7 +5,6 @@ use super::args::{self, MelNormArg, PadModeArg, PresetArg, ResampleArg, SampleRa
 use super::error::{status, CliError, CliResult};
 use clap::Args;
 use mirkit::dsp::{Compression, DbConfig, DbRef, FeatureConfig, MelScale, MfccSettings, Preset};
-use mirkit::io::plot::{spectrogram_png, SpecPlot};
 use mirkit::pipeline::{features_to_npy, ReadOptions};
 use rayon::prelude::*;
 use std::path::Path;
@@ -180,45 +179,6 @@ fn build_config(a: &FeatArgs, native_sr: u32) -> Result<FeatureConfig, CliError>
     Ok(c)
 }
 
-fn draw_png(
-    npy_path: &Path,
-    png_path: &Path,
-    cfg: &FeatureConfig,
-    title: &str,
-) -> Result<(), CliError> {
-    let a = mirkit::core::npy::read(npy_path)?.to_f32_2d()?;
-    let rows = a.nrows();
-    let (y_label, row_values) = match (&cfg.mfcc, &cfg.mel) {
-        (Some(_), _) => ("MFCC".to_string(), None),
-        (None, Some(m)) => {
-            let fmax = m.fmax.unwrap_or(cfg.sample_rate as f32 / 2.0);
-            let f = mirkit::dsp::mel_frequencies(rows + 2, m.fmin as f64, fmax as f64, m.scale);
-            ("HZ".to_string(), Some(f[1..rows + 1].to_vec()))
-        }
-        (None, None) => (
-            "HZ".to_string(),
-            Some(
-                (0..rows)
-                    .map(|k| k as f64 * cfg.sample_rate as f64 / cfg.stft.n_fft as f64)
-                    .collect(),
-            ),
-        ),
-    };
-    let unit = match &cfg.compression {
-        Compression::Db(_) if cfg.mfcc.is_none() => "DB",
-        _ => "",
-    };
-    let opts = SpecPlot {
-        title: title.to_string(),
-        seconds_per_frame: cfg.stft.hop_length as f64 / cfg.sample_rate as f64,
-        y_label,
-        row_values,
-        unit: unit.into(),
-        ..Default::default()
-    };
-    Ok(spectrogram_png(png_path, a.view(), &opts)?)
-}
-
 fn one_file(
     a: &FeatArgs,
     input: &Path,
@@ -238,7 +198,7 @@ fn one_file(
             .file_name()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
-        draw_png(output, p, &cfg, &name)?;
+        mirkit::pipeline::features_png(output, p, &cfg, &name)?;
     }
     Ok(format!(
         "{} -> {} ({} x {})",

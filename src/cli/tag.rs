@@ -3,9 +3,8 @@
 use super::args::{self, TagFormat};
 use super::error::{status, CliError, CliResult};
 use clap::Args;
-use mirkit::io::plot::{spectrogram_png, SpecPlot};
 use mirkit::tagger::TagRecord;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Options of `mirkit tag`.
 #[derive(Args, Clone)]
@@ -37,32 +36,6 @@ pub struct TagArgs {
     /// beside each input's name under this folder.
     #[arg(long)]
     png: Option<PathBuf>,
-}
-
-/// Tags × windows image of per-window scores (rows: tags, best-scoring tag on top).
-fn draw_taggram(path: &Path, t: &mirkit::TagResult, title: &str) -> Result<(), CliError> {
-    let n_tags = t.tags.len();
-    let n_win = t.segments.len();
-    // rows ordered by mean score, lowest at the bottom
-    let mut order: Vec<usize> = (0..n_tags).collect();
-    order.sort_by(|&a, &b| t.scores[a].total_cmp(&t.scores[b]));
-    let data =
-        ndarray::Array2::from_shape_fn((n_tags, n_win), |(r, c)| t.segments[c].scores[order[r]]);
-    let win_secs = if n_win > 1 {
-        t.segments[1].start_secs - t.segments[0].start_secs
-    } else {
-        t.segments[0].start_secs.max(1.0)
-    };
-    let opts = SpecPlot {
-        title: format!("{title} ({})", t.model),
-        seconds_per_frame: if n_win > 1 { win_secs } else { 3.0 },
-        row_labels: Some(order.iter().map(|&i| t.tags[i].clone()).collect()),
-        colormap: mirkit::io::plot::Colormap::Viridis,
-        range: Some((0.0, 1.0)),
-        size: (700.max(n_win * 8), n_tags * 16),
-        ..Default::default()
-    };
-    Ok(spectrogram_png(path, data.view(), &opts)?)
 }
 
 /// Runs `mirkit tag`.
@@ -132,7 +105,7 @@ pub fn run(a: TagArgs) -> CliResult {
                         .unwrap_or_default()
                 ))
             };
-            if let Err(e) = draw_taggram(&target, t, &f.display().to_string()) {
+            if let Err(e) = t.taggram_png(&target, &f.display().to_string()) {
                 eprintln!("error: {e}");
             }
         }
