@@ -22,6 +22,8 @@ run tag "$BR" --format json --segments -o tag_default.json
 run tag "$CLIPS" --format csv --segments -o tag_folder.csv
 run tag "$TR" --model won2020-musicnn-mtat --format json --segments -o tag_won_musicnn.json
 run tag "$BR" --model won2020-fcn-mtat --format json -o tag_won_fcn.json
+run tag "$BR" --format json -o tag_png.json --png taggram.png
+run features "$BR" -o logmel_png.npy --db --png logmel.png
 run tag "$TR" --model vgg-msd --format json -o tag_vgg.json
 "$BIN" tag "$BR" --top-k 7 > tag_table.txt 2>/dev/null
 # features
