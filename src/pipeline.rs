@@ -5,6 +5,7 @@ use mirkit_core::npy::{self, NpyFrameReader, NpyFrameWriter};
 use mirkit_dsp::{FeatureConfig, FeatureExtractor};
 use mirkit_io::{AudioStream, LoadOptions, ResampleQuality};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// How to read the audio before feature extraction.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -26,6 +27,54 @@ pub struct FeatureSummary {
     pub frames: usize,
     /// Samples analysed (at the feature sample rate).
     pub samples: u64,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Wall-clock time per stage of a file job (`mirkit features|tag|embed --timings`).
+/// Stages that did not run stay zero; `total` is the whole job, so it also holds what no
+/// stage claims (opening the file, plots).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Demuxing and decoding to mono.
+    pub decode: Duration,
+    /// Resampling to the working rate.
+    pub resample: Duration,
+    /// Features: STFT, mel, log, second pass (for taggers: the model's front end).
+    pub features: Duration,
+    /// The network (taggers, embeddings).
+    pub model: Duration,
+    /// Writing outputs (and reading back spilled stage-1 frames).
+    pub write: Duration,
+    /// The whole job.
+    pub total: Duration,
+}
+
+impl std::ops::AddAssign for Timings {
+    fn add_assign(&mut self, o: Self) {
+        self.decode += o.decode;
+        self.resample += o.resample;
+        self.features += o.features;
+        self.model += o.model;
+        self.write += o.write;
+        self.total += o.total;
+    }
+}
+
+impl std::fmt::Display for Timings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |d: Duration| d.as_secs_f64();
+        write!(
+            f,
+            "decode {:.3} s, resample {:.3} s, features {:.3} s, model {:.3} s, write {:.3} s, total {:.3} s",
+            s(self.decode),
+            s(self.resample),
+            s(self.features),
+            s(self.model),
+            s(self.write),
+            s(self.total)
+        )
+    }
 }
 
 fn dsp_err(path: &Path) -> impl Fn(mirkit_dsp::DspError) -> Error + '_ {
@@ -35,14 +84,16 @@ fn dsp_err(path: &Path) -> impl Fn(mirkit_dsp::DspError) -> Error + '_ {
     }
 }
 
-/// Stage-1 frames of a file kept in memory before they go to a temporary file (16 MiB:
-/// 32768 frames of 128 mel bands, over six minutes at 22.05 kHz with hop 256).
-const STAGE1_MEMORY: usize = 16 << 20;
+/// Stage-1 frames of a file kept in memory before they go to a temporary file (64 MiB:
+/// 131072 frames of 128 mel bands, 25 minutes at 22.05 kHz with hop 256 — a long track
+/// or a whole DJ set stays in memory; a one-hour file spills and peaks near 80 MB).
+pub const STAGE1_MEMORY: usize = 64 << 20;
 
 /// Streams `input` through the features of `cfg` into a float32 `.npy` of shape
 /// `(rows, frames)`. Memory stays bounded whatever the file length: frames go to the
 /// output as they are computed; when the configuration needs the global maximum
-/// (`top_db`, `ref=max`, MFCC) they are held until the end — in memory up to 16 MiB,
+/// (`top_db`, `ref=max`, MFCC) they are held until the end — in memory up to
+/// [`STAGE1_MEMORY`],
 /// beyond that in a temporary stage-1 file — and a second pass applies it. The output
 /// appears under `output` only when complete.
 pub fn features_to_npy(
@@ -76,61 +127,88 @@ fn features_to_npy_within(
         duration: read.duration,
         quality: read.quality,
     };
-    let stream = AudioStream::open(input, &opts)?;
+    let t_start = Instant::now();
+    let mut stream = AudioStream::open(input, &opts)?;
     let mut fs = ex.streamer();
     let staged = ex.needs_stage2();
     let rows1 = ex.stage1_rows();
-    // unstaged: frames straight to the output; staged: held in `Stage1`
-    let mut direct = if staged {
+    let mut features = Duration::ZERO;
+    let mut write = Duration::ZERO;
+    // Frames go straight to the output unless stage 2 changes their length (MFCC): then
+    // they wait in `Stage1`. When stage 2 keeps the shape (dB with top_db, ref=max) it
+    // runs in place over the written file at the end (no copy of the frames in memory).
+    let in_place = staged && ex.output_rows() == rows1;
+    let mut direct = if staged && !in_place {
         None
     } else {
         Some(NpyFrameWriter::create(output, rows1)?)
     };
+    // stage-1 frames: room for the whole file (from its header, within the budget) up
+    // front, so the buffer never moves while it grows
     let mut held = Stage1::Memory(Vec::new());
-    let mut failed: Option<Error> = None;
-    let mut sink = |f: &[f32]| {
-        if failed.is_some() {
-            return;
+    if staged && !in_place {
+        if let (Stage1::Memory(v), Some(n)) = (&mut held, stream.info().n_frames) {
+            let seconds = n as f64 / stream.info().sample_rate.max(1) as f64;
+            let frames =
+                (seconds * cfg.sample_rate as f64 / cfg.stft.hop_length.max(1) as f64) as usize + 2;
+            v.reserve_exact(frames.saturating_mul(rows1).min(memory / 4));
         }
-        let r = (|| -> Result<()> {
-            if let Some(w) = direct.as_mut() {
-                return Ok(w.push_frame(f)?);
-            }
-            if let Stage1::Memory(v) = &mut held {
-                if (v.len() + f.len()) * 4 <= memory {
-                    v.extend_from_slice(f);
-                    return Ok(());
-                }
-                // over the budget: everything so far to a temporary file
-                let path = npy::temp_path(&output.with_extension("stage1.npy"));
-                let mut w = NpyFrameWriter::create(&path, rows1)?;
-                for frame in v.chunks_exact(rows1) {
-                    w.push_frame(frame)?;
-                }
-                held = Stage1::File(w, path);
-            }
-            if let Stage1::File(w, _) = &mut held {
+    }
+    // the frames of one block, handed on after the block (so compute and writing are
+    // timed apart)
+    let mut pending: Vec<f32> = Vec::new();
+    let mut store = |pending: &mut Vec<f32>, held: &mut Stage1| -> Result<()> {
+        if let Some(w) = direct.as_mut() {
+            for f in pending.chunks_exact(rows1) {
                 w.push_frame(f)?;
             }
-            Ok(())
-        })();
-        if let Err(e) = r {
-            failed = Some(e);
+        } else {
+            if let Stage1::Memory(v) = held {
+                if (v.len() + pending.len()) * 4 > memory {
+                    // over the budget: everything so far to a temporary file
+                    let path = npy::temp_path(&output.with_extension("stage1.npy"));
+                    // scratch: deleted within the run, never flushed to disk
+                    let mut w = NpyFrameWriter::create_with(&path, rows1, npy::Durability::Never)?;
+                    for frame in v.chunks_exact(rows1) {
+                        w.push_frame(frame)?;
+                    }
+                    *held = Stage1::File(w, path);
+                }
+            }
+            match held {
+                Stage1::Memory(v) => v.extend_from_slice(pending),
+                Stage1::File(w, _) => {
+                    for f in pending.chunks_exact(rows1) {
+                        w.push_frame(f)?;
+                    }
+                }
+            }
         }
+        pending.clear();
+        Ok(())
     };
     let streamed = (|| -> Result<(u64, usize, f32)> {
-        for block in stream {
+        for block in stream.by_ref() {
             let block = block?;
-            fs.push(&block, &mut sink).map_err(dsp_err(input))?;
+            let t = Instant::now();
+            fs.push(&block, &mut |f: &[f32]| pending.extend_from_slice(f))
+                .map_err(dsp_err(input))?;
+            let t1 = Instant::now();
+            features += t1 - t;
+            store(&mut pending, &mut held)?;
+            write += t1.elapsed();
         }
         let samples = fs.samples() as u64;
-        let (frames, max) = fs.finish(&mut sink).map_err(dsp_err(input))?;
+        let t = Instant::now();
+        let (frames, max) = fs
+            .finish(&mut |f: &[f32]| pending.extend_from_slice(f))
+            .map_err(dsp_err(input))?;
+        let t1 = Instant::now();
+        features += t1 - t;
+        store(&mut pending, &mut held)?;
+        write += t1.elapsed();
         Ok((samples, frames, max))
     })();
-    let streamed = match (streamed, failed) {
-        (Err(e), _) | (Ok(_), Some(e)) => Err(e),
-        (Ok(v), None) => Ok(v),
-    };
     let (samples, frames, max) = match streamed {
         Ok(v) => v,
         Err(e) => {
@@ -141,43 +219,65 @@ fn features_to_npy_within(
             return Err(e);
         }
     };
-    let summary = FeatureSummary {
+    let st = stream.timings();
+    let mut summary = FeatureSummary {
         rows: ex.output_rows(),
         frames,
         samples,
+        timings: Timings {
+            decode: st.decode,
+            resample: st.resample,
+            ..Timings::default()
+        },
     };
-    if let Some(w) = direct {
-        w.finish()?;
-        return Ok(summary);
-    }
-    // second pass: stage 2 frame by frame, from memory or from the stage-1 file
-    let stage2 = ex.stage2(max);
-    let mut res = vec![0.0f32; ex.output_rows()];
-    let mut out = NpyFrameWriter::create(output, ex.output_rows())?;
-    match held {
-        Stage1::Memory(mut v) => {
-            for frame in v.chunks_exact_mut(rows1) {
-                stage2.apply(frame, &mut res);
-                out.push_frame(&res)?;
-            }
-            out.finish()?;
+    if let Some(mut w) = direct {
+        let t = Instant::now();
+        if in_place {
+            let stage2 = ex.stage2(max);
+            let mut frame1 = vec![0.0f32; rows1];
+            w.map_frames(|f| {
+                frame1.copy_from_slice(f);
+                stage2.apply(&mut frame1, f);
+            })?;
         }
-        Stage1::File(w, path) => {
-            let r = (|| -> Result<()> {
-                w.finish()?;
-                let mut spill = NpyFrameReader::open(&path)?;
-                let mut frame = vec![0.0f32; rows1];
-                while spill.next_frame(&mut frame)? {
-                    stage2.apply(&mut frame, &mut res);
+        w.finish()?;
+        write += t.elapsed();
+    } else {
+        // second pass: stage 2 frame by frame, from memory or from the stage-1 file
+        let stage2 = ex.stage2(max);
+        let mut res = vec![0.0f32; ex.output_rows()];
+        let mut out = NpyFrameWriter::create(output, ex.output_rows())?;
+        let t = Instant::now();
+        match held {
+            Stage1::Memory(mut v) => {
+                for frame in v.chunks_exact_mut(rows1) {
+                    stage2.apply(frame, &mut res);
                     out.push_frame(&res)?;
                 }
                 out.finish()?;
-                Ok(())
-            })();
-            let _ = std::fs::remove_file(&path);
-            r?;
+            }
+            Stage1::File(w, path) => {
+                let r = (|| -> Result<()> {
+                    w.finish()?;
+                    let mut spill = NpyFrameReader::open(&path)?;
+                    let mut frame = vec![0.0f32; rows1];
+                    while spill.next_frame(&mut frame)? {
+                        stage2.apply(&mut frame, &mut res);
+                        out.push_frame(&res)?;
+                    }
+                    out.finish()?;
+                    Ok(())
+                })();
+                let _ = std::fs::remove_file(&path);
+                r?;
+            }
         }
+        // the second pass interleaves a cheap stage 2 with writing: counted as writing
+        write += t.elapsed();
     }
+    summary.timings.features = features;
+    summary.timings.write = write;
+    summary.timings.total = t_start.elapsed();
     Ok(summary)
 }
 

@@ -9,6 +9,7 @@
 //! # Ok::<(), mirkit::Error>(())
 //! ```
 
+use crate::pipeline::Timings;
 use crate::{Error, Result};
 use mirkit_io::{AudioStream, LoadOptions};
 use mirkit_models::registry::{self, average_layers, Pretrained};
@@ -39,6 +40,8 @@ pub struct TagResult {
     pub scores: Vec<f32>,
     /// Per-window scores.
     pub segments: Vec<Segment>,
+    /// Where the time went.
+    pub timings: Timings,
 }
 
 impl TagResult {
@@ -181,7 +184,8 @@ impl Tagger {
 
     /// Streams a file through the model's windowing ([`mirkit_models::windows`]) and
     /// returns one `K` result per window.
-    fn per_window<K: WindowOutput>(&self, path: &Path) -> Result<Vec<K::Item>> {
+    fn per_window<K: WindowOutput>(&self, path: &Path) -> Result<(Vec<K::Item>, Timings)> {
+        let t0 = std::time::Instant::now();
         let named = |e: mirkit_models::ModelError| Error::ModelOnFile {
             path: path.display().to_string(),
             source: e,
@@ -194,19 +198,32 @@ impl Tagger {
         };
         let mut windows = self.model.stream::<K>();
         let mut out = Vec::new();
-        for block in AudioStream::open(path, &opts)? {
+        let mut stream = AudioStream::open(path, &opts)?;
+        for block in stream.by_ref() {
             windows.push(&block?).map_err(named)?;
             out.append(&mut windows.take_ready());
         }
-        out.append(&mut windows.finish().map_err(named)?);
-        Ok(out)
+        let (mut rest, wt) = windows.finish_with_timings().map_err(named)?;
+        out.append(&mut rest);
+        let st = stream.timings();
+        Ok((
+            out,
+            Timings {
+                decode: st.decode,
+                resample: st.resample,
+                features: wt.front_end,
+                model: wt.model,
+                write: Default::default(),
+                total: t0.elapsed(),
+            },
+        ))
     }
 
     /// Tags a file window by window, streaming it (see [`mirkit_models::windows`] for the
     /// protocols and how windows are scheduled on the cores).
     pub fn tag_file(&self, path: impl AsRef<Path>) -> Result<TagResult> {
         let path = path.as_ref();
-        let per = self.per_window::<Scores>(path)?;
+        let (per, timings) = self.per_window::<Scores>(path)?;
         let step = self.window_secs();
         Ok(TagResult {
             model: self.name.clone(),
@@ -220,6 +237,7 @@ impl Tagger {
                     scores,
                 })
                 .collect(),
+            timings,
         })
     }
 
@@ -231,7 +249,7 @@ impl Tagger {
     ) -> Result<mirkit_models::BlockEmbedding> {
         let path = path.as_ref();
         Ok(average_layers(
-            self.per_window::<mirkit_models::windows::Layers>(path)?,
+            self.per_window::<mirkit_models::windows::Layers>(path)?.0,
         ))
     }
 
@@ -239,16 +257,31 @@ impl Tagger {
     /// its `penultimate` features, 200 dimensions).
     pub fn embed_file(&self, path: impl AsRef<Path>) -> Result<Vec<f32>> {
         let path = path.as_ref();
-        let per = self.per_window::<Embedding>(path)?;
-        Ok(average(&per))
+        Ok(average(&self.per_window::<Embedding>(path)?.0))
     }
 
     /// The embedding of a file in the representation `layers` asks for: the penultimate
     /// layer ([`Self::embed_file`]) or every layer concatenated ([`Self::embed_layers_file`]).
     pub fn embed_with(&self, path: impl AsRef<Path>, layers: Layers) -> Result<Vec<f32>> {
-        match layers {
-            Layers::Embedding => self.embed_file(path),
-            Layers::All => Ok(self.embed_layers_file(path)?.0),
-        }
+        Ok(self.embed_timed(path, layers)?.0)
+    }
+
+    /// [`Self::embed_with`], also returning where the time went.
+    pub fn embed_timed(
+        &self,
+        path: impl AsRef<Path>,
+        layers: Layers,
+    ) -> Result<(Vec<f32>, Timings)> {
+        let path = path.as_ref();
+        Ok(match layers {
+            Layers::Embedding => {
+                let (per, t) = self.per_window::<Embedding>(path)?;
+                (average(&per), t)
+            }
+            Layers::All => {
+                let (per, t) = self.per_window::<mirkit_models::windows::Layers>(path)?;
+                (average_layers(per).0, t)
+            }
+        })
     }
 }

@@ -23,6 +23,10 @@ pub struct EmbedArgs {
     /// concatenated (Choi et al. 2017).
     #[arg(long, value_enum, default_value_t = LayersArg::Embedding)]
     layers: LayersArg,
+    /// Print where the time went (decode, resample, features, model, write) on standard
+    /// error (a single file).
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Options of `mirkit similar`.
@@ -43,9 +47,15 @@ pub fn run(a: EmbedArgs) -> CliResult {
     let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
     let layers = a.layers.into();
     if !a.input.is_dir() {
-        let e = tagger.embed_with(&a.input, layers)?;
+        let (e, mut t) = tagger.embed_timed(&a.input, layers)?;
+        let t_write = std::time::Instant::now();
         mirkit::core::npy::write_f32(&a.output, &[e.len()], &e)?;
+        t.write = t_write.elapsed();
+        t.total += t.write;
         println!("{} -> {}", a.input.display(), a.output.display());
+        if a.timings {
+            eprintln!("timings: {t}");
+        }
         return Ok(status(0));
     }
     let files = mirkit::io::audio_files(&a.input)?;

@@ -5,7 +5,7 @@ use super::args::{self, MelNormArg, PadModeArg, PresetArg, ResampleArg, SampleRa
 use super::error::{status, CliError, CliResult};
 use clap::Args;
 use mirkit::dsp::{Compression, DbConfig, DbRef, FeatureConfig, MelScale, MfccSettings, Preset};
-use mirkit::pipeline::{features_to_npy, ReadOptions};
+use mirkit::pipeline::{features_to_npy, ReadOptions, Timings};
 use rayon::prelude::*;
 use std::path::Path;
 use std::path::PathBuf;
@@ -90,6 +90,10 @@ pub struct FeatArgs {
     /// Parallel jobs for a folder (default: all cores).
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// Print where the time went (decode, resample, features, write) on standard error;
+    /// for a folder, summed over the files.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// The feature configuration the options describe; `native_sr` is the file's own rate
@@ -184,7 +188,8 @@ fn one_file(
     input: &Path,
     output: &Path,
     png: Option<&Path>,
-) -> Result<String, CliError> {
+) -> Result<(String, Timings), CliError> {
+    let t0 = std::time::Instant::now();
     let native = mirkit::io::info(input)?.sample_rate;
     let cfg = build_config(a, native)?;
     let read = ReadOptions {
@@ -200,12 +205,17 @@ fn one_file(
             .unwrap_or_default();
         mirkit::pipeline::features_png(output, p, &cfg, &name)?;
     }
-    Ok(format!(
-        "{} -> {} ({} x {})",
-        input.display(),
-        output.display(),
-        s.rows,
-        s.frames
+    let mut timings = s.timings;
+    timings.total = t0.elapsed();
+    Ok((
+        format!(
+            "{} -> {} ({} x {})",
+            input.display(),
+            output.display(),
+            s.rows,
+            s.frames
+        ),
+        timings,
     ))
 }
 
@@ -215,7 +225,11 @@ pub fn run(a: FeatArgs) -> CliResult {
     // native rate is not known yet: any rate checks the rest)
     build_config(&a, 22050)?;
     if !a.input.is_dir() {
-        println!("{}", one_file(&a, &a.input, &a.output, a.png.as_deref())?);
+        let (msg, t) = one_file(&a, &a.input, &a.output, a.png.as_deref())?;
+        println!("{msg}");
+        if a.timings {
+            eprintln!("timings: {t}");
+        }
         return Ok(status(0));
     }
     let files = mirkit::io::audio_files(&a.input)?;
@@ -231,6 +245,8 @@ pub fn run(a: FeatArgs) -> CliResult {
             .build_global();
     }
     let pb = args::progress(files.len());
+    let wall = std::time::Instant::now();
+    let sum = std::sync::Mutex::new(Timings::default());
     let failures: Vec<String> = files
         .par_iter()
         .filter_map(|f| {
@@ -247,7 +263,10 @@ pub fn run(a: FeatArgs) -> CliResult {
                 });
             pb.inc(1);
             match res {
-                Ok(_) => None,
+                Ok((_, t)) => {
+                    *sum.lock().expect("no panics while held") += t;
+                    None
+                }
                 Err(e) => {
                     pb.println(format!("skipped: {e}"));
                     Some(e.to_string())
@@ -262,6 +281,14 @@ pub fn run(a: FeatArgs) -> CliResult {
         files.len(),
         a.output.display()
     );
+    if a.timings {
+        eprintln!(
+            "timings (summed over {} files): {}; wall clock {:.3} s",
+            files.len() - failures.len(),
+            sum.into_inner().expect("no panics while held"),
+            wall.elapsed().as_secs_f64()
+        );
+    }
     if !failures.is_empty() {
         eprintln!("{} file(s) failed:", failures.len());
         for f in &failures {

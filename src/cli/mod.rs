@@ -22,6 +22,11 @@ use std::process::ExitCode;
     about = "Music information retrieval: decode, features, tags."
 )]
 pub struct Cli {
+    /// Flush every output to disk (fsync of the file and its folder) before reporting
+    /// success; also MIRKIT_SYNC=1. Outputs are atomic either way (never half-written);
+    /// this adds durability across a power loss at the cost of a disk flush per file.
+    #[arg(long, global = true)]
+    sync: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -61,6 +66,9 @@ enum Cmd {
 /// (0 success, 1 failure, 2 usage error), printing any error as `error: …`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.sync || std::env::var_os("MIRKIT_SYNC").is_some_and(|v| v == "1") {
+        mirkit::core::npy::set_durable(true);
+    }
     let r = match cli.cmd {
         Cmd::Features(a) => features::run(a),
         Cmd::Augment(a) => augment::run(a),

@@ -36,6 +36,10 @@ pub struct TagArgs {
     /// beside each input's name under this folder.
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Print where the time went (decode, resample, features, model, write) on standard
+    /// error, summed over the files.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// Runs `mirkit tag`.

@@ -195,24 +195,112 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes bytes atomically: to a temporary sibling, then renamed over `path`.
+/// When written files are flushed to stable storage (`fsync`). Every writer of the
+/// workspace is atomic whatever the choice: data go to a temporary sibling renamed over
+/// the final name only when complete, so a failure, a full disk or a killed process never
+/// leaves a partial file under that name and keeps what was there. Flushing adds
+/// durability across a power loss or kernel crash, at the cost of a synchronous disk
+/// flush per file (docs/design.md, "Durability").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Follow the process-wide setting ([`set_durable`]; off unless asked for): derived
+    /// outputs (features, tags, embeddings, plots) that a rerun can recreate.
+    Default,
+    /// Always flush the file before the rename and its folder after: training
+    /// checkpoints, whose loss would cost hours.
+    Always,
+    /// Never flush: temporary files deleted within the run.
+    Never,
+}
+
+static DURABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets whether [`Durability::Default`] writes are flushed (`mirkit --sync`,
+/// `MIRKIT_SYNC=1`).
+pub fn set_durable(on: bool) {
+    DURABLE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`Durability::Default`] writes are flushed.
+pub fn durable() -> bool {
+    DURABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Durability {
+    /// Whether this write flushes.
+    pub fn flushes(self) -> bool {
+        match self {
+            Durability::Default => durable(),
+            Durability::Always => true,
+            Durability::Never => false,
+        }
+    }
+}
+
+/// Bytes per write buffer: large writes, few system calls.
+pub const WRITE_BUFFER: usize = 1 << 20;
+
+/// Renames a finished temporary file into place, flushing file and folder first when
+/// `durability` asks for it; the temporary is removed on failure.
+pub fn commit(tmp: &Path, path: &Path, file: &File, durability: Durability) -> std::io::Result<()> {
+    let flush = durability.flushes();
+    let r = (|| {
+        if flush {
+            file.sync_all()?;
+        }
+        std::fs::rename(tmp, path)?;
+        if flush {
+            // the rename itself is durable once the folder is
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    r
+}
+
+/// Writes bytes atomically: to a temporary sibling, then renamed over `path`
+/// ([`Durability::Default`]).
 pub fn write_atomic(
     path: &Path,
     f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_atomic_with(path, Durability::Default, f)
+}
+
+/// [`write_atomic`] with an explicit [`Durability`].
+pub fn write_atomic_with(
+    path: &Path,
+    durability: Durability,
+    f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = temp_path(path);
     let res = (|| {
-        let mut w = BufWriter::new(File::create(&tmp)?);
+        let mut w = BufWriter::with_capacity(WRITE_BUFFER, File::create(&tmp)?);
         f(&mut w)?;
         w.flush()?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        commit(&tmp, path, &file, durability)
     })();
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_err(path, e));
     }
     Ok(())
+}
+
+/// Appends the little-endian bytes of `v` to `out`.
+fn extend_le(out: &mut Vec<u8>, v: &[f32]) {
+    out.reserve(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
 }
 
 /// Writes an `f32` array of any rank (C order), atomically.
@@ -226,8 +314,11 @@ pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
     }
     write_atomic(path, |w| {
         w.write_all(&header_bytes(shape, false, 0))?;
-        for v in data {
-            w.write_all(&v.to_le_bytes())?;
+        let mut bytes = Vec::with_capacity(WRITE_BUFFER);
+        for chunk in data.chunks(WRITE_BUFFER / 4) {
+            bytes.clear();
+            extend_le(&mut bytes, chunk);
+            w.write_all(&bytes)?;
         }
         Ok(())
     })
@@ -254,16 +345,37 @@ pub struct NpyFrameWriter {
     w: Option<BufWriter<File>>,
     rows: usize,
     frames: usize,
+    durability: Durability,
+    bytes: Vec<u8>,
 }
 
 const STREAM_HEADER: usize = 128;
 
 impl NpyFrameWriter {
-    /// Starts writing a `(rows, ?)` array to `path`.
+    /// Starts writing a `(rows, ?)` array to `path` ([`Durability::Default`]).
     pub fn create(path: impl AsRef<Path>, rows: usize) -> Result<Self> {
+        Self::create_with(path, rows, Durability::Default)
+    }
+    /// Starts writing a `(rows, ?)` array to `path` with an explicit [`Durability`]
+    /// (`Never` for scratch files deleted within the run).
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        rows: usize,
+        durability: Durability,
+    ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let tmp = temp_path(&path);
-        let mut w = BufWriter::new(File::create(&tmp).map_err(|e| io_err(&path, e))?);
+        let mut w = BufWriter::with_capacity(
+            WRITE_BUFFER,
+            // readable too: `map_frames` reads back what was written
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(|e| io_err(&path, e))?,
+        );
         w.write_all(&header_bytes(&[rows, 0], true, STREAM_HEADER))
             .map_err(|e| io_err(&path, e))?;
         Ok(Self {
@@ -272,6 +384,8 @@ impl NpyFrameWriter {
             w: Some(w),
             rows,
             frames: 0,
+            durability,
+            bytes: Vec::with_capacity(rows * 4),
         })
     }
     /// Appends one frame of `rows` values.
@@ -284,17 +398,54 @@ impl NpyFrameWriter {
             )));
         }
         let w = self.w.as_mut().expect("writer open until finish");
-        let mut buf = Vec::with_capacity(frame.len() * 4);
-        for v in frame {
-            buf.extend_from_slice(&v.to_le_bytes());
-        }
-        w.write_all(&buf).map_err(|e| io_err(&self.path, e))?;
+        self.bytes.clear();
+        extend_le(&mut self.bytes, frame);
+        w.write_all(&self.bytes)
+            .map_err(|e| io_err(&self.path, e))?;
         self.frames += 1;
         Ok(())
     }
     /// Frames written so far.
     pub fn frames(&self) -> usize {
         self.frames
+    }
+    /// Rewrites every frame written so far in place with `f(frame)`, reading and writing
+    /// the temporary file in blocks of about [`WRITE_BUFFER`] bytes: a second pass over a
+    /// streamed output that keeps its shape, without holding the frames in memory.
+    pub fn map_frames(&mut self, mut f: impl FnMut(&mut [f32])) -> Result<()> {
+        let rows = self.rows.max(1);
+        let per_block = (WRITE_BUFFER / (4 * rows)).max(1);
+        let (frames, path) = (self.frames, self.path.clone());
+        let w = self.w.as_mut().expect("writer open until finish");
+        let r = (|| -> std::io::Result<()> {
+            w.flush()?;
+            let file = w.get_mut();
+            let mut bytes = vec![0u8; per_block * rows * 4];
+            let mut vals = vec![0.0f32; per_block * rows];
+            let mut done = 0usize;
+            while done < frames {
+                let n = per_block.min(frames - done);
+                let off = (STREAM_HEADER + done * rows * 4) as u64;
+                let (b, v) = (&mut bytes[..n * rows * 4], &mut vals[..n * rows]);
+                file.seek(SeekFrom::Start(off))?;
+                file.read_exact(b)?;
+                for (x, c) in v.iter_mut().zip(b.chunks_exact(4)) {
+                    *x = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+                }
+                for frame in v.chunks_exact_mut(rows) {
+                    f(frame);
+                }
+                for (c, x) in b.chunks_exact_mut(4).zip(v.iter()) {
+                    c.copy_from_slice(&x.to_le_bytes());
+                }
+                file.seek(SeekFrom::Start(off))?;
+                file.write_all(b)?;
+                done += n;
+            }
+            file.seek(SeekFrom::End(0))?;
+            Ok(())
+        })();
+        r.map_err(|e| io_err(&path, e))
     }
     /// Rewrites the header with the final shape and renames the file into place.
     pub fn finish(mut self) -> Result<()> {
@@ -310,8 +461,7 @@ impl NpyFrameWriter {
             }
             f.seek(SeekFrom::Start(0))?;
             f.write_all(&h)?;
-            f.sync_all()?;
-            std::fs::rename(&self.tmp, &path)
+            commit(&self.tmp, &path, &f, self.durability)
         })();
         res.map_err(|e| io_err(&path, e))
     }
@@ -460,6 +610,24 @@ mod tests {
         }
         assert!(!r.next_frame(&mut f).unwrap());
         assert!(r.next_frame(&mut [0.0; 2]).is_err());
+        // a second pass in place, over more frames than one block holds
+        let mut w = NpyFrameWriter::create(&p, 3).unwrap();
+        let n = WRITE_BUFFER / 12 * 2 + 7;
+        for i in 0..n {
+            w.push_frame(&[i as f32, 1.0, 2.0]).unwrap();
+        }
+        w.map_frames(|fr| fr[1] = -fr[0]).unwrap();
+        w.push_frame(&[9.0, 9.0, 9.0]).unwrap();
+        w.finish().unwrap();
+        let a = read(&p).unwrap().to_f32_2d().unwrap();
+        assert_eq!(a.dim(), (3, n + 1));
+        for i in 0..n {
+            assert_eq!(
+                [a[[0, i]], a[[1, i]], a[[2, i]]],
+                [i as f32, -(i as f32), 2.0]
+            );
+        }
+        assert_eq!(a[[1, n]], 9.0);
         // a C-ordered file is refused, naming the file
         write_f32(&p, &[3, 5], &[0.0; 15]).unwrap();
         let e = NpyFrameReader::open(&p).err().unwrap().to_string();

@@ -50,7 +50,7 @@ mod wav;
 
 pub use decode::{info, AudioInfo, Decoded};
 pub use error::{IoError, Result};
-pub use load::{load, AudioStream, LoadOptions};
+pub use load::{load, AudioStream, LoadOptions, StreamTimings};
 pub use resample::{resample, ResampleQuality, StreamResampler};
 pub use wav::{write_wav, WavFormat};
 

@@ -15,7 +15,8 @@ pub enum WavFormat {
 }
 
 /// Writes `audio` to `path`. The data go to a temporary sibling renamed into place on
-/// success, so a failure never leaves a partial file under `path`.
+/// success, so a failure never leaves a partial file under `path` (flushed to disk as
+/// [`mirkit_core::npy::Durability::Default`] says).
 pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat) -> Result<()> {
     let path = path.as_ref();
     let tmp = mirkit_core::npy::temp_path(path);
@@ -53,8 +54,12 @@ pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat)
         let _ = std::fs::remove_file(&tmp);
         return Err(werr(&e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        werr(&e)
-    })
+    std::fs::File::open(&tmp)
+        .and_then(|f| {
+            mirkit_core::npy::commit(&tmp, path, &f, mirkit_core::npy::Durability::Default)
+        })
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            werr(&e)
+        })
 }

@@ -113,6 +113,17 @@ pub struct WindowStream<'m, K: WindowOutput> {
     ready: Vec<K::Item>,
     windows: usize,
     samples: usize,
+    timings: WindowTimings,
+}
+
+/// Where a [`WindowStream`]'s time went (wall clock on the calling thread).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowTimings {
+    /// The streamed front end (musicnn's log-mel; Won 2020's front end runs inside the
+    /// network and is counted under `model`).
+    pub front_end: std::time::Duration,
+    /// The network.
+    pub model: std::time::Duration,
 }
 
 fn patch(frames: &[f32]) -> Result<Tensor> {
@@ -142,6 +153,7 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
             ready: Vec::new(),
             windows: 0,
             samples: 0,
+            timings: WindowTimings::default(),
         }
     }
 
@@ -156,11 +168,13 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
                 // one window at a time (two in parallel measured slower: 1.6–1.8 s against
                 // 1.2–1.6 s for a 2-minute file with won2020-musicnn-mtat)
                 let mut start = 0;
+                let t = std::time::Instant::now();
                 while buf.len() - start >= n {
                     self.ready.push(K::won2020(model, &buf[start..start + n])?);
                     self.windows += 1;
                     start += n;
                 }
+                self.timings.model += t.elapsed();
                 buf.drain(..start);
             }
             State::Musicnn {
@@ -169,11 +183,15 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
                 frames,
                 total,
             } => {
+                let t = std::time::Instant::now();
                 streamer.push(block, &mut |f: &[f32]| {
                     frames.extend_from_slice(f);
                     *total += 1;
                 })?;
+                let t1 = std::time::Instant::now();
+                self.timings.front_end += t1 - t;
                 self.windows += run_patches::<K>(model, frames, &mut self.ready, false)?;
+                self.timings.model += t1.elapsed();
             }
         }
         Ok(())
@@ -193,10 +211,16 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
     /// the padded single window of a short signal) and returns every result not yet
     /// taken. A signal without a single sample is [`ModelError::Input`].
     pub fn finish(self) -> Result<Vec<K::Item>> {
+        Ok(self.finish_with_timings()?.0)
+    }
+
+    /// [`Self::finish`], also returning where the time went over the whole stream.
+    pub fn finish_with_timings(self) -> Result<(Vec<K::Item>, WindowTimings)> {
         if self.samples == 0 {
             return Err(ModelError::Input("no audio".into()));
         }
-        let (mut ready, windows) = (self.ready, self.windows);
+        let (mut ready, windows, mut timings) = (self.ready, self.windows, self.timings);
+        let t = std::time::Instant::now();
         match self.state {
             State::Won2020 { model, mut buf } => {
                 if windows == 0 {
@@ -206,6 +230,7 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
                     buf.resize(model.input_len(), 0.0);
                     ready.push(K::won2020(model, &buf)?);
                 }
+                timings.model += t.elapsed();
             }
             State::Musicnn {
                 model,
@@ -217,6 +242,8 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
                     frames.extend_from_slice(f);
                     total += 1;
                 })?;
+                let t1 = std::time::Instant::now();
+                timings.front_end += t1 - t;
                 let ran = run_patches::<K>(model, &mut frames, &mut ready, true)?;
                 if windows + ran == 0 {
                     if total == 0 {
@@ -226,9 +253,10 @@ impl<'m, K: WindowOutput> WindowStream<'m, K> {
                     let p = model.patches(&mel)?;
                     ready.push(K::musicnn(model, &p)?);
                 }
+                timings.model += t1.elapsed();
             }
         }
-        Ok(ready)
+        Ok((ready, timings))
     }
 }
 

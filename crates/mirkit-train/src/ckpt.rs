@@ -43,7 +43,10 @@ pub fn save(
             std::fs::create_dir_all(dir).map_err(|e| crate::error::io_err(dir, e))?;
         }
     }
-    mirkit_core::npy::write_atomic(path, |w| w.write_all(&bytes))?;
+    // checkpoints are always flushed: a resume after a power loss needs them
+    mirkit_core::npy::write_atomic_with(path, mirkit_core::npy::Durability::Always, |w| {
+        w.write_all(&bytes)
+    })?;
     Ok(())
 }
 
