@@ -378,24 +378,34 @@ mod tests {
             w.finalize().unwrap();
         }
         files.push(three.clone());
+        let mut raw = 0;
         for f in &files {
-            let mut a = Decoded::open(f).unwrap();
-            let mut b = Decoded::open(f).unwrap();
-            let mut want = Vec::new();
-            while let Some((block, ch)) = a.next_block().unwrap() {
-                want.extend(downmix(block, ch, block.len() / ch));
-            }
-            let mut got = Vec::new();
-            while b.next_mono_block(&mut got).unwrap().is_some() {}
-            assert_eq!(got.len(), want.len(), "{}", f.display());
-            for (i, (x, y)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(x.to_bits(), y.to_bits(), "{} frame {i}", f.display());
+            for seek in [0u64, 1234] {
+                let mut a = Decoded::open(f).unwrap();
+                let mut b = Decoded::open(f).unwrap();
+                a.seek_frame(seek).unwrap();
+                b.seek_frame(seek).unwrap();
+                raw += b.is_raw() as usize;
+                let mut want = Vec::new();
+                while let Some((block, ch)) = a.next_block().unwrap() {
+                    want.extend(downmix(block, ch, block.len() / ch));
+                }
+                let mut got = Vec::new();
+                while b.next_mono_block(&mut got).unwrap().is_some() {}
+                assert_eq!(got.len(), want.len(), "{} from {seek}", f.display());
+                for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{} frame {i}", f.display());
+                }
             }
         }
+        // pcm16.wav, f32.wav and the 3-channel (extensible) float WAV, at both positions,
+        // go through the direct WAV path; 24/32-bit PCM and 8-bit stay with symphonia
+        assert_eq!(raw, 6);
         std::fs::remove_file(&three).unwrap();
         // a non-finite float sample is an error naming its frame, on both paths
         let nan = root.join("tests/fixtures/formats/nan_f32.wav");
         let mut d = Decoded::open(&nan).unwrap();
+        assert!(d.is_raw());
         let e = loop {
             match d.next_mono_block(&mut Vec::new()) {
                 Err(e) => break e,
