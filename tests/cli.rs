@@ -519,3 +519,49 @@ fn multi_layer_embeddings_concatenate_pooled_layers() {
         .unwrap()
         .success());
 }
+
+/// `--timings` reports every stage on standard error for features, tag and embed, and
+/// leaves standard output (and the results) as without it.
+#[test]
+fn timings_report_every_stage() {
+    let d = tmp("timings");
+    let run = |args: &[&str]| {
+        let o = bin().args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    };
+    let c = clip(TRUMPET);
+    let c = c.to_str().unwrap();
+    let f = d.join("f.npy");
+    let e = d.join("e.npy");
+    for args in [
+        vec!["features", c, "-o", f.to_str().unwrap(), "--db"],
+        vec!["tag", c],
+        vec!["embed", c, "-o", e.to_str().unwrap()],
+    ] {
+        let (plain_out, plain_err) = run(&args);
+        let mut timed = args.clone();
+        timed.push("--timings");
+        let (out, err) = run(&timed);
+        assert_eq!(out, plain_out, "{args:?}");
+        assert!(!plain_err.contains("timings:"), "{args:?}: {plain_err}");
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("timings: "))
+            .unwrap_or_else(|| {
+                panic!("{args:?}: no timings line in {err}");
+            });
+        for stage in ["decode", "resample", "features", "model", "write", "total"] {
+            assert!(line.contains(&format!("{stage} ")), "{args:?}: {line}");
+        }
+        let total: f64 = line
+            .rsplit("total ")
+            .next()
+            .and_then(|s| s.trim_end_matches(" s").parse().ok())
+            .unwrap();
+        assert!(total > 0.0, "{line}");
+    }
+}

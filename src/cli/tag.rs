@@ -160,11 +160,21 @@ pub fn run(a: TagArgs) -> CliResult {
             }
         }
     }
+    let t_write = std::time::Instant::now();
     match &a.output {
         Some(p) => {
             mirkit::core::npy::write_atomic(p, |w| std::io::Write::write_all(w, out.as_bytes()))?
         }
         None => print!("{out}"),
+    }
+    if a.timings {
+        let mut sum = mirkit::pipeline::Timings::default();
+        for (_, t) in ok() {
+            sum += t.timings;
+        }
+        sum.write += t_write.elapsed();
+        sum.total += t_write.elapsed();
+        eprintln!("timings: {sum}");
     }
     let failed: Vec<String> = results
         .iter()

@@ -634,4 +634,36 @@ mod tests {
         assert!(e.contains("f.npy") && e.contains("Fortran"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Every durability writes the same file and leaves no temporary; a commit that cannot
+    /// rename (the folder is gone) removes its temporary and keeps nothing half-written.
+    #[test]
+    fn durability_modes_write_atomically() {
+        let dir = std::env::temp_dir().join(format!("mirkit-durable-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, d) in [Durability::Default, Durability::Always, Durability::Never]
+            .into_iter()
+            .enumerate()
+        {
+            let p = dir.join(format!("{i}.bin"));
+            write_atomic_with(&p, d, |w| w.write_all(b"abc")).unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), b"abc");
+        }
+        assert!(!durable());
+        assert!(Durability::Always.flushes() && !Durability::Never.flushes());
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".part")), "{names:?}");
+        // the target folder vanishes between writing and renaming
+        let gone = dir.join("gone");
+        std::fs::create_dir_all(&gone).unwrap();
+        let tmp = temp_path(&gone.join("x.bin"));
+        let f = File::create(&tmp).unwrap();
+        let target = dir.join("missing").join("x.bin");
+        assert!(commit(&tmp, &target, &f, Durability::Always).is_err());
+        assert!(!tmp.exists() && !target.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
