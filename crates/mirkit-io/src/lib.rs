@@ -28,7 +28,12 @@
 //!   packet, an empty or unrecognised file or a NaN sample is a typed [`IoError`] naming
 //!   the file — never silent garbage, never a panic.
 //! * Streaming shares the decoder and resampler code with [`load`], so a streamed file
-//!   is the same signal as a loaded one.
+//!   is the same signal as a loaded one. The stream averages the decoder's planar buffers
+//!   straight to mono (no interleaving), and plain, complete 16-bit / float WAV files are
+//!   read directly in large blocks (symphonia renders PCM sample by sample); both use
+//!   symphonia's own sample conversions and the same mean, so the bits are those of the
+//!   interleaved path (tested on every fixture format, from the start and after a seek).
+//!   [`AudioStream::timings`] says where the time went.
 //! * Resampling: the high-quality preset is a 512-tap windowed sinc (rubato's
 //!   `SincFixedIn` design, SNR 88/73/61 dB against soxr HQ at 22.05/16/12 kHz). For
 //!   `to/from = L/M` with `L ≤ 1024` mirkit evaluates it itself as an exact polyphase
@@ -36,7 +41,8 @@
 //!   single-accumulator kernel, the same bits with or without AVX2 and whatever the block
 //!   sizes; other ratios and the `Fast` preset use rubato.
 //! * Writers go through a temporary file renamed on success: an interrupted write
-//!   leaves nothing half-written under the final name.
+//!   leaves nothing half-written under the final name; whether it is also flushed to disk
+//!   is [`mirkit_core::npy::Durability`].
 
 #![warn(missing_docs)]
 
