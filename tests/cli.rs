@@ -37,6 +37,13 @@ fn streamed_features_equal_in_memory_features() {
     let mut c = FeatureConfig::librosa();
     c.compression = Compression::Db(DbConfig::default());
     cfgs.push(c.clone());
+    // ref=max: the in-place second pass subtracts the file's maximum
+    let mut m = c.clone();
+    m.compression = Compression::Db(DbConfig {
+        reference: mirkit::dsp::DbRef::Max,
+        ..DbConfig::default()
+    });
+    cfgs.push(m);
     c.mfcc = Some(MfccSettings {
         n_mfcc: 20,
         lifter: 0.0,
