@@ -572,3 +572,35 @@ fn timings_report_every_stage() {
         assert!(total > 0.0, "{line}");
     }
 }
+
+/// `--sync` (before or after the subcommand) and `MIRKIT_SYNC=1` flush the outputs and
+/// change nothing in them.
+#[test]
+fn sync_writes_the_same_outputs() {
+    let d = tmp("sync");
+    let c = clip(TRUMPET);
+    let c = c.to_str().unwrap();
+    let outs: Vec<Vec<u8>> = [
+        (vec!["features", c, "-o", "a.npy", "--db"], false),
+        (vec!["--sync", "features", c, "-o", "b.npy", "--db"], false),
+        (vec!["features", c, "-o", "c.npy", "--db", "--sync"], false),
+        (vec!["features", c, "-o", "e.npy", "--db"], true),
+    ]
+    .into_iter()
+    .map(|(args, env)| {
+        let mut cmd = bin();
+        cmd.current_dir(&*d).args(&args);
+        if env {
+            cmd.env("MIRKIT_SYNC", "1");
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::read(d.join(args[args.iter().position(|a| *a == "-o").unwrap() + 1])).unwrap()
+    })
+    .collect();
+    assert!(outs.iter().all(|o| o == &outs[0]));
+}
