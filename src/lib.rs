@@ -31,6 +31,8 @@
 
 #![warn(missing_docs)]
 
+/// Candle's core crate (`Tensor`, `Device`) as used by the models' signatures.
+pub use candle_core as candle;
 pub use mirkit_augment as augment;
 pub use mirkit_core as core;
 pub use mirkit_dsp as dsp;
@@ -39,6 +41,9 @@ pub use mirkit_models as models;
 pub use mirkit_nn as nn;
 pub use mirkit_train as train;
 pub use mirkit_transfer as transfer;
+/// The ndarray version in mirkit's signatures (`TimeFrequency`, `.npy` arrays), so callers
+/// need not pin the same one.
+pub use ndarray;
 
 pub mod index;
 pub mod pipeline;

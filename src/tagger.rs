@@ -219,13 +219,41 @@ impl Tagger {
         ))
     }
 
-    /// Tags a file window by window, streaming it (see [`mirkit_models::windows`] for the
-    /// protocols and how windows are scheduled on the cores).
-    pub fn tag_file(&self, path: impl AsRef<Path>) -> Result<TagResult> {
-        let path = path.as_ref();
-        let (per, timings) = self.per_window::<Scores>(path)?;
+    /// Tags mono samples already in memory at `sample_rate` (resampled to the model's rate
+    /// as files are, with the same resampler), by the model's windowing; the same scores as
+    /// [`Self::tag_file`] on a file holding those samples.
+    ///
+    /// ```no_run
+    /// let y = mirkit::io::load("song.mp3", &mirkit::io::LoadOptions::native())?; // mono
+    /// let r = mirkit::Tagger::default()?.tag_samples(y.samples(), y.sample_rate())?;
+    /// println!("{:?}", r.top_k(3));
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
+    pub fn tag_samples(&self, samples: &[f32], sample_rate: u32) -> Result<TagResult> {
+        let t0 = std::time::Instant::now();
+        let y = mirkit_io::resample(
+            samples,
+            sample_rate,
+            self.model.sample_rate(),
+            mirkit_io::ResampleQuality::Fast,
+        )?;
+        let t1 = std::time::Instant::now();
+        let mut w = self.model.stream::<Scores>();
+        w.push(&y)?;
+        let (per, wt) = w.finish_with_timings()?;
+        let timings = Timings {
+            resample: t1 - t0,
+            features: wt.front_end,
+            model: wt.model,
+            total: t0.elapsed(),
+            ..Timings::default()
+        };
+        Ok(self.result(per, timings))
+    }
+
+    fn result(&self, per: Vec<Vec<f32>>, timings: Timings) -> TagResult {
         let step = self.window_secs();
-        Ok(TagResult {
+        TagResult {
             model: self.name.clone(),
             tags: self.tags().to_vec(),
             scores: average(&per),
@@ -238,7 +266,15 @@ impl Tagger {
                 })
                 .collect(),
             timings,
-        })
+        }
+    }
+
+    /// Tags a file window by window, streaming it (see [`mirkit_models::windows`] for the
+    /// protocols and how windows are scheduled on the cores).
+    pub fn tag_file(&self, path: impl AsRef<Path>) -> Result<TagResult> {
+        let path = path.as_ref();
+        let (per, timings) = self.per_window::<Scores>(path)?;
+        Ok(self.result(per, timings))
     }
 
     /// All pooled intermediate layers of a file concatenated (Choi et al. 2017), averaged

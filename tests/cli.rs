@@ -604,3 +604,18 @@ fn sync_writes_the_same_outputs() {
     .collect();
     assert!(outs.iter().all(|o| o == &outs[0]));
 }
+
+/// Tagging samples in memory gives the bits of tagging the file they came from: the same
+/// resampler and the same windowing driver.
+#[test]
+fn tagging_samples_equals_tagging_the_file() {
+    let t = mirkit::Tagger::default().unwrap();
+    for file in [TRUMPET, "brahms_hungarian_dance_5.hq.ogg"] {
+        let y = load(clip(file), &LoadOptions::native()).unwrap(); // native rate, mono
+        let a = t.tag_samples(y.samples(), y.sample_rate()).unwrap();
+        let b = t.tag_file(clip(file)).unwrap();
+        assert_eq!(a.scores, b.scores, "{file}");
+        assert_eq!(a.segments, b.segments, "{file}");
+    }
+    assert!(t.tag_samples(&[], 22050).is_err());
+}
