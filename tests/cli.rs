@@ -619,3 +619,60 @@ fn tagging_samples_equals_tagging_the_file() {
     }
     assert!(t.tag_samples(&[], 22050).is_err());
 }
+
+/// Inputs with the same stem in one folder (`x.wav`, `x.flac`, `x.ogg`) each keep their own
+/// result: no shared temporary file, no overwritten output (issue #19, item 3).
+#[test]
+fn same_stem_inputs_keep_their_own_features() {
+    let d = tmp("stems");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("x.ogg")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats/pcm16.wav"),
+        src.join("x.wav"),
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats/tone.flac"),
+        src.join("x.flac"),
+    )
+    .unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("y.ogg")).unwrap();
+    let out = d.join("out");
+    let o = bin()
+        .args([
+            "features",
+            src.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--db",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["x.flac.npy", "x.ogg.npy", "x.wav.npy", "y.npy"]);
+    // each is the features of its own input
+    let single = |f: &str, o: &str| {
+        let st = bin()
+            .args(["features", src.join(f).to_str().unwrap(), "-o"])
+            .arg(d.join(o))
+            .arg("--db")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read(d.join(o)).unwrap()
+    };
+    for f in ["x.ogg", "x.wav", "x.flac"] {
+        assert_eq!(
+            std::fs::read(out.join(format!("{f}.npy"))).unwrap(),
+            single(f, &format!("single-{f}.npy")),
+            "{f}"
+        );
+    }
+}

@@ -219,6 +219,43 @@ fn one_file(
     ))
 }
 
+/// Where each input of a folder run writes: its path under `out` with the extension
+/// `.npy`; inputs that would share an output (`x.wav` and `x.flac`) keep their extension
+/// instead (`x.wav.npy`, `x.flac.npy`), with a note on standard error, so no result
+/// overwrites another.
+fn mirrored_outputs(input: &Path, out: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
+    let plain: Vec<PathBuf> = files
+        .iter()
+        .map(|f| {
+            out.join(f.strip_prefix(input).unwrap_or(f))
+                .with_extension("npy")
+        })
+        .collect();
+    let mut count = std::collections::HashMap::new();
+    for p in &plain {
+        *count.entry(p.clone()).or_insert(0usize) += 1;
+    }
+    files
+        .iter()
+        .zip(plain)
+        .map(|(f, p)| {
+            if count[&p] == 1 {
+                return p;
+            }
+            let mut name = f.file_name().unwrap_or_default().to_os_string();
+            name.push(".npy");
+            let q = p.with_file_name(name);
+            eprintln!(
+                "note: several inputs map to {}: {} is written as {}",
+                p.display(),
+                f.display(),
+                q.display()
+            );
+            q
+        })
+        .collect()
+}
+
 /// Runs `mirkit features`.
 pub fn run(a: FeatArgs) -> CliResult {
     // validate the options once, before touching any file, for a clear message (the
@@ -247,11 +284,11 @@ pub fn run(a: FeatArgs) -> CliResult {
     let pb = args::progress(files.len());
     let wall = std::time::Instant::now();
     let sum = std::sync::Mutex::new(Timings::default());
+    let outputs = mirrored_outputs(&a.input, &a.output, &files);
     let failures: Vec<String> = files
         .par_iter()
-        .filter_map(|f| {
-            let rel = f.strip_prefix(&a.input).unwrap_or(f);
-            let out = a.output.join(rel).with_extension("npy");
+        .zip(&outputs)
+        .filter_map(|(f, out)| {
             let res = out
                 .parent()
                 .map(std::fs::create_dir_all)
@@ -259,7 +296,7 @@ pub fn run(a: FeatArgs) -> CliResult {
                 .map_err(|e| CliError::Failed(format!("{}: {e}", out.display())))
                 .and_then(|_| {
                     let png = a.png.as_ref().map(|_| out.with_extension("png"));
-                    one_file(&a, f, &out, png.as_deref())
+                    one_file(&a, f, out, png.as_deref())
                 });
             pb.inc(1);
             match res {

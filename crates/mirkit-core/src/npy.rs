@@ -185,13 +185,18 @@ fn header_bytes(shape: &[usize], fortran: bool, pad_to: usize) -> Vec<u8> {
     out
 }
 
-/// Temporary sibling path used for atomic writes.
+/// A fresh temporary sibling path for an atomic write: `NAME.part<pid>-<n>`, unique within
+/// the process (`n` counts calls), so two writers of one process never share a temporary
+/// file even when they target the same name (inputs `x.wav` and `x.flac` of one folder
+/// run both writing `x.npy`), and unique across processes by the pid.
 pub fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path
         .file_name()
         .map(|s| s.to_os_string())
         .unwrap_or_default();
-    name.push(format!(".part{}", std::process::id()));
+    name.push(format!(".part{}-{n}", std::process::id()));
     path.with_file_name(name)
 }
 
@@ -579,7 +584,15 @@ mod tests {
         let z = dir.join("c.npy");
         let w = NpyFrameWriter::create(&z, 3).unwrap();
         drop(w);
-        assert!(!z.exists() && !temp_path(&z).exists());
+        assert!(!z.exists());
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".part"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // temporary names never repeat within a process
+        assert_ne!(temp_path(&z), temp_path(&z));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
