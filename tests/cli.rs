@@ -676,3 +676,40 @@ fn same_stem_inputs_keep_their_own_features() {
         );
     }
 }
+
+/// Taggrams of a folder mirror its tree (`a/x.ogg` and `b/x.ogg` both kept), and a taggram
+/// that cannot be written makes the run fail (issue #19, item 11).
+#[test]
+fn folder_taggrams_are_mirrored_and_png_failures_count() {
+    let d = tmp("taggrams");
+    let src = d.join("in");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(src.join(sub)).unwrap();
+        std::fs::copy(clip(TRUMPET), src.join(sub).join("x.ogg")).unwrap();
+    }
+    let pngs = d.join("png");
+    let o = bin()
+        .arg("tag")
+        .arg(&src)
+        .arg("--png")
+        .arg(&pngs)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for sub in ["a", "b"] {
+        let p = pngs.join(sub).join("x.ogg.png");
+        assert_eq!(&std::fs::read(&p).unwrap()[1..4], b"PNG", "{}", p.display());
+    }
+    // the PNG folder is a file: no taggram can be written
+    let blocked = d.join("blocked");
+    std::fs::write(&blocked, b"a file").unwrap();
+    let o = bin()
+        .arg("tag")
+        .arg(&src)
+        .arg("--png")
+        .arg(&blocked)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("error:"));
+}

@@ -96,21 +96,33 @@ pub fn run(a: TagArgs) -> CliResult {
             .iter()
             .filter_map(|(f, r)| r.as_ref().ok().map(|t| (f, t)))
     };
+    // taggrams: PNG given for one file; for a folder, its tree mirrored under the PNG
+    // folder (`a/x.ogg` and `b/x.ogg` do not overwrite each other). A taggram that cannot
+    // be written is a failure of the run.
+    let mut png_failed = 0usize;
     if let Some(png) = &a.png {
         for (f, t) in ok() {
             let target = if files.len() == 1 && !png.is_dir() {
                 png.clone()
             } else {
-                let _ = std::fs::create_dir_all(png);
-                png.join(format!(
-                    "{}.png",
-                    f.file_name()
-                        .map(|s| s.to_string_lossy().to_string())
-                        .unwrap_or_default()
-                ))
+                let rel = f.strip_prefix(&a.input).unwrap_or(f);
+                let mut name = rel.as_os_str().to_os_string();
+                name.push(".png");
+                png.join(name)
             };
-            if let Err(e) = t.taggram_png(&target, &f.display().to_string()) {
+            let r = match target.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
+                }
+                _ => Ok(()),
+            }
+            .and_then(|_| {
+                t.taggram_png(&target, &f.display().to_string())
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = r {
                 eprintln!("error: {e}");
+                png_failed += 1;
             }
         }
     }
@@ -188,5 +200,5 @@ pub fn run(a: TagArgs) -> CliResult {
     for e in &failed {
         eprintln!("  {e}");
     }
-    Ok(status(failed.len()))
+    Ok(status(failed.len() + png_failed))
 }
