@@ -713,3 +713,29 @@ fn folder_taggrams_are_mirrored_and_png_failures_count() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("error:"));
 }
+
+/// `-o` naming a device or a folder is an error naming it, and the device stays a device
+/// (issue #19, item 1: as root the rename used to turn `/dev/null` into a regular file).
+#[test]
+fn outputs_never_replace_devices_or_folders() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = tmp("devices");
+    let c = clip(TRUMPET);
+    for target in [Path::new("/dev/null"), &*d] {
+        for args in [
+            vec!["features", c.to_str().unwrap(), "--db", "-o"],
+            vec!["tag", c.to_str().unwrap(), "--format", "json", "-o"],
+            vec!["augment", c.to_str().unwrap(), "--gain", "-3", "-o"],
+        ] {
+            let o = bin().args(&args).arg(target).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{args:?} {}", target.display());
+            assert!(err.contains("not a regular file"), "{args:?}: {err}");
+        }
+    }
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(d.is_dir());
+}

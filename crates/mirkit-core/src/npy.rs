@@ -245,11 +245,31 @@ impl Durability {
 /// Bytes per write buffer: large writes, few system calls.
 pub const WRITE_BUFFER: usize = 1 << 20;
 
+/// An output path must be a regular file or not exist: a device, FIFO, socket or folder
+/// there is an error (checked before writing and again before the rename).
+fn check_target(path: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(std::io::Error::other(
+            "exists and is not a regular file; refusing to replace it",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `path` can take an atomic write: it is a regular file or does not exist.
+pub fn check_output(path: &Path) -> Result<()> {
+    check_target(path).map_err(|e| io_err(path, e))
+}
+
 /// Renames a finished temporary file into place, flushing file and folder first when
-/// `durability` asks for it; the temporary is removed on failure.
+/// `durability` asks for it; the temporary is removed on failure. A `path` that exists and
+/// is not a regular file (a device, FIFO, socket or folder) is never replaced: an error.
 pub fn commit(tmp: &Path, path: &Path, file: &File, durability: Durability) -> std::io::Result<()> {
     let flush = durability.flushes();
     let r = (|| {
+        // never replace a device, FIFO, socket or folder by renaming over it (as root,
+        // `-o /dev/null` would otherwise turn the device into a regular file)
+        check_target(path)?;
         if flush {
             file.sync_all()?;
         }
@@ -285,6 +305,7 @@ pub fn write_atomic_with(
     durability: Durability,
     f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    check_output(path)?;
     let tmp = temp_path(path);
     let res = (|| {
         let mut w = BufWriter::with_capacity(WRITE_BUFFER, File::create(&tmp)?);
@@ -369,6 +390,7 @@ impl NpyFrameWriter {
         durability: Durability,
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        check_output(&path)?;
         let tmp = temp_path(&path);
         let mut w = BufWriter::with_capacity(
             WRITE_BUFFER,
@@ -677,6 +699,34 @@ mod tests {
         let target = dir.join("missing").join("x.bin");
         assert!(commit(&tmp, &target, &f, Durability::Always).is_err());
         assert!(!tmp.exists() && !target.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An output path that is a device or a folder is refused and left as it was, with no
+    /// temporary file left behind.
+    #[test]
+    fn non_regular_targets_are_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = std::env::temp_dir().join(format!("mirkit-nonreg-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let e = write_atomic(&dir.join("sub"), |w| w.write_all(b"x")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(dir.join("sub").is_dir());
+        let null = Path::new("/dev/null");
+        if null.exists() {
+            let e = write_atomic(null, |w| w.write_all(b"x")).unwrap_err();
+            assert!(e.to_string().contains("/dev/null"), "{e}");
+            assert!(std::fs::metadata(null)
+                .unwrap()
+                .file_type()
+                .is_char_device());
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains(".part"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

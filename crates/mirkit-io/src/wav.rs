@@ -19,6 +19,7 @@ pub enum WavFormat {
 /// [`mirkit_core::npy::Durability::Default`] says).
 pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat) -> Result<()> {
     let path = path.as_ref();
+    mirkit_core::npy::check_output(path)?;
     let tmp = mirkit_core::npy::temp_path(path);
     let werr = |e: &dyn std::fmt::Display| IoError::Write {
         path: path.display().to_string(),
