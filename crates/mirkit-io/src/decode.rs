@@ -96,6 +96,14 @@ impl Decoded {
                 source,
             })?
             .len();
+        let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+        if !regular {
+            // a device or pipe reports 0 bytes: say what it is rather than "empty"
+            return Err(IoError::Unsupported {
+                path: ps,
+                reason: "not a regular file (a device, pipe or folder)".into(),
+            });
+        }
         if file_bytes == 0 {
             return Err(IoError::EmptyFile { path: ps });
         }

@@ -84,8 +84,21 @@ pub fn is_audio_path(path: &std::path::Path) -> bool {
 /// }
 /// # Ok::<(), mirkit_io::IoError>(())
 /// ```
+///
+/// Folders reached through symbolic links are walked once: a link back to an ancestor
+/// (`ln -s . DIR/loop`) or two links to one folder neither repeat files nor loop.
 pub fn audio_files(dir: impl AsRef<std::path::Path>) -> Result<Vec<std::path::PathBuf>> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    fn walk(
+        dir: &std::path::Path,
+        out: &mut Vec<std::path::PathBuf>,
+        seen: &mut std::collections::HashSet<std::path::PathBuf>,
+    ) -> Result<()> {
+        // the real folder, so each is entered once whatever links lead to it
+        if let Ok(real) = std::fs::canonicalize(dir) {
+            if !seen.insert(real) {
+                return Ok(());
+            }
+        }
         let open = |source| IoError::Open {
             path: dir.display().to_string(),
             source,
@@ -98,7 +111,7 @@ pub fn audio_files(dir: impl AsRef<std::path::Path>) -> Result<Vec<std::path::Pa
         entries.sort();
         for p in entries {
             if p.is_dir() {
-                walk(&p, out)?;
+                walk(&p, out, seen)?;
             } else if is_audio_path(&p) {
                 out.push(p);
             }
@@ -106,6 +119,10 @@ pub fn audio_files(dir: impl AsRef<std::path::Path>) -> Result<Vec<std::path::Pa
         Ok(())
     }
     let mut out = Vec::new();
-    walk(dir.as_ref(), &mut out)?;
+    walk(
+        dir.as_ref(),
+        &mut out,
+        &mut std::collections::HashSet::new(),
+    )?;
     Ok(out)
 }

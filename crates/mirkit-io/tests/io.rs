@@ -406,3 +406,28 @@ fn seeking_is_sample_exact_in_every_format() {
         }
     }
 }
+
+/// The folder walk survives symbolic-link loops and enters a linked folder once; devices
+/// are named as such, not as empty files (issue #19, items 7 and 11).
+#[test]
+fn folder_walk_with_symlink_loops_and_devices() {
+    let d = std::env::temp_dir().join(format!("mirkit-walk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("a/b")).unwrap();
+    std::fs::write(d.join("a/x.wav"), b"RIFF").unwrap();
+    std::fs::write(d.join("a/b/y.flac"), b"fLaC").unwrap();
+    std::os::unix::fs::symlink(&d, d.join("a/b/loop")).unwrap();
+    std::os::unix::fs::symlink(d.join("a"), d.join("again")).unwrap();
+    std::os::unix::fs::symlink(d.join("a"), d.join("again2")).unwrap();
+    let files = mirkit_io::audio_files(&d).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["y.flac", "x.wav"], "{files:?}");
+    std::fs::remove_dir_all(&d).unwrap();
+    if std::path::Path::new("/dev/zero").exists() {
+        let e = mirkit_io::info("/dev/zero").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+}
