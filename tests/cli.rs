@@ -739,3 +739,36 @@ fn outputs_never_replace_devices_or_folders() {
         .is_char_device());
     assert!(d.is_dir());
 }
+
+/// A file that makes the decoder panic is one failed file of a folder run, not the end of
+/// the run: the others are tagged and written (issue #19, item 2).
+#[test]
+fn a_decoder_panic_fails_one_file_not_the_run() {
+    let d = tmp("panic");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut b = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats/pcm16.wav"),
+    )
+    .unwrap();
+    b[24..28].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(src.join("bad.wav"), &b).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("good.ogg")).unwrap();
+    let json = d.join("tags.json");
+    let o = bin()
+        .arg("tag")
+        .arg(&src)
+        .args(["--format", "json", "-o"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.wav") && err.contains("malformed file"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert!(v[0]["file"].as_str().unwrap().ends_with("good.ogg"));
+}

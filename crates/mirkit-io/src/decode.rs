@@ -123,9 +123,14 @@ impl Decoded {
             enable_gapless: true,
             ..Default::default()
         };
-        let probed = symphonia::default::get_probe()
-            .format(&hint, mss, &fo, &MetadataOptions::default())
-            .map_err(|e| unsupported(&ps, e))?;
+        let probed = no_panic(|| {
+            symphonia::default::get_probe().format(&hint, mss, &fo, &MetadataOptions::default())
+        })
+        .map_err(|why| IoError::Unsupported {
+            path: ps.clone(),
+            reason: why,
+        })?
+        .map_err(|e| unsupported(&ps, e))?;
         let format = probed.format;
         let track = format
             .tracks()
@@ -137,8 +142,11 @@ impl Decoded {
         let params = track.codec_params.clone();
 
         let track_id = track.id;
-        let decoder = codecs()
-            .make(&params, &DecoderOptions::default())
+        let decoder = no_panic(|| codecs().make(&params, &DecoderOptions::default()))
+            .map_err(|why| IoError::Unsupported {
+                path: ps.clone(),
+                reason: why,
+            })?
             .map_err(|e| unsupported(&ps, e))?;
         let sample_rate = params.sample_rate.unwrap_or(0);
         if sample_rate == 0 {
@@ -216,13 +224,23 @@ impl Decoded {
             self.seek_by_ts = false;
             return Ok(());
         }
-        match self.format.seek(
-            SeekMode::Accurate,
-            SeekTo::Time {
-                time,
-                track_id: Some(self.track_id),
-            },
-        ) {
+        let track_id = self.track_id;
+        let format = &mut self.format;
+        let sought = no_panic(|| {
+            format.seek(
+                SeekMode::Accurate,
+                SeekTo::Time {
+                    time,
+                    track_id: Some(track_id),
+                },
+            )
+        })
+        .map_err(|why| IoError::Corrupt {
+            path: self.path.clone(),
+            seconds: t,
+            reason: why,
+        })?;
+        match sought {
             Ok(_) => {
                 self.decoder.reset();
                 self.seek_by_ts = true;
@@ -256,7 +274,16 @@ impl Decoded {
             if self.done {
                 return Ok(None);
             }
-            let packet = match self.format.next_packet() {
+            let format = &mut self.format;
+            let next = no_panic(|| format.next_packet()).map_err(|why| {
+                self.done = true;
+                IoError::Corrupt {
+                    path: self.path.clone(),
+                    seconds: self.decoded as f64 / self.sample_rate as f64,
+                    reason: why,
+                }
+            })?;
+            let packet = match next {
                 Ok(p) => p,
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     self.done = true;
@@ -293,7 +320,19 @@ impl Decoded {
             if packet.track_id() != self.track_id {
                 continue;
             }
-            let decoded = match self.decoder.decode(&packet) {
+            let decoder = &mut self.decoder;
+            let decoded = match no_panic(|| decoder.decode(&packet)) {
+                Err(why) => {
+                    self.done = true;
+                    return Err(IoError::Corrupt {
+                        path: self.path.clone(),
+                        seconds: self.decoded as f64 / self.sample_rate as f64,
+                        reason: why,
+                    });
+                }
+                Ok(r) => r,
+            };
+            let decoded = match decoded {
                 Ok(d) => d,
                 Err(e) => {
                     return Err(IoError::Corrupt {
@@ -619,6 +658,20 @@ impl RawWav {
             }
         }
     }
+}
+
+/// Runs a call into symphonia, turning a panic inside it (symphonia 0.5 panics on some
+/// malformed headers and packets: a zero time base, out-of-range indices) into an error
+/// message, so a bad file is an error and never takes the process down.
+fn no_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        format!("malformed file (the decoder failed: {msg})")
+    })
 }
 
 /// `numSampleFrames` from an AIFF/AIFF-C `COMM` chunk (symphonia 0.5 derives the frame

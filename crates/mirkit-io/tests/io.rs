@@ -431,3 +431,22 @@ fn folder_walk_with_symlink_loops_and_devices() {
         assert!(e.contains("not a regular file"), "{e}");
     }
 }
+
+/// symphonia 0.5 panics on a WAV header with sample rate 0 (`TimeBase cannot have 0
+/// numerator`): mirkit turns it into an error naming the file (issue #19, item 2).
+#[test]
+fn decoder_panics_become_errors() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut b = std::fs::read(root.join("tests/fixtures/formats/pcm16.wav")).unwrap();
+    b[24..28].copy_from_slice(&0u32.to_le_bytes());
+    let p = std::env::temp_dir().join(format!("mirkit-sr0-{}.wav", std::process::id()));
+    std::fs::write(&p, &b).unwrap();
+    let e = mirkit_io::info(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("mirkit-sr0") && e.contains("malformed file"),
+        "{e}"
+    );
+    let e = mirkit_io::load(&p, &mirkit_io::LoadOptions::native()).unwrap_err();
+    assert!(e.to_string().contains("malformed file"), "{e}");
+    std::fs::remove_file(&p).unwrap();
+}
