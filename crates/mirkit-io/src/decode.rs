@@ -40,6 +40,12 @@ pub(crate) fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// Lowest native sample rate accepted (telephone audio is 8 kHz; 1 kHz leaves room for
+/// sensor-like recordings).
+pub const MIN_RATE: u32 = 1_000;
+/// Highest native sample rate accepted (DXD / 8× DSD-derived PCM is 352.8–768 kHz).
+pub const MAX_RATE: u32 = 1_536_000;
+
 /// An open, decodable audio file.
 pub struct Decoded {
     path: String,
@@ -149,10 +155,14 @@ impl Decoded {
             })?
             .map_err(|e| unsupported(&ps, e))?;
         let sample_rate = params.sample_rate.unwrap_or(0);
-        if sample_rate == 0 {
+        if !(MIN_RATE..=MAX_RATE).contains(&sample_rate) {
+            // a header claiming 1 Hz would have a 10-minute job write gigabytes after
+            // resampling; real audio lies well inside these bounds
             return Err(IoError::Unsupported {
                 path: ps,
-                reason: "sample rate 0 in header".into(),
+                reason: format!(
+                    "sample rate {sample_rate} Hz in the header (accepted: {MIN_RATE}–{MAX_RATE} Hz)"
+                ),
             });
         }
         let channels = params.channels.map(|c| c.count()).unwrap_or(0);

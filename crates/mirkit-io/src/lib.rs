@@ -54,7 +54,7 @@ mod polyphase;
 pub mod resample;
 mod wav;
 
-pub use decode::{info, AudioInfo, Decoded};
+pub use decode::{info, AudioInfo, Decoded, MAX_RATE, MIN_RATE};
 pub use error::{IoError, Result};
 pub use load::{load, AudioStream, LoadOptions, StreamTimings};
 pub use resample::{resample, ResampleQuality, StreamResampler};

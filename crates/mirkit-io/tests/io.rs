@@ -450,3 +450,22 @@ fn decoder_panics_become_errors() {
     assert!(e.to_string().contains("malformed file"), "{e}");
     std::fs::remove_file(&p).unwrap();
 }
+
+/// A header claiming an absurd sample rate (1 Hz, 10 MHz) is refused, naming the rate,
+/// before any resampling could blow the output up (issue #19, item 4).
+#[test]
+fn absurd_header_sample_rates_are_refused() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for rate in [1u32, 2, 999, 10_000_000] {
+        let mut b = std::fs::read(root.join("tests/fixtures/formats/pcm16.wav")).unwrap();
+        b[24..28].copy_from_slice(&rate.to_le_bytes());
+        let p = std::env::temp_dir().join(format!("mirkit-rate{rate}-{}.wav", std::process::id()));
+        std::fs::write(&p, &b).unwrap();
+        let e = mirkit_io::AudioStream::open(&p, &mirkit_io::LoadOptions::at(22050))
+            .err()
+            .unwrap_or_else(|| panic!("{rate} Hz accepted"))
+            .to_string();
+        assert!(e.contains(&format!("sample rate {rate} Hz")), "{e}");
+        std::fs::remove_file(&p).unwrap();
+    }
+}
