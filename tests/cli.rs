@@ -772,3 +772,20 @@ fn a_decoder_panic_fails_one_file_not_the_run() {
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert!(v[0]["file"].as_str().unwrap().ends_with("good.ogg"));
 }
+
+/// Contradictory switches are a usage error (exit 2), not "last one wins" (issue #19,
+/// item 11).
+#[test]
+fn center_and_no_center_conflict() {
+    let d = tmp("center");
+    let o = bin()
+        .arg("features")
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(d.join("x.npy"))
+        .args(["--center", "--no-center"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!d.join("x.npy").exists());
+}

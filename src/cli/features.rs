@@ -52,7 +52,7 @@ pub struct FeatArgs {
     #[arg(long, value_enum)]
     norm: Option<MelNormArg>,
     /// Centre frames (pad n_fft/2 each side).
-    #[arg(long, overrides_with = "no_center")]
+    #[arg(long, conflicts_with = "no_center")]
     center: bool,
     /// Do not centre frames.
     #[arg(long)]
