@@ -504,32 +504,31 @@ impl Decoded {
         r.pos += n as u64;
         self.decoded = r.pos;
         let start = out.len();
-        let bad = match r.kind {
-            RawKind::I16 => {
-                let v = r
-                    .bytes
+        // convert (symphonia's own conversions), check floats, then the interleaved downmix
+        r.vals.clear();
+        match r.kind {
+            RawKind::I16 => r.vals.extend(
+                r.bytes
                     .chunks_exact(2)
-                    .map(|b| -> f32 { i16::from_le_bytes([b[0], b[1]]).into_sample() });
-                mono_interleaved(v, r.channels, n, out);
-                None
-            }
-            RawKind::F32 => {
-                let v = r
-                    .bytes
+                    .map(|b| -> f32 { i16::from_le_bytes([b[0], b[1]]).into_sample() }),
+            ),
+            RawKind::F32 => r.vals.extend(
+                r.bytes
                     .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                let bad = v.clone().position(|x| !x.is_finite()).map(|i| {
-                    (
-                        i / r.channels,
-                        f32::from_le_bytes(r.bytes[4 * i..4 * i + 4].try_into().expect("4 bytes")),
-                    )
-                });
-                if bad.is_none() {
-                    mono_interleaved(v, r.channels, n, out);
-                }
-                bad
-            }
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+        }
+        let bad = match r.kind {
+            RawKind::I16 => None,
+            RawKind::F32 => r
+                .vals
+                .iter()
+                .position(|x| !x.is_finite())
+                .map(|i| (i / r.channels, r.vals[i])),
         };
+        if bad.is_none() {
+            downmix_into(&r.vals, r.channels, n, out);
+        }
         if let Some((i, v)) = bad {
             out.truncate(start);
             return Err(self.non_finite(first + i as u64, v));
@@ -538,26 +537,21 @@ impl Decoded {
     }
 }
 
-/// Appends the mono mean of `frames` interleaved frames of `ch` channels to `out`, with the
-/// arithmetic of [`mono_typed`] (and of `load`'s downmix): one channel copied, two as
-/// `(l + r) / 2`, more as a sum in channel order from −0.0 divided by the count.
-fn mono_interleaved(v: impl Iterator<Item = f32>, ch: usize, frames: usize, out: &mut Vec<f32>) {
+/// Appends the mean over channels of the first `take` frames of interleaved `b`
+/// (`ch` ≥ 1) to `out`: the downmix of the interleaved path, which the planar one
+/// ([`mono_typed`]) reproduces bit for bit (tested). One channel is copied, two are
+/// `(l + r) / 2` (the generic mean's operations — a sum from −0.0 adds its first value
+/// exactly — in a form that vectorises), more a sum in channel order from −0.0 divided
+/// by the count.
+pub(crate) fn downmix_into(b: &[f32], ch: usize, take: usize, out: &mut Vec<f32>) {
     match ch {
-        1 => out.extend(v.take(frames)),
-        2 => {
-            let mut it = v;
-            out.extend((0..frames).map(|_| {
-                let (l, r) = (it.next().unwrap_or(0.0), it.next().unwrap_or(0.0));
-                (l + r) / 2.0
-            }));
-        }
-        _ => {
-            let vals: Vec<f32> = v.take(frames * ch).collect();
-            out.extend(
-                vals.chunks_exact(ch)
-                    .map(|f| f.iter().fold(-0.0f32, |a, &x| a + x) / ch as f32),
-            );
-        }
+        1 => out.extend_from_slice(&b[..take]),
+        2 => out.extend(b[..2 * take].chunks_exact(2).map(|f| (f[0] + f[1]) / 2.0)),
+        _ => out.extend(
+            b.chunks_exact(ch)
+                .take(take)
+                .map(|f| f.iter().sum::<f32>() / ch as f32),
+        ),
     }
 }
 
@@ -595,6 +589,7 @@ struct RawWav {
     kind: RawKind,
     pos: u64,
     bytes: Vec<u8>,
+    vals: Vec<f32>,
 }
 
 impl RawWav {
@@ -658,6 +653,7 @@ impl RawWav {
                         kind,
                         pos: 0,
                         bytes: Vec::new(),
+                        vals: Vec::new(),
                     });
                 }
                 _ => {}
@@ -731,7 +727,7 @@ fn mono_into(
     }
 }
 
-/// [`mono_into`] for one sample type. The mean is [`crate::load`]'s downmix of the
+/// [`mono_into`] for one sample type. The mean has the arithmetic of [`downmix_into`] on the
 /// interleaved samples: one channel copied, two as `(l + r) / 2`, more as a sum in
 /// channel order from −0.0 divided by the count.
 fn mono_typed<S>(

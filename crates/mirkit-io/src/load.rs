@@ -290,25 +290,12 @@ impl Iterator for AudioStream {
     }
 }
 
-/// The mean over channels of the first `take` frames of interleaved `b` (`ch` ≥ 1): the
-/// reference the decoder's planar mono path ([`Decoded::next_mono_block`]) reproduces bit
-/// for bit (tested).
+/// [`crate::decode::downmix_into`] into a new vector (tests).
 #[cfg(test)]
 fn downmix(b: &[f32], ch: usize, take: usize) -> Vec<f32> {
-    match ch {
-        1 => b[..take].to_vec(),
-        // the generic mean's operations (a sum from −0.0 adds its first value exactly),
-        // in a form that vectorises
-        2 => b[..2 * take]
-            .chunks_exact(2)
-            .map(|f| (f[0] + f[1]) / 2.0)
-            .collect(),
-        _ => b
-            .chunks_exact(ch)
-            .take(take)
-            .map(|f| f.iter().sum::<f32>() / ch as f32)
-            .collect(),
-    }
+    let mut out = Vec::new();
+    crate::decode::downmix_into(b, ch, take, &mut out);
+    out
 }
 
 #[cfg(test)]
