@@ -159,9 +159,7 @@ fn features_to_npy_within(
     let mut pending: Vec<f32> = Vec::new();
     let mut store = |pending: &mut Vec<f32>, held: &mut Stage1| -> Result<()> {
         if let Some(w) = direct.as_mut() {
-            for f in pending.chunks_exact(rows1) {
-                w.push_frame(f)?;
-            }
+            w.push_frames(pending)?;
         } else {
             if let Stage1::Memory(v) = held {
                 if (v.len() + pending.len()) * 4 > memory {
@@ -169,19 +167,13 @@ fn features_to_npy_within(
                     let path = npy::temp_path(&output.with_extension("stage1.npy"));
                     // scratch: deleted within the run, never flushed to disk
                     let mut w = NpyFrameWriter::create_with(&path, rows1, npy::Durability::Never)?;
-                    for frame in v.chunks_exact(rows1) {
-                        w.push_frame(frame)?;
-                    }
+                    w.push_frames(v)?;
                     *held = Stage1::File(w, path);
                 }
             }
             match held {
                 Stage1::Memory(v) => v.extend_from_slice(pending),
-                Stage1::File(w, _) => {
-                    for f in pending.chunks_exact(rows1) {
-                        w.push_frame(f)?;
-                    }
-                }
+                Stage1::File(w, _) => w.push_frames(pending)?,
             }
         }
         pending.clear();

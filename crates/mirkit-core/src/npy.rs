@@ -424,12 +424,28 @@ impl NpyFrameWriter {
                 self.rows
             )));
         }
+        self.push_frames(frame)
+    }
+    /// Appends whole frames stored one after another (`rows` values each): converted and
+    /// written a buffer at a time rather than frame by frame.
+    pub fn push_frames(&mut self, frames: &[f32]) -> Result<()> {
+        if self.rows == 0 || frames.len() % self.rows != 0 {
+            return Err(CoreError::Shape(format!(
+                "{} values are not whole frames of {}",
+                frames.len(),
+                self.rows
+            )));
+        }
         let w = self.w.as_mut().expect("writer open until finish");
-        self.bytes.clear();
-        extend_le(&mut self.bytes, frame);
-        w.write_all(&self.bytes)
-            .map_err(|e| io_err(&self.path, e))?;
-        self.frames += 1;
+        // converted in pieces of at most one write buffer, so a large block needs no
+        // second copy of itself
+        for piece in frames.chunks(WRITE_BUFFER / 4) {
+            self.bytes.clear();
+            extend_le(&mut self.bytes, piece);
+            w.write_all(&self.bytes)
+                .map_err(|e| io_err(&self.path, e))?;
+        }
+        self.frames += frames.len() / self.rows;
         Ok(())
     }
     /// Frames written so far.

@@ -648,20 +648,18 @@ impl<'a, M: Trainable> Trainer<'a, M> {
     /// Runs epochs until the epoch limit or patience ends the run (or `progress` says
     /// stop: [`TrainError::Interrupted`], the last checkpoint stays valid).
     pub fn run(mut self, progress: &mut dyn FnMut(Progress) -> Control) -> Result<TrainReport> {
-        let mut stopped_early = false;
         while !self.state.finished && self.state.epochs_done < self.cfg.epochs {
             self.epoch(progress)?;
-            stopped_early = self.state.stopped_early;
         }
-        Ok(self.report(stopped_early))
+        Ok(self.report())
     }
 
-    fn report(self, stopped_early: bool) -> TrainReport {
+    fn report(self) -> TrainReport {
         TrainReport {
             history: self.state.history,
             best_epoch: self.state.best_epoch,
             best_valid_loss: self.state.best_loss,
-            stopped_early,
+            stopped_early: self.state.stopped_early,
             best_path: self.best_path,
         }
     }
@@ -913,8 +911,7 @@ pub fn train<M: Trainable>(
     if resume && t.resume()? {
         progress(Progress::Resumed(t.state.epochs_done));
         if t.state.finished {
-            let stopped_early = t.state.stopped_early;
-            return Ok(t.report(stopped_early));
+            return Ok(t.report());
         }
     }
     t.run(progress)
