@@ -1,26 +1,30 @@
-//! # Model speed: forward and training step against PyTorch
+//! # Model speed: the whole zoo, forward and training step, against PyTorch
 //!
-//! `cargo run --release --example bench_models` — times the zoo's two reference shapes
-//! at batch 16 (SampleCNN on 59 049 raw samples; the short-chunk CNN, a 7-layer FCN, on
-//! 128 mels × 128 frames): an eval-mode forward and a training step (train-mode forward,
-//! binary cross-entropy, backward, Adam update). Then a per-op profile of the dominant
-//! operations at the models' own shapes, to show where the time goes.
-//! `tools/bench_models.py` runs the same work in PyTorch and prints the ratios.
-//! Prints one JSON object.
+//! `cargo run --release --example bench_models -- [--batch 16] [--models a,b] [--reps 3]
+//! [--no-train] [--ops]` — times every architecture of the zoo on random input of its
+//! published size: an eval-mode forward and a training step (train-mode forward, binary
+//! cross-entropy, backward, Adam update), median of `--reps` runs after one warm-up.
+//! `--ops` adds a per-op profile of the dominant operations at the models' own shapes.
+//! The thread count follows `RAYON_NUM_THREADS`. `tools/bench_models.py` runs the same
+//! work in PyTorch (same names, shapes and batch) and prints the ratios; it calls this
+//! example. Prints one JSON object.
+//!
+//! | name | model | input |
+//! |---|---|---|
+//! | `samplecnn`, `samplecnn_se` | SampleCNN (+SE), published widths | `(B, 59049)` samples |
+//! | `rese2` | ReSE-2-Multi | `(B, 59049)` samples |
+//! | `fcn4` | FCN-4 (Choi et al. 2016) | `(B, 96, 1366)` log-mel |
+//! | `cnn1d` | 1-D CNN over mel frames (Dieleman & Schrauwen 2014) | `(B, 128, 94)` |
+//! | `shortchunk_cnn`, `shortchunk_res` | short-chunk CNN / ResNet | `(B, 1, 128, 128)` |
+//! | `won2020_fcn`, `won2020_crnn`, `won2020_musicnn` | Won 2020 networks after the mel front end | `(B, 1, 96, frames)` of one window |
 
 use candle_core::{DType, Device, Tensor, Var};
-use mirkit_models::create;
-use mirkit_models::sample_cnn::{SampleCnn, SampleCnnConfig};
-use mirkit_models::short_chunk::{ShortChunk, ShortChunkConfig};
 use std::time::Instant;
 
-const BATCH: usize = 16;
-const REPS: usize = 3;
-
-/// Median seconds of `REPS` runs after one warm-up.
-fn time(mut f: impl FnMut()) -> f64 {
+/// Median seconds of `reps` runs after one warm-up.
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
-    let mut t: Vec<f64> = (0..REPS)
+    let mut t: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             let t0 = Instant::now();
             f();
@@ -28,98 +32,188 @@ fn time(mut f: impl FnMut()) -> f64 {
         })
         .collect();
     t.sort_by(f64::total_cmp);
-    t[REPS / 2]
+    t[t.len() / 2]
 }
 
-fn bce(p: &Tensor, y: &Tensor) -> Tensor {
-    let p = p.clamp(1e-7, 1.0 - 1e-7).unwrap();
-    let l = ((y * p.log().unwrap()).unwrap()
-        + ((1.0 - y).unwrap() * (1.0 - &p).unwrap().log().unwrap()).unwrap())
-    .unwrap();
-    l.mean_all().unwrap().neg().unwrap()
+/// PyTorch's `binary_cross_entropy` on probabilities (clamped as PyTorch clamps its log).
+fn bce(p: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    let p = p.clamp(1e-7, 1.0 - 1e-7)?;
+    let l = ((y * p.log()?)? + ((1.0 - y)? * (1.0 - &p)?.log()?)?)?;
+    l.mean_all()?.neg()
 }
 
-fn bench(
-    name: &str,
-    x: &Tensor,
-    forward: impl Fn(&Tensor, bool) -> Tensor,
+/// Forward (eval) and training-step functions of one model on its input.
+struct Case {
+    x: Tensor,
+    forward: Box<dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>>,
     vars: Vec<Var>,
-) -> serde_json::Value {
-    let y = Tensor::zeros((BATCH, 50), DType::F32, &Device::Cpu).unwrap();
-    let fwd = time(|| {
-        forward(x, false);
-    });
-    let mut opt = mirkit_nn::optim::AdamW::adam_l2(vars, 1e-4, 0.0).unwrap();
-    let step = time(|| {
-        let loss = bce(&forward(x, true), &y);
-        let g = loss.backward().unwrap();
-        opt.step(&g).unwrap();
-    });
-    eprintln!("{name}: forward {fwd:.3} s, train step {step:.3} s");
-    serde_json::json!({"forward_s": fwd, "train_step_s": step})
 }
+
+fn err(e: impl std::fmt::Display) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
+}
+
+fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
+    use mirkit_models::*;
+    let dev = Device::Cpu;
+    let wave = |len| Tensor::randn(0f32, 0.1, (b, len), &dev);
+    Ok(match name {
+        "samplecnn" | "samplecnn_se" => {
+            let cfg = sample_cnn::SampleCnnConfig::published(name.ends_with("_se"));
+            let (m, vm) = create::seeded(|vb| sample_cnn::SampleCnn::new(&cfg, vb), 1)?;
+            Case {
+                x: wave(sample_cnn::INPUT_LEN)?,
+                forward: Box::new(move |x, t| m.forward_t(x, t).map_err(err)),
+                vars: vm.all_vars(),
+            }
+        }
+        "rese2" => {
+            let cfg = rese2::ReSe2Config::published();
+            let (m, vm) = create::seeded(|vb| rese2::ReSe2::new(&cfg, vb), 1)?;
+            Case {
+                x: wave(rese2::INPUT_LEN)?,
+                forward: Box::new(move |x, t| m.forward(x, t, None).map_err(err)),
+                vars: vm.all_vars(),
+            }
+        }
+        "fcn4" => {
+            let cfg = fcn4::Fcn4Config::published();
+            let (m, vm) = create::seeded(|vb| fcn4::Fcn4::new(&cfg, vb), 1)?;
+            Case {
+                x: Tensor::randn(0f32, 1.0, (b, fcn4::N_MELS, fcn4::FRAMES), &dev)?,
+                forward: Box::new(move |x, t| m.forward(x, t).map_err(err)),
+                vars: vm.all_vars(),
+            }
+        }
+        "cnn1d" => {
+            let cfg = cnn1d::Cnn1dConfig::published(cnn1d::Input::Mel);
+            let (m, vm) = create::seeded(|vb| cnn1d::Cnn1d::new(&cfg, vb), 1)?;
+            Case {
+                x: Tensor::randn(0f32, 1.0, (b, cfg.n_mels, cfg.frames), &dev)?,
+                forward: Box::new(move |x, _| m.forward(x, None).map_err(err)),
+                vars: vm.all_vars(),
+            }
+        }
+        "shortchunk_cnn" | "shortchunk_res" => {
+            let cfg = short_chunk::ShortChunkConfig::published(name.ends_with("_res"));
+            let (m, vm) = create::seeded(|vb| short_chunk::ShortChunk::new(&cfg, vb), 1)?;
+            Case {
+                x: Tensor::randn(0f32, 1.0, (b, 1, 128, 128), &dev)?,
+                forward: Box::new(move |x, t| m.forward_t(x, t).map_err(err)),
+                vars: vm.all_vars(),
+            }
+        }
+        "won2020_fcn" | "won2020_crnn" | "won2020_musicnn" => {
+            let arch = won2020::Arch::parse(&name["won2020_".len()..]).ok_or("arch")?;
+            let entry = registry::MODELS
+                .iter()
+                .find(|e| e.name == format!("won2020-{}-mtat", arch.as_str()))
+                .ok_or("registry entry")?;
+            let (m, vm) = won2020::Won2020::trainable_from_bytes(
+                arch,
+                entry.weights()?,
+                entry.name,
+                None,
+                1,
+            )?;
+            // torchaudio's centred frames of one window at hop 256
+            let frames = arch.input_len() / 256 + 1;
+            Case {
+                x: Tensor::randn(0f32, 1.0, (b, 1, 96, frames), &dev)?,
+                forward: Box::new(move |x, t| {
+                    let e = m
+                        .embedding_t(&m.spec_bn_t(x, t).map_err(err)?, t)
+                        .map_err(err)?;
+                    candle_nn::ops::sigmoid(&m.logits(&e).map_err(err)?)
+                }),
+                vars: vm.all_vars(),
+            }
+        }
+        other => return Err(format!("unknown model {other}").into()),
+    })
+}
+
+const ALL: &[&str] = &[
+    "samplecnn",
+    "samplecnn_se",
+    "rese2",
+    "fcn4",
+    "cnn1d",
+    "shortchunk_cnn",
+    "shortchunk_res",
+    "won2020_fcn",
+    "won2020_crnn",
+    "won2020_musicnn",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dev = Device::Cpu;
+    // as the `mirkit` command does (mirkit_core::alloc)
+    mirkit_core::alloc::keep_freed_memory();
+    let args: Vec<String> = std::env::args().collect();
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let batch: usize = opt("--batch").map_or(Ok(16), |v| v.parse())?;
+    let reps: usize = opt("--reps").map_or(Ok(3), |v| v.parse())?;
+    let models: Vec<String> = opt("--models").map_or_else(
+        || ALL.iter().map(|s| s.to_string()).collect(),
+        |v| v.split(',').map(str::to_string).collect(),
+    );
+    let train = !args.iter().any(|a| a == "--no-train");
     let mut out = serde_json::Map::new();
-    // SampleCNN, published widths (1.87 M parameters)
-    let cfg = SampleCnnConfig::published(false);
-    let (m, vm) = create::seeded(|vb| SampleCnn::new(&cfg, vb), 1)?;
-    let x = (Tensor::randn(0f32, 0.1, (BATCH, 59_049), &dev)?).contiguous()?;
-    out.insert(
-        "samplecnn".into(),
-        bench(
-            "samplecnn",
-            &x,
-            |x, t| m.forward_t(x, t).unwrap(),
-            vm.all_vars(),
-        ),
-    );
-    // short-chunk CNN (a 7-layer FCN), published width 128 (3.69 M parameters)
-    let sc = ShortChunkConfig::published(false);
-    let (m, vm) = create::seeded(|vb| ShortChunk::new(&sc, vb), 1)?;
-    let x = Tensor::randn(0f32, 1.0, (BATCH, 1, 128, 128), &dev)?;
-    out.insert(
-        "fcn_128x128".into(),
-        bench(
-            "fcn_128x128",
-            &x,
-            |x, t| m.forward_t(x, t).unwrap(),
-            vm.all_vars(),
-        ),
-    );
+    out.insert("threads".into(), rayon::current_num_threads().into());
+    out.insert("batch".into(), batch.into());
+    for name in &models {
+        let c = case(name, batch)?;
+        let fwd = time(reps, || {
+            (c.forward)(&c.x, false).unwrap();
+        });
+        let mut rec = serde_json::json!({ "forward_s": fwd });
+        let mut msg = format!("{name}: forward {fwd:.3} s");
+        if train {
+            let y = Tensor::zeros((batch, 50), DType::F32, &Device::Cpu)?;
+            let mut opt = mirkit_nn::optim::AdamW::adam_l2(c.vars.clone(), 1e-4, 0.0)?;
+            let step = time(reps, || {
+                let loss = bce(&(c.forward)(&c.x, true).unwrap(), &y).unwrap();
+                let g = loss.backward().unwrap();
+                opt.step(&g).unwrap();
+            });
+            rec["train_step_s"] = step.into();
+            msg += &format!(", train step {step:.3} s");
+        }
+        eprintln!("{msg}");
+        out.insert(name.clone(), rec);
+    }
+    if args.iter().any(|a| a == "--ops") {
+        out.insert("ops".into(), ops(batch, reps)?);
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
 
-    // per-op profile at the models' dominant shapes
+/// Per-op profile at the models' dominant shapes.
+fn ops(batch: usize, reps: usize) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let dev = Device::Cpu;
     let mut ops = serde_json::Map::new();
     let mut op = |name: &str, f: &mut dyn FnMut()| {
-        let s = time(f);
+        let s = time(reps, f);
         eprintln!("  {name}: {:.1} ms", s * 1e3);
         ops.insert(name.into(), serde_json::json!(s));
     };
-    // SampleCNN block 2: (16, 128, 6561) * (128, 128, 3)
-    let a = Tensor::randn(0f32, 1.0, (BATCH, 128, 6561), &dev)?;
+    // SampleCNN block 2: (B, 128, 6561) * (128, 128, 3)
+    let a = Tensor::randn(0f32, 1.0, (batch, 128, 6561), &dev)?;
     let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (128, 128, 3), &dev)?)?;
     op("conv1d 128→128 k3, L 6561: forward", &mut || {
-        a.conv1d(&w, 1, 1, 1, 1).unwrap();
+        mirkit_nn::conv::conv1d_gemm(&a, &w, None, 1, 1).unwrap();
     });
     op(
         "conv1d 128→128 k3, L 6561: forward + backward",
         &mut || {
-            let y = a.conv1d(w.as_tensor(), 1, 1, 1, 1).unwrap();
-            y.sum_all().unwrap().backward().unwrap();
-        },
-    );
-    op(
-        "conv1d 128→128 k3, L 6561: forward + backward, im2col+GEMM",
-        &mut || {
             let y = mirkit_nn::conv::conv1d_gemm(&a, w.as_tensor(), None, 1, 1).unwrap();
             y.sum_all().unwrap().backward().unwrap();
-        },
-    );
-    op(
-        "conv1d 128→128 k3, L 6561: forward, im2col+GEMM",
-        &mut || {
-            mirkit_nn::conv::conv1d_gemm(&a, &w, None, 1, 1).unwrap();
         },
     );
     let bn = candle_nn::batch_norm(
@@ -127,43 +221,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mirkit_nn::blocks::bn_eps(1e-5),
         candle_nn::VarBuilder::from_varmap(&candle_nn::VarMap::new(), DType::F32, &dev),
     )?;
-    op("batch norm (train) (16, 128, 6561)", &mut || {
-        candle_core::ModuleT::forward_t(&bn, &a, true).unwrap();
-    });
-    op("max_pool1d 3 (16, 128, 6561)", &mut || {
-        mirkit_nn::pool::max_pool1d(&a, 3, 3, 0).unwrap();
-    });
-    // short-chunk layer 2: (16, 128, 64, 64) * (128, 128, 3, 3)
-    let b = Tensor::randn(0f32, 1.0, (BATCH, 128, 64, 64), &dev)?;
-    let w2 = Tensor::randn(0f32, 0.1, (128, 128, 3, 3), &dev)?;
-    op("conv2d 128→128 3×3, 64×64: forward", &mut || {
-        b.conv2d(&w2, 1, 1, 1, 1).unwrap();
-    });
     op(
-        "conv2d 128→128 3×3, 64×64: forward, im2col+GEMM",
+        "conv1d+bn+relu+pool3 128→128 k3, L 6561: eval",
         &mut || {
-            mirkit_nn::conv2d::conv2d_gemm(&b, &w2, None, 1, 1).unwrap();
+            mirkit_nn::fused::conv_block_eval(
+                &a,
+                mirkit_nn::fused::ConvSpec {
+                    weight: w.as_tensor(),
+                    bias: None,
+                    stride: 1,
+                    padding: (0, 1),
+                },
+                mirkit_nn::fused::Epilogue {
+                    bn: Some(&bn),
+                    relu: true,
+                    pool: (1, 3),
+                },
+            )
+            .unwrap();
         },
     );
-    let w2v = Var::from_tensor(&w2)?;
+    op("batch norm (train) (B, 128, 6561)", &mut || {
+        candle_core::ModuleT::forward_t(&bn, &a, true).unwrap();
+    });
+    op("max_pool1d 3 (B, 128, 6561)", &mut || {
+        mirkit_nn::pool::max_pool1d(&a, 3, 3, 0).unwrap();
+    });
+    // short-chunk layer 2: (B, 128, 64, 64) * (128, 128, 3, 3)
+    let b = Tensor::randn(0f32, 1.0, (batch, 128, 64, 64), &dev)?;
+    let w2 = Var::from_tensor(&Tensor::randn(0f32, 0.1, (128, 128, 3, 3), &dev)?)?;
+    op("conv2d 128→128 3×3, 64×64: forward", &mut || {
+        mirkit_nn::conv2d::conv2d_gemm(&b, &w2, None, 1, 1).unwrap();
+    });
     op(
         "conv2d 128→128 3×3, 64×64: forward + backward",
         &mut || {
-            let y = b.conv2d(w2v.as_tensor(), 1, 1, 1, 1).unwrap();
+            let y = mirkit_nn::conv2d::conv2d_gemm(&b, w2.as_tensor(), None, 1, 1).unwrap();
             y.sum_all().unwrap().backward().unwrap();
         },
     );
-    op(
-        "conv2d 128→128 3×3, 64×64: forward + backward, im2col+GEMM",
-        &mut || {
-            let y = mirkit_nn::conv2d::conv2d_gemm(&b, w2v.as_tensor(), None, 1, 1).unwrap();
-            y.sum_all().unwrap().backward().unwrap();
-        },
-    );
-    op("max_pool2d 2×2 (16, 128, 64, 64)", &mut || {
+    op("max_pool2d 2×2 (B, 128, 64, 64)", &mut || {
         mirkit_nn::pool::max_pool2d(&b, (2, 2), (2, 2), (0, 0)).unwrap();
     });
-    out.insert("ops".into(), serde_json::Value::Object(ops));
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    Ok(serde_json::Value::Object(ops))
 }

@@ -3,5 +3,7 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    // large tensors are reused instead of page-faulted in again at every step
+    mirkit_core::alloc::keep_freed_memory();
     cli::main()
 }

@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
-"""Model speed, PyTorch side of examples/bench_models.rs: the same models (SampleCNN with
-the published widths on 59 049 samples; the short-chunk CNN, a 7-layer FCN, width 128 on
-128 mels × 128 frames), batch 16, the same number of threads as the Rust side uses
-(--threads, default: all cores), eval-mode forward and a training step (train-mode
-forward, binary cross-entropy, backward, Adam), median of 3 after a warm-up; then the
-same per-op shapes, and torch.profiler's top operators of one SampleCNN training step.
-Runs the Rust example too and prints both and the ratios (mirkit time / PyTorch time).
+"""The zoo's networks in mirkit and in PyTorch, side by side, in one run.
 
-Usage (repository root): python3 tools/bench_models.py [--threads N]
+Every architecture of examples/bench_models.rs (same names, input shapes and batch) is
+built in PyTorch from tools/make_model_fixtures.py (the modules the parity fixtures come
+from) and timed the same way: an eval-mode forward under torch.no_grad() and a training
+step (train-mode forward, binary cross-entropy, backward, Adam step), median of --reps
+runs after one warm-up, torch.set_num_threads(--threads). Then the Rust example runs with
+RAYON_NUM_THREADS=--threads and the table of both and the ratio (mirkit time / PyTorch
+time; < 1 means mirkit is faster) is printed, with peak memory of each side's training
+run when --memory is given (each model in its own process, so peaks do not mix).
+
+Usage (repository root, a release build of the example is made by cargo):
+  python3 tools/bench_models.py [--threads 2] [--batch 16] [--models a,b] [--reps 3]
+                                [--no-train] [--json out.json]
+
+Reference versions: torch 2.5.1, torchaudio 2.5.1 (tools/requirements.txt).
 """
+import argparse
 import json
 import os
 import subprocess
@@ -18,90 +26,125 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
+_USER_CAP = os.environ.get("ATEN_CPU_CAPABILITY")
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-from make_model_fixtures import SampleCNN, ShortChunk  # noqa: E402
+import make_model_fixtures as mf  # noqa: E402
 
-B, REPS = 16, 3
+# make_model_fixtures pins ATen's portable kernels for bit-stable fixtures; timings use
+# the machine's best (ATen reads the variable lazily, at the first kernel dispatch)
+if _USER_CAP is None:
+    os.environ.pop("ATEN_CPU_CAPABILITY", None)
+
+ALL = ["samplecnn", "samplecnn_se", "rese2", "fcn4", "cnn1d", "shortchunk_cnn",
+       "shortchunk_res", "won2020_fcn", "won2020_crnn", "won2020_musicnn"]
+FULL = [128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512]
 
 
-def med(f):
+def won_body(cls, frames):
+    """A Won 2020 network after its mel front end: input (B, 1, 96, frames), spec_bn first."""
+    m = cls()
+    m.front = lambda x: m.spec_bn(x)
+    return m, (1, 96, frames)
+
+
+def build(name):
+    """(module, input shape without the batch) for one zoo name."""
+    if name in ("samplecnn", "samplecnn_se"):
+        return mf.SampleCNN(FULL, se=name.endswith("_se")), (59049,)
+    if name == "rese2":
+        return mf.ReSE2Multi(), (59049,)
+    if name == "fcn4":
+        return mf.FCN4(), (96, 1366)
+    if name == "cnn1d":
+        return mf.Dieleman1d(), (128, 94)
+    if name in ("shortchunk_cnn", "shortchunk_res"):
+        return mf.ShortChunk(128, name.endswith("_res")), (1, 128, 128)
+    if name == "won2020_fcn":
+        return won_body(mf.FCN, 464000 // 256 + 1)
+    if name == "won2020_crnn":
+        return won_body(mf.CRNN, 464000 // 256 + 1)
+    if name == "won2020_musicnn":
+        return won_body(mf.Musicnn, 48000 // 256 + 1)
+    raise SystemExit(f"unknown model {name}")
+
+
+def med(f, reps):
     f()
     ts = []
-    for _ in range(REPS):
+    for _ in range(reps):
         t = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t)
-    return sorted(ts)[REPS // 2]
+    return sorted(ts)[len(ts) // 2]
 
 
-def bench(m, x):
-    y = torch.zeros(B, 50)
+def bench(name, batch, reps, train):
+    torch.manual_seed(0)
+    m, shape = build(name)
+    scale = 0.1 if len(shape) == 1 else 1.0
+    x = torch.randn(batch, *shape) * scale
     m.eval()
 
     def fwd():
         with torch.no_grad():
             m(x)
-    f = med(fwd)
-    m.train()
-    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    res = {"forward_s": med(fwd, reps)}
+    if train:
+        y = torch.zeros(batch, 50)
+        m.train()
+        opt = torch.optim.Adam(m.parameters(), lr=1e-4)
 
-    def step():
-        opt.zero_grad()
-        loss = nn.functional.binary_cross_entropy(m(x), y)
-        loss.backward()
-        opt.step()
-    return {"forward_s": f, "train_step_s": med(step)}
+        def step():
+            opt.zero_grad()
+            nn.functional.binary_cross_entropy(m(x), y).backward()
+            opt.step()
+        res["train_step_s"] = med(step, reps)
+    return res
 
 
 def main():
-    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else os.cpu_count()
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    full = [128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512]
-    res = {"torch": torch.__version__, "threads": threads}
-    sc = SampleCNN(full)
-    res["samplecnn"] = bench(sc, torch.randn(B, 59049) * 0.1)
-    res["fcn_128x128"] = bench(ShortChunk(128, False), torch.randn(B, 1, 128, 128))
-    ops = {}
-    a = torch.randn(B, 128, 6561)
-    w = torch.randn(128, 128, 3, requires_grad=True)
-    with torch.no_grad():
-        ops["conv1d 128→128 k3, L 6561: forward"] = med(lambda: nn.functional.conv1d(a, w, padding=1))
-
-    def fb():
-        w.grad = None
-        nn.functional.conv1d(a, w, padding=1).sum().backward()
-    ops["conv1d 128→128 k3, L 6561: forward + backward"] = med(fb)
-    bn = nn.BatchNorm1d(128).train()
-    with torch.no_grad():
-        ops["batch norm (train) (16, 128, 6561)"] = med(lambda: bn(a))
-        ops["max_pool1d 3 (16, 128, 6561)"] = med(lambda: nn.functional.max_pool1d(a, 3))
-        b = torch.randn(B, 128, 64, 64)
-        w2 = torch.randn(128, 128, 3, 3)
-        ops["conv2d 128→128 3×3, 64×64: forward"] = med(lambda: nn.functional.conv2d(b, w2, padding=1))
-        w2g = w2.clone().requires_grad_(True)
-
-        def conv2d_step():
-            nn.functional.conv2d(b, w2g, padding=1).sum().backward()
-        with torch.enable_grad():
-            ops["conv2d 128→128 3×3, 64×64: forward + backward"] = med(conv2d_step)
-        ops["max_pool2d 2×2 (16, 128, 64, 64)"] = med(lambda: nn.functional.max_pool2d(b, 2))
-    res["ops"] = ops
-    # where PyTorch's own time goes in one SampleCNN training step
-    sc.train()
-    x, y = torch.randn(B, 59049) * 0.1, torch.zeros(B, 50)
-    with torch.profiler.profile() as prof:
-        nn.functional.binary_cross_entropy(sc(x), y).backward()
-    top = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8)
-    print(top, file=sys.stderr)
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    out = subprocess.run(["cargo", "run", "--release", "-q", "--example", "bench_models"], cwd=ROOT, env=env,
-                         check=True, capture_output=True, text=True).stdout
-    rs = json.loads(out)
-    ratio = {k: {q: round(rs[k][q] / res[k][q], 2) for q in res[k]} for k in ("samplecnn", "fcn_128x128")}
-    ratio["ops"] = {k: round(rs["ops"][k] / v, 2) for k, v in ops.items()}
-    print(json.dumps({"pytorch": res, "mirkit": rs, "mirkit_over_pytorch": ratio}, indent=1))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--models", default=",".join(ALL))
+    ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    models = a.models.split(",")
+    py = {}
+    for n in models:
+        py[n] = bench(n, a.batch, a.reps, not a.no_train)
+        print(f"pytorch {n}: {py[n]}", file=sys.stderr)
+    cmd = ["cargo", "run", "--release", "-q", "--example", "bench_models", "--",
+           "--batch", str(a.batch), "--reps", str(a.reps), "--models", a.models]
+    if a.no_train:
+        cmd.append("--no-train")
+    env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
+    rs = json.loads(subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True,
+                                   text=True).stdout)
+    date = time.strftime("%Y-%m-%d")
+    print(f"\n{date}, torch {torch.__version__}, {a.threads} thread(s), batch {a.batch}, "
+          f"median of {a.reps}\n")
+    print("| model | PyTorch forward | mirkit forward | ratio | PyTorch step | mirkit step | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    out = {"date": date, "torch": torch.__version__, "threads": a.threads, "batch": a.batch,
+           "pytorch": py, "mirkit": rs}
+    for n in models:
+        p, r = py[n], rs[n]
+        row = [n, f"{p['forward_s']:.3f} s", f"{r['forward_s']:.3f} s",
+               f"{r['forward_s'] / p['forward_s']:.2f}×"]
+        if "train_step_s" in p:
+            row += [f"{p['train_step_s']:.3f} s", f"{r['train_step_s']:.3f} s",
+                    f"{r['train_step_s'] / p['train_step_s']:.2f}×"]
+        else:
+            row += ["", "", ""]
+        print("| " + " | ".join(row) + " |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc;
 mod audio;
 mod error;
 pub mod npy;

@@ -17,6 +17,7 @@ use candle_nn::{BatchNorm, Conv1dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
 use mirkit_nn::blocks::{bn_eps, ResSe1d};
 use mirkit_nn::conv::Conv1dGemm as Conv1d;
+use mirkit_nn::fused::{self, ConvSpec, Epilogue};
 
 /// Input length: 3^10 samples (≈ 3.7 s at 16 kHz).
 pub const INPUT_LEN: usize = 59_049;
@@ -142,10 +143,16 @@ impl ReSe2 {
                 )))
             }
         }
-        let mut h = self
-            .bn0
-            .forward_t(&self.conv0.forward(&x.unsqueeze(1)?)?, train)?
-            .relu()?;
+        let mut h = fused::conv_block(
+            &x.unsqueeze(1)?,
+            ConvSpec::conv1d(&self.conv0),
+            Epilogue {
+                bn: Some(&self.bn0),
+                relu: true,
+                pool: (1, 1),
+            },
+            train,
+        )?;
         let mut out = Vec::new();
         for (i, b) in self.blocks.iter().enumerate() {
             h = b.forward_drop(&h, train, rng.as_deref_mut())?;

@@ -11,6 +11,7 @@ use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Linear, VarBuilder};
 use mirkit_nn::blocks::ResSe1d;
 use mirkit_nn::conv::Conv1dGemm as Conv1d;
+use mirkit_nn::fused::{self, ConvSpec, Epilogue};
 
 /// Input length: 3^10 samples (≈ 3.7 s at 16 kHz).
 pub const INPUT_LEN: usize = 59_049;
@@ -162,14 +163,16 @@ impl SampleCnn {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
             h = match l {
-                Layer::Plain { conv, bn, pooling } => {
-                    let y = bn.forward_t(&conv.forward(&h)?, train)?.relu()?;
-                    if *pooling > 1 {
-                        mirkit_nn::pool::max_pool1d(&y, *pooling, *pooling, 0)?
-                    } else {
-                        y
-                    }
-                }
+                Layer::Plain { conv, bn, pooling } => fused::conv_block(
+                    &h,
+                    ConvSpec::conv1d(conv),
+                    Epilogue {
+                        bn: Some(bn),
+                        relu: true,
+                        pool: (1, *pooling),
+                    },
+                    train,
+                )?,
                 Layer::Se(b) => b.forward_t(&h, train)?,
             };
             if keep {

@@ -10,6 +10,7 @@ use crate::error::{ModelError, Result};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_nn::blocks::Res2d;
+use mirkit_nn::fused::{self, ConvSpec, Epilogue};
 
 fn bn_cfg() -> BatchNormConfig {
     BatchNormConfig {
@@ -137,10 +138,16 @@ impl ShortChunk {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
             h = match l {
-                Layer::Plain(c, b) => {
-                    let y = b.forward_t(&c.forward(&h)?, train)?.relu()?;
-                    mirkit_nn::pool::max_pool2d(&y, (2, 2), (2, 2), (0, 0))?
-                }
+                Layer::Plain(c, b) => fused::conv_block(
+                    &h,
+                    ConvSpec::conv2d(c),
+                    Epilogue {
+                        bn: Some(b),
+                        relu: true,
+                        pool: (2, 2),
+                    },
+                    train,
+                )?,
                 Layer::Res(r) => r.forward_t(&h, train)?,
             };
             if keep {

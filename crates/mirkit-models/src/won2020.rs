@@ -19,6 +19,7 @@ use crate::weights::{check_layout, tags_from_meta, Header};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_dsp::{Compression, FeatureConfig, FeatureExtractor};
+use mirkit_nn::fused::{self, ConvSpec, Epilogue};
 use mirkit_nn::rnn::{Rnn, RnnConfig, RnnKind};
 use std::collections::HashMap;
 use std::path::Path;
@@ -76,12 +77,39 @@ struct ConvBn {
 
 impl ConvBn {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = match (&self.conv2, &self.conv1) {
-            (Some(c), _) => c.forward(&x.pad_with_zeros(3, self.pad_w, self.pad_w)?)?,
-            (_, Some(c)) => c.forward(x)?,
-            _ => unreachable!("one convolution is always set"),
+        self.forward_pool(x, train, false)
+    }
+
+    /// With `max_over_rows` (a 2-D filter), the max over the whole frequency axis as
+    /// well, `(B, C, 1, T)`: the pooling of the vertical filters, fused with the block
+    /// in eval mode.
+    fn forward_pool(&self, x: &Tensor, train: bool, max_over_rows: bool) -> Result<Tensor> {
+        let epi = |pool| Epilogue {
+            bn: Some(&self.bn),
+            relu: true,
+            pool,
         };
-        Ok(self.bn.forward_t(&y, train)?.relu()?)
+        if max_over_rows && (train || x.track_op()) {
+            // differentiable: Candle's max keeps its gradient rule (ties share)
+            return Ok(self.forward_pool(x, train, false)?.max_keepdim(2)?);
+        }
+        Ok(match (&self.conv2, &self.conv1) {
+            (Some(c), _) => {
+                let spec = ConvSpec {
+                    padding: (c.padding, c.padding + self.pad_w),
+                    ..ConvSpec::conv2d(c)
+                };
+                let rows = if max_over_rows {
+                    let (h, kh) = (x.dim(2)?, c.weight.dim(2)?);
+                    (h + 2 * c.padding).saturating_sub(kh) / c.stride + 1
+                } else {
+                    1
+                };
+                fused::conv_block(x, spec, epi((rows, 1)), train)?
+            }
+            (_, Some(c)) => fused::conv_block(x, ConvSpec::conv1d(c), epi((1, 1)), train)?,
+            _ => unreachable!("one convolution is always set"),
+        })
     }
 }
 
@@ -100,7 +128,7 @@ impl MusicnnBody {
     fn layers(&self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
         let mut outs = Vec::new();
         for v in &self.vertical {
-            outs.push(v.forward(x, false)?.max_keepdim(2)?.squeeze(2)?);
+            outs.push(v.forward_pool(x, false, true)?.squeeze(2)?);
         }
         let avg = x.mean_keepdim(2)?.squeeze(2)?;
         for h in &self.horizontal {
@@ -123,8 +151,8 @@ impl MusicnnBody {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut outs = Vec::new();
         for v in &self.vertical {
-            let y = v.forward(x, train)?; // (B, C, F', T)
-            outs.push(y.max_keepdim(2)?.squeeze(2)?); // max over frequency
+            // (B, C, F', T) -> max over frequency (B, C, T)
+            outs.push(v.forward_pool(x, train, true)?.squeeze(2)?);
         }
         let avg = x.mean_keepdim(2)?.squeeze(2)?; // (B, 1, T)
         for h in &self.horizontal {
@@ -156,12 +184,15 @@ struct Block {
 
 impl Block {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()?;
-        Ok(mirkit_nn::pool::max_pool2d(
-            &x,
-            self.pool,
-            self.pool,
-            (0, 0),
+        Ok(fused::conv_block(
+            x,
+            ConvSpec::conv2d(&self.conv),
+            Epilogue {
+                bn: Some(&self.bn),
+                relu: true,
+                pool: self.pool,
+            },
+            train,
         )?)
     }
 }

@@ -13,7 +13,8 @@
 
 use crate::conv::Conv1dGemm as Conv1d;
 use crate::error::Result;
-use candle_core::{Module, ModuleT, Tensor, D};
+use crate::fused::{conv_block, ConvSpec, Epilogue};
+use candle_core::{Module, Tensor, D};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
 
@@ -135,10 +136,12 @@ impl ResSe1d {
     /// [`Self::forward_t`] with the block's dropout (p = 0.2 after the first ReLU) drawn
     /// from `rng` when training.
     pub fn forward_drop(&self, x: &Tensor, train: bool, rng: Option<&mut Rng>) -> Result<Tensor> {
-        let out = self
-            .bn_1
-            .forward_t(&self.conv_1.forward(x)?, train)?
-            .relu()?;
+        let out = conv_block(
+            x,
+            ConvSpec::conv1d(&self.conv_1),
+            bn_relu(&self.bn_1, true),
+            train,
+        )?;
         let out = match rng {
             Some(r) if train => crate::dropout::dropout(&out, 0.2, true, r)?,
             _ => out,
@@ -153,14 +156,19 @@ impl ResSe1d {
     }
 
     fn finish(&self, x: &Tensor, out: Tensor, train: bool) -> Result<Tensor> {
-        let out = self.bn_2.forward_t(&self.conv_2.forward(&out)?, train)?;
+        let out = conv_block(
+            &out,
+            ConvSpec::conv1d(&self.conv_2),
+            bn_relu(&self.bn_2, false),
+            train,
+        )?;
         let se = out.mean(D::Minus1)?;
         let se =
             candle_nn::ops::sigmoid(&self.dense2.forward(&self.dense1.forward(&se)?.relu()?)?)?
                 .unsqueeze(2)?;
         let out = out.broadcast_mul(&se)?;
         let x = match &self.shortcut {
-            Some((c, b)) => b.forward_t(&c.forward(x)?, train)?,
+            Some((c, b)) => conv_block(x, ConvSpec::conv1d(c), bn_relu(b, false), train)?,
             None => x.clone(),
         };
         let y = (x + out)?.relu()?;
@@ -169,6 +177,15 @@ impl ResSe1d {
         } else {
             Ok(y)
         }
+    }
+}
+
+/// Batch norm, then ReLU or not, no pooling: the steps after a block's convolution.
+fn bn_relu(bn: &BatchNorm, relu: bool) -> Epilogue<'_> {
+    Epilogue {
+        bn: Some(bn),
+        relu,
+        pool: (1, 1),
     }
 }
 
@@ -222,13 +239,20 @@ impl Res2d {
 
     /// `(B, C_in, H, W) → (B, C_out, ⌈H/stride⌉, ⌈W/stride⌉)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let out = self
-            .bn_1
-            .forward_t(&self.conv_1.forward(x)?, train)?
-            .relu()?;
-        let out = self.bn_2.forward_t(&self.conv_2.forward(&out)?, train)?;
+        let out = conv_block(
+            x,
+            ConvSpec::conv2d(&self.conv_1),
+            bn_relu(&self.bn_1, true),
+            train,
+        )?;
+        let out = conv_block(
+            &out,
+            ConvSpec::conv2d(&self.conv_2),
+            bn_relu(&self.bn_2, false),
+            train,
+        )?;
         let x = match &self.shortcut {
-            Some((c, b)) => b.forward_t(&c.forward(x)?, train)?,
+            Some((c, b)) => conv_block(x, ConvSpec::conv2d(c), bn_relu(b, false), train)?,
             None => x.clone(),
         };
         Ok((x + out)?.relu()?)

@@ -32,6 +32,7 @@ pub mod conv2d;
 pub mod dropout;
 mod error;
 pub mod frontend;
+pub mod fused;
 pub mod init;
 pub mod kernels;
 pub mod loss;

@@ -1,0 +1,717 @@
+//! Fused inference blocks: convolution → bias → batch norm → ReLU → max-pooling in one
+//! pass over cache-sized tiles.
+//!
+//! In eval mode every convolutional block of the zoo is a convolution followed by
+//! per-channel element-wise steps and a non-overlapping max-pool. Composed from Candle
+//! ops that is seven passes over the full activation (im2col, product, bias, the four
+//! operations of Candle's eval batch norm, ReLU, pool), each one a freshly allocated,
+//! zero-filled tensor — SampleCNN's second layer alone produces 160 MB per step at batch
+//! 16, so the passes cost more than the arithmetic. Here each (item, tile of output
+//! positions) task builds its own im2col tile (a few hundred kB), multiplies it by the
+//! kernel with the `gemm` crate, applies the element-wise steps to the product while it
+//! is in cache and writes only the pooled result. No intermediate of the full size is
+//! ever allocated.
+//!
+//! **Same numbers as the composed ops.** The element-wise steps are the same f32
+//! operations in the same order as the Candle ops they replace (`y + b`, then
+//! `(y − mean) / sqrt(var + eps) · γ + β` as `candle_nn::BatchNorm` computes it in eval
+//! mode, then `max(y, 0)`), and the product has the same inner order (channel-major,
+//! kernel offsets inner) as [`crate::conv::conv1d_gemm`] / [`crate::conv2d::conv2d_gemm`],
+//! so the result equals the composed path up to the summation order inside the matrix
+//! product (tested: ≤ 1e-5, and bit-identical in practice on the zoo's shapes). Batch
+//! norm is deliberately *not* folded into the kernel: folding would change every value's
+//! rounding and so the pretrained models' outputs.
+//!
+//! Inference only: no gradient flows through [`conv_block_eval`] (use the composed path
+//! when training). Off the CPU or for other dtypes it falls back to the composed Candle
+//! ops, so the `cuda` feature keeps working.
+
+use crate::error::{invalid, Result};
+use candle_core::{DType, Tensor};
+use candle_nn::BatchNorm;
+use rayon::prelude::*;
+
+/// Floats in one im2col tile and in one product tile (256 kB each: both stay in a
+/// core's L2 cache while the tile is multiplied and finished).
+const TILE_FLOATS: usize = 64 * 1024;
+
+/// A convolution for [`conv_block_eval`]: `weight` is `(O, C, K)` for a 1-D and
+/// `(O, C, KH, KW)` for a 2-D convolution (dilation 1, one group).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec<'a> {
+    /// The kernel.
+    pub weight: &'a Tensor,
+    /// `(O,)`, added before the batch norm.
+    pub bias: Option<&'a Tensor>,
+    /// Stride (both axes for 2-D).
+    pub stride: usize,
+    /// Zero padding `(rows, columns)`; 1-D convolutions use the second value.
+    pub padding: (usize, usize),
+}
+
+impl<'a> ConvSpec<'a> {
+    /// The spec of a [`crate::conv::Conv1dGemm`].
+    pub fn conv1d(c: &'a crate::conv::Conv1dGemm) -> Self {
+        Self {
+            weight: &c.weight,
+            bias: c.bias.as_ref(),
+            stride: c.stride,
+            padding: (0, c.padding),
+        }
+    }
+    /// The spec of a [`crate::conv2d::Conv2dGemm`].
+    pub fn conv2d(c: &'a crate::conv2d::Conv2dGemm) -> Self {
+        Self {
+            weight: &c.weight,
+            bias: c.bias.as_ref(),
+            stride: c.stride,
+            padding: (c.padding, c.padding),
+        }
+    }
+}
+
+/// The element-wise steps after the convolution, in the model's order.
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Eval-mode batch norm (running statistics) after the bias.
+    pub bn: Option<&'a BatchNorm>,
+    /// ReLU after the batch norm.
+    pub relu: bool,
+    /// Non-overlapping max-pooling `(rows, columns)` (kernel = stride, no padding,
+    /// remainder dropped as PyTorch's floor mode does); `(1, 1)` for none. 1-D blocks use
+    /// the second value.
+    pub pool: (usize, usize),
+}
+
+impl Default for Epilogue<'_> {
+    /// The bare convolution (plus bias): no batch norm, no ReLU, no pooling.
+    fn default() -> Self {
+        Self {
+            bn: None,
+            relu: false,
+            pool: (1, 1),
+        }
+    }
+}
+
+/// Per-channel constants of the element-wise steps.
+struct Steps {
+    bias: Option<Vec<f32>>,
+    /// `(mean, sqrt(var + eps), γ, β)` per channel.
+    bn: Option<[Vec<f32>; 4]>,
+    relu: bool,
+}
+
+impl Steps {
+    fn new(o: usize, bias: Option<&Tensor>, bn: Option<&BatchNorm>, relu: bool) -> Result<Self> {
+        let vec = |t: &Tensor, what: &str| -> Result<Vec<f32>> {
+            let v: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            if v.len() != o {
+                return Err(invalid(
+                    "conv_block_eval",
+                    format!("{what} of {} values", v.len()),
+                    format!("the convolution has {o} output channels"),
+                ));
+            }
+            Ok(v)
+        };
+        let bias = bias.map(|b| vec(b, "bias")).transpose()?;
+        let bn = match bn {
+            None => None,
+            Some(bn) => {
+                let mean = vec(bn.running_mean(), "batch-norm mean")?;
+                // Candle: `(running_var + eps).sqrt()` in f32 (eps rounded to f32)
+                let eps = bn.eps() as f32;
+                let sd = vec(bn.running_var(), "batch-norm variance")?
+                    .into_iter()
+                    .map(|v| (v + eps).sqrt())
+                    .collect();
+                let (g, b) = match bn.weight_and_bias() {
+                    Some((g, b)) => (vec(g, "batch-norm weight")?, vec(b, "batch-norm bias")?),
+                    None => (vec![1.0; o], vec![0.0; o]),
+                };
+                Some([mean, sd, g, b])
+            }
+        };
+        Ok(Self { bias, bn, relu })
+    }
+
+    /// Applies the steps of channel `o` to `row` in place.
+    #[inline]
+    fn apply(&self, o: usize, row: &mut [f32]) {
+        if let Some(b) = &self.bias {
+            let b = b[o];
+            row.iter_mut().for_each(|v| *v += b);
+        }
+        if let Some([mean, sd, g, beta]) = &self.bn {
+            let (m, s, g, beta) = (mean[o], sd[o], g[o], beta[o]);
+            if self.relu {
+                row.iter_mut()
+                    .for_each(|v| *v = (((*v - m) / s) * g + beta).max(0.0));
+            } else {
+                row.iter_mut().for_each(|v| *v = ((*v - m) / s) * g + beta);
+            }
+        } else if self.relu {
+            row.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// Geometry of one block (1-D blocks are 2-D blocks of one row).
+#[derive(Debug, Clone, Copy)]
+struct Geo {
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    ph: usize,
+    pw: usize,
+    /// Pooled output rows and columns.
+    poh: usize,
+    pow: usize,
+    pool: (usize, usize),
+}
+
+impl Geo {
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+}
+
+/// `maxpool(relu(bn(conv(x) + bias)))` in eval mode, as one fused pass (module docs).
+/// `x` is `(N, C, L)` for a 1-D kernel `(O, C, K)` and `(N, C, H, W)` for a 2-D kernel
+/// `(O, C, KH, KW)`; the result is `(N, O, L')` or `(N, O, H', W')` after pooling.
+/// The steps named in `epi` are applied in the order bias → batch norm → ReLU → pool.
+pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Result<Tensor> {
+    let one_d = conv.weight.rank() == 3;
+    let bad = |why: &str| {
+        invalid(
+            "conv_block_eval",
+            format!(
+                "input {:?}, kernel {:?}, stride {}, padding {:?}, pool {:?}",
+                x.dims(),
+                conv.weight.dims(),
+                conv.stride,
+                conv.padding,
+                epi.pool
+            ),
+            why.to_string(),
+        )
+    };
+    let (n, c, h, w, o, cw, kh, kw, ph, pw, pool) = if one_d {
+        let (n, c, l) = x.dims3()?;
+        let (o, cw, k) = conv.weight.dims3()?;
+        (n, c, 1, l, o, cw, 1, k, 0, conv.padding.1, (1, epi.pool.1))
+    } else {
+        let (n, c, h, w) = x.dims4()?;
+        let (o, cw, kh, kw) = conv.weight.dims4()?;
+        (
+            n,
+            c,
+            h,
+            w,
+            o,
+            cw,
+            kh,
+            kw,
+            conv.padding.0,
+            conv.padding.1,
+            epi.pool,
+        )
+    };
+    if cw != c || conv.stride == 0 || pool.0 == 0 || pool.1 == 0 {
+        return Err(bad(
+            "channels must agree; stride and pooling must be positive",
+        ));
+    }
+    if h + 2 * ph < kh || w + 2 * pw < kw {
+        return Err(bad("kernel larger than the padded input"));
+    }
+    let s = conv.stride;
+    let (oh, ow) = ((h + 2 * ph - kh) / s + 1, (w + 2 * pw - kw) / s + 1);
+    let (poh, pow) = (oh / pool.0, ow / pool.1);
+    if poh == 0 || pow == 0 {
+        return Err(bad("pooling window larger than the convolution's output"));
+    }
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || conv.weight.dtype() != DType::F32 {
+        return composed(x, conv, epi);
+    }
+    let g = Geo {
+        c,
+        h,
+        w,
+        o,
+        kh,
+        kw,
+        stride: s,
+        ph,
+        pw,
+        poh,
+        pow,
+        pool,
+    };
+    let steps = Steps::new(o, conv.bias, epi.bn, epi.relu)?;
+    let x = x.contiguous()?;
+    let kernel = conv.weight.contiguous()?;
+    let (xs, _) = x.storage_and_layout();
+    let (ks, _) = kernel.storage_and_layout();
+    let (xv, kv) = match (&*xs, &*ks) {
+        (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
+            (a.as_slice::<f32>()?, b.as_slice::<f32>()?)
+        }
+        _ => unreachable!("checked: CPU tensors"),
+    };
+    let xoff = x.layout().start_offset();
+    let koff = kernel.layout().start_offset();
+    let xv = &xv[xoff..xoff + n * c * h * w];
+    let kv = &kv[koff..koff + o * g.k()];
+    let out = run(xv, kv, n, &g, &steps);
+    let shape: Vec<usize> = if one_d {
+        vec![n, o, pow]
+    } else {
+        vec![n, o, poh, pow]
+    };
+    Ok(Tensor::from_vec(out, shape, x.device())?)
+}
+
+/// The block in either mode, as the zoo's models call it: in training (`train`, batch
+/// statistics) or when the input itself tracks a gradient (saliency, adversarial
+/// inputs) the composed, differentiable Candle ops; otherwise (eval-mode inference)
+/// the fused [`conv_block_eval`]. Eval mode is for inference: the kernel and batch-norm
+/// parameters receive no gradient through it.
+pub fn conv_block(
+    x: &Tensor,
+    conv: ConvSpec<'_>,
+    epi: Epilogue<'_>,
+    train: bool,
+) -> Result<Tensor> {
+    if train || x.track_op() {
+        composed_t(x, conv, epi, train)
+    } else {
+        conv_block_eval(x, conv, epi)
+    }
+}
+
+/// The composed Candle ops in eval mode (other devices and dtypes, and the tests'
+/// reference).
+pub fn composed(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Result<Tensor> {
+    composed_t(x, conv, epi, false)
+}
+
+/// The composed Candle ops; `train` selects batch statistics in the batch norm.
+fn composed_t(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>, train: bool) -> Result<Tensor> {
+    let mut y = if conv.weight.rank() == 3 {
+        crate::conv::conv1d_gemm(x, conv.weight, conv.bias, conv.stride, conv.padding.1)?
+    } else if conv.padding.0 == conv.padding.1 {
+        crate::conv2d::conv2d_gemm(x, conv.weight, conv.bias, conv.stride, conv.padding.0)?
+    } else {
+        let xp = x
+            .pad_with_zeros(2, conv.padding.0, conv.padding.0)?
+            .pad_with_zeros(3, conv.padding.1, conv.padding.1)?;
+        crate::conv2d::conv2d_gemm(&xp, conv.weight, conv.bias, conv.stride, 0)?
+    };
+    if let Some(bn) = epi.bn {
+        y = candle_core::ModuleT::forward_t(bn, &y, train)?;
+    }
+    if epi.relu {
+        y = y.relu()?;
+    }
+    if conv.weight.rank() == 3 {
+        if epi.pool.1 > 1 {
+            y = crate::pool::max_pool1d(&y, epi.pool.1, epi.pool.1, 0)?;
+        }
+    } else if epi.pool != (1, 1) {
+        y = crate::pool::max_pool2d(&y, epi.pool, epi.pool, (0, 0))?;
+    }
+    Ok(y)
+}
+
+/// A tile of output positions: rows `r0..r1`, columns `c0..c1` (before pooling; whole
+/// pooling windows).
+#[derive(Debug, Clone, Copy)]
+struct Tile {
+    item: usize,
+    r0: usize,
+    r1: usize,
+    c0: usize,
+    c1: usize,
+}
+
+fn tiles(n: usize, g: &Geo) -> Vec<Tile> {
+    let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
+    // columns per tile: as many whole pooling windows as fit the budget of both tiles
+    let per_col = g.k().max(g.o).max(1);
+    let budget = (TILE_FLOATS / per_col).max(g.pool.0 * g.pool.1 * 16);
+    let mut tw = if cols <= budget {
+        cols
+    } else {
+        (budget / g.pool.1).max(1) * g.pool.1
+    };
+    tw = tw.min(cols);
+    // rows per tile: whole pooling windows, filling the rest of the budget
+    let tr = if tw == cols {
+        ((budget / cols / g.pool.0).max(1) * g.pool.0).min(rows)
+    } else {
+        g.pool.0
+    };
+    let mut v = Vec::new();
+    for item in 0..n {
+        for r0 in (0..rows).step_by(tr) {
+            for c0 in (0..cols).step_by(tw) {
+                v.push(Tile {
+                    item,
+                    r0,
+                    r1: (r0 + tr).min(rows),
+                    c0,
+                    c1: (c0 + tw).min(cols),
+                });
+            }
+        }
+    }
+    v
+}
+
+/// Shareable pointer to the output (tasks write disjoint parts).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each task writes a disjoint set of output positions (its own tile's pooled
+// rows/columns of every channel), and the buffer outlives the parallel loop.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -> Vec<f32> {
+    let plane_out = g.poh * g.pow;
+    let mut out = vec![0f32; n * g.o * plane_out];
+    let ptr = OutPtr(out.as_mut_ptr());
+    let k = g.k();
+    let a = crate::kernels::MatRef::row_major(kernel, g.o, k).expect("kernel (O, C·KH·KW)");
+    tiles(n, g).into_par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(cols, prod), t| {
+            let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
+            let m = tr * tw;
+            cols.clear();
+            cols.resize(k * m, 0f32);
+            im2col_tile(
+                &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w],
+                g,
+                &t,
+                cols,
+            );
+            prod.clear();
+            prod.resize(g.o * m, 0f32);
+            let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
+            crate::kernels::gemm_into(a, b, prod, false);
+            let (p0, p1) = g.pool;
+            let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
+            let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
+            for (o, row) in prod.chunks_exact_mut(m).enumerate() {
+                steps.apply(o, row);
+                let base = (t.item * g.o + o) * plane_out;
+                for pr in 0..ptr_rows {
+                    for pc in 0..ptr_cols {
+                        let mut best = row[(pr * p0) * tw + pc * p1];
+                        for i in 0..p0 {
+                            let r = &row[(pr * p0 + i) * tw + pc * p1..][..p1];
+                            for &v in r {
+                                if v > best || v.is_nan() {
+                                    best = v;
+                                }
+                            }
+                        }
+                        let at = base + (pr0 + pr) * g.pow + pc0 + pc;
+                        // SAFETY: `at` < n·O·plane_out, and no other task writes it
+                        // (tiles partition the pooled positions of each item).
+                        unsafe { *ptr.at(at) = best };
+                    }
+                }
+            }
+        },
+    );
+    out
+}
+
+/// The im2col rows of one tile: row `(c, i, j)`, column `(r, q)` holds the input at
+/// `(c, r·s + i − ph, q·s + j − pw)` (zero outside), for the tile's output rows and
+/// columns.
+fn im2col_tile(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32]) {
+    let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
+    let m = tr * tw;
+    let s = g.stride;
+    // output columns q in c0..c1 whose input column q·s + j − pw lies inside the input
+    let valid = |j: usize| -> (usize, usize) {
+        let lo = g.pw.saturating_sub(j).div_ceil(s);
+        let hi = if g.w + g.pw > j {
+            (g.w + g.pw - j).div_ceil(s)
+        } else {
+            0
+        };
+        (lo.clamp(t.c0, t.c1), hi.clamp(t.c0, t.c1))
+    };
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &mut cols[((c * g.kh + i) * g.kw + j) * m..][..m];
+                let (lo, hi) = valid(j);
+                for r in 0..tr {
+                    let iy = ((t.r0 + r) * s + i) as isize - g.ph as isize;
+                    if iy < 0 || iy as usize >= g.h || lo >= hi {
+                        continue; // left at zero
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let dst = &mut row[r * tw + (lo - t.c0)..r * tw + (hi - t.c0)];
+                    let x0 = lo * s + j - g.pw;
+                    if s == 1 {
+                        dst.copy_from_slice(&src[x0..x0 + dst.len()]);
+                    } else {
+                        for (d, v) in dst.iter_mut().zip(src[x0..].iter().step_by(s)) {
+                            *d = *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// A batch norm with random running statistics and affine parameters (negative
+    /// scales included, so ReLU and pooling see sign changes).
+    fn random_bn(rng: &mut mirkit_core::Rng, o: usize) -> BatchNorm {
+        BatchNorm::new(
+            o,
+            uniform(rng, &[o], -0.5, 0.5),
+            uniform(rng, &[o], 0.2, 2.0),
+            uniform(rng, &[o], -1.5, 1.5),
+            uniform(rng, &[o], -0.5, 0.5),
+            1e-5,
+        )
+        .unwrap()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0f32, f32::max)
+    }
+
+    /// 1-D blocks (SampleCNN's strided first layer and pooled layers, the 1-D CNN's
+    /// pool 4, odd lengths with a remainder, batch 1 and 3) equal the composed ops.
+    #[test]
+    fn one_d_equals_composed() {
+        let mut rng = mirkit_core::Rng::new(11);
+        // (c, o, k, l, stride, pad, pool, bias, bn, relu)
+        let cases = [
+            (1, 8, 3, 243, 3, 0, 1, true, true, true),
+            (8, 8, 3, 81, 1, 1, 3, true, true, true),
+            (5, 7, 3, 100, 1, 1, 3, false, true, false),
+            (4, 6, 8, 95, 1, 0, 4, true, false, true),
+            (6, 5, 1, 40, 1, 0, 1, true, true, true),
+            (3, 4, 7, 50, 2, 3, 2, true, true, true),
+            // long enough for several tiles per item
+            (64, 32, 3, 9000, 1, 1, 3, true, true, true),
+        ];
+        for (c, o, k, l, stride, pad, pool, bias, bn, relu) in cases {
+            for n in [1, 3] {
+                let x = uniform(&mut rng, &[n, c, l], -1.0, 1.0);
+                let w = uniform(&mut rng, &[o, c, k], -0.5, 0.5);
+                let b = uniform(&mut rng, &[o], -0.3, 0.3);
+                let norm = random_bn(&mut rng, o);
+                let spec = ConvSpec {
+                    weight: &w,
+                    bias: bias.then_some(&b),
+                    stride,
+                    padding: (0, pad),
+                };
+                let epi = Epilogue {
+                    bn: bn.then_some(&norm),
+                    relu,
+                    pool: (1, pool),
+                };
+                let got = conv_block_eval(&x, spec, epi).unwrap();
+                let want = composed(&x, spec, epi).unwrap();
+                let e = max_rel(&got, &want);
+                assert!(
+                    e <= 1e-5,
+                    "{e} for {:?}",
+                    (c, o, k, l, stride, pad, pool, n)
+                );
+            }
+        }
+    }
+
+    /// 2-D blocks (the short-chunk CNN's 3×3 + 2×2 pool, FCN-4's uneven pools, a stride,
+    /// asymmetric padding, one large input channel count) equal the composed ops.
+    #[test]
+    fn two_d_equals_composed() {
+        let mut rng = mirkit_core::Rng::new(12);
+        // (c, o, kh, kw, h, w, stride, pad, pool)
+        let cases = [
+            (1, 8, 3, 3, 20, 22, 1, (1, 1), (2, 2)),
+            (6, 9, 3, 3, 17, 31, 1, (1, 1), (2, 4)),
+            (4, 5, 3, 3, 16, 16, 2, (1, 1), (1, 1)),
+            (3, 4, 7, 1, 30, 12, 1, (3, 0), (3, 1)),
+            (2, 3, 1, 5, 9, 40, 1, (0, 2), (1, 5)),
+            (32, 16, 3, 3, 40, 64, 1, (1, 1), (2, 2)),
+        ];
+        for (c, o, kh, kw, h, w, stride, pad, pool) in cases {
+            for n in [1, 2] {
+                let x = uniform(&mut rng, &[n, c, h, w], -1.0, 1.0);
+                let wt = uniform(&mut rng, &[o, c, kh, kw], -0.5, 0.5);
+                let b = uniform(&mut rng, &[o], -0.3, 0.3);
+                let norm = random_bn(&mut rng, o);
+                let spec = ConvSpec {
+                    weight: &wt,
+                    bias: Some(&b),
+                    stride,
+                    padding: pad,
+                };
+                let epi = Epilogue {
+                    bn: Some(&norm),
+                    relu: true,
+                    pool,
+                };
+                let got = conv_block_eval(&x, spec, epi).unwrap();
+                let want = composed(&x, spec, epi).unwrap();
+                let e = max_rel(&got, &want);
+                assert!(
+                    e <= 1e-5,
+                    "{e} for {:?}",
+                    (c, o, kh, kw, h, w, stride, pad, pool)
+                );
+            }
+        }
+    }
+
+    /// NaN in the input reaches the output through the pool's max (a NaN is never
+    /// hidden by a larger neighbour); ReLU maps it to 0 exactly as Candle's `relu`
+    /// (`f32::max`) does in the composed path.
+    #[test]
+    fn nan_propagates() {
+        let mut rng = mirkit_core::Rng::new(2);
+        let mut v: Vec<f32> = (0..2 * 30).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        v[7] = f32::NAN;
+        let x = Tensor::from_vec(v, (1, 2, 30), &Device::Cpu).unwrap();
+        let w = uniform(&mut rng, &[3, 2, 3], -0.5, 0.5);
+        let spec = ConvSpec {
+            weight: &w,
+            bias: None,
+            stride: 1,
+            padding: (0, 1),
+        };
+        let y = conv_block_eval(
+            &x,
+            spec,
+            Epilogue {
+                bn: None,
+                relu: false,
+                pool: (1, 3),
+            },
+        )
+        .unwrap();
+        let with_relu = Epilogue {
+            bn: None,
+            relu: true,
+            pool: (1, 3),
+        };
+        let r = conv_block_eval(&x, spec, with_relu).unwrap();
+        let want = composed(&x, spec, with_relu).unwrap();
+        let (r, want): (Vec<f32>, Vec<f32>) = (
+            r.flatten_all().unwrap().to_vec1().unwrap(),
+            want.flatten_all().unwrap().to_vec1().unwrap(),
+        );
+        assert_eq!(
+            r.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        let y: Vec<Vec<f32>> = y.squeeze(0).unwrap().to_vec2().unwrap();
+        for row in y {
+            assert!(row[2].is_nan(), "window 6..9 holds the NaN: {row:?}");
+            assert!(row[0].is_finite() && row[5].is_finite());
+        }
+    }
+
+    /// Shape errors name the problem instead of panicking.
+    #[test]
+    fn bad_shapes_are_errors() {
+        let mut rng = mirkit_core::Rng::new(3);
+        let x = uniform(&mut rng, &[1, 3, 10], -1.0, 1.0);
+        let w = uniform(&mut rng, &[4, 2, 3], -1.0, 1.0);
+        let w3 = uniform(&mut rng, &[4, 3, 3], -1.0, 1.0);
+        let spec = |w| ConvSpec {
+            weight: w,
+            bias: None,
+            stride: 1,
+            padding: (0, 0),
+        };
+        let e = conv_block_eval(&x, spec(&w), Epilogue::default()).unwrap_err();
+        assert!(e.to_string().contains("channels"), "{e}");
+        let big = Epilogue {
+            pool: (1, 20),
+            ..Default::default()
+        };
+        let e = conv_block_eval(&x, spec(&w3), big).unwrap_err();
+        assert!(e.to_string().contains("pooling"), "{e}");
+        let zero = Epilogue {
+            pool: (1, 0),
+            ..Default::default()
+        };
+        assert!(conv_block_eval(&x, spec(&w3), zero).is_err());
+        let b = uniform(&mut rng, &[5], -1.0, 1.0);
+        let e = conv_block_eval(
+            &x,
+            ConvSpec {
+                bias: Some(&b),
+                ..spec(&w3)
+            },
+            Epilogue::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bias"), "{e}");
+    }
+
+    /// Nothing is tracked for gradients: the fused result is a new leaf.
+    #[test]
+    fn result_is_not_tracked() {
+        let mut rng = mirkit_core::Rng::new(4);
+        let x = Var::from_tensor(&uniform(&mut rng, &[1, 2, 12], -1.0, 1.0)).unwrap();
+        let w = uniform(&mut rng, &[3, 2, 3], -1.0, 1.0);
+        let y = conv_block_eval(
+            &x,
+            ConvSpec {
+                weight: &w,
+                bias: None,
+                stride: 1,
+                padding: (0, 1),
+            },
+            Epilogue::default(),
+        )
+        .unwrap();
+        assert!(!y.track_op());
+    }
+}
