@@ -234,7 +234,7 @@ fn ops(batch: usize, reps: usize) -> Result<serde_json::Value, Box<dyn std::erro
                 },
                 mirkit_nn::fused::Epilogue {
                     bn: Some(&bn),
-                    relu: true,
+                    act: mirkit_nn::fused::Act::Relu,
                     pool: (1, 3),
                 },
             )

@@ -123,7 +123,10 @@ def main():
     if a.no_train:
         cmd.append("--no-train")
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
-    rs = json.loads(subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True,
+    if a.json:  # kept even if the Rust side fails
+        with open(a.json, "w") as f:
+            json.dump({"pytorch": py}, f, indent=1)
+    rs = json.loads(subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.PIPE,
                                    text=True).stdout)
     date = time.strftime("%Y-%m-%d")
     print(f"\n{date}, torch {torch.__version__}, {a.threads} thread(s), batch {a.batch}, "

@@ -10,6 +10,7 @@ use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, Conv2dConfig, Linear, VarBuilder};
 use mirkit_dsp::{Compression, DbConfig, DbRef, FeatureConfig, StftConfig};
 use mirkit_nn::blocks::bn_eps;
+use mirkit_nn::fused::{self, Act, ConvSpec, Epilogue};
 
 /// Mel bands of the input.
 pub const N_MELS: usize = 96;
@@ -112,8 +113,16 @@ impl Fcn4 {
         let mut h = self.bn_in.forward_t(&x.unsqueeze(1)?, train)?;
         let mut out = Vec::new();
         for (i, ((conv, bn), p)) in self.layers.iter().zip(POOLS).enumerate() {
-            h = bn.forward_t(&conv.forward(&h)?, train)?.elu(1.0)?;
-            h = mirkit_nn::pool::max_pool2d(&h, p, p, (0, 0))?;
+            h = fused::conv_block(
+                &h,
+                ConvSpec::conv2d(conv),
+                Epilogue {
+                    bn: Some(bn),
+                    act: Act::Elu(1.0),
+                    pool: p,
+                },
+                train,
+            )?;
             out.push((format!("layer{}", i + 1), h.clone()));
         }
         out.push(("embedding".into(), h.flatten_from(1)?));

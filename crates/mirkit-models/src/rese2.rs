@@ -17,7 +17,7 @@ use candle_nn::{BatchNorm, Conv1dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
 use mirkit_nn::blocks::{bn_eps, ResSe1d};
 use mirkit_nn::conv::Conv1dGemm as Conv1d;
-use mirkit_nn::fused::{self, ConvSpec, Epilogue};
+use mirkit_nn::fused::{self, Act, ConvSpec, Epilogue};
 
 /// Input length: 3^10 samples (≈ 3.7 s at 16 kHz).
 pub const INPUT_LEN: usize = 59_049;
@@ -148,7 +148,7 @@ impl ReSe2 {
             ConvSpec::conv1d(&self.conv0),
             Epilogue {
                 bn: Some(&self.bn0),
-                relu: true,
+                act: Act::Relu,
                 pool: (1, 1),
             },
             train,

@@ -11,7 +11,7 @@ use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Linear, VarBuilder};
 use mirkit_nn::blocks::ResSe1d;
 use mirkit_nn::conv::Conv1dGemm as Conv1d;
-use mirkit_nn::fused::{self, ConvSpec, Epilogue};
+use mirkit_nn::fused::{self, Act, ConvSpec, Epilogue};
 
 /// Input length: 3^10 samples (≈ 3.7 s at 16 kHz).
 pub const INPUT_LEN: usize = 59_049;
@@ -168,7 +168,7 @@ impl SampleCnn {
                     ConvSpec::conv1d(conv),
                     Epilogue {
                         bn: Some(bn),
-                        relu: true,
+                        act: Act::Relu,
                         pool: (1, *pooling),
                     },
                     train,

@@ -10,7 +10,7 @@ use crate::error::{ModelError, Result};
 use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_nn::blocks::Res2d;
-use mirkit_nn::fused::{self, ConvSpec, Epilogue};
+use mirkit_nn::fused::{self, Act, ConvSpec, Epilogue};
 
 fn bn_cfg() -> BatchNormConfig {
     BatchNormConfig {
@@ -143,7 +143,7 @@ impl ShortChunk {
                     ConvSpec::conv2d(c),
                     Epilogue {
                         bn: Some(b),
-                        relu: true,
+                        act: Act::Relu,
                         pool: (2, 2),
                     },
                     train,

@@ -19,7 +19,7 @@ use crate::weights::{check_layout, tags_from_meta, Header};
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_dsp::{Compression, FeatureConfig, FeatureExtractor};
-use mirkit_nn::fused::{self, ConvSpec, Epilogue};
+use mirkit_nn::fused::{self, Act, ConvSpec, Epilogue};
 use mirkit_nn::rnn::{Rnn, RnnConfig, RnnKind};
 use std::collections::HashMap;
 use std::path::Path;
@@ -86,10 +86,10 @@ impl ConvBn {
     fn forward_pool(&self, x: &Tensor, train: bool, max_over_rows: bool) -> Result<Tensor> {
         let epi = |pool| Epilogue {
             bn: Some(&self.bn),
-            relu: true,
+            act: Act::Relu,
             pool,
         };
-        if max_over_rows && (train || x.track_op()) {
+        if max_over_rows && (train || !fused::fused_eval()) {
             // differentiable: Candle's max keeps its gradient rule (ties share)
             return Ok(self.forward_pool(x, train, false)?.max_keepdim(2)?);
         }
@@ -189,7 +189,7 @@ impl Block {
             ConvSpec::conv2d(&self.conv),
             Epilogue {
                 bn: Some(&self.bn),
-                relu: true,
+                act: Act::Relu,
                 pool: self.pool,
             },
             train,

@@ -13,7 +13,7 @@
 
 use crate::conv::Conv1dGemm as Conv1d;
 use crate::error::Result;
-use crate::fused::{conv_block, ConvSpec, Epilogue};
+use crate::fused::{conv_block, Act, ConvSpec, Epilogue};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
@@ -184,7 +184,7 @@ impl ResSe1d {
 fn bn_relu(bn: &BatchNorm, relu: bool) -> Epilogue<'_> {
     Epilogue {
         bn: Some(bn),
-        relu,
+        act: if relu { Act::Relu } else { Act::Identity },
         pool: (1, 1),
     }
 }

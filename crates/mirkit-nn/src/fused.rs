@@ -22,14 +22,16 @@
 //! norm is deliberately *not* folded into the kernel: folding would change every value's
 //! rounding and so the pretrained models' outputs.
 //!
-//! Inference only: no gradient flows through [`conv_block_eval`] (use the composed path
-//! when training). Off the CPU or for other dtypes it falls back to the composed Candle
+//! Inference only: no gradient flows through [`conv_block_eval`]; [`conv_block`] (what
+//! the models call) uses the composed, differentiable path in training mode, and in eval
+//! mode too after [`set_fused_eval`]`(false)`. Off the CPU or for other dtypes it falls back to the composed Candle
 //! ops, so the `cuda` feature keeps working.
 
 use crate::error::{invalid, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::BatchNorm;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Floats in one im2col tile and in one product tile (256 kB each: both stay in a
 /// core's L2 cache while the tile is multiplied and finished).
@@ -75,8 +77,8 @@ impl<'a> ConvSpec<'a> {
 pub struct Epilogue<'a> {
     /// Eval-mode batch norm (running statistics) after the bias.
     pub bn: Option<&'a BatchNorm>,
-    /// ReLU after the batch norm.
-    pub relu: bool,
+    /// The activation after the batch norm.
+    pub act: Act,
     /// Non-overlapping max-pooling `(rows, columns)` (kernel = stride, no padding,
     /// remainder dropped as PyTorch's floor mode does); `(1, 1)` for none. 1-D blocks use
     /// the second value.
@@ -88,10 +90,21 @@ impl Default for Epilogue<'_> {
     fn default() -> Self {
         Self {
             bn: None,
-            relu: false,
+            act: Act::Identity,
             pool: (1, 1),
         }
     }
+}
+
+/// The activation of a block, computed as Candle computes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Act {
+    /// None.
+    Identity,
+    /// `max(v, 0)` (Candle's `relu`, `f32::max`: NaN becomes 0).
+    Relu,
+    /// `v` for `v ≥ +0`, else `α·(exp(v) − 1)` (Candle's `elu(α)`, FCN-4's activation).
+    Elu(f64),
 }
 
 /// Per-channel constants of the element-wise steps.
@@ -99,11 +112,11 @@ struct Steps {
     bias: Option<Vec<f32>>,
     /// `(mean, sqrt(var + eps), γ, β)` per channel.
     bn: Option<[Vec<f32>; 4]>,
-    relu: bool,
+    act: Act,
 }
 
 impl Steps {
-    fn new(o: usize, bias: Option<&Tensor>, bn: Option<&BatchNorm>, relu: bool) -> Result<Self> {
+    fn new(o: usize, bias: Option<&Tensor>, bn: Option<&BatchNorm>, act: Act) -> Result<Self> {
         let vec = |t: &Tensor, what: &str| -> Result<Vec<f32>> {
             let v: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
             if v.len() != o {
@@ -133,7 +146,7 @@ impl Steps {
                 Some([mean, sd, g, b])
             }
         };
-        Ok(Self { bias, bn, relu })
+        Ok(Self { bias, bn, act })
     }
 
     /// Applies the steps of channel `o` to `row` in place.
@@ -143,16 +156,34 @@ impl Steps {
             let b = b[o];
             row.iter_mut().for_each(|v| *v += b);
         }
-        if let Some([mean, sd, g, beta]) = &self.bn {
-            let (m, s, g, beta) = (mean[o], sd[o], g[o], beta[o]);
-            if self.relu {
+        match (&self.bn, self.act) {
+            (Some([mean, sd, g, beta]), Act::Relu) => {
+                let (m, s, g, beta) = (mean[o], sd[o], g[o], beta[o]);
                 row.iter_mut()
                     .for_each(|v| *v = (((*v - m) / s) * g + beta).max(0.0));
-            } else {
-                row.iter_mut().for_each(|v| *v = ((*v - m) / s) * g + beta);
             }
-        } else if self.relu {
-            row.iter_mut().for_each(|v| *v = v.max(0.0));
+            (Some([mean, sd, g, beta]), act) => {
+                let (m, s, g, beta) = (mean[o], sd[o], g[o], beta[o]);
+                row.iter_mut().for_each(|v| *v = ((*v - m) / s) * g + beta);
+                activate(act, row);
+            }
+            (None, act) => activate(act, row),
+        }
+    }
+}
+
+/// `act` in place, as Candle's unary ops compute it.
+fn activate(act: Act, row: &mut [f32]) {
+    match act {
+        Act::Identity => {}
+        Act::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Act::Elu(alpha) => {
+            let alpha = alpha as f32;
+            row.iter_mut().for_each(|v| {
+                if !v.is_sign_positive() {
+                    *v = (v.exp() - 1.0) * alpha;
+                }
+            })
         }
     }
 }
@@ -253,7 +284,7 @@ pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Res
         pow,
         pool,
     };
-    let steps = Steps::new(o, conv.bias, epi.bn, epi.relu)?;
+    let steps = Steps::new(o, conv.bias, epi.bn, epi.act)?;
     let x = x.contiguous()?;
     let kernel = conv.weight.contiguous()?;
     let (xs, _) = x.storage_and_layout();
@@ -277,18 +308,33 @@ pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Res
     Ok(Tensor::from_vec(out, shape, x.device())?)
 }
 
+static FUSED_EVAL: AtomicBool = AtomicBool::new(true);
+
+/// Whether the zoo's models run their convolution blocks fused in eval mode (the
+/// default, `true`). Eval mode is inference: nothing computed through a fused block
+/// receives a gradient. A program that needs gradients through an eval-mode forward
+/// (input saliency maps, fine-tuning with frozen batch-norm statistics) turns fusion off
+/// for the whole process with `set_fused_eval(false)`; the results are the same up to
+/// float rounding.
+pub fn set_fused_eval(on: bool) {
+    FUSED_EVAL.store(on, Ordering::Relaxed);
+}
+
+/// See [`set_fused_eval`].
+pub fn fused_eval() -> bool {
+    FUSED_EVAL.load(Ordering::Relaxed)
+}
+
 /// The block in either mode, as the zoo's models call it: in training (`train`, batch
-/// statistics) or when the input itself tracks a gradient (saliency, adversarial
-/// inputs) the composed, differentiable Candle ops; otherwise (eval-mode inference)
-/// the fused [`conv_block_eval`]. Eval mode is for inference: the kernel and batch-norm
-/// parameters receive no gradient through it.
+/// statistics in the batch norm) the composed, differentiable Candle ops; in eval mode
+/// the fused [`conv_block_eval`] (no gradient: see [`set_fused_eval`]).
 pub fn conv_block(
     x: &Tensor,
     conv: ConvSpec<'_>,
     epi: Epilogue<'_>,
     train: bool,
 ) -> Result<Tensor> {
-    if train || x.track_op() {
+    if train || !fused_eval() {
         composed_t(x, conv, epi, train)
     } else {
         conv_block_eval(x, conv, epi)
@@ -313,11 +359,23 @@ fn composed_t(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>, train: bool) ->
             .pad_with_zeros(3, conv.padding.1, conv.padding.1)?;
         crate::conv2d::conv2d_gemm(&xp, conv.weight, conv.bias, conv.stride, 0)?
     };
+    let mut act = epi.act;
     if let Some(bn) = epi.bn {
-        y = candle_core::ModuleT::forward_t(bn, &y, train)?;
+        y = if train {
+            // one op with its own backward; takes the ReLU along
+            let relu = act == Act::Relu;
+            if relu {
+                act = Act::Identity;
+            }
+            crate::batchnorm::batch_norm_train(&y, bn, relu)?
+        } else {
+            candle_core::ModuleT::forward_t(bn, &y, false)?
+        };
     }
-    if epi.relu {
-        y = y.relu()?;
+    match act {
+        Act::Identity => {}
+        Act::Relu => y = y.relu()?,
+        Act::Elu(alpha) => y = y.elu(alpha)?,
     }
     if conv.weight.rank() == 3 {
         if epi.pool.1 > 1 {
@@ -525,18 +583,18 @@ mod tests {
     #[test]
     fn one_d_equals_composed() {
         let mut rng = mirkit_core::Rng::new(11);
-        // (c, o, k, l, stride, pad, pool, bias, bn, relu)
+        // (c, o, k, l, stride, pad, pool, bias, bn, activation)
         let cases = [
-            (1, 8, 3, 243, 3, 0, 1, true, true, true),
-            (8, 8, 3, 81, 1, 1, 3, true, true, true),
-            (5, 7, 3, 100, 1, 1, 3, false, true, false),
-            (4, 6, 8, 95, 1, 0, 4, true, false, true),
-            (6, 5, 1, 40, 1, 0, 1, true, true, true),
-            (3, 4, 7, 50, 2, 3, 2, true, true, true),
+            (1, 8, 3, 243, 3, 0, 1, true, true, Act::Relu),
+            (8, 8, 3, 81, 1, 1, 3, true, true, Act::Relu),
+            (5, 7, 3, 100, 1, 1, 3, false, true, Act::Identity),
+            (4, 6, 8, 95, 1, 0, 4, true, false, Act::Relu),
+            (6, 5, 1, 40, 1, 0, 1, true, true, Act::Elu(1.0)),
+            (3, 4, 7, 50, 2, 3, 2, true, true, Act::Elu(0.5)),
             // long enough for several tiles per item
-            (64, 32, 3, 9000, 1, 1, 3, true, true, true),
+            (64, 32, 3, 9000, 1, 1, 3, true, true, Act::Relu),
         ];
-        for (c, o, k, l, stride, pad, pool, bias, bn, relu) in cases {
+        for (c, o, k, l, stride, pad, pool, bias, bn, act) in cases {
             for n in [1, 3] {
                 let x = uniform(&mut rng, &[n, c, l], -1.0, 1.0);
                 let w = uniform(&mut rng, &[o, c, k], -0.5, 0.5);
@@ -550,7 +608,7 @@ mod tests {
                 };
                 let epi = Epilogue {
                     bn: bn.then_some(&norm),
-                    relu,
+                    act,
                     pool: (1, pool),
                 };
                 let got = conv_block_eval(&x, spec, epi).unwrap();
@@ -570,16 +628,16 @@ mod tests {
     #[test]
     fn two_d_equals_composed() {
         let mut rng = mirkit_core::Rng::new(12);
-        // (c, o, kh, kw, h, w, stride, pad, pool)
+        // (c, o, kh, kw, h, w, stride, pad, pool, activation)
         let cases = [
-            (1, 8, 3, 3, 20, 22, 1, (1, 1), (2, 2)),
-            (6, 9, 3, 3, 17, 31, 1, (1, 1), (2, 4)),
-            (4, 5, 3, 3, 16, 16, 2, (1, 1), (1, 1)),
-            (3, 4, 7, 1, 30, 12, 1, (3, 0), (3, 1)),
-            (2, 3, 1, 5, 9, 40, 1, (0, 2), (1, 5)),
-            (32, 16, 3, 3, 40, 64, 1, (1, 1), (2, 2)),
+            (1, 8, 3, 3, 20, 22, 1, (1, 1), (2, 2), Act::Relu),
+            (6, 9, 3, 3, 17, 31, 1, (1, 1), (2, 4), Act::Elu(1.0)),
+            (4, 5, 3, 3, 16, 16, 2, (1, 1), (1, 1), Act::Identity),
+            (3, 4, 7, 1, 30, 12, 1, (3, 0), (3, 1), Act::Relu),
+            (2, 3, 1, 5, 9, 40, 1, (0, 2), (1, 5), Act::Relu),
+            (32, 16, 3, 3, 40, 64, 1, (1, 1), (2, 2), Act::Relu),
         ];
-        for (c, o, kh, kw, h, w, stride, pad, pool) in cases {
+        for (c, o, kh, kw, h, w, stride, pad, pool, act) in cases {
             for n in [1, 2] {
                 let x = uniform(&mut rng, &[n, c, h, w], -1.0, 1.0);
                 let wt = uniform(&mut rng, &[o, c, kh, kw], -0.5, 0.5);
@@ -593,7 +651,7 @@ mod tests {
                 };
                 let epi = Epilogue {
                     bn: Some(&norm),
-                    relu: true,
+                    act,
                     pool,
                 };
                 let got = conv_block_eval(&x, spec, epi).unwrap();
@@ -629,14 +687,14 @@ mod tests {
             spec,
             Epilogue {
                 bn: None,
-                relu: false,
+                act: Act::Identity,
                 pool: (1, 3),
             },
         )
         .unwrap();
         let with_relu = Epilogue {
             bn: None,
-            relu: true,
+            act: Act::Relu,
             pool: (1, 3),
         };
         let r = conv_block_eval(&x, spec, with_relu).unwrap();
@@ -693,6 +751,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("bias"), "{e}");
+    }
+
+    /// `conv_block` is differentiable in training mode, and in eval mode once fusion is
+    /// turned off; in eval mode with fusion on its result is a leaf (no gradient).
+    #[test]
+    fn conv_block_modes() {
+        let mut rng = mirkit_core::Rng::new(5);
+        let x = uniform(&mut rng, &[2, 3, 12], -1.0, 1.0);
+        let w = Var::from_tensor(&uniform(&mut rng, &[4, 3, 3], -1.0, 1.0)).unwrap();
+        let norm = random_bn(&mut rng, 4);
+        let spec = ConvSpec {
+            weight: w.as_tensor(),
+            bias: None,
+            stride: 1,
+            padding: (0, 1),
+        };
+        let epi = Epilogue {
+            bn: Some(&norm),
+            act: Act::Relu,
+            pool: (1, 2),
+        };
+        let grad_of = |y: Tensor| y.sum_all().unwrap().backward().unwrap().get(&w).is_some();
+        assert!(grad_of(conv_block(&x, spec, epi, true).unwrap()));
+        let fused = conv_block(&x, spec, epi, false).unwrap();
+        assert!(!fused.track_op());
+        set_fused_eval(false);
+        let plain = conv_block(&x, spec, epi, false).unwrap();
+        set_fused_eval(true);
+        assert!(max_rel(&fused, &plain) <= 1e-6);
+        assert!(grad_of(plain));
     }
 
     /// Nothing is tracked for gradients: the fused result is a new leaf.

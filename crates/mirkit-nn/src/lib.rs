@@ -23,9 +23,15 @@
 //!   wrong for batches > 1, and its `conv2d` builds im2col tiles value by value (3.6×
 //!   slower forward + backward at a typical layer). [`conv2d`]'s im2col/col2im are custom
 //!   ops that are each other's gradient; off the CPU both fall back to Candle.
+//! * Speed by fusion (issue #14): in eval mode every conv → bias → batch norm →
+//!   activation → max-pool block of the zoo runs as one tiled pass ([`fused`]: no
+//!   full-size intermediate, same f32 operations in the same order); in training the
+//!   batch norm (+ ReLU) is one op with its own backward ([`batchnorm`]). Both fall back
+//!   to Candle's ops off the CPU.
 
 #![warn(missing_docs)]
 
+pub mod batchnorm;
 pub mod blocks;
 pub mod conv;
 pub mod conv2d;
