@@ -108,7 +108,7 @@ pub enum Act {
 }
 
 /// Per-channel constants of the element-wise steps.
-struct Steps {
+pub(crate) struct Steps {
     bias: Option<Vec<f32>>,
     /// `(mean, sqrt(var + eps), γ, β)` per channel.
     bn: Option<[Vec<f32>; 4]>,
@@ -116,6 +116,15 @@ struct Steps {
 }
 
 impl Steps {
+    /// No step: the bare convolution.
+    pub(crate) fn identity() -> Self {
+        Self {
+            bias: None,
+            bn: None,
+            act: Act::Identity,
+        }
+    }
+
     fn new(o: usize, bias: Option<&Tensor>, bn: Option<&BatchNorm>, act: Act) -> Result<Self> {
         let vec = |t: &Tensor, what: &str| -> Result<Vec<f32>> {
             let v: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
@@ -190,24 +199,24 @@ fn activate(act: Act, row: &mut [f32]) {
 
 /// Geometry of one block (1-D blocks are 2-D blocks of one row).
 #[derive(Debug, Clone, Copy)]
-struct Geo {
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    ph: usize,
-    pw: usize,
+pub(crate) struct Geo {
+    pub(crate) c: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) o: usize,
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    pub(crate) stride: usize,
+    pub(crate) ph: usize,
+    pub(crate) pw: usize,
     /// Pooled output rows and columns.
-    poh: usize,
-    pow: usize,
-    pool: (usize, usize),
+    pub(crate) poh: usize,
+    pub(crate) pow: usize,
+    pub(crate) pool: (usize, usize),
 }
 
 impl Geo {
-    fn k(&self) -> usize {
+    pub(crate) fn k(&self) -> usize {
         self.c * self.kh * self.kw
     }
 }
@@ -349,7 +358,22 @@ pub fn composed(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Result<Ten
 
 /// The composed Candle ops; `train` selects batch statistics in the batch norm.
 fn composed_t(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>, train: bool) -> Result<Tensor> {
-    let mut y = if conv.weight.rank() == 3 {
+    // training: one convolution op with a tiled backward that keeps no im2col matrix
+    let op = if train {
+        crate::convop::conv(x, conv.weight, conv.stride, conv.padding)?
+    } else {
+        None
+    };
+    let mut y = if let Some(y) = op {
+        match conv.bias {
+            Some(b) => {
+                let mut shape = vec![1; y.rank()];
+                shape[1] = b.elem_count();
+                y.broadcast_add(&b.reshape(shape)?)?
+            }
+            None => y,
+        }
+    } else if conv.weight.rank() == 3 {
         crate::conv::conv1d_gemm(x, conv.weight, conv.bias, conv.stride, conv.padding.1)?
     } else if conv.padding.0 == conv.padding.1 {
         crate::conv2d::conv2d_gemm(x, conv.weight, conv.bias, conv.stride, conv.padding.0)?
@@ -390,15 +414,15 @@ fn composed_t(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>, train: bool) ->
 /// A tile of output positions: rows `r0..r1`, columns `c0..c1` (before pooling; whole
 /// pooling windows).
 #[derive(Debug, Clone, Copy)]
-struct Tile {
-    item: usize,
-    r0: usize,
-    r1: usize,
-    c0: usize,
-    c1: usize,
+pub(crate) struct Tile {
+    pub(crate) item: usize,
+    pub(crate) r0: usize,
+    pub(crate) r1: usize,
+    pub(crate) c0: usize,
+    pub(crate) c1: usize,
 }
 
-fn tiles(n: usize, g: &Geo) -> Vec<Tile> {
+pub(crate) fn tiles(n: usize, g: &Geo) -> Vec<Tile> {
     let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
     // columns per tile: as many whole pooling windows as fit the budget of both tiles
     let per_col = g.k().max(g.o).max(1);
@@ -447,7 +471,7 @@ impl OutPtr {
     }
 }
 
-fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -> Vec<f32> {
+pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -> Vec<f32> {
     let plane_out = g.poh * g.pow;
     let mut out = vec![0f32; n * g.o * plane_out];
     let ptr = OutPtr(out.as_mut_ptr());
@@ -502,7 +526,7 @@ fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -> Vec<f32> 
 /// The im2col rows of one tile: row `(c, i, j)`, column `(r, q)` holds the input at
 /// `(c, r·s + i − ph, q·s + j − pw)` (zero outside), for the tile's output rows and
 /// columns.
-fn im2col_tile(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32]) {
+pub(crate) fn im2col_tile(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32]) {
     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
     let m = tr * tw;
     let s = g.stride;

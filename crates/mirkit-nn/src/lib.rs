@@ -35,6 +35,7 @@ pub mod batchnorm;
 pub mod blocks;
 pub mod conv;
 pub mod conv2d;
+pub mod convop;
 pub mod dropout;
 mod error;
 pub mod frontend;
