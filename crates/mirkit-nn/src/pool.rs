@@ -98,6 +98,11 @@ pub fn pool2d(
         out_len(w, kernel.1, stride.1, padding.1),
     );
     let (n, c) = (x.dim(0)?, x.dim(1)?);
+    if max && kernel == stride && padding == (0, 0) && x.track_op() {
+        if let Some(y) = max_pool_op(x, kernel)? {
+            return Ok(y);
+        }
+    }
     if kernel == stride && padding == (0, 0) {
         // non-overlapping windows (every zoo model): a reshape instead of k gathers
         let b = x
@@ -135,6 +140,12 @@ pub fn pool1d(
     }
     let l = x.dim(2)?;
     check("pool1d", l, kernel, stride, padding)?;
+    if max && kernel == stride && padding == 0 && x.track_op() {
+        let (n, c) = (x.dim(0)?, x.dim(1)?);
+        if let Some(y) = max_pool_op(&x.reshape((n, c, 1, l))?, (1, kernel))? {
+            return Ok(y.reshape((n, c, l / kernel))?);
+        }
+    }
     if kernel == stride && padding == 0 {
         // non-overlapping windows: a reshape instead of k gathers
         let o = l / kernel;
@@ -146,6 +157,103 @@ pub fn pool1d(
     let xp = pad(x, 2, padding, if max { f64::NEG_INFINITY } else { 0.0 })?;
     let w = windows(&xp, 2, kernel, stride, out_len(l, kernel, stride, padding))?;
     reduce(&w, max, kernel)
+}
+
+/// Non-overlapping max-pooling of `(N, C, H, W)` (kernel = stride, no padding, floor)
+/// as one op that records each window's argmax and routes the gradient there in its
+/// backward (PyTorch's rule: the first maximum; a NaN wins). One pass each way, where
+/// the composed `argmax` + `gather` path copies the permuted windows and scatters into
+/// a zero tensor. `None` off the CPU or for other dtypes.
+fn max_pool_op(x: &Tensor, kernel: (usize, usize)) -> Result<Option<Tensor>> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    Ok(Some(x.contiguous()?.apply_op1(MaxPoolOp {
+        kernel,
+        argmax: std::sync::Mutex::new(Vec::new()),
+    })?))
+}
+
+/// See [`max_pool_op`]; `argmax` holds the flat input index of each output.
+struct MaxPoolOp {
+    kernel: (usize, usize),
+    argmax: std::sync::Mutex<Vec<usize>>,
+}
+
+impl candle_core::CustomOp1 for MaxPoolOp {
+    fn name(&self) -> &'static str {
+        "mirkit-max-pool"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s: &candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let candle_core::CpuStorage::F32(v) = s else {
+            candle_core::bail!("max pool: f32 only")
+        };
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("max pool: contiguous input only")
+        };
+        let x = &v[a..b];
+        let &[n, c, h, w] = l.dims() else {
+            candle_core::bail!("max pool: (N, C, H, W) input")
+        };
+        let (kh, kw) = self.kernel;
+        let (oh, ow) = (h / kh, w / kw);
+        let plane = oh * ow;
+        let mut y = vec![0f32; n * c * plane];
+        let mut idx = vec![0usize; n * c * plane];
+        y.par_chunks_mut(plane.max(1))
+            .zip(idx.par_chunks_mut(plane.max(1)))
+            .enumerate()
+            .for_each(|(p, (yo, io))| {
+                let base = p * h * w;
+                for r in 0..oh {
+                    for q in 0..ow {
+                        let first = base + r * kh * w + q * kw;
+                        let (mut best, mut at) = (x[first], first);
+                        for i in 0..kh {
+                            let row = base + (r * kh + i) * w + q * kw;
+                            for (j, &v) in x[row..row + kw].iter().enumerate() {
+                                if v > best || (v.is_nan() && !best.is_nan()) {
+                                    best = v;
+                                    at = row + j;
+                                }
+                            }
+                        }
+                        yo[r * ow + q] = best;
+                        io[r * ow + q] = at - base;
+                    }
+                }
+            });
+        // indices relative to each plane, made absolute
+        for (p, chunk) in idx.chunks_mut(plane.max(1)).enumerate() {
+            chunk.iter_mut().for_each(|i| *i += p * h * w);
+        }
+        *self.argmax.lock().expect("argmax lock") = idx;
+        Ok((
+            candle_core::CpuStorage::F32(y),
+            candle_core::Shape::from((n, c, oh, ow)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let g: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+        let idx = self.argmax.lock().expect("argmax lock");
+        let mut dx = vec![0f32; arg.elem_count()];
+        for (&i, &v) in idx.iter().zip(&g) {
+            dx[i] += v;
+        }
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+    }
 }
 
 /// `F.max_pool2d(x, kernel, stride, padding)`.
@@ -215,4 +323,62 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: (usize, usize)) -> Result<Tensor> {
         rows.push(Tensor::cat(&cols, 3)?);
     }
     Ok(Tensor::cat(&rows, 2)?.to_dtype(DType::F32)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The pooling op routes each window's gradient to its first maximum (ties, as after
+    /// a ReLU, included), like the composed argmax + gather path and PyTorch, and drops
+    /// the remainder that does not fill a window.
+    #[test]
+    fn max_pool_op_routes_gradients_to_the_first_maximum() {
+        let v: Vec<f32> = vec![
+            0.0, 0.0, 1.0, 1.0, 5.0, // row 0
+            0.0, 0.0, 2.0, 0.5, 9.0, // row 1
+            3.0, 3.0, 3.0, 3.0, 9.0, // row 2 (dropped: 3 rows, kernel 2)
+        ];
+        let x = Var::from_vec(v, (1, 1, 3, 5), &Device::Cpu).unwrap();
+        let y = max_pool2d(&x, (2, 2), (2, 2), (0, 0)).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![0.0, 2.0]
+        );
+        let g = Tensor::new(&[[[[10f32, 20.0]]]], &Device::Cpu).unwrap();
+        let grads = (y * g).unwrap().sum_all().unwrap().backward().unwrap();
+        let dx: Vec<f32> = grads
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let mut want = vec![0f32; 15];
+        want[0] = 10.0; // first of four zeros
+        want[7] = 20.0;
+        assert_eq!(dx, want);
+        // 1-D through the same op
+        let x = Var::from_vec(
+            vec![1f32, 4.0, 4.0, 2.0, 0.0, 7.0, 5.0],
+            (1, 1, 7),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = max_pool1d(&x, 3, 3, 0).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![4.0, 7.0]
+        );
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let dx: Vec<f32> = grads
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(dx, vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    }
 }
