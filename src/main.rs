@@ -4,6 +4,6 @@ mod cli;
 
 fn main() -> std::process::ExitCode {
     // large tensors are reused instead of page-faulted in again at every step
-    mirkit_core::alloc::keep_freed_memory();
+    mirkit::core::alloc::keep_freed_memory();
     cli::main()
 }

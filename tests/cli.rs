@@ -789,3 +789,34 @@ fn center_and_no_center_conflict() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!d.join("x.npy").exists());
 }
+
+/// `--threads N` (a global option) sets the worker count without changing a bit of the
+/// output (tags of the Won 2020 Musicnn, whose convolution blocks run fused and tiled),
+/// and `--threads 0` is a usage error.
+#[test]
+fn threads_option_keeps_results() {
+    let c = clip(TRUMPET);
+    let c = c.to_str().unwrap();
+    let run = |threads: &str| {
+        let o = bin()
+            .args([
+                "--threads",
+                threads,
+                "tag",
+                c,
+                "--model",
+                "won2020-musicnn-mtat",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let one = run("1");
+    assert!(!one.is_empty());
+    assert_eq!(one, run("2"));
+    let o = bin().args(["--threads", "0", "models"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -13,6 +13,7 @@ run when --memory is given (each model in its own process, so peaks do not mix).
 Usage (repository root, a release build of the example is made by cargo):
   python3 tools/bench_models.py [--threads 2] [--batch 16] [--models a,b] [--reps 3]
                                 [--no-train] [--json out.json]
+  python3 tools/bench_models.py --memory [--batch 16] [--threads 2] [--models a,b]
 
 Reference versions: torch 2.5.1, torchaudio 2.5.1 (tools/requirements.txt).
 """
@@ -103,6 +104,31 @@ def bench(name, batch, reps, train):
     return res
 
 
+def peak_kb(cmd, env=None):
+    """Peak resident memory (kB) of one command, from GNU time."""
+    r = subprocess.run(["/usr/bin/time", "-f", "PEAK %M"] + cmd, cwd=ROOT, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    return int([line for line in r.stderr.splitlines() if line.startswith("PEAK ")][-1].split()[1])
+
+
+def memory(models, batch, threads):
+    """Peak memory of a training run (warm-up step + one timed step) per model, each side
+    in its own process."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    subprocess.run(["cargo", "build", "--release", "-q", "--example", "bench_models"], cwd=ROOT,
+                   check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    exe = os.path.join(target, "release", "examples", "bench_models")
+    rows = {}
+    for n in models:
+        py = peak_kb([sys.executable, __file__, "--one", n, "--batch", str(batch),
+                      "--threads", str(threads)])
+        rs = peak_kb([exe, "--models", n, "--batch", str(batch), "--reps", "1"], env)
+        rows[n] = {"pytorch_mb": py / 1024, "mirkit_mb": rs / 1024}
+        print(f"memory {n}: PyTorch {py / 1024:.0f} MB, mirkit {rs / 1024:.0f} MB", file=sys.stderr)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -111,9 +137,27 @@ def main():
     ap.add_argument("--models", default=",".join(ALL))
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--memory", action="store_true",
+                    help="only peak memory of a training run per model, both sides")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # child of --memory
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.one:
+        bench(a.one, a.batch, 1, True)
+        return
     models = a.models.split(",")
+    if a.memory:
+        rows = memory(models, a.batch, a.threads)
+        print(f"\n{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, batch {a.batch}, "
+              "peak resident memory of a training run (warm-up step + one step)\n")
+        print("| model | PyTorch | mirkit | ratio |\n|---|---|---|---|")
+        for n, r in rows.items():
+            print(f"| {n} | {r['pytorch_mb']:.0f} MB | {r['mirkit_mb']:.0f} MB | "
+                  f"{r['mirkit_mb'] / r['pytorch_mb']:.2f}× |")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return
     py = {}
     for n in models:
         py[n] = bench(n, a.batch, a.reps, not a.no_train)

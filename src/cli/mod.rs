@@ -27,6 +27,10 @@ pub struct Cli {
     /// this adds durability across a power loss at the cost of a disk flush per file.
     #[arg(long, global = true)]
     sync: bool,
+    /// Worker threads for everything parallel (features of a folder, networks, training);
+    /// default: RAYON_NUM_THREADS if set, else one per core. Results do not depend on it.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -66,6 +70,18 @@ enum Cmd {
 /// (0 success, 1 failure, 2 usage error), printing any error as `error: …`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Candle sizes its own pool from RAYON_NUM_THREADS when it first runs; we are
+        // still single-threaded here, before any pool exists
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.into())
+            .build_global()
+        {
+            eprintln!("error: cannot start {n} threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if cli.sync || std::env::var_os("MIRKIT_SYNC").is_some_and(|v| v == "1") {
         mirkit::core::npy::set_durable(true);
     }

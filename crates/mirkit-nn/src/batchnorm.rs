@@ -1,10 +1,10 @@
-//! Training-mode batch norm (optionally followed by ReLU) as one op with its own
+//! Training-mode batch norm (optionally followed by ReLU or ELU) as one op with its own
 //! backward.
 //!
 //! `candle_nn::BatchNorm::forward_train` is composed of about ten tensor ops (transpose,
 //! copy, mean, subtract, square, mean, add, sqrt, divide, multiply, add), each a full
 //! pass over the activation with a fresh allocation, and its backward walks the same
-//! graph in reverse; a ReLU after it is two more passes. Here the forward is two passes
+//! graph in reverse; a ReLU or ELU after it is more passes again. Here the forward is two passes
 //! (statistics, then normalise + affine + ReLU) and the backward two (the per-channel
 //! sums, then the input gradient), with the textbook gradient of batch normalisation
 //! (Ioffe & Szegedy 2015, §3):
@@ -23,6 +23,7 @@
 //! of the zoo, PyTorch's semantics); anything else takes the composed Candle path.
 
 use crate::error::Result;
+use crate::fused::Act;
 use candle_core::{CpuStorage, CustomOp3, DType, InplaceOp1, Layout, Shape, Tensor};
 use candle_nn::BatchNorm;
 use rayon::prelude::*;
@@ -38,7 +39,7 @@ struct Stats {
 /// Forward op over `(x, γ, β)`.
 struct BnFwd {
     eps: f64,
-    relu: bool,
+    act: Act,
     stats: Arc<Mutex<Stats>>,
     /// The biased variances, for the running-statistics update.
     var: Arc<Mutex<Vec<f64>>>,
@@ -132,13 +133,27 @@ impl CustomOp3 for BnFwd {
                 // y = (x − μ)·(γ/σ) + β in f32
                 let scale = (g[ch] as f64 * inv_std[ch]) as f32;
                 let shift = (b[ch] as f64 - mean[ch] * g[ch] as f64 * inv_std[ch]) as f32;
-                if self.relu {
-                    for (o, &v) in yo.iter_mut().zip(xi) {
-                        *o = (v * scale + shift).max(0.0);
+                match self.act {
+                    Act::Relu => {
+                        for (o, &v) in yo.iter_mut().zip(xi) {
+                            *o = (v * scale + shift).max(0.0);
+                        }
                     }
-                } else {
-                    for (o, &v) in yo.iter_mut().zip(xi) {
-                        *o = v * scale + shift;
+                    Act::Identity => {
+                        for (o, &v) in yo.iter_mut().zip(xi) {
+                            *o = v * scale + shift;
+                        }
+                    }
+                    Act::Elu(alpha) => {
+                        let alpha = alpha as f32;
+                        for (o, &v) in yo.iter_mut().zip(xi) {
+                            let u = v * scale + shift;
+                            *o = if u.is_sign_positive() {
+                                u
+                            } else {
+                                (u.exp() - 1.0) * alpha
+                            };
+                        }
                     }
                 }
             });
@@ -164,7 +179,7 @@ impl CustomOp3 for BnFwd {
             &BnBwd {
                 stats,
                 gamma: gamma.to_dtype(DType::F32)?.to_vec1()?,
-                relu: self.relu,
+                act: self.act,
             },
         )?;
         let dx = packed.narrow(0, 0, total)?.reshape(x.shape())?;
@@ -178,7 +193,7 @@ impl CustomOp3 for BnFwd {
 struct BnBwd {
     stats: Stats,
     gamma: Vec<f32>,
-    relu: bool,
+    act: Act,
 }
 
 impl CustomOp3 for BnBwd {
@@ -203,13 +218,15 @@ impl CustomOp3 for BnBwd {
         if mean.len() != c {
             candle_core::bail!("batch norm backward: statistics of {} channels", mean.len())
         }
-        let relu = self.relu;
-        let g = |i: usize| {
-            if relu && y[i] <= 0.0 {
-                0.0
-            } else {
-                dy[i] as f64
-            }
+        // the activation's derivative from its output: ReLU 1 for y > 0 (PyTorch's
+        // rule at 0), ELU 1 for y ≥ +0 and α·exp(u) = y + α below
+        let act = self.act;
+        let g = |i: usize| match act {
+            Act::Identity => dy[i] as f64,
+            Act::Relu if y[i] > 0.0 => dy[i] as f64,
+            Act::Relu => 0.0,
+            Act::Elu(_) if y[i].is_sign_positive() => dy[i] as f64,
+            Act::Elu(alpha) => dy[i] as f64 * (y[i] as f64 + alpha),
         };
         // Σ g and Σ g·x̂ per channel
         let sums = channel_sums(n, c, r, |_, ch, rg| {
@@ -277,14 +294,18 @@ impl InplaceOp1 for RunningUpdate {
     }
 }
 
-/// Training-mode `bn(x)` (and `relu(bn(x))` with `relu`) with batch statistics, as one
+/// Training-mode `act(bn(x))` with batch statistics, as one
 /// op with its own backward (module docs); updates `bn`'s running statistics like
 /// `candle_nn::BatchNorm::forward_t(x, true)`. Falls back to Candle's ops off the CPU,
 /// for other dtypes and for a batch norm without affine parameters.
-pub fn batch_norm_train(x: &Tensor, bn: &BatchNorm, relu: bool) -> Result<Tensor> {
+pub fn batch_norm_train(x: &Tensor, bn: &BatchNorm, act: Act) -> Result<Tensor> {
     let fallback = || -> Result<Tensor> {
         let y = candle_core::ModuleT::forward_t(bn, x, true)?;
-        Ok(if relu { y.relu()? } else { y })
+        Ok(match act {
+            Act::Identity => y,
+            Act::Relu => y.relu()?,
+            Act::Elu(alpha) => y.elu(alpha)?,
+        })
     };
     let Some((gamma, beta)) = bn.weight_and_bias() else {
         return fallback();
@@ -307,7 +328,7 @@ pub fn batch_norm_train(x: &Tensor, bn: &BatchNorm, relu: bool) -> Result<Tensor
         &beta.contiguous()?,
         BnFwd {
             eps: bn.eps(),
-            relu,
+            act,
             stats: stats.clone(),
             var: var.clone(),
         },
@@ -385,10 +406,11 @@ mod tests {
     #[test]
     fn equals_candle_composed() {
         let mut rng = mirkit_core::Rng::new(21);
-        for (shape, relu) in [
-            (vec![4, 3, 50], true),
-            (vec![2, 5, 7, 9], false),
-            (vec![3, 4, 1], true),
+        for (shape, act) in [
+            (vec![4, 3, 50], Act::Relu),
+            (vec![2, 5, 7, 9], Act::Identity),
+            (vec![3, 4, 1], Act::Relu),
+            (vec![2, 3, 5, 6], Act::Elu(1.0)),
         ] {
             let c = shape[1];
             let x = Var::from_tensor(&uniform(&mut rng, &shape, -2.0, 3.0)).unwrap();
@@ -396,9 +418,13 @@ mod tests {
             let mut seed = rng.clone();
             let (bn1, g1, b1) = bn_with(&mut rng, c);
             let (bn2, g2, b2) = bn_with(&mut seed, c);
-            let y1 = batch_norm_train(&x, &bn1, relu).unwrap();
+            let y1 = batch_norm_train(&x, &bn1, act).unwrap();
             let y2 = candle_core::ModuleT::forward_t(&bn2, &x, true).unwrap();
-            let y2 = if relu { y2.relu().unwrap() } else { y2 };
+            let y2 = match act {
+                Act::Identity => y2,
+                Act::Relu => y2.relu().unwrap(),
+                Act::Elu(a) => y2.elu(a).unwrap(),
+            };
             assert!(max_abs(&y1, &y2) < 1e-5, "output");
             let gr1 = (&y1 * &w).unwrap().sum_all().unwrap().backward().unwrap();
             let gr2 = (&y2 * &w).unwrap().sum_all().unwrap().backward().unwrap();
@@ -413,7 +439,7 @@ mod tests {
         }
     }
 
-    /// The input gradient against central differences of `sum(bn(x) · w)`.
+    /// The input gradient against central differences of `sum(elu(bn(x)) · w)`.
     #[test]
     fn input_gradient_matches_finite_differences() {
         let mut rng = mirkit_core::Rng::new(22);
@@ -423,7 +449,7 @@ mod tests {
         let (bn, _, _) = bn_with(&mut rng, 2);
         let f = |v: &[f32]| -> f64 {
             let x = Tensor::from_vec(v.to_vec(), &shape, &Device::Cpu).unwrap();
-            let y = batch_norm_train(&x, &bn, false).unwrap();
+            let y = batch_norm_train(&x, &bn, Act::Elu(0.7)).unwrap();
             (y * &w)
                 .unwrap()
                 .sum_all()
@@ -432,7 +458,7 @@ mod tests {
                 .unwrap() as f64
         };
         let x = Var::from_vec(x0.clone(), &shape, &Device::Cpu).unwrap();
-        let y = batch_norm_train(&x, &bn, false).unwrap();
+        let y = batch_norm_train(&x, &bn, Act::Elu(0.7)).unwrap();
         let g = (y * &w).unwrap().sum_all().unwrap().backward().unwrap();
         let an: Vec<f32> = g.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         for i in 0..x0.len() {

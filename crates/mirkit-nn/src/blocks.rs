@@ -13,7 +13,7 @@
 
 use crate::conv::Conv1dGemm as Conv1d;
 use crate::error::Result;
-use crate::fused::{conv_block, Act, ConvSpec, Epilogue};
+use crate::fused::{conv_block, residual_eval, Act, ConvSpec, Epilogue};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
@@ -166,11 +166,15 @@ impl ResSe1d {
         let se =
             candle_nn::ops::sigmoid(&self.dense2.forward(&self.dense1.forward(&se)?.relu()?)?)?
                 .unsqueeze(2)?;
-        let out = out.broadcast_mul(&se)?;
         let x = match &self.shortcut {
             Some((c, b)) => conv_block(x, ConvSpec::conv1d(c), bn_relu(b, false), train)?,
             None => x.clone(),
         };
+        let se = se.squeeze(2)?;
+        if let Some(y) = residual_eval(&x, &out, Some(&se), (1, self.pooling), train)? {
+            return Ok(y);
+        }
+        let out = out.broadcast_mul(&se.unsqueeze(2)?)?;
         let y = (x + out)?.relu()?;
         if self.pooling > 1 {
             crate::pool::max_pool1d(&y, self.pooling, self.pooling, 0)
@@ -255,6 +259,9 @@ impl Res2d {
             Some((c, b)) => conv_block(x, ConvSpec::conv2d(c), bn_relu(b, false), train)?,
             None => x.clone(),
         };
+        if let Some(y) = residual_eval(&x, &out, None, (1, 1), train)? {
+            return Ok(y);
+        }
         Ok((x + out)?.relu()?)
     }
 }

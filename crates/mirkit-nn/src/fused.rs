@@ -350,6 +350,98 @@ pub fn conv_block(
     }
 }
 
+/// The end of a residual block in eval mode, one pass:
+/// `maxpool(relu(x + out · scale))` for `x`, `out` `(N, C, …)` of the same shape and an
+/// optional per-channel `scale` `(N, C)` (squeeze-and-excitation weights), with
+/// non-overlapping pooling `(rows, columns)` over the trailing axes (1-D: the second
+/// value). Same f32 operations as the composed ops (`out * s`, then `x + ·`, then
+/// `max(·, 0)`, then the window maximum), so the same bits. `None` when it does not
+/// apply (training, fusion off, not CPU f32, shapes that differ): the caller composes.
+pub fn residual_eval(
+    x: &Tensor,
+    out: &Tensor,
+    scale: Option<&Tensor>,
+    pool: (usize, usize),
+    train: bool,
+) -> Result<Option<Tensor>> {
+    if train
+        || !fused_eval()
+        || !x.device().is_cpu()
+        || x.dtype() != DType::F32
+        || out.dtype() != DType::F32
+        || x.dims() != out.dims()
+        || !(3..=4).contains(&x.rank())
+        || pool.0 == 0
+        || pool.1 == 0
+    {
+        return Ok(None);
+    }
+    let d = x.dims();
+    let (n, c) = (d[0], d[1]);
+    let (h, w) = if d.len() == 3 {
+        (1, d[2])
+    } else {
+        (d[2], d[3])
+    };
+    let pool = if d.len() == 3 { (1, pool.1) } else { pool };
+    let (oh, ow) = (h / pool.0, w / pool.1);
+    if oh == 0 || ow == 0 {
+        return Ok(None);
+    }
+    let scale: Option<Vec<f32>> = match scale {
+        Some(s) if s.elem_count() == n * c => {
+            Some(s.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+        }
+        Some(_) => return Ok(None),
+        None => None,
+    };
+    let (x, out) = (x.contiguous()?, out.contiguous()?);
+    let (xs, _) = x.storage_and_layout();
+    let (os, _) = out.storage_and_layout();
+    let (xv, ov) = match (&*xs, &*os) {
+        (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
+            (a.as_slice::<f32>()?, b.as_slice::<f32>()?)
+        }
+        _ => return Ok(None),
+    };
+    let total = n * c * h * w;
+    let (xo, oo) = (x.layout().start_offset(), out.layout().start_offset());
+    let (xv, ov) = (&xv[xo..xo + total], &ov[oo..oo + total]);
+    let plane = h * w;
+    let mut y = vec![0f32; n * c * oh * ow];
+    y.par_chunks_mut(oh * ow).enumerate().for_each(|(p, yo)| {
+        let s = scale.as_ref().map(|s| s[p]);
+        let (xp, op) = (&xv[p * plane..][..plane], &ov[p * plane..][..plane]);
+        let f = |i: usize| -> f32 {
+            let o = match s {
+                Some(s) => op[i] * s,
+                None => op[i],
+            };
+            (xp[i] + o).max(0.0)
+        };
+        for r in 0..oh {
+            for q in 0..ow {
+                let mut best = f(r * pool.0 * w + q * pool.1);
+                for i in 0..pool.0 {
+                    for j in 0..pool.1 {
+                        let v = f((r * pool.0 + i) * w + q * pool.1 + j);
+                        if v > best || v.is_nan() {
+                            best = v;
+                        }
+                    }
+                }
+                yo[r * ow + q] = best;
+            }
+        }
+    });
+    let shape: Vec<usize> = if d.len() == 3 {
+        vec![n, c, ow]
+    } else {
+        vec![n, c, oh, ow]
+    };
+    Ok(Some(Tensor::from_vec(y, shape, x.device())?))
+}
+
 /// The composed Candle ops in eval mode (other devices and dtypes, and the tests'
 /// reference).
 pub fn composed(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Result<Tensor> {
@@ -386,12 +478,10 @@ fn composed_t(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>, train: bool) ->
     let mut act = epi.act;
     if let Some(bn) = epi.bn {
         y = if train {
-            // one op with its own backward; takes the ReLU along
-            let relu = act == Act::Relu;
-            if relu {
-                act = Act::Identity;
-            }
-            crate::batchnorm::batch_norm_train(&y, bn, relu)?
+            // one op with its own backward; takes the activation along
+            let fused_act = act;
+            act = Act::Identity;
+            crate::batchnorm::batch_norm_train(&y, bn, fused_act)?
         } else {
             candle_core::ModuleT::forward_t(bn, &y, false)?
         };
@@ -424,15 +514,16 @@ pub(crate) struct Tile {
 
 pub(crate) fn tiles(n: usize, g: &Geo) -> Vec<Tile> {
     let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
-    // columns per tile: as many whole pooling windows as fit the budget of both tiles
+    // output positions per tile: as many as fit the budget of both tiles (im2col K × m
+    // and product O × m), at least a few whole pooling windows
     let per_col = g.k().max(g.o).max(1);
     let budget = (TILE_FLOATS / per_col).max(g.pool.0 * g.pool.1 * 16);
-    let mut tw = if cols <= budget {
+    // columns per tile, for a band of one pooling window's rows
+    let tw = if cols * g.pool.0 <= budget {
         cols
     } else {
-        (budget / g.pool.1).max(1) * g.pool.1
+        ((budget / g.pool.0 / g.pool.1).max(1) * g.pool.1).min(cols)
     };
-    tw = tw.min(cols);
     // rows per tile: whole pooling windows, filling the rest of the budget
     let tr = if tw == cols {
         ((budget / cols / g.pool.0).max(1) * g.pool.0).min(rows)
@@ -805,6 +896,42 @@ mod tests {
         set_fused_eval(true);
         assert!(max_rel(&fused, &plain) <= 1e-6);
         assert!(grad_of(plain));
+    }
+
+    /// The residual end `maxpool(relu(x + out · s))` equals the composed ops bit for bit
+    /// (3-D with squeeze-and-excitation weights and pool 3 over a remainder, 4-D without
+    /// scale or pool), and declines training mode and mismatched shapes.
+    #[test]
+    fn residual_eval_equals_composed_bits() {
+        let mut rng = mirkit_core::Rng::new(6);
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+            v.iter().map(|f| f.to_bits()).collect()
+        };
+        let x = uniform(&mut rng, &[2, 3, 20], -1.0, 1.0);
+        let out = uniform(&mut rng, &[2, 3, 20], -1.0, 1.0);
+        let se = uniform(&mut rng, &[2, 3], 0.0, 1.0);
+        let got = residual_eval(&x, &out, Some(&se), (1, 3), false)
+            .unwrap()
+            .unwrap();
+        let y = (&x + out.broadcast_mul(&se.unsqueeze(2).unwrap()).unwrap())
+            .unwrap()
+            .relu()
+            .unwrap();
+        let want = crate::pool::max_pool1d(&y, 3, 3, 0).unwrap();
+        assert_eq!(bits(&got), bits(&want));
+        let x4 = uniform(&mut rng, &[2, 3, 4, 5], -1.0, 1.0);
+        let o4 = uniform(&mut rng, &[2, 3, 4, 5], -1.0, 1.0);
+        let got = residual_eval(&x4, &o4, None, (1, 1), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bits(&got), bits(&(&x4 + &o4).unwrap().relu().unwrap()));
+        assert!(residual_eval(&x4, &o4, None, (1, 1), true)
+            .unwrap()
+            .is_none());
+        assert!(residual_eval(&x, &o4, None, (1, 1), false)
+            .unwrap()
+            .is_none());
     }
 
     /// Nothing is tracked for gradients: the fused result is a new leaf.
