@@ -1,10 +1,10 @@
 //! # Model speed: the whole zoo, forward and training step, against PyTorch
 //!
 //! `cargo run --release --example bench_models -- [--batch 16] [--models a,b] [--reps 3]
-//! [--no-train] [--ops]` — times every architecture of the zoo on random input of its
+//! [--no-train] [--split] [--ops]` — times every architecture of the zoo on random input of its
 //! published size: an eval-mode forward and a training step (train-mode forward, binary
 //! cross-entropy, backward, Adam update), median of `--reps` runs after one warm-up.
-//! `--ops` adds a per-op profile of the dominant operations at the models' own shapes.
+//! `--split` also reports a step's forward, backward and update times. `--ops` adds a per-op profile of the dominant operations at the models' own shapes.
 //! The thread count follows `RAYON_NUM_THREADS`. `tools/bench_models.py` runs the same
 //! work in PyTorch (same names, shapes and batch) and prints the ratios; it calls this
 //! example. Prints one JSON object.
@@ -183,6 +183,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
             rec["train_step_s"] = step.into();
             msg += &format!(", train step {step:.3} s");
+            if args.iter().any(|a| a == "--split") {
+                // where a step's time goes: train-mode forward + loss, backward, update
+                let (mut f, mut b, mut u) = (0.0, 0.0, 0.0);
+                for _ in 0..reps.max(1) {
+                    let t0 = Instant::now();
+                    let loss = bce(&(c.forward)(&c.x, true)?, &y)?;
+                    let t1 = Instant::now();
+                    let g = loss.backward()?;
+                    let t2 = Instant::now();
+                    opt.step(&g)?;
+                    f += (t1 - t0).as_secs_f64();
+                    b += (t2 - t1).as_secs_f64();
+                    u += t2.elapsed().as_secs_f64();
+                }
+                let r = reps.max(1) as f64;
+                rec["split_s"] =
+                    serde_json::json!({"forward": f / r, "backward": b / r, "update": u / r});
+                msg += &format!(
+                    " (forward {:.3}, backward {:.3}, update {:.3})",
+                    f / r,
+                    b / r,
+                    u / r
+                );
+            }
         }
         eprintln!("{msg}");
         out.insert(name.clone(), rec);

@@ -264,10 +264,10 @@ impl CustomOp3 for BnBwd {
 
 /// `stat ← stat·keep + values·weight`, in place (Candle's running-statistics update:
 /// `stat * (1 − momentum) + values * w` in f32).
-struct RunningUpdate {
-    values: Vec<f32>,
-    keep: f64,
-    weight: f64,
+pub(crate) struct RunningUpdate {
+    pub(crate) values: Vec<f32>,
+    pub(crate) keep: f64,
+    pub(crate) weight: f64,
 }
 
 impl InplaceOp1 for RunningUpdate {

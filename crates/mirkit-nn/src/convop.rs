@@ -101,7 +101,13 @@ fn cpu(s: &candle_core::Storage) -> candle_core::Result<&CpuStorage> {
 }
 
 /// Input and kernel gradients from the output gradient `dy` `(N, O, OH, OW)`.
-fn backward(x: &[f32], w: &[f32], dy: &[f32], n: usize, g: &Geo) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    n: usize,
+    g: &Geo,
+) -> (Vec<f32>, Vec<f32>) {
     let k = g.k();
     let plane_in = g.c * g.h * g.w;
     let (oh, ow) = (g.poh, g.pow);

@@ -116,6 +116,15 @@ pub(crate) struct Steps {
 }
 
 impl Steps {
+    /// Only the bias (training: the convolution's output before its batch norm).
+    pub(crate) fn bias_only(bias: Vec<f32>) -> Self {
+        Self {
+            bias: Some(bias),
+            bn: None,
+            act: Act::Identity,
+        }
+    }
+
     /// No step: the bare convolution.
     pub(crate) fn identity() -> Self {
         Self {
@@ -450,6 +459,12 @@ pub fn composed(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Result<Ten
 
 /// The composed Candle ops; `train` selects batch statistics in the batch norm.
 fn composed_t(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>, train: bool) -> Result<Tensor> {
+    // training with a batch norm: the whole block as one op
+    if train {
+        if let Some(y) = crate::trainblock::conv_block_train(x, conv, epi)? {
+            return Ok(y);
+        }
+    }
     // training: one convolution op with a tiled backward that keeps no im2col matrix
     let op = if train {
         crate::convop::conv(x, conv.weight, conv.stride, conv.padding)?

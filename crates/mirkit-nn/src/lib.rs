@@ -46,5 +46,6 @@ pub mod loss;
 pub mod optim;
 pub mod pool;
 pub mod rnn;
+pub mod trainblock;
 
 pub use error::{NnError, Result};

@@ -1,0 +1,577 @@
+//! A whole training-mode block — convolution + bias → batch norm (batch statistics) →
+//! activation → max-pool — as one differentiable Candle op.
+//!
+//! Candle's backward pass accumulates every gradient edge as `zeros_like(arg) + grad`
+//! (an allocation, a zero fill and an addition over the whole activation per edge), so
+//! the number of graph nodes per block, not only the arithmetic, sets the cost of a
+//! training step: conv, reshape, bias add, batch norm, activation and pooling are six
+//! such edges per block at full activation size. Here the block is one node over
+//! `(x, w, [bias, γ, β])`: the forward runs the tiled convolution of [`crate::fused`]
+//! with the bias in its epilogue, the batch statistics in f64, normalisation, activation
+//! and pooling (recording each window's argmax); it keeps only the convolution output `z`,
+//! the statistics and the argmax. The backward routes the output gradient through the
+//! argmax, multiplies by the activation's derivative (recomputed from `z`), applies batch
+//! norm's gradient ([`crate::batchnorm`]'s formula), sums the bias gradient and hands
+//! `dz` to the tiled convolution backward of [`crate::convop`].
+//!
+//! Same results as the composed ops up to float rounding (tested on outputs, all five
+//! gradients and the running statistics). CPU and f32, affine batch norm; anything else
+//! returns `None` and the caller composes.
+
+use crate::batchnorm::RunningUpdate;
+use crate::fused::{run, Act, ConvSpec, Epilogue, Geo, Steps};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// What the forward keeps for the backward.
+#[derive(Default)]
+struct Saved {
+    /// Convolution + bias output, `(N, O, OH, OW)` before pooling.
+    z: Vec<f32>,
+    mean: Vec<f64>,
+    inv_std: Vec<f64>,
+    /// Biased batch variances (running-statistics update).
+    var: Vec<f64>,
+    /// Flat index into `z` of each pooled output (empty without pooling).
+    argmax: Vec<usize>,
+}
+
+struct BlockOp {
+    /// Full convolution geometry (`poh`, `pow` = the convolution's output, pool (1, 1)).
+    g: Geo,
+    n: usize,
+    pool: (usize, usize),
+    /// Pooled output rows and columns.
+    out_hw: (usize, usize),
+    one_d: bool,
+    eps: f64,
+    act: Act,
+    saved: Arc<Mutex<Saved>>,
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let v = match s {
+        CpuStorage::F32(v) => v,
+        _ => candle_core::bail!("conv block: {what} must be f32"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("conv block: {what} must be contiguous"),
+    }
+}
+
+/// `act(u)`, as Candle computes it.
+#[inline]
+fn act_f(act: Act, u: f32) -> f32 {
+    match act {
+        Act::Identity => u,
+        Act::Relu => u.max(0.0),
+        Act::Elu(a) => {
+            if u.is_sign_positive() {
+                u
+            } else {
+                (u.exp() - 1.0) * a as f32
+            }
+        }
+    }
+}
+
+/// `act'(u)` (ReLU: 1 for u > 0, PyTorch's rule at 0).
+#[inline]
+fn act_d(act: Act, u: f32) -> f64 {
+    match act {
+        Act::Identity => 1.0,
+        Act::Relu => (u > 0.0) as u8 as f64,
+        Act::Elu(a) => {
+            if u.is_sign_positive() {
+                1.0
+            } else {
+                a * (u as f64).exp()
+            }
+        }
+    }
+}
+
+impl BlockOp {
+    fn plane(&self) -> usize {
+        self.g.poh * self.g.pow
+    }
+}
+
+impl CustomOp3 for BlockOp {
+    fn name(&self) -> &'static str {
+        "mirkit-conv-block-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w, p) = (
+            slice(s1, l1, "input")?,
+            slice(s2, l2, "kernel")?,
+            slice(s3, l3, "parameters")?,
+        );
+        let (g, o) = (&self.g, self.g.o);
+        if p.len() != 3 * o {
+            candle_core::bail!("conv block: {} parameters for {o} channels", p.len())
+        }
+        let (bias, gamma, beta) = (&p[..o], &p[o..2 * o], &p[2 * o..]);
+        let z = run(x, w, self.n, g, &Steps::bias_only(bias.to_vec()));
+        let plane = self.plane();
+        let m = (self.n * plane) as f64;
+        let sums = |f: &(dyn Fn(usize, f32) -> f64 + Sync)| -> Vec<f64> {
+            (0..o)
+                .into_par_iter()
+                .map(|ch| {
+                    (0..self.n)
+                        .map(|i| {
+                            let row = &z[(i * o + ch) * plane..][..plane];
+                            row.iter().map(|&v| f(ch, v)).sum::<f64>()
+                        })
+                        .sum()
+                })
+                .collect()
+        };
+        let mean: Vec<f64> = sums(&|_, v| v as f64).into_iter().map(|s| s / m).collect();
+        let var: Vec<f64> = sums(&|ch, v| {
+            let d = v as f64 - mean[ch];
+            d * d
+        })
+        .into_iter()
+        .map(|s| s / m)
+        .collect();
+        let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        let (ph, pw) = self.pool;
+        let (oh, ow) = self.out_hw;
+        let pooled = (ph, pw) != (1, 1);
+        let mut y = vec![0f32; self.n * o * oh * ow];
+        let mut argmax = vec![0usize; if pooled { y.len() } else { 0 }];
+        let width = g.pow;
+        let body = |pi: usize, yo: &mut [f32], ao: Option<&mut [usize]>| {
+            let ch = pi % o;
+            let scale = (gamma[ch] as f64 * inv_std[ch]) as f32;
+            let shift = (beta[ch] as f64 - mean[ch] * gamma[ch] as f64 * inv_std[ch]) as f32;
+            let base = pi * plane;
+            let zp = &z[base..base + plane];
+            let f = |i: usize| act_f(self.act, zp[i] * scale + shift);
+            match ao {
+                None => {
+                    for (i, v) in yo.iter_mut().enumerate() {
+                        *v = f(i);
+                    }
+                }
+                Some(ao) => {
+                    for r in 0..oh {
+                        for q in 0..ow {
+                            let first = r * ph * width + q * pw;
+                            let (mut best, mut at) = (f(first), first);
+                            for i in 0..ph {
+                                for j in 0..pw {
+                                    let k = (r * ph + i) * width + q * pw + j;
+                                    let v = f(k);
+                                    if v > best || (v.is_nan() && !best.is_nan()) {
+                                        best = v;
+                                        at = k;
+                                    }
+                                }
+                            }
+                            yo[r * ow + q] = best;
+                            ao[r * ow + q] = base + at;
+                        }
+                    }
+                }
+            }
+        };
+        let chunk = (oh * ow).max(1);
+        if pooled {
+            y.par_chunks_mut(chunk)
+                .zip(argmax.par_chunks_mut(chunk))
+                .enumerate()
+                .for_each(|(pi, (yo, ao))| body(pi, yo, Some(ao)));
+        } else {
+            y.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(pi, yo)| body(pi, yo, None));
+        }
+        *self.saved.lock().expect("saved lock") = Saved {
+            z,
+            mean,
+            inv_std,
+            var,
+            argmax,
+        };
+        let shape = if self.one_d {
+            Shape::from((self.n, o, ow))
+        } else {
+            Shape::from((self.n, o, oh, ow))
+        };
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let saved = self.saved.lock().expect("saved lock");
+        let (g, o) = (&self.g, self.g.o);
+        let plane = self.plane();
+        let gout: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+        let pv: Vec<f32> = params.flatten_all()?.to_vec1()?;
+        let (gamma, beta) = (&pv[o..2 * o], &pv[2 * o..]);
+        // output gradient before pooling
+        let dy: Vec<f32> = if saved.argmax.is_empty() {
+            gout
+        } else {
+            let mut d = vec![0f32; saved.z.len()];
+            for (&i, &v) in saved.argmax.iter().zip(&gout) {
+                d[i] += v;
+            }
+            d
+        };
+        let (z, mean, inv_std) = (&saved.z, &saved.mean, &saved.inv_std);
+        let act = self.act;
+        // g = dy · act'(u) with u = γ·x̂ + β recomputed from z
+        let gval = |i: usize, ch: usize| -> (f64, f64) {
+            let xh = (z[i] as f64 - mean[ch]) * inv_std[ch];
+            let u = (xh * gamma[ch] as f64 + beta[ch] as f64) as f32;
+            (dy[i] as f64 * act_d(act, u), xh)
+        };
+        let n = self.n;
+        let sums: Vec<(f64, f64)> = (0..o)
+            .into_par_iter()
+            .map(|ch| {
+                (0..n).fold((0.0, 0.0), |acc, it| {
+                    let base = (it * o + ch) * plane;
+                    (base..base + plane).fold(acc, |(a, b), i| {
+                        let (gi, xh) = gval(i, ch);
+                        (a + gi, b + gi * xh)
+                    })
+                })
+            })
+            .collect();
+        let m = (n * plane) as f64;
+        let mut dz = vec![0f32; z.len()];
+        dz.par_chunks_mut(plane.max(1))
+            .enumerate()
+            .for_each(|(pi, d)| {
+                let ch = pi % o;
+                let (sg, sgx) = (sums[ch].0 / m, sums[ch].1 / m);
+                let k = gamma[ch] as f64 * inv_std[ch];
+                let base = pi * plane;
+                for (j, v) in d.iter_mut().enumerate() {
+                    let (gi, xh) = gval(base + j, ch);
+                    *v = (k * (gi - sg - xh * sgx)) as f32;
+                }
+            });
+        drop(saved);
+        // bias gradient: Σ dz per channel
+        let db: Vec<f32> = (0..o)
+            .into_par_iter()
+            .map(|ch| {
+                (0..n)
+                    .map(|it| {
+                        dz[(it * o + ch) * plane..][..plane]
+                            .iter()
+                            .map(|&v| v as f64)
+                            .sum::<f64>()
+                    })
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        let xs = x.contiguous()?;
+        let ws = w.contiguous()?;
+        let xv: Vec<f32> = xs.flatten_all()?.to_vec1()?;
+        let wv: Vec<f32> = ws.flatten_all()?.to_vec1()?;
+        let (dx, dw) = crate::convop::backward(&xv, &wv, &dz, n, g);
+        let mut dp = db;
+        dp.extend(sums.iter().map(|s| s.1 as f32)); // dγ = Σ g·x̂
+        dp.extend(sums.iter().map(|s| s.0 as f32)); // dβ = Σ g
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+            Some(Tensor::from_vec(dp, params.shape(), params.device())?),
+        ))
+    }
+}
+
+/// The training-mode block `maxpool(act(bn(conv(x) + bias)))` with batch statistics as
+/// one op (module docs), updating the batch norm's running statistics as Candle does.
+/// `None` when it does not apply (no batch norm or one without affine parameters, not
+/// CPU f32, shapes that do not fit): the caller composes the block from single ops.
+pub fn conv_block_train(
+    x: &Tensor,
+    conv: ConvSpec<'_>,
+    epi: Epilogue<'_>,
+) -> crate::error::Result<Option<Tensor>> {
+    let Some(bn) = epi.bn else { return Ok(None) };
+    let Some((gamma, beta)) = bn.weight_and_bias() else {
+        return Ok(None);
+    };
+    let w = conv.weight;
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let one_d = w.rank() == 3;
+    let (n, c, h, wd, o, cw, kh, kw, ph, pw, pool) = match (x.dims(), w.dims()) {
+        (&[n, c, l], &[o, cw, k]) => (n, c, 1, l, o, cw, 1, k, 0, conv.padding.1, (1, epi.pool.1)),
+        (&[n, c, h, wd], &[o, cw, kh, kw]) => (
+            n,
+            c,
+            h,
+            wd,
+            o,
+            cw,
+            kh,
+            kw,
+            conv.padding.0,
+            conv.padding.1,
+            epi.pool,
+        ),
+        _ => return Ok(None),
+    };
+    let s = conv.stride;
+    if cw != c
+        || s == 0
+        || h + 2 * ph < kh
+        || wd + 2 * pw < kw
+        || n == 0
+        || pool.0 == 0
+        || pool.1 == 0
+    {
+        return Ok(None);
+    }
+    let (oh, ow) = ((h + 2 * ph - kh) / s + 1, (wd + 2 * pw - kw) / s + 1);
+    let out_hw = (oh / pool.0, ow / pool.1);
+    if out_hw.0 == 0 || out_hw.1 == 0 || bn.running_mean().dim(0)? != o || n * oh * ow < 2 {
+        return Ok(None);
+    }
+    let g = Geo {
+        c,
+        h,
+        w: wd,
+        o,
+        kh,
+        kw,
+        stride: s,
+        ph,
+        pw,
+        poh: oh,
+        pow: ow,
+        pool: (1, 1),
+    };
+    let bias = match conv.bias {
+        Some(b) => b.flatten_all()?,
+        None => Tensor::zeros(o, DType::F32, x.device())?,
+    };
+    let params = Tensor::cat(&[&bias, &gamma.flatten_all()?, &beta.flatten_all()?], 0)?;
+    let saved = Arc::new(Mutex::new(Saved::default()));
+    let y = x.contiguous()?.apply_op3(
+        &w.contiguous()?,
+        &params,
+        BlockOp {
+            g,
+            n,
+            pool,
+            out_hw,
+            one_d,
+            eps: bn.eps(),
+            act: epi.act,
+            saved: saved.clone(),
+        },
+    )?;
+    // running statistics, as Candle updates them
+    let (mean, var): (Vec<f32>, Vec<f32>) = {
+        let s = saved.lock().expect("saved lock");
+        (
+            s.mean.iter().map(|&v| v as f32).collect(),
+            s.var.iter().map(|&v| v as f32).collect(),
+        )
+    };
+    let mom = bn.momentum();
+    let count = (n * oh * ow) as f64;
+    bn.running_mean().inplace_op1(&RunningUpdate {
+        values: mean,
+        keep: 1.0 - mom,
+        weight: mom,
+    })?;
+    bn.running_var().inplace_op1(&RunningUpdate {
+        values: var,
+        keep: 1.0 - mom,
+        weight: mom * count / (count - 1.0),
+    })?;
+    Ok(Some(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use candle_nn::BatchNorm;
+
+    fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// Output, the gradients of input, kernel, bias, γ and β, and the running statistics
+    /// equal the composed single ops (convolution, Candle's training batch norm,
+    /// activation, pooling) within float rounding, 1-D and 2-D, with and without pooling
+    /// and bias.
+    #[test]
+    fn equals_composed_block() {
+        let mut rng = mirkit_core::Rng::new(41);
+        // (x, w, stride, padding, pool, act, bias)
+        let cases: [(
+            &[usize],
+            &[usize],
+            usize,
+            (usize, usize),
+            (usize, usize),
+            Act,
+            bool,
+        ); 5] = [
+            (&[3, 4, 60], &[5, 4, 3], 1, (0, 1), (1, 3), Act::Relu, true),
+            (&[2, 1, 81], &[4, 1, 3], 3, (0, 0), (1, 1), Act::Relu, true),
+            (
+                &[2, 3, 8, 12],
+                &[4, 3, 3, 3],
+                1,
+                (1, 1),
+                (2, 2),
+                Act::Relu,
+                true,
+            ),
+            (
+                &[2, 2, 9, 10],
+                &[3, 2, 3, 3],
+                2,
+                (1, 1),
+                (1, 1),
+                Act::Identity,
+                false,
+            ),
+            (
+                &[2, 2, 8, 20],
+                &[3, 2, 3, 3],
+                1,
+                (1, 1),
+                (2, 4),
+                Act::Elu(1.0),
+                true,
+            ),
+        ];
+        for (xs, ws, stride, pad, pool, act, has_bias) in cases {
+            let x = Var::from_tensor(&uniform(&mut rng, xs, -1.0, 1.0)).unwrap();
+            let w = Var::from_tensor(&uniform(&mut rng, ws, -0.5, 0.5)).unwrap();
+            let o = ws[0];
+            let b = Var::from_tensor(&uniform(&mut rng, &[o], -0.3, 0.3)).unwrap();
+            let ga = Var::from_tensor(&uniform(&mut rng, &[o], 0.5, 1.5)).unwrap();
+            let be = Var::from_tensor(&uniform(&mut rng, &[o], -0.5, 0.5)).unwrap();
+            let rm = uniform(&mut rng, &[o], -0.1, 0.1);
+            let rv = uniform(&mut rng, &[o], 0.5, 1.5);
+            let mk = || {
+                BatchNorm::new(
+                    o,
+                    rm.copy().unwrap(),
+                    rv.copy().unwrap(),
+                    ga.as_tensor().clone(),
+                    be.as_tensor().clone(),
+                    1e-5,
+                )
+                .unwrap()
+            };
+            let (bn1, bn2) = (mk(), mk());
+            let spec = ConvSpec {
+                weight: w.as_tensor(),
+                bias: has_bias.then_some(b.as_tensor()),
+                stride,
+                padding: pad,
+            };
+            let e1 = Epilogue {
+                bn: Some(&bn1),
+                act,
+                pool,
+            };
+            let got = conv_block_train(&x, spec, e1).unwrap().unwrap();
+            // the composed reference: Candle's own batch norm and activation
+            let z = if ws.len() == 3 {
+                crate::conv::conv1d_gemm(&x, &w, spec.bias, stride, pad.1).unwrap()
+            } else {
+                crate::conv2d::conv2d_gemm(&x, &w, spec.bias, stride, pad.0).unwrap()
+            };
+            let u = candle_core::ModuleT::forward_t(&bn2, &z, true).unwrap();
+            let u = match act {
+                Act::Identity => u,
+                Act::Relu => u.relu().unwrap(),
+                Act::Elu(a) => u.elu(a).unwrap(),
+            };
+            let want = if ws.len() == 3 {
+                if pool.1 > 1 {
+                    crate::pool::max_pool1d(&u, pool.1, pool.1, 0).unwrap()
+                } else {
+                    u
+                }
+            } else if pool != (1, 1) {
+                crate::pool::max_pool2d(&u, pool, pool, (0, 0)).unwrap()
+            } else {
+                u
+            };
+            assert_eq!(got.dims(), want.dims());
+            assert!(max_abs(&got, &want) < 1e-5, "forward {xs:?}");
+            let gw = uniform(&mut rng, got.dims(), -1.0, 1.0);
+            let g1 = (&got * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&want * &gw)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let mut vars = vec![(&x, "x"), (&w, "w"), (&ga, "gamma"), (&be, "beta")];
+            if has_bias {
+                vars.push((&b, "bias"));
+            }
+            for (v, what) in vars {
+                let (a, c) = (g1.get(v).unwrap(), g2.get(v).unwrap());
+                let scale = c
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let e = max_abs(a, c);
+                assert!(
+                    e <= 2e-5 * (1.0 + scale),
+                    "d{what} {xs:?}: {e} (scale {scale})"
+                );
+            }
+            assert!(max_abs(bn1.running_mean(), bn2.running_mean()) < 1e-6);
+            assert!(max_abs(bn1.running_var(), bn2.running_var()) < 1e-6);
+        }
+    }
+}
