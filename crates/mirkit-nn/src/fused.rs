@@ -329,7 +329,8 @@ pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Res
 static FUSED_EVAL: AtomicBool = AtomicBool::new(true);
 
 /// Whether the zoo's models run their convolution blocks fused in eval mode (the
-/// default, `true`). Eval mode is inference: nothing computed through a fused block
+/// default, `true`), for the whole process; [`DifferentiableEval`] does the same for one
+/// scope on one thread. Eval mode is inference: nothing computed through a fused block
 /// receives a gradient. A program that needs gradients through an eval-mode forward
 /// (input saliency maps, fine-tuning with frozen batch-norm statistics) turns fusion off
 /// for the whole process with `set_fused_eval(false)`; the results are the same up to
@@ -338,9 +339,40 @@ pub fn set_fused_eval(on: bool) {
     FUSED_EVAL.store(on, Ordering::Relaxed);
 }
 
-/// See [`set_fused_eval`].
+thread_local! {
+    static DIFFERENTIABLE_EVAL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether eval-mode blocks run fused on this thread now: [`set_fused_eval`] is on and
+/// no [`DifferentiableEval`] guard is alive on this thread.
 pub fn fused_eval() -> bool {
-    FUSED_EVAL.load(Ordering::Relaxed)
+    FUSED_EVAL.load(Ordering::Relaxed) && DIFFERENTIABLE_EVAL.with(|c| c.get() == 0)
+}
+
+/// While alive, eval-mode blocks on this thread use the composed, differentiable ops, so
+/// gradients flow through an eval-mode forward (fine-tuning with frozen batch-norm
+/// statistics, input saliency). Scoped to the thread that created it; guards nest.
+///
+/// ```
+/// let _g = mirkit_nn::fused::DifferentiableEval::new();
+/// assert!(!mirkit_nn::fused::fused_eval());
+/// ```
+#[must_use = "the guard acts only while it is alive"]
+pub struct DifferentiableEval(std::marker::PhantomData<*const ()>);
+
+impl DifferentiableEval {
+    /// Starts a differentiable-eval scope on this thread.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        DIFFERENTIABLE_EVAL.with(|c| c.set(c.get() + 1));
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl Drop for DifferentiableEval {
+    fn drop(&mut self) {
+        DIFFERENTIABLE_EVAL.with(|c| c.set(c.get().saturating_sub(1)));
+    }
 }
 
 /// The block in either mode, as the zoo's models call it: in training (`train`, batch
@@ -906,9 +938,11 @@ mod tests {
         assert!(grad_of(conv_block(&x, spec, epi, true).unwrap()));
         let fused = conv_block(&x, spec, epi, false).unwrap();
         assert!(!fused.track_op());
-        set_fused_eval(false);
-        let plain = conv_block(&x, spec, epi, false).unwrap();
-        set_fused_eval(true);
+        let plain = {
+            let _g = DifferentiableEval::new();
+            conv_block(&x, spec, epi, false).unwrap()
+        };
+        assert!(fused_eval());
         assert!(max_rel(&fused, &plain) <= 1e-6);
         assert!(grad_of(plain));
     }

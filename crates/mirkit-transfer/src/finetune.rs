@@ -201,6 +201,10 @@ impl Trainable for FineTune {
         };
         let body_train = train && self.cfg.freeze != Freeze::Body && !self.cfg.frozen_bn_stats;
         let spec_train = body_train && self.cfg.freeze == Freeze::Nothing;
+        // frozen statistics while the weights train: an eval-mode forward that must carry
+        // gradients, so the convolution blocks are composed instead of fused
+        let _grad = (train && !body_train && self.cfg.freeze != Freeze::Body)
+            .then(mirkit_nn::fused::DifferentiableEval::new);
         let h = self.model.spec_bn_t(x, spec_train).map_err(map)?;
         let e = self.model.embedding_t(&h, body_train).map_err(map)?;
         let e = if train && self.cfg.dropout > 0.0 {
