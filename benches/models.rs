@@ -1,12 +1,14 @@
 //! Criterion benches of the network hot paths: mirkit-nn's convolutions (forward and
-//! forward + backward, against Candle's own) and one window of the two default-class
-//! pretrained taggers. `cargo bench --bench models`.
+//! forward + backward, against Candle's own), the fused blocks of issue #14 against the
+//! composed ops they replace, and one window of the two default-class pretrained
+//! taggers. `cargo bench --bench models`.
 //! (Whole-model times against PyTorch: `python3 tools/bench_models.py`; end-to-end
 //! tagging against the original pipelines: `python3 tools/bench_tag.py`.)
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
 use mirkit::models::registry::{load_pretrained, Pretrained};
-use mirkit::nn::{conv::conv1d_gemm, conv2d::conv2d_gemm};
+use mirkit::nn::fused::{self, Act, ConvSpec, Epilogue};
+use mirkit::nn::{batchnorm, conv::conv1d_gemm, conv2d::conv2d_gemm, convop};
 
 fn benches(c: &mut Criterion) {
     let dev = Device::Cpu;
@@ -41,6 +43,67 @@ fn benches(c: &mut Criterion) {
     g.bench_function("conv2d_candle_64x64_3x3_fwd_bwd", |b| {
         b.iter(|| {
             let y = x.conv2d(w2.as_tensor(), 1, 1, 1, 1).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.finish();
+
+    // issue #14's fused kernels on a SampleCNN block (batch 4): conv → BN → ReLU →
+    // pool 3 in eval mode (one tiled pass vs the composed ops), the same block in
+    // training (one op with its own backward vs the composed ops), the tiled
+    // differentiable convolution, and training batch norm + ReLU as one op
+    let mut g = c.benchmark_group("fused");
+    g.sample_size(10);
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, candle_core::DType::F32, &dev);
+    let bn = candle_nn::batch_norm(128, mirkit::nn::blocks::bn_eps(1e-5), vb.pp("bn")).unwrap();
+    let bias = Var::from_tensor(&Tensor::randn(0f32, 0.1, 128, &dev).unwrap()).unwrap();
+    let spec = ConvSpec {
+        weight: w1.as_tensor(),
+        bias: Some(bias.as_tensor()),
+        stride: 1,
+        padding: (0, 1),
+    };
+    let epi = Epilogue {
+        bn: Some(&bn),
+        act: Act::Relu,
+        pool: (1, 3),
+    };
+    g.bench_function("block1d_eval_fused", |b| {
+        b.iter(|| fused::conv_block_eval(&a, spec, epi).unwrap())
+    });
+    g.bench_function("block1d_eval_composed", |b| {
+        b.iter(|| fused::composed(&a, spec, epi).unwrap())
+    });
+    g.bench_function("block1d_train_one_op_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = fused::conv_block(&a, spec, epi, true).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.bench_function("block1d_train_composed_fwd_bwd", |b| {
+        b.iter(|| {
+            let z = conv1d_gemm(&a, w1.as_tensor(), Some(bias.as_tensor()), 1, 1).unwrap();
+            let y = candle_core::ModuleT::forward_t(&bn, &z, true)
+                .unwrap()
+                .relu()
+                .unwrap();
+            let y = mirkit::nn::pool::max_pool1d(&y, 3, 3, 0).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.bench_function("convop_128x128_k3_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = convop::conv(&a, w1.as_tensor(), 1, (0, 1))
+                .unwrap()
+                .unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
+    let av = Var::from_tensor(&a).unwrap();
+    g.bench_function("batch_norm_train_relu_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = batchnorm::batch_norm_train(&av, &bn, Act::Relu).unwrap();
             y.sum_all().unwrap().backward().unwrap()
         })
     });

@@ -90,7 +90,12 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
             let (m, vm) = create::seeded(|vb| cnn1d::Cnn1d::new(&cfg, vb), 1)?;
             Case {
                 x: Tensor::randn(0f32, 1.0, (b, cfg.n_mels, cfg.frames), &dev)?,
-                forward: Box::new(move |x, _| m.forward(x, None).map_err(err)),
+                forward: Box::new(move |x, t| {
+                    // training mode is `Some((p, rng))`; p = 0 as the PyTorch side has no
+                    // dropout in this benchmark
+                    let mut rng = mirkit_core::Rng::new(0);
+                    m.forward(x, t.then_some((0.0, &mut rng))).map_err(err)
+                }),
                 vars: vm.all_vars(),
             }
         }

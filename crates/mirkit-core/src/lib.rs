@@ -12,7 +12,9 @@
 //!   scale (linear, mel, cepstral) and the value kind (magnitude, power, dB, log1p).
 //!
 //! It also holds the `.npy` reader/writer ([`npy`]) used for fixtures and feature files,
-//! because every crate needs it and it has no dependencies.
+//! because every crate needs it and it has no dependencies, and one process-wide
+//! allocator setting for network work ([`alloc::keep_freed_memory`], which the `mirkit`
+//! command calls at start-up).
 //!
 //! ```
 //! use mirkit_core::AudioBuffer;

@@ -12,6 +12,7 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Conv1dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
 use mirkit_nn::conv::Conv1dGemm as Conv1d;
+use mirkit_nn::fused::{self, Act, ConvSpec, Epilogue};
 
 /// Which input the network takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +123,12 @@ impl Cnn1d {
     /// Named features: `frontend` (raw variant, `(B, n_mels, frames)`), `conv1`, `conv2`
     /// (after pooling) and `embedding` (`(B, hidden)`, after ReLU).
     pub fn features(&self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        self.features_t(x, false)
+    }
+
+    /// [`Self::features`] in training (`train`: every layer differentiable) or eval mode
+    /// (inference: the convolution blocks run fused, without gradients).
+    pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::new();
         let h = match (&self.frontend, x.dims()) {
             (None, [_, m, t]) if *m == self.cfg.n_mels && *t == self.cfg.frames => x.clone(),
@@ -145,19 +152,28 @@ impl Cnn1d {
                 )))
             }
         };
-        let h = mirkit_nn::pool::max_pool1d(&self.conv1.forward(&h)?.relu()?, 4, 4, 0)?;
+        let block = |h: &Tensor, c: &Conv1d| {
+            let epi = Epilogue {
+                bn: None,
+                act: Act::Relu,
+                pool: (1, 4),
+            };
+            fused::conv_block(h, ConvSpec::conv1d(c), epi, train)
+        };
+        let h = block(&h, &self.conv1)?;
         out.push(("conv1".into(), h.clone()));
-        let h = mirkit_nn::pool::max_pool1d(&self.conv2.forward(&h)?.relu()?, 4, 4, 0)?;
+        let h = block(&h, &self.conv2)?;
         out.push(("conv2".into(), h.clone()));
         let e = self.dense1.forward(&h.flatten_from(1)?)?.relu()?;
         out.push(("embedding".into(), e));
         Ok(out)
     }
 
-    /// Sigmoid tag scores `(B, n_class)`; `dropout` (p) on the embedding in training,
-    /// drawn from `rng`.
+    /// Sigmoid tag scores `(B, n_class)`. `dropout` `Some((p, rng))` is training mode:
+    /// every layer differentiable and dropout (p, may be 0) on the embedding drawn from
+    /// `rng`; `None` is inference (fused convolution blocks, no gradients).
     pub fn forward(&self, x: &Tensor, dropout: Option<(f64, &mut Rng)>) -> Result<Tensor> {
-        let f = self.features(x)?;
+        let f = self.features_t(x, dropout.is_some())?;
         let e = &f.last().expect("embedding").1;
         let e = match dropout {
             Some((p, rng)) => mirkit_nn::dropout::dropout(e, p, true, rng)?,

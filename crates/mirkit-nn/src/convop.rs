@@ -16,7 +16,7 @@
 //! 2006). Tested against the composed path and against central differences.
 //! CPU and f32 only; the callers fall back to the composed ops elsewhere.
 
-use crate::fused::{im2col_tile, run, tiles, Geo, Steps, Tile};
+use crate::fused::{im2col_tile, run, tiles_with, Geo, Steps, Tile, TILE_FLOATS};
 use crate::kernels::{gemm_into, MatRef};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -112,7 +112,9 @@ pub(crate) fn backward(
     let plane_in = g.c * g.h * g.w;
     let (oh, ow) = (g.poh, g.pow);
     let mut dx = vec![0f32; n * plane_in];
-    let all = tiles(n, g);
+    // larger tiles than the forward's: each tile adds a product of inner size m into the
+    // (O, K) kernel gradient, which is read and written whole every time
+    let all = tiles_with(n, g, 4 * TILE_FLOATS);
     // tiles of each item, in order (tiles() lists them item by item)
     let per_item: Vec<&[Tile]> = all.chunk_by(|a, b| a.item == b.item).collect();
     let wt = MatRef::new(w, k, g.o, 1, k).expect("kernel transposed (K, O)");

@@ -33,9 +33,11 @@ use candle_nn::BatchNorm;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Floats in one im2col tile and in one product tile (256 kB each: both stay in a
-/// core's L2 cache while the tile is multiplied and finished).
-const TILE_FLOATS: usize = 64 * 1024;
+/// Floats in one im2col tile and in one product tile (1 MiB each). The matrix product
+/// blocks for the caches itself; what matters here is that a tile is wide enough for
+/// its fast kernels (a 3×3 layer of 128 channels gets 227 output positions; at 64k
+/// floats it was 56, and the short-chunk ResNet ran 1.5× PyTorch's time).
+pub(crate) const TILE_FLOATS: usize = 256 * 1024;
 
 /// A convolution for [`conv_block_eval`]: `weight` is `(O, C, K)` for a 1-D and
 /// `(O, C, KH, KW)` for a 2-D convolution (dilation 1, one group).
@@ -560,16 +562,26 @@ pub(crate) struct Tile {
 }
 
 pub(crate) fn tiles(n: usize, g: &Geo) -> Vec<Tile> {
+    tiles_with(n, g, TILE_FLOATS)
+}
+
+/// [`tiles`] with a budget of `tile_floats` per buffer.
+pub(crate) fn tiles_with(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
     let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
     // output positions per tile: as many as fit the budget of both tiles (im2col K × m
     // and product O × m), at least a few whole pooling windows
     let per_col = g.k().max(g.o).max(1);
-    let budget = (TILE_FLOATS / per_col).max(g.pool.0 * g.pool.1 * 16);
-    // columns per tile, for a band of one pooling window's rows
+    let budget = (tile_floats / per_col).max(g.pool.0 * g.pool.1 * 16);
+    // columns per tile, for a band of one pooling window's rows; the columns are split
+    // evenly (no thin remainder tile: a narrow product runs the matrix kernel's slow
+    // edge cases)
     let tw = if cols * g.pool.0 <= budget {
         cols
     } else {
-        ((budget / g.pool.0 / g.pool.1).max(1) * g.pool.1).min(cols)
+        let most = ((budget / g.pool.0 / g.pool.1).max(1) * g.pool.1).min(cols);
+        let windows = cols / g.pool.1;
+        let pieces = cols.div_ceil(most);
+        (windows.div_ceil(pieces) * g.pool.1).clamp(g.pool.1, cols)
     };
     // rows per tile: whole pooling windows, filling the rest of the budget
     let tr = if tw == cols {
@@ -638,6 +650,18 @@ pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -
             for (o, row) in prod.chunks_exact_mut(m).enumerate() {
                 steps.apply(o, row);
                 let base = (t.item * g.o + o) * plane_out;
+                if (p0, p1) == (1, 1) {
+                    // no pooling: each tile row is a run of output columns
+                    for r in 0..tr {
+                        let at = base + (t.r0 + r) * g.pow + t.c0;
+                        // SAFETY: `at + tw` ≤ n·O·plane_out, and no other task writes
+                        // these positions (tiles partition each item's outputs).
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(row[r * tw..].as_ptr(), ptr.at(at), tw)
+                        };
+                    }
+                    continue;
+                }
                 for pr in 0..ptr_rows {
                     for pc in 0..ptr_cols {
                         let mut best = row[(pr * p0) * tw + pc * p1];
