@@ -174,6 +174,13 @@ impl ResSe1d {
         if let Some(y) = residual_eval(&x, &out, Some(&se), (1, self.pooling), train)? {
             return Ok(y);
         }
+        if train {
+            if let Some(y) =
+                crate::trainblock::residual_train(&x, &out, Some(&se), (1, self.pooling))?
+            {
+                return Ok(y);
+            }
+        }
         let out = out.broadcast_mul(&se.unsqueeze(2)?)?;
         let y = (x + out)?.relu()?;
         if self.pooling > 1 {
@@ -261,6 +268,11 @@ impl Res2d {
         };
         if let Some(y) = residual_eval(&x, &out, None, (1, 1), train)? {
             return Ok(y);
+        }
+        if train {
+            if let Some(y) = crate::trainblock::residual_train(&x, &out, None, (1, 1))? {
+                return Ok(y);
+            }
         }
         Ok((x + out)?.relu()?)
     }

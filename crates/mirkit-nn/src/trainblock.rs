@@ -575,3 +575,248 @@ mod tests {
         }
     }
 }
+
+/// The end of a residual block in training, `maxpool(relu(x + out · se))`, as one op
+/// over `(x, out, se)` (`se` `(N, C)` per-channel weights; ones for a plain residual):
+/// one graph node instead of four full-size gradient edges (multiply, add, ReLU, pool).
+/// The forward keeps the argmax of each window; the backward recomputes the ReLU mask
+/// from `x` and `out`.
+struct ResidualOp {
+    /// `(N, C, H, W)` (1-D: `H = 1`).
+    dims: (usize, usize, usize, usize),
+    pool: (usize, usize),
+    argmax: Mutex<Vec<usize>>,
+}
+
+impl ResidualOp {
+    fn out_hw(&self) -> (usize, usize) {
+        (self.dims.2 / self.pool.0, self.dims.3 / self.pool.1)
+    }
+}
+
+impl CustomOp3 for ResidualOp {
+    fn name(&self) -> &'static str {
+        "mirkit-residual-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, out, se) = (
+            slice(s1, l1, "input")?,
+            slice(s2, l2, "residual")?,
+            slice(s3, l3, "scale")?,
+        );
+        let (n, c, h, w) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let (ph, pw) = self.pool;
+        let plane = h * w;
+        let mut y = vec![0f32; n * c * oh * ow];
+        let mut arg = vec![0usize; y.len()];
+        let chunk = (oh * ow).max(1);
+        y.par_chunks_mut(chunk)
+            .zip(arg.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(p, (yo, ao))| {
+                let s = se[p];
+                let base = p * plane;
+                // the composed ops' order: out · s, then x + ·, then max(·, 0)
+                let f = |i: usize| (x[base + i] + out[base + i] * s).max(0.0);
+                for r in 0..oh {
+                    for q in 0..ow {
+                        let first = r * ph * w + q * pw;
+                        let (mut best, mut at) = (f(first), first);
+                        for i in 0..ph {
+                            for j in 0..pw {
+                                let k = (r * ph + i) * w + q * pw + j;
+                                let v = f(k);
+                                if v > best || (v.is_nan() && !best.is_nan()) {
+                                    best = v;
+                                    at = k;
+                                }
+                            }
+                        }
+                        yo[r * ow + q] = best;
+                        ao[r * ow + q] = base + at;
+                    }
+                }
+            });
+        *self.argmax.lock().expect("argmax lock") = arg;
+        let shape = if h == 1 && l1.dims().len() == 3 {
+            Shape::from((n, c, ow))
+        } else {
+            Shape::from((n, c, oh, ow))
+        };
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        out: &Tensor,
+        se: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = self.dims;
+        let plane = h * w;
+        let gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let ov: Vec<f32> = out.flatten_all()?.to_vec1()?;
+        let sv: Vec<f32> = se.flatten_all()?.to_vec1()?;
+        let arg = self.argmax.lock().expect("argmax lock");
+        // gradient at the ReLU's output, then through the ReLU (PyTorch's rule at 0)
+        let mut g = vec![0f32; n * c * plane];
+        for (&i, &v) in arg.iter().zip(&gv) {
+            let p = i / plane;
+            if xv[i] + ov[i] * sv[p] > 0.0 {
+                g[i] += v;
+            }
+        }
+        drop(arg);
+        let dse: Vec<f32> = g
+            .par_chunks(plane.max(1))
+            .zip(ov.par_chunks(plane.max(1)))
+            .map(|(gp, op)| {
+                gp.iter()
+                    .zip(op)
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        let mut dout = g.clone();
+        dout.par_chunks_mut(plane.max(1))
+            .enumerate()
+            .for_each(|(p, d)| d.iter_mut().for_each(|v| *v *= sv[p]));
+        Ok((
+            Some(Tensor::from_vec(g, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dout, out.shape(), out.device())?),
+            Some(Tensor::from_vec(dse, se.shape(), se.device())?),
+        ))
+    }
+}
+
+/// Training-mode `maxpool(relu(x + out · se))` (see [`ResidualOp`]) for `x`, `out`
+/// `(N, C, L)` or `(N, C, H, W)` and `se` `(N, C)` (`None`: a plain residual), with
+/// non-overlapping pooling (1-D: the second value). `None` when it does not apply (not
+/// CPU f32, shapes that differ, a window larger than the input).
+pub fn residual_train(
+    x: &Tensor,
+    out: &Tensor,
+    se: Option<&Tensor>,
+    pool: (usize, usize),
+) -> crate::error::Result<Option<Tensor>> {
+    if !x.device().is_cpu()
+        || x.dtype() != DType::F32
+        || out.dtype() != DType::F32
+        || x.dims() != out.dims()
+        || !(3..=4).contains(&x.rank())
+        || pool.0 == 0
+        || pool.1 == 0
+    {
+        return Ok(None);
+    }
+    let d = x.dims();
+    let (n, c) = (d[0], d[1]);
+    let (h, w, pool) = if d.len() == 3 {
+        (1, d[2], (1, pool.1))
+    } else {
+        (d[2], d[3], pool)
+    };
+    if h / pool.0 == 0 || w / pool.1 == 0 {
+        return Ok(None);
+    }
+    let se = match se {
+        Some(s) if s.elem_count() == n * c && s.dtype() == DType::F32 => s.reshape((n, c))?,
+        Some(_) => return Ok(None),
+        None => Tensor::ones((n, c), DType::F32, x.device())?,
+    };
+    Ok(Some(x.contiguous()?.apply_op3(
+        &out.contiguous()?,
+        &se.contiguous()?,
+        ResidualOp {
+            dims: (n, c, h, w),
+            pool,
+            argmax: Mutex::new(Vec::new()),
+        },
+    )?))
+}
+
+#[cfg(test)]
+mod residual_tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Output and the three gradients equal the composed multiply → add → ReLU → pool.
+    #[test]
+    fn residual_train_equals_composed() {
+        let mut rng = mirkit_core::Rng::new(51);
+        for (shape, pool, scaled) in [
+            (vec![2usize, 3, 20], (1usize, 3usize), true),
+            (vec![2, 3, 6, 8], (1, 1), false),
+            (vec![1, 2, 6, 8], (2, 2), true),
+        ] {
+            let x = Var::from_tensor(&uniform(&mut rng, &shape, -1.0, 1.0)).unwrap();
+            let o = Var::from_tensor(&uniform(&mut rng, &shape, -1.0, 1.0)).unwrap();
+            let s = Var::from_tensor(&uniform(&mut rng, &shape[..2], 0.0, 1.0)).unwrap();
+            let got = residual_train(&x, &o, scaled.then_some(s.as_tensor()), pool)
+                .unwrap()
+                .unwrap();
+            let mut se_shape = shape[..2].to_vec();
+            se_shape.resize(shape.len(), 1);
+            let scaled_out = if scaled {
+                o.broadcast_mul(&s.reshape(se_shape).unwrap()).unwrap()
+            } else {
+                o.as_tensor().clone()
+            };
+            let y = (x.as_tensor() + scaled_out).unwrap().relu().unwrap();
+            let want = if shape.len() == 3 {
+                crate::pool::max_pool1d(&y, pool.1, pool.1, 0).unwrap()
+            } else if pool != (1, 1) {
+                crate::pool::max_pool2d(&y, pool, pool, (0, 0)).unwrap()
+            } else {
+                y
+            };
+            assert_eq!(got.dims(), want.dims());
+            let d = (&got - &want).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
+            let gw = uniform(&mut rng, got.dims(), -1.0, 1.0);
+            let g1 = (&got * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&want * &gw)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let mut vars = vec![&x, &o];
+            if scaled {
+                vars.push(&s);
+            }
+            for v in vars {
+                let d = (g1.get(v).unwrap() - g2.get(v).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(d < 1e-5, "{shape:?}: {d}");
+            }
+        }
+    }
+}
