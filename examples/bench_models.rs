@@ -42,10 +42,13 @@ fn bce(p: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
     l.mean_all()?.neg()
 }
 
+/// A model's forward: `(input, train) → sigmoid scores`.
+type Forward = Box<dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>>;
+
 /// Forward (eval) and training-step functions of one model on its input.
 struct Case {
     x: Tensor,
-    forward: Box<dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>>,
+    forward: Forward,
     vars: Vec<Var>,
 }
 

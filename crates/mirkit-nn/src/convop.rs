@@ -286,7 +286,8 @@ mod tests {
     fn equals_composed_path() {
         let mut rng = mirkit_core::Rng::new(31);
         // (x shape, w shape, stride, padding)
-        let cases: [(&[usize], &[usize], usize, (usize, usize)); 7] = [
+        type Case<'a> = (&'a [usize], &'a [usize], usize, (usize, usize));
+        let cases: [Case; 7] = [
             (&[3, 4, 50], &[5, 4, 3], 1, (0, 1)),
             (&[1, 1, 243], &[6, 1, 3], 3, (0, 0)),
             (&[2, 3, 40], &[2, 3, 7], 2, (0, 3)),

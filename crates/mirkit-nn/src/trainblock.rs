@@ -14,6 +14,11 @@
 //! norm's gradient ([`crate::batchnorm`]'s formula), sums the bias gradient and hands
 //! `dz` to the tiled convolution backward of [`crate::convop`].
 //!
+//! [`residual_train`] does the same for the end of a residual block,
+//! `maxpool(relu(x + out · se))` over `(x, out, se)`: one node instead of four (multiply,
+//! add, ReLU, pool); its forward keeps each window's argmax and its backward recomputes
+//! the ReLU mask from `x` and `out`.
+//!
 //! Same results as the composed ops up to float rounding (tested on outputs, all five
 //! gradients and the running statistics). CPU and f32, affine batch norm; anything else
 //! returns `None` and the caller composes.
@@ -446,15 +451,16 @@ mod tests {
     fn equals_composed_block() {
         let mut rng = mirkit_core::Rng::new(41);
         // (x, w, stride, padding, pool, act, bias)
-        let cases: [(
-            &[usize],
-            &[usize],
+        type Case<'a> = (
+            &'a [usize],
+            &'a [usize],
             usize,
             (usize, usize),
             (usize, usize),
             Act,
             bool,
-        ); 5] = [
+        );
+        let cases: [Case; 5] = [
             (&[3, 4, 60], &[5, 4, 3], 1, (0, 1), (1, 3), Act::Relu, true),
             (&[2, 1, 81], &[4, 1, 3], 3, (0, 0), (1, 1), Act::Relu, true),
             (
@@ -702,7 +708,7 @@ impl CustomOp3 for ResidualOp {
     }
 }
 
-/// Training-mode `maxpool(relu(x + out · se))` (see [`ResidualOp`]) for `x`, `out`
+/// Training-mode `maxpool(relu(x + out · se))` as one op (module docs) for `x`, `out`
 /// `(N, C, L)` or `(N, C, H, W)` and `se` `(N, C)` (`None`: a plain residual), with
 /// non-overlapping pooling (1-D: the second value). `None` when it does not apply (not
 /// CPU f32, shapes that differ, a window larger than the input).
