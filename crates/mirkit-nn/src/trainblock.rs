@@ -92,7 +92,7 @@ fn act_d(act: Act, u: f32) -> f64 {
             if u.is_sign_positive() {
                 1.0
             } else {
-                a * (u as f64).exp()
+                a * u.exp() as f64
             }
         }
     }
@@ -246,54 +246,60 @@ impl CustomOp3 for BlockOp {
         };
         let (z, mean, inv_std) = (&saved.z, &saved.mean, &saved.inv_std);
         let act = self.act;
-        // g = dy · act'(u) with u = γ·x̂ + β recomputed from z
-        let gval = |i: usize, ch: usize| -> (f64, f64) {
-            let xh = (z[i] as f64 - mean[ch]) * inv_std[ch];
-            let u = (xh * gamma[ch] as f64 + beta[ch] as f64) as f32;
-            (dy[i] as f64 * act_d(act, u), xh)
-        };
         let n = self.n;
-        let sums: Vec<(f64, f64)> = (0..o)
-            .into_par_iter()
-            .map(|ch| {
-                (0..n).fold((0.0, 0.0), |acc, it| {
-                    let base = (it * o + ch) * plane;
-                    (base..base + plane).fold(acc, |(a, b), i| {
-                        let (gi, xh) = gval(i, ch);
-                        (a + gi, b + gi * xh)
-                    })
-                })
+        let xhat = |i: usize, ch: usize| (z[i] as f64 - mean[ch]) * inv_std[ch];
+        // pass 1: g = dy · act'(u), u = γ·x̂ + β recomputed from z, stored in place of
+        // dz; per-plane partial sums Σ g and Σ g·x̂
+        let mut dz = vec![0f32; z.len()];
+        let partial: Vec<(f64, f64)> = dz
+            .par_chunks_mut(plane.max(1))
+            .enumerate()
+            .map(|(pi, d)| {
+                let ch = pi % o;
+                let base = pi * plane;
+                let (gm, bt) = (gamma[ch] as f64, beta[ch] as f64);
+                let (mut sg, mut sgx) = (0.0, 0.0);
+                for (j, v) in d.iter_mut().enumerate() {
+                    let xh = xhat(base + j, ch);
+                    let u = (xh * gm + bt) as f32;
+                    let g = dy[base + j] * act_d(act, u) as f32;
+                    *v = g;
+                    sg += g as f64;
+                    sgx += g as f64 * xh;
+                }
+                (sg, sgx)
             })
             .collect();
+        let mut sums = vec![(0.0f64, 0.0f64); o];
+        for (pi, (a, b)) in partial.iter().enumerate() {
+            sums[pi % o].0 += a;
+            sums[pi % o].1 += b;
+        }
+        // pass 2: dz = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)), and Σ dz per plane (bias)
         let m = (n * plane) as f64;
-        let mut dz = vec![0f32; z.len()];
-        dz.par_chunks_mut(plane.max(1))
+        let dbp: Vec<f64> = dz
+            .par_chunks_mut(plane.max(1))
             .enumerate()
-            .for_each(|(pi, d)| {
+            .map(|(pi, d)| {
                 let ch = pi % o;
                 let (sg, sgx) = (sums[ch].0 / m, sums[ch].1 / m);
                 let k = gamma[ch] as f64 * inv_std[ch];
                 let base = pi * plane;
+                let mut acc = 0.0;
                 for (j, v) in d.iter_mut().enumerate() {
-                    let (gi, xh) = gval(base + j, ch);
-                    *v = (k * (gi - sg - xh * sgx)) as f32;
+                    let xh = xhat(base + j, ch);
+                    *v = (k * (*v as f64 - sg - xh * sgx)) as f32;
+                    acc += *v as f64;
                 }
-            });
-        drop(saved);
-        // bias gradient: Σ dz per channel
-        let db: Vec<f32> = (0..o)
-            .into_par_iter()
-            .map(|ch| {
-                (0..n)
-                    .map(|it| {
-                        dz[(it * o + ch) * plane..][..plane]
-                            .iter()
-                            .map(|&v| v as f64)
-                            .sum::<f64>()
-                    })
-                    .sum::<f64>() as f32
+                acc
             })
             .collect();
+        drop(saved);
+        let mut db = vec![0f64; o];
+        for (pi, v) in dbp.iter().enumerate() {
+            db[pi % o] += v;
+        }
+        let db: Vec<f32> = db.into_iter().map(|v| v as f32).collect();
         let xs = x.contiguous()?;
         let ws = w.contiguous()?;
         let xv: Vec<f32> = xs.flatten_all()?.to_vec1()?;
