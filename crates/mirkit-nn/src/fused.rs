@@ -628,8 +628,8 @@ pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -
     let k = g.k();
     let a = crate::kernels::MatRef::row_major(kernel, g.o, k).expect("kernel (O, C·KH·KW)");
     tiles(n, g).into_par_iter().for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(cols, prod), t| {
+        || (Vec::new(), Vec::new(), Vec::new()),
+        |(cols, prod, best), t| {
             let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
             let m = tr * tw;
             cols.clear();
@@ -659,6 +659,28 @@ pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -
                         unsafe {
                             std::ptr::copy_nonoverlapping(row[r * tw..].as_ptr(), ptr.at(at), tw)
                         };
+                    }
+                    continue;
+                }
+                if p1 == 1 {
+                    // pooling over rows only (Musicnn's vertical filters pool a whole
+                    // column): an element-wise running maximum of whole rows, which
+                    // vectorises, then one run of output columns per pooled row
+                    for pr in 0..ptr_rows {
+                        best.clear();
+                        best.extend_from_slice(&row[pr * p0 * tw..][..tw]);
+                        for i in 1..p0 {
+                            let r = &row[(pr * p0 + i) * tw..][..tw];
+                            for (b, &v) in best.iter_mut().zip(r) {
+                                if v > *b || v.is_nan() {
+                                    *b = v;
+                                }
+                            }
+                        }
+                        let at = base + (pr0 + pr) * g.pow + pc0;
+                        // SAFETY: as above — `at + tw` stays inside this item and
+                        // channel's pooled plane, written by this task only.
+                        unsafe { std::ptr::copy_nonoverlapping(best.as_ptr(), ptr.at(at), tw) };
                     }
                     continue;
                 }
