@@ -22,6 +22,7 @@
 //! CPU and f32 only, for an affine batch norm that subtracts the mean (every batch norm
 //! of the zoo, PyTorch's semantics); anything else takes the composed Candle path.
 
+use crate::conv2d::contiguous_f32;
 use crate::error::Result;
 use crate::fused::Act;
 use candle_core::{CpuStorage, CustomOp3, DType, InplaceOp1, Layout, Shape, Tensor};
@@ -52,17 +53,6 @@ fn dims(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
         candle_core::bail!("batch norm: input of rank {} (need ≥ 2)", d.len())
     }
     Ok((d[0], d[1], d[2..].iter().product()))
-}
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let v = match s {
-        CpuStorage::F32(v) => v,
-        _ => candle_core::bail!("batch norm: {what} must be f32"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("batch norm: {what} must be contiguous"),
-    }
 }
 
 /// Per-channel sums over `(N, ·, R)` of `f(n, c, row)`, two values per channel.
@@ -99,8 +89,11 @@ impl CustomOp3 for BnFwd {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, r) = dims(l1)?;
-        let x = slice(s1, l1, "input")?;
-        let (g, b) = (slice(s2, l2, "weight")?, slice(s3, l3, "bias")?);
+        let x = contiguous_f32(s1, l1, "input")?;
+        let (g, b) = (
+            contiguous_f32(s2, l2, "weight")?,
+            contiguous_f32(s3, l3, "bias")?,
+        );
         if g.len() != c || b.len() != c {
             candle_core::bail!("batch norm: {c} channels but {} weights", g.len())
         }
@@ -133,28 +126,8 @@ impl CustomOp3 for BnFwd {
                 // y = (x − μ)·(γ/σ) + β in f32
                 let scale = (g[ch] as f64 * inv_std[ch]) as f32;
                 let shift = (b[ch] as f64 - mean[ch] * g[ch] as f64 * inv_std[ch]) as f32;
-                match self.act {
-                    Act::Relu => {
-                        for (o, &v) in yo.iter_mut().zip(xi) {
-                            *o = (v * scale + shift).max(0.0);
-                        }
-                    }
-                    Act::Identity => {
-                        for (o, &v) in yo.iter_mut().zip(xi) {
-                            *o = v * scale + shift;
-                        }
-                    }
-                    Act::Elu(alpha) => {
-                        let alpha = alpha as f32;
-                        for (o, &v) in yo.iter_mut().zip(xi) {
-                            let u = v * scale + shift;
-                            *o = if u.is_sign_positive() {
-                                u
-                            } else {
-                                (u.exp() - 1.0) * alpha
-                            };
-                        }
-                    }
+                for (o, &v) in yo.iter_mut().zip(xi) {
+                    *o = self.act.apply(v * scale + shift);
                 }
             });
         *self.stats.lock().expect("stats lock") = Stats { mean, inv_std };
@@ -211,9 +184,9 @@ impl CustomOp3 for BnBwd {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, c, r) = dims(l1)?;
-        let x = slice(s1, l1, "input")?;
-        let y = slice(s2, l2, "output")?;
-        let dy = slice(s3, l3, "gradient")?;
+        let x = contiguous_f32(s1, l1, "input")?;
+        let y = contiguous_f32(s2, l2, "output")?;
+        let dy = contiguous_f32(s3, l3, "gradient")?;
         let Stats { mean, inv_std } = &self.stats;
         if mean.len() != c {
             candle_core::bail!("batch norm backward: statistics of {} channels", mean.len())
@@ -264,10 +237,10 @@ impl CustomOp3 for BnBwd {
 
 /// `stat ← stat·keep + values·weight`, in place (Candle's running-statistics update:
 /// `stat * (1 − momentum) + values * w` in f32).
-pub(crate) struct RunningUpdate {
-    pub(crate) values: Vec<f32>,
-    pub(crate) keep: f64,
-    pub(crate) weight: f64,
+struct RunningUpdate {
+    values: Vec<f32>,
+    keep: f64,
+    weight: f64,
 }
 
 impl InplaceOp1 for RunningUpdate {
@@ -292,6 +265,31 @@ impl InplaceOp1 for RunningUpdate {
         }
         Ok(())
     }
+}
+
+/// Updates `bn`'s running statistics from one batch's mean and biased variance over
+/// `count` values per channel, as Candle does: `stat·(1 − momentum) + value·momentum`,
+/// the variance made unbiased (`count / (count − 1)`).
+pub(crate) fn update_running(
+    bn: &BatchNorm,
+    mean: &[f64],
+    var: &[f64],
+    count: usize,
+) -> Result<()> {
+    let m = bn.momentum();
+    let count = count as f64;
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    bn.running_mean().inplace_op1(&RunningUpdate {
+        values: f32s(mean),
+        keep: 1.0 - m,
+        weight: m,
+    })?;
+    bn.running_var().inplace_op1(&RunningUpdate {
+        values: f32s(var),
+        keep: 1.0 - m,
+        weight: m * count / (count - 1.0),
+    })?;
+    Ok(())
 }
 
 /// Training-mode `act(bn(x))` with batch statistics, as one
@@ -333,32 +331,10 @@ pub fn batch_norm_train(x: &Tensor, bn: &BatchNorm, act: Act) -> Result<Tensor> 
             var: var.clone(),
         },
     )?;
-    // running statistics, as Candle updates them
-    let m = bn.momentum();
-    let count = (x.elem_count() / c) as f64;
-    let mean: Vec<f32> = stats
-        .lock()
-        .expect("stats lock")
-        .mean
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
-    let var: Vec<f32> = var
-        .lock()
-        .expect("var lock")
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
-    bn.running_mean().inplace_op1(&RunningUpdate {
-        values: mean,
-        keep: 1.0 - m,
-        weight: m,
-    })?;
-    bn.running_var().inplace_op1(&RunningUpdate {
-        values: var,
-        keep: 1.0 - m,
-        weight: m * count / (count - 1.0),
-    })?;
+    let count = x.elem_count() / c;
+    let mean = stats.lock().expect("stats lock").mean.clone();
+    let var = var.lock().expect("var lock").clone();
+    update_running(bn, &mean, &var, count)?;
     Ok(y)
 }
 
@@ -367,11 +343,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::conv::uniform_in as uniform;
 
     fn bn_with(rng: &mut mirkit_core::Rng, c: usize) -> (BatchNorm, Var, Var) {
         let g = Var::from_tensor(&uniform(rng, &[c], 0.5, 1.5)).unwrap();
@@ -388,18 +360,7 @@ mod tests {
         (bn, g, b)
     }
 
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::conv::max_abs;
 
     /// Output, input/γ/β gradients and the running statistics equal Candle's composed
     /// batch norm (+ ReLU) within f32 rounding, for 3-D and 4-D inputs.

@@ -141,6 +141,29 @@ pub(crate) fn uniform(
     Tensor::from_vec(v, shape, dev).unwrap()
 }
 
+/// U(`lo`, `hi`) test tensors on the CPU.
+#[cfg(test)]
+pub(crate) fn uniform_in(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
+    Tensor::from_vec(v, shape, &candle_core::Device::Cpu).unwrap()
+}
+
+/// Largest absolute difference of two test tensors of one shape.
+#[cfg(test)]
+pub(crate) fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 /// Checks the gradients of `sum(conv(x, w) · g)` with respect to `x` and `w` (every
 /// `step`-th value) against central differences. The sum is linear in each argument, so
 /// the difference quotient is exact up to f32 rounding. `what` names the case.

@@ -88,7 +88,12 @@ struct Im2Col(Geometry);
 /// patches summed.
 struct Col2Im(Geometry);
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+/// The f32 values of a contiguous CPU storage (the custom ops' input check).
+pub(crate) fn contiguous_f32<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v,
         _ => candle_core::bail!("{what}: only f32 is supported"),

@@ -16,6 +16,7 @@
 //! 2006). Tested against the composed path and against central differences.
 //! CPU and f32 only; the callers fall back to the composed ops elsewhere.
 
+use crate::conv2d::contiguous_f32;
 use crate::fused::{im2col_tile, run, tiles_with, Geo, Steps, Tile, TILE_FLOATS};
 use crate::kernels::{gemm_into, MatRef};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
@@ -26,17 +27,6 @@ struct ConvOp {
     g: Geo,
     n: usize,
     one_d: bool,
-}
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let v = match s {
-        CpuStorage::F32(v) => v,
-        _ => candle_core::bail!("convolution: {what} must be f32"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("convolution: {what} must be contiguous"),
-    }
 }
 
 impl ConvOp {
@@ -62,8 +52,8 @@ impl CustomOp2 for ConvOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = slice(s1, l1, "input")?;
-        let w = slice(s2, l2, "kernel")?;
+        let x = contiguous_f32(s1, l1, "input")?;
+        let w = contiguous_f32(s2, l2, "kernel")?;
         let y = run(x, w, self.n, &self.g, &Steps::identity());
         Ok((CpuStorage::F32(y), self.out_shape()))
     }
@@ -79,9 +69,9 @@ impl CustomOp2 for ConvOp {
         let (xs, xl) = x.storage_and_layout();
         let (ws, wl) = w.storage_and_layout();
         let (gs, gl) = grad.storage_and_layout();
-        let xv = slice(cpu(&xs)?, xl, "input")?;
-        let wv = slice(cpu(&ws)?, wl, "kernel")?;
-        let gv = slice(cpu(&gs)?, gl, "gradient")?;
+        let xv = contiguous_f32(cpu(&xs)?, xl, "input")?;
+        let wv = contiguous_f32(cpu(&ws)?, wl, "kernel")?;
+        let gv = contiguous_f32(cpu(&gs)?, gl, "gradient")?;
         let (dx, dw) = backward(xv, wv, gv, self.n, &self.g);
         drop((xs, ws, gs));
         Ok((
@@ -267,18 +257,7 @@ mod tests {
         crate::conv::uniform(rng, shape, &Device::Cpu)
     }
 
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::conv::max_abs;
 
     /// Output and both gradients equal the composed im2col + GEMM path (1-D and 2-D,
     /// strides, padding, batch 1 and 3, long enough for several tiles per item).

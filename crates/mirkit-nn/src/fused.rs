@@ -193,19 +193,47 @@ impl Steps {
     }
 }
 
-/// `act` in place, as Candle's unary ops compute it.
+impl Act {
+    /// The activation of one value, as Candle's unary ops compute it.
+    #[inline]
+    pub fn apply(self, u: f32) -> f32 {
+        match self {
+            Act::Identity => u,
+            Act::Relu => u.max(0.0),
+            Act::Elu(a) => {
+                if u.is_sign_positive() {
+                    u
+                } else {
+                    (u.exp() - 1.0) * a as f32
+                }
+            }
+        }
+    }
+
+    /// The derivative at `u` (ReLU: 1 for `u > 0`, PyTorch's rule at 0; ELU: `α·exp(u)`
+    /// below 0).
+    #[inline]
+    pub(crate) fn derivative(self, u: f32) -> f64 {
+        match self {
+            Act::Identity => 1.0,
+            Act::Relu => (u > 0.0) as u8 as f64,
+            Act::Elu(a) => {
+                if u.is_sign_positive() {
+                    1.0
+                } else {
+                    a * u.exp() as f64
+                }
+            }
+        }
+    }
+}
+
+/// `act` in place.
 fn activate(act: Act, row: &mut [f32]) {
     match act {
         Act::Identity => {}
         Act::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Act::Elu(alpha) => {
-            let alpha = alpha as f32;
-            row.iter_mut().for_each(|v| {
-                if !v.is_sign_positive() {
-                    *v = (v.exp() - 1.0) * alpha;
-                }
-            })
-        }
+        act => row.iter_mut().for_each(|v| *v = act.apply(*v)),
     }
 }
 
@@ -394,6 +422,37 @@ pub fn conv_block(
     }
 }
 
+/// `(N, C, H, W)`.
+pub(crate) type Dims4 = (usize, usize, usize, usize);
+
+/// Shape of a residual end `maxpool(relu(x + out · s))` both modes accept: CPU f32
+/// `x` and `out` of one shape `(N, C, L)` or `(N, C, H, W)`, a non-overlapping pool that
+/// fits. Returns `((N, C, H, W), pool)` with 1-D inputs as one row (pool `(1, p)`), or
+/// `None` when the fused ops do not apply.
+pub(crate) fn residual_geometry(
+    x: &Tensor,
+    out: &Tensor,
+    pool: (usize, usize),
+) -> Option<(Dims4, (usize, usize))> {
+    if !x.device().is_cpu()
+        || x.dtype() != DType::F32
+        || out.dtype() != DType::F32
+        || x.dims() != out.dims()
+        || !(3..=4).contains(&x.rank())
+        || pool.0 == 0
+        || pool.1 == 0
+    {
+        return None;
+    }
+    let d = x.dims();
+    let (dims, pool) = if d.len() == 3 {
+        ((d[0], d[1], 1, d[2]), (1, pool.1))
+    } else {
+        ((d[0], d[1], d[2], d[3]), pool)
+    };
+    (dims.2 / pool.0 > 0 && dims.3 / pool.1 > 0).then_some((dims, pool))
+}
+
 /// The end of a residual block in eval mode, one pass:
 /// `maxpool(relu(x + out · scale))` for `x`, `out` `(N, C, …)` of the same shape and an
 /// optional per-channel `scale` `(N, C)` (squeeze-and-excitation weights), with
@@ -408,30 +467,14 @@ pub fn residual_eval(
     pool: (usize, usize),
     train: bool,
 ) -> Result<Option<Tensor>> {
-    if train
-        || !fused_eval()
-        || !x.device().is_cpu()
-        || x.dtype() != DType::F32
-        || out.dtype() != DType::F32
-        || x.dims() != out.dims()
-        || !(3..=4).contains(&x.rank())
-        || pool.0 == 0
-        || pool.1 == 0
-    {
+    if train || !fused_eval() {
         return Ok(None);
     }
-    let d = x.dims();
-    let (n, c) = (d[0], d[1]);
-    let (h, w) = if d.len() == 3 {
-        (1, d[2])
-    } else {
-        (d[2], d[3])
+    let Some(((n, c, h, w), pool)) = residual_geometry(x, out, pool) else {
+        return Ok(None);
     };
-    let pool = if d.len() == 3 { (1, pool.1) } else { pool };
     let (oh, ow) = (h / pool.0, w / pool.1);
-    if oh == 0 || ow == 0 {
-        return Ok(None);
-    }
+    let d = x.dims();
     let scale: Option<Vec<f32>> = match scale {
         Some(s) if s.elem_count() == n * c => {
             Some(s.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
@@ -453,31 +496,21 @@ pub fn residual_eval(
     let (xv, ov) = (&xv[xo..xo + total], &ov[oo..oo + total]);
     let plane = h * w;
     let mut y = vec![0f32; n * c * oh * ow];
-    y.par_chunks_mut(oh * ow).enumerate().for_each(|(p, yo)| {
-        let s = scale.as_ref().map(|s| s[p]);
-        let (xp, op) = (&xv[p * plane..][..plane], &ov[p * plane..][..plane]);
-        let f = |i: usize| -> f32 {
-            let o = match s {
-                Some(s) => op[i] * s,
-                None => op[i],
+    y.par_chunks_mut(oh * ow)
+        .enumerate()
+        .for_each_init(Vec::new, |ao, (p, yo)| {
+            let s = scale.as_ref().map(|s| s[p]);
+            let (xp, op) = (&xv[p * plane..][..plane], &ov[p * plane..][..plane]);
+            let f = |i: usize| -> f32 {
+                let o = match s {
+                    Some(s) => op[i] * s,
+                    None => op[i],
+                };
+                (xp[i] + o).max(0.0)
             };
-            (xp[i] + o).max(0.0)
-        };
-        for r in 0..oh {
-            for q in 0..ow {
-                let mut best = f(r * pool.0 * w + q * pool.1);
-                for i in 0..pool.0 {
-                    for j in 0..pool.1 {
-                        let v = f((r * pool.0 + i) * w + q * pool.1 + j);
-                        if v > best || v.is_nan() {
-                            best = v;
-                        }
-                    }
-                }
-                yo[r * ow + q] = best;
-            }
-        }
-    });
+            ao.resize(oh * ow, 0);
+            crate::pool::window_argmax(f, w, pool, (oh, ow), 0, yo, ao);
+        });
     let shape: Vec<usize> = if d.len() == 3 {
         vec![n, c, ow]
     } else {
@@ -757,11 +790,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::conv::uniform_in as uniform;
 
     /// A batch norm with random running statistics and affine parameters (negative
     /// scales included, so ReLU and pooling see sign changes).

@@ -174,6 +174,40 @@ fn max_pool_op(x: &Tensor, kernel: (usize, usize)) -> Result<Option<Tensor>> {
     })?))
 }
 
+/// The maximum and its position in each non-overlapping `(ph, pw)` window of one
+/// plane of width `w` whose value at plane index `i` is `f(i)`: `yo[r·ow + q]` gets the
+/// maximum of window `(r, q)` and `ao[r·ow + q]` its plane index plus `base`. The first
+/// maximum wins ties, and a NaN wins (PyTorch's rule). Shared by every pooling op that
+/// records its argmax for the backward.
+pub(crate) fn window_argmax(
+    f: impl Fn(usize) -> f32,
+    w: usize,
+    (ph, pw): (usize, usize),
+    (oh, ow): (usize, usize),
+    base: usize,
+    yo: &mut [f32],
+    ao: &mut [usize],
+) {
+    for r in 0..oh {
+        for q in 0..ow {
+            let first = r * ph * w + q * pw;
+            let (mut best, mut at) = (f(first), first);
+            for i in 0..ph {
+                for j in 0..pw {
+                    let k = (r * ph + i) * w + q * pw + j;
+                    let v = f(k);
+                    if v > best || (v.is_nan() && !best.is_nan()) {
+                        best = v;
+                        at = k;
+                    }
+                }
+            }
+            yo[r * ow + q] = best;
+            ao[r * ow + q] = base + at;
+        }
+    }
+}
+
 /// See [`max_pool_op`]; `argmax` holds the flat input index of each output.
 struct MaxPoolOp {
     kernel: (usize, usize),
@@ -211,28 +245,8 @@ impl candle_core::CustomOp1 for MaxPoolOp {
             .enumerate()
             .for_each(|(p, (yo, io))| {
                 let base = p * h * w;
-                for r in 0..oh {
-                    for q in 0..ow {
-                        let first = base + r * kh * w + q * kw;
-                        let (mut best, mut at) = (x[first], first);
-                        for i in 0..kh {
-                            let row = base + (r * kh + i) * w + q * kw;
-                            for (j, &v) in x[row..row + kw].iter().enumerate() {
-                                if v > best || (v.is_nan() && !best.is_nan()) {
-                                    best = v;
-                                    at = row + j;
-                                }
-                            }
-                        }
-                        yo[r * ow + q] = best;
-                        io[r * ow + q] = at - base;
-                    }
-                }
+                window_argmax(|i| x[base + i], w, (kh, kw), (oh, ow), base, yo, io);
             });
-        // indices relative to each plane, made absolute
-        for (p, chunk) in idx.chunks_mut(plane.max(1)).enumerate() {
-            chunk.iter_mut().for_each(|i| *i += p * h * w);
-        }
         *self.argmax.lock().expect("argmax lock") = idx;
         Ok((
             candle_core::CpuStorage::F32(y),

@@ -23,8 +23,10 @@
 //! gradients and the running statistics). CPU and f32, affine batch norm; anything else
 //! returns `None` and the caller composes.
 
-use crate::batchnorm::RunningUpdate;
+use crate::batchnorm::update_running;
+use crate::conv2d::contiguous_f32;
 use crate::fused::{run, Act, ConvSpec, Epilogue, Geo, Steps};
+use crate::pool::window_argmax;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -55,49 +57,6 @@ struct BlockOp {
     saved: Arc<Mutex<Saved>>,
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let v = match s {
-        CpuStorage::F32(v) => v,
-        _ => candle_core::bail!("conv block: {what} must be f32"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("conv block: {what} must be contiguous"),
-    }
-}
-
-/// `act(u)`, as Candle computes it.
-#[inline]
-fn act_f(act: Act, u: f32) -> f32 {
-    match act {
-        Act::Identity => u,
-        Act::Relu => u.max(0.0),
-        Act::Elu(a) => {
-            if u.is_sign_positive() {
-                u
-            } else {
-                (u.exp() - 1.0) * a as f32
-            }
-        }
-    }
-}
-
-/// `act'(u)` (ReLU: 1 for u > 0, PyTorch's rule at 0).
-#[inline]
-fn act_d(act: Act, u: f32) -> f64 {
-    match act {
-        Act::Identity => 1.0,
-        Act::Relu => (u > 0.0) as u8 as f64,
-        Act::Elu(a) => {
-            if u.is_sign_positive() {
-                1.0
-            } else {
-                a * u.exp() as f64
-            }
-        }
-    }
-}
-
 impl BlockOp {
     fn plane(&self) -> usize {
         self.g.poh * self.g.pow
@@ -119,9 +78,9 @@ impl CustomOp3 for BlockOp {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, w, p) = (
-            slice(s1, l1, "input")?,
-            slice(s2, l2, "kernel")?,
-            slice(s3, l3, "parameters")?,
+            contiguous_f32(s1, l1, "input")?,
+            contiguous_f32(s2, l2, "kernel")?,
+            contiguous_f32(s3, l3, "parameters")?,
         );
         let (g, o) = (&self.g, self.g.o);
         if p.len() != 3 * o {
@@ -165,33 +124,14 @@ impl CustomOp3 for BlockOp {
             let shift = (beta[ch] as f64 - mean[ch] * gamma[ch] as f64 * inv_std[ch]) as f32;
             let base = pi * plane;
             let zp = &z[base..base + plane];
-            let f = |i: usize| act_f(self.act, zp[i] * scale + shift);
+            let f = |i: usize| self.act.apply(zp[i] * scale + shift);
             match ao {
                 None => {
                     for (i, v) in yo.iter_mut().enumerate() {
                         *v = f(i);
                     }
                 }
-                Some(ao) => {
-                    for r in 0..oh {
-                        for q in 0..ow {
-                            let first = r * ph * width + q * pw;
-                            let (mut best, mut at) = (f(first), first);
-                            for i in 0..ph {
-                                for j in 0..pw {
-                                    let k = (r * ph + i) * width + q * pw + j;
-                                    let v = f(k);
-                                    if v > best || (v.is_nan() && !best.is_nan()) {
-                                        best = v;
-                                        at = k;
-                                    }
-                                }
-                            }
-                            yo[r * ow + q] = best;
-                            ao[r * ow + q] = base + at;
-                        }
-                    }
-                }
+                Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), base, yo, ao),
             }
         };
         let chunk = (oh * ow).max(1);
@@ -262,7 +202,7 @@ impl CustomOp3 for BlockOp {
                 for (j, v) in d.iter_mut().enumerate() {
                     let xh = xhat(base + j, ch);
                     let u = (xh * gm + bt) as f32;
-                    let g = dy[base + j] * act_d(act, u) as f32;
+                    let g = dy[base + j] * act.derivative(u) as f32;
                     *v = g;
                     sg += g as f64;
                     sgx += g as f64 * xh;
@@ -401,53 +341,22 @@ pub fn conv_block_train(
             saved: saved.clone(),
         },
     )?;
-    // running statistics, as Candle updates them
-    let (mean, var): (Vec<f32>, Vec<f32>) = {
+    {
         let s = saved.lock().expect("saved lock");
-        (
-            s.mean.iter().map(|&v| v as f32).collect(),
-            s.var.iter().map(|&v| v as f32).collect(),
-        )
-    };
-    let mom = bn.momentum();
-    let count = (n * oh * ow) as f64;
-    bn.running_mean().inplace_op1(&RunningUpdate {
-        values: mean,
-        keep: 1.0 - mom,
-        weight: mom,
-    })?;
-    bn.running_var().inplace_op1(&RunningUpdate {
-        values: var,
-        keep: 1.0 - mom,
-        weight: mom * count / (count - 1.0),
-    })?;
+        update_running(bn, &s.mean, &s.var, n * oh * ow)?;
+    }
     Ok(Some(y))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::Var;
     use candle_nn::BatchNorm;
 
-    fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::conv::uniform_in as uniform;
 
-    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::conv::max_abs;
 
     /// Output, the gradients of input, kernel, bias, γ and β, and the running statistics
     /// equal the composed single ops (convolution, Candle's training batch norm,
@@ -621,9 +530,9 @@ impl CustomOp3 for ResidualOp {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, out, se) = (
-            slice(s1, l1, "input")?,
-            slice(s2, l2, "residual")?,
-            slice(s3, l3, "scale")?,
+            contiguous_f32(s1, l1, "input")?,
+            contiguous_f32(s2, l2, "residual")?,
+            contiguous_f32(s3, l3, "scale")?,
         );
         let (n, c, h, w) = self.dims;
         let (oh, ow) = self.out_hw();
@@ -640,24 +549,7 @@ impl CustomOp3 for ResidualOp {
                 let base = p * plane;
                 // the composed ops' order: out · s, then x + ·, then max(·, 0)
                 let f = |i: usize| (x[base + i] + out[base + i] * s).max(0.0);
-                for r in 0..oh {
-                    for q in 0..ow {
-                        let first = r * ph * w + q * pw;
-                        let (mut best, mut at) = (f(first), first);
-                        for i in 0..ph {
-                            for j in 0..pw {
-                                let k = (r * ph + i) * w + q * pw + j;
-                                let v = f(k);
-                                if v > best || (v.is_nan() && !best.is_nan()) {
-                                    best = v;
-                                    at = k;
-                                }
-                            }
-                        }
-                        yo[r * ow + q] = best;
-                        ao[r * ow + q] = base + at;
-                    }
-                }
+                window_argmax(f, w, (ph, pw), (oh, ow), base, yo, ao);
             });
         *self.argmax.lock().expect("argmax lock") = arg;
         let shape = if h == 1 && l1.dims().len() == 3 {
@@ -724,26 +616,9 @@ pub fn residual_train(
     se: Option<&Tensor>,
     pool: (usize, usize),
 ) -> crate::error::Result<Option<Tensor>> {
-    if !x.device().is_cpu()
-        || x.dtype() != DType::F32
-        || out.dtype() != DType::F32
-        || x.dims() != out.dims()
-        || !(3..=4).contains(&x.rank())
-        || pool.0 == 0
-        || pool.1 == 0
-    {
+    let Some(((n, c, h, w), pool)) = crate::fused::residual_geometry(x, out, pool) else {
         return Ok(None);
-    }
-    let d = x.dims();
-    let (n, c) = (d[0], d[1]);
-    let (h, w, pool) = if d.len() == 3 {
-        (1, d[2], (1, pool.1))
-    } else {
-        (d[2], d[3], pool)
     };
-    if h / pool.0 == 0 || w / pool.1 == 0 {
-        return Ok(None);
-    }
     let se = match se {
         Some(s) if s.elem_count() == n * c && s.dtype() == DType::F32 => s.reshape((n, c))?,
         Some(_) => return Ok(None),
@@ -763,13 +638,9 @@ pub fn residual_train(
 #[cfg(test)]
 mod residual_tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::Var;
 
-    fn uniform(rng: &mut mirkit_core::Rng, shape: &[usize], lo: f64, hi: f64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.range(lo, hi) as f32).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::conv::uniform_in as uniform;
 
     /// Output and the three gradients equal the composed multiply → add → ReLU → pool.
     #[test]
