@@ -230,6 +230,44 @@ impl Tagger {
     /// # Ok::<(), mirkit::Error>(())
     /// ```
     pub fn tag_samples(&self, samples: &[f32], sample_rate: u32) -> Result<TagResult> {
+        let (per, timings) = self.per_window_samples::<Scores>(samples, sample_rate)?;
+        Ok(self.result(per, timings))
+    }
+
+    /// The embedding of mono samples already in memory at `sample_rate`, in the
+    /// representation `layers` asks for (resampled as [`Self::tag_samples`] does); the same
+    /// vector as [`Self::embed_with`] on a file holding those samples.
+    pub fn embed_samples(
+        &self,
+        samples: &[f32],
+        sample_rate: u32,
+        layers: Layers,
+    ) -> Result<Vec<f32>> {
+        Ok(match layers {
+            Layers::Embedding => average(
+                &self
+                    .per_window_samples::<Embedding>(samples, sample_rate)?
+                    .0,
+            ),
+            Layers::All => {
+                average_layers(
+                    self.per_window_samples::<mirkit_models::windows::Layers>(
+                        samples,
+                        sample_rate,
+                    )?
+                    .0,
+                )
+                .0
+            }
+        })
+    }
+
+    /// [`Self::per_window`] for samples in memory.
+    fn per_window_samples<K: WindowOutput>(
+        &self,
+        samples: &[f32],
+        sample_rate: u32,
+    ) -> Result<(Vec<K::Item>, Timings)> {
         let t0 = std::time::Instant::now();
         let y = mirkit_io::resample(
             samples,
@@ -238,7 +276,7 @@ impl Tagger {
             mirkit_io::ResampleQuality::Fast,
         )?;
         let t1 = std::time::Instant::now();
-        let mut w = self.model.stream::<Scores>();
+        let mut w = self.model.stream::<K>();
         w.push(&y)?;
         let (per, wt) = w.finish_with_timings()?;
         let timings = Timings {
@@ -248,7 +286,7 @@ impl Tagger {
             total: t0.elapsed(),
             ..Timings::default()
         };
-        Ok(self.result(per, timings))
+        Ok((per, timings))
     }
 
     fn result(&self, per: Vec<Vec<f32>>, timings: Timings) -> TagResult {
