@@ -416,6 +416,37 @@ fn tag_segments_resume_and_shards() {
         .output()
         .unwrap();
     assert!(!o.status.success());
+    // --shard auto in a Slurm array (--array=1-2, this is task 2): the second shard, b.ogg
+    let o = bin()
+        .arg("tag")
+        .arg(&src)
+        .args(["--format", "json", "--shard", "auto"])
+        .env("SLURM_ARRAY_TASK_ID", "2")
+        .env("SLURM_ARRAY_TASK_MIN", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "2")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].ends_with("b.ogg"), "{files:?}");
+    // an Indexed Job without its shard count is a usage error naming the variable
+    let o = bin()
+        .arg("tag")
+        .arg(&src)
+        .args(["--shard", "auto"])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env_remove("MIRKIT_SHARD_COUNT")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("MIRKIT_SHARD_COUNT"));
 }
 
 #[test]

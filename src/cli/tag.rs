@@ -29,7 +29,8 @@ pub struct TagArgs {
     /// With -o and --format json: keep the files already in OUT and tag only the others.
     #[arg(long)]
     resume: bool,
-    /// Process only shard I of N (0-based) of the sorted file list, e.g. 0/4.
+    /// Process only shard I of N (0-based) of the sorted file list, e.g. 0/4; `auto` reads
+    /// a Slurm array's or Kubernetes Indexed Job's index (see docs/scale-out.md).
     #[arg(long, value_parser = args::shard)]
     shard: Option<(usize, usize)>,
     /// Draw a taggram (tags × time, per-window scores) as PNG; for a folder, FILE.png

@@ -210,7 +210,8 @@ def shard_from_env(environ: Optional[Dict[str, str]] = None) -> Tuple[int, int]:
     """This worker's ``(index, count)`` in a job array, 0-based: Slurm's
     ``SLURM_ARRAY_TASK_ID`` / ``SLURM_ARRAY_TASK_COUNT`` (task ids relative to
     ``SLURM_ARRAY_TASK_MIN``), or a Kubernetes Indexed Job's ``JOB_COMPLETION_INDEX`` with
-    ``MIRKIT_SHARD_COUNT`` (or the job's completions count); ``(0, 1)`` when neither is set.
+    ``MIRKIT_SHARD_COUNT`` (set it to the Job's ``completions``); ``(0, 1)`` when neither
+    is set.
     The same rules as ``mirkit tag --shard auto``."""
     env = os.environ if environ is None else environ
     if "SLURM_ARRAY_TASK_ID" in env:
@@ -222,11 +223,11 @@ def shard_from_env(environ: Optional[Dict[str, str]] = None) -> Tuple[int, int]:
         index = task - lo
     elif "JOB_COMPLETION_INDEX" in env:
         index = int(env["JOB_COMPLETION_INDEX"])
-        raw = env.get("MIRKIT_SHARD_COUNT") or env.get("JOB_COMPLETIONS")
+        raw = env.get("MIRKIT_SHARD_COUNT")
         if raw is None:
             raise ParameterError(
-                "JOB_COMPLETION_INDEX is set but neither MIRKIT_SHARD_COUNT nor "
-                "JOB_COMPLETIONS gives the number of shards"
+                "JOB_COMPLETION_INDEX is set but MIRKIT_SHARD_COUNT (the Job's "
+                "completions) is not"
             )
         count = int(raw)
     else:
@@ -248,7 +249,8 @@ class Tagger:
     column of a dict of columns and adds ``"scores"`` ``(n, tags)``, ``"top_tags"`` and,
     with ``embed=...``, ``"embedding"`` ``(n, dims)``, plus an ``"error"`` column (``""``
     when the file was fine; a bad file gets NaN scores and its error text instead of
-    failing the whole batch).
+    failing the whole batch). ``threads`` sets this process's thread count
+    (``set_num_threads``), e.g. 1 per actor when an engine runs one actor per core.
     """
 
     def __init__(
@@ -258,7 +260,11 @@ class Tagger:
         embed: Optional[str] = None,
         top_k: int = 5,
         path_column: str = "path",
+        threads: Optional[int] = None,
     ) -> None:
+        if threads is not None:
+            # process-wide: one Ray/Daft actor or Spark worker process per tagger
+            set_num_threads(int(threads))
         self._model = _native.default_model() if model is None else os.fspath(model)
         self._native = _native.NativeTagger(self._model)
         self._embed = embed
