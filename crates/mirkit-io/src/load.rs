@@ -105,6 +105,9 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<AudioBuffer> {
     let path = path.as_ref();
     let (mut d, limit) = open_at(path, opts)?;
     let native = d.sample_rate;
+    if opts.mono {
+        return load_mono(path, d, limit, opts);
+    }
     let mut inter: Vec<f32> = Vec::new();
     let mut ch = d.channels.max(1);
     let mut frames = 0u64;
@@ -154,6 +157,50 @@ pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<AudioBuffer> {
         }
         _ => Ok(buf),
     }
+}
+
+/// [`load`] with `mono`: the decoder's mono blocks (planar downmix, or the direct WAV
+/// path) appended to one vector, then resampled in one call — no interleaved copy, no
+/// transpose, no second mono pass. The mean is the same as [`AudioBuffer::to_mono`]'s but
+/// for the sign of zero (`−0.0` where every channel is `−0.0`; tested).
+fn load_mono(
+    path: &Path,
+    mut d: Decoded,
+    limit: Option<u64>,
+    opts: &LoadOptions,
+) -> Result<AudioBuffer> {
+    let native = d.sample_rate;
+    // a hint only (headers can lie, #19): at most 2^24 samples reserved up front
+    let announced = d.n_frames.map(|n| n.saturating_sub(d.position()));
+    let hint = match (announced, limit) {
+        (Some(n), Some(l)) => n.min(l),
+        (Some(n), None) => n,
+        (None, Some(l)) => l,
+        (None, None) => 0,
+    };
+    let mut y: Vec<f32> = Vec::with_capacity(hint.min(1 << 24) as usize);
+    let mut frames = 0u64;
+    while let Some(n) = d.next_mono_block(&mut y)? {
+        let take = limit.map_or(n as u64, |l| (n as u64).min(l - frames));
+        frames += take;
+        y.truncate(frames as usize);
+        if limit.is_some_and(|l| frames >= l) {
+            break;
+        }
+    }
+    if frames == 0 {
+        return Err(IoError::NoSamples {
+            path: path_str(path),
+        });
+    }
+    let y = match opts.sr {
+        Some(sr) if sr != native => {
+            let out = crate::resample::resample(&y, native, sr, opts.quality)?;
+            return Ok(AudioBuffer::from_mono(out, sr)?);
+        }
+        _ => y,
+    };
+    Ok(AudioBuffer::from_mono(y, native)?)
 }
 
 /// Streams a file as mono blocks at a target rate, in memory that does not grow with the

@@ -225,6 +225,61 @@ fn stream_equals_load() {
 }
 
 #[test]
+fn mono_load_equals_the_mean_of_the_channels() {
+    // load(mono) reads the decoder's mono blocks; the reference is the multichannel load
+    // averaged by AudioBuffer::to_mono and resampled: equal values (== also equates the
+    // sign of zero, the one thing that may differ), in every format, with offset and
+    // duration, at the native and at another rate
+    let mut files: Vec<PathBuf> = [
+        "pcm16.wav",
+        "pcm24.wav",
+        "f32.wav",
+        "u8.wav",
+        "tone.flac",
+        "tone.ogg",
+        "tone.mp3",
+        "tone.m4a",
+        "tone.aiff",
+    ]
+    .iter()
+    .map(|f| fmt(f))
+    .collect();
+    files.push(trumpet());
+    for f in &files {
+        for (sr, offset, duration) in [(None, 0.0, None), (Some(16000), 0.1, Some(0.5))] {
+            let opts = LoadOptions {
+                sr,
+                offset,
+                duration,
+                ..LoadOptions::default()
+            };
+            let mono = load(f, &opts).unwrap();
+            let multi = load(
+                f,
+                &LoadOptions {
+                    mono: false,
+                    sr: None,
+                    ..opts.clone()
+                },
+            )
+            .unwrap();
+            let mean = multi.to_mono();
+            let want = match sr {
+                Some(r) if r != multi.sample_rate() => {
+                    resample(mean.samples(), multi.sample_rate(), r, opts.quality).unwrap()
+                }
+                _ => mean.samples().to_vec(),
+            };
+            assert_eq!(mono.channels(), 1);
+            assert_eq!(mono.sample_rate(), sr.unwrap_or(multi.sample_rate()));
+            assert_eq!(mono.samples().len(), want.len(), "{}", f.display());
+            let same = mono.samples().iter().zip(&want).all(|(a, b)| a == b);
+            assert!(same, "{} {sr:?}", f.display());
+        }
+    }
+}
+
+#[test]
 fn wav_round_trip_and_atomic_write() {
     let d = tmpdir("wav");
     let a = load(

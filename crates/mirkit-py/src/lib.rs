@@ -20,7 +20,7 @@
 //! * **The GIL is released** around all decoding and numeric work, so Python threads
 //!   (Ray actors with concurrency, thread pools) run mirkit in parallel.
 //! * **Threads and `fork`.** All work runs in a rayon pool owned by this module and
-//!   sized by [`set_num_threads`] (default: `RAYON_NUM_THREADS`, else every core). The
+//!   sized by `set_num_threads` (default: `RAYON_NUM_THREADS`, else every core). The
 //!   pool remembers the process id that built it: a child made by `fork` (multiprocessing,
 //!   Ray, Spark workers) finds a pool whose threads do not exist there and builds its own
 //!   instead of deadlocking on the parent's, which rayon's global pool would do.
@@ -765,6 +765,16 @@ fn default_model() -> &'static str {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // "release" for a wheel (`maturin build --release`); "dev" for the test build, which
+    // keeps debug assertions: benchmarks refuse it
+    m.add(
+        "__build__",
+        if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        },
+    )?;
     m.add("MirkitError", py.get_type::<MirkitError>())?;
     m.add("ParameterError", py.get_type::<ParameterError>())?;
     m.add("DecodeError", py.get_type::<DecodeError>())?;
