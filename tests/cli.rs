@@ -450,6 +450,76 @@ fn tag_segments_resume_and_shards() {
 }
 
 #[test]
+fn tag_resume_keeps_what_a_killed_run_finished() {
+    // issue #19 item 6: SIGKILL part-way through `tag --resume`, then resume: the final
+    // output equals an uninterrupted run byte for byte, and spelling the folder another
+    // way adds nothing
+    let d = tmp("killed");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    for k in 0..6 {
+        std::fs::copy(
+            clip("brahms_hungarian_dance_5.hq.ogg"),
+            src.join(format!("{k}.ogg")),
+        )
+        .unwrap();
+    }
+    let run = |out: &Path, dir: &Path| {
+        bin()
+            .arg("tag")
+            .arg(dir)
+            .args(["--format", "json", "--resume", "-o"])
+            .arg(out)
+            .env("MIRKIT_FLUSH_SECS", "0")
+            .output()
+            .unwrap()
+    };
+    let full = d.join("full.json");
+    assert!(run(&full, &src).status.success());
+    let records = |p: &Path| -> Option<usize> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+        Some(v.as_array()?.len())
+    };
+    assert_eq!(records(&full), Some(6));
+
+    let part = d.join("part.json");
+    let mut child = bin()
+        .arg("tag")
+        .arg(&src)
+        .args(["--format", "json", "--resume", "-o"])
+        .arg(&part)
+        .env("MIRKIT_FLUSH_SECS", "0")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while records(&part).unwrap_or(0) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the first save"
+        );
+        assert!(t0.elapsed().as_secs() < 120, "no partial save");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = records(&part).unwrap();
+    assert!((1..6).contains(&kept), "{kept} records kept");
+    let o = run(&part, &src);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{} file(s) tagged", 6 - kept)),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&part).unwrap(), std::fs::read(&full).unwrap());
+    // the same folder spelled `in/.`: every file is already there
+    let o = run(&part, &src.join("."));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 file(s) tagged"));
+    assert_eq!(std::fs::read(&part).unwrap(), std::fs::read(&full).unwrap());
+}
+
+#[test]
 fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
     // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same
     // 44.1 kHz files: tools/make_musicnn_fixtures.py. Tolerance 1e-2 (the issue's bar from

@@ -26,7 +26,10 @@ pub struct TagArgs {
     /// Include per-window scores with their start times (json) / rows (csv).
     #[arg(long)]
     segments: bool,
-    /// With -o and --format json: keep the files already in OUT and tag only the others.
+    /// With -o and --format json: keep the files already in OUT and tag only the others
+    /// (matched by their real path, however the folder is spelled). While it runs, OUT is
+    /// rewritten atomically every 10 s (`MIRKIT_FLUSH_SECS`), so a run that is killed keeps
+    /// what it finished.
     #[arg(long)]
     resume: bool,
     /// Process only shard I of N (0-based) of the sorted file list, e.g. 0/4; `auto` reads
@@ -78,19 +81,30 @@ pub fn run(a: TagArgs) -> CliResult {
                     ))
                 })?;
         }
-        let done: std::collections::HashSet<&str> =
-            previous.iter().map(|r| r.file.as_str()).collect();
-        files.retain(|f| !done.contains(f.display().to_string().as_str()));
+        // the same file however its folder was spelled (`DIR`, `./DIR/`, absolute)
+        let done: std::collections::HashSet<PathBuf> =
+            previous.iter().map(|r| real_path(&r.file)).collect();
+        files.retain(|f| !done.contains(&real_path(&f.display().to_string())));
     }
     let pb = args::progress(files.len());
-    let results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = files
-        .iter()
-        .map(|f| {
-            let r = tagger.tag_file(f);
-            pb.inc(1);
-            (f.clone(), r)
-        })
-        .collect();
+    // --resume: the output is saved as it goes (atomically, every `flush` seconds)
+    let flush = std::env::var("MIRKIT_FLUSH_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(10.0);
+    let mut last_save = std::time::Instant::now();
+    let mut results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = Vec::new();
+    for f in &files {
+        let r = tagger.tag_file(f);
+        pb.inc(1);
+        results.push((f.clone(), r));
+        if a.resume && last_save.elapsed().as_secs_f64() >= flush {
+            let items = records(&previous, &results, a.top_k, a.segments);
+            save_json(a.output.as_ref().expect("checked"), &items)?;
+            last_save = std::time::Instant::now();
+        }
+    }
     pb.finish_and_clear();
     let ok = || {
         results
@@ -145,11 +159,7 @@ pub fn run(a: TagArgs) -> CliResult {
             }
         }
         TagFormat::Json => {
-            let mut items = previous;
-            items
-                .extend(ok().map(|(f, t)| t.record(&f.display().to_string(), a.top_k, a.segments)));
-            out = serde_json::to_string_pretty(&items).expect("plain values");
-            out.push('\n');
+            out = json_text(&records(&previous, &results, a.top_k, a.segments));
         }
         TagFormat::Csv => {
             out.push_str(&format!("file,start_secs,{}\n", tagger.tags().join(",")));
@@ -202,4 +212,39 @@ pub fn run(a: TagArgs) -> CliResult {
         eprintln!("  {e}");
     }
     Ok(status(failed.len() + png_failed))
+}
+
+/// The real path of a recorded or listed file, for matching (the path as written when it
+/// no longer resolves).
+fn real_path(file: &str) -> PathBuf {
+    std::fs::canonicalize(file).unwrap_or_else(|_| PathBuf::from(file))
+}
+
+/// The records of a JSON output: those kept from before, then this run's, in order.
+fn records(
+    previous: &[TagRecord],
+    results: &[(PathBuf, mirkit::Result<mirkit::TagResult>)],
+    top_k: usize,
+    segments: bool,
+) -> Vec<TagRecord> {
+    let mut items = previous.to_vec();
+    items.extend(results.iter().filter_map(|(f, r)| {
+        r.as_ref()
+            .ok()
+            .map(|t| t.record(&f.display().to_string(), top_k, segments))
+    }));
+    items
+}
+
+fn json_text(items: &[TagRecord]) -> String {
+    let mut out = serde_json::to_string_pretty(items).expect("plain values");
+    out.push('\n');
+    out
+}
+
+/// Rewrites the JSON output atomically (a partial save during `--resume`).
+fn save_json(path: &std::path::Path, items: &[TagRecord]) -> Result<(), CliError> {
+    let text = json_text(items);
+    mirkit::core::npy::write_atomic(path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    Ok(())
 }

@@ -219,6 +219,17 @@ fn get_num_threads() -> usize {
     wanted_threads()
 }
 
+/// Makes the C allocator keep freed large blocks for reuse (glibc: `mallopt` of the mmap
+/// and trim thresholds); returns whether it applied. Networks allocate and free
+/// activations of tens of MB per window: without it each is page-faulted in again (see
+/// `mirkit_core::alloc`). Process-wide and irreversible: resident memory then stays at
+/// its peak, which suits a worker that tags or trains repeatedly. The `mirkit` command
+/// line does this at start-up; the Python package never does it on its own.
+#[pyfunction]
+fn keep_freed_memory() -> bool {
+    mirkit::core::alloc::keep_freed_memory()
+}
+
 // ---------------------------------------------------------------------------------------
 // arrays
 
@@ -782,6 +793,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeTagger>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(keep_freed_memory, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(resample, m)?)?;
     m.add_function(wrap_pyfunction!(stft, m)?)?;

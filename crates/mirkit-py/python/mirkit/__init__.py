@@ -33,6 +33,7 @@ from ._native import (
     ModelError,
     ParameterError,
     get_num_threads,
+    keep_freed_memory,
     set_num_threads,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "feature",
     "filters",
     "get_num_threads",
+    "keep_freed_memory",
     "load",
     "models",
     "power_to_db",
