@@ -520,6 +520,30 @@ fn tag_resume_keeps_what_a_killed_run_finished() {
 }
 
 #[test]
+fn tag_csv_quotes_awkward_names() {
+    // issue #19 item 9: quotes, commas and a newline in a file name stay one CSV field
+    let d = tmp("csvnames");
+    let name = "a \"b\",c\nd.ogg";
+    std::fs::copy(clip(TRUMPET), d.join(name)).unwrap();
+    let o = bin()
+        .arg("tag")
+        .arg(&*d)
+        .args(["--format", "csv", "--segments"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut r = csv::Reader::from_reader(o.stdout.as_slice());
+    assert_eq!(r.headers().unwrap().len(), 52);
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 2, "the mean row and one window");
+    for row in &rows {
+        assert!(row[0].ends_with(name), "{:?}", &row[0]);
+        assert_eq!(row.len(), 52);
+    }
+    assert_eq!(&rows[0][1], "all");
+}
+
+#[test]
 fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
     // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same
     // 44.1 kHz files: tools/make_musicnn_fixtures.py. Tolerance 1e-2 (the issue's bar from

@@ -162,25 +162,31 @@ pub fn run(a: TagArgs) -> CliResult {
             out = json_text(&records(&previous, &results, a.top_k, a.segments));
         }
         TagFormat::Csv => {
-            out.push_str(&format!("file,start_secs,{}\n", tagger.tags().join(",")));
+            // RFC 4180 through the csv crate: names with quotes, commas or newlines stay
+            // one field
+            let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+            let csv_err = |e: csv::Error| CliError::Failed(format!("CSV: {e}"));
+            let mut header = vec!["file".to_string(), "start_secs".to_string()];
+            header.extend(tagger.tags().iter().cloned());
+            w.write_record(&header).map_err(csv_err)?;
             for (f, t) in ok() {
-                let row = |start: &str, s: &[f32]| {
-                    format!(
-                        "\"{}\",{start},{}\n",
-                        f.display(),
-                        s.iter()
-                            .map(|v| format!("{v:.6}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
+                let name = f.display().to_string();
+                let mut row = |start: String, s: &[f32]| {
+                    let mut rec = vec![name.clone(), start];
+                    rec.extend(s.iter().map(|v| format!("{v:.6}")));
+                    w.write_record(&rec)
                 };
-                out.push_str(&row("all", &t.scores));
+                row("all".into(), &t.scores).map_err(csv_err)?;
                 if a.segments {
                     for s in &t.segments {
-                        out.push_str(&row(&format!("{:.3}", s.start_secs), &s.scores));
+                        row(format!("{:.3}", s.start_secs), &s.scores).map_err(csv_err)?;
                     }
                 }
             }
+            let bytes = w
+                .into_inner()
+                .map_err(|e| CliError::Failed(format!("CSV: {e}")))?;
+            out = String::from_utf8(bytes).expect("UTF-8 fields");
         }
     }
     let t_write = std::time::Instant::now();
