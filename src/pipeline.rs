@@ -206,7 +206,7 @@ fn features_to_npy_within(
         Err(e) => {
             if let Stage1::File(w, path) = held {
                 drop(w);
-                let _ = std::fs::remove_file(path);
+                npy::remove_temp(&path);
             }
             return Err(e);
         }
@@ -260,7 +260,7 @@ fn features_to_npy_within(
                     out.finish()?;
                     Ok(())
                 })();
-                let _ = std::fs::remove_file(&path);
+                npy::remove_temp(&path);
                 r?;
             }
         }

@@ -543,6 +543,65 @@ fn tag_csv_quotes_awkward_names() {
     assert_eq!(&rows[0][1], "all");
 }
 
+#[cfg(unix)]
+#[test]
+fn interrupted_runs_leave_no_temporary_files() {
+    // issue #19 item 8: SIGTERM or SIGINT while the output is being written removes the
+    // `.part` file, keeps what the output held before, and exits 128 + signal
+    let d = tmp("signals");
+    let input = d.join("noise.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&input, spec).unwrap();
+    let mut rng = mirkit::core::Rng::new(7);
+    for _ in 0..22050 * 60 {
+        w.write_sample((rng.uniform() * 8000.0 - 4000.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    let out_dir = d.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join("x.npy");
+    std::fs::write(&out, b"earlier output").unwrap();
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        // hop 1: a 60 s linear spectrogram is ~90 MB to write, time to catch the .part
+        let mut child = bin()
+            .arg("features")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--n-fft", "64", "--hop-length", "1", "--n-mels", "0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let part = || {
+            std::fs::read_dir(&out_dir)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().contains(".part"))
+        };
+        let t0 = std::time::Instant::now();
+        while !part() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "finished before a .part appeared"
+            );
+            assert!(t0.elapsed().as_secs() < 120);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // SAFETY: signalling our own child process
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(code));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("temporary file(s) removed"));
+        assert!(!part(), "a .part file was left");
+        assert_eq!(std::fs::read(&out).unwrap(), b"earlier output");
+    }
+}
+
 #[test]
 fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
     // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same

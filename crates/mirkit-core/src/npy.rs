@@ -189,6 +189,9 @@ fn header_bytes(shape: &[usize], fortran: bool, pad_to: usize) -> Vec<u8> {
 /// the process (`n` counts calls), so two writers of one process never share a temporary
 /// file even when they target the same name (inputs `x.wav` and `x.flac` of one folder
 /// run both writing `x.npy`), and unique across processes by the pid.
+///
+/// The path is recorded as live until it is renamed into place ([`commit`]) or removed
+/// ([`remove_temp`]), so that [`remove_live_temps`] can clean up after an interrupt.
 pub fn temp_path(path: &Path) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -197,7 +200,45 @@ pub fn temp_path(path: &Path) -> PathBuf {
         .map(|s| s.to_os_string())
         .unwrap_or_default();
     name.push(format!(".part{}-{n}", std::process::id()));
-    path.with_file_name(name)
+    let tmp = path.with_file_name(name);
+    live().insert(tmp.clone());
+    tmp
+}
+
+/// Temporary files of this process that exist or may exist (made by [`temp_path`], not yet
+/// renamed or removed).
+fn live() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<PathBuf>> {
+    static LIVE: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes a temporary file made by [`temp_path`] (ignoring a file already gone) and
+/// stops tracking it.
+pub fn remove_temp(tmp: &Path) {
+    let _ = std::fs::remove_file(tmp);
+    live().remove(tmp);
+}
+
+/// Removes every temporary file of this process still in flight; returns how many were
+/// removed. For an interrupt (SIGINT/SIGTERM): the `mirkit` command line calls it from its
+/// signal thread before exiting, so no `NAME.part…` file is left behind. Outputs already
+/// renamed into place are untouched.
+pub fn remove_live_temps() -> usize {
+    remove_tracked(|_| true)
+}
+
+/// Removes (and stops tracking) the live temporary files `which` selects.
+fn remove_tracked(which: impl Fn(&Path) -> bool) -> usize {
+    let mut set = live();
+    let chosen: Vec<PathBuf> = set.iter().filter(|p| which(p)).cloned().collect();
+    chosen
+        .iter()
+        .filter(|p| {
+            set.remove(*p);
+            std::fs::remove_file(p).is_ok()
+        })
+        .count()
 }
 
 /// When written files are flushed to stable storage (`fsync`). Every writer of the
@@ -274,6 +315,7 @@ pub fn commit(tmp: &Path, path: &Path, file: &File, durability: Durability) -> s
             file.sync_all()?;
         }
         std::fs::rename(tmp, path)?;
+        live().remove(tmp);
         if flush {
             // the rename itself is durable once the folder is
             let dir = match path.parent() {
@@ -285,7 +327,7 @@ pub fn commit(tmp: &Path, path: &Path, file: &File, durability: Durability) -> s
         Ok(())
     })();
     if r.is_err() {
-        let _ = std::fs::remove_file(tmp);
+        remove_temp(tmp);
     }
     r
 }
@@ -315,7 +357,7 @@ pub fn write_atomic_with(
         commit(&tmp, path, &file, durability)
     })();
     if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
+        remove_temp(&tmp);
         return Err(io_err(path, e));
     }
     Ok(())
@@ -514,7 +556,7 @@ impl Drop for NpyFrameWriter {
     fn drop(&mut self) {
         if self.w.is_some() {
             self.w = None;
-            let _ = std::fs::remove_file(&self.tmp);
+            remove_temp(&self.tmp);
         }
     }
 }
@@ -683,6 +725,27 @@ mod tests {
         write_f32(&p, &[3, 5], &[0.0; 15]).unwrap();
         let e = NpyFrameReader::open(&p).err().unwrap().to_string();
         assert!(e.contains("f.npy") && e.contains("Fortran"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Temporary files in flight are tracked until renamed or removed, and
+    /// `remove_live_temps` deletes exactly those.
+    #[test]
+    fn live_temporaries_are_tracked() {
+        let dir = std::env::temp_dir().join(format!("mirkit-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let done = dir.join("done.bin");
+        write_atomic(&done, |w| w.write_all(b"kept")).unwrap();
+        let t = temp_path(&dir.join("half.bin"));
+        std::fs::write(&t, b"partial").unwrap();
+        let gone = temp_path(&dir.join("gone.bin"));
+        remove_temp(&gone);
+        assert!(live().contains(&t) && !live().contains(&gone));
+        // (the global remove_live_temps would race with the other tests' writes; the CLI
+        // test `interrupted_runs_leave_no_temporary_files` covers it)
+        assert_eq!(remove_tracked(|p| p.starts_with(&dir)), 1);
+        assert!(!t.exists() && !live().contains(&t));
+        assert_eq!(std::fs::read(&done).unwrap(), b"kept");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

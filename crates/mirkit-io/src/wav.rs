@@ -52,7 +52,7 @@ pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat)
         w.finalize()
     })();
     if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
+        mirkit_core::npy::remove_temp(&tmp);
         return Err(werr(&e));
     }
     std::fs::File::open(&tmp)
@@ -60,7 +60,7 @@ pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat)
             mirkit_core::npy::commit(&tmp, path, &f, mirkit_core::npy::Durability::Default)
         })
         .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
+            mirkit_core::npy::remove_temp(&tmp);
             werr(&e)
         })
 }
