@@ -3,7 +3,7 @@
 //! The facade of the mirkit workspace: it re-exports the crates under short names and
 //! holds the file-level pipelines the `mirkit` command line uses: streamed features to
 //! `.npy` ([`pipeline`]), tagging and embedding of files ([`tagger`]), embedding indexes
-//! and similarity search ([`index`]).
+//! and similarity search ([`index`]), thumbnails ([`thumbnail`]).
 //!
 //! | module | crate | what |
 //! |---|---|---|
@@ -48,6 +48,7 @@ pub use ndarray;
 pub mod index;
 pub mod pipeline;
 pub mod tagger;
+pub mod thumbnail;
 
 pub use tagger::{TagResult, Tagger};
 

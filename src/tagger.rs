@@ -53,6 +53,17 @@ impl TagResult {
     /// Draws the taggram — tags × windows of per-window scores, rows ordered by mean score
     /// (best on top), viridis on 0..1 — as a PNG with axes and `title`.
     pub fn taggram_png(&self, path: impl AsRef<Path>, title: &str) -> Result<()> {
+        self.taggram_png_marked(path, title, None)
+    }
+
+    /// [`Self::taggram_png`] with the time span `(start, end)` (seconds) framed in red —
+    /// a thumbnail's segment ([`crate::thumbnail`]).
+    pub fn taggram_png_marked(
+        &self,
+        path: impl AsRef<Path>,
+        title: &str,
+        span: Option<(f64, f64)>,
+    ) -> Result<()> {
         use mirkit_io::plot::{spectrogram_png, Colormap, SpecPlot};
         let n_tags = self.tags.len();
         let n_win = self.segments.len();
@@ -76,6 +87,7 @@ impl TagResult {
             colormap: Colormap::Viridis,
             range: Some((0.0, 1.0)),
             size: (700.max(n_win * 8), n_tags * 16),
+            span,
             ..Default::default()
         };
         Ok(spectrogram_png(path.as_ref(), data.view(), &opts)?)
@@ -325,6 +337,12 @@ impl Tagger {
         Ok(average_layers(
             self.per_window::<mirkit_models::windows::Layers>(path)?.0,
         ))
+    }
+
+    /// The penultimate-layer embedding of each window of a file, in time order (window `i`
+    /// starts at `i · window_secs()`).
+    pub fn embed_windows_file(&self, path: impl AsRef<Path>) -> Result<Vec<Vec<f32>>> {
+        Ok(self.per_window::<Embedding>(path.as_ref())?.0)
     }
 
     /// The penultimate-layer embedding of a file, averaged over windows (musicnn 0.1.0:

@@ -603,6 +603,65 @@ fn interrupted_runs_leave_no_temporary_files() {
 }
 
 #[test]
+fn thumbnail_lies_in_the_part_that_fills_the_track() {
+    // a track whose answer is known: 10 s of noise, the trumpet clip (5.3 s), the Brahms
+    // clip (45.8 s, from 15.33 s to 61.18 s) and an 8 s sine sweep; a 10 s thumbnail must
+    // lie inside the Brahms part
+    let d = tmp("thumb");
+    let sr = 22050u32;
+    let opts = LoadOptions::at(sr);
+    let trumpet = load(clip(TRUMPET), &opts).unwrap().into_mono_vec();
+    let brahms = load(clip("brahms_hungarian_dance_5.hq.ogg"), &opts)
+        .unwrap()
+        .into_mono_vec();
+    let mut rng = mirkit::core::Rng::new(1);
+    let mut y: Vec<f32> = (0..sr * 10).map(|_| (rng.normal() * 0.05) as f32).collect();
+    y.extend(&trumpet);
+    let b0 = y.len() as f64 / sr as f64;
+    y.extend(&brahms);
+    let b1 = y.len() as f64 / sr as f64;
+    y.extend((0..sr * 8).map(|i| {
+        let t = i as f64 / sr as f64;
+        (0.3 * (2.0 * std::f64::consts::PI * (200.0 * t + 400.0 * t * t)).sin()) as f32
+    }));
+    let track = d.join("track.wav");
+    let audio = mirkit::core::AudioBuffer::from_mono(y, sr).unwrap();
+    mirkit::io::write_wav(&track, &audio, mirkit::io::WavFormat::Pcm16).unwrap();
+    let (wav, png) = (d.join("thumb.wav"), d.join("thumb.png"));
+    let o = bin()
+        .arg("thumbnail")
+        .arg(&track)
+        .arg("-o")
+        .arg(&wav)
+        .args(["--seconds", "10", "--png"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let v: Vec<f64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let (start, end) = (v[0], v[1]);
+    assert!(
+        start >= b0 && end <= b1,
+        "{start}-{end} not inside {b0}-{b1}"
+    );
+    assert!((end - start - 10.0).abs() < 1e-9);
+    let t = load(&wav, &LoadOptions::native()).unwrap();
+    assert_eq!((t.sample_rate(), t.channels()), (sr, 1));
+    assert_eq!(t.len(), 10 * sr as usize);
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    // a usage error names the value
+    let o = bin()
+        .arg("thumbnail")
+        .arg(&track)
+        .args(["-o", "x.wav", "--seconds", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--seconds 0"));
+}
+
+#[test]
 fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
     // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same
     // 44.1 kHz files: tools/make_musicnn_fixtures.py. Tolerance 1e-2 (the bar from

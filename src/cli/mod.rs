@@ -10,6 +10,7 @@ pub mod features;
 pub mod info;
 pub mod learn;
 pub mod tag;
+pub mod thumbnail;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -64,6 +65,9 @@ enum Cmd {
     Eval(learn::EvalArgs),
     /// Print what a file contains (codec, rate, channels, duration) without decoding it.
     Info(info::InfoArgs),
+    /// Write the most representative segment of a track (its thumbnail) as a WAV and
+    /// print its start and end in seconds.
+    Thumbnail(thumbnail::ThumbArgs),
 }
 
 /// Parses the arguments, runs the subcommand and turns its outcome into the exit status
@@ -96,6 +100,7 @@ pub fn main() -> ExitCode {
         Cmd::Finetune(a) => learn::finetune_cmd(a).map(|_| ExitCode::SUCCESS),
         Cmd::Eval(a) => learn::eval_cmd(a).map(|_| ExitCode::SUCCESS),
         Cmd::Info(a) => info::run(a),
+        Cmd::Thumbnail(a) => thumbnail::run(a),
     };
     match r {
         Ok(code) => code,

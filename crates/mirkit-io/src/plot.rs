@@ -296,6 +296,9 @@ pub struct SpecPlot {
     pub row_labels: Option<Vec<String>>,
     /// Plot-area size in pixels (the data are resampled to it).
     pub size: (usize, usize),
+    /// A time span `(start, end)` in seconds to mark with a frame over the image (a
+    /// thumbnail's segment).
+    pub span: Option<(f64, f64)>,
 }
 
 impl Default for SpecPlot {
@@ -310,6 +313,7 @@ impl Default for SpecPlot {
             unit: String::new(),
             row_labels: None,
             size: (900, 360),
+            span: None,
         }
     }
 }
@@ -377,6 +381,21 @@ pub fn spectrogram_png(
         c.text_centered(x, b + 10, &fmt_tick(tick), FG);
     }
     c.text_centered((left + pw / 2) as isize, b + 36, "TIME (S)", FG);
+    // the marked span: a red frame three pixels wide over the plot area
+    if let Some((s0, s1)) = opts
+        .span
+        .filter(|(a, z)| a.is_finite() && z.is_finite() && z > a)
+    {
+        const MARK: [u8; 3] = [230, 30, 30];
+        let x = |t: f64| left as isize + (t.clamp(0.0, dur) / dur * pw as f64) as isize;
+        let (x0, x1) = (x(s0), x(s1).max(x(s0) + 3));
+        for d in 0..3 {
+            c.line(x0 + d, t + d, x0 + d, b - d, MARK);
+            c.line(x1 - d, t + d, x1 - d, b - d, MARK);
+            c.line(x0, t + d, x1, t + d, MARK);
+            c.line(x0, b - d, x1, b - d, MARK);
+        }
+    }
     // vertical axis
     if let Some(labels) = opts.row_labels.as_ref().filter(|l| l.len() == rows) {
         let step = (CHAR_H as f64 / (ph as f64 / rows as f64)).ceil().max(1.0) as usize;

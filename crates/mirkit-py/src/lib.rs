@@ -709,6 +709,21 @@ impl NativeTagger {
         let v = run(py, || self.inner.embed_samples(x, sr, l))?.py()?;
         Ok(vec1(py, v))
     }
+    /// The thumbnail of a file: `(start_secs, end_secs, score)` (see `mirkit::thumbnail`).
+    fn thumbnail(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        seconds: f64,
+        repetition: f32,
+    ) -> PyResult<(f64, f64, f32)> {
+        let opts = mirkit::thumbnail::ThumbnailOptions {
+            seconds,
+            repetition,
+        };
+        let t = run(py, || self.inner.thumbnail_file(&path, &opts))?.py()?;
+        Ok((t.start_secs, t.end_secs, t.score))
+    }
     /// Files in parallel: for each, `(scores or None, embedding or None, error or None)`;
     /// one bad file gives its error text and does not stop the others.
     #[pyo3(signature = (paths, scores, embed=None))]

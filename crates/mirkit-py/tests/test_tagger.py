@@ -93,3 +93,10 @@ def test_pickles_by_name(tagger):
 def test_every_shared_clip_tags(tagger):
     rows = tagger.tag_batch(shared_clips(), top_k=1)
     assert all(r is not None and len(r) == 1 for r in rows)
+
+
+def test_thumbnail_is_inside_the_track(tagger):
+    start, end = tagger.thumbnail(BRAHMS, seconds=10)
+    assert 0 <= start < end <= 45.9 and abs(end - start - 10) < 1e-9
+    with pytest.raises(mirkit.MirkitError, match="positive"):
+        tagger.thumbnail(BRAHMS, seconds=0)

@@ -354,6 +354,15 @@ class Tagger:
             raise ParameterError(f"y must be mono (1-D), got shape {y.shape}")
         return self._native.embed_samples(y, int(sr), layers)
 
+    def thumbnail(
+        self, path: PathLike, *, seconds: float = 30.0, repetition: float = 0.0
+    ) -> Tuple[float, float]:
+        """The most representative ``seconds`` of a file (its thumbnail) as
+        ``(start, end)`` in seconds: the segment whose windows are most typical of the
+        whole track, plus ``repetition`` × how strongly it recurs (``mirkit thumbnail``)."""
+        start, end, _ = self._native.thumbnail(os.fspath(path), float(seconds), float(repetition))
+        return start, end
+
     def tag_batch(
         self,
         paths: Iterable[PathLike],
