@@ -174,7 +174,7 @@ impl Tagger {
         let model = registry::load_pretrained(name)?;
         Ok(Self {
             model,
-            name: name.to_string(),
+            name: registry::canonical_name(name).to_string(),
         })
     }
     /// The underlying model.

@@ -662,6 +662,36 @@ fn thumbnail_lies_in_the_part_that_fills_the_track() {
 }
 
 #[test]
+fn musicnn_names_and_flags_are_accepted() {
+    // `musicnn.extractor(model="MTT_musicnn")` and musicnn's `--topN`: same output as the
+    // registry name
+    let run = |model: &str, k: &str| {
+        let o = bin()
+            .arg("tag")
+            .arg(clip(TRUMPET))
+            .args(["--model", model, k, "3"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let alias = run("MTT_musicnn", "--topN");
+    assert_eq!(alias, run("musicnn-mtt", "--top-k"));
+    assert_eq!(alias, run("musicnn-mtt", "-k"));
+    assert!(
+        alias.contains("musicnn-mtt") && alias.lines().count() == 4,
+        "{alias}"
+    );
+    // an undecodable file is described in the user's terms, the decoder's words after
+    let d = tmp("junk");
+    let junk = d.join("junk.mp3");
+    std::fs::write(&junk, [0x5au8; 3000]).unwrap();
+    let o = bin().arg("info").arg(&junk).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not an audio file mirkit can read"), "{err}");
+}
+
+#[test]
 fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
     // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same
     // 44.1 kHz files: tools/make_musicnn_fixtures.py. Tolerance 1e-2 (the bar from

@@ -14,8 +14,8 @@ pub struct TagArgs {
     /// Registry model (see `mirkit models`) or a `.safetensors` file.
     #[arg(long, default_value = mirkit::models::registry::DEFAULT_MODEL)]
     model: String,
-    /// Tags to show per file.
-    #[arg(long, default_value_t = 5)]
+    /// Tags to show per file (`--topN` as in musicnn is accepted too).
+    #[arg(long, short = 'k', visible_alias = "topN", default_value_t = 5)]
     top_k: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TagFormat::Table)]
@@ -151,7 +151,7 @@ pub fn run(a: TagArgs) -> CliResult {
                     f.display(),
                     n,
                     if n == 1 { "" } else { "s" },
-                    a.model
+                    tagger.name()
                 ));
                 for (tag, v) in t.top_k(a.top_k) {
                     out.push_str(&format!("  {tag:<20} {v:.4}\n"));

@@ -79,13 +79,6 @@ impl std::fmt::Debug for Decoded {
     }
 }
 
-fn unsupported(path: &str, e: SymError) -> IoError {
-    IoError::Unsupported {
-        path: path.to_string(),
-        reason: e.to_string(),
-    }
-}
-
 impl Decoded {
     /// Opens and probes a file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -136,7 +129,14 @@ impl Decoded {
             path: ps.clone(),
             reason: why,
         })?
-        .map_err(|e| unsupported(&ps, e))?;
+        .map_err(|e| IoError::Unsupported {
+            path: ps.clone(),
+            // in the user's terms first; the decoder's own words after
+            reason: format!(
+                "not an audio file mirkit can read (WAV, AIFF, FLAC, Ogg Vorbis, MP3, \
+                 AAC/M4A, CAF, MKV/WebM were tried; the decoder said: {e})"
+            ),
+        })?;
         let format = probed.format;
         let track = format
             .tracks()
@@ -153,7 +153,16 @@ impl Decoded {
                 path: ps.clone(),
                 reason: why,
             })?
-            .map_err(|e| unsupported(&ps, e))?;
+            .map_err(|e| IoError::Unsupported {
+                path: ps.clone(),
+                reason: format!(
+                    "its audio codec ({}) is not supported (the decoder said: {e})",
+                    codecs()
+                        .get_codec(params.codec)
+                        .map(|d| d.short_name)
+                        .unwrap_or("unknown")
+                ),
+            })?;
         let sample_rate = params.sample_rate.unwrap_or(0);
         if !(MIN_RATE..=MAX_RATE).contains(&sample_rate) {
             // a header claiming 1 Hz would have a 10-minute job write gigabytes after

@@ -19,7 +19,7 @@ pub enum IoError {
         path: String,
     },
     /// No decoder recognises the container or codec.
-    #[error("{path}: unsupported or unrecognised audio format: {reason}")]
+    #[error("{path}: {reason}")]
     Unsupported {
         /// the file
         path: String,

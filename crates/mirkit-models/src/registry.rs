@@ -242,8 +242,27 @@ fn unknown(name: &str) -> ModelError {
     }
 }
 
-/// Loads any registry model by name, or a `.safetensors` file of either family (told
-/// apart by its metadata and tensor names).
+/// musicnn 0.1.0's own model names (`musicnn.extractor(model=...)`) and the registry
+/// names they stand for, so commands written for musicnn keep working.
+pub const MUSICNN_ALIASES: &[(&str, &str)] = &[
+    ("MTT_musicnn", "musicnn-mtt"),
+    ("MSD_musicnn", "musicnn-msd"),
+    ("MTT_vgg", "vgg-mtt"),
+    ("MSD_vgg", "vgg-msd"),
+];
+
+/// The registry name `name` stands for: itself, or the registry name of a musicnn alias
+/// ([`MUSICNN_ALIASES`]).
+pub fn canonical_name(name: &str) -> &str {
+    MUSICNN_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, real)| real)
+}
+
+/// Loads any registry model by name (or musicnn 0.1.0's name for it, e.g. `MTT_musicnn`),
+/// or a `.safetensors` file of either family (told apart by its metadata and tensor
+/// names).
 pub fn load_pretrained(name: &str) -> Result<Pretrained> {
     if name.ends_with(".safetensors") {
         let path = std::path::Path::new(name);
@@ -252,9 +271,10 @@ pub fn load_pretrained(name: &str) -> Result<Pretrained> {
         }
         return Ok(Pretrained::Won2020(Won2020::load_any(path)?));
     }
+    let real = canonical_name(name);
     let e = MODELS
         .iter()
-        .find(|e| e.name == name)
+        .find(|e| e.name == real)
         .ok_or_else(|| unknown(name))?;
     let bytes = e.weights()?;
     Ok(match e.family {
