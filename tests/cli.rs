@@ -692,6 +692,84 @@ fn musicnn_names_and_flags_are_accepted() {
 }
 
 #[test]
+fn dash_is_standard_input_and_output() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let d = tmp("dash");
+    let trumpet = clip(TRUMPET);
+    let bytes = std::fs::read(&trumpet).unwrap();
+    // features to stdout: the same bytes as to a file; the summary on stderr
+    let file = d.join("f.npy");
+    assert!(bin()
+        .arg("features")
+        .arg(&trumpet)
+        .arg("-o")
+        .arg(&file)
+        .arg("--db")
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let o = bin()
+        .arg("features")
+        .arg(&trumpet)
+        .args(["-o", "-", "--db"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(o.stdout, std::fs::read(&file).unwrap());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-> -"));
+    // a file on stdin, for each command that reads one
+    let piped = |args: &[&str]| {
+        let mut c = bin()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(&bytes).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let o = piped(&["features", "-", "-o", "-", "--db"]);
+    assert!(o.status.success());
+    assert_eq!(o.stdout, std::fs::read(&file).unwrap());
+    let o = piped(&["tag", "-", "--format", "json", "-o", "-"]);
+    assert!(o.status.success());
+    let from_stdin: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(from_stdin[0]["file"], "-");
+    let o = bin()
+        .arg("tag")
+        .arg(&trumpet)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let from_file: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(from_stdin[0]["scores"], from_file[0]["scores"]);
+    let o = piped(&["embed", "-", "-o", "-"]);
+    assert!(o.status.success());
+    assert!(o.stdout.starts_with(b"\x93NUMPY"));
+    let o = piped(&["augment", "-", "-o", "-", "--gain", "-3"]);
+    assert!(o.status.success());
+    assert!(o.stdout.starts_with(b"RIFF"));
+    // a folder's features cannot go to stdout; --resume needs a file
+    let o = bin()
+        .arg("features")
+        .arg(trumpet.parent().unwrap())
+        .args(["-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin()
+        .arg("tag")
+        .arg(&trumpet)
+        .args(["--format", "json", "--resume", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
 fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
     // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same
     // 44.1 kHz files: tools/make_musicnn_fixtures.py. Tolerance 1e-2 (the bar from

@@ -5,6 +5,7 @@
 use clap::ValueEnum;
 use mirkit::dsp::{MelNorm, PadMode, Preset, WindowKind};
 use mirkit::io::ResampleQuality;
+use std::path::PathBuf;
 
 /// `--preset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -383,4 +384,117 @@ pub fn progress(n: usize) -> indicatif::ProgressBar {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     pb
+}
+
+/// Whether a path argument is `-` (standard input or output).
+pub fn is_dash(p: &std::path::Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// An input argument: a path, or `-` for standard input, which is copied to a temporary
+/// file first (the decoders need to seek) and removed when this is dropped or the
+/// process is interrupted.
+pub struct Input {
+    path: PathBuf,
+    temp: bool,
+}
+
+impl Input {
+    /// Opens `p`, reading standard input to a temporary file when `p` is `-`.
+    pub fn new(p: &std::path::Path) -> Result<Self, super::error::CliError> {
+        if !is_dash(p) {
+            return Ok(Self {
+                path: p.to_path_buf(),
+                temp: false,
+            });
+        }
+        let path = mirkit::core::npy::temp_path(&std::env::temp_dir().join("mirkit-stdin"));
+        let copy = (|| -> std::io::Result<u64> {
+            let mut f = std::fs::File::create(&path)?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut f)
+        })();
+        match copy {
+            Ok(_) => Ok(Self { path, temp: true }),
+            Err(e) => {
+                mirkit::core::npy::remove_temp(&path);
+                Err(super::error::CliError::Failed(format!(
+                    "cannot read standard input: {e}"
+                )))
+            }
+        }
+    }
+    /// The file to read.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+    /// The name to show: the path, or `-`.
+    pub fn name(&self) -> String {
+        if self.temp {
+            "-".into()
+        } else {
+            self.path.display().to_string()
+        }
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if self.temp {
+            mirkit::core::npy::remove_temp(&self.path);
+        }
+    }
+}
+
+/// An output argument: a path, or `-` for standard output — written to a temporary file
+/// (atomically, as every output) and copied to standard output by [`Output::finish`].
+pub struct Output {
+    target: PathBuf,
+    temp: Option<PathBuf>,
+}
+
+impl Output {
+    /// `p`, or a temporary file with extension `ext` standing in for standard output.
+    pub fn new(p: &std::path::Path, ext: &str) -> Self {
+        let temp = is_dash(p).then(|| {
+            mirkit::core::npy::temp_path(&std::env::temp_dir().join(format!("mirkit-stdout.{ext}")))
+        });
+        Self {
+            target: p.to_path_buf(),
+            temp,
+        }
+    }
+    /// Where the command writes.
+    pub fn path(&self) -> &std::path::Path {
+        self.temp.as_deref().unwrap_or(&self.target)
+    }
+    /// Whether this is standard output (then the command's messages go to standard
+    /// error).
+    pub fn is_stdout(&self) -> bool {
+        self.temp.is_some()
+    }
+    /// The name to show: the path, or `-`.
+    pub fn name(&self) -> String {
+        self.target.display().to_string()
+    }
+    /// Copies the written file to standard output (for `-`) and removes it.
+    pub fn finish(self) -> Result<(), super::error::CliError> {
+        let Some(tmp) = &self.temp else {
+            return Ok(());
+        };
+        let r = (|| -> std::io::Result<()> {
+            let mut f = std::fs::File::open(tmp)?;
+            let mut out = std::io::stdout().lock();
+            std::io::copy(&mut f, &mut out)?;
+            std::io::Write::flush(&mut out)
+        })();
+        r.map_err(|e| super::error::CliError::Failed(format!("cannot write standard output: {e}")))
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(t) = &self.temp {
+            mirkit::core::npy::remove_temp(t);
+        }
+    }
 }

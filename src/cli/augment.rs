@@ -81,8 +81,11 @@ pub fn run(a: AugArgs) -> CliResult {
         SampleRate::Native => None,
         SampleRate::Hz(hz) => Some(hz),
     };
+    // `-`: standard input / standard output (the summary then goes to stderr)
+    let input = args::Input::new(&a.input)?;
+    let output = args::Output::new(&a.output, "wav");
     let y = mirkit::io::load(
-        &a.input,
+        input.path(),
         &mirkit::io::LoadOptions {
             sr,
             ..Default::default()
@@ -93,13 +96,13 @@ pub fn run(a: AugArgs) -> CliResult {
     let mut log = Vec::new();
     Augment::Chain(chain)
         .apply(&mut v, rate, &mut Rng::new(a.seed), &mut log)
-        .map_err(|e| super::error::CliError::Failed(format!("{}: {e}", a.input.display())))?;
+        .map_err(|e| super::error::CliError::Failed(format!("{}: {e}", input.name())))?;
     let out = mirkit::core::AudioBuffer::from_mono(v, rate)?;
     if let Some(r) = &a.record {
         let json = mirkit::augment::records_to_json(&log);
         mirkit::core::npy::write_atomic(r, |w| std::io::Write::write_all(w, json.as_bytes()))?;
     }
-    mirkit::io::write_wav(&a.output, &out, a.format.into())?;
+    mirkit::io::write_wav(output.path(), &out, a.format.into())?;
     let what: Vec<String> = log
         .iter()
         .map(|r| {
@@ -114,11 +117,17 @@ pub fn run(a: AugArgs) -> CliResult {
             )
         })
         .collect();
-    println!(
+    let msg = format!(
         "{} -> {} [{}]",
-        a.input.display(),
-        a.output.display(),
+        input.name(),
+        output.name(),
         what.join("; ")
     );
+    if output.is_stdout() {
+        output.finish()?;
+        eprintln!("{msg}");
+    } else {
+        println!("{msg}");
+    }
     Ok(status(0))
 }

@@ -47,12 +47,21 @@ pub fn run(a: EmbedArgs) -> CliResult {
     let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
     let layers = a.layers.into();
     if !a.input.is_dir() {
-        let (e, mut t) = tagger.embed_timed(&a.input, layers)?;
+        // `-`: standard input / standard output (the summary then goes to stderr)
+        let input = args::Input::new(&a.input)?;
+        let output = args::Output::new(&a.output, "npy");
+        let (e, mut t) = tagger.embed_timed(input.path(), layers)?;
         let t_write = std::time::Instant::now();
-        mirkit::core::npy::write_f32(&a.output, &[e.len()], &e)?;
+        mirkit::core::npy::write_f32(output.path(), &[e.len()], &e)?;
         t.write = t_write.elapsed();
         t.total += t.write;
-        println!("{} -> {}", a.input.display(), a.output.display());
+        let msg = format!("{} -> {}", input.name(), output.name());
+        if output.is_stdout() {
+            output.finish()?;
+            eprintln!("{msg}");
+        } else {
+            println!("{msg}");
+        }
         if a.timings {
             eprintln!("timings: {t}");
         }

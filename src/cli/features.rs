@@ -262,12 +262,28 @@ pub fn run(a: FeatArgs) -> CliResult {
     // native rate is not known yet: any rate checks the rest)
     build_config(&a, 22050)?;
     if !a.input.is_dir() {
-        let (msg, t) = one_file(&a, &a.input, &a.output, a.png.as_deref())?;
-        println!("{msg}");
+        // `-`: standard input / standard output (the summary then goes to stderr)
+        let input = args::Input::new(&a.input)?;
+        let output = args::Output::new(&a.output, "npy");
+        let (msg, t) = one_file(&a, input.path(), output.path(), a.png.as_deref())?;
+        let msg = msg
+            .replace(&input.path().display().to_string(), &input.name())
+            .replace(&output.path().display().to_string(), &output.name());
+        if output.is_stdout() {
+            output.finish()?;
+            eprintln!("{msg}");
+        } else {
+            println!("{msg}");
+        }
         if a.timings {
             eprintln!("timings: {t}");
         }
         return Ok(status(0));
+    }
+    if args::is_dash(&a.output) {
+        return Err(CliError::Usage(
+            "-o - (standard output) takes one file's features, not a folder's".into(),
+        ));
     }
     let files = mirkit::io::audio_files(&a.input)?;
     if files.is_empty() {

@@ -47,17 +47,40 @@ pub struct TagArgs {
 }
 
 /// Runs `mirkit tag`.
-pub fn run(a: TagArgs) -> CliResult {
+pub fn run(mut a: TagArgs) -> CliResult {
+    // `-o -` is standard output, as without -o
+    if a.output.as_deref().is_some_and(args::is_dash) {
+        if a.resume {
+            return Err(CliError::Usage(
+                "--resume needs an output file, not standard output".into(),
+            ));
+        }
+        a.output = None;
+    }
     let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
     if a.resume && (a.output.is_none() || a.format != TagFormat::Json) {
         return Err(CliError::Usage(
             "--resume needs -o OUT and --format json".into(),
         ));
     }
+    // `-`: standard input, copied to a temporary file and shown as `-`
+    let stdin = if args::is_dash(&a.input) {
+        Some(args::Input::new(&a.input)?)
+    } else {
+        None
+    };
     let mut files = if a.input.is_dir() {
         mirkit::io::audio_files(&a.input)?
     } else {
-        vec![a.input.clone()]
+        vec![stdin
+            .as_ref()
+            .map_or(a.input.clone(), |i| i.path().to_path_buf())]
+    };
+    let shown = |f: &std::path::Path| -> String {
+        match &stdin {
+            Some(i) if f == i.path() => i.name(),
+            _ => f.display().to_string(),
+        }
     };
     if let Some((i, n)) = a.shard {
         files = files
@@ -100,7 +123,7 @@ pub fn run(a: TagArgs) -> CliResult {
         pb.inc(1);
         results.push((f.clone(), r));
         if a.resume && last_save.elapsed().as_secs_f64() >= flush {
-            let items = records(&previous, &results, a.top_k, a.segments);
+            let items = records(&previous, &results, a.top_k, a.segments, &shown);
             save_json(a.output.as_ref().expect("checked"), &items)?;
             last_save = std::time::Instant::now();
         }
@@ -131,10 +154,7 @@ pub fn run(a: TagArgs) -> CliResult {
                 }
                 _ => Ok(()),
             }
-            .and_then(|_| {
-                t.taggram_png(&target, &f.display().to_string())
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(|_| t.taggram_png(&target, &shown(f)).map_err(|e| e.to_string()));
             if let Err(e) = r {
                 eprintln!("error: {e}");
                 png_failed += 1;
@@ -148,7 +168,7 @@ pub fn run(a: TagArgs) -> CliResult {
                 let n = t.segments.len();
                 out.push_str(&format!(
                     "{} ({} window{}, {})\n",
-                    f.display(),
+                    shown(f),
                     n,
                     if n == 1 { "" } else { "s" },
                     tagger.name()
@@ -159,7 +179,7 @@ pub fn run(a: TagArgs) -> CliResult {
             }
         }
         TagFormat::Json => {
-            out = json_text(&records(&previous, &results, a.top_k, a.segments));
+            out = json_text(&records(&previous, &results, a.top_k, a.segments, &shown));
         }
         TagFormat::Csv => {
             // RFC 4180 through the csv crate: names with quotes, commas or newlines stay
@@ -170,7 +190,7 @@ pub fn run(a: TagArgs) -> CliResult {
             header.extend(tagger.tags().iter().cloned());
             w.write_record(&header).map_err(csv_err)?;
             for (f, t) in ok() {
-                let name = f.display().to_string();
+                let name = shown(f);
                 let mut row = |start: String, s: &[f32]| {
                     let mut rec = vec![name.clone(), start];
                     rec.extend(s.iter().map(|v| format!("{v:.6}")));
@@ -232,12 +252,13 @@ fn records(
     results: &[(PathBuf, mirkit::Result<mirkit::TagResult>)],
     top_k: usize,
     segments: bool,
+    shown: &dyn Fn(&std::path::Path) -> String,
 ) -> Vec<TagRecord> {
     let mut items = previous.to_vec();
     items.extend(results.iter().filter_map(|(f, r)| {
         r.as_ref()
             .ok()
-            .map(|t| t.record(&f.display().to_string(), top_k, segments))
+            .map(|t| t.record(&shown(f), top_k, segments))
     }));
     items
 }
