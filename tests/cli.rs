@@ -770,6 +770,51 @@ fn dash_is_standard_input_and_output() {
 }
 
 #[test]
+fn completions_man_pages_and_quiet() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = bin().args(["completions", shell]).output().unwrap();
+        assert!(o.status.success());
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            text.contains("thumbnail") && text.contains("top-k"),
+            "{shell}"
+        );
+    }
+    let d = tmp("man");
+    let o = bin().arg("man").arg("--out-dir").arg(&*d).output().unwrap();
+    assert!(o.status.success());
+    for page in [
+        "mirkit.1",
+        "mirkit-tag.1",
+        "mirkit-features.1",
+        "mirkit-thumbnail.1",
+    ] {
+        let text = std::fs::read_to_string(d.join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}");
+    }
+    let tag_page = std::fs::read_to_string(d.join("mirkit-tag.1")).unwrap();
+    assert!(tag_page.contains("shard"));
+    // --quiet: no summary, no progress; the data still written
+    let out = d.join("q.npy");
+    let o = bin()
+        .args(["-q", "features"])
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    assert!(out.exists());
+    let o = bin()
+        .args(["tag", "--quiet"])
+        .arg(clip(TRUMPET))
+        .output()
+        .unwrap();
+    assert!(!o.stdout.is_empty() && o.stderr.is_empty());
+}
+
+#[test]
 fn default_tagger_is_musicnn_and_matches_the_original_pipeline() {
     // musicnn 0.1.0's own extractor (TensorFlow, librosa 0.11 with soxr_hq) on the same
     // 44.1 kHz files: tools/make_musicnn_fixtures.py. Tolerance 1e-2 (the bar from

@@ -372,6 +372,32 @@ impl From<WavFormatArg> for mirkit::io::WavFormat {
 
 /// A progress bar over `n` files, hidden for a single file (and, as indicatif does,
 /// when standard error is not a terminal).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets `--quiet`: no progress bars and no summary lines; results, warnings and errors
+/// are still printed.
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A summary line (`IN -> OUT`, `N files written`): on standard output, or standard
+/// error when standard output carries the data (`-o -`); nothing with `--quiet`.
+pub fn summary(msg: &str, data_on_stdout: bool) {
+    if quiet() {
+        return;
+    }
+    if data_on_stdout {
+        eprintln!("{msg}");
+    } else {
+        println!("{msg}");
+    }
+}
+
 pub fn progress(n: usize) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(n as u64);
     pb.set_style(
@@ -380,7 +406,7 @@ pub fn progress(n: usize) -> indicatif::ProgressBar {
         )
         .expect("valid template"),
     );
-    if n <= 1 {
+    if n <= 1 || quiet() {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     pb

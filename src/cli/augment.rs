@@ -123,11 +123,8 @@ pub fn run(a: AugArgs) -> CliResult {
         output.name(),
         what.join("; ")
     );
-    if output.is_stdout() {
-        output.finish()?;
-        eprintln!("{msg}");
-    } else {
-        println!("{msg}");
-    }
+    let data_on_stdout = output.is_stdout();
+    output.finish()?;
+    args::summary(&msg, data_on_stdout);
     Ok(status(0))
 }

@@ -56,12 +56,9 @@ pub fn run(a: EmbedArgs) -> CliResult {
         t.write = t_write.elapsed();
         t.total += t.write;
         let msg = format!("{} -> {}", input.name(), output.name());
-        if output.is_stdout() {
-            output.finish()?;
-            eprintln!("{msg}");
-        } else {
-            println!("{msg}");
-        }
+        let data_on_stdout = output.is_stdout();
+        output.finish()?;
+        args::summary(&msg, data_on_stdout);
         if a.timings {
             eprintln!("timings: {t}");
         }
@@ -73,12 +70,15 @@ pub fn run(a: EmbedArgs) -> CliResult {
     pb.finish_and_clear();
     let built = built?;
     built.index.save(&a.output)?;
-    println!(
-        "{} embeddings of {} dims ({}) in {}",
-        built.index.meta.count,
-        built.index.meta.dim,
-        a.model,
-        a.output.display()
+    args::summary(
+        &format!(
+            "{} embeddings of {} dims ({}) in {}",
+            built.index.meta.count,
+            built.index.meta.dim,
+            a.model,
+            a.output.display()
+        ),
+        false,
     );
     if !built.failed.is_empty() {
         eprintln!("{} file(s) failed:", built.failed.len());

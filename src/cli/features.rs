@@ -269,12 +269,9 @@ pub fn run(a: FeatArgs) -> CliResult {
         let msg = msg
             .replace(&input.path().display().to_string(), &input.name())
             .replace(&output.path().display().to_string(), &output.name());
-        if output.is_stdout() {
-            output.finish()?;
-            eprintln!("{msg}");
-        } else {
-            println!("{msg}");
-        }
+        let data_on_stdout = output.is_stdout();
+        output.finish()?;
+        args::summary(&msg, data_on_stdout);
         if a.timings {
             eprintln!("timings: {t}");
         }
@@ -328,11 +325,14 @@ pub fn run(a: FeatArgs) -> CliResult {
         })
         .collect();
     pb.finish_and_clear();
-    println!(
-        "{} of {} files written under {}",
-        files.len() - failures.len(),
-        files.len(),
-        a.output.display()
+    args::summary(
+        &format!(
+            "{} of {} files written under {}",
+            files.len() - failures.len(),
+            files.len(),
+            a.output.display()
+        ),
+        false,
     );
     if a.timings {
         eprintln!(

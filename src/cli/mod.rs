@@ -32,6 +32,9 @@ pub struct Cli {
     /// default: RAYON_NUM_THREADS if set, else one per core. Results do not depend on it.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// No progress bars and no summary lines (results, warnings and errors still print).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -68,12 +71,27 @@ enum Cmd {
     /// Write the most representative segment of a track (its thumbnail) as a WAV and
     /// print its start and end in seconds.
     Thumbnail(thumbnail::ThumbArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `mirkit completions bash > ~/.local/share/bash-completion/completions/mirkit`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: `mirkit.1` to standard output, or with --out-dir one page per
+    /// subcommand (`mirkit-tag.1`, ...) into that folder.
+    Man {
+        /// Folder for `mirkit.1` and one page per subcommand.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Parses the arguments, runs the subcommand and turns its outcome into the exit status
 /// (0 success, 1 failure, 2 usage error), printing any error as `error: …`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    args::set_quiet(cli.quiet);
     if let Some(n) = cli.threads {
         // Candle sizes its own pool from RAYON_NUM_THREADS when it first runs; we are
         // still single-threaded here, before any pool exists
@@ -101,6 +119,12 @@ pub fn main() -> ExitCode {
         Cmd::Eval(a) => learn::eval_cmd(a).map(|_| ExitCode::SUCCESS),
         Cmd::Info(a) => info::run(a),
         Cmd::Thumbnail(a) => thumbnail::run(a),
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "mirkit", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { out_dir } => man(out_dir.as_deref()),
     };
     match r {
         Ok(code) => code,
@@ -109,4 +133,35 @@ pub fn main() -> ExitCode {
             e.code()
         }
     }
+}
+
+/// `mirkit man`: the top page to standard output, or every page into a folder.
+fn man(out_dir: Option<&std::path::Path>) -> error::CliResult {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let failed = |e: std::io::Error| error::CliError::Failed(format!("man page: {e}"));
+    let Some(dir) = out_dir else {
+        clap_mangen::Man::new(cmd)
+            .render(&mut std::io::stdout())
+            .map_err(failed)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| error::CliError::Failed(format!("{}: {e}", dir.display())))?;
+    let mut pages = vec![("mirkit".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("mirkit-{}", sub.get_name());
+        // clap names are &'static str without its `string` feature; a few bytes, once
+        let static_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        pages.push((name, sub.clone().name(static_name)));
+    }
+    for (name, c) in pages {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(c).render(&mut buf).map_err(failed)?;
+        let path = dir.join(format!("{name}.1"));
+        mirkit::core::npy::write_atomic(&path, |w| std::io::Write::write_all(w, &buf))?;
+    }
+    if !args::quiet() {
+        println!("man pages written to {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

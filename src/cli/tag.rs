@@ -229,11 +229,13 @@ pub fn run(mut a: TagArgs) -> CliResult {
         .iter()
         .filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string()))
         .collect();
-    eprintln!(
-        "{} file(s) tagged, {} failed",
-        results.len() - failed.len(),
-        failed.len()
-    );
+    if !args::quiet() {
+        eprintln!(
+            "{} file(s) tagged, {} failed",
+            results.len() - failed.len(),
+            failed.len()
+        );
+    }
     for e in &failed {
         eprintln!("  {e}");
     }

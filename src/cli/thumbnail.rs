@@ -72,15 +72,17 @@ pub fn run(a: ThumbArgs) -> CliResult {
         )?;
     }
     println!("{:.3} {:.3}", t.start_secs, t.end_secs);
-    eprintln!(
-        "thumbnail of {}: {:.1}-{:.1} s ({} windows of {:.2} s, score {:.4}) -> {}",
-        a.input.display(),
-        t.start_secs,
-        t.end_secs,
-        t.windows_per_segment,
-        t.window_secs,
-        t.score,
-        a.output.display()
-    );
+    if !super::args::quiet() {
+        eprintln!(
+            "thumbnail of {}: {:.1}-{:.1} s ({} windows of {:.2} s, score {:.4}) -> {}",
+            a.input.display(),
+            t.start_secs,
+            t.end_secs,
+            t.windows_per_segment,
+            t.window_secs,
+            t.score,
+            a.output.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
