@@ -15,6 +15,7 @@
 //! | [`models`] | mirkit-models | the zoo and twelve pretrained taggers (musicnn 0.1.0, Won et al. 2020) |
 //! | [`train`] | mirkit-train | data sets, training loop, resumable checkpoints, metrics |
 //! | [`transfer`] | mirkit-transfer | embeddings, heads on frozen features, fine-tuning |
+//! | [`rosa`] | (facade) | librosa-shaped free functions: `load`, `stft`, `melspectrogram`, `mfcc`, `power_to_db`, `effects`, `write_wav` |
 //!
 //! ```no_run
 //! use mirkit::dsp::{FeatureConfig, Preset};
@@ -47,6 +48,7 @@ pub use ndarray;
 
 pub mod index;
 pub mod pipeline;
+pub mod rosa;
 pub mod tagger;
 pub mod thumbnail;
 

@@ -36,10 +36,10 @@
 
 use mirkit::augment::PhaseMode;
 use mirkit::dsp::{
-    Compression, DbConfig, DbRef, FeatureConfig, FeatureExtractor, MelConfig, MelFilterbank,
-    MelNorm, MelScale, MelSettings, MfccSettings, PadMode, StftConfig, WindowKind,
+    DbConfig, DbRef, FeatureExtractor, MelConfig, MelFilterbank, PadMode, WindowKind,
 };
 use mirkit::io::{LoadOptions, ResampleQuality};
+use mirkit::rosa::{Mel, Spectrogram};
 use mirkit::transfer::embed::Layers;
 use numpy::ndarray::{Array1, Array2, ArrayD, IxDyn};
 use numpy::{Complex32, IntoPyArray, PyArray1, PyArray2, PyArrayDyn};
@@ -286,47 +286,51 @@ fn resample_quality(res_type: &str) -> PyResult<ResampleQuality> {
     })
 }
 
-fn stft_config(
+/// The framing of the librosa-shaped layer ([`mirkit::rosa::Spectrogram`], the one place
+/// that turns librosa's arguments into a configuration).
+#[allow(clippy::too_many_arguments)]
+fn spectrogram(
     n_fft: usize,
     hop_length: usize,
     win_length: usize,
     window: &str,
     center: bool,
     pad_mode: &str,
-) -> PyResult<StftConfig> {
-    Ok(StftConfig {
+    power: f32,
+) -> PyResult<Spectrogram> {
+    Ok(Spectrogram {
         n_fft,
-        hop_length,
-        win_length,
+        hop_length: Some(hop_length),
+        win_length: Some(win_length),
         window: window.parse::<WindowKind>().py()?,
         center,
         pad_mode: pad_mode.parse::<PadMode>().py()?,
+        power,
     })
 }
 
-fn mel_settings(
+fn mel_bands(
     n_mels: usize,
     fmin: f32,
     fmax: Option<f32>,
     htk: bool,
     norm: Option<&str>,
-) -> PyResult<MelSettings> {
-    let norm = match norm {
-        None => MelNorm::None,
-        Some("slaney") => MelNorm::Slaney,
+) -> PyResult<Mel> {
+    let slaney_norm = match norm {
+        None => false,
+        Some("slaney") => true,
         Some(other) => {
             return Err(param(format!(
                 "norm={other:?}: mirkit supports norm='slaney' or None"
             )))
         }
     };
-    Ok(MelSettings {
+    Ok(Mel {
         n_mels,
         fmin,
         fmax,
-        scale: if htk { MelScale::Htk } else { MelScale::Slaney },
-        norm,
-        ..MelSettings::default()
+        htk,
+        slaney_norm,
     })
 }
 
@@ -415,13 +419,9 @@ fn stft<'py>(
     center: bool,
     pad_mode: &str,
 ) -> PyResult<Bound<'py, PyArray2<Complex32>>> {
-    let cfg = stft_config(n_fft, hop_length, win_length, window, center, pad_mode)?;
+    let spec = spectrogram(n_fft, hop_length, win_length, window, center, pad_mode, 2.0)?;
     let x = slice(&y, "y")?;
-    let out = run(py, || -> mirkit::Result<_> {
-        mirkit::dsp::check_finite(x)?;
-        Ok(mirkit::dsp::stft(x, &cfg)?)
-    })?
-    .py()?;
+    let out = run(py, || mirkit::rosa::stft_with(x, &spec))?.py()?;
     let (v, shape) = owned2(out);
     vec2(py, v, shape)
 }
@@ -447,23 +447,19 @@ fn features<'py>(
     db: Option<(Option<f32>, f32, Option<f32>)>,
     mfcc: Option<(usize, f32)>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let spec = spectrogram(
+        n_fft, hop_length, win_length, window, center, pad_mode, power,
+    )?;
     let mel = match mel {
         None => None,
-        Some((n, fmin, fmax, htk, norm)) => {
-            Some(mel_settings(n, fmin, fmax, htk, norm.as_deref())?)
-        }
+        Some((n, fmin, fmax, htk, norm)) => Some(mel_bands(n, fmin, fmax, htk, norm.as_deref())?),
     };
-    let cfg = FeatureConfig {
-        sample_rate: sr,
-        stft: stft_config(n_fft, hop_length, win_length, window, center, pad_mode)?,
-        power,
-        mel,
-        compression: match db {
-            None => Compression::None,
-            Some((r, amin, top)) => Compression::Db(db_config(r, amin, top)),
-        },
-        mfcc: mfcc.map(|(n_mfcc, lifter)| MfccSettings { n_mfcc, lifter }),
-    };
+    let cfg = spec.config(
+        sr,
+        mel.as_ref(),
+        db.map(|(r, amin, top)| db_config(r, amin, top)),
+        mfcc,
+    );
     let x = slice(&y, "y")?;
     let tf = run(py, || -> mirkit::Result<_> {
         mirkit::dsp::check_finite(x)?;
@@ -488,7 +484,11 @@ fn mel_filters<'py>(
     htk: bool,
     norm: Option<&str>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let cfg = MelConfig::new(sr, n_fft, mel_settings(n_mels, fmin, fmax, htk, norm)?);
+    let cfg = MelConfig::new(
+        sr,
+        n_fft,
+        mel_bands(n_mels, fmin, fmax, htk, norm)?.settings(),
+    );
     let fb = MelFilterbank::new(&cfg).py()?;
     let (v, shape) = owned2(fb.to_dense());
     vec2(py, v, shape)
@@ -509,7 +509,11 @@ fn mel_apply<'py>(
     htk: bool,
     norm: Option<&str>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let cfg = MelConfig::new(sr, n_fft, mel_settings(n_mels, fmin, fmax, htk, norm)?);
+    let cfg = MelConfig::new(
+        sr,
+        n_fft,
+        mel_bands(n_mels, fmin, fmax, htk, norm)?.settings(),
+    );
     let shape = (s.shape()[0], s.shape()[1]);
     let data = s
         .as_slice()
