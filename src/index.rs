@@ -4,8 +4,9 @@
 //! Layout of an index folder:
 //! * `embeddings.npy` — float32 `(files, dims)`, row `i` for file `i`;
 //! * `index.csv` — `row,file` with the file path quoted (RFC 4180);
-//! * `meta.json` — `{"count", "dim", "layers", "model"}`: what made the vectors, so a
-//!   query is embedded the same way.
+//! * `meta.json` — `{"count", "dim", "embeddings_fnv", "files_fnv", "layers", "model"}`:
+//!   what made the vectors, so a query is embedded the same way, and checksums of the
+//!   other two files, so files of different saves are never used together.
 //!
 //! ```no_run
 //! use mirkit::index::EmbeddingIndex;
@@ -37,6 +38,14 @@ pub struct IndexMeta {
     pub count: usize,
     /// Dimensions per embedding.
     pub dim: usize,
+    /// FNV-1a 64 of `embeddings.npy`'s bytes (hex), written by [`EmbeddingIndex::save`]
+    /// and checked by [`EmbeddingIndex::load`], so files of two different saves are never
+    /// used together (indexes written before it have none and are checked by size only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings_fnv: Option<String>,
+    /// FNV-1a 64 of `index.csv`'s bytes (hex), as `embeddings_fnv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_fnv: Option<String>,
     /// Which representation the vectors are.
     pub layers: Layers,
     /// The model that made them (registry name or weights file).
@@ -61,6 +70,17 @@ pub struct Built {
     pub index: EmbeddingIndex,
     /// Files that failed, with why.
     pub failed: Vec<(PathBuf, Error)>,
+}
+
+/// FNV-1a 64 of `bytes` as 16 hex digits (a checksum tying an index's files together,
+/// not a cryptographic hash).
+fn fnv_hex(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 fn index_err(path: &Path, why: impl Into<String>) -> Error {
@@ -91,6 +111,8 @@ impl EmbeddingIndex {
             meta: IndexMeta {
                 count: n,
                 dim,
+                embeddings_fnv: None,
+                files_fnv: None,
                 layers,
                 model: model.to_string(),
             },
@@ -132,16 +154,17 @@ impl EmbeddingIndex {
     }
 
     /// Writes `embeddings.npy`, `index.csv` and `meta.json` into `dir` (created if
-    /// needed), each file atomically.
+    /// needed) in two phases: all three are written to temporary files first — a full
+    /// disk or any write error then leaves the folder as it was — and only then renamed
+    /// into place, `meta.json` last. `meta.json` records a checksum of the other two, so a
+    /// folder whose renames were interrupted is refused by [`Self::load`] instead of
+    /// pairing embeddings with the wrong file names.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| index_err(dir, e.to_string()))?;
         let (n, dim) = self.embeddings.dim();
-        npy::write_f32(
-            dir.join("embeddings.npy"),
-            &[n, dim],
-            self.embeddings.as_slice().expect("standard layout"),
-        )?;
+        let flat = self.embeddings.as_standard_layout();
+        let npy_bytes = npy::encode_f32(&[n, dim], flat.as_slice().expect("standard layout"));
         let mut csv = b"row,file\n".to_vec();
         {
             let mut w = csv::WriterBuilder::new()
@@ -153,13 +176,51 @@ impl EmbeddingIndex {
             }
             w.flush().map_err(|e| index_err(dir, e.to_string()))?;
         }
-        npy::write_atomic(&dir.join("index.csv"), |w| {
-            std::io::Write::write_all(w, &csv)
-        })?;
-        let meta = serde_json::to_vec(&self.meta).expect("plain values");
-        npy::write_atomic(&dir.join("meta.json"), |w| {
-            std::io::Write::write_all(w, &meta)
-        })?;
+        let meta = IndexMeta {
+            embeddings_fnv: Some(fnv_hex(&npy_bytes)),
+            files_fnv: Some(fnv_hex(&csv)),
+            ..self.meta.clone()
+        };
+        let meta_bytes = serde_json::to_vec(&meta).expect("plain values");
+        let parts = [
+            ("embeddings.npy", &npy_bytes),
+            ("index.csv", &csv),
+            ("meta.json", &meta_bytes),
+        ];
+        for (name, _) in &parts {
+            npy::check_output(&dir.join(name))?;
+        }
+        // phase 1: every file written in full beside its final name
+        let mut written: Vec<(PathBuf, PathBuf, std::fs::File)> = Vec::new();
+        for (name, bytes) in &parts {
+            let path = dir.join(name);
+            let tmp = npy::temp_path(&path);
+            let r = (|| -> std::io::Result<std::fs::File> {
+                let mut f = std::fs::File::create(&tmp)?;
+                std::io::Write::write_all(&mut f, bytes)?;
+                Ok(f)
+            })();
+            match r {
+                Ok(f) => written.push((tmp, path, f)),
+                Err(e) => {
+                    npy::remove_temp(&tmp);
+                    for (t, _, _) in &written {
+                        npy::remove_temp(t);
+                    }
+                    return Err(index_err(&path, e.to_string()));
+                }
+            }
+        }
+        // phase 2: renames (no space needed), meta.json last
+        let mut pending = written.into_iter();
+        while let Some((tmp, path, f)) = pending.next() {
+            if let Err(e) = npy::commit(&tmp, &path, &f, npy::Durability::Default) {
+                for (t, _, _) in pending {
+                    npy::remove_temp(&t);
+                }
+                return Err(index_err(&path, e.to_string()));
+            }
+        }
         Ok(())
     }
 
@@ -170,8 +231,25 @@ impl EmbeddingIndex {
         let bytes = std::fs::read(&meta_path).map_err(|e| index_err(&meta_path, e.to_string()))?;
         let meta: IndexMeta =
             serde_json::from_slice(&bytes).map_err(|e| index_err(&meta_path, e.to_string()))?;
-        let embeddings = npy::read(dir.join("embeddings.npy"))?.to_f32_2d()?;
+        let npy_path = dir.join("embeddings.npy");
         let csv_path = dir.join("index.csv");
+        // files of another save (an interrupted one, or copied in by hand) are refused
+        for (path, want) in [
+            (&npy_path, &meta.embeddings_fnv),
+            (&csv_path, &meta.files_fnv),
+        ] {
+            if let Some(want) = want {
+                let bytes = std::fs::read(path).map_err(|e| index_err(path, e.to_string()))?;
+                if &fnv_hex(&bytes) != want {
+                    return Err(index_err(
+                        path,
+                        "does not belong to this index's meta.json (checksum differs: an \
+                         interrupted save, or a file from another index); rebuild the index",
+                    ));
+                }
+            }
+        }
+        let embeddings = npy::read(&npy_path)?.to_f32_2d()?;
         let mut r =
             csv::Reader::from_path(&csv_path).map_err(|e| index_err(&csv_path, e.to_string()))?;
         let mut files = Vec::new();
@@ -253,15 +331,21 @@ mod tests {
         ];
         let idx = EmbeddingIndex::new("m", Layers::All, rows).unwrap();
         idx.save(&*dir).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.join("meta.json")).unwrap(),
-            r#"{"count":3,"dim":2,"layers":"all","model":"m"}"#
+        let meta = std::fs::read_to_string(dir.join("meta.json")).unwrap();
+        assert!(
+            meta.starts_with(r#"{"count":3,"dim":2,"embeddings_fnv":""#)
+                && meta.ends_with(r#"","layers":"all","model":"m"}"#),
+            "{meta}"
         );
         assert!(std::fs::read_to_string(dir.join("index.csv"))
             .unwrap()
             .starts_with("row,file\n0,\"a.wav\"\n"));
         let back = EmbeddingIndex::load(&*dir).unwrap();
-        assert_eq!(back, idx);
+        assert_eq!(
+            (&back.files, &back.embeddings),
+            (&idx.files, &idx.embeddings)
+        );
+        assert_eq!((back.meta.count, back.meta.dim), (3, 2));
         let hits = back.search(&[0.0, 2.0], 2).unwrap();
         assert_eq!(hits[0].1, idx.files[1]);
         assert_eq!(hits[1].1, "c.mp3");
@@ -269,5 +353,60 @@ mod tests {
         // a CSV that disagrees with the embeddings is refused
         std::fs::write(dir.join("index.csv"), "row,file\n0,\"a.wav\"\n").unwrap();
         assert!(EmbeddingIndex::load(&*dir).is_err());
+    }
+
+    /// Issue #19 item 5: files of two saves are never used together, and a save that
+    /// cannot complete leaves the folder as it was.
+    #[test]
+    fn mixed_or_failed_saves_are_refused() {
+        let rows = |names: [&str; 2]| {
+            names
+                .iter()
+                .zip([vec![1.0f32, 0.0], vec![0.0, 1.0]])
+                .map(|(n, v)| (n.to_string(), v))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (
+            mirkit_core::testing::TmpDir::new("mirkit-index-a-"),
+            mirkit_core::testing::TmpDir::new("mirkit-index-b-"),
+        );
+        let ia = EmbeddingIndex::new("m", Layers::Embedding, rows(["x.wav", "y.wav"])).unwrap();
+        let ib = EmbeddingIndex::new("m", Layers::Embedding, rows(["y.wav", "x.wav"])).unwrap();
+        ia.save(&*a).unwrap();
+        ib.save(&*b).unwrap();
+        // same counts, names of the other save: sizes agree, the checksum does not
+        std::fs::copy(b.join("index.csv"), a.join("index.csv")).unwrap();
+        let e = EmbeddingIndex::load(&*a).unwrap_err().to_string();
+        assert!(
+            e.contains("index.csv") && e.contains("does not belong"),
+            "{e}"
+        );
+        // meta.json cannot be replaced (a folder there): nothing is written or left
+        let c = mirkit_core::testing::TmpDir::new("mirkit-index-c-");
+        ia.save(&*c).unwrap();
+        let before: Vec<Vec<u8>> = ["embeddings.npy", "index.csv"]
+            .iter()
+            .map(|f| std::fs::read(c.join(f)).unwrap())
+            .collect();
+        std::fs::remove_file(c.join("meta.json")).unwrap();
+        std::fs::create_dir(c.join("meta.json")).unwrap();
+        assert!(ib.save(&*c).is_err());
+        for (f, b) in ["embeddings.npy", "index.csv"].iter().zip(&before) {
+            assert_eq!(&std::fs::read(c.join(f)).unwrap(), b, "{f}");
+        }
+        let names: Vec<String> = std::fs::read_dir(&*c)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".part")), "{names:?}");
+        // an index written before the checksums still loads
+        let d = mirkit_core::testing::TmpDir::new("mirkit-index-d-");
+        ia.save(&*d).unwrap();
+        std::fs::write(
+            d.join("meta.json"),
+            r#"{"count":2,"dim":2,"layers":"embedding","model":"m"}"#,
+        )
+        .unwrap();
+        assert_eq!(EmbeddingIndex::load(&*d).unwrap().files, ia.files);
     }
 }

@@ -371,6 +371,14 @@ fn extend_le(out: &mut Vec<u8>, v: &[f32]) {
     }
 }
 
+/// The bytes of a `.npy` file holding an `f32` array of any rank (C order) — what
+/// [`write_f32`] writes — for callers that write or checksum it themselves.
+pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let mut out = header_bytes(shape, false, 0);
+    extend_le(&mut out, data);
+    out
+}
+
 /// Writes an `f32` array of any rank (C order), atomically.
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
     let path = path.as_ref();
