@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub(crate) const TAPS: usize = 512;
 const W: usize = 8;
 /// Outputs computed together.
-const G: usize = 8;
+pub(crate) const G: usize = 8;
 
 /// Streaming state of one exact polyphase resampler.
 pub(crate) struct Polyphase {
@@ -72,6 +72,39 @@ impl Polyphase {
     pub(crate) fn push(&mut self, x: &[f32], out: &mut Vec<f32>) {
         self.buf.extend_from_slice(x);
         self.run(out, u64::MAX);
+    }
+
+    /// Outputs `j0..j1` of the whole signal `x` (zeros outside it), computed on their own:
+    /// the same bits as the streamed outputs of those indices (an output's bits depend
+    /// only on its taps), so ranges can run on several threads.
+    pub(crate) fn range(m: u64, l: u64, cutoff: f64, x: &[f32], j0: u64, j1: u64) -> Vec<f32> {
+        let mut p = Self::new(m, l, cutoff);
+        if j1 <= j0 {
+            return Vec::new();
+        }
+        let (first, _) = p.first_tap(j0);
+        let (last, _) = p.first_tap(j1 - 1);
+        let end = last + TAPS as i64;
+        let n = x.len() as i64;
+        p.buf = (first..end)
+            .map(|i| {
+                if (0..n).contains(&i) {
+                    x[i as usize]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        p.start = first;
+        p.j = j0;
+        let mut out = Vec::with_capacity((j1 - j0) as usize);
+        p.run(&mut out, j1);
+        out
+    }
+
+    /// The reduced ratio `(m, l)`.
+    pub(crate) fn ratio(&self) -> (u64, u64) {
+        (self.m, self.l)
     }
 
     /// Writes outputs up to `total` (exclusive), the signal continuing with zeros.

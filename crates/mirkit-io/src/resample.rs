@@ -292,8 +292,36 @@ impl StreamResampler {
 }
 
 /// Resamples a whole mono signal (librosa's `resample` length and alignment).
+///
+/// With the high-quality preset on a pool of several threads (rayon's current pool), a
+/// long signal's outputs are computed in ranges on every thread — the same bits as one
+/// thread, since each output depends only on its own taps (tested).
 pub fn resample(x: &[f32], from: u32, to: u32, quality: ResampleQuality) -> Result<Vec<f32>> {
     let mut r = StreamResampler::new(from, to, quality)?;
+    let total = r.output_len(x.len() as u64);
+    let threads = rayon::current_num_threads() as u64;
+    if let (Some(p), true) = (r.poly.as_ref(), threads > 1 && total >= 1 << 16) {
+        use rayon::prelude::*;
+        let (m, l) = p.ratio();
+        // ranges of whole super-blocks, four per thread
+        let block = crate::polyphase::G as u64 * l;
+        let per = total.div_ceil(threads * 4).div_ceil(block) * block;
+        let starts: Vec<u64> = (0..total).step_by(per as usize).collect();
+        let parts: Vec<Vec<f32>> = starts
+            .par_iter()
+            .map(|&j0| {
+                crate::polyphase::Polyphase::range(
+                    m,
+                    l,
+                    HIGH_CUTOFF as f64,
+                    x,
+                    j0,
+                    (j0 + per).min(total),
+                )
+            })
+            .collect();
+        return Ok(parts.concat());
+    }
     let mut out = Vec::with_capacity(r.output_len(x.len() as u64) as usize + 16);
     r.push(x, &mut out)?;
     r.finish(&mut out)?;

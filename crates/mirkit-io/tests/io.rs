@@ -280,6 +280,40 @@ fn mono_load_equals_the_mean_of_the_channels() {
 }
 
 #[test]
+fn parallel_resampling_has_the_bits_of_one_thread() {
+    // a long signal resampled on four threads equals one thread and the streamed
+    // resampler, bit for bit, for a decimation and a rational ratio
+    let mut rng = mirkit_core::Rng::new(3);
+    let x: Vec<f32> = (0..300_001)
+        .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
+        .collect();
+    for (from, to) in [(44100, 22050), (44100, 16000), (16000, 22050)] {
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| resample(&x, from, to, ResampleQuality::High).unwrap())
+        };
+        let one = on(1);
+        let four = on(4);
+        let mut streamed = Vec::new();
+        let mut r = StreamResampler::new(from, to, ResampleQuality::High).unwrap();
+        for block in x.chunks(7919) {
+            r.push(block, &mut streamed).unwrap();
+        }
+        r.finish(&mut streamed).unwrap();
+        assert_eq!(
+            one.len(),
+            (x.len() as u64 * to as u64).div_ceil(from as u64) as usize
+        );
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&four), bits(&one), "{from} -> {to}");
+        assert_eq!(bits(&streamed), bits(&one), "{from} -> {to}");
+    }
+}
+
+#[test]
 fn wav_round_trip_and_atomic_write() {
     let d = tmpdir("wav");
     let a = load(
