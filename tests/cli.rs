@@ -812,6 +812,31 @@ fn completions_man_pages_and_quiet() {
         .output()
         .unwrap();
     assert!(!o.stdout.is_empty() && o.stderr.is_empty());
+    // one vocabulary: the aliases parse (a missing index is a failure, exit 1, not a
+    // usage error)
+    let o = bin()
+        .arg("similar")
+        .arg(clip(TRUMPET))
+        .args(["--index", "no-such-index", "--top-k", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (cmd, flag) in [
+        ("finetune", "--model"),
+        ("finetune", "--output"),
+        ("train", "--output"),
+    ] {
+        let o = bin().args([cmd, "--help"]).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(flag),
+            "{cmd} {flag}"
+        );
+    }
 }
 
 #[test]

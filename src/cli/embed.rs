@@ -38,7 +38,7 @@ pub struct SimilarArgs {
     #[arg(long)]
     index: PathBuf,
     /// Results to show.
-    #[arg(short, default_value_t = 10)]
+    #[arg(short, long = "top-k", default_value_t = 10)]
     k: usize,
 }
 

@@ -404,7 +404,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     lp: LoopArgs,
     /// Output folder (checkpoints, best model, log.csv, curves, test.json).
-    #[arg(short, long)]
+    #[arg(short, long, visible_alias = "output")]
     out: PathBuf,
     /// Architecture: short-chunk-cnn, short-chunk-resnet (log-mel), samplecnn,
     /// samplecnn-se or rese2 (raw waveform).
@@ -486,11 +486,11 @@ pub struct FinetuneArgs {
     #[command(flatten)]
     lp: LoopArgs,
     /// Output folder.
-    #[arg(short, long)]
+    #[arg(short, long, visible_alias = "output")]
     out: PathBuf,
     /// Pretrained model: registry name or Won 2020-layout .safetensors; `mfcc` gives the
     /// classic baseline (MFCC-20 mean and std per track) under the same head.
-    #[arg(long, default_value = registry::DEFAULT_MODEL)]
+    #[arg(long, visible_alias = "model", default_value = registry::DEFAULT_MODEL)]
     from: String,
     /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
     /// fine-tune the network with a new output layer.
