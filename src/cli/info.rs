@@ -10,9 +10,21 @@ pub struct InfoArgs {
     /// Audio files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Print JSON lines.
-    #[arg(long)]
+    /// Output format: aligned text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
+    format: InfoFormat,
+    /// The same as `--format json` (kept for older scripts).
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+}
+
+/// `info --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InfoFormat {
+    /// Aligned text, a block per file.
+    Table,
+    /// JSON lines, one object per file.
+    Json,
 }
 
 /// What `mirkit info --json` prints per file.
@@ -34,7 +46,7 @@ pub fn run(a: InfoArgs) -> CliResult {
     for f in a.files {
         match mirkit::io::info(&f) {
             Ok(i) => {
-                if a.json {
+                if a.json || a.format == InfoFormat::Json {
                     let r = InfoRecord {
                         bits_per_sample: i.bits_per_sample,
                         channels: i.channels,
