@@ -149,7 +149,9 @@ impl Spectrogram {
     }
 }
 
-fn compute(y: &[f32], cfg: FeatureConfig) -> Result<Array2<f32>> {
+/// Any feature configuration (e.g. from [`Spectrogram::config`]) on a mono signal:
+/// non-finite samples refused, then one pass of the extractor, `(rows, frames)`.
+pub fn features(y: &[f32], cfg: FeatureConfig) -> Result<Array2<f32>> {
     mirkit_dsp::check_finite(y)?;
     Ok(FeatureExtractor::new(cfg)?.compute(y)?.into_array())
 }
@@ -197,7 +199,7 @@ pub fn melspectrogram_with(
     spec: &Spectrogram,
     mel: &Mel,
 ) -> Result<Array2<f32>> {
-    compute(y, spec.config(sr, Some(mel), None, None))
+    features(y, spec.config(sr, Some(mel), None, None))
 }
 
 /// `librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc)`: DCT-II (orthonormal) of
@@ -215,7 +217,7 @@ pub fn mfcc_with(
     spec: &Spectrogram,
     mel: &Mel,
 ) -> Result<Array2<f32>> {
-    compute(
+    features(
         y,
         spec.config(
             sr,
@@ -297,7 +299,7 @@ mod tests {
         let s = melspectrogram(&y, 22050).unwrap();
         // 1 + 44100 / 512 frames of 128 bands
         assert_eq!(s.dim(), (128, 1 + 44100 / 512));
-        let same = compute(&y, FeatureConfig::librosa()).unwrap();
+        let same = features(&y, FeatureConfig::librosa()).unwrap();
         assert_eq!(s, same);
         assert_eq!(stft(&y, 2048).unwrap().dim(), (1025, 1 + 44100 / 512));
         let m = mfcc(&y, 22050, 13).unwrap();

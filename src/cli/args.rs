@@ -157,10 +157,11 @@ pub fn top_db(s: &str) -> Result<TopDb, String> {
 }
 
 /// Parses `--shard I/N` (0 ≤ I < N), or `auto`: the job array's own index and size
-/// ([`shard_from_env`]).
+/// (`mirkit::pipeline::shard_from_env`).
 pub fn shard(s: &str) -> Result<(usize, usize), String> {
     if s == "auto" {
-        return shard_from_env(|k| std::env::var(k).ok());
+        return mirkit::pipeline::shard_from_env(|k| std::env::var(k).ok())
+            .map_err(|e| format!("--shard auto: {e}"));
     }
     match s
         .split_once('/')
@@ -168,83 +169,6 @@ pub fn shard(s: &str) -> Result<(usize, usize), String> {
     {
         Some((Ok(i), Ok(n))) if n > 0 && i < n => Ok((i, n)),
         _ => Err("I/N with 0 <= I < N, e.g. 0/4, or auto".into()),
-    }
-}
-
-/// `--shard auto`: Slurm job arrays (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN` of
-/// `SLURM_ARRAY_TASK_COUNT`), else a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` of
-/// `MIRKIT_SHARD_COUNT`, which the Job spec sets to its `completions`), else `0/1` (every
-/// file, for a run outside a job array). The Python package's `mirkit.shard_from_env`
-/// follows the same rules.
-pub fn shard_from_env(var: impl Fn(&str) -> Option<String>) -> Result<(usize, usize), String> {
-    let num = |k: &str| -> Result<Option<i64>, String> {
-        var(k)
-            .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("--shard auto: {k}={v:?} is not a whole number"))
-            })
-            .transpose()
-    };
-    let (index, count, from) = if let Some(task) = num("SLURM_ARRAY_TASK_ID")? {
-        let lo = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-        let count = num("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
-            "--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".to_string()
-        })?;
-        (task - lo, count, "SLURM_ARRAY_TASK_ID")
-    } else if let Some(index) = num("JOB_COMPLETION_INDEX")? {
-        let count = num("MIRKIT_SHARD_COUNT")?.ok_or_else(|| {
-            "--shard auto: JOB_COMPLETION_INDEX is set but MIRKIT_SHARD_COUNT (the Job's \
-             completions) is not"
-                .to_string()
-        })?;
-        (index, count, "JOB_COMPLETION_INDEX")
-    } else {
-        return Ok((0, 1));
-    };
-    if count < 1 || index < 0 || index >= count {
-        return Err(format!(
-            "--shard auto: shard {index} of {count} (from {from}) is out of range"
-        ));
-    }
-    Ok((index as usize, count as usize))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
-    #[test]
-    fn shard_auto_reads_job_arrays() {
-        assert_eq!(shard_from_env(env(&[])), Ok((0, 1)));
-        // sbatch --array=1-4: ids 1..=4, min 1
-        let slurm = [
-            ("SLURM_ARRAY_TASK_ID", "3"),
-            ("SLURM_ARRAY_TASK_MIN", "1"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-        ];
-        assert_eq!(shard_from_env(env(&slurm)), Ok((2, 4)));
-        let k8s = [("JOB_COMPLETION_INDEX", "0"), ("MIRKIT_SHARD_COUNT", "8")];
-        assert_eq!(shard_from_env(env(&k8s)), Ok((0, 8)));
-        let missing = shard_from_env(env(&[("JOB_COMPLETION_INDEX", "2")])).unwrap_err();
-        assert!(missing.contains("MIRKIT_SHARD_COUNT"), "{missing}");
-        let out = shard_from_env(env(&[
-            ("SLURM_ARRAY_TASK_ID", "4"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-        ]))
-        .unwrap_err();
-        assert!(out.contains("out of range"), "{out}");
-        let bad = shard_from_env(env(&[("JOB_COMPLETION_INDEX", "x")])).unwrap_err();
-        assert!(bad.contains("not a whole number"), "{bad}");
     }
 }
 

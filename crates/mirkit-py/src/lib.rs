@@ -35,9 +35,7 @@
 #![allow(clippy::result_large_err)]
 
 use mirkit::augment::PhaseMode;
-use mirkit::dsp::{
-    DbConfig, DbRef, FeatureExtractor, MelConfig, MelFilterbank, PadMode, WindowKind,
-};
+use mirkit::dsp::{DbConfig, DbRef, MelConfig, MelFilterbank, PadMode, WindowKind};
 use mirkit::io::{LoadOptions, ResampleQuality};
 use mirkit::rosa::{Mel, Spectrogram};
 use mirkit::transfer::embed::Layers;
@@ -233,8 +231,12 @@ fn keep_freed_memory() -> bool {
 // ---------------------------------------------------------------------------------------
 // arrays
 
-/// A read-only view of a C-contiguous `float32` input (the Python layer ensures it).
-fn slice<'a>(a: &'a PyReadonlyArray1<'_, f32>, name: &str) -> PyResult<&'a [f32]> {
+/// The data of a C-contiguous `float32` input of any rank, read in place (the Python
+/// layer ensures the layout).
+fn slice<'a, D: numpy::ndarray::Dimension>(
+    a: &'a numpy::PyReadonlyArray<'_, f32, D>,
+    name: &str,
+) -> PyResult<&'a [f32]> {
     a.as_slice()
         .map_err(|_| param(format!("{name} must be C-contiguous float32")))
 }
@@ -461,12 +463,8 @@ fn features<'py>(
         mfcc,
     );
     let x = slice(&y, "y")?;
-    let tf = run(py, || -> mirkit::Result<_> {
-        mirkit::dsp::check_finite(x)?;
-        Ok(FeatureExtractor::new(cfg)?.compute(x)?)
-    })?
-    .py()?;
-    let (v, shape) = owned2(tf.into_array());
+    let out = run(py, || mirkit::rosa::features(x, cfg))?.py()?;
+    let (v, shape) = owned2(out);
     vec2(py, v, shape)
 }
 
@@ -515,9 +513,7 @@ fn mel_apply<'py>(
         mel_bands(n_mels, fmin, fmax, htk, norm)?.settings(),
     );
     let shape = (s.shape()[0], s.shape()[1]);
-    let data = s
-        .as_slice()
-        .map_err(|_| param("S must be C-contiguous float32"))?;
+    let data = slice(&s, "S")?;
     let out = run(py, || -> mirkit::Result<_> {
         mirkit::dsp::check_finite(data)?;
         let view = mirkit::ndarray::ArrayView2::from_shape(shape, data)
@@ -538,9 +534,7 @@ fn mfcc_from_db<'py>(
     lifter: f32,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let shape = (s.shape()[0], s.shape()[1]);
-    let data = s
-        .as_slice()
-        .map_err(|_| param("S must be C-contiguous float32"))?;
+    let data = slice(&s, "S")?;
     let out = run(py, || -> mirkit::Result<_> {
         let view = mirkit::ndarray::ArrayView2::from_shape(shape, data)
             .map_err(|e| mirkit::Error::Invalid(e.to_string()))?;
@@ -558,9 +552,7 @@ fn db_any<'py>(
     amplitude: bool,
 ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     let shape = s.shape().to_vec();
-    let data = s
-        .as_slice()
-        .map_err(|_| param("S must be C-contiguous float32"))?;
+    let data = slice(&s, "S")?;
     let out = run(py, || {
         if amplitude {
             mirkit::dsp::amplitude_to_db(data, &cfg)
@@ -775,6 +767,13 @@ fn tagged(py: Python<'_>, r: mirkit::TagResult) -> PyResult<Tagged<'_>> {
     Ok((vec1(py, r.scores), vec2(py, v, (w, n))?))
 }
 
+/// This worker's `(index, count)` in a job array from the variables in `env` (the rules
+/// of `mirkit tag --shard auto`, `mirkit::pipeline::shard_from_env`).
+#[pyfunction]
+fn shard_from_env(env: std::collections::HashMap<String, String>) -> PyResult<(usize, usize)> {
+    mirkit::pipeline::shard_from_env(|k| env.get(k).cloned()).map_err(param)
+}
+
 /// `(name, description)` of every registry model.
 #[pyfunction]
 fn models() -> Vec<(String, String)> {
@@ -826,5 +825,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pitch_shift, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;
     m.add_function(wrap_pyfunction!(default_model, m)?)?;
+    m.add_function(wrap_pyfunction!(shard_from_env, m)?)?;
     Ok(())
 }

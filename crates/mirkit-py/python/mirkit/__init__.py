@@ -213,30 +213,9 @@ def shard_from_env(environ: Optional[Dict[str, str]] = None) -> Tuple[int, int]:
     ``SLURM_ARRAY_TASK_ID`` / ``SLURM_ARRAY_TASK_COUNT`` (task ids relative to
     ``SLURM_ARRAY_TASK_MIN``), or a Kubernetes Indexed Job's ``JOB_COMPLETION_INDEX`` with
     ``MIRKIT_SHARD_COUNT`` (set it to the Job's ``completions``); ``(0, 1)`` when neither
-    is set.
-    The same rules as ``mirkit tag --shard auto``."""
+    is set. The same code as ``mirkit tag --shard auto`` (Rust)."""
     env = os.environ if environ is None else environ
-    if "SLURM_ARRAY_TASK_ID" in env:
-        task = int(env["SLURM_ARRAY_TASK_ID"])
-        lo = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        if "SLURM_ARRAY_TASK_COUNT" not in env:
-            raise ParameterError("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")
-        count = int(env["SLURM_ARRAY_TASK_COUNT"])
-        index = task - lo
-    elif "JOB_COMPLETION_INDEX" in env:
-        index = int(env["JOB_COMPLETION_INDEX"])
-        raw = env.get("MIRKIT_SHARD_COUNT")
-        if raw is None:
-            raise ParameterError(
-                "JOB_COMPLETION_INDEX is set but MIRKIT_SHARD_COUNT (the Job's "
-                "completions) is not"
-            )
-        count = int(raw)
-    else:
-        return 0, 1
-    if count < 1 or not 0 <= index < count:
-        raise ParameterError(f"shard {index} of {count} is out of range")
-    return index, count
+    return _native.shard_from_env(dict(env))
 
 
 class Tagger:
