@@ -2,7 +2,8 @@
 """PyTorch reference fixtures for mirkit-nn (torch 2.5.1, pinned in tools/requirements.txt).
 
 Writes tests/fixtures/nn/*.npy: inputs, parameters (under their state_dict names),
-outputs and gradients for pooling, losses, GRU/LSTM and optimiser steps.
+outputs and gradients for pooling, losses (BCE, cross-entropy, MSE, Huber), GRU/LSTM and
+optimiser steps.
 Usage: python3 tools/make_nn_fixtures.py
 """
 import os
@@ -174,6 +175,20 @@ def main():
         m.train()
         with torch.no_grad():
             save(f"{name}_train_y", m(x))
+    # ------------------------------------------------------------ regression losses (own seed)
+    torch.manual_seed(7)
+    pred = (torch.randn(6, 2) * 2.0).requires_grad_(True)  # errors on both sides of delta
+    target = torch.randn(6, 2)
+    save("reg_pred", pred)
+    save("reg_target", target)
+    for name, fn in [("mse", lambda: F.mse_loss(pred, target)),
+                     ("huber1", lambda: F.huber_loss(pred, target, delta=1.0)),
+                     ("huber0.5", lambda: F.huber_loss(pred, target, delta=0.5))]:
+        pred.grad = None
+        l = fn()
+        save(f"{name}_loss", l)
+        l.backward()
+        save(f"{name}_dpred", pred.grad)
     print("ok", torch.__version__)
 
 

@@ -128,3 +128,63 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, label_smoothing: f64) -> 
     let smooth = lp.mean(D::Minus1)?.neg()?.mean_all()?;
     Ok(((nll * (1.0 - label_smoothing))? + (smooth * label_smoothing)?)?)
 }
+
+fn same_shape(pred: &Tensor, target: &Tensor) -> Result<()> {
+    if pred.dims() != target.dims() {
+        return Err(NnError::Shape {
+            got: target.dims().to_vec(),
+            why: format!("targets must have the predictions' shape {:?}", pred.dims()),
+        });
+    }
+    Ok(())
+}
+
+/// Mean squared error over every element (`torch.nn.functional.mse_loss`).
+pub fn mse(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    same_shape(pred, target)?;
+    Ok((pred - target)?.sqr()?.mean_all()?)
+}
+
+/// Mean Huber loss (`torch.nn.functional.huber_loss`): `½d²` where `|d| < δ`, else
+/// `δ(|d| − ½δ)`, with `d = pred − target`. Computed as `½q² + δ(|d| − q)` with
+/// `q = min(|d|, δ)`, which is the same function and needs no branch.
+pub fn huber(pred: &Tensor, target: &Tensor, delta: f64) -> Result<Tensor> {
+    same_shape(pred, target)?;
+    if !(delta > 0.0 && delta.is_finite()) {
+        return Err(invalid("huber delta", delta, "must be finite and > 0"));
+    }
+    let a = (pred - target)?.abs()?;
+    let q = a.clamp(0.0, delta)?;
+    let quad = (q.sqr()? * 0.5)?;
+    let lin = ((a - &q)? * delta)?;
+    Ok((quad + lin)?.mean_all()?)
+}
+
+/// The loss of a regression: mean squared error or Huber.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RegressionLoss {
+    /// [`mse`].
+    Mse,
+    /// [`huber`] with this δ.
+    Huber {
+        /// where the loss turns from quadratic to linear
+        delta: f64,
+    },
+}
+
+impl Default for RegressionLoss {
+    /// Mean squared error.
+    fn default() -> Self {
+        RegressionLoss::Mse
+    }
+}
+
+impl RegressionLoss {
+    /// The mean loss of predictions against targets of the same shape.
+    pub fn apply(&self, pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+        match *self {
+            RegressionLoss::Mse => mse(pred, target),
+            RegressionLoss::Huber { delta } => huber(pred, target, delta),
+        }
+    }
+}

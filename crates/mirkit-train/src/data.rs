@@ -10,21 +10,26 @@ use mirkit_core::rng::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// Single-label classification or multi-label tagging.
+/// Single-label classification, multi-label tagging or regression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
     /// Exactly one class per item (softmax, cross-entropy, accuracy).
     MultiClass,
     /// Any number of tags per item (sigmoid, binary cross-entropy, ROC/PR-AUC).
     MultiLabel,
+    /// One or more continuous targets per item ([`Item::values`]; identity output,
+    /// mean squared error or Huber loss, R² and Spearman's ρ). The data set's
+    /// `classes` name the targets.
+    Regression,
 }
 
 impl Task {
-    /// `"multiclass"` or `"multilabel"`.
+    /// `"multiclass"`, `"multilabel"` or `"regression"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Task::MultiClass => "multiclass",
             Task::MultiLabel => "multilabel",
+            Task::Regression => "regression",
         }
     }
     /// Parses [`Task::as_str`].
@@ -32,7 +37,8 @@ impl Task {
         match s {
             "multiclass" => Ok(Task::MultiClass),
             "multilabel" => Ok(Task::MultiLabel),
-            _ => Err(invalid("task", s, "multiclass or multilabel")),
+            "regression" => Ok(Task::Regression),
+            _ => Err(invalid("task", s, "multiclass, multilabel or regression")),
         }
     }
 }
@@ -42,8 +48,12 @@ impl Task {
 pub struct Item {
     /// The audio file.
     pub path: PathBuf,
-    /// Indices into [`Dataset::classes`] (exactly one for [`Task::MultiClass`]).
+    /// Indices into [`Dataset::classes`] (exactly one for [`Task::MultiClass`]; none for
+    /// [`Task::Regression`]).
     pub labels: Vec<usize>,
+    /// Regression targets, one per entry of [`Dataset::classes`] (empty for
+    /// classification and tagging).
+    pub values: Vec<f32>,
     /// Split name (`train`, `valid`, `test`), if the source gives one.
     pub split: Option<String>,
 }
@@ -86,6 +96,10 @@ pub struct CsvOptions {
     pub tag_separator: Option<char>,
     /// Fixed class list (unknown labels are errors); `None`: the sorted set of labels seen.
     pub classes: Option<Vec<String>>,
+    /// Regression: read these numeric columns as the targets (the task becomes
+    /// [`Task::Regression`], `classes` are these names, `label_column` and
+    /// `tag_separator` are not used). Every value must parse as a finite number.
+    pub value_columns: Option<Vec<String>>,
 }
 
 impl Default for CsvOptions {
@@ -96,6 +110,7 @@ impl Default for CsvOptions {
             split_column: Some("split".into()),
             tag_separator: None,
             classes: None,
+            value_columns: None,
         }
     }
 }
@@ -125,6 +140,7 @@ impl Dataset {
             items.extend(files.into_iter().map(|path| Item {
                 path,
                 labels: vec![c],
+                values: Vec::new(),
                 split: None,
             }));
         }
@@ -178,11 +194,55 @@ impl Dataset {
             })
         };
         let pc = col(&opts.path_column)?;
-        let lc = col(&opts.label_column)?;
         let sc = match &opts.split_column {
             Some(s) => header.iter().position(|h| h.trim() == s),
             None => None,
         };
+        if let Some(names) = &opts.value_columns {
+            if names.is_empty() {
+                return Err(invalid("value_columns", "[]", "name at least one column"));
+            }
+            let vcs = names.iter().map(|n| col(n)).collect::<Result<Vec<_>>>()?;
+            let mut items = Vec::new();
+            for rec in records {
+                let rec = rec.map_err(|e| {
+                    let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                    parse_err(line, e.to_string())
+                })?;
+                let line = line_of(&rec);
+                let f: Vec<&str> = rec.iter().collect();
+                if f.len() != header.len() {
+                    return Err(parse_err(
+                        line,
+                        format!("{} fields, header has {}", f.len(), header.len()),
+                    ));
+                }
+                let mut values = Vec::with_capacity(vcs.len());
+                for (&c, name) in vcs.iter().zip(names) {
+                    let v: f32 = f[c].trim().parse().map_err(|_| {
+                        parse_err(line, format!("{name} = {:?} is not a number", f[c]))
+                    })?;
+                    if !v.is_finite() {
+                        return Err(parse_err(line, format!("{name} = {v} is not finite")));
+                    }
+                    values.push(v);
+                }
+                items.push(Item {
+                    path: base.join(f[pc].trim()),
+                    labels: Vec::new(),
+                    values,
+                    split: sc
+                        .map(|c| f[c].trim().to_string())
+                        .filter(|s| !s.is_empty()),
+                });
+            }
+            return Ok(Self {
+                classes: names.clone(),
+                task: Task::Regression,
+                items,
+            });
+        }
+        let lc = col(&opts.label_column)?;
         let mut rows = Vec::new();
         for rec in records {
             let rec = rec.map_err(|e| {
@@ -253,6 +313,7 @@ impl Dataset {
             items.push(Item {
                 path: p,
                 labels: idx,
+                values: Vec::new(),
                 split,
             });
         }
@@ -367,6 +428,7 @@ impl Dataset {
                     split: split_of.get(mp3.as_str()).cloned(),
                     path: root.join(&mp3),
                     labels,
+                    values: Vec::new(),
                 }
             })
             .collect();
@@ -483,6 +545,7 @@ impl Dataset {
                 Item {
                     path: root.join(p),
                     labels,
+                    values: Vec::new(),
                     split: Some(split),
                 }
             })
@@ -525,6 +588,9 @@ impl Dataset {
 
     /// Assigns `train`/`valid`/`test` per class in the given proportions (seeded; items
     /// that already have a split keep it). Proportions are rounded per class, test first.
+    /// Regression is stratified by the first target: the items in target order are cut
+    /// into consecutive groups of `round(1 / min(valid, test))` (at least 2) that play
+    /// the part of classes, so every split spans the range of the target.
     pub fn stratified_split(&mut self, valid: f64, test: f64, seed: u64) -> Result<()> {
         if !(valid >= 0.0 && test >= 0.0 && valid + test < 1.0) {
             return Err(invalid(
@@ -534,9 +600,31 @@ impl Dataset {
             ));
         }
         let mut by_class: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
-        for (i, it) in self.items.iter().enumerate() {
-            if it.split.is_none() {
-                by_class.entry(it.labels.clone()).or_default().push(i);
+        let open: Vec<usize> = (0..self.items.len())
+            .filter(|&i| self.items[i].split.is_none())
+            .collect();
+        if self.task == Task::Regression {
+            let mut by_value = open;
+            let first = |i: usize| self.items[i].values.first().copied().unwrap_or(0.0);
+            by_value.sort_by(|&a, &b| first(a).total_cmp(&first(b)).then(a.cmp(&b)));
+            let smallest = [valid, test]
+                .into_iter()
+                .filter(|f| *f > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let group = if smallest.is_finite() {
+                ((1.0 / smallest).round() as usize).max(2)
+            } else {
+                by_value.len().max(1)
+            };
+            for (rank, i) in by_value.into_iter().enumerate() {
+                by_class.entry(vec![rank / group]).or_default().push(i);
+            }
+        } else {
+            for i in open {
+                by_class
+                    .entry(self.items[i].labels.clone())
+                    .or_default()
+                    .push(i);
             }
         }
         let mut rng = Rng::new(seed);
@@ -561,8 +649,15 @@ impl Dataset {
         Ok(())
     }
 
-    /// Multi-hot label matrix (`n × classes`, row-major) of `items`.
+    /// Target matrix (`n × classes`, row-major) of `items`: multi-hot labels, or the
+    /// values for [`Task::Regression`].
     pub fn targets(&self, items: &[Item]) -> Vec<f32> {
+        if self.task == Task::Regression {
+            return items
+                .iter()
+                .flat_map(|it| it.values.iter().copied())
+                .collect();
+        }
         multi_hot(
             items.iter().map(|it| it.labels.as_slice()),
             self.classes.len(),

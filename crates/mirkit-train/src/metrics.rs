@@ -5,6 +5,8 @@
 //!   (ties share a point), as `sklearn.metrics.roc_auc_score`.
 //! * PR-AUC: average precision `Σ (Rₙ − Rₙ₋₁)·Pₙ` over distinct thresholds, as
 //!   `average_precision_score` (not the trapezoidal PR area, which is optimistic).
+//! * Regression: R² (`r2_score`), Spearman's ρ with average ranks for ties and Pearson's r
+//!   (`scipy.stats.spearmanr` / `pearsonr` 1.14.1), MAE and RMSE, per target and averaged.
 //! * Macro averages are unweighted means over tags; a tag whose labels are all equal makes
 //!   ROC-AUC undefined, which is reported as an error naming the tag (scikit-learn raises
 //!   too) rather than silently skipped.
@@ -219,4 +221,155 @@ pub fn argmax_rows(scores: &[f32], c: usize) -> Vec<usize> {
             best
         })
         .collect()
+}
+
+fn check_pair(pred: &[f64], truth: &[f64]) -> Result<()> {
+    if pred.len() != truth.len() {
+        return Err(TrainError::Mismatch {
+            what: "predictions vs targets".into(),
+            got: pred.len(),
+            expected: truth.len(),
+        });
+    }
+    if pred.len() < 2 {
+        return Err(crate::error::invalid(
+            "rows",
+            pred.len(),
+            "regression metrics need at least two rows",
+        ));
+    }
+    if let Some(i) = pred.iter().chain(truth).position(|v| !v.is_finite()) {
+        return Err(crate::error::invalid(
+            "value",
+            format!("#{}", i % pred.len()),
+            "predictions and targets must be finite",
+        ));
+    }
+    Ok(())
+}
+
+/// Coefficient of determination `1 − Σ(y − ŷ)² / Σ(y − ȳ)²` of one target
+/// (`sklearn.metrics.r2_score`; a constant target gives 1 when predicted exactly and 0
+/// otherwise, scikit-learn's `force_finite=True`).
+pub fn r2_score(pred: &[f64], truth: &[f64]) -> Result<f64> {
+    check_pair(pred, truth)?;
+    let mean = truth.iter().sum::<f64>() / truth.len() as f64;
+    let ss_res: f64 = pred.iter().zip(truth).map(|(p, y)| (y - p).powi(2)).sum();
+    let ss_tot: f64 = truth.iter().map(|y| (y - mean).powi(2)).sum();
+    Ok(if ss_tot == 0.0 {
+        if ss_res == 0.0 {
+            1.0
+        } else {
+            0.0
+        }
+    } else {
+        1.0 - ss_res / ss_tot
+    })
+}
+
+/// Pearson's correlation coefficient (`scipy.stats.pearsonr`'s statistic); NaN when
+/// either side is constant (SciPy warns and returns NaN too).
+pub fn pearson(a: &[f64], b: &[f64]) -> Result<f64> {
+    check_pair(a, b)?;
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (dx, dy) = (x - ma, y - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        return Ok(f64::NAN);
+    }
+    Ok((sab / (saa.sqrt() * sbb.sqrt())).clamp(-1.0, 1.0))
+}
+
+/// Ranks 1..n, ties sharing the mean of their ranks (`scipy.stats.rankdata`'s
+/// `"average"` method).
+pub fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut ranks = vec![0.0; v.len()];
+    let mut start = 0;
+    while start < idx.len() {
+        let mut end = start + 1;
+        while end < idx.len() && v[idx[end]] == v[idx[start]] {
+            end += 1;
+        }
+        // ranks start+1 ..= end share their mean
+        let r = (start + 1 + end) as f64 / 2.0;
+        for &i in &idx[start..end] {
+            ranks[i] = r;
+        }
+        start = end;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation (`scipy.stats.spearmanr`'s statistic): Pearson's
+/// coefficient of the average ranks, so ties are handled as SciPy does.
+pub fn spearman(a: &[f64], b: &[f64]) -> Result<f64> {
+    check_pair(a, b)?;
+    pearson(&average_ranks(a), &average_ranks(b))
+}
+
+/// Per-target and averaged metrics of a regression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegressionMetrics {
+    /// R² per target.
+    pub r2: Vec<f64>,
+    /// Unweighted mean of `r2` (scikit-learn's `multioutput="uniform_average"`).
+    pub r2_mean: f64,
+    /// Spearman's ρ per target.
+    pub spearman: Vec<f64>,
+    /// Mean of `spearman`.
+    pub spearman_mean: f64,
+    /// Pearson's r per target.
+    pub pearson: Vec<f64>,
+    /// Mean absolute error per target (`mean_absolute_error`), in the target's units.
+    pub mae: Vec<f64>,
+    /// Root mean squared error per target, in the target's units.
+    pub rmse: Vec<f64>,
+}
+
+/// Regression metrics of predictions against targets, both `n × targets` row-major.
+pub fn regression_metrics(
+    pred: &[f32],
+    truth: &[f32],
+    targets: &[String],
+) -> Result<RegressionMetrics> {
+    let t = targets.len();
+    if t == 0 || pred.len() != truth.len() || pred.len() % t != 0 {
+        return Err(TrainError::Mismatch {
+            what: format!("predictions vs targets ({t} targets)"),
+            got: pred.len(),
+            expected: truth.len(),
+        });
+    }
+    let n = pred.len() / t;
+    let mut m = RegressionMetrics {
+        r2: vec![],
+        r2_mean: 0.0,
+        spearman: vec![],
+        spearman_mean: 0.0,
+        pearson: vec![],
+        mae: vec![],
+        rmse: vec![],
+    };
+    for j in 0..t {
+        let p: Vec<f64> = (0..n).map(|i| pred[i * t + j] as f64).collect();
+        let y: Vec<f64> = (0..n).map(|i| truth[i * t + j] as f64).collect();
+        m.r2.push(r2_score(&p, &y)?);
+        m.spearman.push(spearman(&p, &y)?);
+        m.pearson.push(pearson(&p, &y)?);
+        m.mae
+            .push(p.iter().zip(&y).map(|(a, b)| (a - b).abs()).sum::<f64>() / n as f64);
+        m.rmse
+            .push((p.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n as f64).sqrt());
+    }
+    m.r2_mean = m.r2.iter().sum::<f64>() / t as f64;
+    m.spearman_mean = m.spearman.iter().sum::<f64>() / t as f64;
+    Ok(m)
 }

@@ -335,9 +335,17 @@ pub struct Predictions {
 }
 
 /// The loss target of a batch: class indices `(B,)` u32 (multi-class) or a multi-hot
-/// `(B, classes)` f32 matrix (multi-label), from each row's class indices.
+/// `(B, classes)` f32 matrix (multi-label), from each row's class indices. Regression
+/// targets are values, not class indices: see [`value_targets`].
 pub fn targets(task: Task, rows: &[&[usize]], classes: usize, dev: &Device) -> Result<Tensor> {
     Ok(match task {
+        Task::Regression => {
+            return Err(invalid(
+                "task",
+                "regression",
+                "targets are values: use value_targets",
+            ))
+        }
         Task::MultiClass => {
             let y: Vec<u32> = rows
                 .iter()
@@ -353,29 +361,51 @@ pub fn targets(task: Task, rows: &[&[usize]], classes: usize, dev: &Device) -> R
     })
 }
 
+/// Regression targets `(B, outputs)` f32 from each row's values (every row must hold
+/// `outputs` values).
+pub fn value_targets(rows: &[&[f32]], outputs: usize, dev: &Device) -> Result<Tensor> {
+    if let Some(r) = rows.iter().find(|r| r.len() != outputs) {
+        return Err(TrainError::Mismatch {
+            what: "target values per row vs outputs".into(),
+            got: r.len(),
+            expected: outputs,
+        });
+    }
+    let y: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    Ok(Tensor::from_vec(y, (rows.len(), outputs), dev)?)
+}
+
 fn targets_tensor(
     task: Task,
     items: &[&crate::data::Item],
     classes: usize,
     dev: &Device,
 ) -> Result<Tensor> {
+    if task == Task::Regression {
+        let rows: Vec<&[f32]> = items.iter().map(|it| it.values.as_slice()).collect();
+        return value_targets(&rows, classes, dev);
+    }
     let rows: Vec<&[usize]> = items.iter().map(|it| it.labels.as_slice()).collect();
     targets(task, &rows, classes, dev)
 }
 
-/// Mean cross-entropy (multi-class) or binary cross-entropy (multi-label) of logits.
+/// Mean cross-entropy (multi-class), binary cross-entropy (multi-label) or squared error
+/// (regression; see [`mirkit_nn::loss::RegressionLoss`] for Huber) of the outputs.
 pub fn task_loss(task: Task, logits: &Tensor, y: &Tensor, smoothing: f64) -> Result<Tensor> {
     Ok(match task {
         Task::MultiClass => mirkit_nn::loss::cross_entropy(logits, y, smoothing)?,
         Task::MultiLabel => mirkit_nn::loss::bce_with_logits(logits, y, None, smoothing)?,
+        Task::Regression => mirkit_nn::loss::mse(logits, y)?,
     })
 }
 
-/// Softmax (multi-class) or sigmoid (multi-label) of logits.
+/// Softmax (multi-class) or sigmoid (multi-label) of logits; regression outputs are
+/// returned as they are.
 pub fn task_probs(task: Task, logits: &Tensor) -> Result<Tensor> {
     Ok(match task {
         Task::MultiClass => candle_nn::ops::softmax(logits, 1)?,
         Task::MultiLabel => candle_nn::ops::sigmoid(logits)?,
+        Task::Regression => logits.clone(),
     })
 }
 
@@ -419,9 +449,19 @@ pub fn predict<M: Trainable + ?Sized>(
     })
 }
 
-/// (metric, metric2) of predictions: accuracy and macro F1, or macro ROC-AUC and PR-AUC.
+/// (metric, metric2) of predictions: accuracy and macro F1, macro ROC-AUC and PR-AUC, or
+/// mean R² and Spearman's ρ.
 pub fn score(task: Task, probs: &[f32], set: &AudioSet, classes: &[String]) -> Result<(f64, f64)> {
     match task {
+        Task::Regression => {
+            let y: Vec<f32> = set
+                .items
+                .iter()
+                .flat_map(|it| it.values.iter().copied())
+                .collect();
+            let m = metrics::regression_metrics(probs, &y, classes)?;
+            Ok((m.r2_mean, m.spearman_mean))
+        }
         Task::MultiClass => {
             let truth: Vec<usize> = set.items.iter().map(|it| it.labels[0]).collect();
             let pred = metrics::argmax_rows(probs, classes.len());
@@ -453,8 +493,19 @@ pub struct TrainData<'a> {
 }
 
 impl TrainData<'_> {
-    /// Both splits non-empty, every label a known class, one label per multi-class item.
+    /// Both splits non-empty, every label a known class, one label per multi-class item;
+    /// regression is refused (networks train on classes or tags; regression heads train on
+    /// embeddings in mirkit-transfer, where the targets are standardised).
     fn check(&self) -> Result<()> {
+        if self.task == Task::Regression {
+            return Err(invalid(
+                "task",
+                "regression",
+                "the training loop fits classes or tags; fit a regression head on \
+                 embeddings instead (mirkit-transfer's Head::fit_regression, \
+                 `mirkit finetune --task regression --head linear|mlp|knn`)",
+            ));
+        }
         for (name, set) in [("train", self.train), ("valid", self.valid)] {
             if set.is_empty() {
                 return Err(TrainError::EmptySplit {
@@ -922,6 +973,7 @@ pub fn write_log(dir: &Path, history: &[EpochLog], task: Task) -> Result<()> {
     let (m1, m2) = match task {
         Task::MultiClass => ("valid_accuracy", "valid_f1_macro"),
         Task::MultiLabel => ("valid_roc_auc", "valid_pr_auc"),
+        Task::Regression => ("valid_r2", "valid_spearman"),
     };
     let mut csv = format!("epoch,lr,train_loss,valid_loss,{m1},{m2},seconds\n");
     for h in history {

@@ -223,3 +223,72 @@ fn mtat_gtzan_and_jamendo_layouts() {
             .contains("jam-bad.tsv:1")
     );
 }
+
+/// A regression manifest (`path,value` plus a second numeric column): targets parsed per
+/// row, the task and target names set, the split stratified by value so each split spans
+/// the range, and unparsable or non-finite values named by file and line.
+#[test]
+fn csv_regression_manifest_and_value_stratified_split() {
+    let d = dir("regression");
+    let mut text = String::from("path,value,loudness\n");
+    for i in 0..40 {
+        text.push_str(&format!("a/{i}.wav,{},{}\n", 60 + 3 * i, -(i as f32) / 2.0));
+    }
+    std::fs::write(d.join("m.csv"), &text).unwrap();
+    let opts = CsvOptions {
+        value_columns: Some(vec!["value".into(), "loudness".into()]),
+        ..CsvOptions::default()
+    };
+    let mut ds = Dataset::csv_manifest(d.join("m.csv"), &opts).unwrap();
+    assert_eq!(ds.task, Task::Regression);
+    assert_eq!(ds.classes, vec!["value", "loudness"]);
+    assert_eq!(ds.items[5].values, vec![75.0, -2.5]);
+    assert!(ds.items[5].labels.is_empty());
+    assert_eq!(ds.targets(&ds.items[..2]), vec![60.0, 0.0, 63.0, -0.5]);
+    ds.stratified_split(0.15, 0.15, 7).unwrap();
+    let values =
+        |s: &str| -> Vec<f32> { ds.split(s).unwrap().iter().map(|i| i.values[0]).collect() };
+    let (tr, va, te) = (values("train"), values("valid"), values("test"));
+    assert_eq!(tr.len() + va.len() + te.len(), 40);
+    // groups of round(1/0.15) = 7 in value order give one valid and one test item each
+    // (the last, short group of 5 too): 6 per held-out split
+    assert_eq!((va.len(), te.len()), (6, 6));
+    for s in [&va, &te] {
+        // one item from each seventh of the range
+        let mut g: Vec<usize> = s.iter().map(|v| ((v - 60.0) / 3.0) as usize / 7).collect();
+        g.sort();
+        assert_eq!(g, vec![0, 1, 2, 3, 4, 5], "{s:?}");
+    }
+    // same seed, same split
+    let mut again = Dataset::csv_manifest(d.join("m.csv"), &opts).unwrap();
+    again.stratified_split(0.15, 0.15, 7).unwrap();
+    assert_eq!(again, ds);
+    // errors name file and line
+    std::fs::write(
+        d.join("bad.csv"),
+        "path,value,loudness\nx.wav,1,2\ny.wav,fast,3\n",
+    )
+    .unwrap();
+    let e = Dataset::csv_manifest(d.join("bad.csv"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad.csv:3") && e.contains("\"fast\" is not a number"),
+        "{e}"
+    );
+    std::fs::write(d.join("inf.csv"), "path,value,loudness\nx.wav,inf,2\n").unwrap();
+    let e = Dataset::csv_manifest(d.join("inf.csv"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("inf.csv:2") && e.contains("not finite"), "{e}");
+    let e = Dataset::csv_manifest(
+        d.join("m.csv"),
+        &CsvOptions {
+            value_columns: Some(vec!["tempo".into()]),
+            ..CsvOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no column \"tempo\""), "{e}");
+}

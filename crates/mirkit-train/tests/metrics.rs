@@ -122,3 +122,54 @@ fn undefined_and_mismatched_inputs_are_errors() {
         0.0
     );
 }
+
+/// R², Spearman (average ranks for ties), Pearson, MAE and RMSE against scikit-learn
+/// 1.9.1 and SciPy 1.14.1 on float32-representable values, so the f32 entry point sees
+/// the fixture's exact numbers; tolerance 1e-9 as above (f64 sums in both).
+#[test]
+fn regression_metrics_match_sklearn_and_scipy() {
+    let f = fixture();
+    for case in f["regression"].as_array().unwrap() {
+        let t = case["targets"].as_u64().unwrap() as usize;
+        let names: Vec<String> = (0..t).map(|j| format!("y{j}")).collect();
+        let p: Vec<f32> = f64s(&case["pred"]).iter().map(|&v| v as f32).collect();
+        let y: Vec<f32> = f64s(&case["truth"]).iter().map(|&v| v as f32).collect();
+        let m = regression_metrics(&p, &y, &names).unwrap();
+        let close = |a: &[f64], b: &[f64], what: &str| {
+            assert_eq!(a.len(), b.len());
+            for (x, e) in a.iter().zip(b) {
+                assert!((x - e).abs() < 1e-9, "{what}: {x} vs {e}");
+            }
+        };
+        close(&m.r2, &f64s(&case["r2"]), "r2");
+        close(
+            &[m.r2_mean],
+            &[case["r2_mean"].as_f64().unwrap()],
+            "r2_mean",
+        );
+        close(&m.spearman, &f64s(&case["spearman"]), "spearman");
+        close(&m.pearson, &f64s(&case["pearson"]), "pearson");
+        close(&m.mae, &f64s(&case["mae"]), "mae");
+        close(&m.rmse, &f64s(&case["rmse"]), "rmse");
+    }
+}
+
+#[test]
+fn regression_metric_edge_cases() {
+    // scipy.stats.rankdata([3, 1, 3, 2], "average") = [3.5, 1, 3.5, 2]
+    assert_eq!(
+        average_ranks(&[3.0, 1.0, 3.0, 2.0]),
+        vec![3.5, 1.0, 3.5, 2.0]
+    );
+    // constant prediction: correlation undefined (SciPy: nan), R² of the mean is 0
+    let y = [1.0, 2.0, 3.0];
+    assert!(pearson(&[2.0, 2.0, 2.0], &y).unwrap().is_nan());
+    assert!(spearman(&[2.0, 2.0, 2.0], &y).unwrap().is_nan());
+    assert_eq!(r2_score(&[2.0, 2.0, 2.0], &y).unwrap(), 0.0);
+    // constant target: sklearn's force_finite gives 1 for an exact fit and 0 otherwise
+    assert_eq!(r2_score(&[5.0, 5.0], &[5.0, 5.0]).unwrap(), 1.0);
+    assert_eq!(r2_score(&[4.0, 5.0], &[5.0, 5.0]).unwrap(), 0.0);
+    assert!(r2_score(&[1.0], &[1.0]).is_err(), "one row");
+    assert!(r2_score(&[1.0, f64::NAN], &[1.0, 2.0]).is_err(), "NaN");
+    assert!(regression_metrics(&[1.0, 2.0, 3.0], &[1.0, 2.0], &["y".into()]).is_err());
+}

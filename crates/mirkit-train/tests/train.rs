@@ -34,6 +34,7 @@ fn tones(n_per_class: usize, seed: u64) -> AudioSet {
         items.push(Item {
             path: PathBuf::from(format!("tone{i}.wav")),
             labels: vec![class],
+            values: Vec::new(),
             split: None,
         });
         audio.push(y);

@@ -2,8 +2,16 @@
 //!
 //! Features are standardised with the training set's per-column mean and standard
 //! deviation (kept with the head). Linear and MLP heads train with Adam on the
-//! cross-entropy (multi-class) or BCE (multi-label), coupled L2 on the weights, seeded
-//! mini-batches, and keep the weights of the epoch with the lowest validation loss.
+//! cross-entropy (multi-class), BCE (multi-label) or squared error / Huber (regression),
+//! coupled L2 on the weights, seeded mini-batches, and keep the weights of the epoch with
+//! the lowest validation loss.
+//!
+//! Regression ([`Head::fit_regression`]) standardises the targets too (training mean and
+//! standard deviation per target, kept with the head), so the learning rate, L2 and the
+//! Huber δ mean the same for tempo in BPM as for valence in [−1, 1]; predictions are
+//! returned in the targets' own units. The k-NN regressor predicts the mean of the `k`
+//! nearest training rows' values (scikit-learn's `KNeighborsRegressor` with uniform
+//! weights, cosine distance).
 
 use crate::embed::Embeddings;
 use crate::error::{invalid, Result, TransferError};
@@ -88,6 +96,9 @@ pub struct HeadConfig {
     pub batch_size: usize,
     /// Seed of initialisation, order and dropout.
     pub seed: u64,
+    /// Loss of a regression head (squared error or Huber with δ in standardised units);
+    /// unused for classification and tagging.
+    pub loss: mirkit_nn::loss::RegressionLoss,
 }
 
 impl Default for HeadConfig {
@@ -99,6 +110,7 @@ impl Default for HeadConfig {
             epochs: 300,
             batch_size: 64,
             seed: 0,
+            loss: mirkit_nn::loss::RegressionLoss::Mse,
         }
     }
 }
@@ -113,6 +125,64 @@ pub struct Head {
     vm: VarMap,
     layers: Vec<candle_nn::Linear>,
     knn: Option<(Vec<f32>, Vec<Vec<usize>>)>,
+    /// Regression: training mean and standard deviation of each target.
+    target_mean: Vec<f32>,
+    target_std: Vec<f32>,
+    /// Regression k-NN: the training rows' standardised values.
+    knn_values: Vec<Vec<f32>>,
+}
+
+/// What a head is fitted to: class indices per row, or target values per row.
+#[derive(Clone, Copy)]
+enum Y<'a> {
+    Labels(&'a [Vec<usize>]),
+    Values(&'a [Vec<f32>]),
+}
+
+impl Y<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Y::Labels(l) => l.len(),
+            Y::Values(v) => v.len(),
+        }
+    }
+}
+
+fn check_values(x: &Embeddings, values: &[Vec<f32>], outputs: usize) -> Result<()> {
+    if x.n != values.len() {
+        return Err(TransferError::Mismatch {
+            what: "embeddings vs target rows".into(),
+            got: x.n,
+            expected: values.len(),
+        });
+    }
+    for (i, v) in values.iter().enumerate() {
+        if v.len() != outputs {
+            return Err(TransferError::Mismatch {
+                what: format!("values of row {i} vs targets"),
+                got: v.len(),
+                expected: outputs,
+            });
+        }
+        if let Some(t) = v.iter().find(|t| !t.is_finite()) {
+            return Err(invalid("target", format!("row {i}: {t}"), "must be finite"));
+        }
+    }
+    if x.n < 2 {
+        return Err(invalid(
+            "embeddings",
+            x.n,
+            "a regression needs at least two rows",
+        ));
+    }
+    if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(
+            "embeddings",
+            format!("value #{i}"),
+            "must be finite",
+        ));
+    }
+    Ok(())
 }
 
 fn check(x: &Embeddings, labels: &[Vec<usize>], classes: usize, task: Task) -> Result<()> {
@@ -179,10 +249,72 @@ impl Head {
         task: Task,
         cfg: &HeadConfig,
     ) -> Result<Self> {
+        if task == Task::Regression {
+            return Err(invalid(
+                "task",
+                "regression",
+                "regression heads take values: use Head::fit_regression",
+            ));
+        }
         let c = classes.len();
         check(train, train_labels, c, task)?;
         if let Some((v, vl)) = valid {
             check(v, vl, c, task)?;
+        }
+        Self::fit_any(
+            train,
+            Y::Labels(train_labels),
+            valid.map(|(v, l)| (v, Y::Labels(l))),
+            classes,
+            task,
+            cfg,
+        )
+    }
+
+    /// Fits a regression head: `train_values[i]` holds the targets of row `i`, one per
+    /// name in `targets` (e.g. `["tempo_bpm"]` or `["valence", "arousal"]`). The epoch is
+    /// chosen by the loss on `valid` when given. Targets are standardised with the
+    /// training statistics and [`Head::predict`] returns values in the original units.
+    pub fn fit_regression(
+        train: &Embeddings,
+        train_values: &[Vec<f32>],
+        valid: Option<(&Embeddings, &[Vec<f32>])>,
+        targets: &[String],
+        cfg: &HeadConfig,
+    ) -> Result<Self> {
+        if targets.is_empty() {
+            return Err(invalid("targets", "[]", "name at least one target"));
+        }
+        check_values(train, train_values, targets.len())?;
+        if let Some((v, vv)) = valid {
+            check_values(v, vv, targets.len())?;
+        }
+        if let mirkit_nn::loss::RegressionLoss::Huber { delta } = cfg.loss {
+            if !(delta > 0.0 && delta.is_finite()) {
+                return Err(invalid("huber delta", delta, "must be finite and > 0"));
+            }
+        }
+        Self::fit_any(
+            train,
+            Y::Values(train_values),
+            valid.map(|(v, y)| (v, Y::Values(y))),
+            targets,
+            Task::Regression,
+            cfg,
+        )
+    }
+
+    fn fit_any(
+        train: &Embeddings,
+        train_y: Y,
+        valid: Option<(&Embeddings, Y)>,
+        classes: &[String],
+        task: Task,
+        cfg: &HeadConfig,
+    ) -> Result<Self> {
+        let c = classes.len();
+        debug_assert_eq!(train_y.len(), train.n);
+        if let Some((v, _)) = valid {
             if v.dim != train.dim {
                 return Err(TransferError::Mismatch {
                     what: "validation vs training embedding width".into(),
@@ -224,6 +356,10 @@ impl Head {
             .collect();
         let mean: Vec<f32> = mean.iter().map(|m| *m as f32).collect();
         let vm = VarMap::new();
+        let (target_mean, target_std) = match train_y {
+            Y::Values(v) => target_stats(v, c),
+            Y::Labels(_) => (vec![], vec![]),
+        };
         let mut head = Self {
             kind: cfg.kind.clone(),
             task,
@@ -233,12 +369,22 @@ impl Head {
             vm: vm.clone(),
             layers: vec![],
             knn: None,
+            target_mean,
+            target_std,
+            knn_values: vec![],
         };
         if let HeadKind::Knn { k } = cfg.kind {
             if k == 0 {
                 return Err(invalid("k", 0, "must be at least 1"));
             }
-            head.knn = Some((head.normalised_rows(train), train_labels.to_vec()));
+            let rows = head.normalised_rows(train);
+            match train_y {
+                Y::Labels(l) => head.knn = Some((rows, l.to_vec())),
+                Y::Values(v) => {
+                    head.knn_values = v.iter().map(|r| head.standardise_values(r)).collect();
+                    head.knn = Some((rows, vec![]));
+                }
+            }
             return Ok(head);
         }
         // seeded PyTorch-default initialisation
@@ -293,9 +439,9 @@ impl Head {
         let mut opt_w = mirkit_nn::optim::AdamW::adam_l2(weights.clone(), cfg.lr, cfg.l2)?;
         let mut opt_b = mirkit_nn::optim::AdamW::adam_l2(biases, cfg.lr, 0.0)?;
         let x = head.input(train)?;
-        let y = targets(task, train_labels, c, &dev)?;
+        let y = head.targets(task, train_y, c, &dev)?;
         let vxy = match valid {
-            Some((v, vl)) => Some((head.input(v)?, targets(task, vl, c, &dev)?)),
+            Some((v, vl)) => Some((head.input(v)?, head.targets(task, vl, c, &dev)?)),
             None => None,
         };
         let mut best: Option<(f64, Vec<(String, Tensor)>)> = None;
@@ -313,14 +459,14 @@ impl Head {
                 let xb = x.index_select(&idx, 0)?;
                 let yb = y.index_select(&idx, 0)?;
                 let logits = head.logits_t(&xb, true, &mut r)?;
-                let loss = loss_of(task, &logits, &yb)?;
+                let loss = loss_of(task, cfg, &logits, &yb)?;
                 let g = loss.backward()?;
                 opt_w.step(&g)?;
                 opt_b.step(&g)?;
             }
             if let Some((vx, vy)) = &vxy {
-                let l = loss_of(task, &head.logits_t(vx, false, &mut r)?, vy)?.to_scalar::<f32>()?
-                    as f64;
+                let l = loss_of(task, cfg, &head.logits_t(vx, false, &mut r)?, vy)?
+                    .to_scalar::<f32>()? as f64;
                 if best.as_ref().is_none_or(|(b, _)| l < *b) {
                     let snap = mirkit_train::trainer::sorted_vars(&vm)
                         .into_iter()
@@ -337,6 +483,27 @@ impl Head {
             }
         }
         Ok(head)
+    }
+
+    /// The loss target tensor: labels as [`mirkit_train::trainer::targets`], values
+    /// standardised with the head's target statistics.
+    fn targets(&self, task: Task, y: Y, c: usize, dev: &Device) -> Result<Tensor> {
+        match y {
+            Y::Labels(l) => targets(task, l, c, dev),
+            Y::Values(v) => {
+                let z: Vec<Vec<f32>> = v.iter().map(|r| self.standardise_values(r)).collect();
+                let rows: Vec<&[f32]> = z.iter().map(|r| r.as_slice()).collect();
+                Ok(mirkit_train::trainer::value_targets(&rows, c, dev)?)
+            }
+        }
+    }
+
+    fn standardise_values(&self, r: &[f32]) -> Vec<f32> {
+        r.iter()
+            .zip(&self.target_mean)
+            .zip(&self.target_std)
+            .map(|((v, m), s)| (v - m) / s)
+            .collect()
     }
 
     fn normalised_rows(&self, x: &Embeddings) -> Vec<f32> {
@@ -381,9 +548,26 @@ impl Head {
         })
     }
 
-    /// Class probabilities (softmax or sigmoid; k-NN: neighbour vote fractions), row-major
+    /// Class probabilities (softmax or sigmoid; k-NN: neighbour vote fractions), or the
+    /// predicted values of a regression head in the targets' units; row-major
     /// `rows × classes`.
     pub fn predict(&self, x: &Embeddings) -> Result<Vec<f32>> {
+        let mut out = self.predict_raw(x)?;
+        if self.task == Task::Regression {
+            let c = self.classes.len();
+            for (i, v) in out.iter_mut().enumerate() {
+                *v = *v * self.target_std[i % c] + self.target_mean[i % c];
+            }
+        }
+        Ok(out)
+    }
+
+    /// The task the head was fitted for.
+    pub fn task(&self) -> Task {
+        self.task
+    }
+
+    fn predict_raw(&self, x: &Embeddings) -> Result<Vec<f32>> {
         if x.dim != self.mean.len() {
             return Err(TransferError::Mismatch {
                 what: "embedding width vs head".into(),
@@ -398,7 +582,7 @@ impl Head {
             let mut out = vec![0f32; x.n * c];
             for i in 0..x.n {
                 let qi = &q[i * d..(i + 1) * d];
-                let mut sims: Vec<(f32, usize)> = (0..labels.len())
+                let mut sims: Vec<(f32, usize)> = (0..train.len() / d)
                     .map(|j| {
                         (
                             qi.iter()
@@ -412,6 +596,12 @@ impl Head {
                 sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 let k = (*k).min(sims.len());
                 for &(_, j) in &sims[..k] {
+                    if self.task == Task::Regression {
+                        for (o, v) in out[i * c..(i + 1) * c].iter_mut().zip(&self.knn_values[j]) {
+                            *o += v / k as f32;
+                        }
+                        continue;
+                    }
                     for &l in &labels[j] {
                         out[i * c + l] += 1.0 / k as f32;
                     }
@@ -459,9 +649,28 @@ impl Head {
             let d = self.mean.len();
             tensors.push((
                 "knn.rows".into(),
-                Tensor::from_vec(rows.clone(), (labels.len(), d), &dev)?,
+                Tensor::from_vec(rows.clone(), (rows.len() / d, d), &dev)?,
             ));
             meta.insert("knn_labels".into(), serde_json::to_string(labels).unwrap());
+            if self.task == Task::Regression {
+                let c = self.classes.len();
+                let flat: Vec<f32> = self.knn_values.iter().flatten().copied().collect();
+                tensors.push((
+                    "knn.values".into(),
+                    Tensor::from_vec(flat, (self.knn_values.len(), c), &dev)?,
+                ));
+            }
+        }
+        if self.task == Task::Regression {
+            let c = self.classes.len();
+            tensors.push((
+                "target_mean".into(),
+                Tensor::from_vec(self.target_mean.clone(), c, &dev)?,
+            ));
+            tensors.push((
+                "target_std".into(),
+                Tensor::from_vec(self.target_std.clone(), c, &dev)?,
+            ));
         }
         mirkit_train::ckpt::save(path, &tensors, &meta)?;
         Ok(())
@@ -511,17 +720,47 @@ impl Head {
         let vm = VarMap::new();
         let mut knn = None;
         let mut layers = vec![];
+        let c = classes.len();
+        let (mut target_mean, mut target_std, mut knn_values) = (vec![], vec![], vec![]);
+        if task == Task::Regression {
+            target_mean = vec1("target_mean")?;
+            target_std = vec1("target_std")?;
+            if target_mean.len() != c || target_std.len() != c {
+                return Err(bad(format!(
+                    "target_mean/target_std have {}/{} values for {c} targets",
+                    target_mean.len(),
+                    target_std.len()
+                )));
+            }
+            if target_std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+                return Err(bad("target_std must be finite and > 0".into()));
+            }
+        }
         if let HeadKind::Knn { .. } = kind {
             let rows = tensors
                 .get("knn.rows")
                 .ok_or_else(|| bad("missing knn.rows".into()))?;
             let labels: Vec<Vec<usize>> =
                 serde_json::from_str(get("knn_labels")?).map_err(|e| bad(e.to_string()))?;
-            if rows.dims() != [labels.len(), d] {
+            let n = if task == Task::Regression {
+                let v = tensors
+                    .get("knn.values")
+                    .ok_or_else(|| bad("missing knn.values".into()))?;
+                if v.rank() != 2 || v.dim(1)? != c {
+                    return Err(bad(format!(
+                        "knn.values has shape {:?}, expected [rows, {c}]",
+                        v.dims()
+                    )));
+                }
+                knn_values = v.to_vec2()?;
+                knn_values.len()
+            } else {
+                labels.len()
+            };
+            if rows.dims() != [n, d] {
                 return Err(bad(format!(
-                    "knn.rows has shape {:?}, expected [{}, {d}]",
+                    "knn.rows has shape {:?}, expected [{n}, {d}]",
                     rows.dims(),
-                    labels.len()
                 )));
             }
             knn = Some((rows.flatten_all()?.to_vec1()?, labels));
@@ -571,6 +810,9 @@ impl Head {
                 vm,
                 layers,
                 knn,
+                target_mean,
+                target_std,
+                knn_values,
             },
             meta,
         ))
@@ -582,6 +824,38 @@ fn targets(task: Task, labels: &[Vec<usize>], c: usize, dev: &Device) -> Result<
     Ok(mirkit_train::trainer::targets(task, &rows, c, dev)?)
 }
 
-fn loss_of(task: Task, logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+fn loss_of(task: Task, cfg: &HeadConfig, logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+    if task == Task::Regression {
+        return Ok(cfg.loss.apply(logits, y)?);
+    }
     Ok(mirkit_train::trainer::task_loss(task, logits, y, 0.0)?)
+}
+
+/// Per-target training mean and (population) standard deviation; a constant target
+/// keeps a scale of 1 so standardising never divides by zero.
+fn target_stats(v: &[Vec<f32>], c: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = v.len().max(1) as f64;
+    let mut mean = vec![0f64; c];
+    for r in v {
+        for (m, x) in mean.iter_mut().zip(r) {
+            *m += *x as f64 / n;
+        }
+    }
+    let mut var = vec![0f64; c];
+    for r in v {
+        for ((s, x), m) in var.iter_mut().zip(r).zip(&mean) {
+            *s += (*x as f64 - m).powi(2) / n;
+        }
+    }
+    let std = var
+        .iter()
+        .map(|s| {
+            if s.sqrt() > 1e-8 {
+                s.sqrt() as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean.iter().map(|m| *m as f32).collect(), std)
 }
