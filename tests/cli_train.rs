@@ -215,3 +215,128 @@ fn finetune_network_keeps_pretrained_bn_statistics_when_asked() {
     ]);
     assert!(!ok && log.contains("frozen feature"), "{log}");
 }
+
+/// `finetune --task regression` on a CSV of `path,value` (value: the pitch of a tone in
+/// octaves above 100 Hz) with the MFCC baseline features: metrics in test.json, per-track
+/// predictions in test_predictions.csv, `eval` reading the regression head (its target
+/// column taken from the head) and reporting the same R²; regression where it cannot
+/// apply is a usage error (exit 2).
+#[test]
+fn finetune_regression_head_then_eval() {
+    let d = TmpDir::new("mirkit-cli-train-regression-");
+    let mut csv = String::from("path,value,split\n");
+    for i in 0..36 {
+        let octaves = i as f32 / 9.0; // 100 Hz .. ~1.6 kHz
+        wav(&d.join(format!("t{i}.wav")), 100.0 * 2f32.powf(octaves), 0);
+        let split = ["train", "train", "train", "train", "valid", "test"][i % 6];
+        csv.push_str(&format!("t{i}.wav,{octaves},{split}\n"));
+    }
+    let m = d.join("m.csv");
+    std::fs::write(&m, csv).unwrap();
+    let out = d.join("run");
+    let (ok, log) = mirkit(&[
+        "finetune",
+        "--data",
+        m.to_str().unwrap(),
+        "--task",
+        "regression",
+        "--from",
+        "mfcc",
+        "--head",
+        "knn",
+        "--k",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{log}");
+    assert!(log.contains("test: R²"), "{log}");
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("test.json")).unwrap()).unwrap();
+    assert_eq!(t["targets"][0], "value");
+    assert_eq!(t["tracks"], 6);
+    let r2 = t["r2_mean"].as_f64().unwrap();
+    // each test tone lies between two training tones a ninth of an octave away: 1-NN is
+    // off by at most that, so the ranking is kept and R² is high
+    assert!(r2 > 0.9, "R² {r2}");
+    assert!(t["spearman_mean"].as_f64().unwrap() > 0.9, "{t}");
+    assert!(t["mae"][0].as_f64().unwrap() <= 2.0 / 9.0 + 1e-6, "{t}");
+    let preds = std::fs::read_to_string(out.join("test_predictions.csv")).unwrap();
+    let lines: Vec<&str> = preds.lines().collect();
+    assert_eq!(lines[0], "path,value,value_predicted");
+    assert_eq!(lines.len(), 7);
+    // recompute R² from the CSV: it is what test.json reports
+    let rows: Vec<(f64, f64)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    let mean = rows.iter().map(|r| r.0).sum::<f64>() / 6.0;
+    let ss_res: f64 = rows.iter().map(|r| (r.0 - r.1).powi(2)).sum();
+    let ss_tot: f64 = rows.iter().map(|r| (r.0 - mean).powi(2)).sum();
+    assert!((1.0 - ss_res / ss_tot - r2).abs() < 1e-6);
+    let j = d.join("eval.json");
+    let head = out.join("head.safetensors");
+    let (ok, log) = mirkit(&[
+        "eval",
+        "--data",
+        m.to_str().unwrap(),
+        "--model",
+        head.to_str().unwrap(),
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    assert!(ok, "{log}");
+    let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    assert_eq!(e["r2_mean"], t["r2_mean"], "{log}");
+    // usage errors
+    for args in [
+        vec!["finetune", "--task", "regression", "--head", "network"],
+        vec!["train", "--task", "regression"],
+        vec![
+            "finetune",
+            "--task",
+            "regression",
+            "--loss",
+            "huber",
+            "--huber-delta",
+            "0",
+        ],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+            .args(&args)
+            .args([
+                "--data",
+                m.to_str().unwrap(),
+                "-o",
+                d.join("x").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+        .args([
+            "finetune",
+            "--task",
+            "regression",
+            "--data",
+            d.to_str().unwrap(),
+            "-o",
+        ])
+        .arg(d.join("y"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(2) && err.contains("not a folder"),
+        "{err}"
+    );
+}

@@ -235,6 +235,24 @@ pub enum HeadArg {
     Network,
 }
 
+/// `--task` of train/finetune/eval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskArg {
+    /// Classes from the label column (tags when `--tag-sep` is given).
+    Classes,
+    /// Continuous targets from the `--target` columns (heads on embeddings).
+    Regression,
+}
+
+/// `finetune --loss` of a regression head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// Mean squared error.
+    Mse,
+    /// Huber loss with `--huber-delta` (in standard deviations of the target).
+    Huber,
+}
+
 /// `eval --split`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SplitArg {
@@ -256,7 +274,7 @@ macro_rules! display_as_value {
         }
     )*};
 }
-display_as_value!(OptimizerArg, HeadArg, SplitArg, LayersArg);
+display_as_value!(OptimizerArg, HeadArg, SplitArg, LayersArg, TaskArg, LossArg);
 
 /// `augment --noise-color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,13 +1,16 @@
 //! `mirkit train`, `mirkit finetune`, `mirkit eval`.
 
-use super::args::{HeadArg, LayersArg, OptimizerArg, SplitArg};
+use super::args::{HeadArg, LayersArg, LossArg, OptimizerArg, SplitArg, TaskArg};
 use super::error::CliError;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mirkit::models::registry;
+use mirkit::nn::loss::RegressionLoss;
 use mirkit::train::audio::AudioSet;
 use mirkit::train::data::{CsvOptions, Dataset, Task};
-use mirkit::train::metrics::{argmax_rows, classification_metrics, tagging_metrics};
+use mirkit::train::metrics::{
+    argmax_rows, classification_metrics, regression_metrics, tagging_metrics,
+};
 use mirkit::train::trainer::{
     predict, train, Control, OptimizerConfig, Progress, TrainConfig, TrainData, Trainable,
 };
@@ -34,6 +37,14 @@ pub struct DataArgs {
     /// Label column of the CSV.
     #[arg(long, default_value = "label")]
     pub label_column: String,
+    /// `classes` (the label column) or `regression` (numeric `--target` columns of a CSV
+    /// manifest; heads on embeddings). `eval` takes it from a regression head file.
+    #[arg(long, value_enum, default_value_t = TaskArg::Classes)]
+    pub task: TaskArg,
+    /// Regression: the target column(s) of the CSV, comma-separated (e.g.
+    /// `tempo_bpm` or `valence,arousal`).
+    #[arg(long, value_delimiter = ',', default_value = "value")]
+    pub target: Vec<String>,
     /// Keep decoded audio here (.npy) so later runs skip decoding.
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -50,6 +61,15 @@ struct Data {
 }
 
 fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
+    let regression = a.task == TaskArg::Regression;
+    if regression && a.data.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--task regression reads numeric targets from a CSV manifest (columns path,{}), \
+             not a folder: {}",
+            a.target.join(","),
+            a.data.display()
+        )));
+    }
     let mut ds = if a.data.is_dir() {
         Dataset::folder_per_class(&a.data)
     } else {
@@ -58,15 +78,22 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
             &CsvOptions {
                 label_column: a.label_column.clone(),
                 tag_separator: a.tag_sep,
+                value_columns: regression.then(|| a.target.clone()),
                 ..CsvOptions::default()
             },
         )
     }?;
     if ds.items.iter().any(|i| i.split.is_none()) {
-        // 70/15/15 per class, seeded; given splits are kept
+        // 70/15/15 per class (regression: per band of target values), seeded; given
+        // splits are kept
         ds.stratified_split(0.15, 0.15, a.seed)?;
         eprintln!(
-            "no split given for some files: assigned train/valid/test 70/15/15 per class (seed {})",
+            "no split given for some files: assigned train/valid/test 70/15/15 per {} (seed {})",
+            if regression {
+                "band of target values"
+            } else {
+                "class"
+            },
             a.seed
         );
     }
@@ -94,8 +121,13 @@ fn load_data(a: &DataArgs, sr: u32) -> Res<Data> {
         None
     };
     eprintln!(
-        "{} classes; train {} / valid {} / test {} clips decoded at {} Hz in {:.1} s",
+        "{} {}; train {} / valid {} / test {} clips decoded at {} Hz in {:.1} s",
         ds.n_classes(),
+        match ds.task {
+            Task::Regression => "target(s)",
+            Task::MultiLabel => "tags",
+            Task::MultiClass => "classes",
+        },
         train.len(),
         valid.len(),
         test.as_ref().map(|t| t.len()).unwrap_or(0),
@@ -145,6 +177,21 @@ enum Report<'a> {
         run: Option<RunInfo>,
         tracks: usize,
     },
+    Regression {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss: Option<f64>,
+        mae: Vec<f64>,
+        pearson: Vec<f64>,
+        r2: Vec<f64>,
+        r2_mean: f64,
+        rmse: Vec<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run: Option<RunInfo>,
+        spearman: Vec<f64>,
+        spearman_mean: f64,
+        targets: &'a [String],
+        tracks: usize,
+    },
     Tagging {
         #[serde(skip_serializing_if = "Option::is_none")]
         loss: Option<f64>,
@@ -162,7 +209,9 @@ enum Report<'a> {
 impl Report<'_> {
     fn with(mut self, test_loss: Option<f64>, info: RunInfo) -> Self {
         match &mut self {
-            Report::Classification { loss, run, .. } | Report::Tagging { loss, run, .. } => {
+            Report::Classification { loss, run, .. }
+            | Report::Tagging { loss, run, .. }
+            | Report::Regression { loss, run, .. } => {
                 *loss = test_loss;
                 *run = Some(info);
             }
@@ -201,6 +250,8 @@ enum RunInfo {
         from: String,
         head: String,
         layers: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss: Option<String>,
         seconds: f64,
     },
 }
@@ -214,6 +265,42 @@ fn evaluate_probs<'a>(
 ) -> Res<(Report<'a>, String)> {
     let c = classes.len();
     match task {
+        Task::Regression => {
+            let y: Vec<f32> = set
+                .items
+                .iter()
+                .flat_map(|it| it.values.iter().copied())
+                .collect();
+            let m = regression_metrics(probs, &y, classes)?;
+            let line = format!(
+                "R² {:.4}, Spearman {:.4}, MAE {} ({} tracks)",
+                m.r2_mean,
+                m.spearman_mean,
+                m.mae
+                    .iter()
+                    .zip(classes)
+                    .map(|(e, n)| format!("{e:.3} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                set.len()
+            );
+            Ok((
+                Report::Regression {
+                    loss: None,
+                    mae: m.mae,
+                    pearson: m.pearson,
+                    r2: m.r2,
+                    r2_mean: m.r2_mean,
+                    rmse: m.rmse,
+                    run: None,
+                    spearman: m.spearman,
+                    spearman_mean: m.spearman_mean,
+                    targets: classes,
+                    tracks: set.len(),
+                },
+                line,
+            ))
+        }
         Task::MultiClass => {
             let truth: Vec<usize> = set.items.iter().map(|i| i.labels[0]).collect();
             let m = classification_metrics(&truth, &argmax_rows(probs, c), c)?;
@@ -269,6 +356,35 @@ fn write_json(path: &Path, v: &impl Serialize) -> Res<()> {
     let s = serde_json::to_string_pretty(v).unwrap();
     Ok(mirkit::core::npy::write_atomic(path, |w| {
         w.write_all(s.as_bytes())
+    })?)
+}
+
+/// `test_predictions.csv` of a regression: path, then each target's true and predicted
+/// value (`NAME`, `NAME_predicted`), one row per track.
+fn write_predictions(path: &Path, set: &AudioSet, targets: &[String], pred: &[f32]) -> Res<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["path".to_string()];
+    for t in targets {
+        header.push(t.clone());
+        header.push(format!("{t}_predicted"));
+    }
+    let csv_err = |e: csv::Error| CliError::from(format!("{}: {e}", path.display()));
+    w.write_record(&header).map_err(csv_err)?;
+    let c = targets.len();
+    for (i, it) in set.items.iter().enumerate() {
+        let mut row = vec![it.path.display().to_string()];
+        for j in 0..c {
+            row.push(it.values[j].to_string());
+            row.push(pred[i * c + j].to_string());
+        }
+        w.write_record(&row).map_err(csv_err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::io::Write;
+    Ok(mirkit::core::npy::write_atomic(path, |f| {
+        f.write_all(&bytes)
     })?)
 }
 
@@ -439,6 +555,13 @@ fn test_report<M: Trainable>(
 }
 
 pub fn train_cmd(a: TrainArgs) -> Res<()> {
+    if a.data.task == TaskArg::Regression {
+        return Err(CliError::Usage(
+            "mirkit train fits classes or tags; for continuous targets fit a regression head \
+             on embeddings: mirkit finetune --task regression --head linear|mlp|knn"
+                .into(),
+        ));
+    }
     let t0 = std::time::Instant::now();
     let d = load_data(&a.data, 16_000)?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
@@ -516,6 +639,12 @@ pub struct FinetuneArgs {
     /// Neighbours of the k-NN head.
     #[arg(long, default_value_t = 5)]
     k: usize,
+    /// Loss of a regression head.
+    #[arg(long, value_enum, default_value_t = LossArg::Mse)]
+    loss: LossArg,
+    /// δ of the Huber loss, in standard deviations of the target.
+    #[arg(long, default_value_t = 1.0)]
+    huber_delta: f64,
 }
 
 pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
@@ -525,6 +654,20 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         return Err(
             "--from mfcc is the MFCC-statistics baseline: use --head linear, mlp or knn".into(),
         );
+    }
+    let regression = a.data.task == TaskArg::Regression;
+    if regression && a.head == HeadArg::Network {
+        return Err(CliError::Usage(
+            "--task regression fits a head on embeddings: use --head linear, mlp or knn \
+             (network fine-tuning fits classes or tags)"
+                .into(),
+        ));
+    }
+    if !(a.huber_delta > 0.0 && a.huber_delta.is_finite()) {
+        return Err(CliError::Usage(format!(
+            "--huber-delta {} must be finite and > 0",
+            a.huber_delta
+        )));
     }
     let d = load_data(&a.data, if mfcc { 22_050 } else { 16_000 })?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
@@ -603,16 +746,33 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             HeadConfig::default().lr
         }),
         seed: a.data.seed,
+        loss: match a.loss {
+            LossArg::Mse => RegressionLoss::Mse,
+            LossArg::Huber => RegressionLoss::Huber {
+                delta: a.huber_delta,
+            },
+        },
         ..HeadConfig::default()
     };
-    let head = Head::fit(
-        &xt,
-        &labels(&d.train),
-        Some((&xv, &labels(&d.valid))),
-        &d.ds.classes,
-        d.ds.task,
-        &cfg,
-    )?;
+    let head = if regression {
+        let values = |s: &AudioSet| s.items.iter().map(|i| i.values.clone()).collect::<Vec<_>>();
+        Head::fit_regression(
+            &xt,
+            &values(&d.train),
+            Some((&xv, &values(&d.valid))),
+            &d.ds.classes,
+            &cfg,
+        )?
+    } else {
+        Head::fit(
+            &xt,
+            &labels(&d.train),
+            Some((&xv, &labels(&d.valid))),
+            &d.ds.classes,
+            d.ds.task,
+            &cfg,
+        )?
+    };
     let mut meta = HashMap::new();
     meta.insert("embedding_model".to_string(), a.from.clone());
     meta.insert("layers".to_string(), a.layers.to_string());
@@ -629,6 +789,9 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     if let (Some(test), Some(xs)) = (&d.test, &xs) {
         let p = head.predict(xs)?;
         let (v, line) = evaluate_probs(d.ds.task, &p, test, &d.ds.classes)?;
+        if regression {
+            write_predictions(&a.out.join("test_predictions.csv"), test, &d.ds.classes, &p)?;
+        }
         let info = RunInfo::Head {
             command: "finetune",
             dim: xt.dim,
@@ -636,6 +799,10 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             from: a.from.clone(),
             head: a.head.to_string(),
             layers: a.layers.to_string(),
+            loss: regression.then(|| match a.loss {
+                LossArg::Mse => "mse".to_string(),
+                LossArg::Huber => format!("huber (delta {})", a.huber_delta),
+            }),
             seconds: t0.elapsed().as_secs_f64(),
         };
         write_json(&a.out.join("test.json"), &v.with(None, info))?;
@@ -686,7 +853,15 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         None
     };
     let sr = head.as_ref().map(|h| h.1.sample_rate()).unwrap_or(16_000);
-    let d = load_data(&a.data, sr)?;
+    let mut data_args = a.data.clone();
+    if let Some((h, _)) = &head {
+        if h.task() == Task::Regression && data_args.task != TaskArg::Regression {
+            // a regression head reads its own target columns unless told otherwise
+            data_args.task = TaskArg::Regression;
+            data_args.target = h.classes().to_vec();
+        }
+    }
+    let d = load_data(&data_args, sr)?;
     let set = match a.split {
         SplitArg::Train => &d.train,
         SplitArg::Valid => &d.valid,
