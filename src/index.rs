@@ -72,6 +72,64 @@ pub struct Built {
     pub failed: Vec<(PathBuf, Error)>,
 }
 
+/// What [`EmbeddingIndex::update`] did.
+pub struct Update {
+    /// Files embedded and appended.
+    pub added: usize,
+    /// Rows dropped because their files are gone.
+    pub removed: usize,
+    /// Rows kept as they were.
+    pub kept: usize,
+    /// New files that could not be embedded, with why.
+    pub failed: Vec<(PathBuf, Error)>,
+}
+
+/// Options of [`EmbeddingIndex::playlist`].
+#[derive(Debug, Clone, Default)]
+pub struct PlaylistOptions {
+    /// λ of maximal marginal relevance in [0, 1): 0 ranks by similarity alone, higher
+    /// values trade similarity for variety among the chosen tracks.
+    pub diversity: f32,
+    /// The seeds' own files (as indexed): never in the playlist, and their artists are
+    /// the ones `exclude_seed_artists` leaves out.
+    pub seed_files: Vec<String>,
+    /// Leave out every track by a seed's artist.
+    pub exclude_seed_artists: bool,
+    /// At most this many tracks per artist.
+    pub max_per_artist: Option<usize>,
+    /// Which folder names a file's artist: 1 is the file's own folder, 2 its parent
+    /// (`Artist/Album/track.flac`), and so on; 0 is read as 1.
+    pub artist_depth: usize,
+}
+
+/// The artist of a file: the name of the folder `depth` levels above it, if any.
+pub fn artist_of(file: &str, depth: usize) -> Option<String> {
+    let mut p = Path::new(file).parent()?;
+    for _ in 1..depth.max(1) {
+        p = p.parent()?;
+    }
+    p.file_name().map(|s| s.to_string_lossy().into_owned())
+}
+
+/// The `k` best `(score, row)` of `scores`, best first, ties in row order.
+fn top_k(scores: &[f32], k: usize) -> Vec<(f32, usize)> {
+    let mut v: Vec<(f32, usize)> = scores.iter().copied().zip(0..).collect();
+    top_k_pairs(&mut v, k)
+}
+
+fn top_k_pairs(v: &mut Vec<(f32, usize)>, k: usize) -> Vec<(f32, usize)> {
+    let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if k < v.len() {
+        if k == 0 {
+            return Vec::new();
+        }
+        v.select_nth_unstable_by(k - 1, order);
+        v.truncate(k);
+    }
+    v.sort_by(order);
+    std::mem::take(v)
+}
+
 /// FNV-1a 64 of `bytes` as 16 hex digits (a checksum tying an index's files together,
 /// not a cryptographic hash).
 fn fnv_hex(bytes: &[u8]) -> String {
@@ -288,8 +346,20 @@ impl EmbeddingIndex {
         })
     }
 
-    /// The `k` files most similar to `query` (cosine), best first.
+    /// The `k` files most similar to `query` (cosine), best first (ties in index order).
+    /// Exact search: every row is scored, in parallel on the current rayon pool, and only
+    /// the best `k` are sorted (docs/applications.md has the latency on 100,000 rows).
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(f32, &str)>> {
+        let scored = self.scores(query)?;
+        Ok(top_k(&scored, k)
+            .into_iter()
+            .map(|(s, i)| (s, self.files[i].as_str()))
+            .collect())
+    }
+
+    /// The cosine similarity of `query` to every row, in row order.
+    pub fn scores(&self, query: &[f32]) -> Result<Vec<f32>> {
+        use rayon::prelude::*;
         if query.len() != self.meta.dim {
             return Err(Error::Invalid(format!(
                 "query embedding has {} dims, the index {}",
@@ -297,26 +367,284 @@ impl EmbeddingIndex {
                 self.meta.dim
             )));
         }
-        let mut scored: Vec<(f32, &str)> = self
+        if let Some(i) = query.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "query embedding value #{i} is {}",
+                query[i]
+            )));
+        }
+        let rows: Vec<&[f32]> = self
             .embeddings
             .outer_iter()
-            .zip(&self.files)
-            .map(|(r, n)| {
-                (
-                    mirkit_models::scores::cosine(query, r.as_slice().expect("row")),
-                    n.as_str(),
-                )
-            })
+            .map(|r| r.to_slice().expect("standard-layout row"))
             .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.truncate(k);
-        Ok(scored)
+        Ok(rows
+            .par_iter()
+            .with_min_len(1024)
+            .map(|r| mirkit_models::scores::cosine(query, r))
+            .collect())
+    }
+
+    /// The row of a file, if the index holds it (exact path string as indexed).
+    pub fn row_of(&self, file: &str) -> Option<usize> {
+        self.files.iter().position(|f| f == file)
+    }
+
+    /// Brings the index up to date with `files` (a folder's current contents): rows of
+    /// files no longer listed are dropped, files not yet indexed are embedded with
+    /// `tagger` and appended, the others keep their vectors (a file is matched by its
+    /// path as indexed; a changed file keeps its old vector unless removed first). The
+    /// tagger must be the index's model. Returns what changed and the files that failed.
+    pub fn update(
+        &mut self,
+        tagger: &Tagger,
+        files: &[PathBuf],
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Update> {
+        if tagger.name() != self.meta.model {
+            return Err(Error::Invalid(format!(
+                "the index was made with {}, not {}: embeddings of two models cannot be \
+                 compared",
+                self.meta.model,
+                tagger.name()
+            )));
+        }
+        let wanted: std::collections::HashSet<String> =
+            files.iter().map(|f| f.display().to_string()).collect();
+        let kept: Vec<usize> = (0..self.files.len())
+            .filter(|&i| wanted.contains(&self.files[i]))
+            .collect();
+        let removed = self.files.len() - kept.len();
+        let have: std::collections::HashSet<&str> =
+            kept.iter().map(|&i| self.files[i].as_str()).collect();
+        let new: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| !have.contains(f.display().to_string().as_str()))
+            .collect();
+        let mut rows: Vec<(String, Vec<f32>)> = kept
+            .iter()
+            .map(|&i| (self.files[i].clone(), self.embeddings.row(i).to_vec()))
+            .collect();
+        let mut failed = Vec::new();
+        let mut added = 0;
+        for (i, f) in new.iter().enumerate() {
+            match tagger.embed_with(f, self.meta.layers) {
+                Ok(e) if e.len() == self.meta.dim || rows.is_empty() => {
+                    rows.push((f.display().to_string(), e));
+                    added += 1;
+                }
+                Ok(e) => failed.push((
+                    (*f).clone(),
+                    Error::Invalid(format!(
+                        "{}: embedding of {} dims, the index has {}",
+                        f.display(),
+                        e.len(),
+                        self.meta.dim
+                    )),
+                )),
+                Err(e) => failed.push(((*f).clone(), e)),
+            }
+            progress(i + 1, new.len());
+        }
+        let model = self.meta.model.clone();
+        *self = Self::new(&model, self.meta.layers, rows)?;
+        Ok(Update {
+            added,
+            removed,
+            kept: kept.len(),
+            failed,
+        })
+    }
+
+    /// A playlist of `n` files from the index around `seeds` (embeddings, e.g. rows of
+    /// the index or of files outside it): candidates are ranked by cosine similarity to
+    /// the seeds' centroid (of unit-length seeds), then chosen greedily by maximal
+    /// marginal relevance (Carbonell & Goldstein 1998): each next track maximises
+    /// `(1 − λ)·sim(track, centroid) − λ·max sim(track, chosen)`, with `λ =
+    /// opts.diversity` (0: plain nearest neighbours). Artist rules use the folder
+    /// `opts.artist_depth` levels above each file as its artist.
+    pub fn playlist(
+        &self,
+        seeds: &[Vec<f32>],
+        n: usize,
+        opts: &PlaylistOptions,
+    ) -> Result<Vec<(f32, &str)>> {
+        if seeds.is_empty() {
+            return Err(Error::Invalid("a playlist needs at least one seed".into()));
+        }
+        if !(0.0..1.0).contains(&opts.diversity) {
+            return Err(Error::Invalid(format!(
+                "diversity {} must be in [0, 1)",
+                opts.diversity
+            )));
+        }
+        let dim = self.meta.dim;
+        let mut centroid = vec![0f32; dim];
+        for s in seeds {
+            if s.len() != dim {
+                return Err(Error::Invalid(format!(
+                    "seed embedding has {} dims, the index {dim}",
+                    s.len()
+                )));
+            }
+            let norm = s.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                centroid.iter_mut().zip(s).for_each(|(c, v)| *c += v / norm);
+            }
+        }
+        let relevance = self.scores(&centroid)?;
+        let artist = |i: usize| artist_of(&self.files[i], opts.artist_depth);
+        let seed_artists: std::collections::HashSet<String> = opts
+            .seed_files
+            .iter()
+            .filter_map(|f| artist_of(f, opts.artist_depth))
+            .collect();
+        let excluded: std::collections::HashSet<&str> =
+            opts.seed_files.iter().map(|s| s.as_str()).collect();
+        // candidates: the best few hundred by relevance, after the hard rules
+        let pool_size = (20 * n).max(200);
+        let mut eligible: Vec<(f32, usize)> = relevance
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !excluded.contains(self.files[i].as_str()))
+            .filter(|&(i, _)| {
+                !opts.exclude_seed_artists || artist(i).is_none_or(|a| !seed_artists.contains(&a))
+            })
+            .map(|(i, &s)| (s, i))
+            .collect();
+        let pool = top_k_pairs(&mut eligible, pool_size);
+        let unit = |i: usize| -> Vec<f32> {
+            let r = self.embeddings.row(i);
+            let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            r.iter().map(|v| v / norm).collect()
+        };
+        let vecs: Vec<Vec<f32>> = pool.iter().map(|&(_, i)| unit(i)).collect();
+        let mut max_sim = vec![f32::NEG_INFINITY; pool.len()];
+        let mut taken = vec![false; pool.len()];
+        let mut per_artist: std::collections::HashMap<String, usize> = Default::default();
+        let mut out = Vec::new();
+        let lambda = opts.diversity;
+        while out.len() < n {
+            let mut best: Option<(f32, usize)> = None;
+            for (j, &(rel, i)) in pool.iter().enumerate() {
+                if taken[j] {
+                    continue;
+                }
+                if let (Some(cap), Some(a)) = (opts.max_per_artist, artist(i)) {
+                    if per_artist.get(&a).copied().unwrap_or(0) >= cap {
+                        continue;
+                    }
+                }
+                let red = if out.is_empty() { 0.0 } else { max_sim[j] };
+                let score = (1.0 - lambda) * rel - lambda * red;
+                if best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, j));
+                }
+            }
+            let Some((_, j)) = best else { break };
+            taken[j] = true;
+            let (rel, i) = pool[j];
+            if let Some(a) = artist(i) {
+                *per_artist.entry(a).or_default() += 1;
+            }
+            for (k, v) in vecs.iter().enumerate() {
+                if !taken[k] {
+                    let s: f32 = v.iter().zip(&vecs[j]).map(|(a, b)| a * b).sum();
+                    max_sim[k] = max_sim[k].max(s);
+                }
+            }
+            out.push((rel, self.files[i].as_str()));
+        }
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two artists with two nearly identical tracks each near the seed direction, and a
+    /// third artist further away.
+    fn library() -> EmbeddingIndex {
+        let rows = vec![
+            ("A/x/a1.flac".to_string(), vec![1.0, 0.00, 0.0]),
+            ("A/x/a2.flac".to_string(), vec![1.0, 0.01, 0.0]),
+            ("B/y/b1.flac".to_string(), vec![0.9, 0.30, 0.0]),
+            ("B/y/b2.flac".to_string(), vec![0.9, 0.31, 0.0]),
+            ("C/z/c1.flac".to_string(), vec![0.5, 0.00, 0.8]),
+            ("S/s/seed.flac".to_string(), vec![1.0, 0.1, 0.3]),
+        ];
+        EmbeddingIndex::new("m", Layers::Embedding, rows).unwrap()
+    }
+
+    #[test]
+    fn playlist_rules_and_diversity() {
+        let idx = library();
+        let seed = vec![idx.embeddings.row(5).to_vec()];
+        fn names(v: Vec<(f32, &str)>) -> Vec<String> {
+            v.into_iter().map(|r| r.1.to_string()).collect()
+        }
+        let base = PlaylistOptions {
+            seed_files: vec!["S/s/seed.flac".into()],
+            artist_depth: 2,
+            ..PlaylistOptions::default()
+        };
+        // λ = 0: nearest first, the seed's own file left out (expected orders worked out
+        // with NumPy from the same vectors)
+        let p = names(idx.playlist(&seed, 3, &base).unwrap());
+        assert_eq!(p, ["A/x/a2.flac", "A/x/a1.flac", "B/y/b1.flac"]);
+        // diversity: the near-duplicate a1 and b1 give way to other directions
+        let div = PlaylistOptions {
+            diversity: 0.5,
+            ..base.clone()
+        };
+        let p = names(idx.playlist(&seed, 3, &div).unwrap());
+        assert_eq!(p, ["A/x/a2.flac", "C/z/c1.flac", "B/y/b2.flac"]);
+        // one track per artist
+        let cap = PlaylistOptions {
+            max_per_artist: Some(1),
+            ..base.clone()
+        };
+        let p = names(idx.playlist(&seed, 5, &cap).unwrap());
+        assert_eq!(p, ["A/x/a2.flac", "B/y/b1.flac", "C/z/c1.flac"]);
+        // the seed's artist left out (the seed is artist A here)
+        let ex = PlaylistOptions {
+            seed_files: vec!["A/x/a1.flac".into()],
+            exclude_seed_artists: true,
+            ..base.clone()
+        };
+        let p = names(
+            idx.playlist(&[idx.embeddings.row(0).to_vec()], 2, &ex)
+                .unwrap(),
+        );
+        assert!(p.iter().all(|f| !f.starts_with("A/")), "{p:?}");
+        assert_eq!(artist_of("A/x/a1.flac", 1).as_deref(), Some("x"));
+        assert_eq!(artist_of("A/x/a1.flac", 2).as_deref(), Some("A"));
+        assert_eq!(artist_of("a1.flac", 2), None);
+        // errors
+        assert!(idx.playlist(&[], 3, &base).is_err());
+        assert!(idx.playlist(&[vec![1.0; 2]], 3, &base).is_err());
+        let bad = PlaylistOptions {
+            diversity: 1.0,
+            ..base.clone()
+        };
+        assert!(idx.playlist(&seed, 3, &bad).is_err());
+        assert!(idx.search(&[f32::NAN, 0.0, 0.0], 1).is_err());
+    }
+
+    /// The partial selection gives the full sort's first k, ties in row order.
+    #[test]
+    fn top_k_equals_a_full_sort() {
+        let mut r = mirkit_core::rng::Rng::new(5);
+        let scores: Vec<f32> = (0..5000)
+            .map(|_| (r.uniform() * 50.0).round() as f32)
+            .collect();
+        let mut full: Vec<(f32, usize)> = scores.iter().copied().zip(0..).collect();
+        full.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for k in [0, 1, 7, 100, 4999, 5000, 6000] {
+            assert_eq!(top_k(&scores, k), full[..k.min(5000)].to_vec(), "k = {k}");
+        }
+    }
 
     #[test]
     fn save_load_search_round_trip_with_awkward_names() {

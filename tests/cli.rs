@@ -1241,3 +1241,132 @@ fn threads_option_keeps_results() {
     let o = bin().args(["--threads", "0", "models"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `embed DIR -o INDEX --update` embeds only new files and drops vanished ones (kept rows
+/// bit for bit, the new row equal to a fresh single-file embedding); `similar` with two
+/// seeds and `--playlist` leaves the seeds out and writes an M3U.
+#[test]
+fn embed_update_and_playlist() {
+    let d = tmp("embed-update");
+    let src = d.join("music");
+    std::fs::create_dir_all(src.join("brass")).unwrap();
+    std::fs::create_dir_all(src.join("strings")).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("brass/trumpet.ogg")).unwrap();
+    let tone = |path: &Path, f0: f32, sweep: f32| {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 22050,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for t in 0..88_200 {
+            let s = t as f32 / 22050.0;
+            let phase = std::f32::consts::TAU * (f0 * s + 0.5 * sweep * s * s);
+            w.write_sample((phase.sin() * 8000.0) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+    };
+    tone(&src.join("brass/whale.wav"), 300.0, 0.0);
+    std::fs::copy(
+        clip("brahms_hungarian_dance_5.hq.ogg"),
+        src.join("strings/brahms.ogg"),
+    )
+    .unwrap();
+    let idx = d.join("index");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let o = bin().args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    run(&[&os("embed"), src.as_os_str(), &os("-o"), idx.as_os_str()]);
+    let before = mirkit::index::EmbeddingIndex::load(&idx).unwrap();
+    assert_eq!(before.meta.count, 3);
+    // add one file, remove one
+    tone(&src.join("strings/vibe.wav"), 200.0, 400.0);
+    std::fs::remove_file(src.join("brass/whale.wav")).unwrap();
+    let log = run(&[
+        &os("embed"),
+        src.as_os_str(),
+        &os("-o"),
+        idx.as_os_str(),
+        &os("--update"),
+    ]);
+    assert!(log.contains("1 added, 1 removed, 2 kept"), "{log}");
+    let after = mirkit::index::EmbeddingIndex::load(&idx).unwrap();
+    assert_eq!(after.meta.count, 3);
+    for f in &after.files {
+        assert!(!f.ends_with("whale.wav"));
+        if let Some(r) = before.row_of(f) {
+            assert_eq!(
+                after.embeddings.row(after.row_of(f).unwrap()),
+                before.embeddings.row(r)
+            );
+        }
+    }
+    let vibe = after
+        .files
+        .iter()
+        .position(|f| f.ends_with("vibe.wav"))
+        .unwrap();
+    let one = d.join("vibe.npy");
+    run(&[
+        &os("embed"),
+        src.join("strings/vibe.wav").as_os_str(),
+        &os("-o"),
+        one.as_os_str(),
+    ]);
+    let fresh: Vec<f32> = npy::read(&one)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    assert_eq!(fresh, after.embeddings.row(vibe).to_vec());
+    // nothing new: nothing rewritten
+    let log = run(&[
+        &os("embed"),
+        src.as_os_str(),
+        &os("-o"),
+        idx.as_os_str(),
+        &os("--update"),
+    ]);
+    assert!(log.contains("0 added, 0 removed, 3 kept"), "{log}");
+    // a playlist around two seeds of the index: neither seed in it, M3U written
+    let m3u = d.join("p.m3u");
+    let (t, b) = (
+        src.join("brass/trumpet.ogg").display().to_string(),
+        src.join("strings/brahms.ogg").display().to_string(),
+    );
+    let out = run(&[
+        &os("similar"),
+        &os(&t),
+        &os(&b),
+        &os("--index"),
+        idx.as_os_str(),
+        &os("--playlist"),
+        &os("5"),
+        &os("--diversity"),
+        &os("0.3"),
+        &os("-o"),
+        m3u.as_os_str(),
+    ]);
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(". ")).collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].contains("vibe.wav"), "{out}");
+    let text = std::fs::read_to_string(&m3u).unwrap();
+    assert!(
+        text.starts_with("#EXTM3U\n#EXTINF:-1,similarity "),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("vibe.wav"), "{text}");
+    // playlist options need --playlist
+    let o = bin()
+        .args(["similar", &t, "--index"])
+        .arg(&idx)
+        .args(["--diversity", "0.3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -27,19 +27,47 @@ pub struct EmbedArgs {
     /// error (a single file).
     #[arg(long)]
     timings: bool,
+    /// Folder: if the index exists, embed only files it does not hold yet and drop rows
+    /// of files that are gone (same model and layers required); saved in two phases as
+    /// always.
+    #[arg(long)]
+    update: bool,
 }
 
 /// Options of `mirkit similar`.
 #[derive(Args, Clone)]
 pub struct SimilarArgs {
-    /// Query audio file.
-    query: PathBuf,
+    /// Query audio file(s); several are searched by their centroid. A file the index
+    /// holds uses its stored vector.
+    #[arg(required = true)]
+    query: Vec<PathBuf>,
     /// Index folder (from `mirkit embed FOLDER`).
     #[arg(long)]
     index: PathBuf,
     /// Results to show.
     #[arg(short, long = "top-k", default_value_t = 10)]
     k: usize,
+    /// Make a playlist of this many tracks around the queries (seeds): seeds left out,
+    /// `--diversity`, artist rules; replaces `--top-k`.
+    #[arg(long, value_name = "N")]
+    playlist: Option<usize>,
+    /// Playlist: λ of maximal marginal relevance in [0, 1) (0: nearest first; 0.3 a
+    /// mild mix).
+    #[arg(long, default_value_t = 0.0, requires = "playlist")]
+    diversity: f32,
+    /// Playlist: leave out tracks by the seeds' artists.
+    #[arg(long, requires = "playlist")]
+    exclude_artist: bool,
+    /// Playlist: at most this many tracks per artist.
+    #[arg(long, value_name = "N", requires = "playlist")]
+    max_per_artist: Option<usize>,
+    /// Playlist: the artist is the folder this many levels above a file (2:
+    /// `Artist/Album/track`).
+    #[arg(long, default_value_t = 2, requires = "playlist")]
+    artist_depth: usize,
+    /// Also write the result as an M3U playlist (paths as indexed).
+    #[arg(short, long, value_name = "FILE.m3u")]
+    output: Option<PathBuf>,
 }
 
 /// Runs `mirkit embed`.
@@ -65,6 +93,41 @@ pub fn run(a: EmbedArgs) -> CliResult {
         return Ok(status(0));
     }
     let files = mirkit::io::audio_files(&a.input)?;
+    if a.update && a.output.join("meta.json").exists() {
+        let mut index = EmbeddingIndex::load(&a.output)?;
+        if index.meta.layers != layers {
+            return Err(CliError::Usage(format!(
+                "{} holds {:?} embeddings; --layers must match to update it",
+                a.output.display(),
+                index.meta.layers
+            )));
+        }
+        let pb = args::progress(files.len());
+        let up = index.update(&tagger, &files, |d, t| {
+            pb.set_length(t as u64);
+            pb.set_position(d as u64)
+        });
+        pb.finish_and_clear();
+        let up = up?;
+        if up.added + up.removed > 0 {
+            index.save(&a.output)?;
+        }
+        args::summary(
+            &format!(
+                "{}: {} added, {} removed, {} kept ({} embeddings)",
+                a.output.display(),
+                up.added,
+                up.removed,
+                up.kept,
+                index.meta.count
+            ),
+            false,
+        );
+        for (_, e) in &up.failed {
+            eprintln!("  {e}");
+        }
+        return Ok(status(up.failed.len()));
+    }
     let pb = args::progress(files.len());
     let built = EmbeddingIndex::build(&tagger, layers, &files, |_, _| pb.inc(1));
     pb.finish_and_clear();
@@ -93,8 +156,47 @@ pub fn run(a: EmbedArgs) -> CliResult {
 pub fn similar(a: SimilarArgs) -> CliResult {
     let index = EmbeddingIndex::load(&a.index)?;
     let tagger = mirkit::Tagger::new(&index.meta.model)?;
-    let q = tagger.embed_with(&a.query, index.meta.layers)?;
-    let hits = index.search(&q, a.k)?;
+    let mut seeds = Vec::new();
+    let mut seed_files = Vec::new();
+    for q in &a.query {
+        let name = q.display().to_string();
+        match index.row_of(&name) {
+            Some(r) => seeds.push(index.embeddings.row(r).to_vec()),
+            None => seeds.push(tagger.embed_with(q, index.meta.layers)?),
+        }
+        seed_files.push(name);
+    }
+    let hits = match a.playlist {
+        Some(n) => index.playlist(
+            &seeds,
+            n,
+            &mirkit::index::PlaylistOptions {
+                diversity: a.diversity,
+                seed_files,
+                exclude_seed_artists: a.exclude_artist,
+                max_per_artist: a.max_per_artist,
+                artist_depth: a.artist_depth,
+            },
+        )?,
+        None if seeds.len() == 1 => index.search(&seeds[0], a.k)?,
+        None => {
+            let dim = index.meta.dim;
+            let mut c = vec![0f32; dim];
+            for s in &seeds {
+                let norm = s.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                c.iter_mut().zip(s).for_each(|(c, v)| *c += v / norm);
+            }
+            index.search(&c, a.k)?
+        }
+    };
+    if let Some(path) = &a.output {
+        let mut m3u = String::from("#EXTM3U\n");
+        for (s, f) in &hits {
+            m3u.push_str(&format!("#EXTINF:-1,similarity {s:.4}\n{f}\n"));
+        }
+        use std::io::Write;
+        mirkit::core::npy::write_atomic(path, |w| w.write_all(m3u.as_bytes()))?;
+    }
     let lines: Vec<String> = hits
         .iter()
         .enumerate()
