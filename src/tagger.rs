@@ -45,6 +45,37 @@ pub struct TagResult {
 }
 
 impl TagResult {
+    /// The same result in another data set's tag vocabulary
+    /// ([`mirkit_models::vocabulary`]): each target tag scored by the maximum over the
+    /// model's tags of the same concept, per window too; target tags without a
+    /// counterpart are left out. The model's vocabulary is read from its name.
+    pub fn in_vocabulary(&self, to: mirkit_models::vocabulary::Vocabulary) -> Result<Self> {
+        use mirkit_models::vocabulary::{Translation, Vocabulary};
+        let from = Vocabulary::of_model(&self.model).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: not trained on MTAT, MSD or Jamendo tags, so it has no vocabulary to \
+                 translate from",
+                self.model
+            ))
+        })?;
+        let t = Translation::new(&self.tags, from, to)?;
+        let w = self.tags.len();
+        Ok(Self {
+            model: self.model.clone(),
+            tags: t.tags().to_vec(),
+            scores: t.apply(&self.scores, w),
+            segments: self
+                .segments
+                .iter()
+                .map(|s| Segment {
+                    start_secs: s.start_secs,
+                    scores: t.apply(&s.scores, w),
+                })
+                .collect(),
+            timings: self.timings,
+        })
+    }
+
     /// The `k` best tags, best first.
     pub fn top_k(&self, k: usize) -> Vec<(&str, f32)> {
         mirkit_models::scores::top_k(&self.tags, &self.scores, k)

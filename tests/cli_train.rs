@@ -340,3 +340,105 @@ fn finetune_regression_head_then_eval() {
         "{err}"
     );
 }
+
+fn clip(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/clips")
+        .join(name)
+}
+
+/// Across data sets: `tag --vocabulary msd` answers an MTAT model in MSD tags (only
+/// tags with a counterpart), and `eval --vocabulary jamendo` scores an MTAT tagger on a
+/// Jamendo-tagged manifest over the tags both share, naming those it cannot score.
+#[test]
+fn tags_and_eval_across_vocabularies() {
+    let d = TmpDir::new("mirkit-cli-vocab-");
+    std::fs::copy(
+        clip("brahms_hungarian_dance_5.hq.ogg"),
+        d.join("brahms.ogg"),
+    )
+    .unwrap();
+    std::fs::copy(
+        clip("sorohanro_-_solo-trumpet-06.hq.ogg"),
+        d.join("trumpet.ogg"),
+    )
+    .unwrap();
+    wav(&d.join("tone.wav"), 440.0, 0);
+    let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+        .args(["tag", "--model", "won2020-fcn-mtat", "--vocabulary", "msd"])
+        .args(["--format", "json", "-k", "50"])
+        .arg(d.join("brahms.ogg"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("answering in msd tags") && err.contains("jazz"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tags: Vec<&str> = v[0]["scores"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert!(
+        tags.contains(&"female vocalists") && tags.contains(&"rock"),
+        "{tags:?}"
+    );
+    assert!(
+        !tags.contains(&"jazz") && !tags.contains(&"classical"),
+        "{tags:?}"
+    );
+    std::fs::write(
+        d.join("m.csv"),
+        "path,label,split\n\
+         brahms.ogg,genre---classical|instrument---strings,test\n\
+         trumpet.ogg,genre---jazz,test\n\
+         tone.wav,genre---electronic,test\n\
+         tone.wav,genre---electronic,train\n\
+         tone.wav,genre---electronic,valid\n",
+    )
+    .unwrap();
+    let j = d.join("e.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+        .args([
+            "eval",
+            "--model",
+            "won2020-fcn-mtat",
+            "--vocabulary",
+            "jamendo",
+        ])
+        .args(["--tag-sep", "|", "--eval-chunks", "1", "--data"])
+        .arg(d.join("m.csv"))
+        .arg("--json")
+        .arg(&j)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("no counterpart in the model's tags: genre---jazz"),
+        "{err}"
+    );
+    let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    assert_eq!(
+        e["tags"],
+        serde_json::json!([
+            "genre---classical",
+            "genre---electronic",
+            "instrument---strings"
+        ])
+    );
+    for r in e["roc_auc"].as_array().unwrap() {
+        assert!((0.0..=1.0).contains(&r.as_f64().unwrap()));
+    }
+    // an unknown vocabulary is a usage error; a model of no known vocabulary too
+    let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+        .args(["tag", "--vocabulary", "gtzan"])
+        .arg(d.join("tone.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

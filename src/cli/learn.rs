@@ -5,6 +5,7 @@ use super::error::CliError;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mirkit::models::registry;
+use mirkit::models::vocabulary::{Translation, Vocabulary};
 use mirkit::nn::loss::RegressionLoss;
 use mirkit::train::audio::AudioSet;
 use mirkit::train::data::{CsvOptions, Dataset, Task};
@@ -811,6 +812,67 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     Ok(())
 }
 
+/// Scores of a model in its own vocabulary → the data set's tags: the translated scores
+/// of the data-set tags that have a counterpart and both positives and negatives in
+/// `set` (ROC-AUC needs both), with each item's labels renumbered to that list. The
+/// tags left out are listed on standard error.
+fn across_vocabularies(
+    probs: &[f32],
+    width: usize,
+    t: &Translation,
+    set: &AudioSet,
+    classes: &[String],
+) -> Res<(Vec<f32>, AudioSet, Vec<String>)> {
+    let translated = t.apply(probs, width);
+    let tw = t.tags().len();
+    let (mut keep, mut no_counterpart, mut one_sided) = (vec![], vec![], vec![]);
+    for (ci, c) in classes.iter().enumerate() {
+        let Some(col) = t.tags().iter().position(|x| x == c) else {
+            no_counterpart.push(c.as_str());
+            continue;
+        };
+        let pos = set
+            .items
+            .iter()
+            .filter(|it| it.labels.contains(&ci))
+            .count();
+        if pos == 0 || pos == set.len() {
+            one_sided.push(c.as_str());
+            continue;
+        }
+        keep.push((ci, col, c.clone()));
+    }
+    if !no_counterpart.is_empty() {
+        eprintln!(
+            "no counterpart in the model's tags: {}",
+            no_counterpart.join(", ")
+        );
+    }
+    if !one_sided.is_empty() {
+        eprintln!(
+            "left out (every track, or none, has the tag in this split): {}",
+            one_sided.join(", ")
+        );
+    }
+    if keep.is_empty() {
+        return Err("no tag of the data set can be scored with this model".into());
+    }
+    let out: Vec<f32> = translated
+        .chunks(tw)
+        .flat_map(|row| keep.iter().map(|&(_, col, _)| row[col]).collect::<Vec<_>>())
+        .collect();
+    let mut sub = set.clone();
+    for it in &mut sub.items {
+        it.labels = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, (ci, _, _))| it.labels.contains(ci))
+            .map(|(k, _)| k)
+            .collect();
+    }
+    Ok((out, sub, keep.into_iter().map(|k| k.2).collect()))
+}
+
 /// `mirkit eval`.
 #[derive(Args, Clone, Debug)]
 pub struct EvalArgs {
@@ -829,6 +891,11 @@ pub struct EvalArgs {
     /// Write the metrics here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The data set's labels are tags of this vocabulary (`mtat`, `msd`, `jamendo`)
+    /// while the registry tagger was trained on another's: its scores are translated
+    /// (docs/applications.md) and the tags both sides share are scored.
+    #[arg(long, value_parser = ["mtat", "msd", "jamendo"])]
+    vocabulary: Option<String>,
 }
 
 pub fn eval_cmd(a: EvalArgs) -> Res<()> {
@@ -882,6 +949,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         }
         Ok(())
     };
+    let mut translation = None;
     let probs = if let Some((head, source)) = &head {
         check_classes(head.classes())?;
         let x = source.extract(set)?;
@@ -901,6 +969,35 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             a.eval_chunks,
         )?
         .probs
+    } else if let Some(voc) = &a.vocabulary {
+        if d.ds.task != Task::MultiLabel {
+            return Err(CliError::Usage(
+                "--vocabulary scores tags: give a multi-label manifest (--tag-sep)".into(),
+            ));
+        }
+        let m = FineTune::load(&a.model)?;
+        let from = Vocabulary::of_model(&a.model).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--vocabulary: {} was not trained on MTAT, MSD or Jamendo tags",
+                a.model
+            ))
+        })?;
+        let t = Translation::new(m.model().tags(), from, Vocabulary::parse(voc)?)?;
+        // raw scores of the model's own tags (labels blanked: they index another list)
+        let mut blank = set.clone();
+        blank.items.iter_mut().for_each(|it| it.labels.clear());
+        let n = m.model().tags().len();
+        let p = predict(
+            &m,
+            &blank,
+            Task::MultiLabel,
+            n,
+            m.input_len(),
+            a.eval_chunks,
+        )?
+        .probs;
+        translation = Some((t, m.model().tags().to_vec()));
+        p
     } else {
         let m = FineTune::load(&a.model)?;
         check_classes(m.model().tags())?;
@@ -914,7 +1011,15 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         )?
         .probs
     };
-    let (v, line) = evaluate_probs(d.ds.task, &probs, set, &d.ds.classes)?;
+    let (probs, set, classes) = match &a.vocabulary {
+        None => (probs, set.clone(), d.ds.classes.clone()),
+        Some(_) => {
+            let (t, m_tags) = translation.as_ref().expect("made with the model");
+            across_vocabularies(&probs, m_tags.len(), t, set, &d.ds.classes)?
+        }
+    };
+    let set = &set;
+    let (v, line) = evaluate_probs(d.ds.task, &probs, set, &classes)?;
     println!(
         "{} on {} ({}): {line}",
         a.model,

@@ -44,6 +44,11 @@ pub struct TagArgs {
     /// error, summed over the files.
     #[arg(long)]
     timings: bool,
+    /// Answer in another data set's tags (`mtat`, `msd`, `jamendo`): each tag scored by
+    /// the model's tags of the same meaning (docs/applications.md has the table); tags
+    /// without a counterpart are left out.
+    #[arg(long, value_parser = ["mtat", "msd", "jamendo"])]
+    vocabulary: Option<String>,
 }
 
 /// Runs `mirkit tag`.
@@ -58,6 +63,35 @@ pub fn run(mut a: TagArgs) -> CliResult {
         a.output = None;
     }
     let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
+    let vocabulary = match &a.vocabulary {
+        None => None,
+        Some(v) => {
+            let to = mirkit::models::vocabulary::Vocabulary::parse(v)?;
+            let from = mirkit::models::vocabulary::Vocabulary::of_model(tagger.name()).ok_or_else(
+                || {
+                    CliError::Usage(format!(
+                        "--vocabulary: {} was not trained on MTAT, MSD or Jamendo tags",
+                        tagger.name()
+                    ))
+                },
+            )?;
+            let t = mirkit::models::vocabulary::Translation::new(tagger.tags(), from, to)?;
+            if !args::quiet() {
+                eprintln!(
+                    "{} answering in {} tags: {} of them have a counterpart{}",
+                    tagger.name(),
+                    to.name(),
+                    t.tags().len(),
+                    if t.unmapped().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (none for: {})", t.unmapped().join(", "))
+                    }
+                );
+            }
+            Some(to)
+        }
+    };
     if a.resume && (a.output.is_none() || a.format != TagFormat::Json) {
         return Err(CliError::Usage(
             "--resume needs -o OUT and --format json".into(),
@@ -119,7 +153,10 @@ pub fn run(mut a: TagArgs) -> CliResult {
     let mut last_save = std::time::Instant::now();
     let mut results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = Vec::new();
     for f in &files {
-        let r = tagger.tag_file(f);
+        let r = tagger.tag_file(f).and_then(|r| match vocabulary {
+            Some(v) => r.in_vocabulary(v),
+            None => Ok(r),
+        });
         pb.inc(1);
         results.push((f.clone(), r));
         if a.resume && last_save.elapsed().as_secs_f64() >= flush {

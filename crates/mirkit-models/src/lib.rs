@@ -52,6 +52,7 @@ pub mod rese2;
 pub mod sample_cnn;
 pub mod scores;
 pub mod short_chunk;
+pub mod vocabulary;
 pub mod weights;
 pub mod windows;
 pub mod won2020;
