@@ -19,8 +19,9 @@ pub struct EmbedArgs {
     /// Registry model or a `.safetensors` file.
     #[arg(long, default_value = mirkit::models::registry::DEFAULT_MODEL)]
     model: String,
-    /// `embedding`: the penultimate layer; `all`: every pooled intermediate layer
-    /// concatenated (Choi et al. 2017).
+    /// `embedding`: the penultimate layer (compact, for similarity search); `all`: every
+    /// pooled intermediate layer concatenated (Choi et al. 2017), the better features for
+    /// classification (docs/transfer.md "Transfer defaults").
     #[arg(long, value_enum, default_value_t = LayersArg::Embedding)]
     layers: LayersArg,
     /// Print where the time went (decode, resample, features, model, write) on standard

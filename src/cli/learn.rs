@@ -602,6 +602,12 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
     Ok(())
 }
 
+/// The embedding model of `finetune --head linear|mlp|knn` when `--from` is not given:
+/// with every layer pooled (`--layers all`, the default) it was the best of four
+/// taggers × two representations across Ballroom-8 and drums5 (docs/transfer.md,
+/// "Transfer defaults", `tools/transfer_defaults.sh`).
+const HEAD_DEFAULT_MODEL: &str = "vgg-mtt";
+
 /// `mirkit finetune`.
 #[derive(Args, Clone, Debug)]
 pub struct FinetuneArgs {
@@ -613,9 +619,11 @@ pub struct FinetuneArgs {
     #[arg(short, long, visible_alias = "output")]
     out: PathBuf,
     /// Pretrained model: registry name or Won 2020-layout .safetensors; `mfcc` gives the
-    /// classic baseline (MFCC-20 mean and std per track) under the same head.
-    #[arg(long, visible_alias = "model", default_value = registry::DEFAULT_MODEL)]
-    from: String,
+    /// classic baseline (MFCC-20 mean and std per track) under the same head. Default:
+    /// `vgg-mtt` for heads (the best on two data sets, docs/transfer.md "Transfer
+    /// defaults"), the default tagger for `--head network`.
+    #[arg(long, visible_alias = "model")]
+    from: Option<String>,
     /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
     /// fine-tune the network with a new output layer.
     #[arg(long, value_enum, default_value_t = HeadArg::Linear)]
@@ -650,7 +658,14 @@ pub struct FinetuneArgs {
 
 pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     let t0 = std::time::Instant::now();
-    let mfcc = a.from == "mfcc";
+    let from = a.from.clone().unwrap_or_else(|| {
+        if a.head == HeadArg::Network {
+            registry::DEFAULT_MODEL.to_string()
+        } else {
+            HEAD_DEFAULT_MODEL.to_string()
+        }
+    });
+    let mfcc = from == "mfcc";
     if mfcc && a.head == HeadArg::Network {
         return Err(
             "--from mfcc is the MFCC-statistics baseline: use --head linear, mlp or knn".into(),
@@ -681,7 +696,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             p => Freeze::Prefixes(p.split(',').map(|s| s.to_string()).collect()),
         };
         let ft = FineTune::new(
-            &a.from,
+            &from,
             &d.ds.classes,
             FineTuneConfig {
                 freeze,
@@ -711,7 +726,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
                 command: "finetune",
                 epochs_run: r.history.len(),
                 freeze: a.freeze.clone(),
-                from: a.from.clone(),
+                from: from.clone(),
                 frozen_bn_stats: a.frozen_bn_stats,
                 head_lr_mult: a.head_lr_mult,
                 seconds: t0.elapsed().as_secs_f64(),
@@ -728,7 +743,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         HeadArg::Network => unreachable!("--head network returned above"),
     };
     let layers: Layers = a.layers.into();
-    let source = Source::open(&a.from, layers)?;
+    let source = Source::open(&from, layers)?;
     let emb = |s: &AudioSet| source.extract(s);
     let bar = ProgressBar::new_spinner();
     bar.set_message("embedding train/valid/test");
@@ -775,7 +790,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         )?
     };
     let mut meta = HashMap::new();
-    meta.insert("embedding_model".to_string(), a.from.clone());
+    meta.insert("embedding_model".to_string(), from.clone());
     meta.insert("layers".to_string(), a.layers.to_string());
     let path = a.out.join("head.safetensors");
     head.save(&path, &meta)?;
@@ -785,7 +800,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         a.head,
         xt.dim,
         a.layers,
-        a.from
+        from
     );
     if let (Some(test), Some(xs)) = (&d.test, &xs) {
         let p = head.predict(xs)?;
@@ -797,7 +812,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             command: "finetune",
             dim: xt.dim,
             embed_seconds: t_embed,
-            from: a.from.clone(),
+            from: from.clone(),
             head: a.head.to_string(),
             layers: a.layers.to_string(),
             loss: regression.then(|| match a.loss {

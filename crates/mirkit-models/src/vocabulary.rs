@@ -71,7 +71,7 @@ impl Vocabulary {
     pub fn of_model(name: &str) -> Option<Self> {
         let n = name.to_ascii_lowercase();
         let last = n
-            .rsplit(|c: char| c == '-' || c == '_' || c == '/')
+            .rsplit(['-', '_', '/'])
             .next()
             .unwrap_or("");
         let first = n.split(['-', '_']).next().unwrap_or("");
