@@ -153,10 +153,10 @@ pub fn run(mut a: TagArgs) -> CliResult {
     let mut last_save = std::time::Instant::now();
     let mut results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = Vec::new();
     for f in &files {
-        let r = tagger.tag_file(f).and_then(|r| match vocabulary {
-            Some(v) => r.in_vocabulary(v),
-            None => Ok(r),
-        });
+        let r = match (tagger.tag_file(f), vocabulary) {
+            (Ok(r), Some(v)) => r.in_vocabulary(v),
+            (r, _) => r,
+        };
         pb.inc(1);
         results.push((f.clone(), r));
         if a.resume && last_save.elapsed().as_secs_f64() >= flush {

@@ -70,10 +70,7 @@ impl Vocabulary {
     /// `won2020-fcn-msd`, `MTT_vgg`...); `None` for other models.
     pub fn of_model(name: &str) -> Option<Self> {
         let n = name.to_ascii_lowercase();
-        let last = n
-            .rsplit(['-', '_', '/'])
-            .next()
-            .unwrap_or("");
+        let last = n.rsplit(['-', '_', '/']).next().unwrap_or("");
         let first = n.split(['-', '_']).next().unwrap_or("");
         let found = [last, first]
             .into_iter()

@@ -231,7 +231,7 @@ fn regression_heads_fit_in_target_units_and_reload() {
         } else {
             assert!(b > min_val, "{kind:?} {loss:?}: R² valence {b}");
         }
-        let path = d.join(&format!("{}.safetensors", kind.name()));
+        let path = d.join(format!("{}.safetensors", kind.name()));
         h.save(&path, &meta).unwrap();
         let (back, _) = Head::load(&path).unwrap();
         assert_eq!(back.predict(&tx).unwrap(), p, "{kind:?} reload");
