@@ -456,6 +456,26 @@ impl EmbeddingIndex {
         })
     }
 
+    /// The sum of the unit-length `seeds` (the direction of their centroid, what
+    /// several seeds are searched by); zero vectors add nothing.
+    pub fn centroid(&self, seeds: &[Vec<f32>]) -> Result<Vec<f32>> {
+        let dim = self.meta.dim;
+        let mut centroid = vec![0f32; dim];
+        for s in seeds {
+            if s.len() != dim {
+                return Err(Error::Invalid(format!(
+                    "seed embedding has {} dims, the index {dim}",
+                    s.len()
+                )));
+            }
+            let norm = s.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                centroid.iter_mut().zip(s).for_each(|(c, v)| *c += v / norm);
+            }
+        }
+        Ok(centroid)
+    }
+
     /// A playlist of `n` files from the index around `seeds` (embeddings, e.g. rows of
     /// the index or of files outside it): candidates are ranked by cosine similarity to
     /// the seeds' centroid (of unit-length seeds), then chosen greedily by maximal
@@ -478,21 +498,7 @@ impl EmbeddingIndex {
                 opts.diversity
             )));
         }
-        let dim = self.meta.dim;
-        let mut centroid = vec![0f32; dim];
-        for s in seeds {
-            if s.len() != dim {
-                return Err(Error::Invalid(format!(
-                    "seed embedding has {} dims, the index {dim}",
-                    s.len()
-                )));
-            }
-            let norm = s.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                centroid.iter_mut().zip(s).for_each(|(c, v)| *c += v / norm);
-            }
-        }
-        let relevance = self.scores(&centroid)?;
+        let relevance = self.scores(&self.centroid(seeds)?)?;
         let artist = |i: usize| artist_of(&self.files[i], opts.artist_depth);
         let seed_artists: std::collections::HashSet<String> = opts
             .seed_files

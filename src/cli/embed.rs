@@ -180,15 +180,7 @@ pub fn similar(a: SimilarArgs) -> CliResult {
             },
         )?,
         None if seeds.len() == 1 => index.search(&seeds[0], a.k)?,
-        None => {
-            let dim = index.meta.dim;
-            let mut c = vec![0f32; dim];
-            for s in &seeds {
-                let norm = s.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                c.iter_mut().zip(s).for_each(|(c, v)| *c += v / norm);
-            }
-            index.search(&c, a.k)?
-        }
+        None => index.search(&index.centroid(&seeds)?, a.k)?,
     };
     if let Some(path) = &a.output {
         let mut m3u = String::from("#EXTM3U\n");

@@ -267,11 +267,7 @@ fn evaluate_probs<'a>(
     let c = classes.len();
     match task {
         Task::Regression => {
-            let y: Vec<f32> = set
-                .items
-                .iter()
-                .flat_map(|it| it.values.iter().copied())
-                .collect();
+            let y = mirkit::train::data::value_rows(&set.items);
             let m = regression_metrics(probs, &y, classes)?;
             let line = format!(
                 "R² {:.4}, Spearman {:.4}, MAE {} ({} tracks)",

@@ -69,13 +69,11 @@ impl Vocabulary {
     /// The vocabulary a registry model was trained on, from its name (`musicnn-mtt`,
     /// `won2020-fcn-msd`, `MTT_vgg`...); `None` for other models.
     pub fn of_model(name: &str) -> Option<Self> {
-        let n = name.to_ascii_lowercase();
+        let lower = name.to_ascii_lowercase();
+        let n = lower.trim_end_matches(".safetensors");
         let last = n.rsplit(['-', '_', '/']).next().unwrap_or("");
         let first = n.split(['-', '_']).next().unwrap_or("");
-        let found = [last, first]
-            .into_iter()
-            .find_map(|part| Self::parse(part.trim_end_matches(".safetensors")).ok());
-        found
+        Self::parse(last).or_else(|_| Self::parse(first)).ok()
     }
 
     fn column(self) -> usize {

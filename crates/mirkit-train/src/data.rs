@@ -198,25 +198,35 @@ impl Dataset {
             Some(s) => header.iter().position(|h| h.trim() == s),
             None => None,
         };
+        let split_of = |f: &[&str]| {
+            sc.map(|c| f[c].trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        // every data row, checked for CSV errors and field count, with its line number
+        let mut recs = Vec::new();
+        for rec in records {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                parse_err(line, e.to_string())
+            })?;
+            let line = line_of(&rec);
+            let f: Vec<&str> = rec.iter().collect();
+            if f.len() != header.len() {
+                return Err(parse_err(
+                    line,
+                    format!("{} fields, header has {}", f.len(), header.len()),
+                ));
+            }
+            recs.push((line, rec));
+        }
         if let Some(names) = &opts.value_columns {
             if names.is_empty() {
                 return Err(invalid("value_columns", "[]", "name at least one column"));
             }
             let vcs = names.iter().map(|n| col(n)).collect::<Result<Vec<_>>>()?;
             let mut items = Vec::new();
-            for rec in records {
-                let rec = rec.map_err(|e| {
-                    let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                    parse_err(line, e.to_string())
-                })?;
-                let line = line_of(&rec);
-                let f: Vec<&str> = rec.iter().collect();
-                if f.len() != header.len() {
-                    return Err(parse_err(
-                        line,
-                        format!("{} fields, header has {}", f.len(), header.len()),
-                    ));
-                }
+            for (line, rec) in &recs {
+                let (line, f) = (*line, rec.iter().collect::<Vec<&str>>());
                 let mut values = Vec::with_capacity(vcs.len());
                 for (&c, name) in vcs.iter().zip(names) {
                     let v: f32 = f[c].trim().parse().map_err(|_| {
@@ -231,9 +241,7 @@ impl Dataset {
                     path: base.join(f[pc].trim()),
                     labels: Vec::new(),
                     values,
-                    split: sc
-                        .map(|c| f[c].trim().to_string())
-                        .filter(|s| !s.is_empty()),
+                    split: split_of(&f),
                 });
             }
             return Ok(Self {
@@ -244,19 +252,8 @@ impl Dataset {
         }
         let lc = col(&opts.label_column)?;
         let mut rows = Vec::new();
-        for rec in records {
-            let rec = rec.map_err(|e| {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                parse_err(line, e.to_string())
-            })?;
-            let line = line_of(&rec);
-            let f: Vec<&str> = rec.iter().collect();
-            if f.len() != header.len() {
-                return Err(parse_err(
-                    line,
-                    format!("{} fields, header has {}", f.len(), header.len()),
-                ));
-            }
+        for (line, rec) in &recs {
+            let (line, f) = (*line, rec.iter().collect::<Vec<&str>>());
             let labels: Vec<String> = match opts.tag_separator {
                 Some(sep) => f[lc]
                     .split(sep)
@@ -268,10 +265,7 @@ impl Dataset {
             if opts.tag_separator.is_none() && labels[0].is_empty() {
                 return Err(parse_err(line, "empty label".into()));
             }
-            let split = sc
-                .map(|c| f[c].trim().to_string())
-                .filter(|s| !s.is_empty());
-            rows.push((line, base.join(f[pc].trim()), labels, split));
+            rows.push((line, base.join(f[pc].trim()), labels, split_of(&f)));
         }
         let task = if opts.tag_separator.is_some() {
             Task::MultiLabel
@@ -653,16 +647,21 @@ impl Dataset {
     /// values for [`Task::Regression`].
     pub fn targets(&self, items: &[Item]) -> Vec<f32> {
         if self.task == Task::Regression {
-            return items
-                .iter()
-                .flat_map(|it| it.values.iter().copied())
-                .collect();
+            return value_rows(items);
         }
         multi_hot(
             items.iter().map(|it| it.labels.as_slice()),
             self.classes.len(),
         )
     }
+}
+
+/// Regression targets of `items`, row-major (`rows × targets`).
+pub fn value_rows<'a>(items: impl IntoIterator<Item = &'a Item>) -> Vec<f32> {
+    items
+        .into_iter()
+        .flat_map(|it| it.values.iter().copied())
+        .collect()
 }
 
 /// Multi-hot matrix (`rows × classes`, row-major) of per-row class indices.

@@ -454,11 +454,7 @@ pub fn predict<M: Trainable + ?Sized>(
 pub fn score(task: Task, probs: &[f32], set: &AudioSet, classes: &[String]) -> Result<(f64, f64)> {
     match task {
         Task::Regression => {
-            let y: Vec<f32> = set
-                .items
-                .iter()
-                .flat_map(|it| it.values.iter().copied())
-                .collect();
+            let y = crate::data::value_rows(&set.items);
             let m = metrics::regression_metrics(probs, &y, classes)?;
             Ok((m.r2_mean, m.spearman_mean))
         }

@@ -175,6 +175,11 @@ fn check_values(x: &Embeddings, values: &[Vec<f32>], outputs: usize) -> Result<(
             "a regression needs at least two rows",
         ));
     }
+    check_finite(x)
+}
+
+/// Every embedding value finite.
+fn check_finite(x: &Embeddings) -> Result<()> {
     if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
         return Err(invalid(
             "embeddings",
@@ -212,14 +217,7 @@ fn check(x: &Embeddings, labels: &[Vec<usize>], classes: usize, task: Task) -> R
     if x.n == 0 {
         return Err(invalid("embeddings", 0, "no rows"));
     }
-    if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
-        return Err(invalid(
-            "embeddings",
-            format!("value #{i}"),
-            "must be finite",
-        ));
-    }
-    Ok(())
+    check_finite(x)
 }
 
 fn build_layers(
