@@ -1370,3 +1370,81 @@ fn embed_update_and_playlist() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `-v`: settings, one line per file and the stage timings on standard error; the data
+/// and the standard-output summary are what they are without it; `-q -v` is a usage error.
+#[test]
+fn verbose_reports_settings_files_and_timings() {
+    let d = tmp("verbose");
+    let folder = d.join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(clip(TRUMPET), folder.join("t.ogg")).unwrap();
+    std::fs::copy(
+        clip("brahms_hungarian_dance_5.hq.ogg"),
+        folder.join("b.ogg"),
+    )
+    .unwrap();
+    let run = |verbose: bool, out: &Path| {
+        let mut c = bin();
+        c.args(["--threads", "1"]);
+        if verbose {
+            c.arg("-v");
+        }
+        let o = c
+            .args(["features", "--n-mels", "40", "--db"])
+            .arg(&folder)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    };
+    let (plain_out, plain_err) = run(false, &d.join("plain"));
+    let (v_out, v_err) = run(true, &d.join("v"));
+    assert!(plain_err.is_empty(), "{plain_err}");
+    assert_eq!(
+        plain_out.replace("plain", "v"),
+        v_out,
+        "stdout does not change"
+    );
+    assert!(v_err.contains("1 worker thread(s) (--threads)"), "{v_err}");
+    assert!(v_err.contains("40 mels"), "{v_err}");
+    assert!(v_err.contains("compression Db"), "{v_err}");
+    for name in ["t", "b"] {
+        assert!(
+            v_err
+                .lines()
+                .any(|l| l.contains(&format!("{name}.ogg ->")) && l.ends_with(" s")),
+            "{v_err}"
+        );
+        assert_eq!(
+            std::fs::read(d.join("plain").join(format!("{name}.npy"))).unwrap(),
+            std::fs::read(d.join("v").join(format!("{name}.npy"))).unwrap()
+        );
+    }
+    assert!(v_err.contains("timings (summed over 2 files)"), "{v_err}");
+    // tag: the model's front end and one line per file
+    let o = bin()
+        .args(["-v", "tag"])
+        .arg(folder.join("t.ogg"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("model musicnn-mtt: 50 tags, input 16000 Hz mono"),
+        "{err}"
+    );
+    assert!(err.contains("t.ogg: 1 window in "), "{err}");
+    assert!(err.contains("timings: decode"), "{err}");
+    let o = bin()
+        .args(["-q", "-v", "tag"])
+        .arg(folder.join("t.ogg"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

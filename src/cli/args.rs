@@ -327,6 +327,50 @@ pub fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets `-v/--verbose`: the resolved settings (threads, model, front end, feature
+/// configuration), one line per file with its time, and the stage timings
+/// (`--timings`), all on standard error.
+pub fn set_verbose(v: bool) {
+    VERBOSE.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-v/--verbose` was given.
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A `-v` line on standard error (nothing without `-v`).
+pub fn detail(msg: impl std::fmt::Display) {
+    if verbose() {
+        eprintln!("{msg}");
+    }
+}
+
+/// A `-v` line printed above a progress bar (nothing without `-v`).
+pub fn detail_above(pb: &indicatif::ProgressBar, msg: impl std::fmt::Display) {
+    if verbose() {
+        if pb.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            pb.println(msg.to_string());
+        }
+    }
+}
+
+/// How a pretrained model reads audio, for `-v`.
+pub fn describe_model(t: &mirkit::Tagger) -> String {
+    let m = t.model();
+    format!(
+        "model {}: {} tags, input {} Hz mono, windows of {:.2} s",
+        t.name(),
+        t.tags().len(),
+        m.sample_rate(),
+        t.window_secs()
+    )
+}
+
 /// A summary line (`IN -> OUT`, `N files written`): on standard output, or standard
 /// error when standard output carries the data (`-o -`); nothing with `--quiet`.
 pub fn summary(msg: &str, data_on_stdout: bool) {

@@ -74,6 +74,7 @@ pub struct SimilarArgs {
 /// Runs `mirkit embed`.
 pub fn run(a: EmbedArgs) -> CliResult {
     let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
+    args::detail(args::describe_model(&tagger));
     let layers = a.layers.into();
     if !a.input.is_dir() {
         // `-`: standard input / standard output (the summary then goes to stderr)
@@ -88,7 +89,7 @@ pub fn run(a: EmbedArgs) -> CliResult {
         let data_on_stdout = output.is_stdout();
         output.finish()?;
         args::summary(&msg, data_on_stdout);
-        if a.timings {
+        if a.timings || args::verbose() {
             eprintln!("timings: {t}");
         }
         return Ok(status(0));

@@ -192,6 +192,9 @@ fn one_file(
     let t0 = std::time::Instant::now();
     let native = mirkit::io::info(input)?.sample_rate;
     let cfg = build_config(a, native)?;
+    if matches!(a.sr, Some(SampleRate::Native)) {
+        args::detail(format!("{}: native rate {native} Hz", input.display()));
+    }
     let read = ReadOptions {
         offset: a.offset,
         duration: a.duration,
@@ -217,6 +220,47 @@ fn one_file(
         ),
         timings,
     ))
+}
+
+/// The resolved feature configuration in one line, for `-v`; `native`: each file keeps
+/// its own rate (`--sr native`), not yet known.
+fn describe(c: &FeatureConfig, native: bool) -> String {
+    let rate = if native {
+        "each file's own rate".to_string()
+    } else {
+        format!("{} Hz", c.sample_rate)
+    };
+    let what = match (&c.mfcc, &c.mel) {
+        (Some(m), _) => format!("{} MFCC", m.n_mfcc),
+        (None, Some(_)) => "mel spectrogram".to_string(),
+        (None, None) => "spectrogram".to_string(),
+    };
+    let mel = c.mel.as_ref().map_or(String::new(), |m| {
+        format!(
+            ", {} mels {}–{} Hz ({:?}, {:?})",
+            m.n_mels,
+            m.fmin,
+            match (m.fmax, native) {
+                (Some(f), _) => f.to_string(),
+                (None, true) => "sr/2".to_string(),
+                (None, false) => (c.sample_rate as f32 / 2.0).to_string(),
+            },
+            m.scale,
+            m.norm
+        )
+    });
+    let s = &c.stft;
+    format!(
+        "features: {what} at {rate}; n_fft {}, hop {}, window {} ({:?}), center {} ({:?}), power {}{mel}; compression {:?}",
+        s.n_fft,
+        s.hop_length,
+        s.win_length,
+        s.window,
+        s.center,
+        s.pad_mode,
+        c.power,
+        c.compression
+    )
 }
 
 /// Where each input of a folder run writes: its path under `out` with the extension
@@ -260,7 +304,9 @@ fn mirrored_outputs(input: &Path, out: &Path, files: &[PathBuf]) -> Vec<PathBuf>
 pub fn run(a: FeatArgs) -> CliResult {
     // validate the options once, before touching any file, for a clear message (the
     // native rate is not known yet: any rate checks the rest)
-    build_config(&a, 22050)?;
+    let probe = build_config(&a, 22050)?;
+    args::detail(describe(&probe, matches!(a.sr, Some(SampleRate::Native))));
+    let timings_wanted = a.timings || args::verbose();
     if !a.input.is_dir() {
         // `-`: standard input / standard output (the summary then goes to stderr)
         let input = args::Input::new(&a.input)?;
@@ -272,7 +318,7 @@ pub fn run(a: FeatArgs) -> CliResult {
         let data_on_stdout = output.is_stdout();
         output.finish()?;
         args::summary(&msg, data_on_stdout);
-        if a.timings {
+        if timings_wanted {
             eprintln!("timings: {t}");
         }
         return Ok(status(0));
@@ -313,7 +359,8 @@ pub fn run(a: FeatArgs) -> CliResult {
                 });
             pb.inc(1);
             match res {
-                Ok((_, t)) => {
+                Ok((msg, t)) => {
+                    args::detail_above(&pb, format!("{msg} in {:.3} s", t.total.as_secs_f64()));
                     *sum.lock().expect("no panics while held") += t;
                     None
                 }
@@ -334,7 +381,7 @@ pub fn run(a: FeatArgs) -> CliResult {
         ),
         false,
     );
-    if a.timings {
+    if timings_wanted {
         eprintln!(
             "timings (summed over {} files): {}; wall clock {:.3} s",
             files.len() - failures.len(),

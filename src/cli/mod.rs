@@ -35,6 +35,11 @@ pub struct Cli {
     /// No progress bars and no summary lines (results, warnings and errors still print).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Say more on standard error: the resolved settings (threads, model, front end,
+    /// feature configuration), one line per file with its time, and where the time went
+    /// (as --timings).
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -106,6 +111,30 @@ pub fn main() -> ExitCode {
     }
     if cli.sync || std::env::var_os("MIRKIT_SYNC").is_some_and(|v| v == "1") {
         mirkit::core::npy::set_durable(true);
+    }
+    args::set_verbose(cli.verbose);
+    if cli.verbose {
+        // not rayon::current_num_threads(): that would start the global pool before
+        // `features --jobs` sizes it
+        let env = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (n, source) = match (cli.threads, env) {
+            (Some(n), _) => (usize::from(n), "--threads"),
+            (None, Some(n)) => (n, "RAYON_NUM_THREADS"),
+            (None, None) => (cores, "one per core"),
+        };
+        eprintln!(
+            "mirkit {}: {n} worker thread(s) ({source}); outputs {}",
+            env!("CARGO_PKG_VERSION"),
+            if mirkit::core::npy::durable() {
+                "flushed to disk (--sync)"
+            } else {
+                "atomic, not flushed (--sync to flush)"
+            }
+        );
     }
     let r = match cli.cmd {
         Cmd::Features(a) => features::run(a),

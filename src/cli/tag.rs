@@ -63,6 +63,7 @@ pub fn run(mut a: TagArgs) -> CliResult {
         a.output = None;
     }
     let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
+    args::detail(args::describe_model(&tagger));
     let vocabulary = match &a.vocabulary {
         None => None,
         Some(v) => {
@@ -158,6 +159,18 @@ pub fn run(mut a: TagArgs) -> CliResult {
             (r, _) => r,
         };
         pb.inc(1);
+        if let Ok(t) = &r {
+            args::detail_above(
+                &pb,
+                format!(
+                    "{}: {} window{} in {:.3} s",
+                    shown(f),
+                    t.segments.len(),
+                    if t.segments.len() == 1 { "" } else { "s" },
+                    t.timings.total.as_secs_f64()
+                ),
+            );
+        }
         results.push((f.clone(), r));
         if a.resume && last_save.elapsed().as_secs_f64() >= flush {
             let items = records(&previous, &results, a.top_k, a.segments, &shown);
@@ -253,7 +266,7 @@ pub fn run(mut a: TagArgs) -> CliResult {
         }
         None => print!("{out}"),
     }
-    if a.timings {
+    if a.timings || args::verbose() {
         let mut sum = mirkit::pipeline::Timings::default();
         for (_, t) in ok() {
             sum += t.timings;

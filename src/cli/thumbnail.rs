@@ -48,6 +48,7 @@ pub fn run(a: ThumbArgs) -> CliResult {
         )));
     }
     let tagger = mirkit::Tagger::new(&a.model).map_err(|e| CliError::Usage(e.to_string()))?;
+    super::args::detail(super::args::describe_model(&tagger));
     let opts = ThumbnailOptions {
         seconds: a.seconds,
         repetition: a.repetition,
