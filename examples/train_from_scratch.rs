@@ -24,10 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(30);
-    let root = std::env::var("BALLROOM8").unwrap_or_else(|_| "../shared/data/ballroom8".into());
+    // ballroom8 ($BALLROOM8 or ../shared/data/ballroom8) if present, else four synthetic
+    // dances generated into target/ (mirkit::train::toy)
+    let manifest = mirkit::train::toy::ballroom8_or_toy("target/toy_dances")?;
 
     // ## 1. The data: a CSV manifest with a fixed split, decoded once at 16 kHz
-    let ds = Dataset::csv_manifest(format!("{root}/metadata.csv"), &CsvOptions::default())?;
+    let ds = Dataset::csv_manifest(&manifest, &CsvOptions::default())?;
     let load = |s: &str| AudioSet::load(&ds.split(s)?, 16_000, None);
     let (tr, va, te) = (load("train")?, load("valid")?, load("test")?);
     println!(

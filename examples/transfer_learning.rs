@@ -37,9 +37,11 @@ fn accuracy(head: &Head, x: &Embeddings, set: &AudioSet, c: usize) -> Res<f64> {
 
 fn main() -> Res<()> {
     let quick = std::env::args().any(|a| a == "--quick");
-    let root = std::env::var("BALLROOM8").unwrap_or_else(|_| "../shared/data/ballroom8".into());
+    // ballroom8 ($BALLROOM8 or ../shared/data/ballroom8) if present, else four synthetic
+    // dances generated into target/ (mirkit::train::toy)
+    let manifest = mirkit::train::toy::ballroom8_or_toy("target/toy_dances")?;
     // ## The data: 8 dances × 24 clips, fixed 16/4/4 split per class
-    let ds = Dataset::csv_manifest(format!("{root}/metadata.csv"), &CsvOptions::default())?;
+    let ds = Dataset::csv_manifest(&manifest, &CsvOptions::default())?;
     let c = ds.n_classes();
     println!("classes: {:?}", ds.classes);
     let t0 = Instant::now();

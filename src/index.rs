@@ -53,6 +53,29 @@ pub struct IndexMeta {
 }
 
 /// An index in memory.
+///
+/// ```
+/// use mirkit::index::EmbeddingIndex;
+/// use mirkit::transfer::embed::Layers;
+/// let tagger = mirkit::Tagger::default()?;
+/// let files = mirkit::io::audio_files("data/clips")?; // the two clips of the repository
+/// let built = EmbeddingIndex::build(&tagger, Layers::Embedding, &files, |done, total| {
+///     eprintln!("{done}/{total}");
+/// })?;
+/// let index = built.index;
+/// assert_eq!((index.meta.count, index.meta.dim), (2, 200));
+/// // the file itself is its own nearest neighbour
+/// let query = tagger.embed_with("data/clips/brahms_hungarian_dance_5.hq.ogg", index.meta.layers)?;
+/// let hits = index.search(&query, 2)?;
+/// assert!(hits[0].1.ends_with("brahms_hungarian_dance_5.hq.ogg") && hits[0].0 > 0.9999);
+/// // saved as embeddings.npy + index.csv + meta.json, read back the same
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-index-{}", std::process::id()));
+/// index.save(&dir)?;
+/// let back = EmbeddingIndex::load(&dir)?;
+/// assert_eq!((&back.files, &back.embeddings), (&index.files, &index.embeddings));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingIndex {
     /// What the vectors are.

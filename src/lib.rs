@@ -21,7 +21,7 @@
 //! use mirkit::dsp::{FeatureConfig, Preset};
 //! // log-mel of a file with the Won et al. 2020 front end, streamed to .npy
 //! let cfg = FeatureConfig::preset(Preset::Won2020);
-//! mirkit::pipeline::features_to_npy("song.mp3".as_ref(), "song.npy".as_ref(), &cfg, &Default::default())?;
+//! mirkit::pipeline::features_to_npy("song.mp3", "song.npy", &cfg, &Default::default())?;
 //! # Ok::<(), mirkit::Error>(())
 //! ```
 //!

@@ -96,13 +96,30 @@ pub const STAGE1_MEMORY: usize = 64 << 20;
 /// [`STAGE1_MEMORY`],
 /// beyond that in a temporary stage-1 file — and a second pass applies it. The output
 /// appears under `output` only when complete.
+///
+/// ```
+/// use mirkit::dsp::{FeatureConfig, Preset};
+/// use mirkit::pipeline::{features_to_npy, features_png, ReadOptions};
+/// let out = std::env::temp_dir().join(format!("mirkit-doc-{}.npy", std::process::id()));
+/// // Won et al. 2020's front end (16 kHz, hop 256, 96 HTK mels, dB); the first 10 s only
+/// let cfg = FeatureConfig::preset(Preset::Won2020);
+/// let read = ReadOptions { duration: Some(10.0), ..Default::default() };
+/// let s = features_to_npy("data/clips/brahms_hungarian_dance_5.hq.ogg", &out, &cfg, &read)?;
+/// assert_eq!((s.rows, s.frames), (96, 626));
+/// println!("decoded in {:.3} s, features in {:.3} s", s.timings.decode.as_secs_f64(), s.timings.features.as_secs_f64());
+/// features_png(&out, out.with_extension("png"), &cfg, "first 10 s")?; // with axes
+/// let a = mirkit::core::npy::read(&out)?.to_f32_2d()?; // or numpy.load
+/// assert_eq!(a.dim(), (96, 626));
+/// # std::fs::remove_file(&out).ok(); std::fs::remove_file(out.with_extension("png")).ok();
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub fn features_to_npy(
-    input: &Path,
-    output: &Path,
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
     cfg: &FeatureConfig,
     read: &ReadOptions,
 ) -> Result<FeatureSummary> {
-    features_to_npy_within(input, output, cfg, read, STAGE1_MEMORY)
+    features_to_npy_within(input.as_ref(), output.as_ref(), cfg, read, STAGE1_MEMORY)
 }
 
 /// Where stage-1 frames wait for the global maximum.
@@ -277,11 +294,12 @@ fn features_to_npy_within(
 /// time in seconds, mel-band or bin frequencies in Hz (coefficient numbers for MFCC), a
 /// dB colour bar for decibel spectrograms.
 pub fn features_png(
-    npy_path: &Path,
-    png_path: &Path,
+    npy_path: impl AsRef<Path>,
+    png_path: impl AsRef<Path>,
     cfg: &FeatureConfig,
     title: &str,
 ) -> Result<()> {
+    let (npy_path, png_path) = (npy_path.as_ref(), png_path.as_ref());
     use mirkit_dsp::Compression;
     use mirkit_io::plot::{spectrogram_png, SpecPlot};
     let a = npy::read(npy_path)?.to_f32_2d()?;

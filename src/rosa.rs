@@ -157,6 +157,17 @@ pub fn features(y: &[f32], cfg: FeatureConfig) -> Result<Array2<f32>> {
 }
 
 /// `librosa.load(path, sr=sr)`: mono samples and their rate (`sr = None`: the file's own).
+///
+/// ```
+/// // y, sr = librosa.load("data/clips/brahms_hungarian_dance_5.hq.ogg")   (a clip committed in the repository)
+/// let (y, sr) = mirkit::rosa::load("data/clips/brahms_hungarian_dance_5.hq.ogg", Some(22050))?;
+/// assert_eq!(sr, 22050);
+/// assert!(y.len() > 30 * 22050); // about 45 s, mono
+/// // the file's own rate, as sr=None
+/// let (_, native) = mirkit::rosa::load("data/clips/brahms_hungarian_dance_5.hq.ogg", None)?;
+/// assert_eq!(native, 44100);
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub fn load(path: impl AsRef<Path>, sr: Option<u32>) -> Result<(Vec<f32>, u32)> {
     let b = mirkit_io::load(
         path,
@@ -170,6 +181,18 @@ pub fn load(path: impl AsRef<Path>, sr: Option<u32>) -> Result<(Vec<f32>, u32)> 
 }
 
 /// `librosa.stft(y, n_fft=n_fft)` with librosa's other defaults, `(1 + n_fft/2, frames)`.
+///
+/// ```
+/// let sr = 22050;
+/// let y: Vec<f32> = (0..sr).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / sr as f32).sin()).collect();
+/// let d = mirkit::rosa::stft(&y, 2048)?; // hop 512, Hann, centred, constant padding
+/// assert_eq!(d.dim(), (1025, 1 + 22050 / 512));
+/// // the strongest bin of a middle frame is 440 Hz: bin 440 / (22050 / 2048) ≈ 41
+/// let frame = d.column(20);
+/// let peak = (0..1025).max_by(|&a, &b| frame[a].norm().total_cmp(&frame[b].norm())).unwrap();
+/// assert_eq!(peak, 41);
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub fn stft(y: &[f32], n_fft: usize) -> Result<Array2<Complex32>> {
     stft_with(
         y,
@@ -188,6 +211,19 @@ pub fn stft_with(y: &[f32], spec: &Spectrogram) -> Result<Array2<Complex32>> {
 
 /// `librosa.feature.melspectrogram(y=y, sr=sr)`: 128 bands of the power spectrogram
 /// (n_fft 2048, hop 512), `(128, frames)`.
+///
+/// ```
+/// let sr = 22050;
+/// let y: Vec<f32> = (0..sr).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / sr as f32).sin()).collect();
+/// let s = mirkit::rosa::melspectrogram(&y, sr)?;
+/// assert_eq!(s.dim(), (128, 44));
+/// // more options: librosa.feature.melspectrogram(y=y, sr=sr, n_fft=1024, hop_length=256, n_mels=64)
+/// use mirkit::rosa::{Mel, Spectrogram};
+/// let spec = Spectrogram { n_fft: 1024, hop_length: Some(256), ..Default::default() };
+/// let s = mirkit::rosa::melspectrogram_with(&y, sr, &spec, &Mel { n_mels: 64, ..Default::default() })?;
+/// assert_eq!(s.dim(), (64, 87));
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub fn melspectrogram(y: &[f32], sr: u32) -> Result<Array2<f32>> {
     melspectrogram_with(y, sr, &Spectrogram::default(), &Mel::default())
 }
@@ -204,6 +240,14 @@ pub fn melspectrogram_with(
 
 /// `librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc)`: DCT-II (orthonormal) of
 /// `power_to_db(melspectrogram(y, sr))`, `(n_mfcc, frames)`.
+///
+/// ```
+/// let sr = 22050;
+/// let y: Vec<f32> = (0..sr).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / sr as f32).sin()).collect();
+/// let m = mirkit::rosa::mfcc(&y, sr, 20)?;
+/// assert_eq!(m.dim(), (20, 44));
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub fn mfcc(y: &[f32], sr: u32, n_mfcc: usize) -> Result<Array2<f32>> {
     mfcc_with(y, sr, n_mfcc, 0.0, &Spectrogram::default(), &Mel::default())
 }
@@ -230,6 +274,19 @@ pub fn mfcc_with(
 
 /// `librosa.power_to_db(s, ref=reference, amin=amin, top_db=top_db)` (librosa's
 /// defaults: `Ref::Value(1.0)`, `1e-10`, `Some(80.0)`).
+///
+/// ```
+/// use mirkit::ndarray::array;
+/// use mirkit::rosa::{power_to_db, Ref};
+/// let s = array![[1.0f32, 0.1], [0.01, 0.0]];
+/// let db = power_to_db(&s, Ref::Value(1.0), 1e-10, Some(80.0))?;
+/// // 10·log10(s), floored at max − 80 dB (float32 arithmetic, as librosa's on float32)
+/// let want = array![[0.0f32, -10.0], [-20.0, -80.0]];
+/// assert!(db.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
+/// let db = power_to_db(&s, Ref::Max, 1e-10, None)?; // ref=np.max: the peak is 0 dB
+/// assert_eq!(db[[0, 0]], 0.0);
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub fn power_to_db(
     s: &Array2<f32>,
     reference: Ref,
@@ -247,6 +304,17 @@ pub fn power_to_db(
 }
 
 /// `soundfile.write(path, y, sr)` for a mono signal: 32-bit float WAV, written atomically.
+///
+/// ```
+/// let sr = 22050;
+/// let y: Vec<f32> = (0..sr).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / sr as f32).sin()).collect();
+/// let path = std::env::temp_dir().join(format!("mirkit-doc-{}.wav", std::process::id()));
+/// mirkit::rosa::write_wav(&path, &y, sr)?;
+/// let (back, rate) = mirkit::rosa::load(&path, None)?;
+/// assert_eq!((back, rate), (y, sr)); // float WAV: the same samples
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub fn write_wav(path: impl AsRef<Path>, y: &[f32], sr: u32) -> Result<()> {
     let b = mirkit_core::AudioBuffer::from_mono(y.to_vec(), sr)?;
     Ok(mirkit_io::write_wav(
@@ -263,6 +331,13 @@ pub mod effects {
     use mirkit_augment::PhaseMode;
 
     /// `librosa.effects.time_stretch(y, rate=rate)`: `round(n / rate)` samples.
+    ///
+    /// ```
+    /// let y: Vec<f32> = (0..22050).map(|i| (i as f32 * 0.05).sin()).collect();
+    /// let fast = mirkit::rosa::effects::time_stretch(&y, 1.25)?; // 25 % faster
+    /// assert_eq!(fast.len(), 17640);
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
     pub fn time_stretch(y: &[f32], rate: f64) -> Result<Vec<f32>> {
         Ok(mirkit_augment::time_stretch(y, rate, PhaseMode::Librosa)?)
     }
@@ -270,6 +345,14 @@ pub mod effects {
     /// `librosa.effects.pitch_shift(y, sr=sr, n_steps=n_steps)` (12 steps per octave);
     /// the length is kept. `sr` is checked, as librosa does; the shift depends only on
     /// the ratio.
+    ///
+    /// ```
+    /// let y: Vec<f32> = (0..22050).map(|i| (i as f32 * 0.05).sin()).collect();
+    /// let up = mirkit::rosa::effects::pitch_shift(&y, 22050, 2.0)?; // a whole tone up
+    /// assert_eq!(up.len(), y.len());
+    /// assert!(mirkit::rosa::effects::pitch_shift(&y, 0, 2.0).is_err()); // sr checked
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
     pub fn pitch_shift(y: &[f32], sr: u32, n_steps: f64) -> Result<Vec<f32>> {
         if sr == 0 {
             return Err(crate::Error::Invalid("sr = 0: must be positive".into()));

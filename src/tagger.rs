@@ -188,6 +188,23 @@ pub struct SegmentRecord {
 }
 
 /// A pretrained tagger.
+///
+/// Loaded once (weights compiled in), then reused for any number of files or
+/// in-memory signals; `Sync`, so one tagger serves every thread.
+///
+/// ```
+/// let tagger = mirkit::Tagger::new("musicnn-mtt")?; // or Tagger::default()
+/// assert_eq!(tagger.tags().len(), 50);
+/// let r = tagger.tag_file("data/clips/brahms_hungarian_dance_5.hq.ogg")?;
+/// let top = r.top_k(3);
+/// assert_eq!(top[0].0, "classical");
+/// for (tag, score) in top {
+///     println!("{tag:12} {score:.3}");
+/// }
+/// // per window: r.segments[i].start_secs and .scores
+/// assert_eq!(r.segments.len(), 15);
+/// # Ok::<(), mirkit::Error>(())
+/// ```
 pub struct Tagger {
     model: Pretrained,
     name: String,
@@ -352,6 +369,14 @@ impl Tagger {
 
     /// Tags a file window by window, streaming it (see [`mirkit_models::windows`] for the
     /// protocols and how windows are scheduled on the cores).
+    ///
+    /// ```
+    /// let tagger = mirkit::Tagger::new("won2020-musicnn-mtat")?;
+    /// let r = tagger.tag_file("data/clips/brahms_hungarian_dance_5.hq.ogg")?;
+    /// println!("{:?} ({:.2} s of model time)", r.top_k(5), r.timings.model.as_secs_f64());
+    /// assert!(r.top_k(5).iter().any(|(t, _)| *t == "classical"));
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
     pub fn tag_file(&self, path: impl AsRef<Path>) -> Result<TagResult> {
         let path = path.as_ref();
         let (per, timings) = self.per_window::<Scores>(path)?;
@@ -378,6 +403,16 @@ impl Tagger {
 
     /// The penultimate-layer embedding of a file, averaged over windows (musicnn 0.1.0:
     /// its `penultimate` features, 200 dimensions).
+    ///
+    /// ```
+    /// use mirkit::models::scores::cosine;
+    /// let tagger = mirkit::Tagger::default()?;
+    /// let a = tagger.embed_file("data/clips/brahms_hungarian_dance_5.hq.ogg")?;
+    /// let b = tagger.embed_file("data/clips/sorohanro_-_solo-trumpet-06.hq.ogg")?;
+    /// assert_eq!(a.len(), 200);
+    /// assert!(cosine(&a, &a) > 0.9999 && cosine(&a, &b) < cosine(&a, &a));
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
     pub fn embed_file(&self, path: impl AsRef<Path>) -> Result<Vec<f32>> {
         let path = path.as_ref();
         Ok(average(&self.per_window::<Embedding>(path)?.0))

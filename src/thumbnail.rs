@@ -160,6 +160,16 @@ pub fn choose(
 
 impl Tagger {
     /// The thumbnail of a file from this model's per-window embeddings ([`choose`]).
+    ///
+    /// ```
+    /// use mirkit::thumbnail::ThumbnailOptions;
+    /// let tagger = mirkit::Tagger::default()?;
+    /// let opts = ThumbnailOptions { seconds: 10.0, ..Default::default() };
+    /// let t = tagger.thumbnail_file("data/clips/brahms_hungarian_dance_5.hq.ogg", &opts)?;
+    /// assert!((t.end_secs - t.start_secs - 10.0).abs() < 1e-9);
+    /// println!("the most typical 10 s start at {:.1} s", t.start_secs);
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
     pub fn thumbnail_file(
         &self,
         path: impl AsRef<Path>,

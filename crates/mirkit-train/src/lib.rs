@@ -40,6 +40,7 @@ pub mod ckpt;
 pub mod data;
 mod error;
 pub mod metrics;
+pub mod toy;
 pub mod trainer;
 pub mod zoo;
 
