@@ -5,6 +5,18 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 ///
 /// All constructors reject a zero sample rate, zero channels and non-finite samples, so
 /// code that receives an `AudioBuffer` may assume it is well formed.
+///
+/// ```
+/// use mirkit_core::AudioBuffer;
+/// // two channels, interleaved as a WAV stores them: L R L R ...
+/// let stereo = AudioBuffer::from_interleaved(&[0.5, -0.5, 0.25, 0.75], 2, 44100)?;
+/// assert_eq!((stereo.channels(), stereo.len(), stereo.sample_rate()), (2, 2, 44100));
+/// assert_eq!(stereo.to_mono().samples(), &[0.0, 0.5]); // mean of the channels, as librosa
+/// // malformed audio cannot be built
+/// assert!(AudioBuffer::from_mono(vec![0.0, f32::NAN], 22050).is_err());
+/// assert!(AudioBuffer::from_mono(vec![0.0; 4], 0).is_err());
+/// # Ok::<(), mirkit_core::CoreError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioBuffer {
     data: Array2<f32>,

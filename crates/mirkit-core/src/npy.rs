@@ -380,6 +380,17 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
 }
 
 /// Writes an `f32` array of any rank (C order), atomically.
+///
+/// ```
+/// use mirkit_core::npy;
+/// let path = std::env::temp_dir().join(format!("mirkit-doc-npy-{}.npy", std::process::id()));
+/// npy::write_f32(&path, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?; // numpy.load reads it
+/// let a = npy::read(&path)?;
+/// assert_eq!(a.shape, [2, 3]);
+/// assert_eq!(a.to_f32_2d()?[[1, 0]], 4.0);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), mirkit_core::CoreError>(())
+/// ```
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
     let path = path.as_ref();
     if shape.iter().product::<usize>() != data.len() {

@@ -6,6 +6,20 @@
 //! top 53 bits; normals by Box–Muller.
 
 /// Seeded generator.
+///
+/// ```
+/// use mirkit_core::Rng;
+/// let (mut a, mut b) = (Rng::new(42), Rng::new(42));
+/// let draws: Vec<f64> = (0..3).map(|_| a.range(-1.0, 1.0)).collect();
+/// assert_eq!(draws, (0..3).map(|_| b.range(-1.0, 1.0)).collect::<Vec<_>>()); // same seed, same draws
+/// // one independent stream per item of a batch: the same whatever the thread order
+/// let x = Rng::for_item(42, 7).uniform();
+/// assert_eq!(x, Rng::for_item(42, 7).uniform());
+/// assert!((0.0..1.0).contains(&x));
+/// let mut v = vec![1, 2, 3, 4, 5];
+/// Rng::new(1).shuffle(&mut v);
+/// assert_eq!(v.len(), 5);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rng {
     s: [u64; 4],

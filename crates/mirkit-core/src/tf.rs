@@ -82,6 +82,25 @@ impl TfMeta {
 }
 
 /// A `(bins, frames)` array with its [`TfMeta`].
+///
+/// The type mirkit-dsp's feature extractor returns: the values and what they mean, so a
+/// plot or a model can label axes and check they got the front end they expect.
+///
+/// ```
+/// use mirkit_core::{FrequencyScale, TfMeta, TimeFrequency, ValueKind};
+/// use ndarray::Array2;
+/// let meta = TfMeta {
+///     sample_rate: 16000, hop_length: 256, n_fft: 512, center: true,
+///     scale: FrequencyScale::Mel { n_mels: 96, fmin: 0.0, fmax: 8000.0, htk: true },
+///     values: ValueKind::Power,
+/// };
+/// let tf = TimeFrequency::new(Array2::zeros((96, 100)), meta.clone())?;
+/// assert_eq!((tf.n_bins(), tf.n_frames()), (96, 100));
+/// assert_eq!(tf.meta().frame_time(10), 0.16); // 10 · 256 / 16000 s
+/// // the row count must match the scale
+/// assert!(TimeFrequency::new(Array2::zeros((40, 100)), meta).is_err());
+/// # Ok::<(), mirkit_core::CoreError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeFrequency {
     data: Array2<f32>,

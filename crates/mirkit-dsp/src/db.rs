@@ -129,6 +129,15 @@ pub fn power_to_db_inplace(s: &mut [f32], cfg: &DbConfig) -> Result<()> {
 }
 
 /// `librosa.power_to_db`.
+///
+/// ```
+/// use mirkit_dsp::{power_to_db, DbConfig, DbRef};
+/// let s = [1.0f32, 0.1, 1e-12];
+/// // librosa.power_to_db(s, ref=np.max, top_db=None): amin 1e-10 floors the last value
+/// let db = power_to_db(&s, &DbConfig { reference: DbRef::Max, top_db: None, ..Default::default() })?;
+/// assert!((db[1] + 10.0).abs() < 1e-5 && (db[2] + 100.0).abs() < 1e-4);
+/// # Ok::<(), mirkit_dsp::DspError>(())
+/// ```
 pub fn power_to_db(s: &[f32], cfg: &DbConfig) -> Result<Vec<f32>> {
     let mut v = s.to_vec();
     power_to_db_inplace(&mut v, cfg)?;

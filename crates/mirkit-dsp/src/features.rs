@@ -68,7 +68,34 @@ pub struct MfccSettings {
     pub lifter: f32,
 }
 
-/// Everything that defines a spectral feature.
+impl Default for MfccSettings {
+    /// librosa's `feature.mfcc` defaults: 20 coefficients, no lifter.
+    fn default() -> Self {
+        Self {
+            n_mfcc: 20,
+            lifter: 0.0,
+        }
+    }
+}
+
+/// Everything that defines a spectral feature. Start from a preset (librosa's defaults,
+/// torchaudio's, Won et al. 2020's or musicnn's front end) and change fields.
+///
+/// ```
+/// use mirkit_dsp::{FeatureConfig, MfccSettings, Preset};
+/// // librosa.feature.mfcc(y=y, sr=16000, n_mfcc=20, hop_length=256)
+/// let mut cfg = FeatureConfig::librosa();
+/// cfg.sample_rate = 16000;
+/// cfg.stft.hop_length = 256;
+/// cfg.mfcc = Some(MfccSettings { n_mfcc: 20, ..Default::default() });
+/// let y = vec![0.1f32; 16000];
+/// let m = mirkit_dsp::FeatureExtractor::new(cfg)?.compute(&y)?;
+/// assert_eq!((m.n_bins(), m.n_frames()), (20, 63));
+/// // the front end a pretrained model was trained with
+/// let won = FeatureConfig::preset(Preset::Won2020);
+/// assert_eq!((won.sample_rate, won.stft.n_fft, won.stft.hop_length), (16000, 512, 256));
+/// # Ok::<(), mirkit_dsp::DspError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureConfig {
     /// Sample rate the signal must have.
@@ -262,7 +289,30 @@ impl FeatureConfig {
     }
 }
 
-/// A prepared feature pipeline.
+/// A prepared feature pipeline: window, FFT plan, filterbank and DCT made once, then
+/// applied to any number of signals (`Sync`: share one across threads).
+///
+/// ```
+/// use mirkit_dsp::{Compression, DbConfig, FeatureConfig, FeatureExtractor};
+/// let sr = 22050;
+/// let y: Vec<f32> = (0..2 * sr).map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / sr as f32).sin()).collect();
+/// // librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr))
+/// let mut cfg = FeatureConfig::librosa();
+/// cfg.compression = Compression::Db(DbConfig::default());
+/// let fx = FeatureExtractor::new(cfg)?;
+/// let s = fx.compute(&y)?;
+/// assert_eq!((s.n_bins(), s.n_frames()), (128, 87));
+/// // the 440 Hz tone sits in the mel band around 440 Hz
+/// let col = s.view().column(40).to_vec();
+/// let band = (0..128).max_by(|&a, &b| col[a].total_cmp(&col[b])).unwrap();
+/// let centre = mirkit_dsp::mel_frequencies(130, 0.0, 11025.0, mirkit_dsp::MelScale::Slaney)[band + 1];
+/// assert!((centre - 440.0).abs() < 40.0, "{centre}");
+/// // parameters are checked when the extractor is made
+/// let mut bad = FeatureConfig::librosa();
+/// bad.stft.hop_length = 0;
+/// assert!(FeatureExtractor::new(bad).is_err());
+/// # Ok::<(), mirkit_dsp::DspError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct FeatureExtractor {
     cfg: FeatureConfig,

@@ -420,6 +420,18 @@ pub fn torchaudio_filterbank_f32(cfg: &MelConfig) -> Array2<f32> {
 }
 
 /// The dense `f32` filterbank, as `librosa.filters.mel` returns it.
+///
+/// ```
+/// use mirkit_dsp::{mel_filterbank, MelConfig, MelScale, MelSettings};
+/// // librosa.filters.mel(sr=22050, n_fft=2048, n_mels=128)
+/// let fb = mel_filterbank(&MelConfig::new(22050, 2048, MelSettings::default()))?;
+/// assert_eq!(fb.dim(), (128, 1025));
+/// // HTK mels without normalisation, 0–8 kHz (torchaudio's MelSpectrogram in Won et al. 2020)
+/// let htk = MelSettings { n_mels: 96, fmax: Some(8000.0), scale: MelScale::Htk, norm: mirkit_dsp::MelNorm::None, ..Default::default() };
+/// let fb = mel_filterbank(&MelConfig::new(16000, 512, htk))?;
+/// assert!(fb.iter().all(|&w| (0.0..=1.0).contains(&w))); // unnormalised triangles peak at 1
+/// # Ok::<(), mirkit_dsp::DspError>(())
+/// ```
 pub fn mel_filterbank(cfg: &MelConfig) -> Result<Array2<f32>> {
     Ok(MelFilterbank::new(cfg)?.to_dense())
 }

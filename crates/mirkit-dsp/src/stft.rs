@@ -370,6 +370,19 @@ pub fn power_spectrum_strided(spec: &[Complex64], power: f32, out: &mut [f32], s
 }
 
 /// One-call STFT with a configuration.
+///
+/// ```
+/// use mirkit_dsp::{stft, istft, PadMode, StftConfig, WindowKind};
+/// let y: Vec<f32> = (0..4096).map(|i| (i as f32 * 0.3).sin()).collect();
+/// // librosa.stft(y, n_fft=512, hop_length=128, pad_mode="reflect")
+/// let cfg = StftConfig::new(512).hop(128).pad_mode(PadMode::Reflect);
+/// let d = stft(&y, &cfg)?;
+/// assert_eq!(d.dim(), (257, 1 + 4096 / 128));
+/// // and back: librosa.istft(d, hop_length=128, length=len(y))
+/// let back = istft(&d, 128, None, WindowKind::Hann, true, Some(y.len()))?;
+/// assert!(back.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-5));
+/// # Ok::<(), mirkit_dsp::DspError>(())
+/// ```
 pub fn stft(x: &[f32], cfg: &StftConfig) -> Result<Array2<Complex32>> {
     Stft::new(cfg.clone())?.stft(x)
 }

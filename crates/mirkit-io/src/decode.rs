@@ -456,6 +456,13 @@ impl Decoded {
 
 /// Reads a file's header information. Audio is not decoded, except one packet when the
 /// container does not state the channel count (AAC in MP4).
+///
+/// ```
+/// let i = mirkit_io::info("../../data/clips/brahms_hungarian_dance_5.hq.ogg")?;
+/// assert_eq!((i.sample_rate, i.channels, i.codec.as_str()), (44100, 2, "vorbis"));
+/// println!("{:.1} s", i.duration_secs.unwrap_or(f64::NAN));
+/// # Ok::<(), mirkit_io::IoError>(())
+/// ```
 pub fn info(path: impl AsRef<Path>) -> Result<AudioInfo> {
     let mut d = Decoded::open(path)?;
     if d.channels == 0 {

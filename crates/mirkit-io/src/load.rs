@@ -101,6 +101,21 @@ fn open_at(path: &Path, opts: &LoadOptions) -> Result<(Decoded, Option<u64>)> {
 
 /// Loads a file as `librosa.load` does: decode, optional offset/duration, mono mean,
 /// resample (mono first, then resample, as librosa).
+///
+/// ```
+/// use mirkit_io::{load, LoadOptions};
+/// // y, sr = librosa.load(path, sr=16000, offset=5.0, duration=3.0)
+/// let path = "../../data/clips/brahms_hungarian_dance_5.hq.ogg"; // a clip of the repository, 44.1 kHz stereo Ogg Vorbis
+/// let opts = LoadOptions { sr: Some(16000), offset: 5.0, duration: Some(3.0), ..Default::default() };
+/// let y = load(path, &opts)?;
+/// assert_eq!((y.channels(), y.sample_rate(), y.len()), (1, 16000, 48000));
+/// // the defaults are librosa's: 22050 Hz, mono
+/// assert_eq!(load(path, &LoadOptions::default())?.sample_rate(), 22050);
+/// // no file, not audio: a typed error naming the file
+/// let e = load("no-such-file.wav", &LoadOptions::default()).unwrap_err();
+/// assert!(e.to_string().contains("no-such-file.wav"));
+/// # Ok::<(), mirkit_io::IoError>(())
+/// ```
 pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<AudioBuffer> {
     let path = path.as_ref();
     let (mut d, limit) = open_at(path, opts)?;
@@ -206,6 +221,17 @@ fn load_mono(
 /// Streams a file as mono blocks at a target rate, in memory that does not grow with the
 /// file's length. Iterate to get `Result<Vec<f32>>` blocks; the concatenation equals
 /// [`load`] with the same options (mono).
+///
+/// ```
+/// use mirkit_io::{AudioStream, LoadOptions};
+/// let opts = LoadOptions { sr: Some(16000), ..Default::default() };
+/// let mut peak = 0f32;
+/// for block in AudioStream::open("../../data/clips/brahms_hungarian_dance_5.hq.ogg", &opts)? {
+///     peak = block?.iter().fold(peak, |m, x| m.max(x.abs())); // one block at a time
+/// }
+/// assert!(peak > 0.1);
+/// # Ok::<(), mirkit_io::IoError>(())
+/// ```
 pub struct AudioStream {
     dec: Decoded,
     rs: Option<StreamResampler>,

@@ -293,6 +293,14 @@ impl StreamResampler {
 
 /// Resamples a whole mono signal (librosa's `resample` length and alignment).
 ///
+/// ```
+/// use mirkit_io::{resample, ResampleQuality};
+/// let x: Vec<f32> = (0..44100).map(|i| (i as f32 * 0.01).sin()).collect(); // 1 s at 44.1 kHz
+/// let y = resample(&x, 44100, 16000, ResampleQuality::High)?;
+/// assert_eq!(y.len(), 16000); // ceil(n · 16000 / 44100), as librosa
+/// # Ok::<(), mirkit_io::IoError>(())
+/// ```
+///
 /// With the high-quality preset on a pool of several threads (rayon's current pool), a
 /// long signal's outputs are computed in ranges on every thread — the same bits as one
 /// thread, since each output depends only on its own taps (tested).

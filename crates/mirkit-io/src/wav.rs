@@ -17,6 +17,18 @@ pub enum WavFormat {
 /// Writes `audio` to `path`. The data go to a temporary sibling renamed into place on
 /// success, so a failure never leaves a partial file under `path` (flushed to disk as
 /// [`mirkit_core::npy::Durability::Default`] says).
+///
+/// ```
+/// use mirkit_core::AudioBuffer;
+/// use mirkit_io::{load, write_wav, LoadOptions, WavFormat};
+/// let tone: Vec<f32> = (0..8000).map(|i| 0.5 * (i as f32 * 0.1).sin()).collect();
+/// let path = std::env::temp_dir().join(format!("mirkit-doc-wav-{}.wav", std::process::id()));
+/// write_wav(&path, &AudioBuffer::from_mono(tone.clone(), 8000)?, WavFormat::Pcm16)?;
+/// let back = load(&path, &LoadOptions { sr: None, ..Default::default() })?;
+/// assert!(back.samples().iter().zip(&tone).all(|(a, b)| (a - b).abs() <= 1.0 / 32768.0));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_wav(path: impl AsRef<Path>, audio: &AudioBuffer, format: WavFormat) -> Result<()> {
     let path = path.as_ref();
     mirkit_core::npy::check_output(path)?;
