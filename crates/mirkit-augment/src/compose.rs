@@ -146,6 +146,26 @@ pub fn shift_key(pitch_class: u8, records: &[Applied]) -> u8 {
 }
 
 /// An augmentation: a transform with parameter ranges, or a combinator.
+///
+/// ```
+/// use mirkit_augment::{Augment, NoiseColor, PhaseMode, Range, Rng};
+/// // a training-time chain: stretch ±10 % half the time, then pink noise at 20–40 dB SNR
+/// let aug = Augment::Chain(vec![
+///     Augment::RandomApply {
+///         p: 0.5,
+///         inner: Box::new(Augment::TimeStretch { rate: Range::new(0.9, 1.1)?, mode: PhaseMode::Librosa }),
+///     },
+///     Augment::Noise { snr_db: Range::new(20.0, 40.0)?, color: NoiseColor::Pink },
+/// ]);
+/// let clean: Vec<f32> = (0..16000).map(|i| (i as f32 * 0.05).sin()).collect();
+/// let mut y = clean.clone();
+/// let mut record = Vec::new();
+/// aug.apply(&mut y, 16000, &mut Rng::new(3), &mut record)?;
+/// // what was drawn, as JSON; replaying it gives the same samples
+/// println!("{}", mirkit_augment::records_to_json(&record));
+/// assert_eq!(mirkit_augment::replay(&record, &clean, 16000)?, y);
+/// # Ok::<(), mirkit_augment::AugmentError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub enum Augment {
     /// Phase-vocoder time stretch by a rate.

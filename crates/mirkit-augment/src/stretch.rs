@@ -394,6 +394,18 @@ impl Analysis {
 
 /// `librosa.effects.time_stretch(y, rate=rate)`: faster for `rate > 1`, output length
 /// `round(n / rate)`, pitch unchanged.
+///
+/// ```
+/// use mirkit_augment::{time_stretch, PhaseMode};
+/// let y: Vec<f32> = (0..22050).map(|i| (i as f32 * 0.0627).sin()).collect(); // 220 Hz, 1 s
+/// let slow = time_stretch(&y, 0.8, PhaseMode::Librosa)?; // librosa's vocoder: 1.25 s
+/// assert_eq!(slow.len(), 27562); // Python's round(27562.5), half to even
+/// // identity phase locking (Laroche & Dolson): less phasiness, same length
+/// assert_eq!(time_stretch(&y, 0.8, PhaseMode::IdentityLocking)?.len(), 27562);
+/// assert!(time_stretch(&y, 0.0, PhaseMode::Librosa).is_err()); // typed error, no panic
+/// # Ok::<(), mirkit_augment::AugmentError>(())
+/// ```
+///
 /// (The per-frame pieces — analysis, vocoder, overlap-add — each pick their AVX2 build
 /// at run time.)
 pub fn time_stretch(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
@@ -448,6 +460,14 @@ pub fn time_stretch(y: &[f32], rate: f64, mode: PhaseMode) -> Result<Vec<f32>> {
 
 /// `librosa.effects.pitch_shift(y, sr=sr, n_steps=steps, bins_per_octave=bpo)`: same
 /// length, pitch moved by `steps / bins_per_octave` octaves (fractional steps allowed).
+///
+/// ```
+/// use mirkit_augment::{pitch_shift, PhaseMode};
+/// let y: Vec<f32> = (0..22050).map(|i| (i as f32 * 0.0627).sin()).collect();
+/// let up = pitch_shift(&y, 1.5, 24, PhaseMode::Librosa)?; // 1.5 quarter tones up
+/// assert_eq!(up.len(), y.len());
+/// # Ok::<(), mirkit_augment::AugmentError>(())
+/// ```
 pub fn pitch_shift(
     y: &[f32],
     steps: f64,

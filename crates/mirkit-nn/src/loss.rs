@@ -63,6 +63,17 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
 
 /// Mean binary cross-entropy on logits, with optional per-class `pos_weight` and label
 /// smoothing (`y ← y·(1 − ε) + ε/2`).
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// // torch.nn.BCEWithLogitsLoss()(logits, targets), stable for large |logits|
+/// let logits = Tensor::new(&[[2.0f32, -1.0], [-100.0, 100.0]], &Device::Cpu)?;
+/// let targets = Tensor::new(&[[1.0f32, 0.0], [0.0, 1.0]], &Device::Cpu)?;
+/// let loss = mirkit_nn::loss::bce_with_logits(&logits, &targets, None, 0.0)?;
+/// let want = ((1.0 + (-2.0f32).exp()).ln() + (1.0 + (-1.0f32).exp()).ln()) / 4.0;
+/// assert!((loss.to_scalar::<f32>()? - want).abs() < 1e-6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn bce_with_logits(
     logits: &Tensor,
     targets: &Tensor,

@@ -85,6 +85,20 @@ impl Sgd {
 }
 
 /// `torch.optim.AdamW` (decoupled weight decay).
+///
+/// ```
+/// use candle_core::{Device, Tensor, Var};
+/// use mirkit_nn::optim::AdamW;
+/// // minimise (w − 3)² from w = 0
+/// let w = Var::new(&[0.0f32], &Device::Cpu)?;
+/// let mut opt = AdamW::new(vec![w.clone()], 0.1, 0.0)?;
+/// for _ in 0..200 {
+///     let loss = (w.as_tensor() - 3.0)?.sqr()?.sum_all()?;
+///     opt.step(&loss.backward()?)?;
+/// }
+/// assert!((w.as_tensor().to_vec1::<f32>()?[0] - 3.0).abs() < 0.05);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct AdamW {
     vars: Vec<Var>,
     m: Vec<Option<Tensor>>,
