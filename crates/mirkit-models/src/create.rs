@@ -20,6 +20,28 @@ use std::path::Path;
 /// A freshly built model whose every parameter is drawn from `seed` with PyTorch's
 /// default scheme ([`mirkit_nn::init::reinit_pytorch_default`]); its [`VarMap`] holds the
 /// trainable variables under the model's state-dict names.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use mirkit_models::create;
+/// use mirkit_models::sample_cnn::{SampleCnn, SampleCnnConfig, INPUT_LEN};
+/// let cfg = SampleCnnConfig { n_class: 10, ..SampleCnnConfig::published(false) };
+/// let (a, vars_a) = create::seeded(|vb| SampleCnn::new(&cfg, vb), 42)?;
+/// let (b, _) = create::seeded(|vb| SampleCnn::new(&cfg, vb), 42)?;
+/// let x = Tensor::zeros((1, INPUT_LEN), candle_core::DType::F32, &Device::Cpu)?;
+/// let (ya, yb) = (a.forward_t(&x, false)?, b.forward_t(&x, false)?);
+/// assert_eq!(ya.to_vec2::<f32>()?, yb.to_vec2::<f32>()?); // same seed, same network
+/// assert_eq!(ya.dims(), [1, 10]);
+/// // save, and load with every tensor name and shape checked
+/// let path = std::env::temp_dir().join(format!("mirkit-doc-scnn-{}.safetensors", std::process::id()));
+/// vars_a.save(&path)?;
+/// let c = create::load(&path, |vb| SampleCnn::new(&cfg, vb))?;
+/// assert_eq!(c.forward_t(&x, false)?.to_vec2::<f32>()?, ya.to_vec2::<f32>()?);
+/// let wrong = SampleCnnConfig { n_class: 50, ..cfg.clone() }; // shapes differ: refused
+/// assert!(create::load(&path, |vb| SampleCnn::new(&wrong, vb)).is_err());
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn seeded<M>(build: impl FnOnce(VarBuilder) -> Result<M>, seed: u64) -> Result<(M, VarMap)> {
     let vm = VarMap::new();
     let m = build(VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu))?;

@@ -150,6 +150,19 @@ pub const DEFAULT_MODEL: &str = "musicnn-mtt";
 /// family's own windowing protocol through the one driver of [`crate::windows`] and means
 /// the same for both families: `*_windows` return one result per window, the others the
 /// mean over the windows. Input is mono audio at [`Pretrained::sample_rate`].
+///
+/// ```
+/// use mirkit_models::registry::load_pretrained;
+/// let model = load_pretrained("won2020-fcn-mtat")?; // weights compiled in
+/// assert_eq!((model.sample_rate(), model.tags().len()), (16000, 50));
+/// // 4 s of a 440 Hz tone at the model's rate: scores per window, and their mean
+/// let sr = model.sample_rate() as f32;
+/// let y: Vec<f32> = (0..4 * 16000).map(|i| 0.3 * (6.2832 * 440.0 * i as f32 / sr).sin()).collect();
+/// let scores = model.tag(&y)?;
+/// assert_eq!(scores.len(), 50);
+/// assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+/// # Ok::<(), mirkit_models::ModelError>(())
+/// ```
 pub enum Pretrained {
     /// A Won et al. 2020 model.
     Won2020(Won2020),
@@ -263,6 +276,16 @@ pub fn canonical_name(name: &str) -> &str {
 /// Loads any registry model by name (or musicnn 0.1.0's name for it, e.g. `MTT_musicnn`),
 /// or a `.safetensors` file of either family (told apart by its metadata and tensor
 /// names).
+///
+/// ```
+/// use mirkit_models::registry::load_pretrained;
+/// let m = load_pretrained("MTT_musicnn")?; // musicnn's own name for musicnn-mtt
+/// assert_eq!(m.tags()[0], "guitar");
+/// // an unknown name is a typed error that lists the known ones
+/// let e = load_pretrained("no-such-model").err().unwrap().to_string();
+/// assert!(e.contains("musicnn-mtt"), "{e}");
+/// # Ok::<(), mirkit_models::ModelError>(())
+/// ```
 pub fn load_pretrained(name: &str) -> Result<Pretrained> {
     if name.ends_with(".safetensors") {
         let path = std::path::Path::new(name);

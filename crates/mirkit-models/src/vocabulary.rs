@@ -31,6 +31,15 @@ use crate::error::{ModelError, Result};
 const TABLE: &str = include_str!("../data/vocabularies.csv");
 
 /// A tagging data set's vocabulary.
+///
+/// ```
+/// use mirkit_models::vocabulary::Vocabulary;
+/// assert_eq!(Vocabulary::parse("msd")?, Vocabulary::Msd);
+/// assert_eq!(Vocabulary::of_model("won2020-fcn-jamendo"), Some(Vocabulary::Jamendo));
+/// assert_eq!(Vocabulary::of_model("MTT_vgg"), Some(Vocabulary::Mtat));
+/// assert!(Vocabulary::parse("gtzan").is_err());
+/// # Ok::<(), mirkit_models::ModelError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Vocabulary {
     /// MagnaTagATune top-50 (musicnn, Won 2020 `*-mtat`).
