@@ -13,6 +13,22 @@ use std::sync::Arc;
 
 /// The decoded (mono, resampled) audio of a list of items; unreadable files are left out
 /// and listed in [`AudioSet::skipped`].
+///
+/// ```
+/// use mirkit_train::audio::AudioSet;
+/// use mirkit_train::data::{CsvOptions, Dataset};
+/// use mirkit_train::toy::{write_toy_set, ToyOptions};
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-{}-{}", std::process::id(), line!()));
+/// let opts = ToyOptions { clips_per_class: 3, seconds: 4.0, sample_rate: 16000, seed: 0 };
+/// let manifest = write_toy_set(&dir, &opts)?; // path,label,tempo_bpm,split
+/// let ds = Dataset::csv_manifest(&manifest, &CsvOptions::default())?;
+/// let train = AudioSet::load(&ds.split("train")?, 16_000, None)?; // decoded in parallel
+/// assert_eq!(train.len(), 4);
+/// assert!(train.skipped.is_empty());
+/// assert_eq!(train.audio[0].len(), 64_000); // 4 s at 16 kHz
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), mirkit_train::TrainError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AudioSet {
     /// Sample rate of every clip.

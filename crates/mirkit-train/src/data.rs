@@ -59,6 +59,23 @@ pub struct Item {
 }
 
 /// A labelled collection of audio files.
+///
+/// ```
+/// use mirkit_train::data::{CsvOptions, Dataset, Task};
+/// use mirkit_train::toy::{write_toy_set, ToyOptions};
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-{}-{}", std::process::id(), line!()));
+/// let opts = ToyOptions { clips_per_class: 3, seconds: 4.0, sample_rate: 16000, seed: 0 };
+/// let manifest = write_toy_set(&dir, &opts)?; // path,label,tempo_bpm,split
+/// let ds = Dataset::csv_manifest(&manifest, &CsvOptions::default())?;
+/// assert_eq!((ds.task, ds.n_classes(), ds.items.len()), (Task::MultiClass, 4, 12));
+/// let test = ds.split("test")?; // the manifest's split column
+/// assert_eq!(test.len(), 4);
+/// // the same files as one folder per class (CLASS/file.wav)
+/// let by_folder = Dataset::folder_per_class(&dir)?;
+/// assert_eq!(by_folder.classes, ds.classes);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), mirkit_train::TrainError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// Class or tag names, in output order.

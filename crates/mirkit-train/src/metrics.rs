@@ -173,6 +173,18 @@ pub struct ClassificationMetrics {
 }
 
 /// Classification metrics of true and predicted class indices.
+///
+/// ```
+/// use mirkit_train::metrics::classification_metrics;
+/// let truth = [0, 0, 1, 1, 2, 2];
+/// let pred = [0, 1, 1, 1, 2, 0];
+/// let m = classification_metrics(&truth, &pred, 3)?;
+/// assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+/// assert_eq!(m.confusion[0], [1, 1, 0]); // truth 0: once right, once called 1
+/// // sklearn.metrics.f1_score(truth, pred, average="macro")
+/// assert!((m.f1_macro - (0.5 + 0.8 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+/// # Ok::<(), mirkit_train::TrainError>(())
+/// ```
 pub fn classification_metrics(
     truth: &[usize],
     pred: &[usize],

@@ -199,6 +199,17 @@ fn clip(class: usize, opts: &ToyOptions, rng: &mut Rng) -> (f64, Vec<f32>) {
 /// of an earlier call) and returns the manifest's path, ready for
 /// [`crate::data::Dataset::csv_manifest`]. The split is fixed per class: a sixth (at
 /// least one clip) valid, a sixth test, the rest train.
+///
+/// ```
+/// use mirkit_train::toy::{write_toy_set, ToyOptions};
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-{}-{}", std::process::id(), line!()));
+/// let opts = ToyOptions { clips_per_class: 3, seconds: 4.0, sample_rate: 16000, seed: 0 };
+/// let manifest = write_toy_set(&dir, &opts)?; // path,label,tempo_bpm,split
+/// assert!(manifest.ends_with("metadata.csv"));
+/// assert!(dir.join("Waltz/waltz_00.wav").exists());
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), mirkit_train::TrainError>(())
+/// ```
 pub fn write_toy_set(dir: impl AsRef<Path>, opts: &ToyOptions) -> Result<PathBuf> {
     let dir = dir.as_ref();
     let invalid = |name: &str, value: String, why: &str| TrainError::Invalid {

@@ -946,6 +946,34 @@ impl<'a, M: Trainable> Trainer<'a, M> {
 /// names, with its metadata), `log.csv`, `loss.png`, `metric.png`. With `resume` and a
 /// checkpoint present, training continues after the last completed epoch and ends
 /// bit-identical to an uninterrupted run. The steps are those of [`Trainer`].
+///
+/// ```
+/// use mirkit_train::audio::AudioSet;
+/// use mirkit_train::data::{CsvOptions, Dataset};
+/// use mirkit_train::trainer::{train, Control, Progress, TrainConfig, TrainData};
+/// use mirkit_train::zoo::{ScratchModel, SHORT_CHUNK_LEN};
+/// use mirkit_train::toy::{write_toy_set, ToyOptions};
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-{}-{}", std::process::id(), line!()));
+/// let opts = ToyOptions { clips_per_class: 3, seconds: 4.0, sample_rate: 16000, seed: 0 };
+/// let manifest = write_toy_set(&dir, &opts)?; // path,label,tempo_bpm,split
+/// let ds = Dataset::csv_manifest(&manifest, &CsvOptions::default())?;
+/// let (tr, va) = (AudioSet::load(&ds.split("train")?, 16_000, None)?, AudioSet::load(&ds.split("valid")?, 16_000, None)?);
+/// // a seeded short-chunk CNN of width 4 (the published one is 128), two epochs
+/// let model = ScratchModel::new("short-chunk-cnn", 4, &ds.classes, 0)?;
+/// let cfg = TrainConfig { epochs: 2, batch_size: 4, chunk_len: SHORT_CHUNK_LEN, eval_chunks: 1, ..TrainConfig::default() };
+/// let data = TrainData { train: &tr, valid: &va, task: ds.task, classes: &ds.classes };
+/// let report = train(&model, data, &cfg, &dir.join("run"), false, &mut |p| {
+///     if let Progress::Epoch(l) = p {
+///         println!("epoch {}: valid loss {:.3}", l.epoch + 1, l.valid_loss);
+///     }
+///     Control::Continue // or Control::Stop, e.g. on Ctrl-C
+/// })?;
+/// assert_eq!(report.history.len(), 2);
+/// assert!(report.best_path.exists()); // best.safetensors: ScratchModel::load reads it
+/// assert!(dir.join("run/log.csv").exists() && dir.join("run/loss.png").exists());
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), mirkit_train::TrainError>(())
+/// ```
 pub fn train<M: Trainable>(
     model: &M,
     data: TrainData<'_>,

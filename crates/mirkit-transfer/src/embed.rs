@@ -57,6 +57,24 @@ pub fn embed_track(
 }
 
 /// Embeds every track of `set` (which must be at the model's 16 kHz), in parallel.
+///
+/// ```
+/// use mirkit_models::registry::load_pretrained;
+/// use mirkit_transfer::embed::{extract, Layers};
+/// use mirkit_train::{audio::AudioSet, data::{CsvOptions, Dataset}, toy::{write_toy_set, ToyOptions}};
+/// // a small labelled set (four synthetic dances); ballroom8 or your own CSV work the same
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-{}-{}", std::process::id(), line!()));
+/// let opts = ToyOptions { clips_per_class: 3, seconds: 4.0, sample_rate: 16000, seed: 0 };
+/// let ds = Dataset::csv_manifest(write_toy_set(&dir, &opts)?, &CsvOptions::default())?;
+/// let load = |s: &str| AudioSet::load(&ds.split(s).unwrap(), 16_000, None);
+/// let model = load_pretrained("musicnn-mtt")?;
+/// let e = extract(&model, &load("train")?, Layers::Embedding)?; // penultimate layer
+/// assert_eq!((e.n, e.dim), (4, 200));
+/// let all = extract(&model, &load("train")?, Layers::All)?; // every pooled layer (Choi et al. 2017)
+/// assert_eq!(all.dim, all.blocks.iter().map(|b| b.1).sum::<usize>());
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn extract(model: &Pretrained, set: &AudioSet, layers: Layers) -> Result<Embeddings> {
     if set.sr != model.sample_rate() {
         return Err(crate::error::invalid(

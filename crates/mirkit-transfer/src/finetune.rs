@@ -63,6 +63,28 @@ impl Default for FineTuneConfig {
 }
 
 /// A pretrained tagger prepared for fine-tuning (implements [`Trainable`]).
+///
+/// ```
+/// use mirkit_transfer::finetune::{FineTune, FineTuneConfig};
+/// use mirkit_train::trainer::{train, Control, TrainConfig, TrainData};
+/// use mirkit_train::{audio::AudioSet, data::{CsvOptions, Dataset}, toy::{write_toy_set, ToyOptions}};
+/// // a small labelled set (four synthetic dances); ballroom8 or your own CSV work the same
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-{}-{}", std::process::id(), line!()));
+/// let opts = ToyOptions { clips_per_class: 3, seconds: 4.0, sample_rate: 16000, seed: 0 };
+/// let ds = Dataset::csv_manifest(write_toy_set(&dir, &opts)?, &CsvOptions::default())?;
+/// let load = |s: &str| AudioSet::load(&ds.split(s).unwrap(), 16_000, None);
+/// // Won et al. 2020's Musicnn (MTAT) with a new 4-way output layer
+/// let ft = FineTune::new("won2020-musicnn-mtat", &ds.classes, FineTuneConfig::default())?;
+/// let cfg = TrainConfig { epochs: 1, batch_size: 4, chunk_len: ft.input_len(), eval_chunks: 1, ..TrainConfig::default() };
+/// let (tr, va) = (load("train")?, load("valid")?);
+/// let data = TrainData { train: &tr, valid: &va, task: ds.task, classes: &ds.classes };
+/// let report = train(&ft, data, &cfg, &dir.join("run"), false, &mut |_| Control::Continue)?;
+/// // a tagger of the new classes, for `mirkit tag --model` or FineTune::load
+/// let tuned = FineTune::load(&report.best_path.display().to_string())?;
+/// assert_eq!(tuned.input_len(), ft.input_len());
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct FineTune {
     model: Won2020,
     vm: VarMap,

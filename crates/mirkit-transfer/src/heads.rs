@@ -116,6 +116,29 @@ impl Default for HeadConfig {
 }
 
 /// A trained head with its standardisation.
+///
+/// ```
+/// use mirkit_models::registry::load_pretrained;
+/// use mirkit_transfer::embed::{extract, Layers};
+/// use mirkit_transfer::heads::{Head, HeadConfig};
+/// use mirkit_train::{audio::AudioSet, data::{CsvOptions, Dataset}, toy::{write_toy_set, ToyOptions}};
+/// // a small labelled set (four synthetic dances); ballroom8 or your own CSV work the same
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-{}-{}", std::process::id(), line!()));
+/// let opts = ToyOptions { clips_per_class: 3, seconds: 4.0, sample_rate: 16000, seed: 0 };
+/// let ds = Dataset::csv_manifest(write_toy_set(&dir, &opts)?, &CsvOptions::default())?;
+/// let load = |s: &str| AudioSet::load(&ds.split(s).unwrap(), 16_000, None);
+/// let model = load_pretrained("musicnn-mtt")?;
+/// let (tr, va, te) = (load("train")?, load("valid")?, load("test")?);
+/// let emb = |s: &AudioSet| extract(&model, s, Layers::All);
+/// let labels = |s: &AudioSet| s.items.iter().map(|i| i.labels.clone()).collect::<Vec<_>>();
+/// // logistic regression on standardised embeddings (HeadKind::Mlp / Knn for the others)
+/// let head = Head::fit(&emb(&tr)?, &labels(&tr), Some((&emb(&va)?, &labels(&va))), &ds.classes, ds.task, &HeadConfig::default())?;
+/// let probs = head.predict(&emb(&te)?)?; // 4 test clips × 4 classes
+/// assert_eq!(probs.len(), 16);
+/// head.save(&dir.join("head.safetensors"), &Default::default())?; // mirkit eval reads it
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Head {
     kind: HeadKind,
     task: Task,
