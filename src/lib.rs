@@ -55,7 +55,22 @@ pub mod thumbnail;
 pub use tagger::{TagResult, Tagger};
 
 /// Errors of the facade: each crate's error with its source kept, or one naming the file
-/// being processed.
+/// being processed. `?` converts every crate's error into it.
+///
+/// The message is complete on its own (`{e}` names the file, what failed and the
+/// system's reason), and `source()` returns only causes the message does not already
+/// spell out, so a chain printed by anyhow or eyre never repeats a line.
+///
+/// ```
+/// fn features(path: &str) -> mirkit::Result<usize> {
+///     let y = mirkit::io::load(path, &Default::default())?; // mirkit_io::IoError
+///     let fx = mirkit::dsp::FeatureExtractor::new(mirkit::dsp::FeatureConfig::librosa())?; // DspError
+///     Ok(fx.compute(y.samples())?.n_frames())
+/// }
+/// let e = features("no-such-file.wav").unwrap_err();
+/// assert!(e.to_string().starts_with("no-such-file.wav: cannot read: No such file"));
+/// assert!(matches!(e, mirkit::Error::Audio(mirkit::io::IoError::Open { .. })));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Decoding, resampling or writing audio (mirkit-io's error; `Io` variants elsewhere
@@ -63,13 +78,13 @@ pub enum Error {
     #[error(transparent)]
     Audio(#[from] mirkit_io::IoError),
     /// Feature extraction on a file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Dsp {
         /// the file being processed
         path: String,
-        /// the error
-        #[source]
-        source: mirkit_dsp::DspError,
+        /// the cause, part of the message (not returned again by `source()`, so an
+        /// error chain printed by anyhow/eyre does not repeat it)
+        cause: mirkit_dsp::DspError,
     },
     /// Feature extraction (parameters, in-memory signals).
     #[error(transparent)]
@@ -81,13 +96,13 @@ pub enum Error {
     #[error(transparent)]
     Model(#[from] mirkit_models::ModelError),
     /// A model failed on a file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     ModelOnFile {
         /// the file being processed
         path: String,
-        /// the error
-        #[source]
-        source: mirkit_models::ModelError,
+        /// the cause, part of the message (not returned again by `source()`, so an
+        /// error chain printed by anyhow/eyre does not repeat it)
+        cause: mirkit_models::ModelError,
     },
     /// Augmentation.
     #[error(transparent)]
@@ -114,3 +129,52 @@ pub enum Error {
 
 /// Result type of the facade.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    /// Every message of an error chain adds something: no cause's text is repeated by
+    /// the message above it (what anyhow/eyre print as "Caused by:").
+    fn assert_no_repeats(e: &(dyn std::error::Error + 'static)) -> String {
+        let top = e.to_string();
+        let mut above = top.clone();
+        let mut src = e.source();
+        while let Some(c) = src {
+            let t = c.to_string();
+            assert!(!above.contains(&t), "{above:?} repeats its cause {t:?}");
+            above = t;
+            src = c.source();
+        }
+        top
+    }
+
+    #[test]
+    fn error_chains_do_not_repeat_their_causes() {
+        fn load_missing() -> crate::Result<()> {
+            // `?` from mirkit-io's error into the facade's
+            mirkit_io::load("no-such-file.wav", &Default::default())?;
+            Ok(())
+        }
+        let e = load_missing().unwrap_err();
+        let text = assert_no_repeats(&e);
+        // the whole story in the message itself: file, what failed, the system's reason
+        assert!(text.contains("no-such-file.wav") && text.contains("cannot read"));
+        assert!(text.contains("No such file"), "{text}");
+        fn npy_missing() -> crate::Result<()> {
+            mirkit_core::npy::read("no-such-file.npy")?;
+            Ok(())
+        }
+        assert!(assert_no_repeats(&npy_missing().unwrap_err()).contains("no-such-file.npy"));
+        let tagger = crate::Tagger::default().unwrap();
+        let e = tagger.tag_file("no-such-file.ogg").unwrap_err();
+        assert!(assert_no_repeats(&e).contains("no-such-file.ogg"));
+        let e = crate::Tagger::new("no-such-model").err().unwrap();
+        assert_no_repeats(&e);
+        fn dsp() -> crate::Result<()> {
+            let mut cfg = mirkit_dsp::FeatureConfig::librosa();
+            cfg.stft.n_fft = 0;
+            mirkit_dsp::FeatureExtractor::new(cfg)?;
+            Ok(())
+        }
+        assert_no_repeats(&dsp().unwrap_err());
+    }
+}

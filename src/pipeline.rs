@@ -80,7 +80,7 @@ impl std::fmt::Display for Timings {
 fn dsp_err(path: &Path) -> impl Fn(mirkit_dsp::DspError) -> Error + '_ {
     move |source| Error::Dsp {
         path: path.display().to_string(),
-        source,
+        cause: source,
     }
 }
 

@@ -248,7 +248,7 @@ impl Tagger {
         let t0 = std::time::Instant::now();
         let named = |e: mirkit_models::ModelError| Error::ModelOnFile {
             path: path.display().to_string(),
-            source: e,
+            cause: e,
         };
         // The FFT resampler is the closest to the soxr HQ the models' references were fed
         // (83.5 dB SNR at 16 kHz; see tests/won2020.rs in mirkit-models).

@@ -34,12 +34,12 @@ pub enum CoreError {
     #[error("npy: {0}")]
     Npy(String),
     /// An I/O error while reading or writing a file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// the file concerned
         path: String,
-        /// the underlying error
-        #[source]
-        source: std::io::Error,
+        /// the cause, part of the message (not returned again by `source()`, so an
+        /// error chain printed by anyhow/eyre does not repeat it)
+        cause: std::io::Error,
     },
 }

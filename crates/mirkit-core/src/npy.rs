@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 fn io_err(path: &Path, source: std::io::Error) -> CoreError {
     CoreError::Io {
         path: path.display().to_string(),
-        source,
+        cause: source,
     }
 }
 

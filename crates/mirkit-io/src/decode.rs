@@ -86,13 +86,13 @@ impl Decoded {
         let ps = path_str(p);
         let file = File::open(p).map_err(|source| IoError::Open {
             path: ps.clone(),
-            source,
+            cause: source,
         })?;
         let file_bytes = file
             .metadata()
             .map_err(|source| IoError::Open {
                 path: ps.clone(),
-                source,
+                cause: source,
             })?
             .len();
         let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
@@ -325,7 +325,7 @@ impl Decoded {
                 Err(SymError::IoError(e)) => {
                     return Err(IoError::Open {
                         path: self.path.clone(),
-                        source: e,
+                        cause: e,
                     });
                 }
                 Err(e) => {
@@ -513,7 +513,7 @@ impl Decoded {
         if let Err(source) = read {
             return Err(IoError::Open {
                 path: self.path.clone(),
-                source,
+                cause: source,
             });
         }
         let first = r.pos;

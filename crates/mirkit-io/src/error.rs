@@ -4,13 +4,13 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum IoError {
     /// The file could not be opened or read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Open {
         /// the file
         path: String,
-        /// underlying error
-        #[source]
-        source: std::io::Error,
+        /// the cause, part of the message (not returned again by `source()`, so an
+        /// error chain printed by anyhow/eyre does not repeat it)
+        cause: std::io::Error,
     },
     /// The file has zero bytes.
     #[error("{path}: empty file (0 bytes)")]

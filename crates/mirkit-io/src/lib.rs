@@ -101,7 +101,7 @@ pub fn audio_files(dir: impl AsRef<std::path::Path>) -> Result<Vec<std::path::Pa
         }
         let open = |source| IoError::Open {
             path: dir.display().to_string(),
-            source,
+            cause: source,
         };
         let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
             .map_err(open)?

@@ -99,7 +99,7 @@ fn to_py(e: mirkit::Error) -> PyErr {
     use mirkit::Error as E;
     let text = message(&e);
     match &e {
-        E::Audio(IoError::Open { source, .. }) => {
+        E::Audio(IoError::Open { cause: source, .. }) => {
             if source.kind() == std::io::ErrorKind::NotFound {
                 PyFileNotFoundError::new_err(text)
             } else {

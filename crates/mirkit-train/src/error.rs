@@ -4,12 +4,13 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum TrainError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// the file
         path: String,
-        /// cause
-        source: std::io::Error,
+        /// the cause, part of the message (not returned again by `source()`, so an
+        /// error chain printed by anyhow/eyre does not repeat it)
+        cause: std::io::Error,
     },
     /// A label or manifest file is malformed.
     #[error("{file}:{line}: {why}")]
@@ -132,6 +133,6 @@ pub(crate) fn invalid(name: &str, value: impl std::fmt::Display, why: &str) -> T
 pub(crate) fn io_err(path: &std::path::Path, source: std::io::Error) -> TrainError {
     TrainError::Io {
         path: path.display().to_string(),
-        source,
+        cause: source,
     }
 }

@@ -238,10 +238,7 @@ pub fn write_toy_set(dir: impl AsRef<Path>, opts: &ToyOptions) -> Result<PathBuf
             "between 8000 and 96000 Hz",
         ));
     }
-    let io = |path: &Path, source| TrainError::Io {
-        path: path.display().to_string(),
-        source,
-    };
+    let io = crate::error::io_err;
     let n = opts.clips_per_class;
     let held = (n / 6).max(1);
     let mut rows = String::from("path,label,tempo_bpm,split\n");
