@@ -8,7 +8,7 @@
 //! epochs; it resumes from its last checkpoint if run again).
 //!
 //! Data: ballroom8 from `$BALLROOM8` or `../shared/data/ballroom8` (192 clips of 10 s, not
-//! in the repository; about 15 s per epoch, 8 minutes in all on two cores). Without it,
+//! in the repository; about 5 s per epoch, under 3 minutes in all on two cores). Without it,
 //! a small synthetic set of four dances is generated into `target/toy_dances`
 //! (`mirkit::train::toy`, 48 clips of 6 s; about 30 s in all) — it shows the steps, not
 //! what the model can do on music. Output: `target/train_from_scratch/ballroom8/` or

@@ -14,7 +14,7 @@
 //! Data: ballroom8 from `$BALLROOM8` or `../shared/data/ballroom8` (192 clips of 10 s, not
 //! in the repository) — on two cores about 1.5 minutes with `--quick` and 13 minutes
 //! with fine-tuning. Without it, a small synthetic set of four dances is generated into
-//! `target/toy_dances` (`mirkit::train::toy`): about 12 s with `--quick`, 1.5 minutes in
+//! `target/toy_dances` (`mirkit::train::toy`): 12–30 s with `--quick`, 1.5 minutes in
 //! all; every method scores near 1.0 there — it shows the steps, not what transfer
 //! learning gains on music.
 
