@@ -1448,3 +1448,33 @@ fn verbose_reports_settings_files_and_timings() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Negative numbers are values, not flags: `--top-db -5` reaches its own check (exit 2
+/// naming the value, not clap's "use -- -5" tip), `--gain -3:-1` is a range.
+#[test]
+fn negative_numbers_are_values() {
+    let d = tmp("negative");
+    let o = bin()
+        .arg("features")
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(d.join("x.npy"))
+        .args(["--db", "--top-db", "-5"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("top_db = -5") && !err.contains("-- -5"),
+        "{err}"
+    );
+    let o = bin()
+        .arg("augment")
+        .arg(clip(TRUMPET))
+        .arg("-o")
+        .arg(d.join("x.wav"))
+        .args(["--gain", "-3:-1", "--pitch-shift", "-2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -95,7 +95,11 @@ enum Cmd {
 /// Parses the arguments, runs the subcommand and turns its outcome into the exit status
 /// (0 success, 1 failure, 2 usage error), printing any error as `error: …`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut matches = command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     args::set_quiet(cli.quiet);
     if let Some(n) = cli.threads {
         // Candle sizes its own pool from RAYON_NUM_THREADS when it first runs; we are
@@ -162,6 +166,20 @@ pub fn main() -> ExitCode {
             e.code()
         }
     }
+}
+
+/// The command line as clap sees it: negative numbers are values everywhere
+/// (`--pitch-shift -2`, `--gain -6:-1`, `--top-db -5` reaching its own check), never
+/// taken for flags.
+fn command() -> clap::Command {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    names.iter().fold(cmd, |cmd, n| {
+        cmd.mut_subcommand(n, |s| s.allow_negative_numbers(true))
+    })
 }
 
 /// `mirkit man`: the top page to standard output, or every page into a folder.

@@ -1,8 +1,9 @@
 //! Complete feature pipelines (spectrogram → mel → compression → MFCC) with presets.
 //!
 //! A [`FeatureConfig`] names every setting with librosa's vocabulary; the presets give
-//! the defaults of librosa, torchaudio and the two pretrained front ends in
-//! `shared/README.md` (Won et al. 2020; musicnn 0.1.0). A [`FeatureExtractor`] prepares the
+//! the defaults of librosa, torchaudio and the front ends the pretrained taggers were
+//! trained with (Won et al. 2020's torchaudio settings; musicnn 0.1.0's librosa settings),
+//! as docs/parity.md lists them. A [`FeatureExtractor`] prepares the
 //! window, FFT plan, sparse filterbank and DCT once and then runs in one pass over the
 //! frames: window → real FFT → power → mel → log, writing straight into the output.
 //!

@@ -9,7 +9,8 @@
 //! ```no_run
 //! use mirkit_train::data::{CsvOptions, Dataset};
 //! use mirkit_train::audio::AudioSet;
-//! let ds = Dataset::csv_manifest("../shared/data/ballroom8/metadata.csv", &CsvOptions::default())?;
+//! // a CSV manifest `path,label,split` (ballroom8's layout; `toy::write_toy_set` makes one)
+//! let ds = Dataset::csv_manifest("ballroom8/metadata.csv", &CsvOptions::default())?;
 //! let train = AudioSet::load(&ds.split("train")?, 16_000, None)?;
 //! println!("{} clips, {} skipped, classes {:?}", train.len(), train.skipped.len(), ds.classes);
 //! # Ok::<(), mirkit_train::TrainError>(())

@@ -13,7 +13,7 @@
 //! use mirkit_models::registry;
 //! use mirkit_train::{audio::AudioSet, data::{CsvOptions, Dataset}};
 //! use mirkit_transfer::{embed::{extract, Layers}, heads::{Head, HeadConfig}};
-//! let ds = Dataset::csv_manifest("../shared/data/ballroom8/metadata.csv", &CsvOptions::default())?;
+//! let ds = Dataset::csv_manifest("ballroom8/metadata.csv", &CsvOptions::default())?; // path,label,split
 //! let model = registry::load_pretrained("musicnn-mtt")?; // or any registry model
 //! let labels = |s: &AudioSet| s.items.iter().map(|i| i.labels.clone()).collect::<Vec<_>>();
 //! let train = AudioSet::load(&ds.split("train")?, 16_000, None)?;
