@@ -60,7 +60,7 @@ fn streamed_features_equal_in_memory_features() {
             .unwrap()
             .into_array();
         let out = d.join(format!("f{i}.npy"));
-        mirkit::pipeline::features_to_npy(&clip(TRUMPET), &out, &cfg, &Default::default()).unwrap();
+        mirkit::pipeline::features_to_npy(clip(TRUMPET), &out, &cfg, &Default::default()).unwrap();
         let got = read2(&out);
         assert_eq!(got.dim(), want.dim(), "config {i}");
         assert!(

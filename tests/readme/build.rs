@@ -36,12 +36,14 @@ fn main() {
         writeln!(out, "    Ok(())\n}}\n").unwrap();
     }
     assert!(n > 0, "no ```rust block in the README's Library section");
-    writeln!(out, "/// Every snippet, in the README's order.").unwrap();
-    write!(
+    writeln!(out, "/// A snippet as a function.").unwrap();
+    writeln!(
         out,
-        "pub const SNIPPETS: [fn() -> Result<(), Box<dyn std::error::Error>>; {n}] = ["
+        "pub type Snippet = fn() -> Result<(), Box<dyn std::error::Error>>;"
     )
     .unwrap();
+    writeln!(out, "/// Every snippet, in the README's order.").unwrap();
+    write!(out, "pub const SNIPPETS: [Snippet; {n}] = [").unwrap();
     for i in 1..=n {
         write!(out, "snippet_{i}, ").unwrap();
     }
