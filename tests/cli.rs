@@ -1478,3 +1478,42 @@ fn negative_numbers_are_values() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Decoder panics found by tools/mutation_campaign.py (symphonia 0.5.5) end as one clear
+/// error, exit 1, with no "panicked at" report on standard error: an AIFF whose rate
+/// byte is zeroed (zero time base), an M4A with 1 KiB zeroed inside its AAC data (index
+/// out of bounds), a WAV with sample rate 0.
+#[test]
+fn decoder_panics_are_quiet_errors() {
+    let d = tmp("panics");
+    let formats = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats");
+    let mutant = |name: &str, at: usize, zeros: usize| {
+        let mut b = std::fs::read(formats.join(name)).unwrap();
+        b[at..at + zeros].iter_mut().for_each(|x| *x = 0);
+        let p = d.join(format!("bad-{name}"));
+        std::fs::write(&p, &b).unwrap();
+        p
+    };
+    for p in [
+        mutant("tone.aiff", 28, 1),
+        mutant("tone.m4a", 175, 1024),
+        mutant("pcm16.wav", 24, 4),
+    ] {
+        for cmd in ["info", "features", "tag"] {
+            let mut c = bin();
+            c.arg(cmd).arg(&p);
+            if cmd == "features" {
+                c.arg("-o").arg(d.join("x.npy"));
+            }
+            let o = c.output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{cmd} {}: {err}", p.display());
+            assert!(
+                err.contains("malformed file"),
+                "{cmd} {}: {err}",
+                p.display()
+            );
+            assert!(!err.contains("panicked"), "{cmd} {}: {err}", p.display());
+        }
+    }
+}

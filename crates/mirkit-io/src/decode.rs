@@ -685,8 +685,28 @@ impl RawWav {
 /// Runs a call into symphonia, turning a panic inside it (symphonia 0.5 panics on some
 /// malformed headers and packets: a zero time base, out-of-range indices) into an error
 /// message, so a bad file is an error and never takes the process down.
+///
+/// The panic becomes the error's text, so the panic hook's own report ("thread 'main'
+/// panicked at …" on standard error) would only repeat it: while `f` runs on this
+/// thread, a hook installed once (chained to whatever hook was there before, which still
+/// reports every other panic) stays silent.
 fn no_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+    thread_local! {
+        static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_DECODER.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
+    let was = IN_DECODER.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_DECODER.with(|c| c.set(was));
+    r.map_err(|p| {
         let msg = p
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
