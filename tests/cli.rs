@@ -1517,3 +1517,42 @@ fn decoder_panics_are_quiet_errors() {
         }
     }
 }
+
+/// Absurd values found by the #19 campaign are refused with the limit named, before any
+/// file is read (exit 2): `--sr 1`, `--gain 300`, `--noise-snr -300`; `--n-mels 1000`
+/// with n_fft 2048 still runs (as librosa) but warns that 141 bands are empty.
+#[test]
+fn absurd_values_are_refused_or_warned() {
+    let d = tmp("absurd");
+    let run = |args: &[&str]| {
+        let o = bin().args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let input = clip(TRUMPET);
+    let input = input.to_str().unwrap();
+    let out = d.join("x.npy");
+    let out = out.to_str().unwrap();
+    let wav = d.join("x.wav");
+    let wav = wav.to_str().unwrap();
+    let (code, err) = run(&["features", input, "-o", out, "--sr", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("1000–1536000 Hz"), "{err}");
+    let (code, err) = run(&["augment", input, "-o", wav, "--gain", "300"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("[-120, 120]"), "{err}");
+    let (code, err) = run(&["augment", input, "-o", wav, "--noise-snr", "-300"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("[-60, 120]"), "{err}");
+    assert!(!Path::new(wav).exists());
+    let (code, err) = run(&["features", input, "-o", out, "--n-mels", "1000"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: 141 of 1000 mel bands are empty"),
+        "{err}"
+    );
+    let (_, err) = run(&["features", input, "-o", out, "--n-mels", "128"]);
+    assert!(!err.contains("warning"), "{err}");
+}

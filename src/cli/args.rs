@@ -130,14 +130,21 @@ pub enum SampleRate {
     Hz(u32),
 }
 
-/// Parses `--sr`: `native` or a positive number of Hz.
+/// Parses `--sr`: `native` or a number of Hz within mirkit-io's accepted rates.
 pub fn sample_rate(s: &str) -> Result<SampleRate, String> {
     if s == "native" {
         return Ok(SampleRate::Native);
     }
     match s.parse::<u32>() {
-        Ok(0) | Err(_) => Err("a positive number of Hz or `native`".into()),
-        Ok(v) => Ok(SampleRate::Hz(v)),
+        Ok(v) if (mirkit::io::MIN_RATE..=mirkit::io::MAX_RATE).contains(&v) => {
+            Ok(SampleRate::Hz(v))
+        }
+        Ok(v) => Err(format!(
+            "{v} Hz is outside the rates mirkit reads and writes ({}–{} Hz)",
+            mirkit::io::MIN_RATE,
+            mirkit::io::MAX_RATE
+        )),
+        Err(_) => Err("a number of Hz or `native`".into()),
     }
 }
 

@@ -2,7 +2,7 @@
 //! JSON record of what was drawn.
 
 use super::args::{self, NoiseColorArg, SampleRate, WavFormatArg};
-use super::error::{status, CliResult};
+use super::error::{status, CliError, CliResult};
 use clap::Args;
 use mirkit::augment::{Augment, PhaseMode, Range, Rng};
 use std::path::PathBuf;
@@ -57,6 +57,17 @@ pub fn run(a: AugArgs) -> CliResult {
     } else {
         PhaseMode::Librosa
     };
+    // the library's limits, checked before any file is read: a usage error (exit 2)
+    let bounded = |flag: &str, r: Option<Range>, lo: f64, hi: f64| match r {
+        Some(r) if r.lo < lo || r.hi > hi => Err(CliError::Usage(format!(
+            "{flag} {}:{}: must be within [{lo}, {hi}] dB",
+            r.lo, r.hi
+        ))),
+        _ => Ok(()),
+    };
+    use mirkit::augment::{MAX_GAIN_DB, SNR_DB_RANGE};
+    bounded("--gain", a.gain, -MAX_GAIN_DB, MAX_GAIN_DB)?;
+    bounded("--noise-snr", a.noise_snr, SNR_DB_RANGE.0, SNR_DB_RANGE.1)?;
     let mut chain = Vec::new();
     if let Some(steps) = a.pitch_shift {
         chain.push(Augment::PitchShift {

@@ -305,6 +305,27 @@ pub fn run(a: FeatArgs) -> CliResult {
     // validate the options once, before touching any file, for a clear message (the
     // native rate is not known yet: any rate checks the rest)
     let probe = build_config(&a, 22050)?;
+    // as librosa warns: bands that no FFT bin falls into stay zero
+    if let Some(mel) = &probe.mel {
+        if !matches!(a.sr, Some(SampleRate::Native)) {
+            let fb = mirkit::dsp::MelFilterbank::new(&mirkit::dsp::MelConfig::new(
+                probe.sample_rate,
+                probe.stft.n_fft,
+                mel.clone(),
+            ))?;
+            let empty = fb.empty_bands();
+            if !empty.is_empty() {
+                eprintln!(
+                    "warning: {} of {} mel bands are empty at {} Hz with n_fft {} (their rows \
+                     are all zero); use fewer --n-mels or a larger --n-fft",
+                    empty.len(),
+                    mel.n_mels,
+                    probe.sample_rate,
+                    probe.stft.n_fft
+                );
+            }
+        }
+    }
     args::detail(describe(&probe, matches!(a.sr, Some(SampleRate::Native))));
     let timings_wanted = a.timings || args::verbose();
     if !a.input.is_dir() {

@@ -82,6 +82,16 @@ pub(crate) fn positive(name: &'static str, v: f64) -> Result<f64> {
     }
 }
 
+/// `v` finite and within `[lo, hi]`; the message names the range.
+pub(crate) fn within(name: &'static str, v: f64, lo: f64, hi: f64) -> Result<f64> {
+    finite(name, v)?;
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(invalid(name, v, format!("must be within [{lo}, {hi}]")))
+    }
+}
+
 pub(crate) fn finite(name: &'static str, v: f64) -> Result<f64> {
     if v.is_finite() {
         Ok(v)

@@ -52,6 +52,7 @@ pub use filter::{biquad, compress, Compressor, FilterKind};
 pub use mirkit_core::rng::{self, Rng};
 pub use simple::{
     add_noise, clip, crop_or_pad, gain, invert_polarity, mix_background, time_shift, NoiseColor,
+    MAX_GAIN_DB, SNR_DB_RANGE,
 };
 pub use stretch::{
     phase_vocoder, pitch_shift, resample_ratio, spectral_inconsistency, time_stretch, PhaseMode,

@@ -1,6 +1,6 @@
 //! Level, noise, mixing, polarity, cropping, shifting and clipping.
 
-use crate::error::{check_signal, finite, invalid, positive, AugmentError, Result};
+use crate::error::{check_signal, invalid, positive, AugmentError, Result};
 use mirkit_core::rng::Rng;
 use realfft::RealFftPlanner;
 
@@ -29,9 +29,17 @@ fn power(y: &[f32]) -> f64 {
     y.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / y.len().max(1) as f64
 }
 
-/// Multiplies by `10^(db/20)`.
+/// Gains beyond this many dB either way are refused: ±120 dB is a factor of 10⁶ in
+/// amplitude, past any use on audio (and +300 dB would overflow `f32`).
+pub const MAX_GAIN_DB: f64 = 120.0;
+
+/// Signal-to-noise ratios accepted when mixing, dB: from −60 (noise 1,000× louder than
+/// the music, amplitude) to 120 (noise below 24-bit resolution).
+pub const SNR_DB_RANGE: (f64, f64) = (-60.0, 120.0);
+
+/// Multiplies by `10^(db/20)` (`|db|` ≤ [`MAX_GAIN_DB`]).
 pub fn gain(y: &mut [f32], db: f64) -> Result<()> {
-    finite("gain_db", db)?;
+    crate::error::within("gain_db", db, -MAX_GAIN_DB, MAX_GAIN_DB)?;
     let g = 10f64.powf(db / 20.0) as f32;
     y.iter_mut().for_each(|v| *v *= g);
     Ok(())
@@ -67,10 +75,11 @@ pub fn noise(n: usize, color: NoiseColor, seed: u64) -> Vec<f32> {
     w.into_iter().map(|v| (v * s) as f32).collect()
 }
 
-/// Adds `noise` scaled so that signal power / noise power is `snr_db`.
+/// Adds `noise` scaled so that signal power / noise power is `snr_db` (within
+/// [`SNR_DB_RANGE`]).
 pub fn add_at_snr(y: &mut [f32], other: &[f32], snr_db: f64) -> Result<()> {
     check_signal(y)?;
-    finite("snr_db", snr_db)?;
+    crate::error::within("snr_db", snr_db, SNR_DB_RANGE.0, SNR_DB_RANGE.1)?;
     let ps = power(y);
     if ps == 0.0 {
         return Err(AugmentError::Silent("mixing at an SNR"));
@@ -89,7 +98,7 @@ pub fn add_at_snr(y: &mut [f32], other: &[f32], snr_db: f64) -> Result<()> {
 /// Adds white or pink noise at `snr_db` (noise drawn from `seed`).
 pub fn add_noise(y: &mut [f32], snr_db: f64, color: NoiseColor, seed: u64) -> Result<()> {
     check_signal(y)?;
-    finite("snr_db", snr_db)?;
+    crate::error::within("snr_db", snr_db, SNR_DB_RANGE.0, SNR_DB_RANGE.1)?;
     let n = noise(y.len(), color, seed);
     add_at_snr(y, &n, snr_db)
 }

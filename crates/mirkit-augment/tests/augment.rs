@@ -259,3 +259,29 @@ fn bad_input_is_a_typed_error_and_leaves_audio_unchanged() {
             .is_err()
     );
 }
+
+/// Gains beyond ±120 dB and SNRs outside [−60, 120] dB are refused with the limit named
+/// (issue #19: `--noise-snr -300` used to write a WAV peaking at 3.6e14), and leave the
+/// signal as it was.
+#[test]
+fn absurd_gain_and_snr_are_refused() {
+    use mirkit_augment::{add_noise, gain, NoiseColor, MAX_GAIN_DB, SNR_DB_RANGE};
+    let y: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.1).sin()).collect();
+    let mut v = y.clone();
+    for db in [300.0, -300.0, MAX_GAIN_DB + 1.0] {
+        let e = gain(&mut v, db).unwrap_err().to_string();
+        assert!(e.contains("gain_db") && e.contains("[-120, 120]"), "{e}");
+    }
+    for snr in [-300.0, SNR_DB_RANGE.0 - 1.0, SNR_DB_RANGE.1 + 1.0] {
+        let e = add_noise(&mut v, snr, NoiseColor::White, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("snr_db") && e.contains("[-60, 120]"), "{e}");
+    }
+    assert_eq!(v, y);
+    // the limits themselves are accepted
+    gain(&mut v, MAX_GAIN_DB).unwrap();
+    let mut w = y.clone();
+    add_noise(&mut w, SNR_DB_RANGE.0, NoiseColor::Pink, 1).unwrap();
+    assert!(w.iter().all(|x| x.is_finite()));
+}

@@ -271,7 +271,19 @@ impl MelFilterbank {
         let (a, w) = &self.bands[m];
         (*a, w)
     }
-    /// Indices of bands with no non-zero weight (librosa warns about these).
+    /// Indices of bands with no non-zero weight (librosa warns about these: "Empty
+    /// filters detected in mel frequency basis"); their rows are always zero. They appear
+    /// when `n_mels` is large for `n_fft` and the rate.
+    ///
+    /// ```
+    /// use mirkit_dsp::{MelConfig, MelFilterbank, MelSettings};
+    /// let many = MelSettings { n_mels: 1000, ..Default::default() };
+    /// let fb = MelFilterbank::new(&MelConfig::new(22050, 2048, many))?;
+    /// assert!(!fb.empty_bands().is_empty());
+    /// let fine = MelFilterbank::new(&MelConfig::new(22050, 2048, MelSettings::default()))?;
+    /// assert!(fine.empty_bands().is_empty());
+    /// # Ok::<(), mirkit_dsp::DspError>(())
+    /// ```
     pub fn empty_bands(&self) -> Vec<usize> {
         self.bands
             .iter()

@@ -52,11 +52,18 @@ impl LoadOptions {
         }
     }
     fn validate(&self) -> Result<()> {
-        if self.sr == Some(0) {
+        if let Some(sr) = self
+            .sr
+            .filter(|r| !(crate::MIN_RATE..=crate::MAX_RATE).contains(r))
+        {
             return Err(invalid(
                 "sr",
-                0,
-                "must be positive (or None for the native rate)",
+                sr,
+                format!(
+                    "must be within {}–{} Hz, the rates accepted in headers (or None for the native rate)",
+                    crate::MIN_RATE,
+                    crate::MAX_RATE
+                ),
             ));
         }
         if !(self.offset.is_finite() && self.offset >= 0.0) {
