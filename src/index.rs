@@ -164,6 +164,19 @@ fn fnv_hex(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
+/// A file's path as the index stores it, refusing names that are not valid UTF-8:
+/// `index.csv` holds UTF-8 text, and a name with replacement characters would point
+/// `similar` at a file that does not exist.
+pub fn utf8_name(path: &Path) -> Result<String> {
+    path.to_str().map(str::to_string).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: the file name is not valid UTF-8, so an index or tag output could not name \
+             it; rename the file",
+            path.display()
+        ))
+    })
+}
+
 fn index_err(path: &Path, why: impl Into<String>) -> Error {
     Error::Index {
         path: path.display().to_string(),
@@ -213,8 +226,8 @@ impl EmbeddingIndex {
         let mut rows = Vec::new();
         let mut failed = Vec::new();
         for (i, f) in files.iter().enumerate() {
-            match tagger.embed_with(f, layers) {
-                Ok(e) => rows.push((f.display().to_string(), e)),
+            match utf8_name(f).and_then(|name| Ok((name, tagger.embed_with(f, layers)?))) {
+                Ok((name, e)) => rows.push((name, e)),
                 Err(e) => failed.push((f.clone(), e)),
             }
             progress(i + 1, files.len());
@@ -451,7 +464,7 @@ impl EmbeddingIndex {
         let mut failed = Vec::new();
         let mut added = 0;
         for (i, f) in new.iter().enumerate() {
-            match tagger.embed_with(f, self.meta.layers) {
+            match utf8_name(f).and_then(|_| tagger.embed_with(f, self.meta.layers)) {
                 Ok(e) if e.len() == self.meta.dim || rows.is_empty() => {
                     rows.push((f.display().to_string(), e));
                     added += 1;

@@ -1556,3 +1556,43 @@ fn absurd_values_are_refused_or_warned() {
     let (_, err) = run(&["features", input, "-o", out, "--n-mels", "128"]);
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// A file whose name is not valid UTF-8 is reported by name and skipped by `tag` and
+/// `embed` (exit 1), instead of being written with replacement characters that would
+/// point `similar` at a file that does not exist; the other files are processed.
+#[cfg(unix)]
+#[test]
+fn non_utf8_names_are_refused_not_mangled() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tmp("nonutf8");
+    let folder = d.join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(clip(TRUMPET), folder.join("good.ogg")).unwrap();
+    let bad = folder.join(std::ffi::OsStr::from_bytes(b"bad-\xff.ogg"));
+    std::fs::copy(clip(TRUMPET), &bad).unwrap();
+    let o = bin()
+        .args(["tag", "--format", "json"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("good.ogg") && !out.contains("bad-"), "{out}");
+    assert!(err.contains("not valid UTF-8"), "{err}");
+    let index = d.join("index");
+    let o = bin()
+        .arg("embed")
+        .arg(&folder)
+        .arg("-o")
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not valid UTF-8"));
+    let csv = std::fs::read_to_string(index.join("index.csv")).unwrap();
+    assert!(
+        csv.contains("good.ogg") && !csv.contains('\u{fffd}'),
+        "{csv}"
+    );
+}

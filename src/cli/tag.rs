@@ -154,7 +154,9 @@ pub fn run(mut a: TagArgs) -> CliResult {
     let mut last_save = std::time::Instant::now();
     let mut results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = Vec::new();
     for f in &files {
-        let r = match (tagger.tag_file(f), vocabulary) {
+        // tag outputs name files as UTF-8 text: a name that is not would be written wrong
+        let tagged = mirkit::index::utf8_name(f).and_then(|_| tagger.tag_file(f));
+        let r = match (tagged, vocabulary) {
             (Ok(r), Some(v)) => r.in_vocabulary(v),
             (r, _) => r,
         };
