@@ -1596,3 +1596,59 @@ fn non_utf8_names_are_refused_not_mangled() {
         "{csv}"
     );
 }
+
+/// Outputs mirrored from an input tree stay under the output folder even when the tree
+/// holds absolute symlinks to files and folders elsewhere (issue #19, item 5); nothing
+/// is written beside the link targets.
+#[cfg(unix)]
+#[test]
+fn mirrored_outputs_never_leave_the_output_folder() {
+    let d = tmp("escape");
+    let (input, elsewhere, out, png) = (
+        d.join("in"),
+        d.join("elsewhere"),
+        d.join("out"),
+        d.join("png"),
+    );
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::copy(clip(TRUMPET), elsewhere.join("t.ogg")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, input.join("dirlink")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("t.ogg"), input.join("filelink.ogg")).unwrap();
+    let o = bin()
+        .arg("features")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bin()
+        .args(["tag", "-q"])
+        .arg(&input)
+        .arg("--png")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("dirlink/t.npy").is_file() && out.join("filelink.npy").is_file());
+    let beside: Vec<_> = std::fs::read_dir(&elsewhere)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["t.ogg"], "nothing written beside the link target");
+    let mut pngs = Vec::new();
+    let mut stack = vec![png.clone()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                stack.push(e);
+            } else {
+                pngs.push(e);
+            }
+        }
+    }
+    assert_eq!(pngs.len(), 2, "{pngs:?}");
+    assert!(pngs.iter().all(|p| p.starts_with(&png)));
+}
