@@ -1652,3 +1652,46 @@ fn mirrored_outputs_never_leave_the_output_folder() {
     assert_eq!(pngs.len(), 2, "{pngs:?}");
     assert!(pngs.iter().all(|p| p.starts_with(&png)));
 }
+
+/// Temporary files left by a killed run (SIGKILL: no cleanup possible) are removed by the
+/// next run into the same output folder or file; those of a process still running are
+/// kept (issue #19, item 8).
+#[cfg(target_os = "linux")]
+#[test]
+fn stale_temporaries_of_killed_runs_are_swept() {
+    let d = tmp("stale");
+    let (input, out) = (d.join("in"), d.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(out.join("sub")).unwrap();
+    std::fs::copy(clip(TRUMPET), input.join("t.ogg")).unwrap();
+    // a pid above the kernel's maximum (4,194,304) never runs
+    let dead = out.join("sub/old.npy.part4194999-3");
+    let alive = out.join(format!("other.npy.part{}-0", std::process::id()));
+    let unrelated = out.join("notes.part-of-something");
+    for p in [&dead, &alive, &unrelated] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let o = bin()
+        .arg("features")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("removed 1 temporary file"));
+    assert!(!dead.exists() && alive.exists() && unrelated.exists());
+    // beside a single output file
+    let json = d.join("tags.json");
+    let dead = d.join("tags.json.part4194999-0");
+    std::fs::write(&dead, b"[").unwrap();
+    let o = bin()
+        .arg("tag")
+        .arg(input.join("t.ogg"))
+        .args(["--format", "json", "-o"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!dead.exists() && json.exists());
+}

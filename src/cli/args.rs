@@ -405,6 +405,22 @@ pub fn progress(n: usize) -> indicatif::ProgressBar {
     pb
 }
 
+/// Removes temporary files that killed or aborted runs left in an output folder (or
+/// beside an output file), with a note unless `--quiet`.
+pub fn sweep_stale(output: &std::path::Path, folder: bool) {
+    let n = if folder {
+        mirkit::core::npy::remove_stale_temps(output)
+    } else {
+        mirkit::core::npy::remove_stale_temps_of(output)
+    };
+    if n > 0 && !quiet() {
+        eprintln!(
+            "note: removed {n} temporary file(s) left by an interrupted run in {}",
+            output.display()
+        );
+    }
+}
+
 /// Whether a path argument is `-` (standard input or output).
 pub fn is_dash(p: &std::path::Path) -> bool {
     p.as_os_str() == "-"

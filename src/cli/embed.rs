@@ -95,6 +95,7 @@ pub fn run(a: EmbedArgs) -> CliResult {
         return Ok(status(0));
     }
     let files = mirkit::io::audio_files(&a.input)?;
+    args::sweep_stale(&a.output, true);
     if a.update && a.output.join("meta.json").exists() {
         let mut index = EmbeddingIndex::load(&a.output)?;
         if index.meta.layers != layers {

@@ -350,6 +350,7 @@ pub fn run(a: FeatArgs) -> CliResult {
         ));
     }
     let files = mirkit::io::audio_files(&a.input)?;
+    args::sweep_stale(&a.output, true);
     if files.is_empty() {
         return Err(CliError::Failed(format!(
             "no audio files under {}",

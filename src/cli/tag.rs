@@ -93,6 +93,9 @@ pub fn run(mut a: TagArgs) -> CliResult {
             Some(to)
         }
     };
+    if let Some(o) = &a.output {
+        args::sweep_stale(o, false);
+    }
     if a.resume && (a.output.is_none() || a.format != TagFormat::Json) {
         return Err(CliError::Usage(
             "--resume needs -o OUT and --format json".into(),
@@ -155,7 +158,10 @@ pub fn run(mut a: TagArgs) -> CliResult {
     let mut results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = Vec::new();
     for f in &files {
         // tag outputs name files as UTF-8 text: a name that is not would be written wrong
-        let tagged = mirkit::index::utf8_name(f).and_then(|_| tagger.tag_file(f));
+        let tagged = match mirkit::index::utf8_name(f) {
+            Ok(_) => tagger.tag_file(f),
+            Err(e) => Err(e),
+        };
         let r = match (tagged, vocabulary) {
             (Ok(r), Some(v)) => r.in_vocabulary(v),
             (r, _) => r,

@@ -228,6 +228,104 @@ pub fn remove_live_temps() -> usize {
     remove_tracked(|_| true)
 }
 
+/// Whether `name` is a temporary name made by [`temp_path`] (`NAME.part<pid>-<n>`), and
+/// the pid that made it.
+fn temp_owner(name: &str) -> Option<u32> {
+    let (_, tail) = name.rsplit_once(".part")?;
+    let (pid, n) = tail.split_once('-')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes temporary files left under `dir` (recursively, not following symlinks) by
+/// mirkit processes that no longer run — killed with SIGKILL, or aborted, when no
+/// cleanup could happen. A file counts as stale when its name is `NAME.part<pid>-<n>`,
+/// the pid is not this process, and `/proc/<pid>` does not exist (Linux; elsewhere
+/// nothing is removed, as liveness cannot be told). Temporary files of runs still going
+/// (another mirkit writing into the same folder) are kept. Returns how many were
+/// removed.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("mirkit-doc-stale-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("x.npy.part4194999-0"), b"half").unwrap(); // no such pid
+/// let mine = mirkit_core::npy::temp_path(&dir.join("y.npy"));
+/// std::fs::write(&mine, b"in progress").unwrap(); // this process: alive
+/// let removed = mirkit_core::npy::remove_stale_temps(&dir);
+/// if std::path::Path::new("/proc/self").exists() {
+///     assert_eq!(removed, 1);
+///     assert!(!dir.join("x.npy.part4194999-0").exists() && mine.exists());
+/// }
+/// # std::fs::remove_dir_all(&dir).ok();
+/// ```
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let me = std::process::id();
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else if kind.is_file() {
+                let name = e.file_name();
+                let Some(pid) = name.to_str().and_then(temp_owner) else {
+                    continue;
+                };
+                if pid != me
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// [`remove_stale_temps`] for one output path: only its own stale temporaries
+/// (`target`'s siblings named `NAME.part<pid>-<n>`), without walking the folder.
+pub fn remove_stale_temps_of(target: &Path) -> usize {
+    let (Some(name), Some(parent)) = (target.file_name().and_then(|n| n.to_str()), target.parent())
+    else {
+        return 0;
+    };
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!("{name}.part");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let Some(n) = n.to_str() else { return false };
+            n.starts_with(&prefix)
+                && e.file_type().is_ok_and(|t| t.is_file())
+                && temp_owner(n)
+                    .is_some_and(|pid| pid != me && !Path::new(&format!("/proc/{pid}")).exists())
+                && std::fs::remove_file(e.path()).is_ok()
+        })
+        .count()
+}
+
 /// Removes (and stops tracking) the live temporary files `which` selects.
 fn remove_tracked(which: impl Fn(&Path) -> bool) -> usize {
     let mut set = live();
