@@ -1695,3 +1695,179 @@ fn stale_temporaries_of_killed_runs_are_swept() {
     assert!(o.status.success());
     assert!(!dead.exists() && json.exists());
 }
+
+/// Runs the binary with a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored): every write
+/// past `bytes` fails with EFBIG, as on a full disk.
+#[cfg(target_os = "linux")]
+fn with_disk_limit(c: &mut Command, bytes: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (signal, setrlimit) between fork and exec
+    unsafe {
+        c.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A write that fails part-way (a full disk, simulated by a file-size limit) is a clear
+/// error naming the file (exit 1), leaves no partial or temporary file, and keeps the
+/// earlier output under that name — for features, tag and an embedding index
+/// (issue #19, item 3).
+#[cfg(target_os = "linux")]
+#[test]
+fn full_disk_keeps_earlier_outputs_and_leaves_no_partial_file() {
+    let d = tmp("fulldisk");
+    let input = clip(TRUMPET);
+    let listing = |dir: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    // features: the earlier .npy survives a failed rewrite
+    let npy = d.join("t.npy");
+    assert!(bin()
+        .arg("features")
+        .arg(&input)
+        .arg("-o")
+        .arg(&npy)
+        .args(["--n-mels", "40"])
+        .status()
+        .unwrap()
+        .success());
+    let before = std::fs::read(&npy).unwrap();
+    let o = with_disk_limit(bin().arg("features").arg(&input).arg("-o").arg(&npy), 4096)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("t.npy"), "{err}");
+    assert_eq!(std::fs::read(&npy).unwrap(), before);
+    assert_eq!(listing(&d), ["t.npy"]);
+    // tag -o: the earlier JSON survives
+    let json = d.join("tags.json");
+    std::fs::write(&json, b"[]\n").unwrap();
+    let o = with_disk_limit(
+        bin()
+            .arg("tag")
+            .arg(&input)
+            .args(["--format", "json", "--segments", "-o"])
+            .arg(&json),
+        64,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tags.json"));
+    assert_eq!(std::fs::read(&json).unwrap(), b"[]\n");
+    assert_eq!(listing(&d), ["t.npy", "tags.json"]);
+    // embed: an index that cannot be saved leaves the earlier one loadable and unchanged
+    let folder = d.join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(&input, folder.join("a.ogg")).unwrap();
+    let index = d.join("index");
+    assert!(bin()
+        .arg("embed")
+        .arg(&folder)
+        .arg("-o")
+        .arg(&index)
+        .status()
+        .unwrap()
+        .success());
+    let saved = listing(&index)
+        .into_iter()
+        .map(|f| std::fs::read(index.join(&f)).unwrap())
+        .collect::<Vec<_>>();
+    std::fs::copy(
+        clip("brahms_hungarian_dance_5.hq.ogg"),
+        folder.join("b.ogg"),
+    )
+    .unwrap();
+    let o = with_disk_limit(bin().arg("embed").arg(&folder).arg("-o").arg(&index), 200)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        listing(&index),
+        ["embeddings.npy", "index.csv", "meta.json"]
+    );
+    let now = listing(&index)
+        .into_iter()
+        .map(|f| std::fs::read(index.join(&f)).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(now, saved);
+}
+
+/// A folder `features` run killed with SIGKILL part-way leaves only complete outputs;
+/// the next run sweeps the temporary files and ends with outputs equal, byte for byte,
+/// to an uninterrupted run's (issue #19, item 3).
+#[cfg(target_os = "linux")]
+#[test]
+fn killed_folder_run_then_rerun_equals_uninterrupted() {
+    let d = tmp("killed");
+    let folder = d.join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..12 {
+        std::fs::copy(
+            clip("brahms_hungarian_dance_5.hq.ogg"),
+            folder.join(format!("b{i:02}.ogg")),
+        )
+        .unwrap();
+    }
+    let run = |out: &Path| {
+        let mut c = bin();
+        c.args(["--threads", "1", "features"])
+            .arg(&folder)
+            .arg("-o")
+            .arg(out)
+            .args(["--db", "--top-db", "80"]);
+        c
+    };
+    assert!(run(&d.join("whole")).status().unwrap().success());
+    let out = d.join("out");
+    let mut child = run(&out).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // whatever is there is complete
+    for e in std::fs::read_dir(&out).into_iter().flatten() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "npy") {
+            let name = p.file_name().unwrap();
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(d.join("whole").join(name)).unwrap()
+            );
+        }
+    }
+    assert!(run(&out).status().unwrap().success());
+    let names = |dir: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&out),
+        names(&d.join("whole")),
+        "no temporary files left"
+    );
+    for n in names(&out) {
+        assert_eq!(
+            std::fs::read(out.join(&n)).unwrap(),
+            std::fs::read(d.join("whole").join(&n)).unwrap()
+        );
+    }
+}

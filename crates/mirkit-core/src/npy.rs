@@ -665,6 +665,11 @@ impl NpyFrameWriter {
             f.write_all(&h)?;
             commit(&self.tmp, &path, &f, self.durability)
         })();
+        if res.is_err() {
+            // the last buffered bytes or the header failed (a full disk): the writer is
+            // gone, so Drop would not remove the temporary file
+            remove_temp(&self.tmp);
+        }
         res.map_err(|e| io_err(&path, e))
     }
 }
