@@ -38,6 +38,7 @@ pub fn save(
             why: e.to_string(),
         }
     })?;
+    let bytes = canonical_header(bytes);
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).map_err(|e| crate::error::io_err(dir, e))?;
@@ -48,6 +49,31 @@ pub fn save(
         w.write_all(&bytes)
     })?;
     Ok(())
+}
+
+/// The safetensors crate writes `__metadata__` in `HashMap` order, which differs from
+/// process to process: the header is re-serialised with its keys sorted (serde_json's
+/// map is ordered) and padded with spaces to 8 bytes as the format asks, so the same
+/// weights and metadata always give the same file, byte for byte. Tensor offsets are
+/// relative to the data section, which is unchanged.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let parsed = bytes
+        .get(..8)
+        .map(|n| u64::from_le_bytes(n.try_into().expect("8 bytes")) as usize)
+        .and_then(|n| Some((n, bytes.get(8..8 + n)?)))
+        .and_then(|(n, h)| Some((n, serde_json::from_slice::<serde_json::Value>(h).ok()?)));
+    let Some((n, header)) = parsed else {
+        return bytes; // not ours to fix: written as the crate made it
+    };
+    let mut h = serde_json::to_vec(&header).expect("a parsed value serialises");
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// Reads every tensor (as f32 on the CPU) and the metadata of a safetensors file.

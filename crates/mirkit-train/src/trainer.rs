@@ -44,6 +44,13 @@ pub trait Trainable: Sync {
     fn metadata(&self) -> HashMap<String, String> {
         HashMap::new()
     }
+    /// Called before each training step's forward pass with the step's position. A model
+    /// with randomness of its own (dropout) draws it from `(seed, epoch, step)` here
+    /// rather than from a generator's history, so a run resumed from a checkpoint draws
+    /// exactly what an uninterrupted run would. Default: nothing.
+    fn begin_step(&self, epoch: usize, step: usize) {
+        let _ = (epoch, step);
+    }
 }
 
 /// Trainable variables sharing a learning-rate multiplier.
@@ -817,6 +824,7 @@ impl<'a, M: Trainable> Trainer<'a, M> {
             });
             for (step, batch) in rx.iter().enumerate() {
                 let (x, y) = batch?;
+                model.begin_step(epoch, step);
                 let logits = model.forward_t(&x, true)?;
                 if logits.dims() != [x.dim(0)?, n_classes] {
                     return Err(TrainError::Mismatch {

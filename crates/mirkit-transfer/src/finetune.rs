@@ -203,6 +203,14 @@ impl FineTune {
 }
 
 impl Trainable for FineTune {
+    fn begin_step(&self, epoch: usize, step: usize) {
+        // dropout masks from (seed, epoch, step) alone: a resumed run draws what an
+        // uninterrupted one does (the generator's state is not in the checkpoint)
+        let item = ((epoch as u64) << 32) | step as u64;
+        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) =
+            Rng::for_item(self.cfg.seed ^ 0xd0d0, item);
+    }
+
     fn prepare(&self, chunk: &[f32]) -> mirkit_train::Result<Tensor> {
         let t = self
             .model
