@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of mirkit's input parsers (issue #19 item 1) with cargo-fuzz
+# (libFuzzer) on the nightly toolchain:  cargo install cargo-fuzz
+#
+#   tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 600 s; all targets)
+#
+# Targets (fuzz/fuzz_targets/): decode (any bytes as an audio file through info + load),
+# features (the extractor with arbitrary parameters and samples), npy (any bytes as .npy),
+# records (any text as an augmentation record, replayed). Seed corpora come from the
+# repository: the format fixtures and clips, the .npy fixtures, a recorded chain.
+# Each run has a 2 GB RSS limit and a 10 s per-input timeout; a crash, leak of the limit
+# or timeout leaves its input in fuzz/artifacts/TARGET/ (minimise with
+# `cargo +nightly fuzz tmin TARGET FILE`, then keep it as a regression test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-600}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(decode features npy records)
+mkdir -p fuzz/corpus/{decode,features,npy,records}
+cp -n tests/fixtures/formats/* fuzz/corpus/decode/ 2>/dev/null || true
+cp -n tests/fixtures/*.npy fuzz/corpus/npy/ 2>/dev/null || true
+if [ ! -e fuzz/corpus/records/seed.json ]; then
+  cat > fuzz/corpus/records/seed.json <<'JSON'
+[{"params":{"bins_per_octave":12.0,"n_steps":1.5,"phase_lock":0.0},"transform":"pitch_shift"},{"params":{"db":-3.0},"transform":"gain"},{"params":{"pink":1.0,"seed":7.0,"snr_db":20.0},"transform":"noise"}]
+JSON
+fi
+export MIRKIT_FUZZ_TMP="${MIRKIT_FUZZ_TMP:-/dev/shm}"
+for t in "${targets[@]}"; do
+  echo "== $t: ${secs} s"
+  cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- \
+    -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 \
+    | grep -E "^(stat::|Done|==[0-9]+==|SUMMARY|#[0-9]+ +DONE)|panicked|ERROR|crash-|timeout-|oom-" || true
+done
