@@ -134,7 +134,11 @@ pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
     let header =
         std::str::from_utf8(header).map_err(|_| CoreError::Npy("header not UTF-8".into()))?;
     let (descr, fortran, shape) = parse_header(header)?;
-    let n: usize = shape.iter().product();
+    // checked: a header may claim any shape (found by fuzzing: 3 × 2.97e22 overflowed)
+    let n = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| CoreError::Npy(format!("shape {shape:?} has too many elements")))?;
     let body = &bytes[start + hlen..];
     let (size, conv): (usize, fn(&[u8]) -> f64) = match descr.as_str() {
         "<f4" => (4, |b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
@@ -145,14 +149,16 @@ pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
         "|u1" => (1, |b| b[0] as f64),
         d => return Err(CoreError::Npy(format!("unsupported dtype {d}"))),
     };
-    if body.len() < n * size {
+    let need = n
+        .checked_mul(size)
+        .ok_or_else(|| CoreError::Npy(format!("shape {shape:?} has too many elements")))?;
+    if body.len() < need {
         return Err(CoreError::Npy(format!(
-            "truncated data: need {} bytes, have {}",
-            n * size,
+            "truncated data: need {need} bytes, have {}",
             body.len()
         )));
     }
-    let vals: Vec<f64> = body[..n * size].chunks_exact(size).map(conv).collect();
+    let vals: Vec<f64> = body[..need].chunks_exact(size).map(conv).collect();
     let data = if fortran && shape.len() > 1 {
         let a = ArrayD::from_shape_vec(IxDyn(&shape).f(), vals).expect("shape matches");
         a.iter().copied().collect() // logical (C) order iteration
