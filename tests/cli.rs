@@ -20,6 +20,15 @@ use mirkit_core::testing::TmpDir;
 fn tmp(tag: &str) -> TmpDir {
     TmpDir::new(&format!("mirkit-cli-{tag}-"))
 }
+/// The names in a folder, sorted.
+fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
 fn read2(p: &Path) -> ndarray::Array2<f32> {
     npy::read(p).unwrap().to_f32_2d().unwrap()
 }
@@ -1726,14 +1735,7 @@ fn with_disk_limit(c: &mut Command, bytes: u64) -> &mut Command {
 fn full_disk_keeps_earlier_outputs_and_leaves_no_partial_file() {
     let d = tmp("fulldisk");
     let input = clip(TRUMPET);
-    let listing = |dir: &Path| {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
-        v.sort();
-        v
-    };
+    let listing = sorted_names;
     // features: the earlier .npy survives a failed rewrite
     let npy = d.join("t.npy");
     assert!(bin()
@@ -1851,14 +1853,7 @@ fn killed_folder_run_then_rerun_equals_uninterrupted() {
         }
     }
     assert!(run(&out).status().unwrap().success());
-    let names = |dir: &Path| {
-        let mut v: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        v.sort();
-        v
-    };
+    let names = sorted_names;
     assert_eq!(
         names(&out),
         names(&d.join("whole")),

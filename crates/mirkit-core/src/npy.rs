@@ -134,11 +134,6 @@ pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
     let header =
         std::str::from_utf8(header).map_err(|_| CoreError::Npy("header not UTF-8".into()))?;
     let (descr, fortran, shape) = parse_header(header)?;
-    // checked: a header may claim any shape (found by fuzzing: 3 × 2.97e22 overflowed)
-    let n = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| CoreError::Npy(format!("shape {shape:?} has too many elements")))?;
     let body = &bytes[start + hlen..];
     let (size, conv): (usize, fn(&[u8]) -> f64) = match descr.as_str() {
         "<f4" => (4, |b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
@@ -149,8 +144,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
         "|u1" => (1, |b| b[0] as f64),
         d => return Err(CoreError::Npy(format!("unsupported dtype {d}"))),
     };
-    let need = n
-        .checked_mul(size)
+    // checked: a header may claim any shape (found by fuzzing: 3 × 2.97e22 overflowed)
+    let need = shape
+        .iter()
+        .try_fold(size, |n, &d| n.checked_mul(d))
         .ok_or_else(|| CoreError::Npy(format!("shape {shape:?} has too many elements")))?;
     if body.len() < need {
         return Err(CoreError::Npy(format!(
@@ -248,6 +245,14 @@ fn temp_owner(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
+/// Whether a file named `name` is a temporary of a mirkit process that no longer runs
+/// (not this one; `/proc/<pid>` gone).
+fn is_stale_temp(name: &str) -> bool {
+    temp_owner(name).is_some_and(|pid| {
+        pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+    })
+}
+
 /// Removes temporary files left under `dir` (recursively, not following symlinks) by
 /// mirkit processes that no longer run — killed with SIGKILL, or aborted, when no
 /// cleanup could happen. A file counts as stale when its name is `NAME.part<pid>-<n>`,
@@ -273,7 +278,6 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
     if !Path::new("/proc/self").exists() {
         return 0;
     }
-    let me = std::process::id();
     let mut removed = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -286,11 +290,7 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
                 stack.push(e.path());
             } else if kind.is_file() {
                 let name = e.file_name();
-                let Some(pid) = name.to_str().and_then(temp_owner) else {
-                    continue;
-                };
-                if pid != me
-                    && !Path::new(&format!("/proc/{pid}")).exists()
+                if name.to_str().is_some_and(is_stale_temp)
                     && std::fs::remove_file(e.path()).is_ok()
                 {
                     removed += 1;
@@ -317,7 +317,6 @@ pub fn remove_stale_temps_of(target: &Path) -> usize {
         parent
     };
     let prefix = format!("{name}.part");
-    let me = std::process::id();
     let Ok(entries) = std::fs::read_dir(parent) else {
         return 0;
     };
@@ -328,8 +327,7 @@ pub fn remove_stale_temps_of(target: &Path) -> usize {
             let Some(n) = n.to_str() else { return false };
             n.starts_with(&prefix)
                 && e.file_type().is_ok_and(|t| t.is_file())
-                && temp_owner(n)
-                    .is_some_and(|pid| pid != me && !Path::new(&format!("/proc/{pid}")).exists())
+                && is_stale_temp(n)
                 && std::fs::remove_file(e.path()).is_ok()
         })
         .count()
