@@ -305,22 +305,82 @@ impl EmbeddingIndex {
                 }
             }
         }
-        // phase 2: renames (no space needed), meta.json last
-        let mut pending = written.into_iter();
-        while let Some((tmp, path, f)) = pending.next() {
-            if let Err(e) = npy::commit(&tmp, &path, &f, npy::Durability::Default) {
-                for (t, _, _) in pending {
-                    npy::remove_temp(&t);
+        // phase 2: renames (no space needed), meta.json last; an interrupt's cleanup
+        // waits for them, and a SIGKILL between them is finished by the next `load`
+        npy::commit_group(|| {
+            let mut pending = written.into_iter();
+            while let Some((tmp, path, f)) = pending.next() {
+                if let Err(e) = npy::commit(&tmp, &path, &f, npy::Durability::Default) {
+                    for (t, _, _) in pending {
+                        npy::remove_temp(&t);
+                    }
+                    return Err(index_err(&path, e.to_string()));
                 }
-                return Err(index_err(&path, e.to_string()));
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
-    /// Reads an index folder, checking that its three files agree.
+    /// Finishes a save that a killed process left between its renames (some files new,
+    /// `meta.json` still old): the save's complete temporaries are still beside them
+    /// (`NAME.part<pid>-<n>` of a process that no longer runs), so when a temporary
+    /// `meta.json` is found whose checksums match, for each data file, either the file in
+    /// place or one of its temporaries, those are renamed into place. Returns whether a
+    /// save was finished.
+    fn finish_interrupted_save(dir: &Path) -> bool {
+        let meta_path = dir.join("meta.json");
+        let matches = |p: &Path, want: &str| std::fs::read(p).is_ok_and(|b| fnv_hex(&b) == want);
+        for cand in npy::stale_temps_of(&meta_path) {
+            let Some(meta) = std::fs::read(&cand)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<IndexMeta>(&b).ok())
+            else {
+                continue;
+            };
+            let (Some(e_fnv), Some(f_fnv)) = (&meta.embeddings_fnv, &meta.files_fnv) else {
+                continue;
+            };
+            let mut renames = Vec::new();
+            let complete = [("embeddings.npy", e_fnv), ("index.csv", f_fnv)]
+                .into_iter()
+                .all(|(name, want)| {
+                    let path = dir.join(name);
+                    if matches(&path, want) {
+                        return true;
+                    }
+                    match npy::stale_temps_of(&path)
+                        .into_iter()
+                        .find(|t| matches(t, want))
+                    {
+                        Some(t) => {
+                            renames.push((t, path));
+                            true
+                        }
+                        None => false,
+                    }
+                });
+            if complete {
+                renames.push((cand, meta_path));
+                return renames
+                    .iter()
+                    .all(|(from, to)| std::fs::rename(from, to).is_ok());
+            }
+        }
+        false
+    }
+
+    /// Reads an index folder, checking that its three files agree. A save that was
+    /// killed between renaming its files into place (the files disagree, the save's
+    /// temporaries are still there) is finished first, so no work of that save is lost.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        match Self::load_as_is(dir) {
+            Err(Error::Index { .. }) if Self::finish_interrupted_save(dir) => Self::load_as_is(dir),
+            r => r,
+        }
+    }
+
+    fn load_as_is(dir: &Path) -> Result<Self> {
         let meta_path = dir.join("meta.json");
         let bytes = std::fs::read(&meta_path).map_err(|e| index_err(&meta_path, e.to_string()))?;
         let meta: IndexMeta =
@@ -435,7 +495,41 @@ impl EmbeddingIndex {
         &mut self,
         tagger: &Tagger,
         files: &[PathBuf],
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Update> {
+        self.update_saving(tagger, files, progress, None)
+    }
+
+    /// [`Self::update`] that also saves the index into `dir` (as [`Self::save`]: two
+    /// phases, checksummed) whenever `every` has passed since the last save while files
+    /// are being embedded, so a run that is killed keeps what it had embedded by its last
+    /// save: the next `update` of the same folder embeds only the rest. An index built
+    /// this way from an empty one ([`Self::new`] with no rows) is the one
+    /// [`Self::build`] makes, row for row. The final state is not saved here (the caller
+    /// saves it once it has looked at the result).
+    ///
+    /// ```
+    /// use mirkit::index::EmbeddingIndex;
+    /// use mirkit::transfer::embed::Layers;
+    /// use std::time::Duration;
+    /// let tagger = mirkit::Tagger::new("musicnn-mtt")?;
+    /// let dir = std::env::temp_dir().join(format!("mirkit-doc-index-{}", std::process::id()));
+    /// let files = [std::path::PathBuf::from("data/clips/sorohanro_-_solo-trumpet-06.hq.ogg")];
+    /// let mut index = EmbeddingIndex::new(tagger.name(), Layers::Embedding, vec![])?;
+    /// // saves into `dir` as it goes (here after every file)
+    /// let up = index.update_saving(&tagger, &files, |_, _| {}, Some((&dir, Duration::ZERO)))?;
+    /// assert_eq!((up.added, index.meta.count), (1, 1));
+    /// index.save(&dir)?;
+    /// assert_eq!(EmbeddingIndex::load(&dir)?.files, index.files);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
+    pub fn update_saving(
+        &mut self,
+        tagger: &Tagger,
+        files: &[PathBuf],
         mut progress: impl FnMut(usize, usize),
+        save: Option<(&Path, std::time::Duration)>,
     ) -> Result<Update> {
         if tagger.name() != self.meta.model {
             return Err(Error::Invalid(format!(
@@ -463,9 +557,18 @@ impl EmbeddingIndex {
             .collect();
         let mut failed = Vec::new();
         let mut added = 0;
+        let model = self.meta.model.clone();
+        let layers = self.meta.layers;
+        let mut last_save = std::time::Instant::now();
         for (i, f) in new.iter().enumerate() {
-            match utf8_name(f).and_then(|_| tagger.embed_with(f, self.meta.layers)) {
-                Ok(e) if e.len() == self.meta.dim || rows.is_empty() => {
+            // the width every row must have: the rows' own, else the index's (an index
+            // made empty takes the first embedding's)
+            let dim = match rows.first() {
+                Some(r) => Some(r.1.len()),
+                None => (self.meta.count > 0).then_some(self.meta.dim),
+            };
+            match utf8_name(f).and_then(|_| tagger.embed_with(f, layers)) {
+                Ok(e) if dim.is_none_or(|d| d == e.len()) => {
                     rows.push((f.display().to_string(), e));
                     added += 1;
                 }
@@ -475,15 +578,22 @@ impl EmbeddingIndex {
                         "{}: embedding of {} dims, the index has {}",
                         f.display(),
                         e.len(),
-                        self.meta.dim
+                        dim.unwrap_or(0)
                     )),
                 )),
                 Err(e) => failed.push(((*f).clone(), e)),
             }
             progress(i + 1, new.len());
+            if let Some((dir, every)) = save {
+                // (not after the last file: the caller saves the final state; never an
+                // empty index over what the folder held)
+                if i + 1 < new.len() && !rows.is_empty() && last_save.elapsed() >= every {
+                    Self::new(&model, layers, rows.clone())?.save(dir)?;
+                    last_save = std::time::Instant::now();
+                }
+            }
         }
-        let model = self.meta.model.clone();
-        *self = Self::new(&model, self.meta.layers, rows)?;
+        *self = Self::new(&model, layers, rows)?;
         Ok(Update {
             added,
             removed,
@@ -778,5 +888,70 @@ mod tests {
         )
         .unwrap();
         assert_eq!(EmbeddingIndex::load(&*d).unwrap().files, ia.files);
+    }
+
+    /// A save killed (SIGKILL) between its renames leaves new and old files side by side
+    /// with the save's complete temporaries; `load` finishes that save instead of refusing
+    /// the folder — at either point between the renames — and refuses it as before when
+    /// the temporaries are not a complete set.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_save_killed_between_renames_is_finished_by_load() {
+        let old = EmbeddingIndex::new(
+            "m",
+            Layers::Embedding,
+            vec![("x.wav".into(), vec![1.0, 0.0])],
+        )
+        .unwrap();
+        let new = EmbeddingIndex::new(
+            "m",
+            Layers::Embedding,
+            vec![
+                ("x.wav".into(), vec![1.0, 0.0]),
+                ("y \"2\",\n.wav".into(), vec![0.5, 0.5]),
+            ],
+        )
+        .unwrap();
+        let saved = mirkit_core::testing::TmpDir::new("mirkit-index-new-");
+        new.save(&*saved).unwrap();
+        let bytes = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+        // a pid no process has (above Linux's largest pid_max)
+        let dead = |f: &str, n: usize| format!("{f}.part4194999-{n}");
+        let files = ["embeddings.npy", "index.csv", "meta.json"];
+        // killed before the first rename: the old index is whole and is what loads
+        let d = mirkit_core::testing::TmpDir::new("mirkit-index-killed-");
+        old.save(&*d).unwrap();
+        for (k, f) in files.iter().enumerate() {
+            std::fs::write(d.join(dead(f, k)), bytes(&saved, f)).unwrap();
+        }
+        assert_eq!(EmbeddingIndex::load(&*d).unwrap().files, old.files);
+        // killed after one or two of the three renames
+        for renamed in 1..3 {
+            let d = mirkit_core::testing::TmpDir::new("mirkit-index-killed-");
+            old.save(&*d).unwrap();
+            for (k, f) in files.iter().enumerate() {
+                let to = if k < renamed {
+                    f.to_string()
+                } else {
+                    dead(f, k)
+                };
+                std::fs::write(d.join(to), bytes(&saved, f)).unwrap();
+            }
+            let got = EmbeddingIndex::load(&*d).unwrap();
+            assert_eq!(got.files, new.files, "killed after {renamed} rename(s)");
+            for f in files {
+                assert_eq!(bytes(&d, f), bytes(&saved, f), "{f}");
+            }
+            assert!(npy::stale_temps_of(&d.join("meta.json")).is_empty());
+        }
+        // the same with the data file's temporary truncated: not a complete set, refused
+        let d = mirkit_core::testing::TmpDir::new("mirkit-index-killed-");
+        old.save(&*d).unwrap();
+        std::fs::write(d.join("embeddings.npy"), bytes(&saved, "embeddings.npy")).unwrap();
+        let csv = bytes(&saved, "index.csv");
+        std::fs::write(d.join(dead("index.csv", 1)), &csv[..csv.len() - 3]).unwrap();
+        std::fs::write(d.join(dead("meta.json", 2)), bytes(&saved, "meta.json")).unwrap();
+        let e = EmbeddingIndex::load(&*d).unwrap_err().to_string();
+        assert!(e.contains("does not belong"), "{e}");
     }
 }

@@ -1866,3 +1866,207 @@ fn killed_folder_run_then_rerun_equals_uninterrupted() {
         );
     }
 }
+
+/// A folder `embed` saves its index as it goes; killed with SIGKILL part-way, it leaves
+/// a valid index of the files done so far, and `embed --update` then finishes it: the
+/// three files equal an uninterrupted run's byte for byte (issue #19, item 3).
+#[cfg(target_os = "linux")]
+#[test]
+fn killed_embed_then_update_equals_uninterrupted() {
+    let d = tmp("embedkill");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    for k in 0..8 {
+        let c = if k % 2 == 0 {
+            "brahms_hungarian_dance_5.hq.ogg"
+        } else {
+            TRUMPET
+        };
+        std::fs::copy(clip(c), src.join(format!("{k}.ogg"))).unwrap();
+    }
+    let embed = |out: &Path, update: bool| {
+        let mut c = bin();
+        c.args(["--threads", "1", "embed"])
+            .arg(&src)
+            .arg("-o")
+            .arg(out)
+            .env("MIRKIT_FLUSH_SECS", "0");
+        if update {
+            c.arg("--update");
+        }
+        c
+    };
+    let whole = d.join("whole");
+    assert!(embed(&whole, false).status().unwrap().success());
+    let count = |idx: &Path| -> Option<u64> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(idx.join("meta.json")).ok()?).ok()?;
+        v["count"].as_u64()
+    };
+    assert_eq!(count(&whole), Some(8));
+
+    let idx = d.join("idx");
+    let mut child = embed(&idx, false)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while count(&idx).unwrap_or(0) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before a partial save"
+        );
+        assert!(t0.elapsed().as_secs() < 120, "no partial save");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // what was saved is a whole index of the first files
+    let part = mirkit::index::EmbeddingIndex::load(&idx).unwrap();
+    let kept = part.meta.count;
+    assert!((2..8).contains(&kept), "{kept} rows kept");
+    let full = mirkit::index::EmbeddingIndex::load(&whole).unwrap();
+    assert_eq!(part.files[..], full.files[..kept]);
+    let o = embed(&idx, true).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains(&format!("{} added, 0 removed, {kept} kept", 8 - kept)),
+        "{said}"
+    );
+    assert_eq!(
+        sorted_names(&idx),
+        sorted_names(&whole),
+        "no temporary files"
+    );
+    for f in sorted_names(&whole) {
+        assert_eq!(
+            std::fs::read(idx.join(&f)).unwrap(),
+            std::fs::read(whole.join(&f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+/// Two runs writing into the same outputs at once (`features` of a folder, `embed` of a
+/// folder, `tag -o`) leave only complete files, each equal to a single run's, and no
+/// temporary file (issue #19, item 3).
+#[test]
+fn concurrent_runs_into_one_output_leave_complete_files() {
+    let d = tmp("concurrent");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    for k in 0..4 {
+        let c = if k % 2 == 0 {
+            "brahms_hungarian_dance_5.hq.ogg"
+        } else {
+            TRUMPET
+        };
+        std::fs::copy(clip(c), src.join(format!("{k}.ogg"))).unwrap();
+    }
+    let jobs: [(&str, Vec<&str>); 3] = [
+        ("features", vec!["features", "--db"]),
+        ("embed", vec!["embed"]),
+        ("tag.json", vec!["tag", "--format", "json"]),
+    ];
+    for (out_name, args) in jobs {
+        let run = |out: &Path| {
+            let mut c = bin();
+            c.args(["--threads", "1"])
+                .args(&args)
+                .arg(&src)
+                .arg("-o")
+                .arg(out)
+                .env("MIRKIT_FLUSH_SECS", "0")
+                .stderr(std::process::Stdio::null());
+            c
+        };
+        let single = d.join(format!("single-{out_name}"));
+        assert!(run(&single).status().unwrap().success(), "{out_name}");
+        let shared = d.join(format!("shared-{out_name}"));
+        let mut a = run(&shared).spawn().unwrap();
+        let mut b = run(&shared).spawn().unwrap();
+        assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+        if single.is_dir() {
+            assert_eq!(sorted_names(&shared), sorted_names(&single), "{out_name}");
+            for f in sorted_names(&single) {
+                assert_eq!(
+                    std::fs::read(shared.join(&f)).unwrap(),
+                    std::fs::read(single.join(&f)).unwrap(),
+                    "{out_name}/{f}"
+                );
+            }
+        } else {
+            assert_eq!(
+                std::fs::read(&shared).unwrap(),
+                std::fs::read(&single).unwrap(),
+                "{out_name}"
+            );
+            let left: Vec<String> = sorted_names(&d)
+                .into_iter()
+                .filter(|n| n.contains(".part"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+}
+
+/// Issue #19 item 11: a float WAV whose samples are finite but absurd (1e30) is refused
+/// by `features` (streamed) and `tag` (in memory) with an error naming the file and the
+/// overflow, exit 1, and no output — no infinite or saturated features.
+#[test]
+fn overflowing_float_wav_is_refused() {
+    let d = tmp("overflow");
+    let wav = d.join("loud.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22050,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for t in 0..44_100 {
+        let v = if t == 30_000 {
+            1e30
+        } else {
+            (t as f32 * 0.05).sin() * 0.5
+        };
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+    for (args, out) in [
+        (vec!["features", "--db"], "f.npy"),
+        (vec!["features", "--mfcc", "20"], "m.npy"),
+        (vec!["tag", "--format", "json"], "t.json"),
+    ] {
+        let o = bin()
+            .args(&args)
+            .arg(&wav)
+            .arg("-o")
+            .arg(d.join(out))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        // (the peak named is the input's, 1e30, where the features are computed at the
+        // file's rate; `tag` resamples to the model's 16 kHz first)
+        assert!(
+            err.contains("loud.wav")
+                && err.contains("overflows f32")
+                && err.contains("scale the signal down"),
+            "{args:?}: {err}"
+        );
+        if args[0] == "features" {
+            assert!(err.contains("up to 1e30"), "{args:?}: {err}");
+        }
+        if args[0] == "features" {
+            assert!(!d.join(out).exists(), "{args:?}");
+        } else {
+            // `tag` writes the records of the files that succeeded: none
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(d.join(out)).unwrap()).unwrap();
+            assert_eq!(v, serde_json::json!([]));
+        }
+    }
+    assert_eq!(sorted_names(&d), ["loud.wav", "t.json"]);
+}

@@ -146,13 +146,28 @@ fn train_from_scratch_and_resume_a_finished_run() {
         "1",
     ]);
     assert!(ok && log.contains("accuracy"), "{log}");
-    // --resume on a finished run does no more work and keeps the model
+    // --resume on a finished run does no more work, says so and keeps the model
     let before = std::fs::read(&best).unwrap();
     let mut resumed: Vec<&str> = args.to_vec();
     resumed.push("--resume");
     let (ok, log) = mirkit(&resumed);
-    assert!(ok && log.contains("resumed after epoch 2"), "{log}");
+    assert!(
+        ok && log.contains("nothing to train") && log.contains("(2 epochs)"),
+        "{log}"
+    );
     assert_eq!(std::fs::read(&best).unwrap(), before);
+    // with more epochs asked for, the finished run goes on from its last epoch
+    let mut more: Vec<&str> = resumed.clone();
+    let at = more.iter().position(|a| *a == "2").unwrap();
+    more[at] = "3";
+    let (ok, log) = mirkit(&more);
+    assert!(ok && log.contains("resumed after epoch 2"), "{log}");
+    assert!(
+        log.contains("epoch   3:") && !log.contains("epoch   1:"),
+        "{log}"
+    );
+    let rows = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 1 + 3, "{rows}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 Reference versions are pinned in tools/requirements.txt (librosa 0.11.0,
 torchaudio 2.5.1, numpy 2.1.3, scipy 1.14.1, soxr 0.5.0.post1, soundfile 0.12.1,
-av 13.1.0 for the AAC test file)
+av 13.1.0 for the AAC test file; the ALAC file was made with av 18.1.0)
 and recorded in tests/fixtures/versions.json.
 
 Usage:  python3 tools/make_fixtures.py   (from the repository root)
@@ -53,6 +53,19 @@ def generated(sr, seconds, seed):
     return y.astype(np.float32)
 
 
+def write_alac(wav, m4a):
+    """The 16-bit samples of `wav` as ALAC in an MP4 container (PyAV, FFmpeg's encoder)."""
+    y, sr = sf.read(wav, dtype="int16", always_2d=True)
+    with av.open(m4a, "w", format="mp4") as out:
+        st = out.add_stream("alac", rate=sr, layout="stereo" if y.shape[1] == 2 else "mono")
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y.T), format="s16p", layout=st.layout.name)
+        frame.sample_rate = sr
+        for p in st.encode(frame):
+            out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+
+
 def make_format_files():
     """Small files in every format the decoder must read (0.5 s, 44.1 kHz stereo:
     440 Hz left, 660 Hz right, amplitude 0.5), plus a float WAV holding a NaN."""
@@ -78,6 +91,9 @@ def make_format_files():
             out.mux(p)
         for p in st.encode(None):
             out.mux(p)
+    # ALAC in MP4 via PyAV (FFmpeg's ALAC encoder), from pcm16.wav's 16-bit samples: a
+    # lossless decode gives pcm16.wav's samples exactly
+    write_alac(os.path.join(fdir, "pcm16.wav"), os.path.join(fdir, "tone_alac.m4a"))
     bad = x.copy()
     bad[1000, 0] = np.nan
     sf.write(os.path.join(fdir, "nan_f32.wav"), bad, sr, format="WAV", subtype="FLOAT")

@@ -157,8 +157,8 @@ def main():
             p, seed_file, what = futs[f]
             cmd, outcome, code, rss, secs, argv, stderr = f.result()
             fmt = seed_file.suffix.lstrip(".") + ("" if seed_file.parent.name == "formats" else " (clip)")
-            if seed_file.suffix == ".wav":
-                fmt = seed_file.stem + ".wav"
+            if seed_file.suffix == ".wav" or "alac" in seed_file.name:
+                fmt = seed_file.name
             table[(fmt, cmd)][outcome] += 1
             peak[(fmt, cmd)] = max(peak[(fmt, cmd)], rss)
             if outcome not in ("ok", "refused"):

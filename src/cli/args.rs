@@ -405,6 +405,16 @@ pub fn progress(n: usize) -> indicatif::ProgressBar {
     pb
 }
 
+/// Seconds between the saves of a long folder run's output (`tag --resume`, `embed`
+/// of a folder): `MIRKIT_FLUSH_SECS`, 10 by default.
+pub fn flush_secs() -> f64 {
+    std::env::var("MIRKIT_FLUSH_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+        .unwrap_or(10.0)
+}
+
 /// Removes temporary files that killed or aborted runs left in an output folder (or
 /// beside an output file), with a note unless `--quiet`.
 pub fn sweep_stale(output: &std::path::Path, folder: bool) {

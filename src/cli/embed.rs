@@ -30,7 +30,8 @@ pub struct EmbedArgs {
     timings: bool,
     /// Folder: if the index exists, embed only files it does not hold yet and drop rows
     /// of files that are gone (same model and layers required); saved in two phases as
-    /// always.
+    /// always. Also how a killed run is finished: a folder run saves its index every 10 s
+    /// (`MIRKIT_FLUSH_SECS`) while it embeds, and `--update` goes on from the last save.
     #[arg(long)]
     update: bool,
 }
@@ -95,9 +96,23 @@ pub fn run(a: EmbedArgs) -> CliResult {
         return Ok(status(0));
     }
     let files = mirkit::io::audio_files(&a.input)?;
+    // the index is saved every `flush` seconds while files are embedded (two phases,
+    // checksummed), so a killed run keeps its work and `--update` finishes it; loading
+    // comes before the sweep of stale temporaries, as it may need them to finish a save
+    // that was killed between its renames
+    let every = std::time::Duration::from_secs_f64(args::flush_secs());
+    let existing = if a.update && a.output.is_dir() {
+        match EmbeddingIndex::load(&a.output) {
+            Ok(index) => Some(index),
+            Err(_) if !a.output.join("meta.json").exists() => None, // nothing saved yet
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
     args::sweep_stale(&a.output, true);
-    if a.update && a.output.join("meta.json").exists() {
-        let mut index = EmbeddingIndex::load(&a.output)?;
+    let updating = existing.is_some();
+    let mut index = if let Some(index) = existing {
         if index.meta.layers != layers {
             return Err(CliError::Usage(format!(
                 "{} holds {:?} embeddings; --layers must match to update it",
@@ -105,54 +120,62 @@ pub fn run(a: EmbedArgs) -> CliResult {
                 index.meta.layers
             )));
         }
-        let pb = args::progress(files.len());
-        let up = index.update(&tagger, &files, |d, t| {
+        index
+    } else {
+        EmbeddingIndex::new(tagger.name(), layers, Vec::new())?
+    };
+    let pb = args::progress(files.len());
+    let up = index.update_saving(
+        &tagger,
+        &files,
+        |d, t| {
             pb.set_length(t as u64);
             pb.set_position(d as u64)
+        },
+        Some((&a.output, every)),
+    );
+    pb.finish_and_clear();
+    let up = up?;
+    if index.meta.count == 0 {
+        // nothing to index: the one file's own error, or a count
+        let mut failed = up.failed;
+        return Err(match failed.pop() {
+            Some((_, e)) if files.len() == 1 => e.into(),
+            _ => CliError::Failed(format!(
+                "none of the {} files could be embedded",
+                files.len()
+            )),
         });
-        pb.finish_and_clear();
-        let up = up?;
-        if up.added + up.removed > 0 {
-            index.save(&a.output)?;
-        }
-        args::summary(
-            &format!(
-                "{}: {} added, {} removed, {} kept ({} embeddings)",
-                a.output.display(),
-                up.added,
-                up.removed,
-                up.kept,
-                index.meta.count
-            ),
-            false,
-        );
+    }
+    if !updating || up.added + up.removed > 0 {
+        index.save(&a.output)?;
+    }
+    let summary = if updating {
+        format!(
+            "{}: {} added, {} removed, {} kept ({} embeddings)",
+            a.output.display(),
+            up.added,
+            up.removed,
+            up.kept,
+            index.meta.count
+        )
+    } else {
+        format!(
+            "{} embeddings of {} dims ({}) in {}",
+            index.meta.count,
+            index.meta.dim,
+            a.model,
+            a.output.display()
+        )
+    };
+    args::summary(&summary, false);
+    if !up.failed.is_empty() {
+        eprintln!("{} file(s) failed:", up.failed.len());
         for (_, e) in &up.failed {
             eprintln!("  {e}");
         }
-        return Ok(status(up.failed.len()));
     }
-    let pb = args::progress(files.len());
-    let built = EmbeddingIndex::build(&tagger, layers, &files, |_, _| pb.inc(1));
-    pb.finish_and_clear();
-    let built = built?;
-    built.index.save(&a.output)?;
-    args::summary(
-        &format!(
-            "{} embeddings of {} dims ({}) in {}",
-            built.index.meta.count,
-            built.index.meta.dim,
-            a.model,
-            a.output.display()
-        ),
-        false,
-    );
-    if !built.failed.is_empty() {
-        eprintln!("{} file(s) failed:", built.failed.len());
-        for (_, e) in &built.failed {
-            eprintln!("  {e}");
-        }
-    }
-    Ok(status(built.failed.len()))
+    Ok(status(up.failed.len()))
 }
 
 /// Runs `mirkit similar`.

@@ -501,6 +501,27 @@ fn run_loop<M: Trainable>(
             )
                     }),
                     Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
+                    Progress::NothingToDo {
+                        epochs_done,
+                        stopped_early,
+                    } => bar.suspend(|| {
+                        eprintln!(
+                            "nothing to train: {} already holds a finished run ({epochs_done} \
+                             epoch{}{}); its outputs are kept{}",
+                            out.display(),
+                            if epochs_done == 1 { "" } else { "s" },
+                            if stopped_early {
+                                ", stopped early by --patience"
+                            } else {
+                                ""
+                            },
+                            if stopped_early {
+                                " (start a new --out to train again)"
+                            } else {
+                                " (a larger --epochs continues it)"
+                            }
+                        )
+                    }),
                 }
                 Control::Continue
             },

@@ -149,11 +149,7 @@ pub fn run(mut a: TagArgs) -> CliResult {
     }
     let pb = args::progress(files.len());
     // --resume: the output is saved as it goes (atomically, every `flush` seconds)
-    let flush = std::env::var("MIRKIT_FLUSH_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(10.0);
+    let flush = args::flush_secs();
     let mut last_save = std::time::Instant::now();
     let mut results: Vec<(PathBuf, mirkit::Result<mirkit::TagResult>)> = Vec::new();
     for f in &files {

@@ -231,7 +231,24 @@ pub fn remove_temp(tmp: &Path) {
 /// signal thread before exiting, so no `NAME.part…` file is left behind. Outputs already
 /// renamed into place are untouched.
 pub fn remove_live_temps() -> usize {
+    // a save of several files renaming them into place finishes first (microseconds),
+    // so an interrupt never leaves such a set half-renamed with its last parts deleted
+    let _group = commit_lock();
     remove_tracked(|_| true)
+}
+
+fn commit_lock() -> std::sync::MutexGuard<'static, ()> {
+    static COMMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    COMMIT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `renames` — the phase of a multi-file save that renames complete temporary files
+/// into place — so that an interrupt's cleanup ([`remove_live_temps`]) waits for it to end
+/// instead of deleting the files not yet renamed. (A SIGKILL cannot wait: readers of such
+/// a set recover from the temporaries it leaves, e.g. the embedding index.)
+pub fn commit_group<T>(renames: impl FnOnce() -> T) -> T {
+    let _group = commit_lock();
+    renames()
 }
 
 /// Whether `name` is a temporary name made by [`temp_path`] (`NAME.part<pid>-<n>`), and
@@ -304,12 +321,23 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
 /// [`remove_stale_temps`] for one output path: only its own stale temporaries
 /// (`target`'s siblings named `NAME.part<pid>-<n>`), without walking the folder.
 pub fn remove_stale_temps_of(target: &Path) -> usize {
+    stale_temps_of(target)
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
+/// The temporary files of `target` (its siblings named `NAME.part<pid>-<n>`) that mirkit
+/// processes which no longer run left behind, sorted by name; empty where liveness cannot
+/// be told (no `/proc`). A reader can use them to finish a save that was killed between
+/// its renames.
+pub fn stale_temps_of(target: &Path) -> Vec<PathBuf> {
     let (Some(name), Some(parent)) = (target.file_name().and_then(|n| n.to_str()), target.parent())
     else {
-        return 0;
+        return Vec::new();
     };
     if !Path::new("/proc/self").exists() {
-        return 0;
+        return Vec::new();
     }
     let parent = if parent.as_os_str().is_empty() {
         Path::new(".")
@@ -318,19 +346,19 @@ pub fn remove_stale_temps_of(target: &Path) -> usize {
     };
     let prefix = format!("{name}.part");
     let Ok(entries) = std::fs::read_dir(parent) else {
-        return 0;
+        return Vec::new();
     };
-    entries
+    let mut found: Vec<PathBuf> = entries
         .flatten()
         .filter(|e| {
             let n = e.file_name();
             let Some(n) = n.to_str() else { return false };
-            n.starts_with(&prefix)
-                && e.file_type().is_ok_and(|t| t.is_file())
-                && is_stale_temp(n)
-                && std::fs::remove_file(e.path()).is_ok()
+            n.starts_with(&prefix) && e.file_type().is_ok_and(|t| t.is_file()) && is_stale_temp(n)
         })
-        .count()
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
 }
 
 /// Removes (and stops tracking) the live temporary files `which` selects.

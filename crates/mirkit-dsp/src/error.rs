@@ -32,6 +32,18 @@ pub enum DspError {
         /// frame length required
         n_fft: usize,
     },
+    /// Finite samples so far beyond full scale (±1) that the spectrum overflows `f32`
+    /// (|x| ≳ 10¹⁵ for a 2048-point FFT): the features would be infinite or saturated.
+    #[error(
+        "the spectrum overflows f32 near {seconds:.3} s: samples far beyond full scale \
+         (±1, here up to {peak:e}); scale the signal down"
+    )]
+    Overflow {
+        /// where (seconds from the start): the largest sample, or the first frame found
+        seconds: f64,
+        /// the largest sample magnitude seen (so far, when streaming)
+        peak: f32,
+    },
     /// Array shapes that do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),

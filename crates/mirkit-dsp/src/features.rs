@@ -440,9 +440,14 @@ impl FeatureExtractor {
     #[inline(always)]
     /// Stage 1 on a block of frames: `power` holds `|X|^p` bins-major (`k * BLOCK + j`);
     /// writes mel (or linear) values, compressed, rows-major into `out` (`r * BLOCK + j`).
-    /// Every lane is computed (unused lanes hold stale values and are ignored), so a frame
-    /// gives the same bits whatever block it is in.
-    fn stage1_block(&self, power: &[f32], out: &mut [f32]) {
+    /// Every lane is computed (unused lanes hold stale values of earlier frames of the same
+    /// signal, or zeros, and are ignored), so a frame gives the same bits whatever block
+    /// it is in. Returns whether every value before compression is finite (an overflow of
+    /// `f32` otherwise: the power, or a mel band's sum, of finite samples far beyond full
+    /// scale); `v * 0.0` is 0 for finite `v` and NaN otherwise, summed per lane so the
+    /// check vectorises.
+    fn stage1_block(&self, power: &[f32], out: &mut [f32]) -> bool {
+        let mut z = [0.0f32; BLOCK];
         match &self.mel {
             Some(fb) => {
                 for (m, row) in out.chunks_exact_mut(BLOCK).enumerate() {
@@ -458,10 +463,20 @@ impl FeatureExtractor {
                             acc[j] += wk * p[j];
                         }
                     }
+                    for j in 0..BLOCK {
+                        z[j] += acc[j] * 0.0;
+                    }
                     row.copy_from_slice(&acc);
                 }
             }
-            None => out.copy_from_slice(power),
+            None => {
+                out.copy_from_slice(power);
+                for p in power.chunks_exact(BLOCK) {
+                    for j in 0..BLOCK {
+                        z[j] += p[j] * 0.0;
+                    }
+                }
+            }
         }
         match &self.cfg.compression {
             Compression::None => {}
@@ -478,18 +493,29 @@ impl FeatureExtractor {
                     }
                 }
             }
+            // the log's argument can overflow too (`c·v`, and float16's range of ±65504
+            // in musicnn's front end): checked like the values above
             Compression::Log1p { c, f16: false } => {
                 let c = *c;
-                for v in out.iter_mut() {
-                    *v = std::f32::consts::LOG10_E * ln_fast(1.0 + c * *v);
+                for row in out.chunks_exact_mut(BLOCK) {
+                    for j in 0..BLOCK {
+                        let a = 1.0 + c * row[j];
+                        z[j] += a * 0.0;
+                        row[j] = std::f32::consts::LOG10_E * ln_fast(a);
+                    }
                 }
             }
             Compression::Log1p { c, f16: true } => {
-                for v in out.iter_mut() {
-                    *v = (c * round_to_f16(*v) + 1.0).log10();
+                for row in out.chunks_exact_mut(BLOCK) {
+                    for j in 0..BLOCK {
+                        let a = c * round_to_f16(row[j]) + 1.0;
+                        z[j] += a * 0.0;
+                        row[j] = a.log10();
+                    }
                 }
             }
         }
+        z.iter().all(|&v| v == 0.0)
     }
 
     /// Stage 2 for a signal whose stage-1 frames had this maximum (the second value
@@ -664,6 +690,9 @@ impl FeatureExtractor {
         // running maximum kept per lane so the reduction vectorises
         let mut mx = [f32::NEG_INFINITY; BLOCK];
         let mut finite = true;
+        let mut no_overflow = true;
+        // stale lanes of a reused scratch must not hold another signal's values
+        s.power.fill(0.0);
         let spare = &mut out.spare_capacity_mut()[..rows * n_frames];
         if self.lanes.is_some() {
             // lane l walks the l-th quarter of the frames: four long sequential streams
@@ -686,7 +715,7 @@ impl FeatureExtractor {
                 finite &= self.transform_group(&frames[..n], j, &mut s.tx, &mut s.power);
                 if j + LANES == BLOCK || gi + 1 == q {
                     let g0 = gi / (BLOCK / LANES) * (BLOCK / LANES);
-                    self.stage1_block(&s.power, &mut s.block);
+                    no_overflow &= self.stage1_block(&s.power, &mut s.block);
                     copy_block_quarters(&s.block, spare, n_frames, q, g0, gi + 1 - g0, &mut mx);
                 }
             }
@@ -702,7 +731,7 @@ impl FeatureExtractor {
                 let done = t.min(n_frames);
                 if done % BLOCK == 0 || done == n_frames {
                     let t0 = (done - 1) / BLOCK * BLOCK;
-                    self.stage1_block(&s.power, &mut s.block);
+                    no_overflow &= self.stage1_block(&s.power, &mut s.block);
                     copy_block(&s.block, spare, n_frames, t0, done - t0, &mut mx);
                 }
             }
@@ -720,6 +749,18 @@ impl FeatureExtractor {
         let gaps = st.hop_length > st.n_fft;
         if !finite || gaps || (covered_end < x.len() && check_finite(&x[covered_end..]).is_err()) {
             check_finite(x)?;
+        }
+        if !no_overflow {
+            // where: at the largest sample
+            let (i, peak) = x
+                .iter()
+                .map(|v| v.abs())
+                .enumerate()
+                .fold((0, 0.0f32), |a, (i, v)| if v > a.1 { (i, v) } else { a });
+            return Err(DspError::Overflow {
+                seconds: i as f64 / self.cfg.sample_rate as f64,
+                peak,
+            });
         }
         Ok((out, mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))))
     }
@@ -805,6 +846,9 @@ impl FeatureExtractor {
             received: 0,
             next: 0,
             max: f32::NEG_INFINITY,
+            flushed: 0,
+            overflow_at: None,
+            peak: 0.0,
         }
     }
 }
@@ -945,6 +989,12 @@ pub struct FrameStreamer<'a> {
     received: usize,
     next: usize,
     max: f32,
+    /// frames handed out so far
+    flushed: usize,
+    /// the first frame of the first block whose stage 1 overflowed `f32`
+    overflow_at: Option<usize>,
+    /// the largest sample magnitude pushed so far (for the overflow error only)
+    peak: f32,
 }
 
 impl FrameStreamer<'_> {
@@ -1025,7 +1075,10 @@ impl FrameStreamer<'_> {
             return;
         }
         let Scratch { power, block, .. } = &mut self.scratch;
-        self.ex.stage1_block(power, block);
+        if !self.ex.stage1_block(power, block) && self.overflow_at.is_none() {
+            self.overflow_at = Some(self.flushed);
+        }
+        self.flushed += self.lanes;
         for j in 0..self.lanes {
             for (r, v) in self.frame.iter_mut().enumerate() {
                 *v = block[r * BLOCK + j];
@@ -1045,6 +1098,7 @@ impl FrameStreamer<'_> {
             },
             e => e,
         })?;
+        self.peak = x.iter().fold(self.peak, |m, v| m.max(v.abs()));
         self.buf.extend_from_slice(x);
         self.received += x.len();
         let cfg = self.ex.cfg.stft.clone();
@@ -1068,7 +1122,28 @@ impl FrameStreamer<'_> {
             self.next += 1;
         }
         self.trim();
-        Ok(())
+        self.overflow_check()
+    }
+
+    /// The overflow error once a block has overflowed (frames already handed out stay
+    /// handed out: a caller writing them discards its output on the error).
+    fn overflow_check(&self) -> Result<()> {
+        match self.overflow_at {
+            None => Ok(()),
+            Some(frame) => {
+                let cfg = &self.ex.cfg;
+                let off = if cfg.stft.center {
+                    0.0
+                } else {
+                    cfg.stft.n_fft as f64 / 2.0
+                };
+                Err(DspError::Overflow {
+                    seconds: (frame as f64 * cfg.stft.hop_length as f64 + off)
+                        / cfg.sample_rate as f64,
+                    peak: self.peak,
+                })
+            }
+        }
     }
 
     fn trim(&mut self) {
@@ -1105,6 +1180,7 @@ impl FrameStreamer<'_> {
         }
         self.transform_group(on_frame);
         self.flush(on_frame);
+        self.overflow_check()?;
         Ok((n_frames, self.max))
     }
 }
@@ -1149,6 +1225,84 @@ mod tests {
                         other => panic!("{label}: {bad} at {pos} gave {other:?}"),
                     }
                 }
+            }
+        }
+    }
+
+    /// Issue #19 item 11: finite samples so large that the spectrum overflows `f32` (a
+    /// float WAV holding 1e30) are an `Overflow` error on the batch and the streamed path
+    /// alike, for every stage 1 (mel + dB, linear power, log1p, MFCC) and both transforms;
+    /// large samples that do not overflow still compute, and a scratch reused after an
+    /// overflow gives a clean signal's exact result.
+    #[test]
+    fn overflowing_samples_are_an_error_on_both_paths() {
+        let n = 6000;
+        let clean: Vec<f32> = (0..n).map(|i| (i as f32 * 0.01).sin()).collect();
+        let mut loud = clean.clone();
+        loud[3000] = 1e30;
+        let mut big = clean.clone();
+        big[3000] = 1e6; // power ~1e12·n_fft²: finite (but beyond musicnn's float16 range)
+        let mut configs = Vec::new();
+        for (n_fft, lanes) in [(512, true), (400, false)] {
+            let mut db = FeatureConfig::librosa();
+            db.stft = StftConfig::new(n_fft).hop(160);
+            db.compression = Compression::Db(DbConfig::default());
+            let mut linear = db.clone();
+            linear.mel = None;
+            linear.compression = Compression::None;
+            let mut log1p = FeatureConfig::musicnn();
+            log1p.stft = StftConfig::new(n_fft).hop(160);
+            let mut mfcc = db.clone();
+            mfcc.mfcc = Some(MfccSettings::default());
+            for c in [db, linear, log1p, mfcc] {
+                configs.push((c, lanes));
+            }
+        }
+        for (cfg, lanes) in configs {
+            let label = format!("{:?} n_fft {}", cfg.compression, cfg.stft.n_fft);
+            let ex = FeatureExtractor::new(cfg).unwrap();
+            let ex = if lanes { ex } else { ex.without_lanes() };
+            let mut s = ex.scratch();
+            match ex.compute_with(&loud, &mut s) {
+                Err(DspError::Overflow { seconds, peak }) => {
+                    assert_eq!(peak, 1e30, "{label}");
+                    let at = 3000.0 / ex.config().sample_rate as f64;
+                    assert!((seconds - at).abs() < 1e-9, "{label} {seconds}");
+                }
+                other => panic!("{label}: batch gave {other:?}"),
+            }
+            let want = ex.compute(&clean).unwrap();
+            let again = ex.compute_with(&clean, &mut s).unwrap();
+            assert_eq!(again.view(), want.view(), "{label}: reused scratch");
+            match ex.compute(&big) {
+                Ok(tf) => assert!(tf.view().iter().all(|v| v.is_finite()), "{label}"),
+                Err(DspError::Overflow { .. }) => assert!(
+                    matches!(
+                        ex.config().compression,
+                        Compression::Log1p { f16: true, .. }
+                    ),
+                    "{label}: 1e6 overflowed"
+                ),
+                Err(e) => panic!("{label}: {e}"),
+            }
+            // streamed, in pushes of 1000 samples: the error comes once the overflowing
+            // block is flushed, and names the time of that block
+            let mut st = ex.streamer();
+            let mut r = Ok(());
+            for c in loud.chunks(1000) {
+                r = st.push(c, &mut |_| {});
+                if r.is_err() {
+                    break;
+                }
+            }
+            let r = r.and_then(|()| st.finish(&mut |_| {}).map(|_| ()));
+            match r {
+                Err(DspError::Overflow { seconds, peak }) => {
+                    assert_eq!(peak, 1e30, "{label}");
+                    let at = 3000.0 / ex.config().sample_rate as f64;
+                    assert!(seconds <= at + 1e-9, "{label} {seconds}");
+                }
+                other => panic!("{label}: streamed gave {other:?}"),
             }
         }
     }

@@ -38,6 +38,8 @@ fn lossless_formats_decode_exactly_like_soundfile() {
         ("f32.wav", "formats_f32_wav"),
         ("tone.flac", "formats_tone_flac"),
         ("tone.aiff", "formats_tone_aiff"),
+        // ALAC in MP4 made from pcm16.wav's 16-bit samples (tools/make_fixtures.py)
+        ("tone_alac.m4a", "formats_pcm16_wav"),
     ] {
         let a = load(
             fmt(file),

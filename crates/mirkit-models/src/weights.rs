@@ -87,8 +87,9 @@ pub fn tags_from_meta(meta: &HashMap<String, String>, file: &str) -> Result<Vec<
     }
 }
 
-/// Checks that `map` holds exactly the tensors of `expected` with their shapes: a missing,
-/// mis-shaped or unexpected tensor is an error naming it.
+/// Checks that `map` holds exactly the tensors of `expected` with their shapes, all
+/// values finite: a missing, mis-shaped or unexpected tensor, or a NaN or infinite value
+/// (weights of a diverged training, a corrupted file), is an error naming it.
 pub fn check_layout(
     file: &str,
     map: &HashMap<String, Tensor>,
@@ -126,7 +127,26 @@ pub fn check_layout(
             names: extra,
         });
     }
+    for (name, _) in expected {
+        check_finite(file, name, &map[name])?;
+    }
     Ok(())
+}
+
+/// A tensor's values all finite, or an error naming the file, the tensor and the first
+/// bad value.
+pub fn check_finite(file: &str, name: &str, t: &Tensor) -> Result<()> {
+    let v: Vec<f32> = t
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(werr(
+            file,
+            format!("tensor {name} holds {} at index {i}", v[i]),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -160,5 +180,31 @@ mod tests {
         std::fs::write(&path, b"definitely not weights").unwrap();
         let e = Header::read(&path).unwrap_err().to_string();
         assert!(e.contains("w.safetensors"), "{e}");
+    }
+
+    /// Issue #19 item 11: NaN or infinite weights are refused by name, wherever the model
+    /// comes from (every loader checks its layout here).
+    #[test]
+    fn non_finite_weights_are_refused_by_name() {
+        let dev = candle_core::Device::Cpu;
+        let ok = Tensor::new(&[1.0f32, -2.0, 0.5], &dev).unwrap();
+        let expected = vec![("a".to_string(), vec![3]), ("b".to_string(), vec![3])];
+        for bad in [f32::NAN, f32::INFINITY] {
+            let b = Tensor::new(&[0.0f32, 1.0, bad], &dev).unwrap();
+            let map: HashMap<String, Tensor> =
+                [("a".to_string(), ok.clone()), ("b".to_string(), b)].into();
+            let e = check_layout("m.safetensors", &map, &expected)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("m.safetensors")
+                    && e.contains("tensor b holds")
+                    && e.contains("index 2"),
+                "{e}"
+            );
+        }
+        let map: HashMap<String, Tensor> =
+            [("a".to_string(), ok.clone()), ("b".to_string(), ok)].into();
+        check_layout("m.safetensors", &map, &expected).unwrap();
     }
 }

@@ -88,13 +88,27 @@ pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, HashMap<String, Str
     let metadata = meta.metadata().clone().unwrap_or_default();
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
         TrainError::Checkpoint {
-            file,
+            file: file.clone(),
             why: e.to_string(),
         }
     })?;
-    let tensors = tensors
+    let tensors: HashMap<String, Tensor> = tensors
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_dtype(DType::F32)?)))
         .collect::<Result<_>>()?;
+    // NaN or infinite weights (a diverged run, a corrupted file) are refused by name
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        mirkit_models::weights::check_finite(&file, name, &tensors[name]).map_err(|e| {
+            TrainError::Checkpoint {
+                file: file.clone(),
+                why: match e {
+                    mirkit_models::ModelError::Weights { why, .. } => why,
+                    e => e.to_string(),
+                },
+            }
+        })?;
+    }
     Ok((tensors, metadata))
 }

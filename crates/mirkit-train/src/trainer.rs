@@ -202,6 +202,14 @@ pub enum Progress {
     Epoch(EpochLog),
     /// Resumed from a checkpoint after this many completed epochs.
     Resumed(usize),
+    /// Resumed a run that has nothing left to do: it stopped early (patience), or it has
+    /// done the epochs asked for (a larger epoch count continues it instead).
+    NothingToDo {
+        /// epochs the run has done
+        epochs_done: usize,
+        /// whether patience ended it
+        stopped_early: bool,
+    },
 }
 
 /// Reply of the progress callback.
@@ -992,10 +1000,20 @@ pub fn train<M: Trainable>(
 ) -> Result<TrainReport> {
     let mut t = Trainer::new(model, data, cfg, dir)?;
     if resume && t.resume()? {
-        progress(Progress::Resumed(t.state.epochs_done));
-        if t.state.finished {
+        let st = &mut t.state;
+        // a run that ended at its epoch limit goes on when asked for more epochs; one that
+        // patience stopped stays stopped
+        if st.finished && !st.stopped_early && st.epochs_done < t.cfg.epochs {
+            st.finished = false;
+        }
+        if st.finished || st.epochs_done >= t.cfg.epochs {
+            progress(Progress::NothingToDo {
+                epochs_done: st.epochs_done,
+                stopped_early: st.stopped_early,
+            });
             return Ok(t.report());
         }
+        progress(Progress::Resumed(st.epochs_done));
     }
     t.run(progress)
 }
