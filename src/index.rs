@@ -4,9 +4,11 @@
 //! Layout of an index folder:
 //! * `embeddings.npy` — float32 `(files, dims)`, row `i` for file `i`;
 //! * `index.csv` — `row,file` with the file path quoted (RFC 4180);
-//! * `meta.json` — `{"count", "dim", "embeddings_fnv", "files_fnv", "layers", "model"}`:
-//!   what made the vectors, so a query is embedded the same way, and checksums of the
-//!   other two files, so files of different saves are never used together.
+//! * `meta.json` — `{"blocks", "count", "dim", "embeddings_fnv", "files_fnv", "layers",
+//!   "model"}`: what made the vectors, so a query is embedded the same way, which columns
+//!   are which layer (`blocks`: `[name, width]` pairs in column order, from `mirkit
+//!   embed`), and checksums of the other two files, so files of different saves are never
+//!   used together.
 //!
 //! ```no_run
 //! use mirkit::index::EmbeddingIndex;
@@ -34,6 +36,10 @@ use std::path::{Path, PathBuf};
 /// in this order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexMeta {
+    /// `(layer name, width)` of the vector's blocks in column order, when known (indexes
+    /// built by [`EmbeddingIndex::update_saving`]: `mirkit embed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Vec<(String, usize)>>,
     /// Number of files.
     pub count: usize,
     /// Dimensions per embedding.
@@ -203,6 +209,7 @@ impl EmbeddingIndex {
         }
         Ok(Self {
             meta: IndexMeta {
+                blocks: None,
                 count: n,
                 dim,
                 embeddings_fnv: None,
@@ -221,18 +228,12 @@ impl EmbeddingIndex {
         tagger: &Tagger,
         layers: Layers,
         files: &[PathBuf],
-        mut progress: impl FnMut(usize, usize),
+        progress: impl FnMut(usize, usize),
     ) -> Result<Built> {
-        let mut rows = Vec::new();
-        let mut failed = Vec::new();
-        for (i, f) in files.iter().enumerate() {
-            match utf8_name(f).and_then(|name| Ok((name, tagger.embed_with(f, layers)?))) {
-                Ok((name, e)) => rows.push((name, e)),
-                Err(e) => failed.push((f.clone(), e)),
-            }
-            progress(i + 1, files.len());
-        }
-        if rows.is_empty() {
+        let mut index = Self::new(tagger.name(), layers, Vec::new())?;
+        let up = index.update_saving(tagger, files, progress, None)?;
+        let mut failed = up.failed;
+        if index.meta.count == 0 {
             return Err(match failed.pop() {
                 Some((_, e)) if files.len() == 1 => e,
                 _ => Error::Invalid(format!(
@@ -241,10 +242,7 @@ impl EmbeddingIndex {
                 )),
             });
         }
-        Ok(Built {
-            index: Self::new(tagger.name(), layers, rows)?,
-            failed,
-        })
+        Ok(Built { index, failed })
     }
 
     /// Writes `embeddings.npy`, `index.csv` and `meta.json` into `dir` (created if
@@ -560,6 +558,7 @@ impl EmbeddingIndex {
         let model = self.meta.model.clone();
         let layers = self.meta.layers;
         let mut last_save = std::time::Instant::now();
+        let mut blocks = self.meta.blocks.clone();
         for (i, f) in new.iter().enumerate() {
             // the width every row must have: the rows' own, else the index's (an index
             // made empty takes the first embedding's)
@@ -567,12 +566,15 @@ impl EmbeddingIndex {
                 Some(r) => Some(r.1.len()),
                 None => (self.meta.count > 0).then_some(self.meta.dim),
             };
-            match utf8_name(f).and_then(|_| tagger.embed_with(f, layers)) {
-                Ok(e) if dim.is_none_or(|d| d == e.len()) => {
+            match utf8_name(f).and_then(|_| tagger.embed_parts(f, layers)) {
+                Ok((e, parts)) if dim.is_none_or(|d| d == e.len()) => {
+                    if rows.is_empty() {
+                        blocks = Some(parts);
+                    }
                     rows.push((f.display().to_string(), e));
                     added += 1;
                 }
-                Ok(e) => failed.push((
+                Ok((e, _)) => failed.push((
                     (*f).clone(),
                     Error::Invalid(format!(
                         "{}: embedding of {} dims, the index has {}",
@@ -588,12 +590,15 @@ impl EmbeddingIndex {
                 // (not after the last file: the caller saves the final state; never an
                 // empty index over what the folder held)
                 if i + 1 < new.len() && !rows.is_empty() && last_save.elapsed() >= every {
-                    Self::new(&model, layers, rows.clone())?.save(dir)?;
+                    let mut partial = Self::new(&model, layers, rows.clone())?;
+                    partial.meta.blocks = blocks.clone();
+                    partial.save(dir)?;
                     last_save = std::time::Instant::now();
                 }
             }
         }
         *self = Self::new(&model, layers, rows)?;
+        self.meta.blocks = if self.meta.count > 0 { blocks } else { None };
         Ok(Update {
             added,
             removed,

@@ -309,8 +309,8 @@ impl Tagger {
                     .per_window_samples::<Embedding>(samples, sample_rate)?
                     .0,
             ),
-            Layers::All => {
-                average_layers(
+            l => {
+                l.pool_windows(
                     self.per_window_samples::<mirkit_models::windows::Layers>(
                         samples,
                         sample_rate,
@@ -430,15 +430,47 @@ impl Tagger {
         path: impl AsRef<Path>,
         layers: Layers,
     ) -> Result<(Vec<f32>, Timings)> {
-        let path = path.as_ref();
+        let ((v, _), t) = self.embed_parts_timed(path.as_ref(), layers)?;
+        Ok((v, t))
+    }
+
+    /// [`Self::embed_with`] with the `(name, dims)` of the vector's blocks, in order (one
+    /// block, `embedding`, for the penultimate layer; one per layer otherwise, named
+    /// `mean/…` and `max/…` for [`Layers::AllMeanMax`]): which columns are which layer.
+    ///
+    /// ```
+    /// use mirkit::transfer::embed::Layers;
+    /// let tagger = mirkit::Tagger::new("musicnn-mtt")?;
+    /// let clip = "data/clips/sorohanro_-_solo-trumpet-06.hq.ogg";
+    /// let (v, blocks) = tagger.embed_parts(clip, Layers::AllMeanMax)?;
+    /// assert_eq!(v.len(), blocks.iter().map(|b| b.1).sum::<usize>());
+    /// assert!(blocks[0].0.starts_with("mean/") && blocks.last().unwrap().0.starts_with("max/"));
+    /// assert_eq!(v.len(), 2 * tagger.embed_with(clip, Layers::All)?.len());
+    /// # Ok::<(), mirkit::Error>(())
+    /// ```
+    pub fn embed_parts(
+        &self,
+        path: impl AsRef<Path>,
+        layers: Layers,
+    ) -> Result<mirkit_models::BlockEmbedding> {
+        Ok(self.embed_parts_timed(path.as_ref(), layers)?.0)
+    }
+
+    fn embed_parts_timed(
+        &self,
+        path: &Path,
+        layers: Layers,
+    ) -> Result<(mirkit_models::BlockEmbedding, Timings)> {
         Ok(match layers {
             Layers::Embedding => {
                 let (per, t) = self.per_window::<Embedding>(path)?;
-                (average(&per), t)
+                let v = average(&per);
+                let d = v.len();
+                ((v, vec![("embedding".to_string(), d)]), t)
             }
-            Layers::All => {
+            l => {
                 let (per, t) = self.per_window::<mirkit_models::windows::Layers>(path)?;
-                (average_layers(per).0, t)
+                (l.pool_windows(per), t)
             }
         })
     }

@@ -2070,3 +2070,62 @@ fn overflowing_float_wav_is_refused() {
     }
     assert_eq!(sorted_names(&d), ["loud.wav", "t.json"]);
 }
+
+/// `embed --layers all-max|all-mean-max` pool the windows by their maximum (and mean):
+/// the mean half equals `--layers all` bit for bit, max ≥ mean, and `meta.json` names
+/// every block's layer and width (issue #18 item 1).
+#[test]
+fn embed_window_pooling_and_blocks() {
+    let d = tmp("pooling");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("t.ogg")).unwrap();
+    std::fs::copy(clip("brahms_hungarian_dance_5.hq.ogg"), src.join("b.ogg")).unwrap();
+    let embed = |layers: &str| {
+        let out = d.join(layers);
+        let o = bin()
+            .args(["embed"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .args(["--layers", layers])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        mirkit::index::EmbeddingIndex::load(&out).unwrap()
+    };
+    let (mean, max, both) = (embed("all"), embed("all-max"), embed("all-mean-max"));
+    let dim = mean.meta.dim;
+    assert_eq!((max.meta.dim, both.meta.dim), (dim, 2 * dim));
+    let blocks = |i: &mirkit::index::EmbeddingIndex| i.meta.blocks.clone().unwrap();
+    assert_eq!(blocks(&mean).iter().map(|b| b.1).sum::<usize>(), dim);
+    assert_eq!(blocks(&max), blocks(&mean));
+    let named: Vec<(String, usize)> = ["mean", "max"]
+        .iter()
+        .flat_map(|how| {
+            blocks(&mean)
+                .into_iter()
+                .map(move |(n, w)| (format!("{how}/{n}"), w))
+        })
+        .collect();
+    assert_eq!(blocks(&both), named);
+    for r in 0..2 {
+        let (a, x, b) = (
+            mean.embeddings.row(r),
+            max.embeddings.row(r),
+            both.embeddings.row(r),
+        );
+        assert_eq!(b.slice(ndarray::s![..dim]), a);
+        assert_eq!(b.slice(ndarray::s![dim..]), x);
+        // max ≥ mean, up to the mean's own rounding (an f32 sum of the windows divided by
+        // their count: equal windows can average to an ulp above their value)
+        assert!(a
+            .iter()
+            .zip(x)
+            .all(|(m, x)| *x >= m - m.abs() * 4.0 * f32::EPSILON));
+    }
+    assert_eq!(
+        embed("embedding").meta.blocks,
+        Some(vec![("embedding".to_string(), 200)])
+    );
+}

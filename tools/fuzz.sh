@@ -6,8 +6,12 @@
 #
 # Targets (fuzz/fuzz_targets/): decode (any bytes as an audio file through info + load),
 # features (the extractor with arbitrary parameters and samples), npy (any bytes as .npy),
-# records (any text as an augmentation record, replayed). Seed corpora come from the
-# repository: the format fixtures and clips, the .npy fixtures, a recorded chain.
+# records (any text as an augmentation record, replayed), weights (safetensors through
+# every model/head/checkpoint loader), manifests (CSV/MTAT/Jamendo/GTZAN data-set lists),
+# index (an embedding index folder, and tag JSON as `tag --resume` reads it). Seed corpora
+# come from the repository: the format fixtures, the .npy fixtures, a recorded chain, and
+# for the last three files made by the library itself (`fuzz/src/seeds.rs`: the taggers'
+# weight headers, a trained model, heads, manifests, an index, tag records).
 # Each run has a 2 GB RSS limit and a 10 s per-input timeout; a crash, leak of the limit
 # or timeout leaves its input in fuzz/artifacts/TARGET/ (minimise with
 # `cargo +nightly fuzz tmin TARGET FILE`, then keep it as a regression test).
@@ -16,14 +20,18 @@ cd "$(dirname "$0")/.."
 secs="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(decode features npy records)
-mkdir -p fuzz/corpus/{decode,features,npy,records}
+[ ${#targets[@]} -eq 0 ] && targets=(decode features npy records weights manifests index)
+mkdir -p fuzz/corpus/{decode,features,npy,records,weights,manifests,index}
 cp -n tests/fixtures/formats/* fuzz/corpus/decode/ 2>/dev/null || true
 cp -n tests/fixtures/*.npy fuzz/corpus/npy/ 2>/dev/null || true
 if [ ! -e fuzz/corpus/records/seed.json ]; then
   cat > fuzz/corpus/records/seed.json <<'JSON'
 [{"params":{"bins_per_octave":12.0,"n_steps":1.5,"phase_lock":0.0},"transform":"pitch_shift"},{"params":{"db":-3.0},"transform":"gain"},{"params":{"pink":1.0,"seed":7.0,"snr_db":20.0},"transform":"noise"}]
 JSON
+fi
+if [ -z "$(ls -A fuzz/corpus/weights)" ]; then
+  (cd fuzz && cargo +nightly fuzz build seeds)
+  fuzz/target/x86_64-unknown-linux-gnu/release/seeds
 fi
 export MIRKIT_FUZZ_TMP="${MIRKIT_FUZZ_TMP:-/dev/shm}"
 for t in "${targets[@]}"; do

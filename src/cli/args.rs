@@ -205,8 +205,12 @@ pub enum TagFormat {
 pub enum LayersArg {
     /// The penultimate layer.
     Embedding,
-    /// Every pooled layer concatenated (Choi et al. 2017).
+    /// Every pooled layer concatenated (Choi et al. 2017), mean over the windows.
     All,
+    /// Every pooled layer, maximum over the windows.
+    AllMax,
+    /// Every pooled layer, mean and maximum over the windows (twice `all`'s width).
+    AllMeanMax,
 }
 
 impl From<LayersArg> for mirkit::transfer::embed::Layers {
@@ -214,6 +218,8 @@ impl From<LayersArg> for mirkit::transfer::embed::Layers {
         match l {
             LayersArg::Embedding => Self::Embedding,
             LayersArg::All => Self::All,
+            LayersArg::AllMax => Self::AllMax,
+            LayersArg::AllMeanMax => Self::AllMeanMax,
         }
     }
 }

@@ -942,10 +942,10 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         let base = meta
             .get("embedding_model")
             .ok_or("head file without embedding_model")?;
-        let layers = if meta.get("layers").map(|s| s.as_str()) == Some("embedding") {
-            Layers::Embedding
-        } else {
-            Layers::All
+        // heads written before the layers were recorded used every layer
+        let layers = match meta.get("layers") {
+            Some(s) => s.parse::<Layers>()?,
+            None => Layers::All,
         };
         Some((head, Source::open(base, layers)?))
     } else {

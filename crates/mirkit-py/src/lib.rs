@@ -349,13 +349,12 @@ fn phase_mode(phase: &str) -> PyResult<PhaseMode> {
 }
 
 fn layers(name: &str) -> PyResult<Layers> {
-    match name {
-        "penultimate" | "embedding" => Ok(Layers::Embedding),
-        "all" => Ok(Layers::All),
-        other => Err(param(format!(
-            "layers={other:?}: one of 'penultimate' or 'all'"
-        ))),
-    }
+    name.parse::<Layers>().map_err(|_| {
+        param(format!(
+            "layers={name:?}: one of 'penultimate' (or 'embedding'), 'all', 'all-max' or \
+             'all-mean-max'"
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------

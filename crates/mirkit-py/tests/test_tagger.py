@@ -64,7 +64,15 @@ def test_array_input_equals_file_input(tagger):
     e = tagger.embed(y, sr)
     assert e.shape == (200,)
     assert np.max(np.abs(e - tagger.embed(BRAHMS))) <= 1e-4 * np.max(np.abs(e))
-    assert tagger.embed(TRUMPET, layers="all").shape[0] > 1000
+    every = tagger.embed(TRUMPET, layers="all")
+    assert every.shape[0] > 1000
+    # window pooling: max ≥ mean element-wise; both concatenated, mean first
+    mx = tagger.embed(TRUMPET, layers="all-max")
+    assert mx.shape == every.shape and np.all(mx >= every - np.abs(every) * 4 * np.finfo(np.float32).eps)
+    both = tagger.embed(TRUMPET, layers="all-mean-max")
+    assert np.array_equal(both, np.concatenate([every, mx]))
+    with pytest.raises(mirkit.ParameterError, match="all-mean-max"):
+        tagger.embed(TRUMPET, layers="every")
 
 
 def test_batch_keeps_going_past_a_bad_file(tagger, tmp_path):

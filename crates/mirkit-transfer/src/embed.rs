@@ -8,16 +8,130 @@ use mirkit_models::registry::Pretrained;
 use mirkit_train::audio::AudioSet;
 use rayon::prelude::*;
 
-/// Which representation (`"embedding"` / `"all"` in JSON, as `mirkit embed` index
-/// metadata records it).
+/// Which representation (`"embedding"`, `"all"`, `"all-max"`, `"all-mean-max"` in JSON
+/// and on the command line, as `mirkit embed` index metadata and head files record it).
+///
+/// A track is cut into the model's windows; each window gives the penultimate layer, or
+/// every layer pooled over the window's time by the model's own pooling. The track's
+/// vector then pools the windows: the mean (the default, what musicnn and Won 2020 do),
+/// the maximum, or both concatenated (blocks named `mean/LAYER`, then `max/LAYER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Layers {
     #[default]
-    /// The penultimate layer ([`Pretrained::embed_windows`]).
+    /// The penultimate layer ([`Pretrained::embed_windows`]), mean over windows.
+    #[serde(rename = "embedding")]
     Embedding,
-    /// Every layer pooled to a vector and concatenated ([`Pretrained::embed_layers_windows`]).
+    /// Every layer pooled to a vector and concatenated ([`Pretrained::embed_layers_windows`]),
+    /// mean over windows.
+    #[serde(rename = "all")]
     All,
+    /// Every layer, maximum over windows.
+    #[serde(rename = "all-max")]
+    AllMax,
+    /// Every layer, mean and maximum over windows concatenated (twice [`Layers::All`]'s width).
+    #[serde(rename = "all-mean-max")]
+    AllMeanMax,
+}
+
+impl Layers {
+    /// Every representation, in the order above.
+    pub const ALL: [Layers; 4] = [Self::Embedding, Self::All, Self::AllMax, Self::AllMeanMax];
+
+    /// Its name (`embedding`, `all`, `all-max`, `all-mean-max`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedding => "embedding",
+            Self::All => "all",
+            Self::AllMax => "all-max",
+            Self::AllMeanMax => "all-mean-max",
+        }
+    }
+
+    /// Whether it uses every layer (not only the penultimate).
+    pub fn every_layer(self) -> bool {
+        self != Self::Embedding
+    }
+
+    /// One track's vector from its windows' named layers (from
+    /// [`Pretrained::embed_layers_windows`] for the every-layer representations, or the
+    /// penultimate layer of each window named `embedding`), pooled over the windows as
+    /// this representation asks, with the `(name, dims)` of its blocks.
+    ///
+    /// ```
+    /// use mirkit_transfer::embed::Layers;
+    /// let windows = vec![
+    ///     vec![("conv1".to_string(), vec![1.0, 4.0]), ("dense".to_string(), vec![0.0])],
+    ///     vec![("conv1".to_string(), vec![3.0, 2.0]), ("dense".to_string(), vec![-2.0])],
+    /// ];
+    /// assert_eq!(Layers::All.pool_windows(windows.clone()).0, [2.0, 3.0, -1.0]);
+    /// assert_eq!(Layers::AllMax.pool_windows(windows.clone()).0, [3.0, 4.0, 0.0]);
+    /// let (v, blocks) = Layers::AllMeanMax.pool_windows(windows);
+    /// assert_eq!(v, [2.0, 3.0, -1.0, 3.0, 4.0, 0.0]);
+    /// assert_eq!(blocks[2], ("max/conv1".to_string(), 2));
+    /// ```
+    pub fn pool_windows(
+        self,
+        per_window: Vec<mirkit_models::NamedFeatures>,
+    ) -> mirkit_models::BlockEmbedding {
+        match self {
+            Self::Embedding | Self::All => mirkit_models::registry::average_layers(per_window),
+            Self::AllMax => max_layers(&per_window),
+            Self::AllMeanMax => {
+                let (mx, mx_parts) = max_layers(&per_window);
+                let (mut v, parts) = mirkit_models::registry::average_layers(per_window);
+                v.extend(mx);
+                let named = |p: Vec<(String, usize)>, how: &str| {
+                    p.into_iter()
+                        .map(move |(n, d)| (format!("{how}/{n}"), d))
+                        .collect::<Vec<_>>()
+                };
+                let mut blocks = named(parts, "mean");
+                blocks.extend(named(mx_parts, "max"));
+                (v, blocks)
+            }
+        }
+    }
+}
+
+/// The element-wise maximum over windows of per-window named layers, concatenated in
+/// order (empty for no windows).
+fn max_layers(per_window: &[mirkit_models::NamedFeatures]) -> mirkit_models::BlockEmbedding {
+    let parts: Vec<(String, usize)> = per_window
+        .first()
+        .map(|w| w.iter().map(|(n, v)| (n.clone(), v.len())).collect())
+        .unwrap_or_default();
+    let mut out: Vec<f32> = Vec::new();
+    for (k, w) in per_window.iter().enumerate() {
+        let flat = w.iter().flat_map(|(_, v)| v.iter().copied());
+        if k == 0 {
+            out.extend(flat);
+        } else {
+            out.iter_mut().zip(flat).for_each(|(o, v)| *o = o.max(v));
+        }
+    }
+    (out, parts)
+}
+
+impl std::str::FromStr for Layers {
+    type Err = crate::TransferError;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s || (s == "penultimate" && *l == Self::Embedding))
+            .ok_or_else(|| {
+                crate::error::invalid(
+                    "layers",
+                    s,
+                    "one of embedding (or penultimate), all, all-max, all-mean-max",
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A matrix of embeddings, one row per track.
@@ -52,7 +166,7 @@ pub fn embed_track(
             let d = e.len();
             (e, vec![("embedding".to_string(), d)])
         }
-        Layers::All => model.embed_layers(audio)?,
+        l => l.pool_windows(model.embed_layers_windows(audio)?),
     })
 }
 

@@ -319,9 +319,11 @@ class Tagger:
         return {self._tags[i]: float(s[i]) for i in order}
 
     def embed(self, x: Any, sr: Optional[float] = None, *, layers: str = "penultimate") -> np.ndarray:
-        """The embedding of a path or a mono array, averaged over windows:
-        ``layers="penultimate"`` (the layer before the output) or ``"all"`` (every layer
-        pooled and concatenated, Choi et al. 2017)."""
+        """The embedding of a path or a mono array, pooled over the model's windows:
+        ``layers="penultimate"`` (the layer before the output, mean over windows),
+        ``"all"`` (every layer pooled and concatenated, Choi et al. 2017, mean over
+        windows), ``"all-max"`` (every layer, maximum over windows) or ``"all-mean-max"``
+        (both, concatenated: twice the width of ``"all"``)."""
         if isinstance(x, (str, os.PathLike)):
             if sr is not None:
                 raise ParameterError("sr is for arrays; a file's own rate is used")
