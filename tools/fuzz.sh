@@ -38,5 +38,5 @@ for t in "${targets[@]}"; do
   echo "== $t: ${secs} s"
   cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- \
     -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 \
-    | grep -E "^(stat::|Done|==[0-9]+==|SUMMARY|#[0-9]+ +DONE)|panicked|ERROR|crash-|timeout-|oom-" || true
+    | grep -E "^(stat::|Done|==[0-9]+==|SUMMARY|#[0-9]+[[:space:]]+DONE)|panicked|ERROR|crash-|timeout-|oom-" || true
 done

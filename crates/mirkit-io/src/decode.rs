@@ -106,6 +106,27 @@ impl Decoded {
         if file_bytes == 0 {
             return Err(IoError::EmptyFile { path: ps });
         }
+        // MP4/M4A: symphonia sizes allocations from box headers and table counts before
+        // checking them against the file, so its fields are checked first (mp4check)
+        let mut file = file;
+        {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut head = [0u8; 8];
+            let n = (&file).read(&mut head).unwrap_or(0);
+            if crate::mp4check::looks_like_mp4(&head[..n]) {
+                crate::mp4check::check(&mut file, file_bytes).map_err(|why| {
+                    IoError::Unsupported {
+                        path: ps.clone(),
+                        reason: format!("malformed MP4 file ({why})"),
+                    }
+                })?;
+            }
+            file.seek(SeekFrom::Start(0))
+                .map_err(|source| IoError::Open {
+                    path: ps.clone(),
+                    cause: source,
+                })?;
+        }
         // 1 MiB reads (symphonia's default ring buffer of 64 KiB refills in ~7 KiB reads:
         // 3,650 read calls for a 26 MB WAV)
         let mss = MediaSourceStream::new(

@@ -49,6 +49,7 @@
 mod decode;
 mod error;
 mod load;
+mod mp4check;
 pub mod plot;
 mod polyphase;
 pub mod resample;

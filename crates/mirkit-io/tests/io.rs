@@ -560,3 +560,41 @@ fn absurd_header_sample_rates_are_refused() {
         std::fs::remove_file(&p).unwrap();
     }
 }
+
+/// Issue #19 items 1 and 4: MP4 fields that made symphonia allocate gigabytes before
+/// reading anything — a 2.9 GB sample size found by fuzzing (kept as a fixture), a
+/// sample table count, an ALAC frame length — are refused as malformed MP4 naming the box,
+/// by `info` and `load`, and the process stays small (the test would abort otherwise).
+#[test]
+fn mp4_fields_that_ask_for_gigabytes_are_refused() {
+    let dir = tmpdir("mp4huge");
+    let alac = std::fs::read(fmt("tone_alac.m4a")).unwrap();
+    let at = |b: &[u8], t: &[u8; 4], from: usize| {
+        from + b[from..].windows(4).position(|w| w == t).unwrap() - 4
+    };
+    let mut frame = alac.clone();
+    let entry = at(&alac, b"alac", 0);
+    let cookie = at(&alac, b"alac", entry + 8);
+    frame[cookie + 12..cookie + 16].copy_from_slice(&0x4000_0000u32.to_be_bytes());
+    let mut count = alac.clone();
+    let stsc = at(&alac, b"stsc", 0);
+    count[stsc + 12..stsc + 16].copy_from_slice(&0x1000_0000u32.to_be_bytes());
+    std::fs::write(dir.join("frame.m4a"), &frame).unwrap();
+    std::fs::write(dir.join("count.m4a"), &count).unwrap();
+    for (f, box_name) in [
+        (fx("fuzz/decode-oom-sample-size.m4a"), "stsz"),
+        (dir.join("frame.m4a"), "alac"),
+        (dir.join("count.m4a"), "stsc"),
+    ] {
+        let e = load(&f, &LoadOptions::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("malformed MP4") && e.contains(box_name),
+            "{}: {e}",
+            f.display()
+        );
+        assert!(info(&f).is_err());
+    }
+    // the files they came from still load
+    assert!(load(fmt("tone_alac.m4a"), &LoadOptions::default()).is_ok());
+    assert!(load(fmt("tone.m4a"), &LoadOptions::default()).is_ok());
+}
