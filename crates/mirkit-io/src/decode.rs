@@ -107,20 +107,23 @@ impl Decoded {
             return Err(IoError::EmptyFile { path: ps });
         }
         // MP4/M4A: symphonia sizes allocations from box headers and table counts before
-        // checking them against the file, so its fields are checked first (mp4check)
+        // checking them against the file, so its fields are checked first (headers)
         let mut file = file;
         {
             use std::io::{Read, Seek, SeekFrom};
             let mut head = [0u8; 8];
             let n = (&file).read(&mut head).unwrap_or(0);
-            if crate::mp4check::looks_like_mp4(&head[..n]) {
-                crate::mp4check::check(&mut file, file_bytes).map_err(|why| {
-                    IoError::Unsupported {
-                        path: ps.clone(),
-                        reason: format!("malformed MP4 file ({why})"),
-                    }
-                })?;
-            }
+            let checked = if crate::headers::looks_like_mp4(&head[..n]) {
+                crate::headers::check(&mut file, file_bytes).map_err(|why| ("MP4", why))
+            } else if head[..n].starts_with(b"fLaC") {
+                crate::headers::check_flac(&mut file, file_bytes).map_err(|why| ("FLAC", why))
+            } else {
+                Ok(())
+            };
+            checked.map_err(|(kind, why)| IoError::Unsupported {
+                path: ps.clone(),
+                reason: format!("malformed {kind} file ({why})"),
+            })?;
             file.seek(SeekFrom::Start(0))
                 .map_err(|source| IoError::Open {
                     path: ps.clone(),

@@ -48,8 +48,8 @@
 
 mod decode;
 mod error;
+mod headers;
 mod load;
-mod mp4check;
 pub mod plot;
 mod polyphase;
 pub mod resample;

@@ -561,12 +561,12 @@ fn absurd_header_sample_rates_are_refused() {
     }
 }
 
-/// Issue #19 items 1 and 4: MP4 fields that made symphonia allocate gigabytes before
+/// Issue #19 items 1 and 4: MP4 and FLAC fields that made symphonia allocate gigabytes before
 /// reading anything — a 2.9 GB sample size found by fuzzing (kept as a fixture), a
 /// sample table count, an ALAC frame length — are refused as malformed MP4 naming the box,
 /// by `info` and `load`, and the process stays small (the test would abort otherwise).
 #[test]
-fn mp4_fields_that_ask_for_gigabytes_are_refused() {
+fn header_fields_that_ask_for_gigabytes_are_refused() {
     let dir = tmpdir("mp4huge");
     let alac = std::fs::read(fmt("tone_alac.m4a")).unwrap();
     let at = |b: &[u8], t: &[u8; 4], from: usize| {
@@ -581,14 +581,31 @@ fn mp4_fields_that_ask_for_gigabytes_are_refused() {
     count[stsc + 12..stsc + 16].copy_from_slice(&0x1000_0000u32.to_be_bytes());
     std::fs::write(dir.join("frame.m4a"), &frame).unwrap();
     std::fs::write(dir.join("count.m4a"), &count).unwrap();
+    // tone.flac's Vorbis comment block (type 4) with a vendor length of 2.25 GiB
+    let mut flac = std::fs::read(fmt("tone.flac")).unwrap();
+    let mut pos = 4;
+    while flac[pos] & 0x7f != 4 {
+        pos += 4 + u32::from_be_bytes([0, flac[pos + 1], flac[pos + 2], flac[pos + 3]]) as usize;
+    }
+    flac[pos + 4..pos + 8].copy_from_slice(&0x9000_0000u32.to_le_bytes());
+    std::fs::write(dir.join("comment.flac"), &flac).unwrap();
     for (f, box_name) in [
         (fx("fuzz/decode-oom-sample-size.m4a"), "stsz"),
+        // a FLAC Vorbis comment claiming 2.5 GB, in a file cut short (fuzzing)
+        (
+            fx("fuzz/decode-oom-vorbis-comment.flac"),
+            "runs past the end",
+        ),
+        (
+            dir.join("comment.flac"),
+            "Vorbis comment: vendor string of 2415919104 bytes",
+        ),
         (dir.join("frame.m4a"), "alac"),
         (dir.join("count.m4a"), "stsc"),
     ] {
         let e = load(&f, &LoadOptions::default()).unwrap_err().to_string();
         assert!(
-            e.contains("malformed MP4") && e.contains(box_name),
+            e.contains("malformed") && e.contains(box_name),
             "{}: {e}",
             f.display()
         );
@@ -597,4 +614,5 @@ fn mp4_fields_that_ask_for_gigabytes_are_refused() {
     // the files they came from still load
     assert!(load(fmt("tone_alac.m4a"), &LoadOptions::default()).is_ok());
     assert!(load(fmt("tone.m4a"), &LoadOptions::default()).is_ok());
+    assert!(load(fmt("tone.flac"), &LoadOptions::default()).is_ok());
 }
