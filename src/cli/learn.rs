@@ -620,10 +620,10 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
 }
 
 /// The embedding model of `finetune --head linear|mlp|knn` when `--from` is not given:
-/// with every layer pooled (`--layers all`, the default) it was the best of four
-/// taggers × two representations across Ballroom-8 and drums5 (docs/transfer.md,
-/// "Transfer defaults", `tools/transfer_defaults.sh`).
-const HEAD_DEFAULT_MODEL: &str = "vgg-mtt";
+/// with every layer pooled and the windows averaged (`--layers all`, the default) it was
+/// the best of the twelve taggers × seven representations, 5-fold cross-validated on
+/// Ballroom-8 and drums5 (docs/transfer.md, "Transfer defaults", `tools/transfer_cv.py`).
+const HEAD_DEFAULT_MODEL: &str = "musicnn-mtt";
 
 /// `mirkit finetune`.
 #[derive(Args, Clone, Debug)]
@@ -637,15 +637,17 @@ pub struct FinetuneArgs {
     out: PathBuf,
     /// Pretrained model: registry name or Won 2020-layout .safetensors; `mfcc` gives the
     /// classic baseline (MFCC-20 mean and std per track) under the same head. Default:
-    /// `vgg-mtt` for heads (the best on two data sets, docs/transfer.md "Transfer
-    /// defaults"), the default tagger for `--head network`.
+    /// `musicnn-mtt` (the best of the twelve on two data sets, docs/transfer.md "Transfer
+    /// defaults"), for heads and for `--head network`.
     #[arg(long, visible_alias = "model")]
     from: Option<String>,
     /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
     /// fine-tune the network with a new output layer.
     #[arg(long, value_enum, default_value_t = HeadArg::Linear)]
     head: HeadArg,
-    /// Embeddings for heads: `all` (every layer pooled, concatenated) or `embedding`.
+    /// Embeddings for heads: `all` (every layer pooled, concatenated; windows averaged),
+    /// `all-max` / `all-mean-max` (windows' maximum, or both), or `embedding` (the
+    /// penultimate layer).
     #[arg(long, value_enum, default_value_t = LayersArg::All)]
     layers: LayersArg,
     /// What stays fixed when fine-tuning: frontend, body, nothing, or comma-separated
