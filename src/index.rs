@@ -113,6 +113,17 @@ pub struct Update {
     pub failed: Vec<(PathBuf, Error)>,
 }
 
+impl Update {
+    /// The error for an index left empty although `files` files were given: the one
+    /// file's own error, or how many there were.
+    pub fn nothing_embedded(mut self, files: usize) -> Error {
+        match self.failed.pop() {
+            Some((_, e)) if files == 1 => e,
+            _ => Error::Invalid(format!("none of the {files} files could be embedded")),
+        }
+    }
+}
+
 /// Options of [`EmbeddingIndex::playlist`].
 #[derive(Debug, Clone, Default)]
 pub struct PlaylistOptions {
@@ -232,17 +243,13 @@ impl EmbeddingIndex {
     ) -> Result<Built> {
         let mut index = Self::new(tagger.name(), layers, Vec::new())?;
         let up = index.update_saving(tagger, files, progress, None)?;
-        let mut failed = up.failed;
         if index.meta.count == 0 {
-            return Err(match failed.pop() {
-                Some((_, e)) if files.len() == 1 => e,
-                _ => Error::Invalid(format!(
-                    "none of the {} files could be embedded",
-                    files.len()
-                )),
-            });
+            return Err(up.nothing_embedded(files.len()));
         }
-        Ok(Built { index, failed })
+        Ok(Built {
+            index,
+            failed: up.failed,
+        })
     }
 
     /// Writes `embeddings.npy`, `index.csv` and `meta.json` into `dir` (created if

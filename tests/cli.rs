@@ -2129,3 +2129,38 @@ fn embed_window_pooling_and_blocks() {
         Some(vec![("embedding".to_string(), 200)])
     );
 }
+
+/// `embed --update` of a folder whose files are all gone empties the index (exit 0)
+/// rather than failing as "none could be embedded"; a fresh `embed` of an empty folder
+/// is that error.
+#[test]
+fn embed_update_of_an_emptied_folder_empties_the_index() {
+    let d = tmp("emptied");
+    let src = d.join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(clip(TRUMPET), src.join("t.ogg")).unwrap();
+    let idx = d.join("idx");
+    let embed = |update: bool| {
+        let mut c = bin();
+        c.arg("embed").arg(&src).arg("-o").arg(&idx);
+        if update {
+            c.arg("--update");
+        }
+        c.output().unwrap()
+    };
+    assert!(embed(false).status.success());
+    std::fs::remove_file(src.join("t.ogg")).unwrap();
+    let o = embed(true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 added, 1 removed, 0 kept"));
+    assert_eq!(
+        mirkit::index::EmbeddingIndex::load(&idx)
+            .unwrap()
+            .meta
+            .count,
+        0
+    );
+    let o = embed(false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("none of the 0 files"));
+}

@@ -136,16 +136,9 @@ pub fn run(a: EmbedArgs) -> CliResult {
     );
     pb.finish_and_clear();
     let up = up?;
-    if index.meta.count == 0 {
-        // nothing to index: the one file's own error, or a count
-        let mut failed = up.failed;
-        return Err(match failed.pop() {
-            Some((_, e)) if files.len() == 1 => e.into(),
-            _ => CliError::Failed(format!(
-                "none of the {} files could be embedded",
-                files.len()
-            )),
-        });
+    // an empty index is an error, unless an update emptied it because the files are gone
+    if index.meta.count == 0 && (!updating || !up.failed.is_empty()) {
+        return Err(up.nothing_embedded(files.len()).into());
     }
     if !updating || up.added + up.removed > 0 {
         index.save(&a.output)?;

@@ -66,25 +66,37 @@ pub(crate) fn invalid(
 
 /// Fails on the first NaN/Inf sample.
 pub fn check_finite(x: &[f32]) -> Result<()> {
-    // `v * 0.0` is 0 for finite v and NaN for NaN/Inf; summing in 16 independent lanes
-    // lets the compiler vectorise, so the check costs a fraction of a millisecond per
-    // minute of audio. Only when a lane turns NaN is the first bad index searched for.
+    check_finite_peak(x).map(|_| ())
+}
+
+/// [`check_finite`] that also returns the largest magnitude (0 for no samples), in the
+/// same pass.
+pub(crate) fn check_finite_peak(x: &[f32]) -> Result<f32> {
+    // `v * 0.0` is 0 for finite v and NaN for NaN/Inf; summing (and taking maxima) in 16
+    // independent lanes lets the compiler vectorise, so the check costs a fraction of a
+    // millisecond per minute of audio. Only when a lane turns NaN is the first bad index
+    // searched for.
     let mut lanes = [0.0f32; 16];
+    let mut peaks = [0.0f32; 16];
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
+        for ((l, p), &v) in lanes.iter_mut().zip(peaks.iter_mut()).zip(c) {
             *l += v * 0.0;
+            *p = p.max(v.abs());
         }
     }
-    let tail_ok = chunks.remainder().iter().all(|v| v.is_finite());
+    let tail = chunks.remainder();
+    let tail_ok = tail.iter().all(|v| v.is_finite());
     if tail_ok && lanes.iter().all(|l| *l == 0.0) {
-        return Ok(());
+        let tail_peak = tail.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        return Ok(peaks.iter().fold(tail_peak, |m, &p| m.max(p)));
     }
     match x.iter().position(|v| !v.is_finite()) {
         Some(i) => Err(DspError::NonFinite {
             index: i,
             value: x[i],
         }),
-        None => Ok(()),
+        // (not reached: a lane sum turns NaN only at a non-finite sample)
+        None => Ok(x.iter().fold(0.0f32, |m, v| m.max(v.abs()))),
     }
 }

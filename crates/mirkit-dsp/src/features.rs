@@ -15,7 +15,7 @@
 
 use crate::cepstral::mfcc_basis;
 use crate::db::{ln_fast, round_to_f16, DbConfig, DbRef};
-use crate::error::{check_finite, invalid, DspError, Result};
+use crate::error::{check_finite, check_finite_peak, invalid, DspError, Result};
 use crate::lanes::{LanePlan, LANES};
 pub use crate::mel::MelSettings;
 use crate::mel::{MelArithmetic, MelConfig, MelFilterbank, MelNorm, MelScale};
@@ -468,15 +468,19 @@ impl FeatureExtractor {
             }
             None => out.copy_from_slice(power),
         }
-        // a separate pass: inside the band loop above it slows the accumulation down
-        for row in out.chunks_exact(BLOCK) {
-            for j in 0..BLOCK {
-                z[j] += row[j] * 0.0;
+        // the values before compression, in a separate pass (inside the band loop above it
+        // slows the accumulation down); log1p checks its own argument below instead
+        let scan = |out: &[f32], z: &mut [f32; BLOCK]| {
+            for row in out.chunks_exact(BLOCK) {
+                for j in 0..BLOCK {
+                    z[j] += row[j] * 0.0;
+                }
             }
-        }
+        };
         match &self.cfg.compression {
-            Compression::None => {}
+            Compression::None => scan(out, &mut z),
             Compression::Db(d) => {
+                scan(out, &mut z);
                 let k = 10.0 * std::f32::consts::LOG10_E;
                 if d.amin >= f32::MIN_POSITIVE {
                     let amin = d.amin;
@@ -489,8 +493,8 @@ impl FeatureExtractor {
                     }
                 }
             }
-            // the log's argument can overflow too (`c·v`, and float16's range of ±65504
-            // in musicnn's front end): checked like the values above
+            // the log's argument: infinite whenever the value is, and also when `c·v` or
+            // float16's range of ±65504 (musicnn's front end) overflows — the one check
             Compression::Log1p { c, f16: false } => {
                 let c = *c;
                 for row in out.chunks_exact_mut(BLOCK) {
@@ -967,24 +971,6 @@ fn copy_block(
     }
 }
 
-/// The largest magnitude in `x` (0 for none): sixteen independent running maxima, so the
-/// pass vectorises (a single running maximum is a serial dependency the compiler keeps
-/// scalar; on a 10-minute signal that was 3 % of the whole `features` command).
-fn peak_abs(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = x.chunks_exact(16);
-    for c in &mut chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            *l = l.max(v.abs());
-        }
-    }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(0.0f32, |m, v| m.max(v.abs()));
-    lanes.iter().fold(tail, |m, &l| m.max(l))
-}
-
 /// Incremental framing for signals that do not fit in memory.
 ///
 /// Frames are emitted as soon as the samples they cover have arrived; the edge frames
@@ -1105,14 +1091,14 @@ impl FrameStreamer<'_> {
 
     /// Pushes samples; calls `on_frame` with each completed stage-1 frame.
     pub fn push(&mut self, x: &[f32], on_frame: &mut dyn FnMut(&[f32])) -> Result<()> {
-        check_finite(x).map_err(|e| match e {
+        let peak = check_finite_peak(x).map_err(|e| match e {
             DspError::NonFinite { index, value } => DspError::NonFinite {
                 index: index + self.received,
                 value,
             },
             e => e,
         })?;
-        self.peak = self.peak.max(peak_abs(x));
+        self.peak = self.peak.max(peak);
         self.buf.extend_from_slice(x);
         self.received += x.len();
         let cfg = self.ex.cfg.stft.clone();

@@ -106,30 +106,15 @@ impl Decoded {
         if file_bytes == 0 {
             return Err(IoError::EmptyFile { path: ps });
         }
-        // MP4/M4A: symphonia sizes allocations from box headers and table counts before
-        // checking them against the file, so its fields are checked first (headers)
+        // MP4 and FLAC: symphonia sizes allocations from header fields before checking
+        // them against the file, so those fields are checked first
         let mut file = file;
-        {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut head = [0u8; 8];
-            let n = (&file).read(&mut head).unwrap_or(0);
-            let checked = if crate::headers::looks_like_mp4(&head[..n]) {
-                crate::headers::check(&mut file, file_bytes).map_err(|why| ("MP4", why))
-            } else if head[..n].starts_with(b"fLaC") {
-                crate::headers::check_flac(&mut file, file_bytes).map_err(|why| ("FLAC", why))
-            } else {
-                Ok(())
-            };
-            checked.map_err(|(kind, why)| IoError::Unsupported {
+        crate::headers::check_file(&mut file, file_bytes).map_err(|reason| {
+            IoError::Unsupported {
                 path: ps.clone(),
-                reason: format!("malformed {kind} file ({why})"),
-            })?;
-            file.seek(SeekFrom::Start(0))
-                .map_err(|source| IoError::Open {
-                    path: ps.clone(),
-                    cause: source,
-                })?;
-        }
+                reason,
+            }
+        })?;
         // 1 MiB reads (symphonia's default ring buffer of 64 KiB refills in ~7 KiB reads:
         // 3,650 read calls for a 26 MB WAV)
         let mss = MediaSourceStream::new(

@@ -33,13 +33,30 @@ use std::io::{Read, Seek, SeekFrom};
 const MAX_HEADER_BOX: u64 = 256 << 20;
 /// Largest ALAC frame length accepted (Apple's encoder writes 4096; the format allows
 /// other sizes, and 2²⁰ samples is 32 MiB of decoder buffer for 8 channels).
-pub(crate) const MAX_ALAC_FRAME: u32 = 1 << 20;
+const MAX_ALAC_FRAME: u32 = 1 << 20;
 /// Deepest box nesting followed.
 const MAX_DEPTH: usize = 32;
 
+/// Checks the headers of an MP4 or FLAC file (other files pass untouched) and leaves the
+/// file at its start; `Err` is the reason, e.g. "malformed MP4 file (stsz box: …)".
+pub(crate) fn check_file(f: &mut std::fs::File, file_len: u64) -> Result<(), String> {
+    let mut head = [0u8; 8];
+    let n = read_up_to(f, &mut head)?;
+    let checked = if looks_like_mp4(&head[..n]) {
+        check_mp4(f, file_len).map_err(|why| format!("malformed MP4 file ({why})"))
+    } else if head[..n].starts_with(b"fLaC") {
+        check_flac(f, file_len).map_err(|why| format!("malformed FLAC file ({why})"))
+    } else {
+        Ok(())
+    };
+    checked?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Whether the file starts like an ISO base media (MP4, M4A, 3GP...) file: its first box
 /// has one of the top-level box types.
-pub(crate) fn looks_like_mp4(head: &[u8]) -> bool {
+fn looks_like_mp4(head: &[u8]) -> bool {
     head.len() >= 8
         && matches!(
             &head[4..8],
@@ -49,7 +66,7 @@ pub(crate) fn looks_like_mp4(head: &[u8]) -> bool {
 
 /// Checks a FLAC file's metadata blocks (see the module documentation); `Err` says what
 /// is wrong. Reads only the metadata blocks.
-pub(crate) fn check_flac<F: Read + Seek>(f: &mut F, file_len: u64) -> Result<(), String> {
+fn check_flac<F: Read + Seek>(f: &mut F, file_len: u64) -> Result<(), String> {
     let mut pos = 4u64; // "fLaC"
     loop {
         f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
@@ -82,7 +99,7 @@ pub(crate) fn check_flac<F: Read + Seek>(f: &mut F, file_len: u64) -> Result<(),
 
 /// A Vorbis comment block (little-endian lengths): vendor string, count, comments; each
 /// length must fit in what is left of the block.
-pub(crate) fn vorbis_comment_lengths(b: &[u8]) -> Result<(), String> {
+fn vorbis_comment_lengths(b: &[u8]) -> Result<(), String> {
     let le = |at: usize| {
         b.get(at..at + 4)
             .map(|v| u32::from_le_bytes(v.try_into().unwrap()))
@@ -133,8 +150,8 @@ fn picture_lengths(b: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the file (see the module documentation); `Err` says what is wrong.
-pub(crate) fn check<F: Read + Seek>(f: &mut F, file_len: u64) -> Result<(), String> {
+/// Checks an MP4 file (see the module documentation); `Err` says what is wrong.
+fn check_mp4<F: Read + Seek>(f: &mut F, file_len: u64) -> Result<(), String> {
     let mut pos = 0u64;
     while pos < file_len {
         f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
@@ -376,7 +393,7 @@ mod tests {
     }
 
     fn checked(b: &[u8]) -> Result<(), String> {
-        check(&mut Cursor::new(b), b.len() as u64)
+        check_mp4(&mut Cursor::new(b), b.len() as u64)
     }
 
     /// Offset of the first box of type `t` (its size field).

@@ -47,11 +47,6 @@ impl Layers {
         }
     }
 
-    /// Whether it uses every layer (not only the penultimate).
-    pub fn every_layer(self) -> bool {
-        self != Self::Embedding
-    }
-
     /// One track's vector from its windows' named layers (from
     /// [`Pretrained::embed_layers_windows`] for the every-layer representations, or the
     /// penultimate layer of each window named `embedding`), pooled over the windows as
