@@ -82,6 +82,39 @@ fn baseline_head_then_eval() {
         head.to_str().unwrap(),
     ]);
     assert!(ok && log.contains("accuracy 1.0000"), "{log}");
+    // `predict` with the head on a folder: a row per readable file with the predicted
+    // class (the test accuracy was 1, and the training files are as easy), the corrupt
+    // file on standard error and exit status 1
+    let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+        .args(["predict", "--model", head.to_str().unwrap()])
+        .arg(dd.join("low"))
+        .arg(dd.join("high"))
+        .output()
+        .unwrap();
+    let (csv, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("corrupt.wav"), "{err}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 21, "{csv}");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    assert_eq!(&header[..2], &["path", "predicted"]);
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        let want = if f[0].contains("/low/") {
+            "low"
+        } else {
+            "high"
+        };
+        assert_eq!(f[1], want, "{l}");
+        let p: f64 = f[2..].iter().map(|v| v.parse::<f64>().unwrap()).sum();
+        assert!((p - 1.0).abs() < 1e-5, "{l}");
+    }
+    // a registry name is a usage error pointing at `mirkit tag`
+    let (ok, log) = mirkit(&["predict", "--model", "musicnn-mtt", "x.wav"]);
+    assert!(!ok && log.contains("mirkit tag"), "{log}");
     // wrong inputs: a non-zero exit and a message naming the problem
     let (ok, log) = mirkit(&[
         "finetune",
@@ -308,8 +341,15 @@ fn finetune_regression_head_then_eval() {
     assert_eq!(e["r2_mean"], t["r2_mean"], "{log}");
     // usage errors
     for args in [
-        vec!["finetune", "--task", "regression", "--head", "network"],
-        vec!["train", "--task", "regression"],
+        vec![
+            "train",
+            "--task",
+            "regression",
+            "--loss",
+            "huber",
+            "--huber-delta",
+            "-1",
+        ],
         vec![
             "finetune",
             "--task",
@@ -354,6 +394,139 @@ fn finetune_regression_head_then_eval() {
         o.status.code() == Some(2) && err.contains("not a folder"),
         "{err}"
     );
+}
+
+/// Regression networks end to end on the tone manifest of the test above: `train` and
+/// `finetune --head network` with `--task regression` write test.json (R², Spearman, loss
+/// named) and test_predictions.csv in the target's units; `eval` reads the target column
+/// from the model file and reports the same R²; `tag` refuses a regression network by
+/// name (usage error) instead of printing sigmoid scores of standardised values.
+#[test]
+fn regression_networks_train_evaluate_and_are_not_taggers() {
+    let d = TmpDir::new("mirkit-cli-train-regnet-");
+    let mut csv = String::from("path,octaves,split\n");
+    for i in 0..18 {
+        let octaves = 1.0 + i as f32 / 6.0;
+        wav(&d.join(format!("t{i}.wav")), 100.0 * 2f32.powf(octaves), 0);
+        let split = ["train", "train", "train", "train", "valid", "test"][i % 6];
+        csv.push_str(&format!("t{i}.wav,{octaves},{split}\n"));
+    }
+    let m = d.join("m.csv");
+    std::fs::write(&m, csv).unwrap();
+    for (cmd, extra) in [
+        ("train", vec!["--channels", "4", "--loss", "huber"]),
+        ("finetune", vec!["--head", "network", "--frozen-bn-stats"]),
+    ] {
+        let out = d.join(cmd);
+        let mut args = vec![
+            cmd,
+            "--data",
+            m.to_str().unwrap(),
+            "--task",
+            "regression",
+            "--target",
+            "octaves",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--eval-chunks",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let (ok, log) = mirkit(&args);
+        assert!(ok, "{cmd}: {log}");
+        assert!(
+            log.contains("valid R²") && log.contains("test: R²"),
+            "{log}"
+        );
+        let t: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("test.json")).unwrap()).unwrap();
+        assert_eq!(t["targets"][0], "octaves", "{t}");
+        assert_eq!(t["tracks"], 3, "{t}");
+        let loss = if cmd == "train" {
+            "huber (delta 1)"
+        } else {
+            "mse"
+        };
+        assert_eq!(t["run"]["loss"], loss, "{t}");
+        // predictions in octaves: after one epoch not accurate, but in the targets' range
+        // (standardised outputs would sit near 0)
+        let preds = std::fs::read_to_string(out.join("test_predictions.csv")).unwrap();
+        for l in preds.lines().skip(1) {
+            let p: f64 = l.split(',').nth(2).unwrap().parse().unwrap();
+            assert!((0.5..=4.5).contains(&p), "{cmd}: {l}");
+        }
+        let best = out.join("best.safetensors");
+        let j = d.join(format!("{cmd}-eval.json"));
+        let (ok, log) = mirkit(&[
+            "eval",
+            "--data",
+            m.to_str().unwrap(),
+            "--model",
+            best.to_str().unwrap(),
+            "--eval-chunks",
+            "1",
+            "--json",
+            j.to_str().unwrap(),
+        ]);
+        assert!(ok, "{log}");
+        let e: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+        assert_eq!(e["r2_mean"], t["r2_mean"], "{log}");
+        // `predict` on the test files (and a corrupt one) gives the values test.json was
+        // computed from, in the same order; the bad file is reported, exit status 1
+        let bad = d.join("bad.wav");
+        std::fs::write(&bad, b"RIFF....WAVEfmt nonsense").unwrap();
+        let test_files: Vec<String> = preds
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect();
+        let csv_out = d.join(format!("{cmd}-predict.csv"));
+        let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+            .args([
+                "predict",
+                "--eval-chunks",
+                "1",
+                "--model",
+                best.to_str().unwrap(),
+            ])
+            .args(&test_files)
+            .arg(&bad)
+            .arg("-o")
+            .arg(&csv_out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("bad.wav"), "{err}");
+        let got = std::fs::read_to_string(&csv_out).unwrap();
+        let want: Vec<String> = preds
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{}", f[0], f[2])
+            })
+            .collect();
+        assert_eq!(got.lines().next(), Some("path,octaves"));
+        assert_eq!(got.lines().skip(1).collect::<Vec<_>>(), want, "{got}");
+        if cmd == "finetune" {
+            let o = Command::new(env!("CARGO_BIN_EXE_mirkit"))
+                .args(["tag", "--model", best.to_str().unwrap()])
+                .arg(d.join("t0.wav"))
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                o.status.code() == Some(2) && err.contains("regression network"),
+                "{err}"
+            );
+        }
+    }
 }
 
 fn clip(name: &str) -> std::path::PathBuf {

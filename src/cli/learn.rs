@@ -4,16 +4,16 @@ use super::args::{HeadArg, LayersArg, LossArg, OptimizerArg, SplitArg, TaskArg};
 use super::error::CliError;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mirkit::models::registry;
 use mirkit::models::vocabulary::{Translation, Vocabulary};
 use mirkit::nn::loss::RegressionLoss;
 use mirkit::train::audio::AudioSet;
-use mirkit::train::data::{CsvOptions, Dataset, Task};
+use mirkit::train::data::{CsvOptions, Dataset, TargetScaling, Task};
 use mirkit::train::metrics::{
     argmax_rows, classification_metrics, regression_metrics, tagging_metrics,
 };
 use mirkit::train::trainer::{
-    predict, train, Control, OptimizerConfig, Progress, TrainConfig, TrainData, Trainable,
+    predict, predict_with_loss, train, Control, OptimizerConfig, Progress, TrainConfig, TrainData,
+    Trainable,
 };
 use mirkit::train::zoo::ScratchModel;
 use mirkit::transfer::embed::{Layers, Source};
@@ -39,7 +39,8 @@ pub struct DataArgs {
     #[arg(long, default_value = "label")]
     pub label_column: String,
     /// `classes` (the label column) or `regression` (numeric `--target` columns of a CSV
-    /// manifest; heads on embeddings). `eval` takes it from a regression head file.
+    /// manifest; `finetune` heads or `--head network`). `eval` takes it from a regression
+    /// head or network file.
     #[arg(long, value_enum, default_value_t = TaskArg::Classes)]
     pub task: TaskArg,
     /// Regression: the target column(s) of the CSV, comma-separated (e.g.
@@ -231,6 +232,8 @@ enum RunInfo {
         channels: usize,
         command: &'static str,
         epochs_run: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss: Option<String>,
         params: usize,
         seconds: f64,
     },
@@ -242,6 +245,8 @@ enum RunInfo {
         from: String,
         frozen_bn_stats: bool,
         head_lr_mult: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loss: Option<String>,
         seconds: f64,
     },
     Head {
@@ -348,6 +353,14 @@ fn evaluate_probs<'a>(
     }
 }
 
+/// How `test.json` names a regression loss.
+fn loss_name(l: RegressionLoss) -> String {
+    match l {
+        RegressionLoss::Mse => "mse".to_string(),
+        RegressionLoss::Huber { delta } => format!("huber (delta {delta})"),
+    }
+}
+
 fn write_json(path: &Path, v: &impl Serialize) -> Res<()> {
     use std::io::Write;
     let s = serde_json::to_string_pretty(v).unwrap();
@@ -415,6 +428,31 @@ pub struct LoopArgs {
     /// Continue from OUT/last.safetensors.
     #[arg(long)]
     pub resume: bool,
+    /// Loss of a regression (`--task regression`; heads and networks), on targets
+    /// standardised with the training split's mean and deviation.
+    #[arg(long, value_enum, default_value_t = LossArg::Mse)]
+    pub loss: LossArg,
+    /// δ of the Huber loss, in standard deviations of the target.
+    #[arg(long, default_value_t = 1.0)]
+    pub huber_delta: f64,
+}
+
+impl LoopArgs {
+    /// `--loss` and `--huber-delta` (which must be finite and > 0).
+    fn regression_loss(&self) -> Res<RegressionLoss> {
+        if !(self.huber_delta > 0.0 && self.huber_delta.is_finite()) {
+            return Err(CliError::Usage(format!(
+                "--huber-delta {} must be finite and > 0",
+                self.huber_delta
+            )));
+        }
+        Ok(match self.loss {
+            LossArg::Mse => RegressionLoss::Mse,
+            LossArg::Huber => RegressionLoss::Huber {
+                delta: self.huber_delta,
+            },
+        })
+    }
 }
 
 fn loop_config(l: &LoopArgs, seed: u64, chunk_len: usize, default_lr: f64) -> Res<TrainConfig> {
@@ -445,6 +483,7 @@ fn loop_config(l: &LoopArgs, seed: u64, chunk_len: usize, default_lr: f64) -> Re
         patience: (l.patience > 0).then_some(l.patience),
         grad_clip: None,
         label_smoothing: 0.0,
+        regression_loss: l.regression_loss()?,
         augment: l.augment.map(mirkit::augment::Augment::music_default),
         seed,
         prefetch: 2,
@@ -464,68 +503,71 @@ fn run_loop<M: Trainable>(
             .unwrap()
             .progress_chars("=> "),
     );
-    let r =
-        train(
-            model,
-            TrainData {
-                train: &d.train,
-                valid: &d.valid,
-                task: d.ds.task,
-                classes: &d.ds.classes,
-            },
-            cfg,
-            out,
-            resume,
-            &mut |p| {
-                match p {
-                    Progress::Step {
-                        epoch,
-                        step,
-                        steps,
-                        loss,
-                    } => {
-                        bar.set_length(steps as u64);
-                        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
-                        bar.set_position(step as u64);
-                        bar.set_message(format!("loss {loss:.4}"));
-                    }
-                    Progress::Epoch(l) => bar.suspend(|| {
-                        eprintln!(
-                "epoch {:3}: train loss {:.4}  valid loss {:.4}  valid {} {:.4}  ({:.1} s)",
-                l.epoch + 1,
-                l.train_loss,
-                l.valid_loss,
-                if d.ds.task == Task::MultiClass { "accuracy" } else { "ROC-AUC" },
-                l.valid_metric,
-                l.seconds
-            )
-                    }),
-                    Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
-                    Progress::NothingToDo {
-                        epochs_done,
-                        stopped_early,
-                    } => bar.suspend(|| {
-                        eprintln!(
-                            "nothing to train: {} already holds a finished run ({epochs_done} \
-                             epoch{}{}); its outputs are kept{}",
-                            out.display(),
-                            if epochs_done == 1 { "" } else { "s" },
-                            if stopped_early {
-                                ", stopped early by --patience"
-                            } else {
-                                ""
-                            },
-                            if stopped_early {
-                                " (start a new --out to train again)"
-                            } else {
-                                " (a larger --epochs continues it)"
-                            }
-                        )
-                    }),
+    let r = train(
+        model,
+        TrainData {
+            train: &d.train,
+            valid: &d.valid,
+            task: d.ds.task,
+            classes: &d.ds.classes,
+        },
+        cfg,
+        out,
+        resume,
+        &mut |p| {
+            match p {
+                Progress::Step {
+                    epoch,
+                    step,
+                    steps,
+                    loss,
+                } => {
+                    bar.set_length(steps as u64);
+                    bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+                    bar.set_position(step as u64);
+                    bar.set_message(format!("loss {loss:.4}"));
                 }
-                Control::Continue
-            },
-        )?;
+                Progress::Epoch(l) => bar.suspend(|| {
+                    eprintln!(
+                        "epoch {:3}: train loss {:.4}  valid loss {:.4}  valid {} {:.4}  ({:.1} s)",
+                        l.epoch + 1,
+                        l.train_loss,
+                        l.valid_loss,
+                        match d.ds.task {
+                            Task::MultiClass => "accuracy",
+                            Task::MultiLabel => "ROC-AUC",
+                            Task::Regression => "R²",
+                        },
+                        l.valid_metric,
+                        l.seconds
+                    )
+                }),
+                Progress::Resumed(e) => bar.suspend(|| eprintln!("resumed after epoch {e}")),
+                Progress::NothingToDo {
+                    epochs_done,
+                    stopped_early,
+                } => bar.suspend(|| {
+                    eprintln!(
+                        "nothing to train: {} already holds a finished run ({epochs_done} \
+                             epoch{}{}); its outputs are kept{}",
+                        out.display(),
+                        if epochs_done == 1 { "" } else { "s" },
+                        if stopped_early {
+                            ", stopped early by --patience"
+                        } else {
+                            ""
+                        },
+                        if stopped_early {
+                            " (start a new --out to train again)"
+                        } else {
+                            " (a larger --epochs continues it)"
+                        }
+                    )
+                }),
+            }
+            Control::Continue
+        },
+    )?;
     bar.finish_and_clear();
     Ok(r)
 }
@@ -549,42 +591,60 @@ pub struct TrainArgs {
     channels: usize,
 }
 
+/// `test.json` of a trained network on the test split (`(chunk_len, n_chunks)` as the
+/// loop evaluates), and `test_predictions.csv` for a regression.
 fn test_report<M: Trainable>(
     model: &M,
     d: &Data,
-    chunk_len: usize,
-    n_chunks: usize,
+    (chunk_len, n_chunks): (usize, usize),
+    regression_loss: RegressionLoss,
     out: &Path,
     info: RunInfo,
 ) -> Res<()> {
     let Some(test) = &d.test else { return Ok(()) };
-    let p = predict(
+    let p = predict_with_loss(
         model,
         test,
         d.ds.task,
         d.ds.n_classes(),
         chunk_len,
         n_chunks,
+        regression_loss,
     )?;
     let (v, line) = evaluate_probs(d.ds.task, &p.probs, test, &d.ds.classes)?;
+    if d.ds.task == Task::Regression {
+        write_predictions(
+            &out.join("test_predictions.csv"),
+            test,
+            &d.ds.classes,
+            &p.probs,
+        )?;
+    }
     write_json(&out.join("test.json"), &v.with(Some(p.loss), info))?;
     println!("test: {line}");
     Ok(())
 }
 
-pub fn train_cmd(a: TrainArgs) -> Res<()> {
-    if a.data.task == TaskArg::Regression {
-        return Err(CliError::Usage(
-            "mirkit train fits classes or tags; for continuous targets fit a regression head \
-             on embeddings: mirkit finetune --task regression --head linear|mlp|knn"
-                .into(),
-        ));
+/// The training split's target standardisation of a regression (`None` otherwise).
+fn scaling_of(d: &Data) -> Res<Option<TargetScaling>> {
+    if d.ds.task != Task::Regression {
+        return Ok(None);
     }
+    let values: Vec<Vec<f32>> = d.train.items.iter().map(|i| i.values.clone()).collect();
+    Ok(Some(TargetScaling::fit(&values, d.ds.n_classes())?))
+}
+
+pub fn train_cmd(a: TrainArgs) -> Res<()> {
     let t0 = std::time::Instant::now();
+    a.lp.regression_loss()?; // a bad --huber-delta is refused before any decoding
     let d = load_data(&a.data, 16_000)?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     write_skipped(&a.out, &d)?;
-    let model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed)?;
+    let mut model = ScratchModel::new(&a.arch, a.channels, &d.ds.classes, a.data.seed)?;
+    if let Some(s) = scaling_of(&d)? {
+        // the outputs learn standardised targets; the model file keeps the scaling
+        model = model.regression(s)?;
+    }
     eprintln!(
         "{} (width {}): {} parameters",
         a.arch,
@@ -603,8 +663,8 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
     test_report(
         &best,
         &d,
-        best.input_len(),
-        a.lp.eval_chunks,
+        (best.input_len(), a.lp.eval_chunks),
+        cfg.regression_loss,
         &a.out,
         RunInfo::Train {
             arch: a.arch.clone(),
@@ -612,6 +672,7 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
             channels: a.channels,
             command: "train",
             epochs_run: r.history.len(),
+            loss: (d.ds.task == Task::Regression).then(|| loss_name(cfg.regression_loss)),
             params: model.param_count(),
             seconds: t0.elapsed().as_secs_f64(),
         },
@@ -625,6 +686,11 @@ pub fn train_cmd(a: TrainArgs) -> Res<()> {
 /// Ballroom-8 and drums5 (docs/transfer.md, "Transfer defaults", `tools/transfer_cv.py`).
 const HEAD_DEFAULT_MODEL: &str = "musicnn-mtt";
 
+/// The network of `finetune --head network` when `--from` is not given: a trainable
+/// Won 2020 model (musicnn 0.1.0's are frozen extractors); Musicnn (MTAT) fine-tuned best
+/// on Ballroom-8 (docs/transfer.md).
+const NETWORK_DEFAULT_MODEL: &str = "won2020-musicnn-mtat";
+
 /// `mirkit finetune`.
 #[derive(Args, Clone, Debug)]
 pub struct FinetuneArgs {
@@ -637,8 +703,8 @@ pub struct FinetuneArgs {
     out: PathBuf,
     /// Pretrained model: registry name or Won 2020-layout .safetensors; `mfcc` gives the
     /// classic baseline (MFCC-20 mean and std per track) under the same head. Default:
-    /// `musicnn-mtt` (the best of the twelve on two data sets, docs/transfer.md "Transfer
-    /// defaults"), for heads and for `--head network`.
+    /// `musicnn-mtt` for heads (the best of the twelve on two data sets, docs/transfer.md
+    /// "Transfer defaults"); `won2020-musicnn-mtat` for `--head network` (a trainable one).
     #[arg(long, visible_alias = "model")]
     from: Option<String>,
     /// `linear`, `mlp` or `knn`: a head on frozen embeddings (fast); `network`:
@@ -667,19 +733,13 @@ pub struct FinetuneArgs {
     /// Neighbours of the k-NN head.
     #[arg(long, default_value_t = 5)]
     k: usize,
-    /// Loss of a regression head.
-    #[arg(long, value_enum, default_value_t = LossArg::Mse)]
-    loss: LossArg,
-    /// δ of the Huber loss, in standard deviations of the target.
-    #[arg(long, default_value_t = 1.0)]
-    huber_delta: f64,
 }
 
 pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
     let t0 = std::time::Instant::now();
     let from = a.from.clone().unwrap_or_else(|| {
         if a.head == HeadArg::Network {
-            registry::DEFAULT_MODEL.to_string()
+            NETWORK_DEFAULT_MODEL.to_string()
         } else {
             HEAD_DEFAULT_MODEL.to_string()
         }
@@ -691,19 +751,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         );
     }
     let regression = a.data.task == TaskArg::Regression;
-    if regression && a.head == HeadArg::Network {
-        return Err(CliError::Usage(
-            "--task regression fits a head on embeddings: use --head linear, mlp or knn \
-             (network fine-tuning fits classes or tags)"
-                .into(),
-        ));
-    }
-    if !(a.huber_delta > 0.0 && a.huber_delta.is_finite()) {
-        return Err(CliError::Usage(format!(
-            "--huber-delta {} must be finite and > 0",
-            a.huber_delta
-        )));
-    }
+    let regression_loss = a.lp.regression_loss()?;
     let d = load_data(&a.data, if mfcc { 22_050 } else { 16_000 })?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     write_skipped(&a.out, &d)?;
@@ -714,7 +762,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             "nothing" => Freeze::Nothing,
             p => Freeze::Prefixes(p.split(',').map(|s| s.to_string()).collect()),
         };
-        let ft = FineTune::new(
+        let mut ft = FineTune::new(
             &from,
             &d.ds.classes,
             FineTuneConfig {
@@ -725,6 +773,11 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
                 ..FineTuneConfig::default()
             },
         )?;
+        if let Some(s) = scaling_of(&d)? {
+            // the output layer learns standardised targets (training split's mean and
+            // deviation, kept in the model file); predictions come back in their units
+            ft = ft.regression(s)?;
+        }
         let cfg = loop_config(&a.lp, a.data.seed, ft.input_len(), 1e-4)?;
         let r = run_loop(&ft, &d, &cfg, &a.out, a.lp.resume)?;
         println!(
@@ -737,8 +790,8 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         return test_report(
             &best,
             &d,
-            best.input_len(),
-            a.lp.eval_chunks,
+            (best.input_len(), a.lp.eval_chunks),
+            regression_loss,
             &a.out,
             RunInfo::FineTune {
                 best_epoch: r.best_epoch,
@@ -748,6 +801,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
                 from: from.clone(),
                 frozen_bn_stats: a.frozen_bn_stats,
                 head_lr_mult: a.head_lr_mult,
+                loss: regression.then(|| loss_name(regression_loss)),
                 seconds: t0.elapsed().as_secs_f64(),
             },
         );
@@ -781,12 +835,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             HeadConfig::default().lr
         }),
         seed: a.data.seed,
-        loss: match a.loss {
-            LossArg::Mse => RegressionLoss::Mse,
-            LossArg::Huber => RegressionLoss::Huber {
-                delta: a.huber_delta,
-            },
-        },
+        loss: regression_loss,
         ..HeadConfig::default()
     };
     let head = if regression {
@@ -834,10 +883,7 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
             from: from.clone(),
             head: a.head.to_string(),
             layers: a.layers.to_string(),
-            loss: regression.then(|| match a.loss {
-                LossArg::Mse => "mse".to_string(),
-                LossArg::Huber => format!("huber (delta {})", a.huber_delta),
-            }),
+            loss: regression.then(|| loss_name(regression_loss)),
             seconds: t0.elapsed().as_secs_f64(),
         };
         write_json(&a.out.join("test.json"), &v.with(None, info))?;
@@ -961,6 +1007,11 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
             data_args.task = TaskArg::Regression;
             data_args.target = h.classes().to_vec();
         }
+    } else if TargetScaling::is_regression(&meta) && data_args.task != TaskArg::Regression {
+        // so does a regression network (its outputs are named after the targets)
+        data_args.task = TaskArg::Regression;
+        data_args.target = serde_json::from_str(meta.get("tags").ok_or("no tags in the metadata")?)
+            .map_err(|e| format!("{}: tags: {e}", a.model))?;
     }
     let d = load_data(&data_args, sr)?;
     let set = match a.split {
@@ -1064,4 +1115,161 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         write_json(j, &v)?;
     }
     Ok(())
+}
+
+/// `mirkit predict`.
+#[derive(Args, Clone, Debug)]
+pub struct PredictArgs {
+    /// A model written by `mirkit finetune` (head.safetensors, or best.safetensors of
+    /// `--head network`) or `mirkit train` (best.safetensors): a classifier, tagger or
+    /// regression model. Registry taggers answer `mirkit tag`.
+    #[arg(long)]
+    model: String,
+    /// Audio files or folders (every audio file below them).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Write the CSV here (atomically) instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Chunks per track averaged (networks; heads use the embedding model's windows).
+    #[arg(long, default_value_t = 4)]
+    eval_chunks: usize,
+}
+
+/// What a model file predicts with, and the meaning of its outputs.
+enum Predictor {
+    Head(Head, Source),
+    Scratch(ScratchModel),
+    Tuned(FineTune),
+}
+
+/// `mirkit predict`: one CSV row per readable file — `path`, for a classifier the
+/// `predicted` class, then one column per output (class or tag probabilities, or
+/// predicted values in the targets' units). Unreadable files are listed on standard
+/// error and make the exit status 1; the others are still written.
+pub fn predict_cmd(a: PredictArgs) -> Res<std::process::ExitCode> {
+    if !a.model.ends_with(".safetensors") {
+        return Err(CliError::Usage(format!(
+            "--model {}: give a model file written by `mirkit train` or `mirkit finetune`; \
+             registry taggers answer `mirkit tag`",
+            a.model
+        )));
+    }
+    let path = Path::new(&a.model);
+    let meta = mirkit::models::weights::metadata(path)?;
+    let (predictor, task) = if meta.contains_key("head") {
+        let (head, hm) = Head::load(path)?;
+        let base = hm
+            .get("embedding_model")
+            .ok_or("head file without embedding_model")?;
+        let layers = match hm.get("layers") {
+            Some(s) => s.parse::<Layers>()?,
+            None => Layers::All,
+        };
+        let task = head.task();
+        (Predictor::Head(head, Source::open(base, layers)?), task)
+    } else {
+        // networks: the task the loop wrote; files from before it was recorded are
+        // taggers (sigmoid), as the pretrained ones are
+        let task = match meta.get("task") {
+            Some(t) => Task::parse(t)?,
+            None => Task::MultiLabel,
+        };
+        let is_scratch = meta
+            .get("arch")
+            .is_some_and(|s| mirkit_train::zoo::ARCHITECTURES.contains(&s.as_str()));
+        if is_scratch {
+            (Predictor::Scratch(ScratchModel::load(path)?), task)
+        } else {
+            (Predictor::Tuned(FineTune::load(&a.model)?), task)
+        }
+    };
+    let (names, sr): (Vec<String>, u32) = match &predictor {
+        Predictor::Head(h, s) => (h.classes().to_vec(), s.sample_rate()),
+        Predictor::Scratch(m) => (m.classes().to_vec(), 16_000),
+        Predictor::Tuned(m) => (
+            m.model().tags().to_vec(),
+            mirkit::models::won2020::SAMPLE_RATE,
+        ),
+    };
+    let mut files = vec![];
+    for p in &a.inputs {
+        if p.is_dir() {
+            files.extend(mirkit::io::audio_files(p)?);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err("no audio files in the inputs".into());
+    }
+    let items: Vec<mirkit::train::data::Item> = files
+        .iter()
+        .map(|p| mirkit::train::data::Item {
+            path: p.clone(),
+            labels: vec![],
+            values: vec![],
+            split: None,
+        })
+        .collect();
+    let set = AudioSet::load(&items, sr, None)?;
+    for (p, why) in &set.skipped {
+        eprintln!("{}: {why}", p.display());
+    }
+    let c = names.len();
+    let out = if set.is_empty() {
+        vec![]
+    } else {
+        match &predictor {
+            Predictor::Head(h, s) => h.predict(&s.extract(&set)?)?,
+            Predictor::Scratch(m) => {
+                network_outputs(m, &set, task, c, m.input_len(), a.eval_chunks)?
+            }
+            Predictor::Tuned(m) => network_outputs(m, &set, task, c, m.input_len(), a.eval_chunks)?,
+        }
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let csv_err = |e: csv::Error| CliError::from(e.to_string());
+    let mut header = vec!["path".to_string()];
+    if task == Task::MultiClass {
+        header.push("predicted".into());
+    }
+    header.extend(names.iter().cloned());
+    w.write_record(&header).map_err(csv_err)?;
+    for (i, it) in set.items.iter().enumerate() {
+        let row = &out[i * c..(i + 1) * c];
+        let mut rec = vec![it.path.display().to_string()];
+        if task == Task::MultiClass {
+            rec.push(names[argmax_rows(row, c)[0]].clone());
+        }
+        rec.extend(row.iter().map(|v| v.to_string()));
+        w.write_record(&rec).map_err(csv_err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    match &a.output {
+        Some(o) if !super::args::is_dash(o) => {
+            use std::io::Write;
+            mirkit::core::npy::write_atomic(o, |f| f.write_all(&bytes))?;
+        }
+        _ => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| format!("standard output: {e}"))?;
+        }
+    }
+    Ok(super::error::status(set.skipped.len()))
+}
+
+fn network_outputs<M: Trainable>(
+    m: &M,
+    set: &AudioSet,
+    task: Task,
+    c: usize,
+    chunk_len: usize,
+    n_chunks: usize,
+) -> Res<Vec<f32>> {
+    Ok(mirkit::train::trainer::outputs(
+        m, set, task, c, chunk_len, n_chunks,
+    )?)
 }

@@ -71,6 +71,9 @@ enum Cmd {
     Finetune(learn::FinetuneArgs),
     /// Evaluate a trained model, head or fine-tuned tagger on a split.
     Eval(learn::EvalArgs),
+    /// Apply a trained model, head or fine-tuned network to audio files: a CSV of class
+    /// probabilities, tag scores or predicted values (regression), one row per file.
+    Predict(learn::PredictArgs),
     /// Print what a file contains (codec, rate, channels, duration) without decoding it.
     Info(info::InfoArgs),
     /// Write the most representative segment of a track (its thumbnail) as a WAV and
@@ -150,6 +153,7 @@ pub fn main() -> ExitCode {
         Cmd::Train(a) => learn::train_cmd(a).map(|_| ExitCode::SUCCESS),
         Cmd::Finetune(a) => learn::finetune_cmd(a).map(|_| ExitCode::SUCCESS),
         Cmd::Eval(a) => learn::eval_cmd(a).map(|_| ExitCode::SUCCESS),
+        Cmd::Predict(a) => learn::predict_cmd(a),
         Cmd::Info(a) => info::run(a),
         Cmd::Thumbnail(a) => thumbnail::run(a),
         Cmd::Completions { shell } => {

@@ -292,6 +292,17 @@ pub fn load_pretrained(name: &str) -> Result<Pretrained> {
         if crate::musicnn::Musicnn::is_musicnn_file(path)? {
             return Ok(Pretrained::Musicnn(Musicnn::load(path)?));
         }
+        let h = crate::weights::Header::read(path)?;
+        // the mark mirkit-train's TargetScaling writes (mirkit-models is below it)
+        if h.metadata().get("task").map(String::as_str) == Some("regression") {
+            // written by `mirkit finetune --task regression --head network`: its outputs
+            // are standardised values, which a tagger's sigmoid would turn into nonsense
+            return Err(ModelError::Input(format!(
+                "{name} is a regression network (outputs: {}): it predicts values, not tag \
+                 scores; use `mirkit predict --model {name} FILES` or `mirkit eval`",
+                h.metadata().get("tags").map(String::as_str).unwrap_or("?")
+            )));
+        }
         return Ok(Pretrained::Won2020(Won2020::load_any(path)?));
     }
     let real = canonical_name(name);

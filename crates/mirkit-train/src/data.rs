@@ -716,3 +716,169 @@ fn read_split_lists(splits: &[(&str, &Path)]) -> Result<HashMap<String, String>>
     }
     Ok(out)
 }
+
+/// Per-target standardisation of regression values: the training split's mean and
+/// population standard deviation of each target. Networks and heads learn the
+/// standardised values `(v − mean) / std`, so a learning rate, a weight decay or a Huber
+/// δ means the same for tempo in BPM as for valence in [−1, 1]; predictions are turned
+/// back into the targets' units with [`TargetScaling::restore`]. A constant target keeps
+/// a scale of 1, so standardising never divides by zero.
+///
+/// ```
+/// use mirkit_train::data::TargetScaling;
+/// let s = TargetScaling::fit(&[vec![100.0], vec![140.0]], 1)?;
+/// assert_eq!((s.mean.as_slice(), s.std.as_slice()), (&[120.0f32][..], &[20.0f32][..]));
+/// assert_eq!(s.standardise(&[160.0]), vec![2.0]);
+/// let mut p = vec![-0.5];
+/// s.restore(&mut p);
+/// assert_eq!(p, vec![110.0]);
+/// # Ok::<(), mirkit_train::TrainError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetScaling {
+    /// Training mean of each target.
+    pub mean: Vec<f32>,
+    /// Training (population) standard deviation of each target, 1 for a constant one.
+    pub std: Vec<f32>,
+}
+
+impl TargetScaling {
+    /// Metadata key and value that mark a regression model file.
+    pub const TASK: (&'static str, &'static str) = ("task", "regression");
+    /// Metadata key of the means in a model file (a JSON array).
+    pub const MEAN_KEY: &'static str = "target_mean";
+    /// Metadata key of the standard deviations in a model file (a JSON array).
+    pub const STD_KEY: &'static str = "target_std";
+
+    /// Mean and standard deviation of each of `targets` columns over `rows` (accumulated
+    /// in f64). Errors on no rows, a row of another width or a non-finite value.
+    pub fn fit(rows: &[Vec<f32>], targets: usize) -> Result<Self> {
+        if rows.is_empty() || targets == 0 {
+            return Err(invalid(
+                "regression targets",
+                format!("{} rows × {targets}", rows.len()),
+                "need at least one row and one target",
+            ));
+        }
+        if let Some(r) = rows.iter().find(|r| r.len() != targets) {
+            return Err(TrainError::Mismatch {
+                what: "target values per row vs targets".into(),
+                got: r.len(),
+                expected: targets,
+            });
+        }
+        if let Some(v) = rows.iter().flatten().find(|v| !v.is_finite()) {
+            return Err(invalid("regression target", v, "must be finite"));
+        }
+        let n = rows.len() as f64;
+        let mut mean = vec![0f64; targets];
+        for r in rows {
+            for (m, x) in mean.iter_mut().zip(r) {
+                *m += *x as f64 / n;
+            }
+        }
+        let mut var = vec![0f64; targets];
+        for r in rows {
+            for ((s, x), m) in var.iter_mut().zip(r).zip(&mean) {
+                *s += (*x as f64 - m).powi(2) / n;
+            }
+        }
+        Ok(Self {
+            mean: mean.iter().map(|m| *m as f32).collect(),
+            std: var
+                .iter()
+                .map(|s| {
+                    if s.sqrt() > 1e-8 {
+                        s.sqrt() as f32
+                    } else {
+                        1.0
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// Number of targets.
+    pub fn len(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Whether there are no targets.
+    pub fn is_empty(&self) -> bool {
+        self.mean.is_empty()
+    }
+
+    /// `(v − mean) / std` of one row of values.
+    pub fn standardise(&self, row: &[f32]) -> Vec<f32> {
+        row.iter()
+            .zip(&self.mean)
+            .zip(&self.std)
+            .map(|((v, m), s)| (v - m) / s)
+            .collect()
+    }
+
+    /// Standardised values back in the targets' units, in place (`z · std + mean`), for
+    /// a row-major `rows × targets` matrix.
+    pub fn restore(&self, values: &mut [f32]) {
+        let c = self.len().max(1);
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = *v * self.std[i % c] + self.mean[i % c];
+        }
+    }
+
+    /// Writes the scaling into a model file's metadata ([`Self::TASK`],
+    /// [`Self::MEAN_KEY`], [`Self::STD_KEY`]).
+    pub fn to_metadata(&self, meta: &mut HashMap<String, String>) {
+        let json = |v: &[f32]| serde_json::to_string(v).expect("finite floats");
+        meta.insert(Self::TASK.0.into(), Self::TASK.1.into());
+        meta.insert(Self::MEAN_KEY.into(), json(&self.mean));
+        meta.insert(Self::STD_KEY.into(), json(&self.std));
+    }
+
+    /// Whether a model file's metadata marks a regression model ([`Self::TASK`]).
+    pub fn is_regression(meta: &HashMap<String, String>) -> bool {
+        meta.get(Self::TASK.0).map(String::as_str) == Some(Self::TASK.1)
+    }
+
+    /// The scaling stored by [`Self::to_metadata`] for `targets` outputs: `None` when the
+    /// metadata marks no regression model; an error naming `file` when the marked scaling
+    /// is missing, malformed, of another width, non-finite or has a non-positive standard
+    /// deviation.
+    pub fn from_metadata(
+        meta: &HashMap<String, String>,
+        targets: usize,
+        file: &str,
+    ) -> Result<Option<Self>> {
+        if !Self::is_regression(meta) {
+            return Ok(None);
+        }
+        let bad = |why: String| TrainError::Checkpoint {
+            file: file.to_string(),
+            why,
+        };
+        let (Some(m), Some(s)) = (meta.get(Self::MEAN_KEY), meta.get(Self::STD_KEY)) else {
+            return Err(bad(format!(
+                "a regression model without {} and {} in its metadata",
+                Self::MEAN_KEY,
+                Self::STD_KEY
+            )));
+        };
+        let parse = |key: &str, text: &str| -> Result<Vec<f32>> {
+            serde_json::from_str::<Vec<f32>>(text).map_err(|e| bad(format!("metadata {key}: {e}")))
+        };
+        let (mean, std) = (parse(Self::MEAN_KEY, m)?, parse(Self::STD_KEY, s)?);
+        if mean.len() != targets || std.len() != targets {
+            return Err(bad(format!(
+                "{}/{} target means/deviations for {targets} outputs",
+                mean.len(),
+                std.len()
+            )));
+        }
+        if mean.iter().any(|v| !v.is_finite()) || std.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(bad(
+                "target means must be finite and deviations finite and > 0".into(),
+            ));
+        }
+        Ok(Some(Self { mean, std }))
+    }
+}

@@ -51,6 +51,12 @@ pub trait Trainable: Sync {
     fn begin_step(&self, epoch: usize, step: usize) {
         let _ = (epoch, step);
     }
+    /// Regression models: the standardisation of their targets. The loop trains the
+    /// outputs against standardised values and [`predict`] returns them in the targets'
+    /// units. A model without one cannot train or evaluate a regression. Default: none.
+    fn target_scaling(&self) -> Option<&crate::data::TargetScaling> {
+        None
+    }
 }
 
 /// Trainable variables sharing a learning-rate multiplier.
@@ -134,6 +140,9 @@ pub struct TrainConfig {
     pub grad_clip: Option<f64>,
     /// Label smoothing of the loss.
     pub label_smoothing: f64,
+    /// Loss of a regression (on standardised targets; also the validation loss that
+    /// early stopping watches).
+    pub regression_loss: mirkit_nn::loss::RegressionLoss,
     /// Waveform augmentation of training chunks (seeded per epoch and item).
     pub augment: Option<Augment>,
     /// Seed of chunk positions, order and augmentation.
@@ -157,6 +166,7 @@ impl Default for TrainConfig {
             patience: Some(10),
             grad_clip: None,
             label_smoothing: 0.0,
+            regression_loss: mirkit_nn::loss::RegressionLoss::Mse,
             augment: None,
             seed: 0,
             prefetch: 2,
@@ -390,14 +400,32 @@ pub fn value_targets(rows: &[&[f32]], outputs: usize, dev: &Device) -> Result<Te
     Ok(Tensor::from_vec(y, (rows.len(), outputs), dev)?)
 }
 
+/// The loss target of a batch of items; regression values are standardised with
+/// `scaling` (required for regression).
 fn targets_tensor(
     task: Task,
     items: &[&crate::data::Item],
     classes: usize,
+    scaling: Option<&crate::data::TargetScaling>,
     dev: &Device,
 ) -> Result<Tensor> {
     if task == Task::Regression {
-        let rows: Vec<&[f32]> = items.iter().map(|it| it.values.as_slice()).collect();
+        let s = scaling.ok_or_else(no_scaling)?;
+        let z: Vec<Vec<f32>> = items
+            .iter()
+            .map(|it| {
+                if it.values.len() == classes {
+                    Ok(s.standardise(&it.values))
+                } else {
+                    Err(TrainError::Mismatch {
+                        what: format!("target values of {} vs outputs", it.path.display()),
+                        got: it.values.len(),
+                        expected: classes,
+                    })
+                }
+            })
+            .collect::<Result<_>>()?;
+        let rows: Vec<&[f32]> = z.iter().map(|r| r.as_slice()).collect();
         return value_targets(&rows, classes, dev);
     }
     let rows: Vec<&[usize]> = items.iter().map(|it| it.labels.as_slice()).collect();
@@ -424,7 +452,34 @@ pub fn task_probs(task: Task, logits: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// Evaluates `model` on `set` (see [`Predictions`]).
+fn no_scaling() -> TrainError {
+    invalid(
+        "task",
+        "regression",
+        "the model has no target standardisation (Trainable::target_scaling): train a \
+         regression network made for it (e.g. FineTune::regression), or fit a regression \
+         head on embeddings",
+    )
+}
+
+/// The training loss of a batch: the task's (cross-entropy, BCE) with `smoothing`, or
+/// `regression` on standardised targets.
+fn loop_loss(
+    task: Task,
+    logits: &Tensor,
+    y: &Tensor,
+    smoothing: f64,
+    regression: mirkit_nn::loss::RegressionLoss,
+) -> Result<Tensor> {
+    if task == Task::Regression {
+        return Ok(regression.apply(logits, y)?);
+    }
+    task_loss(task, logits, y, smoothing)
+}
+
+/// Evaluates `model` on `set` (see [`Predictions`]). Regression: the loss is the mean
+/// squared error of the standardised outputs (as [`TrainConfig::regression_loss`]'s
+/// default) and `probs` are the predicted values in the targets' units.
 pub fn predict<M: Trainable + ?Sized>(
     model: &M,
     set: &AudioSet,
@@ -433,6 +488,65 @@ pub fn predict<M: Trainable + ?Sized>(
     chunk_len: usize,
     n_chunks: usize,
 ) -> Result<Predictions> {
+    predict_with_loss(
+        model,
+        set,
+        task,
+        classes,
+        chunk_len,
+        n_chunks,
+        mirkit_nn::loss::RegressionLoss::Mse,
+    )
+}
+
+/// [`predict`] with the regression loss of the run (the validation loss of a run trained
+/// with Huber is Huber's).
+pub fn predict_with_loss<M: Trainable + ?Sized>(
+    model: &M,
+    set: &AudioSet,
+    task: Task,
+    classes: usize,
+    chunk_len: usize,
+    n_chunks: usize,
+    regression: mirkit_nn::loss::RegressionLoss,
+) -> Result<Predictions> {
+    evaluate(
+        model,
+        set,
+        task,
+        classes,
+        (chunk_len, n_chunks),
+        Some(regression),
+    )
+}
+
+/// The per-track outputs of `model` on `set` — class probabilities, or values in the
+/// targets' units for a regression network — averaged over `n_chunks` evenly spaced
+/// chunks as [`predict`] does, for files without labels or targets (no loss).
+pub fn outputs<M: Trainable + ?Sized>(
+    model: &M,
+    set: &AudioSet,
+    task: Task,
+    classes: usize,
+    chunk_len: usize,
+    n_chunks: usize,
+) -> Result<Vec<f32>> {
+    Ok(evaluate(model, set, task, classes, (chunk_len, n_chunks), None)?.probs)
+}
+
+/// [`predict_with_loss`] (with `loss`) or [`outputs`] (without: the loss is 0).
+fn evaluate<M: Trainable + ?Sized>(
+    model: &M,
+    set: &AudioSet,
+    task: Task,
+    classes: usize,
+    (chunk_len, n_chunks): (usize, usize),
+    loss: Option<mirkit_nn::loss::RegressionLoss>,
+) -> Result<Predictions> {
+    let scaling = model.target_scaling();
+    if task == Task::Regression && scaling.is_none() {
+        return Err(no_scaling());
+    }
     let mut probs = Vec::with_capacity(set.len() * classes);
     let (mut loss_sum, mut count) = (0.0, 0usize);
     for i in 0..set.len() {
@@ -450,13 +564,18 @@ pub fn predict<M: Trainable + ?Sized>(
                 expected: classes,
             });
         }
-        let item = &set.items[i];
-        let its: Vec<&crate::data::Item> = vec![item; xs.len()];
-        let y = targets_tensor(task, &its, classes, x.device())?;
-        loss_sum += task_loss(task, &logits, &y, 0.0)?.to_scalar::<f32>()? as f64 * xs.len() as f64;
-        count += xs.len();
+        if let Some(regression) = loss {
+            let its: Vec<&crate::data::Item> = vec![&set.items[i]; xs.len()];
+            let y = targets_tensor(task, &its, classes, scaling, x.device())?;
+            loss_sum += loop_loss(task, &logits, &y, 0.0, regression)?.to_scalar::<f32>()? as f64
+                * xs.len() as f64;
+            count += xs.len();
+        }
         let p: Vec<f32> = task_probs(task, &logits)?.mean(0)?.to_vec1()?;
         probs.extend(p);
+    }
+    if let (Task::Regression, Some(s)) = (task, scaling) {
+        s.restore(&mut probs);
     }
     Ok(Predictions {
         probs,
@@ -505,17 +624,28 @@ pub struct TrainData<'a> {
 
 impl TrainData<'_> {
     /// Both splits non-empty, every label a known class, one label per multi-class item;
-    /// regression is refused (networks train on classes or tags; regression heads train on
-    /// embeddings in mirkit-transfer, where the targets are standardised).
-    fn check(&self) -> Result<()> {
+    /// a regression needs the model's target standardisation for as many targets as
+    /// classes, and every item as many finite values.
+    fn check(&self, scaling: Option<&crate::data::TargetScaling>) -> Result<()> {
         if self.task == Task::Regression {
-            return Err(invalid(
-                "task",
-                "regression",
-                "the training loop fits classes or tags; fit a regression head on \
-                 embeddings instead (mirkit-transfer's Head::fit_regression, \
-                 `mirkit finetune --task regression --head linear|mlp|knn`)",
-            ));
+            let s = scaling.ok_or_else(no_scaling)?;
+            if s.len() != self.classes.len() {
+                return Err(TrainError::Mismatch {
+                    what: "model target standardisation vs targets".into(),
+                    got: s.len(),
+                    expected: self.classes.len(),
+                });
+            }
+            for it in self.train.items.iter().chain(&self.valid.items) {
+                if it.values.len() != self.classes.len() || it.values.iter().any(|v| !v.is_finite())
+                {
+                    return Err(invalid(
+                        "target values",
+                        it.path.display(),
+                        &format!("need {} finite values", self.classes.len()),
+                    ));
+                }
+            }
         }
         for (name, set) in [("train", self.train), ("valid", self.valid)] {
             if set.is_empty() {
@@ -627,7 +757,7 @@ impl<'a, M: Trainable> Trainer<'a, M> {
         cfg: &'a TrainConfig,
         dir: &Path,
     ) -> Result<Self> {
-        data.check()?;
+        data.check(model.target_scaling())?;
         if cfg.batch_size == 0 || cfg.chunk_len == 0 || cfg.epochs == 0 {
             return Err(invalid(
                 "batch_size/chunk_len/epochs",
@@ -744,13 +874,14 @@ impl<'a, M: Trainable> Trainer<'a, M> {
         self.opt.set_lr(base_lr);
         let train_loss = self.train_steps(epoch, progress)?;
         let (task, classes) = (self.data.task, self.data.classes);
-        let pred = predict(
+        let pred = predict_with_loss(
             self.model,
             self.data.valid,
             task,
             classes.len(),
             self.cfg.chunk_len,
             self.cfg.eval_chunks,
+            self.cfg.regression_loss,
         )?;
         let (m1, m2) = score(task, &pred.probs, self.data.valid, classes)?;
         let log = EpochLog {
@@ -785,6 +916,7 @@ impl<'a, M: Trainable> Trainer<'a, M> {
     ) -> Result<f64> {
         let (cfg, model, train_set) = (self.cfg, self.model, self.data.train);
         let (task, n_classes) = (self.data.task, self.data.classes.len());
+        let scaling = model.target_scaling();
         let dev = Device::Cpu;
         let n = train_set.len();
         let steps = n.div_ceil(cfg.batch_size);
@@ -822,7 +954,7 @@ impl<'a, M: Trainable> Trainer<'a, M> {
                             idx.iter().map(|&i| &train_set.items[i]).collect();
                         Ok((
                             Tensor::stack(&xs, 0)?,
-                            targets_tensor(task, &its, n_classes, dev)?,
+                            targets_tensor(task, &its, n_classes, scaling, dev)?,
                         ))
                     })();
                     if tx.send(batch).is_err() {
@@ -841,7 +973,7 @@ impl<'a, M: Trainable> Trainer<'a, M> {
                         expected: n_classes,
                     });
                 }
-                let loss = task_loss(task, &logits, &y, cfg.label_smoothing)?;
+                let loss = loop_loss(task, &logits, &y, cfg.label_smoothing, cfg.regression_loss)?;
                 let lv = loss.to_scalar::<f32>()? as f64;
                 if !lv.is_finite() {
                     return Err(TrainError::Diverged {
@@ -892,6 +1024,9 @@ impl<'a, M: Trainable> Trainer<'a, M> {
                 .collect();
             let mut meta = self.model.metadata();
             meta.insert("mirkit_best_epoch".into(), epoch.to_string());
+            // what the outputs mean (softmax, sigmoid or values), for `mirkit predict`
+            meta.entry("task".into())
+                .or_insert_with(|| self.data.task.as_str().into());
             ckpt::save(&self.best_path, &named, &meta)?;
         } else {
             st.since_best += 1;

@@ -13,6 +13,7 @@
 //! train without their in-block dropout, so that a resumed run stays bit-identical to an
 //! uninterrupted one (the dropout generator's state is not part of the checkpoint).
 
+use crate::data::TargetScaling;
 use crate::error::{invalid, Result, TrainError};
 use crate::trainer::{sorted_vars, Trainable};
 use candle_core::{DType, Device, Tensor};
@@ -55,6 +56,8 @@ pub struct ScratchModel {
     spec_bn: Option<BatchNorm>,
     net: Net,
     vm: VarMap,
+    /// Regression: the standardisation of the targets.
+    scaling: Option<TargetScaling>,
 }
 
 fn front_end() -> Result<FeatureExtractor> {
@@ -140,7 +143,23 @@ impl ScratchModel {
             spec_bn,
             net,
             vm,
+            scaling: None,
         })
+    }
+
+    /// Makes this a regression network: one output per name given to [`Self::new`],
+    /// trained on targets standardised with `scaling` (see
+    /// [`crate::trainer::Trainable::target_scaling`]); saved with the model.
+    pub fn regression(mut self, scaling: TargetScaling) -> Result<Self> {
+        if scaling.len() != self.classes.len() {
+            return Err(TrainError::Mismatch {
+                what: "target scaling vs outputs".into(),
+                got: scaling.len(),
+                expected: self.classes.len(),
+            });
+        }
+        self.scaling = Some(scaling);
+        Ok(self)
     }
 
     /// Loads a model saved by training (`best.safetensors`): architecture, width and
@@ -164,7 +183,8 @@ impl ScratchModel {
                 .ok_or_else(|| bad("no tags in the metadata".into()))?,
         )
         .map_err(|e| bad(e.to_string()))?;
-        let m = Self::build(arch, channels, &classes)?;
+        let mut m = Self::build(arch, channels, &classes)?;
+        m.scaling = TargetScaling::from_metadata(&meta, classes.len(), &file)?;
         for (name, v) in sorted_vars(&m.vm) {
             let t = tensors
                 .get(&name)
@@ -256,6 +276,13 @@ impl Trainable for ScratchModel {
         m.insert("arch".into(), self.arch.clone());
         m.insert("channels".into(), self.channels.to_string());
         m.insert("tags".into(), serde_json::to_string(&self.classes).unwrap());
+        if let Some(s) = &self.scaling {
+            s.to_metadata(&mut m);
+        }
         m
+    }
+
+    fn target_scaling(&self) -> Option<&TargetScaling> {
+        self.scaling.as_ref()
     }
 }

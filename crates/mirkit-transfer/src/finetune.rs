@@ -10,6 +10,7 @@ use candle_nn::VarMap;
 use mirkit_core::rng::Rng;
 use mirkit_models::won2020::{Arch, Won2020};
 
+use mirkit_train::data::TargetScaling;
 use mirkit_train::trainer::{sorted_vars, ParamGroup, Trainable};
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,6 +92,9 @@ pub struct FineTune {
     cfg: FineTuneConfig,
     rng: Mutex<Rng>,
     source: String,
+    /// Regression: the standardisation of the targets (the output layer predicts
+    /// standardised values).
+    scaling: Option<TargetScaling>,
 }
 
 fn head_prefix(arch: Arch) -> &'static str {
@@ -151,20 +155,62 @@ impl FineTune {
             rng: Mutex::new(Rng::new(cfg.seed ^ 0xd0d0)),
             cfg,
             source: source.to_string(),
+            scaling: None,
         })
     }
 
+    /// Makes this a regression network: its outputs (one per name given to [`Self::new`])
+    /// predict values standardised with `scaling` (the training split's, from
+    /// [`TargetScaling::fit`]); the loop trains them with MSE or Huber
+    /// (`TrainConfig::regression_loss`), `predict` answers in the targets' units, and the
+    /// saved file keeps the scaling so [`Self::load`] does too.
+    ///
+    /// ```no_run
+    /// use mirkit_transfer::finetune::{FineTune, FineTuneConfig};
+    /// use mirkit_train::data::TargetScaling;
+    /// let tempo = vec![vec![96.0f32], vec![120.0], vec![174.0]]; // training values
+    /// let s = TargetScaling::fit(&tempo, 1)?;
+    /// let ft = FineTune::new("won2020-musicnn-mtat", &["tempo_bpm".into()], FineTuneConfig::default())?
+    ///     .regression(s)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn regression(mut self, scaling: TargetScaling) -> Result<Self> {
+        let n = self.model.tags().len();
+        if scaling.len() != n {
+            return Err(invalid(
+                "target scaling",
+                scaling.len(),
+                &format!("the network has {n} outputs"),
+            ));
+        }
+        self.scaling = Some(scaling);
+        Ok(self)
+    }
+
     /// A saved tagger (registry name or `.safetensors`) as it is, output layer included,
-    /// e.g. to evaluate a fine-tuned model with the training loop's protocol.
+    /// e.g. to evaluate a fine-tuned model with the training loop's protocol. A
+    /// regression network ([`Self::regression`]) comes back with its target scaling.
     pub fn load(source: &str) -> Result<Self> {
         let (model, vm) = trainable(source, None, 0)?;
+        let scaling = if source.ends_with(".safetensors") {
+            let meta = mirkit_models::weights::metadata(Path::new(source))?;
+            TargetScaling::from_metadata(&meta, model.tags().len(), source)?
+        } else {
+            None
+        };
         Ok(Self {
             model,
             vm,
             rng: Mutex::new(Rng::new(0)),
             cfg: FineTuneConfig::default(),
             source: source.to_string(),
+            scaling,
         })
+    }
+
+    /// The target scaling of a regression network ([`Self::regression`]).
+    pub fn scaling(&self) -> Option<&TargetScaling> {
+        self.scaling.as_ref()
     }
 
     /// The network.
@@ -286,6 +332,13 @@ impl Trainable for FineTune {
         );
         m.insert("arch".into(), self.model.arch().as_str().into());
         m.insert("fine_tuned_from".into(), self.source.clone());
+        if let Some(s) = &self.scaling {
+            s.to_metadata(&mut m);
+        }
         m
+    }
+
+    fn target_scaling(&self) -> Option<&TargetScaling> {
+        self.scaling.as_ref()
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{invalid, Result, TransferError};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Module, VarBuilder, VarMap};
 use mirkit_core::rng::Rng;
-use mirkit_train::data::Task;
+use mirkit_train::data::{TargetScaling, Task};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -148,9 +148,9 @@ pub struct Head {
     vm: VarMap,
     layers: Vec<candle_nn::Linear>,
     knn: Option<(Vec<f32>, Vec<Vec<usize>>)>,
-    /// Regression: training mean and standard deviation of each target.
-    target_mean: Vec<f32>,
-    target_std: Vec<f32>,
+    /// Regression: training mean and standard deviation of each target (empty for
+    /// classes and tags).
+    scaling: TargetScaling,
     /// Regression k-NN: the training rows' standardised values.
     knn_values: Vec<Vec<f32>>,
 }
@@ -377,9 +377,12 @@ impl Head {
             .collect();
         let mean: Vec<f32> = mean.iter().map(|m| *m as f32).collect();
         let vm = VarMap::new();
-        let (target_mean, target_std) = match train_y {
-            Y::Values(v) => target_stats(v, c),
-            Y::Labels(_) => (vec![], vec![]),
+        let scaling = match train_y {
+            Y::Values(v) => TargetScaling::fit(v, c)?,
+            Y::Labels(_) => TargetScaling {
+                mean: vec![],
+                std: vec![],
+            },
         };
         let mut head = Self {
             kind: cfg.kind.clone(),
@@ -390,8 +393,7 @@ impl Head {
             vm: vm.clone(),
             layers: vec![],
             knn: None,
-            target_mean,
-            target_std,
+            scaling,
             knn_values: vec![],
         };
         if let HeadKind::Knn { k } = cfg.kind {
@@ -402,7 +404,7 @@ impl Head {
             match train_y {
                 Y::Labels(l) => head.knn = Some((rows, l.to_vec())),
                 Y::Values(v) => {
-                    head.knn_values = v.iter().map(|r| head.standardise_values(r)).collect();
+                    head.knn_values = v.iter().map(|r| head.scaling.standardise(r)).collect();
                     head.knn = Some((rows, vec![]));
                 }
             }
@@ -512,19 +514,11 @@ impl Head {
         match y {
             Y::Labels(l) => targets(task, l, c, dev),
             Y::Values(v) => {
-                let z: Vec<Vec<f32>> = v.iter().map(|r| self.standardise_values(r)).collect();
+                let z: Vec<Vec<f32>> = v.iter().map(|r| self.scaling.standardise(r)).collect();
                 let rows: Vec<&[f32]> = z.iter().map(|r| r.as_slice()).collect();
                 Ok(mirkit_train::trainer::value_targets(&rows, c, dev)?)
             }
         }
-    }
-
-    fn standardise_values(&self, r: &[f32]) -> Vec<f32> {
-        r.iter()
-            .zip(&self.target_mean)
-            .zip(&self.target_std)
-            .map(|((v, m), s)| (v - m) / s)
-            .collect()
     }
 
     fn normalised_rows(&self, x: &Embeddings) -> Vec<f32> {
@@ -575,10 +569,7 @@ impl Head {
     pub fn predict(&self, x: &Embeddings) -> Result<Vec<f32>> {
         let mut out = self.predict_raw(x)?;
         if self.task == Task::Regression {
-            let c = self.classes.len();
-            for (i, v) in out.iter_mut().enumerate() {
-                *v = *v * self.target_std[i % c] + self.target_mean[i % c];
-            }
+            self.scaling.restore(&mut out);
         }
         Ok(out)
     }
@@ -686,11 +677,11 @@ impl Head {
             let c = self.classes.len();
             tensors.push((
                 "target_mean".into(),
-                Tensor::from_vec(self.target_mean.clone(), c, &dev)?,
+                Tensor::from_vec(self.scaling.mean.clone(), c, &dev)?,
             ));
             tensors.push((
                 "target_std".into(),
-                Tensor::from_vec(self.target_std.clone(), c, &dev)?,
+                Tensor::from_vec(self.scaling.std.clone(), c, &dev)?,
             ));
         }
         mirkit_train::ckpt::save(path, &tensors, &meta)?;
@@ -831,8 +822,10 @@ impl Head {
                 vm,
                 layers,
                 knn,
-                target_mean,
-                target_std,
+                scaling: TargetScaling {
+                    mean: target_mean,
+                    std: target_std,
+                },
                 knn_values,
             },
             meta,
@@ -850,33 +843,4 @@ fn loss_of(task: Task, cfg: &HeadConfig, logits: &Tensor, y: &Tensor) -> Result<
         return Ok(cfg.loss.apply(logits, y)?);
     }
     Ok(mirkit_train::trainer::task_loss(task, logits, y, 0.0)?)
-}
-
-/// Per-target training mean and (population) standard deviation; a constant target
-/// keeps a scale of 1 so standardising never divides by zero.
-fn target_stats(v: &[Vec<f32>], c: usize) -> (Vec<f32>, Vec<f32>) {
-    let n = v.len().max(1) as f64;
-    let mut mean = vec![0f64; c];
-    for r in v {
-        for (m, x) in mean.iter_mut().zip(r) {
-            *m += *x as f64 / n;
-        }
-    }
-    let mut var = vec![0f64; c];
-    for r in v {
-        for ((s, x), m) in var.iter_mut().zip(r).zip(&mean) {
-            *s += (*x as f64 - m).powi(2) / n;
-        }
-    }
-    let std = var
-        .iter()
-        .map(|s| {
-            if s.sqrt() > 1e-8 {
-                s.sqrt() as f32
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    (mean.iter().map(|m| *m as f32).collect(), std)
 }
