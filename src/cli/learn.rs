@@ -781,10 +781,12 @@ pub fn finetune_cmd(a: FinetuneArgs) -> Res<()> {
         let cfg = loop_config(&a.lp, a.data.seed, ft.input_len(), 1e-4)?;
         let r = run_loop(&ft, &d, &cfg, &a.out, a.lp.resume)?;
         println!(
-            "best epoch {} (valid loss {:.4}); tagger: {} (use with `mirkit tag --model`)",
+            "best epoch {} (valid loss {:.4}); {}: {} (use with `mirkit {} --model`)",
             r.best_epoch + 1,
             r.best_valid_loss,
-            r.best_path.display()
+            if regression { "model" } else { "tagger" },
+            r.best_path.display(),
+            if regression { "predict" } else { "tag" }
         );
         let best = FineTune::load(&r.best_path.display().to_string())?;
         return test_report(

@@ -33,6 +33,11 @@
 //!   are cached so augmentation can run on audio.
 //! * Metrics follow scikit-learn's definitions exactly (average precision, not the
 //!   trapezoidal PR area), tested to 1e-9 against its output.
+//! * Regression networks learn standardised targets: the model carries the training
+//!   split's [`data::TargetScaling`] ([`trainer::Trainable::target_scaling`]), the loop
+//!   standardises each batch's values and `predict` restores the outputs, and the scaling
+//!   is saved in the model file, so learning rates, weight decay and a Huber δ mean the
+//!   same for any target's units.
 
 #![warn(missing_docs)]
 

@@ -1,5 +1,5 @@
 //! The training loop: seeded chunk sampling with a background loader, on-the-fly
-//! augmentation, BCE or cross-entropy, AdamW/SGD or Won et al. 2020's recipe, early
+//! augmentation, BCE, cross-entropy or (on standardised targets) MSE/Huber, AdamW/SGD or Won et al. 2020's recipe, early
 //! stopping on validation loss, atomic checkpoints that resume to the same result, a CSV
 //! log and PNG curves.
 
