@@ -5,7 +5,10 @@
 use std::fmt::Write as _;
 
 fn main() {
-    let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    // read at run time, not baked in with env!: a build directory shared by checkouts at
+    // different paths (CI's clean checkout and a working copy) reuses this script's binary
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let readme = format!("{dir}/../../README.md");
     println!("cargo:rerun-if-changed={readme}");
     let text = std::fs::read_to_string(readme).expect("README.md beside the workspace manifest");
     let section = text
