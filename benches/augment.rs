@@ -4,9 +4,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mirkit::augment::*;
 
 fn benches(c: &mut Criterion) {
-    let clip = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/clips/brahms_hungarian_dance_5.hq.ogg"
+    let clip = &format!(
+        concat!("{}", "/data/clips/brahms_hungarian_dance_5.hq.ogg"),
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
     );
     let y = mirkit::io::load(
         clip,

@@ -7,9 +7,9 @@ use mirkit::dsp::*;
 use mirkit::io::{load, resample, LoadOptions, ResampleQuality};
 
 fn audio() -> (Vec<f32>, Vec<f32>) {
-    let clip = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/clips/brahms_hungarian_dance_5.hq.ogg"
+    let clip = &format!(
+        concat!("{}", "/data/clips/brahms_hungarian_dance_5.hq.ogg"),
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
     );
     let y = load(clip, &LoadOptions::at(22050)).unwrap();
     let y: Vec<f32> = y

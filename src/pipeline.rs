@@ -344,8 +344,11 @@ mod tests {
     /// file is left behind.
     #[test]
     fn memory_and_file_stage1_give_the_same_bytes() {
-        let clip = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("data/clips/sorohanro_-_solo-trumpet-06.hq.ogg");
+        let clip = Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("data/clips/sorohanro_-_solo-trumpet-06.hq.ogg");
         let dir = mirkit_core::testing::TmpDir::new("mirkit-pipeline-");
         let mut mfcc = FeatureConfig::librosa();
         mfcc.compression = mirkit_dsp::Compression::Db(mirkit_dsp::DbConfig::default());

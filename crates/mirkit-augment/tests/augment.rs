@@ -7,9 +7,11 @@ use mirkit_dsp::{Stft, StftConfig};
 use std::path::PathBuf;
 
 fn fx(name: &str) -> Vec<f32> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(format!("{name}.npy"));
+    let p = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures")
+    .join(format!("{name}.npy"));
     npy::read(p)
         .unwrap()
         .data

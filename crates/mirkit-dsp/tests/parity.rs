@@ -14,9 +14,11 @@ use ndarray::{Array2, ArrayD};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> ArrayD<f32> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(format!("{name}.npy"));
+    let p = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures")
+    .join(format!("{name}.npy"));
     npy::read(&p)
         .unwrap_or_else(|e| panic!("{e} (run tools/make_fixtures.py)"))
         .to_f32()

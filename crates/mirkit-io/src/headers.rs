@@ -388,7 +388,11 @@ mod tests {
     use std::io::Cursor;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        let root = std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../tests/fixtures");
         std::fs::read(root.join(name)).unwrap()
     }
 

@@ -417,7 +417,11 @@ mod tests {
     /// subnormals and values whose sum overflows.
     #[test]
     fn planar_mono_equals_interleaved_then_downmix() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../..");
         let mut files: Vec<std::path::PathBuf> =
             std::fs::read_dir(root.join("tests/fixtures/formats"))
                 .unwrap()

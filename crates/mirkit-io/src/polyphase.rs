@@ -17,7 +17,19 @@
 //! eight products; eight at once measured 6–11 % faster than four), eight lanes each, as
 //! separate multiplies and adds in a fixed order, so the AVX2 and generic builds give the
 //! same bits and an output's bits do not depend on how the input was split into blocks.
+//!
+//! Integer downsampling (`L = 1`: 44.1 → 22.05 kHz, 48 → 16 kHz) has one phase, and there
+//! the same filter is applied by FFT instead ([`FftFilter`], overlap-save): blocks of `B`
+//! outputs at fixed absolute positions (`k·B`), each from one forward real FFT of its
+//! `N` input samples, a product with the filter's spectrum, the spectrum folded `M` times
+//! (decimation in frequency) and one inverse real FFT of `N/M` points. ~28 floating-point
+//! operations per input sample instead of 256 multiply-adds: 3–4× faster. The outputs
+//! equal the direct sum within f32 rounding of the transforms (tested against the f64
+//! formula to the same 1e-5 as the direct kernel), and still depend only on their block's
+//! samples, so streamed, whole-signal and range-parallel runs give the same bits.
 
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -40,20 +52,153 @@ pub(crate) struct Polyphase {
     j: u64,
     /// one super-block of outputs (G·L)
     tmp: Vec<f32>,
+    /// integer downsampling: the filter by FFT (then the tables are unused)
+    fft: Option<(Arc<FftFilter>, FftScratch)>,
+}
+
+/// Input samples per FFT block of integer downsampling: `N = M · 2^p ≥` this.
+const FFT_MIN: usize = 8192;
+
+/// The phase-0 table applied by FFT for integer downsampling by `m` (see the module
+/// docs): shared by every resampler of the ratio.
+pub(crate) struct FftFilter {
+    m: usize,
+    /// FFT length (input samples per block), `m · 2^p`
+    n: usize,
+    /// outputs per block, `(n − TAPS)/m + 1`
+    b: usize,
+    fwd: Arc<dyn RealToComplex<f32>>,
+    inv: Arc<dyn ComplexToReal<f32>>,
+    /// conj(FFT(table zero-padded to n)) / n: the correlation with the table, normalised
+    h: Vec<Complex<f32>>,
+}
+
+/// Per-resampler buffers of [`FftFilter::block`].
+struct FftScratch {
+    seg: Vec<f32>,
+    spec: Vec<Complex<f32>>,
+    half: Vec<Complex<f32>>,
+    out: Vec<f32>,
+    scratch_fwd: Vec<Complex<f32>>,
+    scratch_inv: Vec<Complex<f32>>,
+}
+
+impl FftFilter {
+    /// The filter of `m → 1` at `cutoff` (cached per process, as the tables are).
+    fn get(m: u64, cutoff: f64, table: &[f32]) -> Arc<Self> {
+        type Cache = Mutex<HashMap<(u64, u64), Arc<FftFilter>>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let key = (m, cutoff.to_bits());
+        if let Some(f) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return f.clone();
+        }
+        let m = m as usize;
+        let mut n = m * 2;
+        while n < FFT_MIN.max(2 * TAPS) {
+            n *= 2;
+        }
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fwd = planner.plan_fft_forward(n);
+        let inv = planner.plan_fft_inverse(n / m);
+        let mut padded = vec![0.0f32; n];
+        padded[..TAPS].copy_from_slice(&table[..TAPS]);
+        let mut h = fwd.make_output_vec();
+        fwd.process(&mut padded, &mut h)
+            .expect("sizes from the plan");
+        let scale = 1.0 / n as f32;
+        h.iter_mut().for_each(|c| *c = c.conj() * scale);
+        let f = Arc::new(Self {
+            m,
+            n,
+            b: (n - TAPS) / m + 1,
+            fwd,
+            inv,
+            h,
+        });
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, f.clone());
+        f
+    }
+
+    fn scratch(&self) -> FftScratch {
+        FftScratch {
+            seg: vec![0.0; self.n],
+            spec: self.fwd.make_output_vec(),
+            half: self.inv.make_input_vec(),
+            out: self.inv.make_output_vec(),
+            scratch_fwd: self.fwd.make_scratch_vec(),
+            scratch_inv: self.inv.make_scratch_vec(),
+        }
+    }
+
+    /// The `b` outputs of one block from its `n` input samples (the first output's
+    /// first tap first): `y[r] = Σ_q h[q]·seg[r·m + q]`, appended to `out` up to `take`.
+    fn block(&self, seg: &[f32], s: &mut FftScratch, out: &mut Vec<f32>, take: usize) {
+        s.seg.copy_from_slice(&seg[..self.n]);
+        self.fwd
+            .process_with_scratch(&mut s.seg, &mut s.spec, &mut s.scratch_fwd)
+            .expect("sizes from the plan");
+        for (c, h) in s.spec.iter_mut().zip(&self.h) {
+            *c *= h;
+        }
+        // keep every m-th sample of the correlation: D[k] = Σ_r C[k + r·n/m] over the
+        // n/m-point half spectrum, C[i] = conj(C[n − i]) above n/2
+        let (n, nm) = (self.n, self.n / self.m);
+        for (k, d) in s.half.iter_mut().enumerate() {
+            let mut acc = Complex::new(0.0f32, 0.0);
+            for r in 0..self.m {
+                let i = k + r * nm;
+                acc += if i <= n / 2 {
+                    s.spec[i]
+                } else {
+                    s.spec[n - i].conj()
+                };
+            }
+            *d = acc;
+        }
+        // the first and last bins of a real signal's spectrum are real
+        s.half[0].im = 0.0;
+        if let Some(last) = s.half.last_mut() {
+            last.im = 0.0;
+        }
+        self.inv
+            .process_with_scratch(&mut s.half, &mut s.out, &mut s.scratch_inv)
+            .expect("sizes from the plan");
+        out.extend_from_slice(&s.out[..take.min(self.b)]);
+    }
 }
 
 impl Polyphase {
     /// A resampler from `m` to `l` (the reduced ratio `from/to`), low-pass at `cutoff` ×
     /// the lower Nyquist frequency.
     pub(crate) fn new(m: u64, l: u64, cutoff: f64) -> Self {
+        let tables = tables(m, l, cutoff);
+        let fft = (l == 1 && m >= 2).then(|| {
+            let f = FftFilter::get(m, cutoff, &tables);
+            let s = f.scratch();
+            (f, s)
+        });
         Self {
             m,
             l,
-            tables: tables(m, l, cutoff),
+            tables,
             buf: vec![0.0; TAPS / 2 - 1],
             start: -(TAPS as i64 / 2 - 1),
             j: 0,
             tmp: Vec::new(),
+            fft,
+        }
+    }
+
+    /// Outputs per unit of work: ranges for [`Self::range`] start at multiples of it so
+    /// that they give the streamed bits (FFT blocks; super-blocks of `G·L` outputs).
+    pub(crate) fn block_len(&self) -> u64 {
+        match &self.fft {
+            Some((f, _)) => f.b as u64,
+            None => G as u64 * self.l,
         }
     }
 
@@ -76,15 +221,17 @@ impl Polyphase {
 
     /// Outputs `j0..j1` of the whole signal `x` (zeros outside it), computed on their own:
     /// the same bits as the streamed outputs of those indices (an output's bits depend
-    /// only on its taps), so ranges can run on several threads.
+    /// only on its taps — with the FFT, on its block's samples: `j0` must then be a
+    /// multiple of [`Self::block_len`]), so ranges can run on several threads.
     pub(crate) fn range(m: u64, l: u64, cutoff: f64, x: &[f32], j0: u64, j1: u64) -> Vec<f32> {
         let mut p = Self::new(m, l, cutoff);
         if j1 <= j0 {
             return Vec::new();
         }
+        debug_assert!(j0 % p.block_len() == 0 || p.fft.is_none());
         let (first, _) = p.first_tap(j0);
         let (last, _) = p.first_tap(j1 - 1);
-        let end = last + TAPS as i64;
+        let end = p.needed_end(last + TAPS as i64, j1 - 1);
         let n = x.len() as i64;
         p.buf = (first..end)
             .map(|i| {
@@ -111,7 +258,7 @@ impl Polyphase {
     pub(crate) fn finish(&mut self, out: &mut Vec<f32>, total: u64) {
         if self.j < total {
             let (first, _) = self.first_tap(total - 1);
-            let end = first + TAPS as i64;
+            let end = self.needed_end(first + TAPS as i64, total - 1);
             let have = self.start + self.buf.len() as i64;
             if end > have {
                 self.buf.resize(self.buf.len() + (end - have) as usize, 0.0);
@@ -120,7 +267,23 @@ impl Polyphase {
         self.run(out, total);
     }
 
+    /// The end of the input that output `j` needs when its last tap ends at `end`: with
+    /// the FFT, the end of its whole block (zeros past the signal, as for the taps).
+    fn needed_end(&self, end: i64, j: u64) -> i64 {
+        match &self.fft {
+            Some((f, _)) => {
+                let k0 = j / f.b as u64 * f.b as u64;
+                self.first_tap(k0).0 + f.n as i64
+            }
+            None => end,
+        }
+    }
+
     fn run(&mut self, out: &mut Vec<f32>, limit: u64) {
+        if self.fft.is_some() {
+            self.run_fft(out, limit);
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked above); the body runs the same IEEE
@@ -186,6 +349,33 @@ impl Polyphase {
         let drop = (first - self.start).clamp(0, self.buf.len() as i64) as usize;
         self.buf.drain(..drop);
         self.start += drop as i64;
+    }
+
+    /// [`Self::run`] by FFT blocks: every block whose `n` samples are present, up to
+    /// `limit` outputs.
+    fn run_fft(&mut self, out: &mut Vec<f32>, limit: u64) {
+        let (f, mut s) = self.fft.take().expect("the FFT engine");
+        let (n, b) = (f.n as i64, f.b as u64);
+        let end = self.start + self.buf.len() as i64;
+        while self.j < limit {
+            // the streamed position is always a block start
+            let (first, _) = self.first_tap(self.j);
+            if first + n > end {
+                break;
+            }
+            let at = (first - self.start) as usize;
+            let take = (limit - self.j).min(b) as usize;
+            f.block(&self.buf[at..at + n as usize], &mut s, out, take);
+            self.j += take as u64;
+            if (take as u64) < b {
+                break; // the last, partial block
+            }
+        }
+        let (first, _) = self.first_tap(self.j);
+        let drop = (first - self.start).clamp(0, self.buf.len() as i64) as usize;
+        self.buf.drain(..drop);
+        self.start += drop as i64;
+        self.fft = Some((f, s));
     }
 
     /// Output `j`'s phase table and input samples (all present).
@@ -317,22 +507,41 @@ mod tests {
     use super::*;
 
     /// The streamed output equals a direct `f64` evaluation of the formula in the module
-    /// docs (within f32 rounding of a 512-term sum), for a downsampling and an upsampling
-    /// ratio, including the first and last outputs (zeros outside the signal).
+    /// docs (within f32 rounding of a 512-term sum or of the FFTs), for downsampling and
+    /// upsampling ratios, including the first and last outputs (zeros outside the
+    /// signal) and, for integer downsampling by FFT, both sides of block boundaries on a
+    /// signal several blocks long.
     #[test]
     fn matches_direct_formula() {
-        let x: Vec<f32> = (0..3000)
+        let long: Vec<f32> = (0..40_000)
             .map(|i| ((i as f32) * 0.05).sin() + 0.3 * ((i as f32) * 0.31).cos())
             .collect();
-        for (m, l) in [(441u64, 160u64), (2, 1), (147, 160)] {
+        for (m, l, len) in [
+            (441u64, 160u64, 3000usize),
+            (2, 1, 3000),
+            (147, 160, 3000),
+            (2, 1, 40_000),
+            (3, 1, 40_000),
+        ] {
+            let x = &long[..len];
             let mut p = Polyphase::new(m, l, 0.96);
             let total = (x.len() as u64 * l).div_ceil(m);
             let mut got = vec![];
-            p.push(&x, &mut got);
+            p.push(x, &mut got);
             p.finish(&mut got, total);
             assert_eq!(got.len() as u64, total);
             let p = Polyphase::new(m, l, 0.96);
-            for j in [0, 1, total / 2, total - 2, total - 1] {
+            let b = p.block_len();
+            if l == 1 && len > 3000 {
+                assert!(p.fft.is_some() && total > 3 * b, "{m}: several FFT blocks");
+            }
+            let mut js = vec![0, 1, total / 2, total - 2, total - 1];
+            js.extend(
+                [b - 1, b, b + 1, 2 * b, 3 * b - 1]
+                    .into_iter()
+                    .filter(|&j| j < total),
+            );
+            for j in js {
                 let (first, f) = p.first_tap(j);
                 let want: f64 = (0..TAPS)
                     .map(|q| {
@@ -358,10 +567,10 @@ mod tests {
     /// the in-order path of `finish` or to later super-blocks) gives the bits of one push.
     #[test]
     fn blocks_of_any_size_give_the_same_bits() {
-        let x: Vec<f32> = (0..5000)
+        let x: Vec<f32> = (0..30_000)
             .map(|i| ((i as f32) * 0.021).sin() * ((i as f32) * 0.0013).cos())
             .collect();
-        for (m, l) in [(2u64, 1u64), (441, 160), (147, 160)] {
+        for (m, l) in [(2u64, 1u64), (3, 1), (441, 160), (147, 160)] {
             let total = (x.len() as u64 * l).div_ceil(m);
             let run = |block: usize| {
                 let mut p = Polyphase::new(m, l, 0.96);
@@ -374,7 +583,7 @@ mod tests {
             };
             let whole = run(x.len());
             assert_eq!(whole.len() as u64, total);
-            for block in [1, 7, 513, 2048] {
+            for block in [1, 7, 513, 2048, 9000] {
                 let got = run(block);
                 assert!(
                     got.iter()

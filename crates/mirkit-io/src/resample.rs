@@ -311,8 +311,8 @@ pub fn resample(x: &[f32], from: u32, to: u32, quality: ResampleQuality) -> Resu
     if let (Some(p), true) = (r.poly.as_ref(), threads > 1 && total >= 1 << 16) {
         use rayon::prelude::*;
         let (m, l) = p.ratio();
-        // ranges of whole super-blocks, four per thread
-        let block = crate::polyphase::G as u64 * l;
+        // ranges of whole blocks (FFT blocks or super-blocks), four per thread
+        let block = p.block_len();
         let per = total.div_ceil(threads * 4).div_ceil(block) * block;
         let starts: Vec<u64> = (0..total).step_by(per as usize).collect();
         let parts: Vec<Vec<f32>> = starts

@@ -19,7 +19,10 @@ use mirkit_models::ModelError;
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 fn fx(name: &str) -> (Vec<f32>, Vec<usize>) {
     let a = npy::read(root().join("tests/fixtures").join(format!("{name}.npy"))).unwrap();

@@ -13,9 +13,11 @@ use mirkit_models::{create, ModelError};
 use std::path::PathBuf;
 
 fn fx(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/models")
-        .join(name)
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures/models")
+    .join(name)
 }
 /// The fixture script's deterministic input: sin(0.001·i·(1 + i mod 7)).
 fn wavy(shape: &[usize]) -> Tensor {

@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn fx(name: &str) -> Tensor {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/nn")
-        .join(format!("{name}.npy"));
+    let p = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures/nn")
+    .join(format!("{name}.npy"));
     let a = npy::read(&p).unwrap_or_else(|e| panic!("{e} (run tools/make_nn_fixtures.py)"));
     Tensor::from_vec(
         a.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
@@ -413,7 +415,10 @@ fn schedules_clipping_dropout_and_init_are_reproducible() {
 }
 
 fn block_vb(prefix: &str) -> VarBuilder<'static> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nn");
+    let dir = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures/nn");
     let mut map = HashMap::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let n = e.unwrap().file_name().to_string_lossy().to_string();

@@ -7,9 +7,9 @@ use mirkit_train::metrics::*;
 use serde_json::Value;
 
 fn fixture() -> Value {
-    let p = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/metrics/metrics.json"
+    let p = &format!(
+        concat!("{}", "/../../tests/fixtures/metrics/metrics.json"),
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
     );
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }

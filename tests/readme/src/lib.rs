@@ -13,7 +13,11 @@ mod tests {
 
     #[test]
     fn readme_library_snippets_compile_and_run() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../..");
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(
             root.join("data/clips/brahms_hungarian_dance_5.hq.ogg"),
