@@ -216,15 +216,24 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     import librosa
-    import torch
 
     import mirkit
+
+    ray_part = a.only in (None, "ray") and not a.no_ray
+    try:
+        import torch  # only the Ray comparison needs it
+
+        torch_version = torch.__version__
+    except ImportError:
+        if ray_part:
+            raise
+        torch_version = "not installed"
 
     if mirkit._native.__build__ != "release":
         sys.exit("build the module with `maturin develop --release` first (this is a dev build)")
     mirkit.set_num_threads(1)
     print(f"mirkit {mirkit.__version__} ({mirkit._native.__build__}), librosa {librosa.__version__}, "
-          f"torch {torch.__version__}, numpy {np.__version__}; one thread per worker; "
+          f"torch {torch_version}, numpy {np.__version__}; one thread per worker; "
           f"{time.strftime('%Y-%m-%d')}")
     results = []
     with tempfile.TemporaryDirectory() as folder:
@@ -232,7 +241,7 @@ def main():
             bench_features(a.reps, results)
         if a.only in (None, "load"):
             bench_load(a.reps, results, folder)
-        if a.only in (None, "ray") and not a.no_ray:
+        if ray_part:
             bench_ray(max(2, a.reps // 2), results, folder)
     if a.json:
         with open(a.json, "w") as f:
