@@ -955,6 +955,21 @@ fn across_vocabularies(
     Ok((out, sub, keep.into_iter().map(|k| k.2).collect()))
 }
 
+/// A head file and the embedding source it was trained on (model and layers from its
+/// metadata).
+fn open_head(path: &Path) -> Res<(Head, Source)> {
+    let (head, meta) = Head::load(path)?;
+    let base = meta
+        .get("embedding_model")
+        .ok_or("head file without embedding_model")?;
+    // heads written before the layers were recorded used every layer
+    let layers = match meta.get("layers") {
+        Some(s) => s.parse::<Layers>()?,
+        None => Layers::All,
+    };
+    Ok((head, Source::open(base, layers)?))
+}
+
 /// `mirkit eval`.
 #[derive(Args, Clone, Debug)]
 pub struct EvalArgs {
@@ -988,16 +1003,7 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
     };
     // a head file names the features it was trained on
     let head = if meta.contains_key("head") {
-        let (head, meta) = Head::load(Path::new(&a.model))?;
-        let base = meta
-            .get("embedding_model")
-            .ok_or("head file without embedding_model")?;
-        // heads written before the layers were recorded used every layer
-        let layers = match meta.get("layers") {
-            Some(s) => s.parse::<Layers>()?,
-            None => Layers::All,
-        };
-        Some((head, Source::open(base, layers)?))
+        Some(open_head(Path::new(&a.model))?)
     } else {
         None
     };
@@ -1020,11 +1026,6 @@ pub fn eval_cmd(a: EvalArgs) -> Res<()> {
         SplitArg::Train => &d.train,
         SplitArg::Valid => &d.valid,
         SplitArg::Test => d.test.as_ref().ok_or("no test split")?,
-    };
-    let meta = if a.model.ends_with(".safetensors") {
-        mirkit::models::weights::metadata(Path::new(&a.model))?
-    } else {
-        HashMap::new()
     };
     let check_classes = |classes: &[String]| -> Res<()> {
         if classes != d.ds.classes.as_slice() {
@@ -1160,16 +1161,9 @@ pub fn predict_cmd(a: PredictArgs) -> Res<std::process::ExitCode> {
     let path = Path::new(&a.model);
     let meta = mirkit::models::weights::metadata(path)?;
     let (predictor, task) = if meta.contains_key("head") {
-        let (head, hm) = Head::load(path)?;
-        let base = hm
-            .get("embedding_model")
-            .ok_or("head file without embedding_model")?;
-        let layers = match hm.get("layers") {
-            Some(s) => s.parse::<Layers>()?,
-            None => Layers::All,
-        };
+        let (head, source) = open_head(path)?;
         let task = head.task();
-        (Predictor::Head(head, Source::open(base, layers)?), task)
+        (Predictor::Head(head, source), task)
     } else {
         // networks: the task the loop wrote; files from before it was recorded are
         // taggers (sigmoid), as the pretrained ones are
