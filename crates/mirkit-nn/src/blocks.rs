@@ -13,7 +13,9 @@
 
 use crate::conv::Conv1dGemm as Conv1d;
 use crate::error::Result;
-use crate::fused::{conv_block, residual_eval, Act, ConvSpec, Epilogue};
+use crate::fused::{
+    conv_block, conv_pair_eval, fused_eval, residual_eval, Act, ConvSpec, Epilogue,
+};
 use candle_core::{Module, Tensor, D};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
@@ -250,21 +252,29 @@ impl Res2d {
 
     /// `(B, C_in, H, W) → (B, C_out, ⌈H/stride⌉, ⌈W/stride⌉)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let out = conv_block(
-            x,
-            ConvSpec::conv2d(&self.conv_1),
-            bn_relu(&self.bn_1, true),
-            train,
-        )?;
+        let first = (ConvSpec::conv2d(&self.conv_1), bn_relu(&self.bn_1, true));
+        // inference: the first convolution and the shortcut read the same input with the
+        // same geometry, so they share one im2col and one product
+        let pair = match &self.shortcut {
+            Some((c, b)) if !train && fused_eval() => {
+                conv_pair_eval(x, first, (ConvSpec::conv2d(c), bn_relu(b, false)))?
+            }
+            _ => None,
+        };
+        let (out, shortcut) = match pair {
+            Some((out, s)) => (out, Some(s)),
+            None => (conv_block(x, first.0, first.1, train)?, None),
+        };
         let out = conv_block(
             &out,
             ConvSpec::conv2d(&self.conv_2),
             bn_relu(&self.bn_2, false),
             train,
         )?;
-        let x = match &self.shortcut {
-            Some((c, b)) => conv_block(x, ConvSpec::conv2d(c), bn_relu(b, false), train)?,
-            None => x.clone(),
+        let x = match (shortcut, &self.shortcut) {
+            (Some(s), _) => s,
+            (None, Some((c, b))) => conv_block(x, ConvSpec::conv2d(c), bn_relu(b, false), train)?,
+            (None, None) => x.clone(),
         };
         if let Some(y) = residual_eval(&x, &out, None, (1, 1), train)? {
             return Ok(y);

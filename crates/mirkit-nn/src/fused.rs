@@ -266,6 +266,68 @@ impl Geo {
 /// `(O, C, KH, KW)`; the result is `(N, O, L')` or `(N, O, H', W')` after pooling.
 /// The steps named in `epi` are applied in the order bias → batch norm → ReLU → pool.
 pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Result<Tensor> {
+    let o = conv.weight.dims().first().copied().unwrap_or(0);
+    let steps = |o| Steps::new(o, conv.bias, epi.bn, epi.act);
+    match conv_parts(x, conv, epi.pool, &[o], &[&steps])? {
+        Some(mut v) => Ok(v.pop().expect("one part")),
+        None => composed(x, conv, epi),
+    }
+}
+
+/// Two eval-mode blocks on the same input whose convolutions have the same geometry
+/// (kernel size, stride, padding, input channels; pooling): one im2col per tile and one
+/// product over both kernels stacked, each part with its own bias, batch norm and
+/// activation — e.g. a residual block's first convolution and its shortcut. The same
+/// results as two [`conv_block_eval`] calls within float rounding (the product's blocking
+/// may differ). `None` when it does not apply (geometry differs, not CPU f32): the caller
+/// runs the two blocks.
+pub fn conv_pair_eval(
+    x: &Tensor,
+    (ca, ea): (ConvSpec<'_>, Epilogue<'_>),
+    (cb, eb): (ConvSpec<'_>, Epilogue<'_>),
+) -> Result<Option<(Tensor, Tensor)>> {
+    let (da, db) = (ca.weight.dims(), cb.weight.dims());
+    let same = da.len() == db.len()
+        && da.len() >= 3
+        && da[1..] == db[1..]
+        && ca.stride == cb.stride
+        && ca.padding == cb.padding
+        && ea.pool == eb.pool;
+    if !same || ca.weight.dtype() != cb.weight.dtype() || !cb.weight.device().is_cpu() {
+        return Ok(None);
+    }
+    let weight = Tensor::cat(&[ca.weight, cb.weight], 0)?;
+    let both = ConvSpec {
+        weight: &weight,
+        bias: None,
+        stride: ca.stride,
+        padding: ca.padding,
+    };
+    let sa = |o| Steps::new(o, ca.bias, ea.bn, ea.act);
+    let sb = |o| Steps::new(o, cb.bias, eb.bn, eb.act);
+    Ok(
+        conv_parts(x, both, ea.pool, &[da[0], db[0]], &[&sa, &sb])?.map(|mut v| {
+            let b = v.pop().expect("two parts");
+            (v.pop().expect("two parts"), b)
+        }),
+    )
+}
+
+/// [`conv_block_eval`] for kernels stacked along their output channels, part `i` with
+/// `o[i]` channels and the steps `steps[i](o[i])`; `None` when the input or kernel is not
+/// CPU f32 (the caller composes).
+#[allow(clippy::type_complexity)]
+fn conv_parts(
+    x: &Tensor,
+    conv: ConvSpec<'_>,
+    pool: (usize, usize),
+    o_parts: &[usize],
+    steps: &[&dyn Fn(usize) -> Result<Steps>],
+) -> Result<Option<Vec<Tensor>>> {
+    let epi = Epilogue {
+        pool,
+        ..Epilogue::default()
+    };
     let one_d = conv.weight.rank() == 3;
     let bad = |why: &str| {
         invalid(
@@ -317,7 +379,7 @@ pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Res
         return Err(bad("pooling window larger than the convolution's output"));
     }
     if !x.device().is_cpu() || x.dtype() != DType::F32 || conv.weight.dtype() != DType::F32 {
-        return composed(x, conv, epi);
+        return Ok(None);
     }
     let g = Geo {
         c,
@@ -333,7 +395,11 @@ pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Res
         pow,
         pool,
     };
-    let steps = Steps::new(o, conv.bias, epi.bn, epi.act)?;
+    let steps: Vec<Steps> = o_parts
+        .iter()
+        .zip(steps)
+        .map(|(&o, s)| s(o))
+        .collect::<Result<_>>()?;
     let x = x.contiguous()?;
     let kernel = conv.weight.contiguous()?;
     let (xs, _) = x.storage_and_layout();
@@ -348,13 +414,20 @@ pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Res
     let koff = kernel.layout().start_offset();
     let xv = &xv[xoff..xoff + n * c * h * w];
     let kv = &kv[koff..koff + o * g.k()];
-    let out = run(xv, kv, n, &g, &steps);
-    let shape: Vec<usize> = if one_d {
-        vec![n, o, pow]
-    } else {
-        vec![n, o, poh, pow]
-    };
-    Ok(Tensor::from_vec(out, shape, x.device())?)
+    let parts: Vec<(&Steps, usize)> = steps.iter().zip(o_parts.iter().copied()).collect();
+    let outs = run_split(xv, kv, n, &g, &parts);
+    outs.into_iter()
+        .zip(o_parts)
+        .map(|(out, &o)| {
+            let shape: Vec<usize> = if one_d {
+                vec![n, o, pow]
+            } else {
+                vec![n, o, poh, pow]
+            };
+            Ok(Tensor::from_vec(out, shape, x.device())?)
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 static FUSED_EVAL: AtomicBool = AtomicBool::new(true);
@@ -496,6 +569,27 @@ pub fn residual_eval(
     let (xv, ov) = (&xv[xo..xo + total], &ov[oo..oo + total]);
     let plane = h * w;
     let mut y = vec![0f32; n * c * oh * ow];
+    if pool == (1, 1) {
+        // no pooling: the same operations element by element, without the window
+        // bookkeeping (it was 5 % of the short-chunk ResNet's forward)
+        y.par_chunks_mut(plane).enumerate().for_each(|(p, yo)| {
+            let (xp, op) = (&xv[p * plane..][..plane], &ov[p * plane..][..plane]);
+            match scale.as_ref().map(|s| s[p]) {
+                Some(s) => {
+                    for ((y, x), o) in yo.iter_mut().zip(xp).zip(op) {
+                        *y = (x + o * s).max(0.0);
+                    }
+                }
+                None => {
+                    for ((y, x), o) in yo.iter_mut().zip(xp).zip(op) {
+                        *y = (x + o).max(0.0);
+                    }
+                }
+            }
+        });
+        let shape = d.to_vec();
+        return Ok(Some(Tensor::from_vec(y, shape, x.device())?));
+    }
     y.par_chunks_mut(oh * ow)
         .enumerate()
         .for_each_init(Vec::new, |ao, (p, yo)| {
@@ -656,9 +750,46 @@ impl OutPtr {
 }
 
 pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -> Vec<f32> {
+    run_split(x, kernel, n, g, &[(steps, g.o)])
+        .pop()
+        .expect("one part")
+}
+
+/// [`run`] for kernels stacked along their output channels (`g.o` in all): part `i` has
+/// `parts[i].1` channels and its own steps and gets its own output `(n, o_i, …)`. Two
+/// convolutions of one input with the same geometry then share each tile's im2col and
+/// one wider product.
+pub(crate) fn run_split(
+    x: &[f32],
+    kernel: &[f32],
+    n: usize,
+    g: &Geo,
+    parts: &[(&Steps, usize)],
+) -> Vec<Vec<f32>> {
     let plane_out = g.poh * g.pow;
-    let mut out = vec![0f32; n * g.o * plane_out];
-    let ptr = OutPtr(out.as_mut_ptr());
+    assert_eq!(
+        parts.iter().map(|p| p.1).sum::<usize>(),
+        g.o,
+        "parts cover the kernel"
+    );
+    let mut outs: Vec<Vec<f32>> = parts
+        .iter()
+        .map(|&(_, o)| vec![0f32; n * o * plane_out])
+        .collect();
+    // (output, first channel of the part, channels of the part, steps)
+    let mut first = 0;
+    let targets: Vec<(OutPtr, usize, usize, &Steps)> = outs
+        .iter_mut()
+        .zip(parts)
+        .map(|(out, &(steps, o))| {
+            first += o;
+            (OutPtr(out.as_mut_ptr()), first - o, o, steps)
+        })
+        .collect();
+    let part_of = |o: usize| {
+        let &(ptr, f, oc, steps) = targets.iter().find(|t| o < t.1 + t.2).expect("o < g.o");
+        (ptr, o - f, oc, steps)
+    };
     let k = g.k();
     let a = crate::kernels::MatRef::row_major(kernel, g.o, k).expect("kernel (O, C·KH·KW)");
     tiles(n, g).into_par_iter().for_each_init(
@@ -682,13 +813,14 @@ pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -
             let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
             let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
             for (o, row) in prod.chunks_exact_mut(m).enumerate() {
+                let (ptr, o, oc, steps) = part_of(o);
                 steps.apply(o, row);
-                let base = (t.item * g.o + o) * plane_out;
+                let base = (t.item * oc + o) * plane_out;
                 if (p0, p1) == (1, 1) {
                     // no pooling: each tile row is a run of output columns
                     for r in 0..tr {
                         let at = base + (t.r0 + r) * g.pow + t.c0;
-                        // SAFETY: `at + tw` ≤ n·O·plane_out, and no other task writes
+                        // SAFETY: `at + tw` ≤ n·o·plane_out (this part's output), and no other task writes
                         // these positions (tiles partition each item's outputs).
                         unsafe {
                             std::ptr::copy_nonoverlapping(row[r * tw..].as_ptr(), ptr.at(at), tw)
@@ -730,7 +862,7 @@ pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -
                             }
                         }
                         let at = base + (pr0 + pr) * g.pow + pc0 + pc;
-                        // SAFETY: `at` < n·O·plane_out, and no other task writes it
+                        // SAFETY: `at` < n·o·plane_out (this part's output), and no other task writes it
                         // (tiles partition the pooled positions of each item).
                         unsafe { *ptr.at(at) = best };
                     }
@@ -738,7 +870,7 @@ pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -
             }
         },
     );
-    out
+    outs
 }
 
 /// The im2col rows of one tile: row `(c, i, j)`, column `(r, q)` holds the input at
@@ -904,6 +1036,54 @@ mod tests {
         }
     }
 
+    /// Two blocks of one input (a residual block's first convolution with ReLU and its
+    /// shortcut without) computed as one stacked product equal the two blocks computed
+    /// alone and the composed ops; other geometries are left to the caller.
+    #[test]
+    fn pair_equals_two_blocks() {
+        let mut rng = mirkit_core::Rng::new(13);
+        for (n, c, o, h, w, stride) in [(2, 4, 6, 16, 18, 2), (1, 1, 8, 9, 12, 1)] {
+            let x = uniform(&mut rng, &[n, c, h, w], -1.0, 1.0);
+            let (wa, wb) = (
+                uniform(&mut rng, &[o, c, 3, 3], -0.5, 0.5),
+                uniform(&mut rng, &[o, c, 3, 3], -0.5, 0.5),
+            );
+            let ba = uniform(&mut rng, &[o], -0.3, 0.3);
+            let (na, nb) = (random_bn(&mut rng, o), random_bn(&mut rng, o));
+            let spec = |weight, bias| ConvSpec {
+                weight,
+                bias,
+                stride,
+                padding: (1, 1),
+            };
+            let epi = |bn, act| Epilogue {
+                bn: Some(bn),
+                act,
+                pool: (1, 1),
+            };
+            let a = (spec(&wa, Some(&ba)), epi(&na, Act::Relu));
+            let b = (spec(&wb, None), epi(&nb, Act::Identity));
+            let (ga, gb) = conv_pair_eval(&x, a, b).unwrap().unwrap();
+            for ((got, (s, e)), what) in [(ga, a), (gb, b)].into_iter().zip(["first", "shortcut"]) {
+                let alone = conv_block_eval(&x, s, e).unwrap();
+                assert!(max_rel(&got, &alone) <= 1e-5, "{what}");
+                assert!(
+                    max_rel(&got, &composed(&x, s, e).unwrap()) <= 1e-5,
+                    "{what}"
+                );
+            }
+            // another stride or kernel size: not a pair
+            let other = (
+                ConvSpec {
+                    stride: stride + 1,
+                    ..spec(&wb, None)
+                },
+                epi(&nb, Act::Identity),
+            );
+            assert!(conv_pair_eval(&x, a, other).unwrap().is_none());
+        }
+    }
+
     /// NaN in the input reaches the output through the pool's max (a NaN is never
     /// hidden by a larger neighbour); ReLU maps it to 0 exactly as Candle's `relu`
     /// (`f32::max`) does in the composed path.
@@ -1051,6 +1231,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(bits(&got), bits(&(&x4 + &o4).unwrap().relu().unwrap()));
+        // the unpooled path with squeeze-and-excitation weights
+        let got = residual_eval(&x, &out, Some(&se), (1, 1), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bits(&got), bits(&y));
         assert!(residual_eval(&x4, &o4, None, (1, 1), true)
             .unwrap()
             .is_none());
