@@ -266,21 +266,19 @@ impl Geo {
 /// `(O, C, KH, KW)`; the result is `(N, O, L')` or `(N, O, H', W')` after pooling.
 /// The steps named in `epi` are applied in the order bias → batch norm → ReLU → pool.
 pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Result<Tensor> {
-    let o = conv.weight.dims().first().copied().unwrap_or(0);
     let steps = |o| Steps::new(o, conv.bias, epi.bn, epi.act);
-    match conv_parts(x, conv, epi.pool, &[o], &[&steps])? {
+    match conv_parts(x, conv, epi.pool, &[(conv.weight, &steps)])? {
         Some(mut v) => Ok(v.pop().expect("one part")),
         None => composed(x, conv, epi),
     }
 }
 
 /// Two eval-mode blocks on the same input whose convolutions have the same geometry
-/// (kernel size, stride, padding, input channels; pooling): one im2col per tile and one
-/// product over both kernels stacked, each part with its own bias, batch norm and
-/// activation — e.g. a residual block's first convolution and its shortcut. The same
-/// results as two [`conv_block_eval`] calls within float rounding (the product's blocking
-/// may differ). `None` when it does not apply (geometry differs, not CPU f32): the caller
-/// runs the two blocks.
+/// (kernel size, stride, padding, input channels; pooling): one im2col per tile shared
+/// by both products, each part with its own bias, batch norm and activation — e.g. a
+/// residual block's first convolution and its shortcut. The same bits as two
+/// [`conv_block_eval`] calls (same tiles, same product sizes). `None` when it does not
+/// apply (geometry differs, not CPU f32): the caller runs the two blocks.
 pub fn conv_pair_eval(
     x: &Tensor,
     (ca, ea): (ConvSpec<'_>, Epilogue<'_>),
@@ -296,33 +294,27 @@ pub fn conv_pair_eval(
     if !same || ca.weight.dtype() != cb.weight.dtype() || !cb.weight.device().is_cpu() {
         return Ok(None);
     }
-    let weight = Tensor::cat(&[ca.weight, cb.weight], 0)?;
-    let both = ConvSpec {
-        weight: &weight,
-        bias: None,
-        stride: ca.stride,
-        padding: ca.padding,
-    };
     let sa = |o| Steps::new(o, ca.bias, ea.bn, ea.act);
     let sb = |o| Steps::new(o, cb.bias, eb.bn, eb.act);
-    Ok(
-        conv_parts(x, both, ea.pool, &[da[0], db[0]], &[&sa, &sb])?.map(|mut v| {
-            let b = v.pop().expect("two parts");
-            (v.pop().expect("two parts"), b)
-        }),
-    )
+    let parts: [Part; 2] = [(ca.weight, &sa), (cb.weight, &sb)];
+    Ok(conv_parts(x, ca, ea.pool, &parts)?.map(|mut v| {
+        let b = v.pop().expect("two parts");
+        (v.pop().expect("two parts"), b)
+    }))
 }
 
-/// [`conv_block_eval`] for kernels stacked along their output channels, part `i` with
-/// `o[i]` channels and the steps `steps[i](o[i])`; `None` when the input or kernel is not
-/// CPU f32 (the caller composes).
-#[allow(clippy::type_complexity)]
+/// One kernel of [`conv_parts`] and the steps for its channel count.
+type Part<'a> = (&'a Tensor, &'a dyn Fn(usize) -> Result<Steps>);
+
+/// [`conv_block_eval`] for several kernels of `conv`'s geometry (`conv.weight`'s shape
+/// but for the output channels) over the same input: part `i` is `(kernel, steps for its
+/// channel count)`; `None` when the input or a kernel is not CPU f32 (the caller
+/// composes).
 fn conv_parts(
     x: &Tensor,
     conv: ConvSpec<'_>,
     pool: (usize, usize),
-    o_parts: &[usize],
-    steps: &[&dyn Fn(usize) -> Result<Steps>],
+    parts: &[Part],
 ) -> Result<Option<Vec<Tensor>>> {
     let epi = Epilogue {
         pool,
@@ -378,9 +370,12 @@ fn conv_parts(
     if poh == 0 || pow == 0 {
         return Err(bad("pooling window larger than the convolution's output"));
     }
-    if !x.device().is_cpu() || x.dtype() != DType::F32 || conv.weight.dtype() != DType::F32 {
+    let o_parts: Vec<usize> = parts.iter().map(|(w, _)| w.dims()[0]).collect();
+    let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    if !cpu_f32(x) || !parts.iter().all(|(w, _)| cpu_f32(w)) {
         return Ok(None);
     }
+    let o = o_parts.iter().copied().max().unwrap_or(o);
     let g = Geo {
         c,
         h,
@@ -397,28 +392,33 @@ fn conv_parts(
     };
     let steps: Vec<Steps> = o_parts
         .iter()
-        .zip(steps)
-        .map(|(&o, s)| s(o))
+        .zip(parts)
+        .map(|(&o, (_, s))| s(o))
         .collect::<Result<_>>()?;
     let x = x.contiguous()?;
-    let kernel = conv.weight.contiguous()?;
+    let kernels: Vec<Tensor> = parts
+        .iter()
+        .map(|(w, _)| w.contiguous())
+        .collect::<candle_core::Result<_>>()?;
     let (xs, _) = x.storage_and_layout();
-    let (ks, _) = kernel.storage_and_layout();
-    let (xv, kv) = match (&*xs, &*ks) {
-        (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
-            (a.as_slice::<f32>()?, b.as_slice::<f32>()?)
+    let guards: Vec<_> = kernels.iter().map(|k| k.storage_and_layout().0).collect();
+    fn cpu(s: &candle_core::Storage) -> Result<&[f32]> {
+        match s {
+            candle_core::Storage::Cpu(a) => Ok(a.as_slice::<f32>()?),
+            _ => unreachable!("checked: CPU tensors"),
         }
-        _ => unreachable!("checked: CPU tensors"),
-    };
+    }
     let xoff = x.layout().start_offset();
-    let koff = kernel.layout().start_offset();
-    let xv = &xv[xoff..xoff + n * c * h * w];
-    let kv = &kv[koff..koff + o * g.k()];
-    let parts: Vec<(&Steps, usize)> = steps.iter().zip(o_parts.iter().copied()).collect();
-    let outs = run_split(xv, kv, n, &g, &parts);
+    let xv = &cpu(&xs)?[xoff..xoff + n * c * h * w];
+    let mut split: Vec<(&[f32], &Steps, usize)> = Vec::with_capacity(parts.len());
+    for (((guard, kernel), steps), &o) in guards.iter().zip(&kernels).zip(&steps).zip(&o_parts) {
+        let koff = kernel.layout().start_offset();
+        split.push((&cpu(guard)?[koff..koff + o * g.k()], steps, o));
+    }
+    let outs = run_split(xv, n, &g, &split);
     outs.into_iter()
         .zip(o_parts)
-        .map(|(out, &o)| {
+        .map(|(out, o)| {
             let shape: Vec<usize> = if one_d {
                 vec![n, o, pow]
             } else {
@@ -750,48 +750,54 @@ impl OutPtr {
 }
 
 pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -> Vec<f32> {
-    run_split(x, kernel, n, g, &[(steps, g.o)])
+    run_split(x, n, g, &[(kernel, steps, g.o)])
         .pop()
         .expect("one part")
 }
 
-/// [`run`] for kernels stacked along their output channels (`g.o` in all): part `i` has
-/// `parts[i].1` channels and its own steps and gets its own output `(n, o_i, …)`. Two
-/// convolutions of one input with the same geometry then share each tile's im2col and
-/// one wider product.
+/// [`run`] for several kernels of one geometry over the same input (`g.o` is the largest
+/// part's channels): part `i` is `(kernel (o_i, K), steps, o_i)` and gets its own output
+/// `(n, o_i, …)`. Each tile's im2col is computed once for all parts; each part's product
+/// and steps are those [`run`] computes for it alone (same tiles, same matrix sizes), so
+/// the same bits as separate runs.
 pub(crate) fn run_split(
     x: &[f32],
-    kernel: &[f32],
     n: usize,
     g: &Geo,
-    parts: &[(&Steps, usize)],
+    parts: &[(&[f32], &Steps, usize)],
 ) -> Vec<Vec<f32>> {
     let plane_out = g.poh * g.pow;
     assert_eq!(
-        parts.iter().map(|p| p.1).sum::<usize>(),
-        g.o,
-        "parts cover the kernel"
+        parts.iter().map(|p| p.2).max(),
+        Some(g.o),
+        "g.o is the widest part"
     );
     let mut outs: Vec<Vec<f32>> = parts
         .iter()
-        .map(|&(_, o)| vec![0f32; n * o * plane_out])
+        .map(|&(_, _, o)| vec![0f32; n * o * plane_out])
         .collect();
-    // (output, first channel of the part, channels of the part, steps)
+    // (output, first channel of the part in the product, channels of the part, steps)
     let mut first = 0;
     let targets: Vec<(OutPtr, usize, usize, &Steps)> = outs
         .iter_mut()
         .zip(parts)
-        .map(|(out, &(steps, o))| {
+        .map(|(out, &(_, steps, o))| {
             first += o;
             (OutPtr(out.as_mut_ptr()), first - o, o, steps)
         })
         .collect();
+    let total_o = first;
     let part_of = |o: usize| {
         let &(ptr, f, oc, steps) = targets.iter().find(|t| o < t.1 + t.2).expect("o < g.o");
         (ptr, o - f, oc, steps)
     };
     let k = g.k();
-    let a = crate::kernels::MatRef::row_major(kernel, g.o, k).expect("kernel (O, C·KH·KW)");
+    let kernels: Vec<crate::kernels::MatRef> = parts
+        .iter()
+        .map(|&(kernel, _, o)| {
+            crate::kernels::MatRef::row_major(kernel, o, k).expect("kernel (O, C·KH·KW)")
+        })
+        .collect();
     tiles(n, g).into_par_iter().for_each_init(
         || (Vec::new(), Vec::new(), Vec::new()),
         |(cols, prod, best), t| {
@@ -806,9 +812,14 @@ pub(crate) fn run_split(
                 cols,
             );
             prod.clear();
-            prod.resize(g.o * m, 0f32);
+            prod.resize(total_o * m, 0f32);
             let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
-            crate::kernels::gemm_into(a, b, prod, false);
+            let mut rest: &mut [f32] = prod;
+            for (a, &(_, _, o)) in kernels.iter().zip(parts) {
+                let (part, tail) = rest.split_at_mut(o * m);
+                crate::kernels::gemm_into(*a, b, part, false);
+                rest = tail;
+            }
             let (p0, p1) = g.pool;
             let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
             let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
@@ -1037,8 +1048,9 @@ mod tests {
     }
 
     /// Two blocks of one input (a residual block's first convolution with ReLU and its
-    /// shortcut without) computed as one stacked product equal the two blocks computed
-    /// alone and the composed ops; other geometries are left to the caller.
+    /// shortcut without) sharing the im2col give the bits of the two blocks computed
+    /// alone, and the composed ops within rounding; other geometries are left to the
+    /// caller.
     #[test]
     fn pair_equals_two_blocks() {
         let mut rng = mirkit_core::Rng::new(13);
@@ -1066,7 +1078,11 @@ mod tests {
             let (ga, gb) = conv_pair_eval(&x, a, b).unwrap().unwrap();
             for ((got, (s, e)), what) in [(ga, a), (gb, b)].into_iter().zip(["first", "shortcut"]) {
                 let alone = conv_block_eval(&x, s, e).unwrap();
-                assert!(max_rel(&got, &alone) <= 1e-5, "{what}");
+                let bits = |t: &Tensor| -> Vec<u32> {
+                    let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                    v.iter().map(|f| f.to_bits()).collect()
+                };
+                assert_eq!(bits(&got), bits(&alone), "{what}");
                 assert!(
                     max_rel(&got, &composed(&x, s, e).unwrap()) <= 1e-5,
                     "{what}"
