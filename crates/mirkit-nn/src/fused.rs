@@ -798,7 +798,16 @@ pub(crate) fn run_split(
             crate::kernels::MatRef::row_major(kernel, o, k).expect("kernel (O, C·KH·KW)")
         })
         .collect();
-    tiles(n, g).into_par_iter().for_each_init(
+    let tiles = tiles(n, g);
+    // fewer tiles than threads (a small batch's late layers): the products use the idle
+    // threads instead (same bits: the split is over output blocks)
+    let pool = rayon::current_num_threads();
+    let gemm_threads = if tiles.len() < pool {
+        pool / tiles.len().max(1)
+    } else {
+        1
+    };
+    tiles.into_par_iter().for_each_init(
         || (Vec::new(), Vec::new(), Vec::new()),
         |(cols, prod, best), t| {
             let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
@@ -817,7 +826,7 @@ pub(crate) fn run_split(
             let mut rest: &mut [f32] = prod;
             for (a, &(_, _, o)) in kernels.iter().zip(parts) {
                 let (part, tail) = rest.split_at_mut(o * m);
-                crate::kernels::gemm_into(*a, b, part, false);
+                crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
                 rest = tail;
             }
             let (p0, p1) = g.pool;

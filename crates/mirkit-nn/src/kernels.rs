@@ -58,6 +58,16 @@ impl<'a> MatRef<'a> {
 /// # Panics
 /// If the inner dimensions differ or `c` has the wrong length.
 pub fn gemm_into(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool) {
+    gemm_into_on(a, b, c, accumulate, 1);
+}
+
+/// [`gemm_into`] split over `threads` threads of the current rayon pool (1: this thread).
+/// The split is over blocks of `c`, each element's sum keeps its order, so the bits do
+/// not depend on `threads`.
+///
+/// # Panics
+/// As [`gemm_into`].
+pub fn gemm_into_on(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions");
     assert_eq!(c.len(), m * n, "output length");
@@ -83,7 +93,11 @@ pub fn gemm_into(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool) 
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            if threads > 1 {
+                gemm::Parallelism::Rayon(threads)
+            } else {
+                gemm::Parallelism::None
+            },
         )
     }
 }
@@ -159,6 +173,30 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(err < 4e-6 * 17.0, "{err}");
         }
+    }
+
+    /// A product split over threads has the bits of the one-thread product (a layer's
+    /// shape from the short-chunk ResNet at batch 1: 256 × 2304 by 2304 × 64).
+    #[test]
+    fn threads_do_not_change_the_bits() {
+        let mut rng = mirkit_core::Rng::new(9);
+        let (m, k, n) = (256, 2304, 64);
+        let av: Vec<f32> = (0..m * k).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        let bv: Vec<f32> = (0..k * n).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        let (a, b) = (
+            MatRef::row_major(&av, m, k).unwrap(),
+            MatRef::row_major(&bv, k, n).unwrap(),
+        );
+        let mut one = vec![0f32; m * n];
+        gemm_into(a, b, &mut one, false);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let mut four = vec![0f32; m * n];
+        pool.install(|| gemm_into_on(a, b, &mut four, false, 4));
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&four), bits(&one));
     }
 
     #[test]
