@@ -12,8 +12,8 @@ use mirkit::train::metrics::{
     argmax_rows, classification_metrics, regression_metrics, tagging_metrics,
 };
 use mirkit::train::trainer::{
-    predict, predict_with_loss, train, Control, OptimizerConfig, Progress, TrainConfig, TrainData,
-    Trainable,
+    outputs, predict, predict_with_loss, train, Control, OptimizerConfig, Progress, TrainConfig,
+    TrainData, Trainable,
 };
 use mirkit::train::zoo::ScratchModel;
 use mirkit::transfer::embed::{Layers, Source};
@@ -1218,10 +1218,8 @@ pub fn predict_cmd(a: PredictArgs) -> Res<std::process::ExitCode> {
     } else {
         match &predictor {
             Predictor::Head(h, s) => h.predict(&s.extract(&set)?)?,
-            Predictor::Scratch(m) => {
-                network_outputs(m, &set, task, c, m.input_len(), a.eval_chunks)?
-            }
-            Predictor::Tuned(m) => network_outputs(m, &set, task, c, m.input_len(), a.eval_chunks)?,
+            Predictor::Scratch(m) => outputs(m, &set, task, c, m.input_len(), a.eval_chunks)?,
+            Predictor::Tuned(m) => outputs(m, &set, task, c, m.input_len(), a.eval_chunks)?,
         }
     };
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -1255,17 +1253,4 @@ pub fn predict_cmd(a: PredictArgs) -> Res<std::process::ExitCode> {
         }
     }
     Ok(super::error::status(set.skipped.len()))
-}
-
-fn network_outputs<M: Trainable>(
-    m: &M,
-    set: &AudioSet,
-    task: Task,
-    c: usize,
-    chunk_len: usize,
-    n_chunks: usize,
-) -> Res<Vec<f32>> {
-    Ok(mirkit::train::trainer::outputs(
-        m, set, task, c, chunk_len, n_chunks,
-    )?)
 }

@@ -254,7 +254,7 @@ impl Res2d {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let first = (ConvSpec::conv2d(&self.conv_1), bn_relu(&self.bn_1, true));
         // inference: the first convolution and the shortcut read the same input with the
-        // same geometry, so they share one im2col and one product
+        // same geometry, so they share each tile's im2col
         let pair = match &self.shortcut {
             Some((c, b)) if !train && fused_eval() => {
                 conv_pair_eval(x, first, (ConvSpec::conv2d(c), bn_relu(b, false)))?

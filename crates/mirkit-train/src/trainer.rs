@@ -488,15 +488,8 @@ pub fn predict<M: Trainable + ?Sized>(
     chunk_len: usize,
     n_chunks: usize,
 ) -> Result<Predictions> {
-    predict_with_loss(
-        model,
-        set,
-        task,
-        classes,
-        chunk_len,
-        n_chunks,
-        mirkit_nn::loss::RegressionLoss::Mse,
-    )
+    let mse = mirkit_nn::loss::RegressionLoss::Mse;
+    evaluate(model, set, task, classes, (chunk_len, n_chunks), Some(mse))
 }
 
 /// [`predict`] with the regression loss of the run (the validation loss of a run trained
