@@ -17,6 +17,7 @@
 //! | `cnn1d` | 1-D CNN over mel frames (Dieleman & Schrauwen 2014) | `(B, 128, 94)` |
 //! | `shortchunk_cnn`, `shortchunk_res` | short-chunk CNN / ResNet | `(B, 1, 128, 128)` |
 //! | `won2020_fcn`, `won2020_crnn`, `won2020_musicnn` | Won 2020 networks after the mel front end | `(B, 1, 96, frames)` of one window |
+//! | `musicnn_mtt`, `vgg_mtt` | musicnn 0.1.0's pretrained musicnn / VGG (inference only: no training step) | `(B, 187, 96)` log-mel patches |
 
 use candle_core::{DType, Device, Tensor, Var};
 use std::time::Instant;
@@ -49,6 +50,8 @@ type Forward = Box<dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>>;
 struct Case {
     x: Tensor,
     forward: Forward,
+    /// Trainable variables; empty for the inference-only musicnn 0.1.0 graphs (no
+    /// training step is timed for them).
     vars: Vec<Var>,
 }
 
@@ -137,6 +140,21 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
                 vars: vm.all_vars(),
             }
         }
+        "musicnn_mtt" | "vgg_mtt" => {
+            let model = name.replace('_', "-");
+            let entry = registry::MODELS
+                .iter()
+                .find(|e| e.name == model)
+                .ok_or("registry entry")?;
+            let m = musicnn::Musicnn::from_bytes(entry.weights()?, entry.name)?;
+            Case {
+                x: Tensor::randn(0f32, 1.0, (b, musicnn::PATCH_FRAMES, musicnn::N_MELS), &dev)?,
+                forward: Box::new(move |x, _| {
+                    candle_nn::ops::sigmoid(&m.forward(x).map_err(err)?)
+                }),
+                vars: Vec::new(),
+            }
+        }
         other => return Err(format!("unknown model {other}").into()),
     })
 }
@@ -152,6 +170,8 @@ const ALL: &[&str] = &[
     "won2020_fcn",
     "won2020_crnn",
     "won2020_musicnn",
+    "musicnn_mtt",
+    "vgg_mtt",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -181,7 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         let mut rec = serde_json::json!({ "forward_s": fwd });
         let mut msg = format!("{name}: forward {fwd:.3} s");
-        if train {
+        if train && !c.vars.is_empty() {
             let y = Tensor::zeros((batch, 50), DType::F32, &Device::Cpu)?;
             let mut opt = mirkit_nn::optim::AdamW::adam_l2(c.vars.clone(), 1e-4, 0.0)?;
             let step = time(reps, || {

@@ -3,8 +3,10 @@
 
 Every architecture of examples/bench_models.rs (same names, input shapes and batch) is
 built in PyTorch from tools/make_model_fixtures.py (the modules the parity fixtures come
-from) and timed the same way: an eval-mode forward under torch.no_grad() and a training
-step (train-mode forward, binary cross-entropy, backward, Adam step), median of --reps
+from; musicnn 0.1.0's musicnn and VGG from tools/musicnn_torch.py, a port loaded with the
+same weights and checked against musicnn's TensorFlow outputs first) and timed the same way: an eval-mode forward under torch.no_grad() and a training
+step (train-mode forward, binary cross-entropy, backward, Adam step; none for the
+inference-only musicnn 0.1.0 graphs), median of --reps
 runs after one warm-up, torch.set_num_threads(--threads). Then the Rust example runs with
 RAYON_NUM_THREADS=--threads and the table of both and the ratio (mirkit time / PyTorch
 time; < 1 means mirkit is faster) is printed, with peak memory of each side's training
@@ -38,7 +40,12 @@ if _USER_CAP is None:
     os.environ.pop("ATEN_CPU_CAPABILITY", None)
 
 ALL = ["samplecnn", "samplecnn_se", "rese2", "fcn4", "cnn1d", "shortchunk_cnn",
-       "shortchunk_res", "won2020_fcn", "won2020_crnn", "won2020_musicnn"]
+       "shortchunk_res", "won2020_fcn", "won2020_crnn", "won2020_musicnn", "musicnn_mtt",
+       "vgg_mtt"]
+# musicnn 0.1.0's graphs: pretrained, inference only in mirkit (no training step); the
+# PyTorch side is tools/musicnn_torch.py's port with the same weights, checked against
+# musicnn's TensorFlow outputs before it is timed
+INFERENCE_ONLY = {"musicnn_mtt", "vgg_mtt"}
 FULL = [128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512]
 
 
@@ -67,6 +74,13 @@ def build(name):
         return won_body(mf.CRNN, 464000 // 256 + 1)
     if name == "won2020_musicnn":
         return won_body(mf.Musicnn, 48000 // 256 + 1)
+    if name in INFERENCE_ONLY:
+        import musicnn_torch
+        model = name.replace("_", "-")
+        d = musicnn_torch.check(model)
+        if d > 1e-4:
+            raise SystemExit(f"the PyTorch port of {model} differs from TensorFlow by {d:.2e}")
+        return musicnn_torch.load(model), (187, 96)
     raise SystemExit(f"unknown model {name}")
 
 
@@ -91,7 +105,7 @@ def bench(name, batch, reps, train):
         with torch.no_grad():
             m(x)
     res = {"forward_s": med(fwd, reps)}
-    if train:
+    if train and name not in INFERENCE_ONLY:
         y = torch.zeros(batch, 50)
         m.train()
         opt = torch.optim.Adam(m.parameters(), lr=1e-4)

@@ -629,4 +629,5 @@ fn header_fields_that_ask_for_gigabytes_are_refused() {
     assert!(load(fmt("tone_alac.m4a"), &LoadOptions::default()).is_ok());
     assert!(load(fmt("tone.m4a"), &LoadOptions::default()).is_ok());
     assert!(load(fmt("tone.flac"), &LoadOptions::default()).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
