@@ -16,7 +16,7 @@
 //! | `fcn4` | FCN-4 (Choi et al. 2016) | `(B, 96, 1366)` log-mel |
 //! | `cnn1d` | 1-D CNN over mel frames (Dieleman & Schrauwen 2014) | `(B, 128, 94)` |
 //! | `shortchunk_cnn`, `shortchunk_res` | short-chunk CNN / ResNet | `(B, 1, 128, 128)` |
-//! | `won2020_fcn`, `won2020_crnn`, `won2020_musicnn` | Won 2020 networks after the mel front end | `(B, 1, 96, frames)` of one window |
+//! | `won2020_fcn`, `won2020_crnn`, `won2020_musicnn` | Won 2020 networks after the mel front end (forward: the pretrained model as `mirkit tag` loads it; step: its trainable copy) | `(B, 1, 96, frames)` of one window |
 //! | `musicnn_mtt`, `vgg_mtt` | musicnn 0.1.0's pretrained musicnn / VGG (inference only: no training step) | `(B, 187, 96)` log-mel patches |
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -49,7 +49,13 @@ type Forward = Box<dyn Fn(&Tensor, bool) -> candle_core::Result<Tensor>>;
 /// Forward (eval) and training-step functions of one model on its input.
 struct Case {
     x: Tensor,
+    /// `(input, train)`: the trainable model (training steps, and the eval forward unless
+    /// `eval` is set).
     forward: Forward,
+    /// The eval forward of the model as loaded for inference, where that differs from
+    /// the trainable one (Won 2020's pretrained Musicnn: its vertical filters run as a
+    /// band-axis DFT, derived from weights that never change).
+    eval: Option<Forward>,
     /// Trainable variables; empty for the inference-only musicnn 0.1.0 graphs (no
     /// training step is timed for them).
     vars: Vec<Var>,
@@ -71,6 +77,7 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
                 x: wave(sample_cnn::INPUT_LEN)?,
                 forward: Box::new(move |x, t| m.forward_t(x, t).map_err(err)),
                 vars: vm.all_vars(),
+                eval: None,
             }
         }
         "rese2" => {
@@ -80,6 +87,7 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
                 x: wave(rese2::INPUT_LEN)?,
                 forward: Box::new(move |x, t| m.forward(x, t, None).map_err(err)),
                 vars: vm.all_vars(),
+                eval: None,
             }
         }
         "fcn4" => {
@@ -89,6 +97,7 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
                 x: Tensor::randn(0f32, 1.0, (b, fcn4::N_MELS, fcn4::FRAMES), &dev)?,
                 forward: Box::new(move |x, t| m.forward(x, t).map_err(err)),
                 vars: vm.all_vars(),
+                eval: None,
             }
         }
         "cnn1d" => {
@@ -103,6 +112,7 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
                     m.forward(x, t.then_some((0.0, &mut rng))).map_err(err)
                 }),
                 vars: vm.all_vars(),
+                eval: None,
             }
         }
         "shortchunk_cnn" | "shortchunk_res" => {
@@ -112,6 +122,7 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
                 x: Tensor::randn(0f32, 1.0, (b, 1, 128, 128), &dev)?,
                 forward: Box::new(move |x, t| m.forward_t(x, t).map_err(err)),
                 vars: vm.all_vars(),
+                eval: None,
             }
         }
         "won2020_fcn" | "won2020_crnn" | "won2020_musicnn" => {
@@ -129,6 +140,7 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
             )?;
             // torchaudio's centred frames of one window at hop 256
             let frames = arch.input_len() / 256 + 1;
+            let frozen = won2020::Won2020::from_bytes(arch, entry.weights()?, entry.name)?;
             Case {
                 x: Tensor::randn(0f32, 1.0, (b, 1, 96, frames), &dev)?,
                 forward: Box::new(move |x, t| {
@@ -138,6 +150,11 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
                     candle_nn::ops::sigmoid(&m.logits(&e).map_err(err)?)
                 }),
                 vars: vm.all_vars(),
+                eval: Some(Box::new(move |x, _| {
+                    frozen
+                        .forward(&frozen.spec_bn_t(x, false).map_err(err)?)
+                        .map_err(err)
+                })),
             }
         }
         "musicnn_mtt" | "vgg_mtt" => {
@@ -149,10 +166,9 @@ fn case(name: &str, b: usize) -> Result<Case, Box<dyn std::error::Error>> {
             let m = musicnn::Musicnn::from_bytes(entry.weights()?, entry.name)?;
             Case {
                 x: Tensor::randn(0f32, 1.0, (b, musicnn::PATCH_FRAMES, musicnn::N_MELS), &dev)?,
-                forward: Box::new(move |x, _| {
-                    candle_nn::ops::sigmoid(&m.forward(x).map_err(err)?)
-                }),
+                forward: Box::new(move |x, _| candle_nn::ops::sigmoid(&m.forward(x).map_err(err)?)),
                 vars: Vec::new(),
+                eval: None,
             }
         }
         other => return Err(format!("unknown model {other}").into()),
@@ -197,7 +213,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in &models {
         let c = case(name, batch)?;
         let fwd = time(reps, || {
-            (c.forward)(&c.x, false).unwrap();
+            match &c.eval {
+                Some(f) => f(&c.x, false),
+                None => (c.forward)(&c.x, false),
+            }
+            .unwrap();
         });
         let mut rec = serde_json::json!({ "forward_s": fwd });
         let mut msg = format!("{name}: forward {fwd:.3} s");

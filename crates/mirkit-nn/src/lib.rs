@@ -31,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bandconv;
 pub mod batchnorm;
 pub mod blocks;
 pub mod conv;
