@@ -28,6 +28,7 @@ use crate::weights::{check_layout, tags_from_meta, Header};
 use candle_core::{DType, Device, Tensor, D};
 use mirkit_dsp::{FeatureConfig, FeatureExtractor};
 use mirkit_nn::bandconv::BandConv;
+use mirkit_nn::fused::{Act, ConvSpec, Epilogue};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -108,6 +109,8 @@ impl Bn {
 /// (possibly asymmetric, TensorFlow "same") zero padding, then ReLU.
 struct Conv {
     w: Tensor,
+    /// The bias as `(O,)`, for the fused block.
+    b_flat: Tensor,
     /// For a time-only (`kh × 1`) kernel, the same kernel as `(O, 1, 1, kh)` for
     /// [`Conv::max_min_bands`].
     w_bands: Option<Tensor>,
@@ -121,7 +124,8 @@ impl Conv {
         let k = &map[&format!("{name}/kernel")];
         let (kh, kw) = (k.dim(0)?, k.dim(1)?);
         let w = k.permute((3, 2, 0, 1))?.contiguous()?;
-        let b = map[&format!("{name}/bias")].reshape((1, (), 1, 1))?;
+        let b_flat = map[&format!("{name}/bias")].clone();
+        let b = b_flat.reshape((1, (), 1, 1))?;
         // TensorFlow "same", stride 1: total k - 1, the extra one after
         let pad = if same {
             ((kh - 1) / 2, kh / 2, (kw - 1) / 2, kw / 2)
@@ -133,9 +137,32 @@ impl Conv {
         } else {
             None
         };
-        Ok(Self { w, w_bands, b, pad })
+        Ok(Self {
+            w,
+            b_flat,
+            w_bands,
+            b,
+            pad,
+        })
     }
+    /// `relu(conv + bias)`; a symmetrically padded one (VGG's 3×3 "same") runs as one
+    /// fused tile pass ([`mirkit_nn::fused`]: im2col tile → product → bias → ReLU in
+    /// cache) instead of a padded copy, the product, and two element-wise passes.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (t, bo, l, r) = self.pad;
+        if t == bo && l == r {
+            let spec = ConvSpec {
+                weight: &self.w,
+                bias: Some(&self.b_flat),
+                stride: 1,
+                padding: (t, l),
+            };
+            let epi = Epilogue {
+                act: Act::Relu,
+                ..Epilogue::default()
+            };
+            return Ok(mirkit_nn::fused::conv_block(x, spec, epi, false)?);
+        }
         self.activate(&self.conv_raw(x)?)
     }
     /// The padded convolution without bias and ReLU.
