@@ -1,6 +1,7 @@
 //! Criterion benches of the network hot paths: mirkit-nn's convolutions (forward and
 //! forward + backward, against Candle's own), the fused blocks of issue #14 against the
-//! composed ops they replace, and one window of the two default-class pretrained
+//! composed ops they replace, Musicnn's vertical filters by band-axis DFT against the
+//! im2col block, and one window of the two default-class pretrained
 //! taggers. `cargo bench --bench models`.
 //! (Whole-model times against PyTorch: `python3 tools/bench_models.py`; end-to-end
 //! tagging against the original pipelines: `python3 tools/bench_tag.py`.)
@@ -106,6 +107,45 @@ fn benches(c: &mut Criterion) {
             let y = batchnorm::batch_norm_train(&av, &bn, Act::Relu).unwrap();
             y.sum_all().unwrap().backward().unwrap()
         })
+    });
+    g.finish();
+
+    // Musicnn's 67-band × 7-frame vertical filter (204 of them) over one 3 s window at
+    // batch 4, reduced to the max over bands: the band-axis DFT (`bandconv`, what frozen
+    // models run) against the im2col block with the max over all rows fused in
+    let mut g = c.benchmark_group("bandconv");
+    g.sample_size(10);
+    let k = Tensor::randn(0f32, 0.1, (204, 1, 67, 7), &dev).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (4, 1, 96, 188), &dev).unwrap();
+    let band = mirkit::nn::bandconv::BandConv::new(
+        &k.permute((0, 1, 3, 2)).unwrap().contiguous().unwrap(),
+        96,
+    )
+    .unwrap();
+    g.bench_function("vertical_67x7_max_over_bands_dft", |b| {
+        b.iter(|| {
+            let xt = x
+                .transpose(2, 3)
+                .unwrap()
+                .pad_with_zeros(2, 3, 3)
+                .unwrap()
+                .contiguous()
+                .unwrap();
+            band.max_min(&xt).unwrap()
+        })
+    });
+    let vspec = ConvSpec {
+        weight: &k,
+        bias: None,
+        stride: 1,
+        padding: (0, 3),
+    };
+    let vepi = Epilogue {
+        pool: (30, 1),
+        ..Epilogue::default()
+    };
+    g.bench_function("vertical_67x7_max_over_bands_im2col", |b| {
+        b.iter(|| fused::conv_block_eval(&x, vspec, vepi).unwrap())
     });
     g.finish();
 
