@@ -77,10 +77,11 @@ def build(name):
     if name in INFERENCE_ONLY:
         import musicnn_torch
         model = name.replace("_", "-")
-        d = musicnn_torch.check(model)
+        m = musicnn_torch.load(model)
+        d = musicnn_torch.check(model, m)
         if d > 1e-4:
             raise SystemExit(f"the PyTorch port of {model} differs from TensorFlow by {d:.2e}")
-        return musicnn_torch.load(model), (187, 96)
+        return m, (187, 96)
     raise SystemExit(f"unknown model {name}")
 
 

@@ -144,14 +144,14 @@ def load(model):
     return m.eval()
 
 
-def check(model):
-    """Largest |sigmoid difference| of the port against musicnn's TensorFlow outputs on the
-    fixture patches (tests/fixtures/musicnn)."""
+def check(model, m=None):
+    """Largest |sigmoid difference| of the port `m` (loaded here if not given) against
+    musicnn's TensorFlow outputs on the fixture patches (tests/fixtures/musicnn)."""
     fx = os.path.join(ROOT, "tests", "fixtures", "musicnn")
     x = torch.from_numpy(np.load(os.path.join(fx, "brahms_patches.npy")))
     want = np.load(os.path.join(fx, f"{model}_brahms.npy"))
     with torch.no_grad():
-        got = torch.sigmoid(load(model)(x)).numpy()
+        got = torch.sigmoid((m or load(model))(x)).numpy()
     return float(np.abs(got - want).max())
 
 

@@ -103,11 +103,6 @@ impl ConvBn {
             // differentiable: Candle's max keeps its gradient rule (ties share)
             return Ok(self.forward_pool(x, train, false)?.max_keepdim(2)?);
         }
-        if max_over_rows {
-            if let Some(y) = self.band_max(x)? {
-                return Ok(y);
-            }
-        }
         Ok(match (&self.conv2, &self.conv1) {
             (Some(c), _) => {
                 let spec = ConvSpec {
@@ -127,13 +122,31 @@ impl ConvBn {
         })
     }
 
+    /// A vertical filter's block with the max over frequency, `(B, C, 1, T)`: the band
+    /// path ([`Self::band_max`]) in eval mode where it applies, else
+    /// [`Self::forward_pool`]. `bands` caches the frames × bands input between the
+    /// filters of one forward (keyed by the time padding).
+    fn vertical_max(
+        &self,
+        x: &Tensor,
+        train: bool,
+        bands: &mut Option<(usize, Tensor)>,
+    ) -> Result<Tensor> {
+        if !train && fused::fused_eval() {
+            if let Some(y) = self.band_max(x, bands)? {
+                return Ok(y);
+            }
+        }
+        self.forward_pool(x, train, true)
+    }
+
     /// Eval mode, a vertical filter of a frozen model on a CPU f32 input `(B, 1, 96, T)`:
     /// the convolution's max and min over frequency from [`BandConv`], then bias → batch
     /// norm → ReLU on both and the larger kept — every step is a per-channel monotone map
     /// (the batch-norm scale may be negative), so that is the max over frequency of the
     /// block's output. `(B, C, 1, T)`, or `None` where the input or the filter does not
     /// fit (the caller then runs the im2col block).
-    fn band_max(&self, x: &Tensor) -> Result<Option<Tensor>> {
+    fn band_max(&self, x: &Tensor, bands: &mut Option<(usize, Tensor)>) -> Result<Option<Tensor>> {
         let (Some(band), Some(c)) = (&self.band, &self.conv2) else {
             return Ok(None);
         };
@@ -145,12 +158,18 @@ impl ConvBn {
         if !fits {
             return Ok(None);
         }
-        // frames × bands, padded in time as the convolution pads it
-        let xt = x
-            .transpose(2, 3)?
-            .pad_with_zeros(2, self.pad_w, self.pad_w)?
-            .contiguous()?;
-        let (mx, mn) = band.max_min(&xt)?; // (B, C, T, 1)
+        // frames × bands, padded in time as the convolution pads it (once per padding)
+        let xt = match bands {
+            Some((pad, t)) if *pad == self.pad_w => t,
+            _ => {
+                let t = x
+                    .transpose(2, 3)?
+                    .pad_with_zeros(2, self.pad_w, self.pad_w)?
+                    .contiguous()?;
+                &bands.insert((self.pad_w, t)).1
+            }
+        };
+        let (mx, mn) = band.max_min(xt)?; // (B, C, T, 1)
         let f = |t: Tensor| -> Result<Tensor> {
             let t = match &c.bias {
                 Some(b) => t.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
@@ -173,35 +192,32 @@ struct MusicnnBody {
 
 impl MusicnnBody {
     /// Named intermediate features, each mean-pooled over time: front end (561), back-end
-    /// layers 1–3, and the dense embedding.
+    /// layers 1–3, and the dense embedding (from the same pass, not a second forward).
     fn layers(&self, x: &Tensor) -> Result<Vec<(String, Tensor)>> {
-        let mut outs = Vec::new();
-        for v in &self.vertical {
-            outs.push(v.forward_pool(x, false, true)?.squeeze(2)?);
-        }
-        let avg = x.mean_keepdim(2)?.squeeze(2)?;
-        for h in &self.horizontal {
-            outs.push(h.forward(&avg, false)?);
-        }
-        let front = Tensor::cat(&outs, 1)?;
-        let r1 = self.back[0].forward(&front, false)?;
-        let r2 = (self.back[1].forward(&r1, false)? + &r1)?;
-        let r3 = (self.back[2].forward(&r2, false)? + &r2)?;
-        let mut v = vec![
+        let [front, r1, r2, r3] = self.trunk(x, false)?;
+        let embedding = self.embed(&front, &r1, &r2, &r3, false)?;
+        Ok(vec![
             ("front".to_string(), front.mean(2)?),
             ("layer1".to_string(), r1.mean(2)?),
             ("layer2".to_string(), r2.mean(2)?),
             ("layer3".to_string(), r3.mean(2)?),
-        ];
-        v.push(("embedding".to_string(), self.forward(x, false)?));
-        Ok(v)
+            ("embedding".to_string(), embedding),
+        ])
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let [front, r1, r2, r3] = self.trunk(x, train)?;
+        self.embed(&front, &r1, &r2, &r3, train)
+    }
+
+    /// The front end `(B, 561, T)` and the three back-end layers `(B, C, T)`.
+    fn trunk(&self, x: &Tensor, train: bool) -> Result<[Tensor; 4]> {
         let mut outs = Vec::new();
+        // eval mode: a frozen model's vertical filters share one frames × bands copy
+        let mut bands = None;
         for v in &self.vertical {
             // (B, C, F', T) -> max over frequency (B, C, T)
-            outs.push(v.forward_pool(x, train, true)?.squeeze(2)?);
+            outs.push(v.vertical_max(x, train, &mut bands)?.squeeze(2)?);
         }
         let avg = x.mean_keepdim(2)?.squeeze(2)?; // (B, 1, T)
         for h in &self.horizontal {
@@ -211,7 +227,20 @@ impl MusicnnBody {
         let r1 = self.back[0].forward(&front, train)?;
         let r2 = (self.back[1].forward(&r1, train)? + &r1)?;
         let r3 = (self.back[2].forward(&r2, train)? + &r2)?;
-        let all = Tensor::cat(&[&front, &r1, &r2, &r3], 1)?;
+        Ok([front, r1, r2, r3])
+    }
+
+    /// The dense embedding from the trunk: max and mean over time of every layer, dense,
+    /// batch norm, ReLU.
+    fn embed(
+        &self,
+        front: &Tensor,
+        r1: &Tensor,
+        r2: &Tensor,
+        r3: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let all = Tensor::cat(&[front, r1, r2, r3], 1)?;
         let pooled = Tensor::cat(&[all.max(2)?, all.mean(2)?], 1)?;
         Ok(self
             .bn
@@ -295,7 +324,7 @@ fn layout(arch: Arch, n_class: usize, musicnn: (usize, usize)) -> Layout {
     };
     let mut names: Vec<(String, Vec<usize>)> = vec![
         ("spec.spectrogram.window".into(), vec![512]),
-        ("spec.mel_scale.fb".into(), vec![257, 96]),
+        ("spec.mel_scale.fb".into(), vec![257, N_MELS]),
     ];
     bn_names(&mut names, "spec_bn", 1);
     if arch == Arch::Musicnn {
@@ -631,7 +660,10 @@ impl Won2020 {
         } else {
             None
         };
-        let fb_t = vb.get((257, 96), "spec.mel_scale.fb")?.t()?.contiguous()?;
+        let fb_t = vb
+            .get((257, N_MELS), "spec.mel_scale.fb")?
+            .t()?
+            .contiguous()?;
         let spec_bn = candle_nn::batch_norm(1, bn_cfg, vb.pp("spec_bn"))?;
         let mut cfg = FeatureConfig::won2020();
         cfg.mel = None;
@@ -867,7 +899,15 @@ mod tests {
     fn frozen_vertical_filters_equal_the_im2col_block() {
         let x = Tensor::randn(0f32, 1.0, (2, 1, N_MELS, 41), &Device::Cpu).unwrap();
         let (fast, slow) = (vertical(5, true), vertical(5, false));
-        let got = fast.forward_pool(&x, false, true).unwrap();
+        let mut bands = None;
+        let got = fast.vertical_max(&x, false, &mut bands).unwrap();
+        // a second filter of the same forward reuses the cached frames × bands input
+        assert!(bands.is_some());
+        let again = fast.vertical_max(&x, false, &mut bands).unwrap();
+        assert_eq!(
+            again.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            got.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
         let want = slow.forward_pool(&x, false, true).unwrap();
         let composed = {
             let _g = fused::DifferentiableEval::new();
@@ -893,7 +933,7 @@ mod tests {
         // block (the same result as the trainable model)
         let x80 = Tensor::randn(0f32, 1.0, (1, 1, 80, 20), &Device::Cpu).unwrap();
         let run = |m: &ConvBn| -> Vec<f32> {
-            let y = m.forward_pool(&x80, false, true).unwrap();
+            let y = m.vertical_max(&x80, false, &mut None).unwrap();
             y.flatten_all().unwrap().to_vec1().unwrap()
         };
         assert_eq!(run(&fast), run(&slow));
