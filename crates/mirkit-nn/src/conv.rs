@@ -164,6 +164,72 @@ pub(crate) fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
 }
 
+/// Asserts that `got`, a convolution of `x` `(N, C, L)` / `(N, C, H, W)` by `w` with
+/// `stride` and zero padding `(rows, columns)`, is within f32's rounding bound of the
+/// exact result: per output, `|got − y| ≤ γ · Σ|x·w|` with `γ = 2·K·2⁻²⁴` for the `K`
+/// products summed (the standard bound for a dot product, doubled for the sum's
+/// splitting into blocks), the exact `y` and `Σ|x·w|` in f64.
+#[cfg(test)]
+pub(crate) fn assert_conv_rounding(
+    got: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    pad: (usize, usize),
+    what: &str,
+) {
+    let (xs, ws) = (x.dims().to_vec(), w.dims().to_vec());
+    let four = |d: &[usize]| -> [usize; 4] {
+        if d.len() == 3 {
+            [d[0], d[1], 1, d[2]]
+        } else {
+            [d[0], d[1], d[2], d[3]]
+        }
+    };
+    let ([n, c, h, wd], [o, _, kh, kw]) = (four(&xs), four(&ws));
+    let (ph, pw) = if xs.len() == 3 { (0, pad.1) } else { pad };
+    let (oh, ow) = (
+        (h + 2 * ph - kh) / stride + 1,
+        (wd + 2 * pw - kw) / stride + 1,
+    );
+    let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+    let wv: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+    let gv: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(gv.len(), n * o * oh * ow, "{what}: output size");
+    let gamma = 2.0 * (c * kh * kw) as f64 * f64::powi(2.0, -24);
+    for i in 0..n {
+        for oc in 0..o {
+            for r in 0..oh {
+                for q in 0..ow {
+                    let (mut y, mut mag) = (0f64, 0f64);
+                    for ch in 0..c {
+                        for a in 0..kh {
+                            for b in 0..kw {
+                                let (iy, ix) = (r * stride + a, q * stride + b);
+                                if iy < ph || ix < pw || iy - ph >= h || ix - pw >= wd {
+                                    continue;
+                                }
+                                let xe = xv[((i * c + ch) * h + iy - ph) * wd + ix - pw] as f64;
+                                let we = wv[((oc * c + ch) * kh + a) * kw + b] as f64;
+                                y += xe * we;
+                                mag += (xe * we).abs();
+                            }
+                        }
+                    }
+                    let at = ((i * o + oc) * oh + r) * ow + q;
+                    let e = (gv[at] as f64 - y).abs();
+                    assert!(
+                        e <= gamma * mag + 1e-30,
+                        "{what}: output {at}: {} vs exact {y} (bound {})",
+                        gv[at],
+                        gamma * mag
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Checks the gradients of `sum(conv(x, w) · g)` with respect to `x` and `w` (every
 /// `step`-th value) against central differences. The sum is linear in each argument, so
 /// the difference quotient is exact up to f32 rounding. `what` names the case.

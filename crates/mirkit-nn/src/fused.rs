@@ -812,22 +812,27 @@ pub(crate) fn run_split(
         |(cols, prod, best), t| {
             let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
             let m = tr * tw;
-            cols.clear();
-            cols.resize(k * m, 0f32);
-            im2col_tile(
-                &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w],
-                g,
-                &t,
-                cols,
-            );
+            let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
             prod.clear();
             prod.resize(total_o * m, 0f32);
-            let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
-            let mut rest: &mut [f32] = prod;
-            for (a, &(_, _, o)) in kernels.iter().zip(parts) {
-                let (part, tail) = rest.split_at_mut(o * m);
-                crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
-                rest = tail;
+            if by_taps(g) {
+                let mut rest: &mut [f32] = prod;
+                for &(kernel, _, o) in parts {
+                    let (part, tail) = rest.split_at_mut(o * m);
+                    tap_products(xi, g, &t, kernel, o, part, gemm_threads);
+                    rest = tail;
+                }
+            } else {
+                cols.clear();
+                cols.resize(k * m, 0f32);
+                im2col_tile(xi, g, &t, cols);
+                let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
+                let mut rest: &mut [f32] = prod;
+                for (a, &(_, _, o)) in kernels.iter().zip(parts) {
+                    let (part, tail) = rest.split_at_mut(o * m);
+                    crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
+                    rest = tail;
+                }
             }
             let (p0, p1) = g.pool;
             let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
@@ -893,6 +898,56 @@ pub(crate) fn run_split(
     outs
 }
 
+/// Channels from which a 1-D convolution runs as one product per kernel tap instead of
+/// through an im2col copy: each tap's `(O, C)` slice of the kernel times a strided view
+/// of the input, `K = C` per product (below this the products are too thin).
+const TAP_MIN_CHANNELS: usize = 32;
+
+/// Whether [`tap_products`] does this geometry's convolution (1-D, enough channels).
+pub(crate) fn by_taps(g: &Geo) -> bool {
+    g.h == 1 && g.kh == 1 && g.c >= TAP_MIN_CHANNELS
+}
+
+/// Output columns `q` in the tile's `c0..c1` whose input column `q·s + j − pw` lies
+/// inside the input, for kernel column `j`: `lo..hi` (empty when `lo ≥ hi`).
+pub(crate) fn valid_cols(g: &Geo, t: &Tile, j: usize) -> (usize, usize) {
+    let s = g.stride;
+    let lo = g.pw.saturating_sub(j).div_ceil(s);
+    let hi = if g.w + g.pw > j {
+        (g.w + g.pw - j).div_ceil(s)
+    } else {
+        0
+    };
+    (lo.clamp(t.c0, t.c1), hi.clamp(t.c0, t.c1))
+}
+
+/// A 1-D tile's convolution without im2col ([`by_taps`] geometries): for each kernel
+/// tap `j`, `prod[:, q] += W[:, :, j] · x[:, q·s + j − pw]` over the tile's valid columns,
+/// the input read in place as a `(C, columns)` view with column stride `s`. `kernel` is
+/// `(o, C·KW)` row-major; `prod` `(o, tile columns)` starts zeroed. The same sums as the
+/// im2col product, grouped by tap.
+pub(crate) fn tap_products(
+    xi: &[f32],
+    g: &Geo,
+    t: &Tile,
+    kernel: &[f32],
+    o: usize,
+    prod: &mut [f32],
+    threads: usize,
+) {
+    use crate::kernels::{gemm_into_strided, MatRef};
+    let (k, s, m) = (g.k(), g.stride, t.c1 - t.c0);
+    for j in 0..g.kw {
+        let (lo, hi) = valid_cols(g, t, j);
+        if lo >= hi {
+            continue;
+        }
+        let a = MatRef::new(&kernel[j..], o, g.c, k, g.kw).expect("kernel tap (O, C)");
+        let b = MatRef::new(&xi[lo * s + j - g.pw..], g.c, hi - lo, g.w, s).expect("input view");
+        gemm_into_strided(a, b, &mut prod[lo - t.c0..], (m, 1), true, threads);
+    }
+}
+
 /// The im2col rows of one tile: row `(c, i, j)`, column `(r, q)` holds the input at
 /// `(c, r·s + i − ph, q·s + j − pw)` (zero outside), for the tile's output rows and
 /// columns.
@@ -900,16 +955,7 @@ pub(crate) fn im2col_tile(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32]) {
     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
     let m = tr * tw;
     let s = g.stride;
-    // output columns q in c0..c1 whose input column q·s + j − pw lies inside the input
-    let valid = |j: usize| -> (usize, usize) {
-        let lo = g.pw.saturating_sub(j).div_ceil(s);
-        let hi = if g.w + g.pw > j {
-            (g.w + g.pw - j).div_ceil(s)
-        } else {
-            0
-        };
-        (lo.clamp(t.c0, t.c1), hi.clamp(t.c0, t.c1))
-    };
+    let valid = |j: usize| valid_cols(g, t, j);
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
@@ -983,6 +1029,9 @@ mod tests {
             (3, 4, 7, 50, 2, 3, 2, true, true, Act::Elu(0.5)),
             // long enough for several tiles per item
             (64, 32, 3, 9000, 1, 1, 3, true, true, Act::Relu),
+            // tap products (≥ 32 channels): stride, padding, the 1-D CNN's pool 4
+            (48, 6, 5, 97, 2, 2, 2, true, true, Act::Relu),
+            (128, 32, 8, 94, 1, 0, 4, true, false, Act::Relu),
         ];
         for (c, o, k, l, stride, pad, pool, bias, bn, act) in cases {
             for n in [1, 3] {

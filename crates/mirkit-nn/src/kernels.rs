@@ -68,19 +68,45 @@ pub fn gemm_into(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool) 
 /// # Panics
 /// As [`gemm_into`].
 pub fn gemm_into_on(a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32], accumulate: bool, threads: usize) {
+    assert_eq!(c.len(), a.rows * b.cols, "output length");
+    gemm_into_strided(a, b, c, (b.cols, 1), accumulate, threads);
+}
+
+/// [`gemm_into_on`] into a strided view of `c`: element `(i, j)` of the product goes to
+/// `c[i·rs + j·cs]` for `(rs, cs) = c_strides` (a block of columns of a wider matrix, a
+/// transposed layout, every `cs`-th element of rows); other elements are left alone.
+///
+/// # Panics
+/// If the inner dimensions differ, two elements of the view would coincide (`cs = 0`,
+/// or `rs < cols·cs` for more than one row), or `c` is too short.
+pub fn gemm_into_strided(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    c_strides: (usize, usize),
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (rs, cs) = c_strides;
     assert_eq!(b.rows, k, "inner dimensions");
-    assert_eq!(c.len(), m * n, "output length");
+    // distinct elements: each row's elements (cs ≥ 1 apart) end before the next row
+    // starts, or each column's before the next column starts
+    let row_wise = (cs >= 1 || n == 1) && (m == 1 || rs > (n - 1) * cs);
+    let column_wise = (rs >= 1 || m == 1) && (n == 1 || cs > (m - 1) * rs);
+    assert!(row_wise || column_wise, "output strides");
+    assert!(c.len() > (m - 1) * rs + (n - 1) * cs, "output length");
     // SAFETY: `MatRef::new` checked that every element of both views lies inside its
-    // slice; `c` holds exactly `m·n` elements, written with row stride `n`.
+    // slice (and that no side is 0); the last element written, `(m−1)·rs + (n−1)·cs`,
+    // is inside `c`, and the strides make every written element distinct.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            cs as isize,
+            rs as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,
@@ -197,6 +223,32 @@ mod tests {
         pool.install(|| gemm_into_on(a, b, &mut four, false, 4));
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&four), bits(&one));
+    }
+
+    /// A product into a block of columns of a wider matrix writes that block (the naive
+    /// product, accumulated or not) and leaves the other columns alone.
+    #[test]
+    fn strided_destination_writes_its_block_only() {
+        let mut rng = mirkit_core::Rng::new(6);
+        let v: Vec<f32> = (0..2000).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        let a = MatRef::row_major(&v[..9 * 13], 9, 13).unwrap();
+        let b = MatRef::new(&v[500..], 13, 7, 40, 2).unwrap();
+        let want = naive(&a, &b);
+        let (rs, at) = (20, 5);
+        let mut c = vec![0.5f32; at + 8 * rs + 7 + 3];
+        gemm_into_strided(a, b, &mut c[at..], (rs, 1), true, 1);
+        for (idx, &got) in c.iter().enumerate() {
+            let (i, j) = ((idx.wrapping_sub(at)) / rs, (idx.wrapping_sub(at)) % rs);
+            let expect = if idx >= at && i < 9 && j < 7 {
+                0.5 + want[i * 7 + j] as f64
+            } else {
+                0.5
+            };
+            assert!(
+                (got as f64 - expect).abs() < 1e-5,
+                "{idx}: {got} vs {expect}"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! the statistics and the argmax. The backward routes the output gradient through the
 //! argmax, multiplies by the activation's derivative (recomputed from `z`), applies batch
 //! norm's gradient ([`crate::batchnorm`]'s formula), sums the bias gradient and hands
-//! `dz` to the tiled convolution backward of [`crate::convop`].
+//! `dz` to the tiled convolution backward of [`crate::convop`]. A block without a batch
+//! norm (the 1-D CNN's) is the same op over `(x, w, bias)`. An input that is data (no
+//! variable behind it: a network's first layer) gets no input gradient, which would
+//! cost as much as the kernel's.
 //!
 //! [`residual_train`] does the same for the end of a residual block,
 //! `maxpool(relu(x + out · se))` over `(x, out, se)`: one node instead of four (multiply,
@@ -52,6 +55,8 @@ struct BlockOp {
     /// Pooled output rows and columns.
     out_hw: (usize, usize),
     one_d: bool,
+    /// With a batch norm (parameters bias, γ, β) or without (bias only).
+    bn: bool,
     eps: f64,
     act: Act,
     saved: Arc<Mutex<Saved>>,
@@ -61,34 +66,11 @@ impl BlockOp {
     fn plane(&self) -> usize {
         self.g.poh * self.g.pow
     }
-}
 
-impl CustomOp3 for BlockOp {
-    fn name(&self) -> &'static str {
-        "mirkit-conv-block-train"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w, p) = (
-            contiguous_f32(s1, l1, "input")?,
-            contiguous_f32(s2, l2, "kernel")?,
-            contiguous_f32(s3, l3, "parameters")?,
-        );
-        let (g, o) = (&self.g, self.g.o);
-        if p.len() != 3 * o {
-            candle_core::bail!("conv block: {} parameters for {o} channels", p.len())
-        }
-        let (bias, gamma, beta) = (&p[..o], &p[o..2 * o], &p[2 * o..]);
-        let z = run(x, w, self.n, g, &Steps::bias_only(bias.to_vec()));
-        let plane = self.plane();
+    /// Per-channel batch mean, biased variance and `1/√(var + ε)` of the convolution
+    /// output `z` `(N, O, plane)`, accumulated in f64.
+    fn batch_stats(&self, z: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (o, plane) = (self.g.o, self.plane());
         let m = (self.n * plane) as f64;
         let sums = |f: &(dyn Fn(usize, f32) -> f64 + Sync)| -> Vec<f64> {
             (0..o)
@@ -112,26 +94,78 @@ impl CustomOp3 for BlockOp {
         .map(|s| s / m)
         .collect();
         let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        (mean, var, inv_std)
+    }
+}
+
+impl CustomOp3 for BlockOp {
+    fn name(&self) -> &'static str {
+        "mirkit-conv-block-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w, p) = (
+            contiguous_f32(s1, l1, "input")?,
+            contiguous_f32(s2, l2, "kernel")?,
+            contiguous_f32(s3, l3, "parameters")?,
+        );
+        let (g, o) = (&self.g, self.g.o);
+        let per_channel = if self.bn { 3 } else { 1 };
+        if p.len() != per_channel * o {
+            candle_core::bail!("conv block: {} parameters for {o} channels", p.len())
+        }
+        let bias = &p[..o];
+        let z = run(x, w, self.n, g, &Steps::bias_only(bias.to_vec()));
+        let plane = self.plane();
         let (ph, pw) = self.pool;
         let (oh, ow) = self.out_hw;
         let pooled = (ph, pw) != (1, 1);
         let mut y = vec![0f32; self.n * o * oh * ow];
         let mut argmax = vec![0usize; if pooled { y.len() } else { 0 }];
         let width = g.pow;
+        // per channel `u = z · scale + shift` before the activation: the batch norm's,
+        // or the identity without one (then `u = z` exactly, as the composed ops have it)
+        let (mut mean, mut var, mut inv_std) = (Vec::new(), Vec::new(), Vec::new());
+        let mut affine = Vec::new();
+        if self.bn {
+            let (gamma, beta) = (&p[o..2 * o], &p[2 * o..]);
+            (mean, var, inv_std) = self.batch_stats(&z);
+            affine = (0..o)
+                .map(|ch| {
+                    let scale = (gamma[ch] as f64 * inv_std[ch]) as f32;
+                    let shift =
+                        (beta[ch] as f64 - mean[ch] * gamma[ch] as f64 * inv_std[ch]) as f32;
+                    (scale, shift)
+                })
+                .collect();
+        }
         let body = |pi: usize, yo: &mut [f32], ao: Option<&mut [usize]>| {
-            let ch = pi % o;
-            let scale = (gamma[ch] as f64 * inv_std[ch]) as f32;
-            let shift = (beta[ch] as f64 - mean[ch] * gamma[ch] as f64 * inv_std[ch]) as f32;
             let base = pi * plane;
             let zp = &z[base..base + plane];
-            let f = |i: usize| self.act.apply(zp[i] * scale + shift);
-            match ao {
-                None => {
-                    for (i, v) in yo.iter_mut().enumerate() {
-                        *v = f(i);
+            let act = self.act;
+            match affine.get(pi % o).copied() {
+                Some((scale, shift)) => {
+                    let f = |i: usize| act.apply(zp[i] * scale + shift);
+                    match ao {
+                        None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
+                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), base, yo, ao),
                     }
                 }
-                Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), base, yo, ao),
+                None => {
+                    let f = |i: usize| act.apply(zp[i]);
+                    match ao {
+                        None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
+                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), base, yo, ao),
+                    }
+                }
             }
         };
         let chunk = (oh * ow).max(1);
@@ -169,11 +203,7 @@ impl CustomOp3 for BlockOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let saved = self.saved.lock().expect("saved lock");
-        let (g, o) = (&self.g, self.g.o);
-        let plane = self.plane();
         let gout: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-        let pv: Vec<f32> = params.flatten_all()?.to_vec1()?;
-        let (gamma, beta) = (&pv[o..2 * o], &pv[2 * o..]);
         // output gradient before pooling
         let dy: Vec<f32> = if saved.argmax.is_empty() {
             gout
@@ -184,9 +214,60 @@ impl CustomOp3 for BlockOp {
             }
             d
         };
+        // the convolution output's gradient and the parameters' (bias[, γ, β])
+        let (dz, dp) = if self.bn {
+            let pv: Vec<f32> = params.flatten_all()?.to_vec1()?;
+            self.bn_backward(&saved, &dy, &pv)
+        } else {
+            self.act_backward(&saved, dy)
+        };
+        drop(saved);
+        let need_dx = x.track_op();
+        // the stored input and kernel, read in place (no copies)
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let xv = contiguous_f32(crate::convop::cpu(&xs)?, xl, "input")?;
+        let wv = contiguous_f32(crate::convop::cpu(&ws)?, wl, "kernel")?;
+        let (dx, dw) = crate::convop::backward(xv, wv, &dz, self.n, &self.g, need_dx);
+        drop((xs, ws));
+        Ok((
+            need_dx
+                .then(|| Tensor::from_vec(dx, x.shape(), x.device()))
+                .transpose()?,
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+            Some(Tensor::from_vec(dp, params.shape(), params.device())?),
+        ))
+    }
+}
+
+impl BlockOp {
+    /// Without a batch norm: `dz = dy · act'(z)` and the bias gradient `Σ dz` per
+    /// channel.
+    fn act_backward(&self, saved: &Saved, mut dz: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+        let (o, plane, act, z) = (self.g.o, self.plane(), self.act, &saved.z);
+        let dbp: Vec<f64> = dz
+            .par_chunks_mut(plane.max(1))
+            .enumerate()
+            .map(|(pi, d)| {
+                let zp = &z[pi * plane..][..plane];
+                let mut acc = 0.0;
+                for (v, &u) in d.iter_mut().zip(zp) {
+                    *v *= act.derivative(u) as f32;
+                    acc += *v as f64;
+                }
+                acc
+            })
+            .collect();
+        (dz, per_channel_sum(&dbp, o))
+    }
+
+    /// With the batch norm (batch statistics): `dz` from `dy` through the activation and
+    /// the normalisation ([`crate::batchnorm`]'s formula), and the gradients of the
+    /// bias, γ and β, in that order.
+    fn bn_backward(&self, saved: &Saved, dy: &[f32], pv: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (o, plane, act, n) = (self.g.o, self.plane(), self.act, self.n);
+        let (gamma, beta) = (&pv[o..2 * o], &pv[2 * o..]);
         let (z, mean, inv_std) = (&saved.z, &saved.mean, &saved.inv_std);
-        let act = self.act;
-        let n = self.n;
         let xhat = |i: usize, ch: usize| (z[i] as f64 - mean[ch]) * inv_std[ch];
         // pass 1: g = dy · act'(u), u = γ·x̂ + β recomputed from z, stored in place of
         // dz; per-plane partial sums Σ g and Σ g·x̂
@@ -234,40 +315,39 @@ impl CustomOp3 for BlockOp {
                 acc
             })
             .collect();
-        drop(saved);
-        let mut db = vec![0f64; o];
-        for (pi, v) in dbp.iter().enumerate() {
-            db[pi % o] += v;
-        }
-        let db: Vec<f32> = db.into_iter().map(|v| v as f32).collect();
-        let xs = x.contiguous()?;
-        let ws = w.contiguous()?;
-        let xv: Vec<f32> = xs.flatten_all()?.to_vec1()?;
-        let wv: Vec<f32> = ws.flatten_all()?.to_vec1()?;
-        let (dx, dw) = crate::convop::backward(&xv, &wv, &dz, n, g);
-        let mut dp = db;
+        let mut dp = per_channel_sum(&dbp, o);
         dp.extend(sums.iter().map(|s| s.1 as f32)); // dγ = Σ g·x̂
         dp.extend(sums.iter().map(|s| s.0 as f32)); // dβ = Σ g
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
-            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
-            Some(Tensor::from_vec(dp, params.shape(), params.device())?),
-        ))
+        (dz, dp)
     }
 }
 
+/// Per-channel totals of per-plane sums (planes in `(N, O)` order), as f32.
+fn per_channel_sum(per_plane: &[f64], o: usize) -> Vec<f32> {
+    let mut s = vec![0f64; o];
+    for (pi, v) in per_plane.iter().enumerate() {
+        s[pi % o] += v;
+    }
+    s.into_iter().map(|v| v as f32).collect()
+}
+
 /// The training-mode block `maxpool(act(bn(conv(x) + bias)))` with batch statistics as
-/// one op (module docs), updating the batch norm's running statistics as Candle does.
-/// `None` when it does not apply (no batch norm or one without affine parameters, not
-/// CPU f32, shapes that do not fit): the caller composes the block from single ops.
+/// one op (module docs), updating the batch norm's running statistics as Candle does;
+/// without a batch norm in `epi`, `maxpool(act(conv(x) + bias))` (the 1-D CNN's blocks).
+/// `None` when it does not apply (a batch norm without affine parameters, not CPU f32,
+/// shapes that do not fit): the caller composes the block from single ops.
 pub fn conv_block_train(
     x: &Tensor,
     conv: ConvSpec<'_>,
     epi: Epilogue<'_>,
 ) -> crate::error::Result<Option<Tensor>> {
-    let Some(bn) = epi.bn else { return Ok(None) };
-    let Some((gamma, beta)) = bn.weight_and_bias() else {
-        return Ok(None);
+    // the batch norm's affine parameters; a batch norm without them is composed
+    let affine = match epi.bn {
+        Some(bn) => match bn.weight_and_bias() {
+            Some(gb) => Some((bn, gb)),
+            None => return Ok(None),
+        },
+        None => None,
     };
     let w = conv.weight;
     if !x.device().is_cpu() || x.dtype() != DType::F32 || w.dtype() != DType::F32 {
@@ -304,8 +384,13 @@ pub fn conv_block_train(
     }
     let (oh, ow) = ((h + 2 * ph - kh) / s + 1, (wd + 2 * pw - kw) / s + 1);
     let out_hw = (oh / pool.0, ow / pool.1);
-    if out_hw.0 == 0 || out_hw.1 == 0 || bn.running_mean().dim(0)? != o || n * oh * ow < 2 {
+    if out_hw.0 == 0 || out_hw.1 == 0 {
         return Ok(None);
+    }
+    if let Some((bn, _)) = affine {
+        if bn.running_mean().dim(0)? != o || n * oh * ow < 2 {
+            return Ok(None);
+        }
     }
     let g = Geo {
         c,
@@ -325,7 +410,12 @@ pub fn conv_block_train(
         Some(b) => b.flatten_all()?,
         None => Tensor::zeros(o, DType::F32, x.device())?,
     };
-    let params = Tensor::cat(&[&bias, &gamma.flatten_all()?, &beta.flatten_all()?], 0)?;
+    let params = match affine {
+        Some((_, (gamma, beta))) => {
+            Tensor::cat(&[&bias, &gamma.flatten_all()?, &beta.flatten_all()?], 0)?
+        }
+        None => bias,
+    };
     let saved = Arc::new(Mutex::new(Saved::default()));
     let y = x.contiguous()?.apply_op3(
         &w.contiguous()?,
@@ -336,12 +426,13 @@ pub fn conv_block_train(
             pool,
             out_hw,
             one_d,
-            eps: bn.eps(),
+            bn: affine.is_some(),
+            eps: affine.map_or(0.0, |(bn, _)| bn.eps()),
             act: epi.act,
             saved: saved.clone(),
         },
     )?;
-    {
+    if let Some((bn, _)) = affine {
         let s = saved.lock().expect("saved lock");
         update_running(bn, &s.mean, &s.var, n * oh * ow)?;
     }
@@ -493,6 +584,104 @@ mod tests {
             }
             assert!(max_abs(bn1.running_mean(), bn2.running_mean()) < 1e-6);
             assert!(max_abs(bn1.running_var(), bn2.running_var()) < 1e-6);
+        }
+    }
+
+    /// Largest difference of two gradients relative to the reference's largest value.
+    fn rel(a: &Tensor, want: &Tensor) -> f32 {
+        let scale = want
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        max_abs(a, want) / (1.0 + scale)
+    }
+
+    /// Without a batch norm (the 1-D CNN's blocks): output and the gradients of input,
+    /// kernel and bias equal the composed ops (convolution + bias, activation, pooling),
+    /// pooled and not, ReLU and ELU.
+    #[test]
+    fn without_batch_norm_equals_composed_block() {
+        let mut rng = mirkit_core::Rng::new(43);
+        for (xs, ws, pool, act) in [
+            (&[3usize, 6, 40][..], &[4usize, 6, 8][..], 4usize, Act::Relu),
+            (&[2, 5, 33], &[3, 5, 3], 1, Act::Elu(1.0)),
+        ] {
+            let x = Var::from_tensor(&uniform(&mut rng, xs, -1.0, 1.0)).unwrap();
+            let w = Var::from_tensor(&uniform(&mut rng, ws, -0.5, 0.5)).unwrap();
+            let b = Var::from_tensor(&uniform(&mut rng, &[ws[0]], -0.3, 0.3)).unwrap();
+            let spec = ConvSpec {
+                weight: w.as_tensor(),
+                bias: Some(b.as_tensor()),
+                stride: 1,
+                padding: (0, 0),
+            };
+            let epi = Epilogue {
+                bn: None,
+                act,
+                pool: (1, pool),
+            };
+            let got = conv_block_train(&x, spec, epi).unwrap().unwrap();
+            let z = crate::conv::conv1d_gemm(&x, &w, Some(b.as_tensor()), 1, 0).unwrap();
+            let u = match act {
+                Act::Relu => z.relu().unwrap(),
+                Act::Elu(a) => z.elu(a).unwrap(),
+                Act::Identity => z,
+            };
+            let want = if pool > 1 {
+                crate::pool::max_pool1d(&u, pool, pool, 0).unwrap()
+            } else {
+                u
+            };
+            assert_eq!(got.dims(), want.dims());
+            assert!(max_abs(&got, &want) < 1e-6, "forward {xs:?}");
+            let gw = uniform(&mut rng, got.dims(), -1.0, 1.0);
+            let g1 = (&got * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (&want * &gw)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for (v, what) in [(&x, "x"), (&w, "w"), (&b, "bias")] {
+                let e = rel(g1.get(v).unwrap(), g2.get(v).unwrap());
+                assert!(e <= 2e-5, "d{what} {xs:?}: {e}");
+            }
+        }
+    }
+
+    /// A first layer (input that is data, not a function of a variable) gets no input
+    /// gradient, and its kernel gradient is the one computed with the input gradient.
+    #[test]
+    fn data_input_gets_no_gradient() {
+        let mut rng = mirkit_core::Rng::new(44);
+        let data = uniform(&mut rng, &[2, 3, 30], -1.0, 1.0);
+        let w = Var::from_tensor(&uniform(&mut rng, &[4, 3, 5], -0.5, 0.5)).unwrap();
+        let b = Var::from_tensor(&uniform(&mut rng, &[4], -0.3, 0.3)).unwrap();
+        let x = Var::from_tensor(&data).unwrap();
+        let gw = uniform(&mut rng, &[2, 4, 14], -1.0, 1.0);
+        let grads = |input: &Tensor| {
+            let spec = ConvSpec {
+                weight: w.as_tensor(),
+                bias: Some(b.as_tensor()),
+                stride: 1,
+                padding: (0, 1),
+            };
+            let epi = Epilogue {
+                bn: None,
+                act: Act::Relu,
+                pool: (1, 2),
+            };
+            let y = conv_block_train(input, spec, epi).unwrap().unwrap();
+            (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap()
+        };
+        let (g_data, g_var) = (grads(&data), grads(x.as_tensor()));
+        assert!(g_data.get(&data).is_none());
+        assert!(g_var.get(&x).is_some());
+        for v in [&w, &b] {
+            assert!(max_abs(g_data.get(v).unwrap(), g_var.get(v).unwrap()) == 0.0);
         }
     }
 }
