@@ -514,6 +514,7 @@ pub(crate) fn residual_geometry(
         || !(3..=4).contains(&x.rank())
         || pool.0 == 0
         || pool.1 == 0
+        || !crate::pool::argmax_fits(pool)
     {
         return None;
     }
@@ -603,7 +604,7 @@ pub fn residual_eval(
                 (xp[i] + o).max(0.0)
             };
             ao.resize(oh * ow, 0);
-            crate::pool::window_argmax(f, w, pool, (oh, ow), 0, yo, ao);
+            crate::pool::window_argmax(f, w, pool, (oh, ow), yo, ao);
         });
     let shape: Vec<usize> = if d.len() == 3 {
         vec![n, c, ow]

@@ -165,53 +165,97 @@ pub fn pool1d(
 /// the composed `argmax` + `gather` path copies the permuted windows and scatters into
 /// a zero tensor. `None` off the CPU or for other dtypes.
 fn max_pool_op(x: &Tensor, kernel: (usize, usize)) -> Result<Option<Tensor>> {
-    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || !argmax_fits(kernel) {
         return Ok(None);
     }
     Ok(Some(x.contiguous()?.apply_op1(MaxPoolOp {
         kernel,
-        argmax: std::sync::Mutex::new(Vec::new()),
+        argmax: std::sync::Mutex::new((Vec::new(), (0, 0))),
     })?))
+}
+
+/// Whether each position in a `(ph, pw)` window fits the one byte a recorded argmax
+/// takes ([`window_argmax`]): windows of up to 256 values (every pool of the zoo; larger
+/// ones take the composed path).
+pub(crate) fn argmax_fits((ph, pw): (usize, usize)) -> bool {
+    ph * pw <= 256
 }
 
 /// The maximum and its position in each non-overlapping `(ph, pw)` window of one
 /// plane of width `w` whose value at plane index `i` is `f(i)`: `yo[r·ow + q]` gets the
-/// maximum of window `(r, q)` and `ao[r·ow + q]` its plane index plus `base`. The first
-/// maximum wins ties, and a NaN wins (PyTorch's rule). Shared by every pooling op that
-/// records its argmax for the backward.
+/// maximum of window `(r, q)` and `ao[r·ow + q]` its offset inside the window,
+/// `i·pw + j` for row `i` and column `j` of the window — one byte per output where a
+/// flat index took eight (training keeps these until the backward; windows of at most
+/// 256 values, [`argmax_fits`]). [`window_index`] turns it back into the plane index.
+/// The first maximum wins ties, and a NaN wins (PyTorch's rule). Shared by every
+/// pooling op that records its argmax for the backward.
 pub(crate) fn window_argmax(
     f: impl Fn(usize) -> f32,
     w: usize,
     (ph, pw): (usize, usize),
     (oh, ow): (usize, usize),
-    base: usize,
     yo: &mut [f32],
-    ao: &mut [usize],
+    ao: &mut [u8],
 ) {
+    debug_assert!(argmax_fits((ph, pw)));
     for r in 0..oh {
         for q in 0..ow {
             let first = r * ph * w + q * pw;
-            let (mut best, mut at) = (f(first), first);
+            let (mut best, mut at) = (f(first), 0);
             for i in 0..ph {
                 for j in 0..pw {
-                    let k = (r * ph + i) * w + q * pw + j;
-                    let v = f(k);
+                    let v = f(first + i * w + j);
                     if v > best || (v.is_nan() && !best.is_nan()) {
                         best = v;
-                        at = k;
+                        at = i * pw + j;
                     }
                 }
             }
             yo[r * ow + q] = best;
-            ao[r * ow + q] = base + at;
+            ao[r * ow + q] = at as u8;
         }
     }
 }
 
-/// See [`max_pool_op`]; `argmax` holds the flat input index of each output.
+/// The plane index of output `o` (`r·ow + q`) of a plane of width `w` pooled by
+/// `(ph, pw)`, from its recorded window offset `at` ([`window_argmax`]).
+#[inline]
+pub(crate) fn window_index(
+    w: usize,
+    (ph, pw): (usize, usize),
+    ow: usize,
+    o: usize,
+    at: u8,
+) -> usize {
+    let (r, q) = (o / ow, o % ow);
+    let (i, j) = (at as usize / pw, at as usize % pw);
+    (r * ph + i) * w + q * pw + j
+}
+
+/// Routes the gradient `g` of pooled outputs (planes of `(oh, ow)`, in order) to the
+/// recorded maxima `arg` of input planes `(h, w)`: adds into `dx` (planes of `h·w`).
+pub(crate) fn scatter_argmax(
+    g: &[f32],
+    arg: &[u8],
+    (h, w): (usize, usize),
+    pool: (usize, usize),
+    (oh, ow): (usize, usize),
+    dx: &mut [f32],
+) {
+    let (plane_in, plane_out) = (h * w, (oh * ow).max(1));
+    for (p, (gp, ap)) in g.chunks(plane_out).zip(arg.chunks(plane_out)).enumerate() {
+        let dxp = &mut dx[p * plane_in..][..plane_in];
+        for (o, (&v, &at)) in gp.iter().zip(ap).enumerate() {
+            dxp[window_index(w, pool, ow, o, at)] += v;
+        }
+    }
+}
+
+/// See [`max_pool_op`]; `argmax` holds each output's offset in its window
+/// ([`window_argmax`]), `hw` the input planes' size.
 struct MaxPoolOp {
     kernel: (usize, usize),
-    argmax: std::sync::Mutex<Vec<usize>>,
+    argmax: std::sync::Mutex<(Vec<u8>, (usize, usize))>,
 }
 
 impl candle_core::CustomOp1 for MaxPoolOp {
@@ -239,15 +283,15 @@ impl candle_core::CustomOp1 for MaxPoolOp {
         let (oh, ow) = (h / kh, w / kw);
         let plane = oh * ow;
         let mut y = vec![0f32; n * c * plane];
-        let mut idx = vec![0usize; n * c * plane];
+        let mut idx = vec![0u8; n * c * plane];
         y.par_chunks_mut(plane.max(1))
             .zip(idx.par_chunks_mut(plane.max(1)))
             .enumerate()
             .for_each(|(p, (yo, io))| {
                 let base = p * h * w;
-                window_argmax(|i| x[base + i], w, (kh, kw), (oh, ow), base, yo, io);
+                window_argmax(|i| x[base + i], w, (kh, kw), (oh, ow), yo, io);
             });
-        *self.argmax.lock().expect("argmax lock") = idx;
+        *self.argmax.lock().expect("argmax lock") = (idx, (h, w));
         Ok((
             candle_core::CpuStorage::F32(y),
             candle_core::Shape::from((n, c, oh, ow)),
@@ -261,11 +305,11 @@ impl candle_core::CustomOp1 for MaxPoolOp {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let g: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-        let idx = self.argmax.lock().expect("argmax lock");
+        let saved = self.argmax.lock().expect("argmax lock");
+        let (idx, (h, w)) = (&saved.0, saved.1);
+        let (kh, kw) = self.kernel;
         let mut dx = vec![0f32; arg.elem_count()];
-        for (&i, &v) in idx.iter().zip(&g) {
-            dx[i] += v;
-        }
+        scatter_argmax(&g, idx, (h, w), self.kernel, (h / kh, w / kw), &mut dx);
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }

@@ -29,7 +29,7 @@
 use crate::batchnorm::update_running;
 use crate::conv2d::contiguous_f32;
 use crate::fused::{run, Act, ConvSpec, Epilogue, Geo, Steps};
-use crate::pool::window_argmax;
+use crate::pool::{argmax_fits, scatter_argmax, window_argmax, window_index};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -43,8 +43,9 @@ struct Saved {
     inv_std: Vec<f64>,
     /// Biased batch variances (running-statistics update).
     var: Vec<f64>,
-    /// Flat index into `z` of each pooled output (empty without pooling).
-    argmax: Vec<usize>,
+    /// Offset in its pooling window of each pooled output's maximum in `z`
+    /// ([`window_argmax`]; empty without pooling).
+    argmax: Vec<u8>,
 }
 
 struct BlockOp {
@@ -129,7 +130,7 @@ impl CustomOp3 for BlockOp {
         let (oh, ow) = self.out_hw;
         let pooled = (ph, pw) != (1, 1);
         let mut y = vec![0f32; self.n * o * oh * ow];
-        let mut argmax = vec![0usize; if pooled { y.len() } else { 0 }];
+        let mut argmax = vec![0u8; if pooled { y.len() } else { 0 }];
         let width = g.pow;
         // per channel `u = z · scale + shift` before the activation: the batch norm's,
         // or the identity without one (then `u = z` exactly, as the composed ops have it)
@@ -147,7 +148,7 @@ impl CustomOp3 for BlockOp {
                 })
                 .collect();
         }
-        let body = |pi: usize, yo: &mut [f32], ao: Option<&mut [usize]>| {
+        let body = |pi: usize, yo: &mut [f32], ao: Option<&mut [u8]>| {
             let base = pi * plane;
             let zp = &z[base..base + plane];
             let act = self.act;
@@ -156,14 +157,14 @@ impl CustomOp3 for BlockOp {
                     let f = |i: usize| act.apply(zp[i] * scale + shift);
                     match ao {
                         None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
-                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), base, yo, ao),
+                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), yo, ao),
                     }
                 }
                 None => {
                     let f = |i: usize| act.apply(zp[i]);
                     match ao {
                         None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
-                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), base, yo, ao),
+                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), yo, ao),
                     }
                 }
             }
@@ -202,22 +203,30 @@ impl CustomOp3 for BlockOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let saved = self.saved.lock().expect("saved lock");
+        // the saved values are used once and freed here, so the memory of the blocks
+        // already differentiated is returned while the backward goes on (PyTorch frees
+        // saved tensors the same way unless asked to retain the graph)
+        let saved = std::mem::take(&mut *self.saved.lock().expect("saved lock"));
+        if saved.z.is_empty() {
+            candle_core::bail!(
+                "conv block: a second backward pass through the same forward (its saved \
+                 values are freed by the first; run the forward again)"
+            )
+        }
         let gout: Vec<f32> = grad.flatten_all()?.to_vec1()?;
         // output gradient before pooling
         let dy: Vec<f32> = if saved.argmax.is_empty() {
             gout
         } else {
             let mut d = vec![0f32; saved.z.len()];
-            for (&i, &v) in saved.argmax.iter().zip(&gout) {
-                d[i] += v;
-            }
+            let (h, w) = (self.g.poh, self.g.pow);
+            scatter_argmax(&gout, &saved.argmax, (h, w), self.pool, self.out_hw, &mut d);
             d
         };
         // the convolution output's gradient and the parameters' (bias[, γ, β])
         let (dz, dp) = if self.bn {
             let pv: Vec<f32> = params.flatten_all()?.to_vec1()?;
-            self.bn_backward(&saved, &dy, &pv)
+            self.bn_backward(&saved, dy, &pv)
         } else {
             self.act_backward(&saved, dy)
         };
@@ -264,14 +273,13 @@ impl BlockOp {
     /// With the batch norm (batch statistics): `dz` from `dy` through the activation and
     /// the normalisation ([`crate::batchnorm`]'s formula), and the gradients of the
     /// bias, γ and β, in that order.
-    fn bn_backward(&self, saved: &Saved, dy: &[f32], pv: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    fn bn_backward(&self, saved: &Saved, mut dz: Vec<f32>, pv: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let (o, plane, act, n) = (self.g.o, self.plane(), self.act, self.n);
         let (gamma, beta) = (&pv[o..2 * o], &pv[2 * o..]);
         let (z, mean, inv_std) = (&saved.z, &saved.mean, &saved.inv_std);
         let xhat = |i: usize, ch: usize| (z[i] as f64 - mean[ch]) * inv_std[ch];
-        // pass 1: g = dy · act'(u), u = γ·x̂ + β recomputed from z, stored in place of
-        // dz; per-plane partial sums Σ g and Σ g·x̂
-        let mut dz = vec![0f32; z.len()];
+        // pass 1 (in place over `dz`, which holds dy): g = dy · act'(u), u = γ·x̂ + β
+        // recomputed from z; per-plane partial sums Σ g and Σ g·x̂
         let partial: Vec<(f64, f64)> = dz
             .par_chunks_mut(plane.max(1))
             .enumerate()
@@ -283,7 +291,7 @@ impl BlockOp {
                 for (j, v) in d.iter_mut().enumerate() {
                     let xh = xhat(base + j, ch);
                     let u = (xh * gm + bt) as f32;
-                    let g = dy[base + j] * act.derivative(u) as f32;
+                    let g = *v * act.derivative(u) as f32;
                     *v = g;
                     sg += g as f64;
                     sgx += g as f64 * xh;
@@ -379,6 +387,7 @@ pub fn conv_block_train(
         || n == 0
         || pool.0 == 0
         || pool.1 == 0
+        || !argmax_fits(pool)
     {
         return Ok(None);
     }
@@ -652,6 +661,35 @@ mod tests {
         }
     }
 
+    /// The saved values are freed by the backward (as PyTorch frees saved tensors): a
+    /// second backward through the same forward is an error naming the cause, not a
+    /// panic or a wrong gradient.
+    #[test]
+    fn second_backward_is_an_error() {
+        let mut rng = mirkit_core::Rng::new(45);
+        let x = Var::from_tensor(&uniform(&mut rng, &[2, 3, 20], -1.0, 1.0)).unwrap();
+        let w = Var::from_tensor(&uniform(&mut rng, &[4, 3, 3], -0.5, 0.5)).unwrap();
+        let spec = ConvSpec {
+            weight: w.as_tensor(),
+            bias: None,
+            stride: 1,
+            padding: (0, 0),
+        };
+        let epi = Epilogue {
+            bn: None,
+            act: Act::Relu,
+            pool: (1, 2),
+        };
+        let loss = conv_block_train(&x, spec, epi)
+            .unwrap()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        assert!(loss.backward().is_ok());
+        let e = loss.backward().unwrap_err().to_string();
+        assert!(e.contains("second backward"), "{e}");
+    }
+
     /// A first layer (input that is data, not a function of a variable) gets no input
     /// gradient, and its kernel gradient is the one computed with the input gradient.
     #[test]
@@ -695,7 +733,8 @@ struct ResidualOp {
     /// `(N, C, H, W)` (1-D: `H = 1`).
     dims: (usize, usize, usize, usize),
     pool: (usize, usize),
-    argmax: Mutex<Vec<usize>>,
+    /// Each output's offset in its window ([`window_argmax`]).
+    argmax: Mutex<Vec<u8>>,
 }
 
 impl ResidualOp {
@@ -728,7 +767,7 @@ impl CustomOp3 for ResidualOp {
         let (ph, pw) = self.pool;
         let plane = h * w;
         let mut y = vec![0f32; n * c * oh * ow];
-        let mut arg = vec![0usize; y.len()];
+        let mut arg = vec![0u8; y.len()];
         let chunk = (oh * ow).max(1);
         y.par_chunks_mut(chunk)
             .zip(arg.par_chunks_mut(chunk))
@@ -738,7 +777,7 @@ impl CustomOp3 for ResidualOp {
                 let base = p * plane;
                 // the composed ops' order: out · s, then x + ·, then max(·, 0)
                 let f = |i: usize| (x[base + i] + out[base + i] * s).max(0.0);
-                window_argmax(f, w, (ph, pw), (oh, ow), base, yo, ao);
+                window_argmax(f, w, (ph, pw), (oh, ow), yo, ao);
             });
         *self.argmax.lock().expect("argmax lock") = arg;
         let shape = if h == 1 && l1.dims().len() == 3 {
@@ -760,16 +799,24 @@ impl CustomOp3 for ResidualOp {
         let (n, c, h, w) = self.dims;
         let plane = h * w;
         let gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-        let xv: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let ov: Vec<f32> = out.flatten_all()?.to_vec1()?;
-        let sv: Vec<f32> = se.flatten_all()?.to_vec1()?;
+        // the op's (contiguous) arguments, read in place
+        let (xs, xl) = x.storage_and_layout();
+        let (os, ol) = out.storage_and_layout();
+        let (ss, sl) = se.storage_and_layout();
+        let xv = contiguous_f32(crate::convop::cpu(&xs)?, xl, "input")?;
+        let ov = contiguous_f32(crate::convop::cpu(&os)?, ol, "residual")?;
+        let sv = contiguous_f32(crate::convop::cpu(&ss)?, sl, "scale")?;
         let arg = self.argmax.lock().expect("argmax lock");
         // gradient at the ReLU's output, then through the ReLU (PyTorch's rule at 0)
         let mut g = vec![0f32; n * c * plane];
-        for (&i, &v) in arg.iter().zip(&gv) {
-            let p = i / plane;
-            if xv[i] + ov[i] * sv[p] > 0.0 {
-                g[i] += v;
+        let (oh, ow) = self.out_hw();
+        let plane_out = (oh * ow).max(1);
+        for (p, (gp, ap)) in gv.chunks(plane_out).zip(arg.chunks(plane_out)).enumerate() {
+            for (o, (&v, &at)) in gp.iter().zip(ap).enumerate() {
+                let i = p * plane + window_index(w, self.pool, ow, o, at);
+                if xv[i] + ov[i] * sv[p] > 0.0 {
+                    g[i] += v;
+                }
             }
         }
         drop(arg);
@@ -787,6 +834,7 @@ impl CustomOp3 for ResidualOp {
         dout.par_chunks_mut(plane.max(1))
             .enumerate()
             .for_each(|(p, d)| d.iter_mut().for_each(|v| *v *= sv[p]));
+        drop((xs, os, ss));
         Ok((
             Some(Tensor::from_vec(g, x.shape(), x.device())?),
             Some(Tensor::from_vec(dout, out.shape(), out.device())?),
