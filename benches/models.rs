@@ -108,6 +108,33 @@ fn benches(c: &mut Criterion) {
             y.sum_all().unwrap().backward().unwrap()
         })
     });
+    // the 1-D CNN's first block at batch 16 — (16, 128, 94) mel frames, 32 filters of
+    // 8 taps, bias → ReLU → pool 4: one product per tap on strided views of the input
+    // (no im2col copy); in training one op without batch norm, and no input gradient
+    // (the input is data)
+    let mel = Tensor::randn(0f32, 1.0, (16, 128, 94), &dev).unwrap();
+    let w8 = Var::from_tensor(&Tensor::randn(0f32, 0.05, (32, 128, 8), &dev).unwrap()).unwrap();
+    let b8 = Var::from_tensor(&Tensor::randn(0f32, 0.1, 32, &dev).unwrap()).unwrap();
+    let spec8 = ConvSpec {
+        weight: w8.as_tensor(),
+        bias: Some(b8.as_tensor()),
+        stride: 1,
+        padding: (0, 0),
+    };
+    let epi8 = Epilogue {
+        bn: None,
+        act: Act::Relu,
+        pool: (1, 4),
+    };
+    g.bench_function("cnn1d_block1_eval_taps", |b| {
+        b.iter(|| fused::conv_block_eval(&mel, spec8, epi8).unwrap())
+    });
+    g.bench_function("cnn1d_block1_train_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = fused::conv_block(&mel, spec8, epi8, true).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
     g.finish();
 
     // Musicnn's 67-band × 7-frame vertical filter (204 of them) over one 3 s window at

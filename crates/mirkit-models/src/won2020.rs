@@ -91,18 +91,17 @@ impl ConvBn {
     }
 
     /// With `max_over_rows` (a 2-D filter), the max over the whole frequency axis as
-    /// well, `(B, C, 1, T)`: the pooling of the vertical filters, fused with the block
-    /// in eval mode.
+    /// well, `(B, C, 1, T)`: the pooling of the vertical filters (Won 2020's
+    /// `MaxPool2d((freq, 1))`), fused with the block — in training too, where the
+    /// block's one op keeps each column's argmax and routes the gradient there, as
+    /// PyTorch's max pooling does, instead of keeping the unpooled output for a
+    /// separate max.
     fn forward_pool(&self, x: &Tensor, train: bool, max_over_rows: bool) -> Result<Tensor> {
         let epi = |pool| Epilogue {
             bn: Some(&self.bn),
             act: Act::Relu,
             pool,
         };
-        if max_over_rows && (train || !fused::fused_eval()) {
-            // differentiable: Candle's max keeps its gradient rule (ties share)
-            return Ok(self.forward_pool(x, train, false)?.max_keepdim(2)?);
-        }
         Ok(match (&self.conv2, &self.conv1) {
             (Some(c), _) => {
                 let spec = ConvSpec {
