@@ -146,8 +146,7 @@ pub(crate) fn backward(
                 for t in item_tiles.iter() {
                     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
                     let m = tr * tw;
-                    cols.clear();
-                    cols.resize(k * m, 0f32);
+                    cols.resize(k * m, 0f32); // every element written below
                     im2col_tile(&x[t.item * plane_in..][..plane_in], g, t, &mut cols);
                     // the tile's output gradient, (O, m)
                     dyt.clear();
@@ -166,8 +165,7 @@ pub(crate) fn backward(
                         continue;
                     }
                     // dcols = Wᵀ · dY, scattered back onto the input
-                    dcols.clear();
-                    dcols.resize(k * m, 0f32);
+                    dcols.resize(k * m, 0f32); // overwritten by the product
                     gemm_into(wt, dyr, &mut dcols, false);
                     col2im_tile(&dcols, g, t, dxi);
                 }

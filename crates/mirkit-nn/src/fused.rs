@@ -814,9 +814,10 @@ pub(crate) fn run_split(
             let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
             let m = tr * tw;
             let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
-            prod.clear();
-            prod.resize(total_o * m, 0f32);
             if by_taps(g) {
+                // the tap products accumulate: from zero
+                prod.clear();
+                prod.resize(total_o * m, 0f32);
                 let mut rest: &mut [f32] = prod;
                 for &(kernel, _, o) in parts {
                     let (part, tail) = rest.split_at_mut(o * m);
@@ -824,8 +825,10 @@ pub(crate) fn run_split(
                     rest = tail;
                 }
             } else {
-                cols.clear();
+                // im2col_tile and the products (not accumulating) write every element:
+                // no clearing
                 cols.resize(k * m, 0f32);
+                prod.resize(total_o * m, 0f32);
                 im2col_tile(xi, g, &t, cols);
                 let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
                 let mut rest: &mut [f32] = prod;
@@ -951,7 +954,8 @@ pub(crate) fn tap_products(
 
 /// The im2col rows of one tile: row `(c, i, j)`, column `(r, q)` holds the input at
 /// `(c, r·s + i − ph, q·s + j − pw)` (zero outside), for the tile's output rows and
-/// columns.
+/// columns. Every element of `cols[..K·m]` is written (the zeros too), so a reused
+/// buffer needs no clearing first.
 pub(crate) fn im2col_tile(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32]) {
     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
     let m = tr * tw;
@@ -965,11 +969,15 @@ pub(crate) fn im2col_tile(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32]) {
                 let (lo, hi) = valid(j);
                 for r in 0..tr {
                     let iy = ((t.r0 + r) * s + i) as isize - g.ph as isize;
+                    let out = &mut row[r * tw..(r + 1) * tw];
                     if iy < 0 || iy as usize >= g.h || lo >= hi {
-                        continue; // left at zero
+                        out.fill(0.0); // the window lies in the padding
+                        continue;
                     }
+                    out[..lo - t.c0].fill(0.0);
+                    out[hi - t.c0..].fill(0.0);
                     let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let dst = &mut row[r * tw + (lo - t.c0)..r * tw + (hi - t.c0)];
+                    let dst = &mut out[lo - t.c0..hi - t.c0];
                     let x0 = lo * s + j - g.pw;
                     if s == 1 {
                         dst.copy_from_slice(&src[x0..x0 + dst.len()]);
