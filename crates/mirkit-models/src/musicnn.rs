@@ -266,6 +266,7 @@ impl candle_core::CustomOp1 for ColumnMaxMin {
 /// 1-D convolution over time (the mid end's `[7, C]` kernels, time padded by 3).
 struct Conv1 {
     w: Tensor,
+    /// The bias, `(O,)`.
     b: Tensor,
 }
 
@@ -274,13 +275,24 @@ impl Conv1 {
         // (7, C, 1, out) → (out, C, 7)
         let k = &map[&format!("{name}/kernel")];
         let w = k.squeeze(2)?.permute((2, 1, 0))?.contiguous()?;
-        let b = map[&format!("{name}/bias")].reshape((1, (), 1))?;
+        let b = map[&format!("{name}/bias")].clone();
         Ok(Self { w, b })
     }
+    /// `relu(conv + bias)` as one fused pass ([`mirkit_nn::fused`]; with the mid end's
+    /// 561 or 64 input channels, one product per kernel tap on the input in place)
+    /// instead of a batch im2col, the product and two element-wise passes.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(mirkit_nn::conv::conv1d_gemm(x, &self.w, None, 1, 3)?
-            .broadcast_add(&self.b)?
-            .relu()?)
+        let spec = ConvSpec {
+            weight: &self.w,
+            bias: Some(&self.b),
+            stride: 1,
+            padding: (0, 3),
+        };
+        let epi = Epilogue {
+            act: Act::Relu,
+            ..Epilogue::default()
+        };
+        Ok(mirkit_nn::fused::conv_block(x, spec, epi, false)?)
     }
 }
 
