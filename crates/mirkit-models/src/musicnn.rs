@@ -181,6 +181,23 @@ impl Conv {
         let w = self.w_bands.as_ref().ok_or_else(|| {
             ModelError::Input("max_min_bands needs a time-only (kh × 1) kernel".into())
         })?;
+        let (b, _, f, width) = x.dims4()?;
+        let (o, kh) = (w.dim(0)?, w.dim(3)?);
+        if x.device().is_cpu() && x.dtype() == DType::F32 && kh <= width {
+            // each band's convolution on the band in place, reduced over bands in cache
+            let (x, w) = (x.contiguous()?, w.contiguous()?);
+            let (xv, wv) = (
+                x.flatten_all()?.to_vec1::<f32>()?,
+                w.flatten_all()?.to_vec1::<f32>()?,
+            );
+            let (hi, lo) = mirkit_nn::kernels::rows_conv_max_min(&xv, (b, f, width), &wv, (o, kh));
+            let tt = width - kh + 1;
+            let dev = x.device();
+            return Ok((
+                Tensor::from_vec(hi, (b, o, tt, 1), dev)?,
+                Tensor::from_vec(lo, (b, o, tt, 1), dev)?,
+            ));
+        }
         let y = mirkit_nn::conv2d::conv2d_gemm(&x, w, None, 1, 0)?; // (B, O, F, T)
         let (b, o, f, tt) = y.dims4()?;
         let both = y.reshape((b * o, f, tt))?.apply_op1_no_bwd(&ColumnMaxMin)?; // (B·O, 2, T)

@@ -152,6 +152,49 @@ pub fn fold_max_min(x: &[f32], hi: &mut [f32], lo: &mut [f32]) {
     }
 }
 
+/// For each item of `x` `(n, rows, width)` (rows already padded as the convolution
+/// pads them), the valid 1-D correlation of every row with each of the `o` kernels `w`
+/// `(o, k)`, reduced to its max and min over the rows: `(hi, lo)`, each
+/// `(n, o, width − k + 1)`. One product per row, `W · T_row` with `T_row` the row's
+/// sliding windows read in place (a Toeplitz view, `rs = cs = 1`: no im2col), folded into
+/// the running max and min while it is in cache — the full `(o, rows, columns)`
+/// convolution output is never written. Items run in parallel. NaN-free input is assumed
+/// ([`fold_max_min`]).
+///
+/// # Panics
+/// If `x` is not `n·rows·width` long, `w` not `o·k`, or a side is 0 or `k > width`.
+pub fn rows_conv_max_min(
+    x: &[f32],
+    (n, rows, width): (usize, usize, usize),
+    w: &[f32],
+    (o, k): (usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    use rayon::prelude::*;
+    assert_eq!(x.len(), n * rows * width, "input length");
+    assert_eq!(w.len(), o * k, "kernel length");
+    assert!(n > 0 && rows > 0 && o > 0 && k > 0 && k <= width, "shape");
+    let t = width - k + 1;
+    let (mut hi, mut lo) = (vec![0f32; n * o * t], vec![0f32; n * o * t]);
+    let a = MatRef::row_major(w, o, k).expect("kernels (o, k)");
+    hi.par_chunks_mut(o * t)
+        .zip(lo.par_chunks_mut(o * t))
+        .zip(x.par_chunks(rows * width))
+        .for_each(|((hi, lo), xi)| {
+            let mut prod = vec![0f32; o * t];
+            for (r, row) in xi.chunks_exact(width).enumerate() {
+                let b = MatRef::new(row, k, t, 1, 1).expect("sliding windows (k, t)");
+                if r == 0 {
+                    gemm_into(a, b, hi, false);
+                    lo.copy_from_slice(hi);
+                } else {
+                    gemm_into(a, b, &mut prod, false);
+                    fold_max_min(&prod, hi, lo);
+                }
+            }
+        });
+    (hi, lo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +291,39 @@ mod tests {
                 (got as f64 - expect).abs() < 1e-5,
                 "{idx}: {got} vs {expect}"
             );
+        }
+    }
+
+    /// The rows' convolution max and min equal the direct sums' (f64), for two items.
+    #[test]
+    fn rows_conv_max_min_matches_direct_sums() {
+        let mut rng = mirkit_core::Rng::new(7);
+        let (n, rows, width, o, k) = (2, 5, 30, 3, 7);
+        let x: Vec<f32> = (0..n * rows * width)
+            .map(|_| rng.range(-1.0, 1.0) as f32)
+            .collect();
+        let w: Vec<f32> = (0..o * k).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        let (hi, lo) = rows_conv_max_min(&x, (n, rows, width), &w, (o, k));
+        let t = width - k + 1;
+        for i in 0..n {
+            for oc in 0..o {
+                for q in 0..t {
+                    let vals: Vec<f64> = (0..rows)
+                        .map(|r| {
+                            (0..k)
+                                .map(|j| {
+                                    x[(i * rows + r) * width + q + j] as f64 * w[oc * k + j] as f64
+                                })
+                                .sum()
+                        })
+                        .collect();
+                    let mx = vals.iter().cloned().fold(f64::MIN, f64::max);
+                    let mn = vals.iter().cloned().fold(f64::MAX, f64::min);
+                    let at = (i * o + oc) * t + q;
+                    assert!((hi[at] as f64 - mx).abs() < 1e-5, "max {at}");
+                    assert!((lo[at] as f64 - mn).abs() < 1e-5, "min {at}");
+                }
+            }
         }
     }
 
