@@ -174,6 +174,24 @@ fn benches(c: &mut Criterion) {
     g.bench_function("vertical_67x7_max_over_bands_im2col", |b| {
         b.iter(|| fused::conv_block_eval(&x, vspec, vepi).unwrap())
     });
+    // musicnn 0.1.0's longest temporal filter (51 filters of 128 frames, "same" padding)
+    // over two 187-frame patches' 96 bands, reduced to the max and min over bands: each
+    // band convolved in place (Toeplitz view) and folded into the running max/min
+    let rows: Vec<f32> = Tensor::randn(0f32, 1.0, (2, 96, 187 + 127), &dev)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let tk: Vec<f32> = Tensor::randn(0f32, 0.1, (51, 128), &dev)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    g.bench_function("temporal_128_max_min_over_bands_rows", |b| {
+        b.iter(|| mirkit::nn::kernels::rows_conv_max_min(&rows, (2, 96, 187 + 127), &tk, (51, 128)))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("taggers_one_window");

@@ -5,8 +5,10 @@
 //! intermediate right away (a convolution followed by a max over one axis), doing the
 //! product in cache-sized pieces and reducing each piece at once avoids that traffic.
 //! These are the pieces: a matrix product on strided views of plain slices (the `gemm`
-//! crate that Candle itself uses, single-threaded so callers parallelise over pieces)
-//! and a column-wise max/min.
+//! crate that Candle itself uses, single-threaded so callers parallelise over pieces;
+//! strided outputs too), a column-wise max/min, and a 1-D convolution of many rows reduced
+//! to its max and min over the rows without writing the convolution out
+//! ([`rows_conv_max_min`], musicnn's temporal filters).
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
 ///
