@@ -13,7 +13,11 @@
 //!   tasks add into the same value),
 //!
 //! the standard im2col formulation of a convolution's gradients (Chellapilla et al.
-//! 2006). Tested against the composed path and against central differences.
+//! 2006). 1-D layers with many channels ([`crate::fused`]'s tap products) skip im2col:
+//! per kernel tap, `dW[:, :, j] += dY · X_jᵀ` and `dX_j += W[:, :, j]ᵀ · dY` on strided
+//! views of the input and of the input gradient. An input that is data (no variable
+//! behind it) gets no gradient. Tested against the composed path and against central
+//! differences.
 //! CPU and f32 only; the callers fall back to the composed ops elsewhere.
 
 use crate::conv2d::contiguous_f32;
