@@ -151,17 +151,7 @@ impl Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (t, bo, l, r) = self.pad;
         if t == bo && l == r {
-            let spec = ConvSpec {
-                weight: &self.w,
-                bias: Some(&self.b_flat),
-                stride: 1,
-                padding: (t, l),
-            };
-            let epi = Epilogue {
-                act: Act::Relu,
-                ..Epilogue::default()
-            };
-            return Ok(mirkit_nn::fused::conv_block(x, spec, epi, false)?);
+            return conv_bias_relu(x, &self.w, &self.b_flat, (t, l));
         }
         self.activate(&self.conv_raw(x)?)
     }
@@ -299,18 +289,24 @@ impl Conv1 {
     /// 561 or 64 input channels, one product per kernel tap on the input in place)
     /// instead of a batch im2col, the product and two element-wise passes.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let spec = ConvSpec {
-            weight: &self.w,
-            bias: Some(&self.b),
-            stride: 1,
-            padding: (0, 3),
-        };
-        let epi = Epilogue {
-            act: Act::Relu,
-            ..Epilogue::default()
-        };
-        Ok(mirkit_nn::fused::conv_block(x, spec, epi, false)?)
+        conv_bias_relu(x, &self.w, &self.b, (0, 3))
     }
+}
+
+/// `relu(conv(x, w) + b)`, stride 1, zero padding `(rows, columns)` (1-D: the second), as
+/// one fused inference pass ([`mirkit_nn::fused::conv_block`]).
+fn conv_bias_relu(x: &Tensor, w: &Tensor, b: &Tensor, padding: (usize, usize)) -> Result<Tensor> {
+    let spec = ConvSpec {
+        weight: w,
+        bias: Some(b),
+        stride: 1,
+        padding,
+    };
+    let epi = Epilogue {
+        act: Act::Relu,
+        ..Epilogue::default()
+    };
+    Ok(mirkit_nn::fused::conv_block(x, spec, epi, false)?)
 }
 
 struct Dense {

@@ -170,7 +170,7 @@ fn max_pool_op(x: &Tensor, kernel: (usize, usize)) -> Result<Option<Tensor>> {
     }
     Ok(Some(x.contiguous()?.apply_op1(MaxPoolOp {
         kernel,
-        argmax: std::sync::Mutex::new((Vec::new(), (0, 0))),
+        argmax: std::sync::Mutex::new(Vec::new()),
     })?))
 }
 
@@ -252,10 +252,10 @@ pub(crate) fn scatter_argmax(
 }
 
 /// See [`max_pool_op`]; `argmax` holds each output's offset in its window
-/// ([`window_argmax`]), `hw` the input planes' size.
+/// ([`window_argmax`]).
 struct MaxPoolOp {
     kernel: (usize, usize),
-    argmax: std::sync::Mutex<(Vec<u8>, (usize, usize))>,
+    argmax: std::sync::Mutex<Vec<u8>>,
 }
 
 impl candle_core::CustomOp1 for MaxPoolOp {
@@ -291,7 +291,7 @@ impl candle_core::CustomOp1 for MaxPoolOp {
                 let base = p * h * w;
                 window_argmax(|i| x[base + i], w, (kh, kw), (oh, ow), yo, io);
             });
-        *self.argmax.lock().expect("argmax lock") = (idx, (h, w));
+        *self.argmax.lock().expect("argmax lock") = idx;
         Ok((
             candle_core::CpuStorage::F32(y),
             candle_core::Shape::from((n, c, oh, ow)),
@@ -305,11 +305,11 @@ impl candle_core::CustomOp1 for MaxPoolOp {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let g: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-        let saved = self.argmax.lock().expect("argmax lock");
-        let (idx, (h, w)) = (&saved.0, saved.1);
+        let idx = self.argmax.lock().expect("argmax lock");
+        let (_, _, h, w) = arg.dims4()?;
         let (kh, kw) = self.kernel;
         let mut dx = vec![0f32; arg.elem_count()];
-        scatter_argmax(&g, idx, (h, w), self.kernel, (h / kh, w / kw), &mut dx);
+        scatter_argmax(&g, &idx, (h, w), self.kernel, (h / kh, w / kw), &mut dx);
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }

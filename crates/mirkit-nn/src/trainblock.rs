@@ -151,22 +151,16 @@ impl CustomOp3 for BlockOp {
         let body = |pi: usize, yo: &mut [f32], ao: Option<&mut [u8]>| {
             let base = pi * plane;
             let zp = &z[base..base + plane];
-            let act = self.act;
-            match affine.get(pi % o).copied() {
-                Some((scale, shift)) => {
-                    let f = |i: usize| act.apply(zp[i] * scale + shift);
-                    match ao {
-                        None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
-                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), yo, ao),
-                    }
-                }
-                None => {
-                    let f = |i: usize| act.apply(zp[i]);
-                    match ao {
-                        None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
-                        Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), yo, ao),
-                    }
-                }
+            let (act, affine) = (self.act, affine.get(pi % o).copied());
+            let f = |i: usize| {
+                act.apply(match affine {
+                    Some((scale, shift)) => zp[i] * scale + shift,
+                    None => zp[i],
+                })
+            };
+            match ao {
+                None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
+                Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), yo, ao),
             }
         };
         let chunk = (oh * ow).max(1);
