@@ -1,7 +1,7 @@
 //! Criterion benches of the network hot paths: mirkit-nn's convolutions (forward and
 //! forward + backward, against Candle's own), the fused blocks of issue #14 against the
 //! composed ops they replace, Musicnn's vertical filters by band-axis DFT against the
-//! im2col block, and one window of the two default-class pretrained
+//! im2col block, the column FFT that ends the band-axis DFT, and one window of the two default-class pretrained
 //! taggers. `cargo bench --bench models`.
 //! (Whole-model times against PyTorch: `python3 tools/bench_models.py`; end-to-end
 //! tagging against the original pipelines: `python3 tools/bench_tag.py`.)
@@ -192,6 +192,31 @@ fn benches(c: &mut Criterion) {
     g.bench_function("temporal_128_max_min_over_bands_rows", |b| {
         b.iter(|| mirkit::nn::kernels::rows_conv_max_min(&rows, (2, 96, 187 + 127), &tk, (51, 128)))
     });
+    // musicnn 0.1.0's 38-band timbral filter (204 × 7 frames) over four 3 s patches: the
+    // layer whose inverse DFT (59 of 96 outputs) the column FFT computes
+    let k38 = Tensor::randn(0f32, 0.1, (204, 1, 7, 38), &dev).unwrap();
+    let x38 = Tensor::randn(0f32, 1.0, (4, 1, 187 + 6, 96), &dev).unwrap();
+    let band38 = mirkit::nn::bandconv::BandConv::new(&k38, 96).unwrap();
+    g.bench_function("timbral_38x7_max_min_over_bands", |b| {
+        b.iter(|| band38.max_min(&x38).unwrap())
+    });
+    g.finish();
+
+    // the column FFT alone: one piece of BandConv (4 channels × 187 frames), half spectra
+    // of 96 bands → max and min of the first 59 outputs of each column's real inverse DFT
+    // (CPUs without AVX2/FMA have no plan and skip it)
+    let mut g = c.benchmark_group("colfft");
+    if let Some(plan) = mirkit::nn::colfft::ColumnIrfft::new(96, 59) {
+        let cols = 4 * 187;
+        let spec: Vec<f32> = Tensor::randn(0f32, 1.0, (98 * cols,), &dev)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let (mut hi, mut lo) = (vec![0f32; cols], vec![0f32; cols]);
+        g.bench_function("irfft96_max_min_59_of_748_columns", |b| {
+            b.iter(|| plan.max_min(&spec, cols, &mut hi, &mut lo))
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("taggers_one_window");

@@ -20,13 +20,18 @@
 //!   needed ([`BandConv::max_min`]); the caller applies its own `f` to both.
 //!
 //! After the forward DFT everything runs fused, a few output channels of one item at a
-//! time: the per-bin products, the inverse DFT (a matrix product) and the reduction stay in
-//! cache. (Through whole Candle tensors the two intermediates were 15 MB and 9 MB per
-//! patch, written zero-filled and read back: 70 % of musicnn's tagging time.)
+//! time: the per-bin products, the inverse DFT and the reduction stay in cache. (Through
+//! whole Candle tensors the two intermediates were 15 MB and 9 MB per patch, written
+//! zero-filled and read back: 70 % of musicnn's tagging time.) The inverse DFT is an FFT
+//! over lane vectors of columns that folds its outputs straight into the max and min
+//! ([`crate::colfft`]: ~37 ns per column against ~100 ns for the dense product it
+//! replaced, which stays as the path for CPUs without AVX2/FMA and for band counts the FFT
+//! does not plan).
 //!
 //! Used by `mirkit-models` for musicnn 0.1.0's timbral filters and Won 2020's Musicnn
 //! vertical filters in eval mode; training uses the differentiable im2col path.
 
+use crate::colfft::ColumnIrfft;
 use crate::error::{invalid, NnError, Result};
 use crate::kernels::{column_max_min, gemm_into, MatRef};
 use candle_core::{Device, Tensor};
@@ -44,8 +49,13 @@ pub struct BandConv {
     /// (real/imaginary part of X, time tap): `[[Wr, −Wi], [Wi, Wr]]` with
     /// `W = conj(DFT(kernel row))`.
     w: Vec<f32>,
-    /// `(F_out, 2·bins)`: the real inverse DFT at the valid outputs.
+    /// `(F_out, 2·bins)`: the real inverse DFT at the valid outputs, unscaled (the `1/N`
+    /// is in `w`); the path for band counts without a [`ColumnIrfft`] plan.
     inv: Vec<f32>,
+    /// The same inverse DFT as an FFT over lane vectors of columns, reduced to the max
+    /// and min on the fly, where the CPU and `bands` allow (AVX2 and FMA; even, `bands/2` a
+    /// product of 2s and 3s).
+    irfft: Option<ColumnIrfft>,
     bands: usize,
     bins: usize,
     f_out: usize,
@@ -100,6 +110,8 @@ impl BandConv {
                         wr += v * cos[m];
                         wi += v * sin[m]; // conj of Σ v·e^{−iθ}
                     }
+                    // the inverse DFT's 1/N, folded in
+                    let (wr, wi) = (wr / n as f64, wi / n as f64);
                     let row_r = (k * 2 * o + oc) * 2 * kh;
                     let row_i = (k * 2 * o + o + oc) * 2 * kh;
                     w[row_r + dt] = wr as f32;
@@ -113,7 +125,7 @@ impl BandConv {
         let mut inv = vec![0f32; f_out * 2 * bins];
         for f in 0..f_out {
             for k in 0..bins {
-                let s = if k == 0 || 2 * k == n { 1.0 } else { 2.0 } / n as f64;
+                let s = if k == 0 || 2 * k == n { 1.0 } else { 2.0 };
                 let m = (k * f) % n;
                 inv[f * 2 * bins + 2 * k] = (s * cos[m]) as f32;
                 inv[f * 2 * bins + 2 * k + 1] = (-s * sin[m]) as f32;
@@ -123,12 +135,21 @@ impl BandConv {
             fwd: Tensor::from_vec(fwd, (n, 2 * bins), &Device::Cpu)?,
             w,
             inv,
+            irfft: ColumnIrfft::new(n, f_out),
             bands: n,
             bins,
             f_out,
             taps: kh,
             out_ch: o,
         })
+    }
+
+    /// The same convolution computing its inverse DFT as a dense matrix product (the path
+    /// for band counts without an FFT plan), to test one path against the other.
+    #[cfg(test)]
+    fn dense_inverse(mut self) -> Self {
+        self.irfft = None;
+        self
     }
 
     /// Output channels.
@@ -211,7 +232,6 @@ impl BandConv {
         let Piece { xb, tp, t, o0, ob } = p;
         let n = ob * t;
         y.resize(2 * bins * n, 0.0);
-        out.resize(self.f_out * n, 0.0);
         for k in 0..bins {
             let xk = &xb[k * 2 * tp..(k + 1) * 2 * tp];
             let wk = &self.w[k * 2 * o * 2 * kh..(k + 1) * 2 * o * 2 * kh];
@@ -231,10 +251,16 @@ impl BandConv {
                 );
             }
         }
-        let inv = MatRef::row_major(&self.inv, self.f_out, 2 * bins).expect("inverse DFT");
-        let ym = MatRef::row_major(y, 2 * bins, n).expect("per-bin products");
-        gemm_into(inv, ym, out, false);
-        column_max_min(out, n, mx, mn);
+        match &self.irfft {
+            Some(fft) => fft.max_min(y, n, mx, mn),
+            None => {
+                out.resize(self.f_out * n, 0.0);
+                let inv = MatRef::row_major(&self.inv, self.f_out, 2 * bins).expect("inverse DFT");
+                let ym = MatRef::row_major(y, 2 * bins, n).expect("per-bin products");
+                gemm_into(inv, ym, out, false);
+                column_max_min(out, n, mx, mn);
+            }
+        }
     }
 }
 
@@ -437,24 +463,35 @@ mod tests {
                 .collect();
             let kt = Tensor::from_vec(k.clone(), (o, 1, kh, kw), &Device::Cpu).unwrap();
             let xt = Tensor::from_vec(x.clone(), (b, 1, tp, n), &Device::Cpu).unwrap();
-            let bc = BandConv::new(&kt, n).unwrap();
-            let (mx, mn) = bc.max_min(&xt).unwrap();
-            let t = tp + 1 - kh;
-            assert_eq!(mx.dims(), &[b, o, t, 1]);
-            let mx: Vec<f32> = mx.flatten_all().unwrap().to_vec1().unwrap();
-            let mn: Vec<f32> = mn.flatten_all().unwrap().to_vec1().unwrap();
             let want = direct(&x, b, tp, n, &k, [o, kh, kw]);
-            // f32 DFT round-off: a few 1e-6 of the values' scale (|y| ~ sqrt(kh·kw)·0.2)
-            let scale = (kh as f64 * kw as f64).sqrt() * 0.2;
-            for i in 0..mx.len() {
-                let (e_hi, e_lo) = (
-                    (mx[i] as f64 - want[2 * i]).abs(),
-                    (mn[i] as f64 - want[2 * i + 1]).abs(),
-                );
-                assert!(
-                    e_hi <= 1e-5 * scale && e_lo <= 1e-5 * scale,
-                    "{n} bands, {kh}×{kw}, item {i}: {e_hi} {e_lo}"
-                );
+            let fft = BandConv::new(&kt, n).unwrap();
+            let planned = ColumnIrfft::new(96, 1).is_some() && n % 2 == 0 && n != 20;
+            assert_eq!(
+                fft.irfft.is_some(),
+                planned,
+                "{n} bands (20 = 2·2·5: no plan)"
+            );
+            for (path, bc) in [
+                ("fft", fft),
+                ("dense", BandConv::new(&kt, n).unwrap().dense_inverse()),
+            ] {
+                let (mx, mn) = bc.max_min(&xt).unwrap();
+                let t = tp + 1 - kh;
+                assert_eq!(mx.dims(), &[b, o, t, 1]);
+                let mx: Vec<f32> = mx.flatten_all().unwrap().to_vec1().unwrap();
+                let mn: Vec<f32> = mn.flatten_all().unwrap().to_vec1().unwrap();
+                // f32 DFT round-off: a few 1e-6 of the values' scale (|y| ~ sqrt(kh·kw)·0.2)
+                let scale = (kh as f64 * kw as f64).sqrt() * 0.2;
+                for i in 0..mx.len() {
+                    let (e_hi, e_lo) = (
+                        (mx[i] as f64 - want[2 * i]).abs(),
+                        (mn[i] as f64 - want[2 * i + 1]).abs(),
+                    );
+                    assert!(
+                        e_hi <= 1e-5 * scale && e_lo <= 1e-5 * scale,
+                        "{path}: {n} bands, {kh}×{kw}, item {i}: {e_hi} {e_lo}"
+                    );
+                }
             }
         }
     }

@@ -34,6 +34,7 @@
 pub mod bandconv;
 pub mod batchnorm;
 pub mod blocks;
+pub mod colfft;
 pub mod conv;
 pub mod conv2d;
 pub mod convop;
