@@ -4,7 +4,8 @@ and on a folder of 20 one-minute WAVs:
 * `won2020-musicnn-mtat` vs librosa.load at 16 kHz + Won 2020's PyTorch Musicnn-MTAT with
   the authors' weights (3 s windows, batches of 16, mean of sigmoid scores);
 * `musicnn-mtt` (mirkit's default) vs musicnn 0.1.0's own `musicnn.extractor` (librosa +
-  TensorFlow; graph and session built per file, as its tagger does) — only with
+  TensorFlow; graph and session built per file, as its tagger does), for `tag` and, on the
+  10-minute file, `embed` (penultimate layer, mean over windows, to .npy) — only with
   `--tf-python PYTHON`, an interpreter with TensorFlow and musicnn installed (see
   tools/make_musicnn_fixtures.py).
 Each side runs as its own process; wall time and peak RSS (ru_maxrss of the child) are
@@ -51,6 +52,19 @@ def tf_pipeline(paths):
         print(p, float(taggram.mean(0).max()))
 
 
+def tf_embed(path, out):
+    """musicnn's penultimate layer (its 200-wide `penultimate` feature), mean over the
+    windows, saved as .npy: the work of `mirkit embed --model musicnn-mtt`. Only the time
+    is compared: under TensorFlow 2.16 the extractor returned the same `penultimate` row
+    for every window of a batch (while its per-window tag scores differ and match
+    mirkit's), so its values are not a reference; the layer's parity is tested on the
+    fixture patches (tools/make_musicnn_fixtures.py, crates/mirkit-models/tests)."""
+    import numpy as np
+    from musicnn.extractor import extractor
+    _, _, features = extractor(path, model="MTT_musicnn", extract_features=True)
+    np.save(out, features["penultimate"].mean(0).astype(np.float32))
+
+
 WRAP = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)")
@@ -68,6 +82,9 @@ def main():
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--tf":
         tf_pipeline(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--tf-embed":
+        tf_embed(sys.argv[2], sys.argv[3])
         return
     tf_python = sys.argv[sys.argv.index("--tf-python") + 1] if "--tf-python" in sys.argv else None
     import numpy as np
@@ -102,6 +119,15 @@ def main():
             res[name]["musicnn-mtt"] = {
                 "musicnn_tf_s": round(w_tf[0], 2), "musicnn_tf_peak_rss_mb": round(w_tf[1], 1),
                 "mirkit_s": round(w_rs[0], 2), "mirkit_peak_rss_mb": round(w_rs[1], 1), "speedup": round(w_tf[0] / w_rs[0], 2)}
+            if len(args) == 1:
+                # the embedding (penultimate layer, mean over windows) written to .npy
+                e_tf = run([tf_python, __file__, "--tf-embed", long, os.path.join(d, "tf_embed.npy")])
+                e_rs = run([mirkit, "embed", "--model", "musicnn-mtt", long, "-o", os.path.join(d, "embed.npy")])
+                res[name]["musicnn-mtt embed"] = {
+                    "musicnn_tf_s": round(e_tf[0], 2), "musicnn_tf_peak_rss_mb": round(e_tf[1], 1),
+                    "mirkit_s": round(e_rs[0], 2), "mirkit_peak_rss_mb": round(e_rs[1], 1),
+                    "speedup": round(e_tf[0] / e_rs[0], 2)}
+
     print(json.dumps(res, indent=1))
 
 
