@@ -33,7 +33,9 @@ pub struct FeatureSummary {
 
 /// Wall-clock time per stage of a file job (`mirkit features|tag|embed --timings`).
 /// Stages that did not run stay zero; `total` is the whole job, so it also holds what no
-/// stage claims (opening the file, plots).
+/// stage claims (opening the file, plots). Taggers on more than one thread decode and
+/// resample on a thread of their own while the model runs, so there the stages overlap
+/// and may add up to more than `total`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timings {
     /// Demuxing and decoding to mono.

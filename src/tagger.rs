@@ -259,13 +259,39 @@ impl Tagger {
         let mut windows = self.model.stream::<K>();
         let mut out = Vec::new();
         let mut stream = AudioStream::open(path, &opts)?;
-        for block in stream.by_ref() {
+        let mut consume = |block: mirkit_io::Result<Vec<f32>>| -> Result<()> {
             windows.push(&block?).map_err(named)?;
             out.append(&mut windows.take_ready());
-        }
+            Ok(())
+        };
+        let st = if rayon::current_num_threads() > 1 {
+            // Decoding and resampling run on their own thread, a few blocks ahead, so
+            // that they overlap the model's batches (which use the whole pool) instead of
+            // leaving the other workers idle between batches; the blocks arrive in order,
+            // so the results are the same bits as on one thread. A model error stops the
+            // decoder at its next block (its channel is gone).
+            std::thread::scope(|s| -> Result<mirkit_io::StreamTimings> {
+                let (tx, rx) = std::sync::mpsc::sync_channel(4);
+                let decoder = s.spawn(move || {
+                    for block in stream.by_ref() {
+                        if tx.send(block).is_err() {
+                            break;
+                        }
+                    }
+                    stream.timings()
+                });
+                let consumed = rx.into_iter().try_for_each(&mut consume);
+                let st = decoder.join().expect("the decoding thread does not panic");
+                consumed.map(|()| st)
+            })?
+        } else {
+            for block in stream.by_ref() {
+                consume(block)?;
+            }
+            stream.timings()
+        };
         let (mut rest, wt) = windows.finish_with_timings().map_err(named)?;
         out.append(&mut rest);
-        let st = stream.timings();
         Ok((
             out,
             Timings {
