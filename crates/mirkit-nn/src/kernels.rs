@@ -197,6 +197,216 @@ pub fn rows_conv_max_min(
     (hi, lo)
 }
 
+/// Output channels per register block of [`conv1d_valid_into`].
+const DIRECT_OB: usize = 6;
+
+/// A valid, stride-1 1-D convolution of one item computed directly, without a matrix
+/// product: `out[o, q] = Σ_c Σ_j w[o·C·kw + c·kw + j] · x[c·len + q0 + q + j]` for
+/// `o < out.len()/m`, `q < m` (columns `q0..q0 + m` of the output), `out` `(O, m)`
+/// row-major and overwritten. Sums run over `c`, then `j`, the same order for every
+/// output whichever block computes it, so any split of the columns gives the same bits.
+/// Blocks of 4 output channels × 24 columns live in 12 AVX registers, with the input
+/// read in place (rows of the item) and the weights broadcast from their own layout —
+/// nothing is packed, which is what a matrix product spends most of its time on at the
+/// 1-D CNN's sizes (32 channels out, 128 in, 8 taps, 87 columns; see docs/models.md).
+/// `threads > 1` splits the channel blocks over the current pool. Returns `false` (and
+/// leaves `out` alone) without AVX2 and FMA: the caller keeps its matrix products.
+///
+/// # Panics
+/// If `x` is not `C·len` long, `w` not `O·C·kw`, `m` is 0 or `q0 + m + kw − 1 > len`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv1d_valid_into(
+    x: &[f32],
+    (c, len): (usize, usize),
+    w: &[f32],
+    kw: usize,
+    q0: usize,
+    m: usize,
+    out: &mut [f32],
+    threads: usize,
+) -> bool {
+    assert!(m > 0 && kw > 0 && c > 0 && out.len() % m == 0, "shape");
+    let o = out.len() / m;
+    assert!(
+        x.len() == c * len && w.len() == o * c * kw,
+        "input or kernel length"
+    );
+    assert!(q0 + m + kw - 1 <= len, "columns beyond the input");
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        use rayon::prelude::*;
+        let run = |o0: usize, part: &mut [f32]| {
+            // SAFETY: AVX2 and FMA are present; shapes are asserted above.
+            unsafe { direct::blocks(x, (c, len), &w[o0 * c * kw..], kw, q0, m, part) }
+        };
+        if threads > 1 && o > DIRECT_OB {
+            out.par_chunks_mut(DIRECT_OB * m)
+                .enumerate()
+                .for_each(|(i, part)| run(i * DIRECT_OB, part));
+        } else {
+            run(0, out);
+        }
+        return true;
+    }
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod direct {
+    use super::DIRECT_OB;
+    use std::arch::x86_64::*;
+
+    /// Columns per register block: two 8-wide vectors.
+    const QB: usize = 16;
+
+    /// All output channels of `out` (`(O, m)`), in blocks of [`DIRECT_OB`] channels (then
+    /// single ones) × [`QB`] columns (then 8, then single columns); a last partial block is
+    /// recomputed from `m − width` (same sums, same bits).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn blocks(
+        x: &[f32],
+        (c, len): (usize, usize),
+        w: &[f32],
+        kw: usize,
+        q0: usize,
+        m: usize,
+        out: &mut [f32],
+    ) {
+        let o = out.len() / m;
+        let mut oc = 0;
+        while oc < o {
+            let ob = [DIRECT_OB, 4, 2, 1]
+                .into_iter()
+                .find(|&b| b <= o - oc)
+                .expect("1 fits");
+            let wo = &w[oc * c * kw..];
+            let rows = &mut out[oc * m..(oc + ob) * m];
+            let geo = Geo {
+                x,
+                c,
+                len,
+                w: wo,
+                kw,
+                q0,
+                m,
+            };
+            let mut q = 0;
+            while q + QB <= m {
+                step(&geo, ob, q, QB, rows);
+                q += QB;
+            }
+            if q < m && m >= QB {
+                step(&geo, ob, m - QB, QB, rows);
+            } else {
+                while q + 8 <= m {
+                    step(&geo, ob, q, 8, rows);
+                    q += 8;
+                }
+                if q < m && m >= 8 {
+                    step(&geo, ob, m - 8, 8, rows);
+                } else {
+                    for qq in q..m {
+                        step(&geo, ob, qq, 1, rows);
+                    }
+                }
+            }
+            oc += ob;
+        }
+    }
+
+    /// The operands of one channel block: the item's input `(c, len)`, the block's kernel
+    /// rows (from its first channel, rows of `c·kw`), the first output column `q0` and the
+    /// output width `m`.
+    #[derive(Clone, Copy)]
+    struct Geo<'a> {
+        x: &'a [f32],
+        c: usize,
+        len: usize,
+        w: &'a [f32],
+        kw: usize,
+        q0: usize,
+        m: usize,
+    }
+
+    /// `ob` channels × `width` columns from column `q` (`width` 24, 8 or 1).
+    #[inline(always)]
+    unsafe fn step(g: &Geo<'_>, ob: usize, q: usize, width: usize, out: &mut [f32]) {
+        match (ob, width) {
+            (DIRECT_OB, QB) => block::<DIRECT_OB, 2>(g, q, out),
+            (DIRECT_OB, 8) => block::<DIRECT_OB, 1>(g, q, out),
+            (4, QB) => block::<4, 2>(g, q, out),
+            (4, 8) => block::<4, 1>(g, q, out),
+            (2, QB) => block::<2, 2>(g, q, out),
+            (2, 8) => block::<2, 1>(g, q, out),
+            (1, QB) => block::<1, 2>(g, q, out),
+            (1, 8) => block::<1, 1>(g, q, out),
+            _ => single(g, q, out, ob),
+        }
+    }
+
+    /// `OB` channels × `TV`·8 columns from column `q`, in registers.
+    #[inline(always)]
+    unsafe fn block<const OB: usize, const TV: usize>(g: &Geo<'_>, q: usize, out: &mut [f32]) {
+        let Geo {
+            x,
+            c,
+            len,
+            w,
+            kw,
+            q0,
+            m,
+        } = *g;
+        let k = c * kw;
+        let mut acc = [[_mm256_setzero_ps(); TV]; OB];
+        let xp = x.as_ptr().add(q0 + q);
+        let wp = w.as_ptr();
+        for ci in 0..c {
+            for j in 0..kw {
+                // SAFETY: column q0 + q + j + 8·TV − 1 < len (asserted by the caller and
+                // the block bounds), channel ci < c, kernel row < OB
+                let xs: [__m256; TV] =
+                    std::array::from_fn(|v| _mm256_loadu_ps(xp.add(ci * len + j + 8 * v)));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let wv = _mm256_broadcast_ss(&*wp.add(r * k + ci * kw + j));
+                    for v in 0..TV {
+                        row[v] = _mm256_fmadd_ps(wv, xs[v], row[v]);
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, a) in row.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(r * m + q + 8 * v), *a);
+            }
+        }
+    }
+
+    /// One column `q` of `ob` channels, scalar, with the same fused multiply-adds in the
+    /// same order as [`block`].
+    #[inline(always)]
+    unsafe fn single(g: &Geo<'_>, q: usize, out: &mut [f32], ob: usize) {
+        let Geo {
+            x,
+            c,
+            len,
+            w,
+            kw,
+            q0,
+            m,
+        } = *g;
+        let k = c * kw;
+        for r in 0..ob {
+            let mut a = 0f32;
+            for ci in 0..c {
+                for j in 0..kw {
+                    a = w[r * k + ci * kw + j].mul_add(x[ci * len + q0 + q + j], a);
+                }
+            }
+            out[r * m + q] = a;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +453,60 @@ mod tests {
                 .map(|(p, q)| (p - 2.0 * q).abs())
                 .fold(0f32, f32::max);
             assert!(err < 4e-6 * 17.0, "{err}");
+        }
+    }
+
+    /// The direct 1-D convolution against an `f64` sum (within f32's bound for a dot
+    /// product of `C·kw` terms), for channel counts that use every register block (6, 4, 2,
+    /// 1: 13 = 6 + 6 + 1, 7 = 6 + 1, 4, 2) and widths that use the 16- and 8-column blocks,
+    /// the recomputed last block and single columns; any split of the columns, and a split
+    /// of the channel blocks over threads, gives the same bits.
+    #[test]
+    fn direct_conv1d_matches_f64_and_any_split() {
+        let mut rng = mirkit_core::Rng::new(21);
+        for (o, c, kw, len) in [(13, 5, 3, 60), (7, 32, 8, 94), (4, 3, 1, 9), (2, 4, 5, 11)] {
+            let x: Vec<f32> = (0..c * len).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let w: Vec<f32> = (0..o * c * kw)
+                .map(|_| rng.range(-1.0, 1.0) as f32)
+                .collect();
+            let m = len - kw + 1;
+            let mut whole = vec![0f32; o * m];
+            if !conv1d_valid_into(&x, (c, len), &w, kw, 0, m, &mut whole, 1) {
+                eprintln!("no AVX2/FMA: the direct convolution is not used or tested");
+                return;
+            }
+            for oc in 0..o {
+                for q in 0..m {
+                    let (mut s, mut bound) = (0f64, 0f64);
+                    for ci in 0..c {
+                        for j in 0..kw {
+                            let p = w[(oc * c + ci) * kw + j] as f64 * x[ci * len + q + j] as f64;
+                            s += p;
+                            bound += p.abs();
+                        }
+                    }
+                    let tol = (c * kw) as f64 * f32::EPSILON as f64 * bound;
+                    let got = whole[oc * m + q] as f64;
+                    assert!((got - s).abs() <= tol, "o {oc} q {q}: {got} vs {s}");
+                }
+            }
+            // columns in pieces (each piece's own block layout) and channels over threads
+            for cut in [1, 7, 8, 17, m / 2] {
+                let cut = cut.min(m - 1).max(1);
+                let mut parts = vec![0f32; o * m];
+                for (q0, mm) in [(0, cut), (cut, m - cut)] {
+                    let mut part = vec![0f32; o * mm];
+                    conv1d_valid_into(&x, (c, len), &w, kw, q0, mm, &mut part, 1);
+                    for r in 0..o {
+                        parts[r * m + q0..r * m + q0 + mm]
+                            .copy_from_slice(&part[r * mm..(r + 1) * mm]);
+                    }
+                }
+                assert_eq!(parts, whole, "columns cut at {cut}");
+            }
+            let mut threaded = vec![0f32; o * m];
+            conv1d_valid_into(&x, (c, len), &w, kw, 0, m, &mut threaded, 4);
+            assert_eq!(threaded, whole, "channel blocks over threads");
         }
     }
 
