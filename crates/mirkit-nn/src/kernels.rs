@@ -6,9 +6,11 @@
 //! product in cache-sized pieces and reducing each piece at once avoids that traffic.
 //! These are the pieces: a matrix product on strided views of plain slices (the `gemm`
 //! crate that Candle itself uses, single-threaded so callers parallelise over pieces;
-//! strided outputs too), a column-wise max/min, and a 1-D convolution of many rows reduced
+//! strided outputs too), a column-wise max/min, a 1-D convolution of many rows reduced
 //! to its max and min over the rows without writing the convolution out
-//! ([`rows_conv_max_min`], musicnn's temporal filters).
+//! ([`rows_conv_max_min`], musicnn's temporal filters), and a direct valid 1-D
+//! convolution for layers whose products are too small to repay packing
+//! ([`conv1d_valid_into`]).
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
 ///
@@ -205,7 +207,7 @@ const DIRECT_OB: usize = 6;
 /// `o < out.len()/m`, `q < m` (columns `q0..q0 + m` of the output), `out` `(O, m)`
 /// row-major and overwritten. Sums run over `c`, then `j`, the same order for every
 /// output whichever block computes it, so any split of the columns gives the same bits.
-/// Blocks of 4 output channels × 24 columns live in 12 AVX registers, with the input
+/// Blocks of 6 output channels × 16 columns live in 12 AVX registers, with the input
 /// read in place (rows of the item) and the weights broadcast from their own layout —
 /// nothing is packed, which is what a matrix product spends most of its time on at the
 /// 1-D CNN's sizes (32 channels out, 128 in, 8 taps, 87 columns; see docs/models.md).
@@ -328,7 +330,7 @@ mod direct {
         m: usize,
     }
 
-    /// `ob` channels × `width` columns from column `q` (`width` 24, 8 or 1).
+    /// `ob` channels × `width` columns from column `q` (`width` [`QB`], 8 or 1).
     #[inline(always)]
     unsafe fn step(g: &Geo<'_>, ob: usize, q: usize, width: usize, out: &mut [f32]) {
         match (ob, width) {
@@ -385,16 +387,8 @@ mod direct {
     /// same order as [`block`].
     #[inline(always)]
     unsafe fn single(g: &Geo<'_>, q: usize, out: &mut [f32], ob: usize) {
-        let Geo {
-            x,
-            c,
-            len,
-            w,
-            kw,
-            q0,
-            m,
-        } = *g;
-        let k = c * kw;
+        let (x, c, len, w, kw) = (g.x, g.c, g.len, g.w, g.kw);
+        let (q0, m, k) = (g.q0, g.m, g.c * g.kw);
         for r in 0..ob {
             let mut a = 0f32;
             for ci in 0..c {

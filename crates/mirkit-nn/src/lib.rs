@@ -28,6 +28,10 @@
 //!   full-size intermediate, same f32 operations in the same order); in training the
 //!   batch norm (+ ReLU) is one op with its own backward ([`batchnorm`]). Both fall back
 //!   to Candle's ops off the CPU.
+//! * Hand-written AVX2/FMA kernels only where a measured profile asked for them, each with
+//!   a portable fallback and a test against an `f64` reference: the column FFT that ends
+//!   the band-axis DFT of musicnn's timbral filters ([`colfft`]), and valid stride-1 1-D
+//!   convolutions computed directly ([`kernels::conv1d_valid_into`]).
 
 #![warn(missing_docs)]
 
