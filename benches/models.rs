@@ -5,7 +5,7 @@
 //! taggers. `cargo bench --bench models`.
 //! (Whole-model times against PyTorch: `python3 tools/bench_models.py`; end-to-end
 //! tagging against the original pipelines: `python3 tools/bench_tag.py`.)
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion};
 use mirkit::models::registry::{load_pretrained, Pretrained};
 use mirkit::nn::fused::{self, Act, ConvSpec, Epilogue};
@@ -135,6 +135,41 @@ fn benches(c: &mut Criterion) {
             y.sum_all().unwrap().backward().unwrap()
         })
     });
+    // the short-chunk ResNet's largest convolution — its first block's second 3×3
+    // layer, 128 → 128 channels on 64 × 64 positions, then batch norm (batch 4):
+    // Winograd's F(2×2, 3×3) against im2col + one product per tile
+    let r = Tensor::randn(0f32, 1.0, (4, 128, 64, 64), &dev).unwrap();
+    let w3 = Tensor::randn(0f32, 0.03, (128, 128, 3, 3), &dev).unwrap();
+    let bn3 = candle_nn::BatchNorm::new(
+        128,
+        Tensor::zeros(128, DType::F32, &dev).unwrap(),
+        Tensor::ones(128, DType::F32, &dev).unwrap(),
+        Tensor::ones(128, DType::F32, &dev).unwrap(),
+        Tensor::zeros(128, DType::F32, &dev).unwrap(),
+        1e-5,
+    )
+    .unwrap();
+    let spec3 = ConvSpec {
+        weight: &w3,
+        bias: None,
+        stride: 1,
+        padding: (1, 1),
+    };
+    let epi3 = Epilogue {
+        bn: Some(&bn3),
+        act: Act::Identity,
+        pool: (1, 1),
+    };
+    for (name, on) in [
+        ("res_128x128_3x3_64x64_eval_winograd", true),
+        ("res_128x128_3x3_64x64_eval_im2col", false),
+    ] {
+        g.bench_function(name, |b| {
+            fused::set_winograd(on);
+            b.iter(|| fused::conv_block_eval(&r, spec3, epi3).unwrap());
+            fused::set_winograd(true);
+        });
+    }
     g.finish();
 
     // Musicnn's 67-band × 7-frame vertical filter (204 of them) over one 3 s window at

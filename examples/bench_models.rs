@@ -1,10 +1,12 @@
 //! # Model speed: the whole zoo, forward and training step, against PyTorch
 //!
 //! `cargo run --release --example bench_models -- [--batch 16] [--models a,b] [--reps 3]
-//! [--no-train] [--split] [--ops]` — times every architecture of the zoo on random input of its
+//! [--no-train] [--split] [--ops] [--no-winograd]` — times every architecture of the zoo on random input of its
 //! published size: an eval-mode forward and a training step (train-mode forward, binary
 //! cross-entropy, backward, Adam update), median of `--reps` runs after one warm-up.
 //! `--split` also reports a step's forward, backward and update times. `--ops` adds a per-op profile of the dominant operations at the models' own shapes.
+//! `--no-winograd` computes the eval forward's stride-1 3×3 convolutions by im2col
+//! instead of Winograd's F(2×2, 3×3) (`mirkit_nn::fused::set_winograd`), for A/B runs.
 //! The thread count follows `RAYON_NUM_THREADS`. `tools/bench_models.py` runs the same
 //! work in PyTorch (same names, shapes and batch) and prints the ratios; it calls this
 //! example. Prints one JSON object.
@@ -207,6 +209,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         |v| v.split(',').map(str::to_string).collect(),
     );
     let train = !args.iter().any(|a| a == "--no-train");
+    if args.iter().any(|a| a == "--no-winograd") {
+        // A/B: the fused eval path's stride-1 3×3 convolutions by im2col instead
+        mirkit::nn::fused::set_winograd(false);
+    }
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), rayon::current_num_threads().into());
     out.insert("batch".into(), batch.into());

@@ -431,6 +431,21 @@ fn conv_parts(
 }
 
 static FUSED_EVAL: AtomicBool = AtomicBool::new(true);
+static WINOGRAD: AtomicBool = AtomicBool::new(true);
+
+/// Whether the fused eval path computes stride-1 3×3 convolutions (padding 1, ≥ 16
+/// channels) by Winograd's F(2×2, 3×3) ([`crate::winograd`]; the default, `true`) or by
+/// im2col and one matrix product, for the whole process. Both are the same convolution;
+/// Winograd's does 2.25× less arithmetic and rounds differently (a few 1e-7 relative),
+/// so `false` reproduces the outputs of builds before it.
+pub fn set_winograd(on: bool) {
+    WINOGRAD.store(on, Ordering::Relaxed);
+}
+
+/// See [`set_winograd`].
+pub fn winograd() -> bool {
+    WINOGRAD.load(Ordering::Relaxed)
+}
 
 /// Whether the zoo's models run their convolution blocks fused in eval mode (the
 /// default, `true`), for the whole process; [`DifferentiableEval`] does the same for one
@@ -799,7 +814,19 @@ pub(crate) fn run_split(
             crate::kernels::MatRef::row_major(kernel, o, k).expect("kernel (O, C·KH·KW)")
         })
         .collect();
-    let tiles = tiles(n, g);
+    // stride-1 3×3 convolutions by Winograd's F(2×2, 3×3) (crate::winograd): the
+    // kernels' transforms once per call, tiles of whole 2×2 blocks
+    let wino: Option<Vec<Vec<f32>>> =
+        (winograd() && crate::winograd::applies(g) && crate::winograd::worth_it(n, g)).then(|| {
+            parts
+                .iter()
+                .map(|&(kernel, _, o)| crate::winograd::transform_kernel(&kernel[..o * k], o, g.c))
+                .collect()
+        });
+    let tiles = match wino {
+        Some(_) => crate::winograd::tiles(n, g, TILE_FLOATS),
+        None => tiles(n, g),
+    };
     // fewer tiles than threads (a small batch's late layers): the products use the idle
     // threads instead (same bits: the split is over output blocks)
     let pool = rayon::current_num_threads();
@@ -810,12 +837,25 @@ pub(crate) fn run_split(
     };
     for_each_init(
         tiles,
-        || (Vec::new(), Vec::new(), Vec::new()),
-        |(cols, prod, best), t| {
+        || {
+            (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                crate::winograd::Scratch::default(),
+            )
+        },
+        |(cols, prod, best, scratch), t| {
             let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
             let m = tr * tw;
             let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
-            if by_taps(g) {
+            if let Some(us) = &wino {
+                // every element written
+                prod.resize(total_o * m, 0f32);
+                let us: Vec<(&[f32], usize)> =
+                    us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect();
+                crate::winograd::tile_product(xi, g, &t, &us, scratch, prod, gemm_threads);
+            } else if by_taps(g) {
                 // the tap products accumulate: from zero
                 prod.clear();
                 prod.resize(total_o * m, 0f32);
@@ -1122,6 +1162,11 @@ mod tests {
             (3, 4, 7, 1, 30, 12, 1, (3, 0), (3, 1), Act::Relu),
             (2, 3, 1, 5, 9, 40, 1, (0, 2), (1, 5), Act::Relu),
             (32, 16, 3, 3, 40, 64, 1, (1, 1), (2, 2), Act::Relu),
+            // Winograd's path (stride-1 3×3, ≥ 16 channels): odd sizes, uneven pools,
+            // no pool, one wide layer split into several tiles
+            (16, 24, 3, 3, 13, 15, 1, (1, 1), (1, 1), Act::Identity),
+            (20, 16, 3, 3, 18, 41, 1, (1, 1), (3, 5), Act::Elu(1.0)),
+            (64, 128, 3, 3, 34, 30, 1, (1, 1), (2, 2), Act::Relu),
         ];
         for (c, o, kh, kw, h, w, stride, pad, pool, act) in cases {
             for n in [1, 2] {
@@ -1159,7 +1204,11 @@ mod tests {
     #[test]
     fn pair_equals_two_blocks() {
         let mut rng = mirkit_core::Rng::new(13);
-        for (n, c, o, h, w, stride) in [(2, 4, 6, 16, 18, 2), (1, 1, 8, 9, 12, 1)] {
+        for (n, c, o, h, w, stride) in [
+            (2, 4, 6, 16, 18, 2),
+            (1, 1, 8, 9, 12, 1),
+            (2, 16, 20, 9, 12, 1), // Winograd's path
+        ] {
             let x = uniform(&mut rng, &[n, c, h, w], -1.0, 1.0);
             let (wa, wb) = (
                 uniform(&mut rng, &[o, c, 3, 3], -0.5, 0.5),

@@ -53,5 +53,6 @@ pub mod optim;
 pub mod pool;
 pub mod rnn;
 pub mod trainblock;
+mod winograd;
 
 pub use error::{NnError, Result};
