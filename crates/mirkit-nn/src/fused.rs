@@ -788,9 +788,11 @@ pub(crate) fn run_split(
         Some(g.o),
         "g.o is the widest part"
     );
+    // the outputs are not zero-filled: the tiles partition every part's pooled positions
+    // and each task writes all of its own (the lengths are set after the loop)
     let mut outs: Vec<Vec<f32>> = parts
         .iter()
-        .map(|&(_, _, o)| vec![0f32; n * o * plane_out])
+        .map(|&(_, _, o)| Vec::with_capacity(n * o * plane_out))
         .collect();
     // (output, first channel of the part in the product, channels of the part, steps)
     let mut first = 0;
@@ -837,110 +839,157 @@ pub(crate) fn run_split(
     };
     for_each_init(
         tiles,
-        || {
-            (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                crate::winograd::Scratch::default(),
+        || (),
+        |_, t| {
+            with_buffers(
+                |TileBuffers {
+                     cols,
+                     prod,
+                     best,
+                     wino: scratch,
+                 }| {
+                    let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
+                    let m = tr * tw;
+                    let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                    if let Some(us) = &wino {
+                        // every element written
+                        prod.resize(total_o * m, 0f32);
+                        let us: Vec<(&[f32], usize)> =
+                            us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect();
+                        crate::winograd::tile_product(xi, g, &t, &us, scratch, prod, gemm_threads);
+                    } else if by_taps(g) {
+                        // the tap products accumulate: from zero
+                        prod.clear();
+                        prod.resize(total_o * m, 0f32);
+                        let mut rest: &mut [f32] = prod;
+                        for &(kernel, _, o) in parts {
+                            let (part, tail) = rest.split_at_mut(o * m);
+                            tap_products(xi, g, &t, kernel, o, part, gemm_threads);
+                            rest = tail;
+                        }
+                    } else {
+                        // im2col_tile and the products (not accumulating) write every element:
+                        // no clearing
+                        cols.resize(k * m, 0f32);
+                        prod.resize(total_o * m, 0f32);
+                        im2col_tile(xi, g, &t, cols);
+                        let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
+                        let mut rest: &mut [f32] = prod;
+                        for (a, &(_, _, o)) in kernels.iter().zip(parts) {
+                            let (part, tail) = rest.split_at_mut(o * m);
+                            crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
+                            rest = tail;
+                        }
+                    }
+                    let (p0, p1) = g.pool;
+                    let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
+                    let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
+                    for (o, row) in prod.chunks_exact_mut(m).enumerate() {
+                        let (ptr, o, oc, steps) = part_of(o);
+                        steps.apply(o, row);
+                        let base = (t.item * oc + o) * plane_out;
+                        if (p0, p1) == (1, 1) {
+                            // no pooling: each tile row is a run of output columns
+                            for r in 0..tr {
+                                let at = base + (t.r0 + r) * g.pow + t.c0;
+                                // SAFETY: `at + tw` ≤ n·o·plane_out (this part's output), and no other task writes
+                                // these positions (tiles partition each item's outputs).
+                                unsafe {
+                                    std::ptr::copy_nonoverlapping(
+                                        row[r * tw..].as_ptr(),
+                                        ptr.at(at),
+                                        tw,
+                                    )
+                                };
+                            }
+                            continue;
+                        }
+                        if p1 == 1 {
+                            // pooling over rows only (Musicnn's vertical filters pool a whole
+                            // column): an element-wise running maximum of whole rows, which
+                            // vectorises, then one run of output columns per pooled row
+                            for pr in 0..ptr_rows {
+                                best.clear();
+                                best.extend_from_slice(&row[pr * p0 * tw..][..tw]);
+                                for i in 1..p0 {
+                                    let r = &row[(pr * p0 + i) * tw..][..tw];
+                                    for (b, &v) in best.iter_mut().zip(r) {
+                                        if v > *b || v.is_nan() {
+                                            *b = v;
+                                        }
+                                    }
+                                }
+                                let at = base + (pr0 + pr) * g.pow + pc0;
+                                // SAFETY: as above — `at + tw` stays inside this item and
+                                // channel's pooled plane, written by this task only.
+                                unsafe {
+                                    std::ptr::copy_nonoverlapping(best.as_ptr(), ptr.at(at), tw)
+                                };
+                            }
+                            continue;
+                        }
+                        for pr in 0..ptr_rows {
+                            for pc in 0..ptr_cols {
+                                let mut best = row[(pr * p0) * tw + pc * p1];
+                                for i in 0..p0 {
+                                    let r = &row[(pr * p0 + i) * tw + pc * p1..][..p1];
+                                    for &v in r {
+                                        if v > best || v.is_nan() {
+                                            best = v;
+                                        }
+                                    }
+                                }
+                                let at = base + (pr0 + pr) * g.pow + pc0 + pc;
+                                // SAFETY: `at` < n·o·plane_out (this part's output), and no other task writes it
+                                // (tiles partition the pooled positions of each item).
+                                unsafe { *ptr.at(at) = best };
+                            }
+                        }
+                    }
+                },
             )
         },
-        |(cols, prod, best, scratch), t| {
-            let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
-            let m = tr * tw;
-            let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
-            if let Some(us) = &wino {
-                // every element written
-                prod.resize(total_o * m, 0f32);
-                let us: Vec<(&[f32], usize)> =
-                    us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect();
-                crate::winograd::tile_product(xi, g, &t, &us, scratch, prod, gemm_threads);
-            } else if by_taps(g) {
-                // the tap products accumulate: from zero
-                prod.clear();
-                prod.resize(total_o * m, 0f32);
-                let mut rest: &mut [f32] = prod;
-                for &(kernel, _, o) in parts {
-                    let (part, tail) = rest.split_at_mut(o * m);
-                    tap_products(xi, g, &t, kernel, o, part, gemm_threads);
-                    rest = tail;
-                }
-            } else {
-                // im2col_tile and the products (not accumulating) write every element:
-                // no clearing
-                cols.resize(k * m, 0f32);
-                prod.resize(total_o * m, 0f32);
-                im2col_tile(xi, g, &t, cols);
-                let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
-                let mut rest: &mut [f32] = prod;
-                for (a, &(_, _, o)) in kernels.iter().zip(parts) {
-                    let (part, tail) = rest.split_at_mut(o * m);
-                    crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
-                    rest = tail;
-                }
-            }
-            let (p0, p1) = g.pool;
-            let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
-            let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
-            for (o, row) in prod.chunks_exact_mut(m).enumerate() {
-                let (ptr, o, oc, steps) = part_of(o);
-                steps.apply(o, row);
-                let base = (t.item * oc + o) * plane_out;
-                if (p0, p1) == (1, 1) {
-                    // no pooling: each tile row is a run of output columns
-                    for r in 0..tr {
-                        let at = base + (t.r0 + r) * g.pow + t.c0;
-                        // SAFETY: `at + tw` ≤ n·o·plane_out (this part's output), and no other task writes
-                        // these positions (tiles partition each item's outputs).
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(row[r * tw..].as_ptr(), ptr.at(at), tw)
-                        };
-                    }
-                    continue;
-                }
-                if p1 == 1 {
-                    // pooling over rows only (Musicnn's vertical filters pool a whole
-                    // column): an element-wise running maximum of whole rows, which
-                    // vectorises, then one run of output columns per pooled row
-                    for pr in 0..ptr_rows {
-                        best.clear();
-                        best.extend_from_slice(&row[pr * p0 * tw..][..tw]);
-                        for i in 1..p0 {
-                            let r = &row[(pr * p0 + i) * tw..][..tw];
-                            for (b, &v) in best.iter_mut().zip(r) {
-                                if v > *b || v.is_nan() {
-                                    *b = v;
-                                }
-                            }
-                        }
-                        let at = base + (pr0 + pr) * g.pow + pc0;
-                        // SAFETY: as above — `at + tw` stays inside this item and
-                        // channel's pooled plane, written by this task only.
-                        unsafe { std::ptr::copy_nonoverlapping(best.as_ptr(), ptr.at(at), tw) };
-                    }
-                    continue;
-                }
-                for pr in 0..ptr_rows {
-                    for pc in 0..ptr_cols {
-                        let mut best = row[(pr * p0) * tw + pc * p1];
-                        for i in 0..p0 {
-                            let r = &row[(pr * p0 + i) * tw + pc * p1..][..p1];
-                            for &v in r {
-                                if v > best || v.is_nan() {
-                                    best = v;
-                                }
-                            }
-                        }
-                        let at = base + (pr0 + pr) * g.pow + pc0 + pc;
-                        // SAFETY: `at` < n·o·plane_out (this part's output), and no other task writes it
-                        // (tiles partition the pooled positions of each item).
-                        unsafe { *ptr.at(at) = best };
-                    }
-                }
-            }
-        },
     );
+    for (out, &(_, _, o)) in outs.iter_mut().zip(parts) {
+        // SAFETY: every one of the n·o·plane_out elements was written by exactly one tile
+        // task above (the tiles partition each item's pooled positions; every task
+        // writes all of its positions for every channel of every part), and the
+        // capacity was reserved.
+        unsafe { out.set_len(n * o * plane_out) };
+    }
     outs
+}
+
+/// The reusable buffers of one tile task ([`with_buffers`]).
+#[derive(Default)]
+struct TileBuffers {
+    /// The im2col tile.
+    cols: Vec<f32>,
+    /// The products (all parts).
+    prod: Vec<f32>,
+    /// One pooled row.
+    best: Vec<f32>,
+    /// Winograd's transformed input and products.
+    wino: crate::winograd::Scratch,
+}
+
+thread_local! {
+    /// Each worker thread's tile buffers, kept between calls: allocating and
+    /// zero-filling a few MiB of fresh buffers per call and worker was 7 % of a batch-1
+    /// forward of the short-chunk ResNet.
+    static TILE_BUFFERS: std::cell::Cell<Option<Box<TileBuffers>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with this thread's [`TileBuffers`]. They are taken out for the call and put
+/// back after it, so a task that starts inside another on the same thread (a product
+/// split over threads waits by running other tasks) gets fresh buffers instead of
+/// sharing them.
+fn with_buffers<R>(f: impl FnOnce(&mut TileBuffers) -> R) -> R {
+    let mut b = TILE_BUFFERS.with(|c| c.take()).unwrap_or_default();
+    let r = f(&mut b);
+    TILE_BUFFERS.with(|c| c.set(Some(b)));
+    r
 }
 
 /// Channels from which a 1-D convolution runs as one product per kernel tap instead of

@@ -50,35 +50,53 @@ pub(crate) fn applies(g: &Geo) -> bool {
         && g.o >= MIN_CHANNELS
 }
 
-/// The transformed kernel `U = G g Gᵀ` of a `(o, c, 3, 3)` kernel (row-major), as 16
-/// row-major `(o, c)` matrices, `ξ = 4a + b` for element `(a, b)` of the 4×4 transform.
-/// Computed in `f64` and rounded once. Done at every call (weights may change between
-/// calls); ~30 operations per kernel, which [`worth_it`] weighs against the savings.
+/// The transformed kernel `U = G g Gᵀ` of a `(o, c, 3, 3)` kernel (row-major), laid out
+/// `(o, 16, c)`: `U_ξ` (`ξ = 4a + b` for element `(a, b)` of the 4×4 transform) is the
+/// `(o, c)` matrix with row stride `16·c` starting at `ξ·c` ([`u_matrix`]). Computed in
+/// `f64` and rounded once, output channels in parallel on the current rayon pool. Done
+/// at every call (weights may change between calls); ~30 operations per 3×3 kernel,
+/// which [`worth_it`] weighs against the savings.
 pub(crate) fn transform_kernel(kernel: &[f32], o: usize, c: usize) -> Vec<f32> {
     assert_eq!(kernel.len(), o * c * 9, "kernel (O, C, 3, 3)");
-    let plane = o * c;
-    let mut u = vec![0f32; 16 * plane];
-    for (p, g) in kernel.chunks_exact(9).enumerate() {
-        let g: [f64; 9] = std::array::from_fn(|i| g[i] as f64);
-        // G g: rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2 of the kernel's rows
-        let mut gg = [[0f64; 3]; 4];
-        for j in 0..3 {
-            let (r0, r1, r2) = (g[j], g[3 + j], g[6 + j]);
-            gg[0][j] = r0;
-            gg[1][j] = 0.5 * (r0 + r1 + r2);
-            gg[2][j] = 0.5 * (r0 - r1 + r2);
-            gg[3][j] = r2;
-        }
-        // (G g) Gᵀ: the same combination of each row's three columns
-        for (a, row) in gg.iter().enumerate() {
-            let [c0, c1, c2] = *row;
-            let out = [c0, 0.5 * (c0 + c1 + c2), 0.5 * (c0 - c1 + c2), c2];
-            for (b, v) in out.into_iter().enumerate() {
-                u[(a * 4 + b) * plane + p] = v as f32;
+    let mut u = vec![0f32; 16 * o * c];
+    let row = |(uo, ko): (&mut [f32], &[f32])| {
+        for (ci, g) in ko.chunks_exact(9).enumerate() {
+            let g: [f64; 9] = std::array::from_fn(|i| g[i] as f64);
+            // G g: rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2 of the kernel's rows
+            let mut gg = [[0f64; 3]; 4];
+            for j in 0..3 {
+                let (r0, r1, r2) = (g[j], g[3 + j], g[6 + j]);
+                gg[0][j] = r0;
+                gg[1][j] = 0.5 * (r0 + r1 + r2);
+                gg[2][j] = 0.5 * (r0 - r1 + r2);
+                gg[3][j] = r2;
+            }
+            // (G g) Gᵀ: the same combination of each row's three columns
+            for (a, r) in gg.iter().enumerate() {
+                let [c0, c1, c2] = *r;
+                let out = [c0, 0.5 * (c0 + c1 + c2), 0.5 * (c0 - c1 + c2), c2];
+                for (b, v) in out.into_iter().enumerate() {
+                    uo[(a * 4 + b) * c + ci] = v as f32;
+                }
             }
         }
+    };
+    if rayon::current_num_threads() > 1 && o * c >= 4096 {
+        use rayon::prelude::*;
+        u.par_chunks_exact_mut(16 * c)
+            .zip(kernel.par_chunks_exact(9 * c))
+            .for_each(row);
+    } else {
+        u.chunks_exact_mut(16 * c)
+            .zip(kernel.chunks_exact(9 * c))
+            .for_each(row);
     }
     u
+}
+
+/// `U_ξ` of a kernel transformed by [`transform_kernel`], as an `(o, c)` view.
+pub(crate) fn u_matrix(u: &[f32], o: usize, c: usize, xi: usize) -> MatRef<'_> {
+    MatRef::new(&u[xi * c..], o, c, 16 * c, 1).expect("U_ξ inside the transformed kernel")
 }
 
 /// Whether the transforms repay themselves for `n` items of geometry `g`: the kernel's
@@ -283,7 +301,7 @@ fn tile_product_any(
         // the 16 products M_ξ = U_ξ · V_ξ, (o, blocks) each
         s.m.resize(16 * o * nb, 0.0);
         for k in 0..16 {
-            let a = MatRef::row_major(&u[k * o * c..][..o * c], o, c).expect("U_ξ");
+            let a = u_matrix(u, o, c, k);
             let b = MatRef::row_major(&s.v[k * c * nb..][..c * nb], c, nb).expect("V_ξ");
             gemm_into_on(a, b, &mut s.m[k * o * nb..][..o * nb], false, threads);
         }
