@@ -723,22 +723,33 @@ pub(crate) fn tiles_with(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
     // and product O × m), at least a few whole pooling windows
     let per_col = g.k().max(g.o).max(1);
     let budget = (tile_floats / per_col).max(g.pool.0 * g.pool.1 * 16);
-    // columns per tile, for a band of one pooling window's rows; the columns are split
-    // evenly (no thin remainder tile: a narrow product runs the matrix kernel's slow
-    // edge cases)
-    let tw = if cols * g.pool.0 <= budget {
+    tile_grid(n, (rows, cols), g.pool, budget)
+}
+
+/// Tiles of about `positions` output positions over `n` items of `rows × cols` outputs,
+/// each tile's rows and columns whole multiples of `units` (the last row or column of
+/// tiles may end short where `rows`/`cols` are not multiples).
+pub(crate) fn tile_grid(
+    n: usize,
+    (rows, cols): (usize, usize),
+    (ur, uc): (usize, usize),
+    positions: usize,
+) -> Vec<Tile> {
+    // columns per tile, for a band of one unit's rows; the columns are split evenly (no
+    // thin remainder tile: a narrow product runs the matrix kernel's slow edge cases)
+    let tw = if cols * ur <= positions {
         cols
     } else {
-        let most = ((budget / g.pool.0 / g.pool.1).max(1) * g.pool.1).min(cols);
-        let windows = cols / g.pool.1;
+        let most = ((positions / ur / uc).max(1) * uc).min(cols);
+        let units = cols.div_ceil(uc);
         let pieces = cols.div_ceil(most);
-        (windows.div_ceil(pieces) * g.pool.1).clamp(g.pool.1, cols)
+        (units.div_ceil(pieces) * uc).clamp(uc.min(cols), cols)
     };
-    // rows per tile: whole pooling windows, filling the rest of the budget
+    // rows per tile: whole units, filling the rest of the budget
     let tr = if tw == cols {
-        ((budget / cols / g.pool.0).max(1) * g.pool.0).min(rows)
+        ((positions / cols.max(1) / ur).max(1) * ur).min(rows)
     } else {
-        g.pool.0
+        ur.min(rows)
     };
     let mut v = Vec::new();
     for item in 0..n {

@@ -119,35 +119,7 @@ pub(crate) fn tiles(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
     // 2×2 blocks per tile: 16 values per channel and block in each buffer
     let blocks = (tile_floats / (16 * g.c.max(g.o))).max(1);
     let positions = (blocks * 4).max(ur * uc);
-    let tw = if cols * ur <= positions {
-        cols
-    } else {
-        // columns in whole units, split evenly
-        let most = ((positions / ur / uc).max(1) * uc).min(cols);
-        let units = cols.div_ceil(uc);
-        let pieces = cols.div_ceil(most);
-        (units.div_ceil(pieces) * uc).clamp(uc.min(cols), cols)
-    };
-    let tr = if tw == cols {
-        ((positions / cols.max(1) / ur).max(1) * ur).min(rows)
-    } else {
-        ur.min(rows)
-    };
-    let mut v = Vec::new();
-    for item in 0..n {
-        for r0 in (0..rows).step_by(tr) {
-            for c0 in (0..cols).step_by(tw) {
-                v.push(Tile {
-                    item,
-                    r0,
-                    r1: (r0 + tr).min(rows),
-                    c0,
-                    c1: (c0 + tw).min(cols),
-                });
-            }
-        }
-    }
-    v
+    crate::fused::tile_grid(n, (rows, cols), (ur, uc), positions)
 }
 
 /// Reused buffers of one worker.
