@@ -30,6 +30,12 @@
 //! against their PyTorch and TensorFlow originals hold with their tolerances unchanged.
 //! [`crate::fused::set_winograd`]`(false)` restores the im2col sums (e.g. to reproduce
 //! outputs of a build before this path).
+//!
+//! **Non-finite input.** A NaN or infinity anywhere in a 4×4 input block makes all four
+//! outputs of that block NaN (the transforms add and subtract it), where a direct
+//! convolution reaches only the outputs whose 3×3 window holds it: NaN still reaches the
+//! output (the fused path's contract), over up to one more row and column. mirkit's
+//! audio and feature layers refuse non-finite samples before a model sees them.
 
 use crate::fused::{Geo, Tile};
 use crate::kernels::{gemm_into_on, MatRef};
