@@ -114,6 +114,19 @@ pub(crate) fn backward(
     let k = g.k();
     let plane_in = g.c * g.h * g.w;
     let (oh, ow) = (g.poh, g.pow);
+    // a stride-1 3×3 convolution with padding 1 has as input gradient the same
+    // convolution of dY with the kernel turned 180° and its channels swapped, which
+    // Winograd's path computes with 16/36 of the products (crate::winograd); the tiles
+    // below then only add the kernel gradient
+    let wino_dx = need_dx
+        .then(|| dx_as_convolution(g))
+        .flatten()
+        .filter(|gt| {
+            crate::fused::winograd()
+                && crate::winograd::applies(gt)
+                && crate::winograd::worth_it(n, gt)
+        });
+    let need_dx = need_dx && wino_dx.is_none();
     // one slot per item even without an input gradient: the items are the parallel
     // tasks below (empty slices when it is not needed)
     let mut dx = vec![0f32; if need_dx { n * plane_in } else { 0 }];
@@ -184,7 +197,37 @@ pub(crate) fn backward(
                 a
             },
         );
+    if let Some(gt) = wino_dx {
+        // W'[c][o][i][j] = W[o][c][2 − i][2 − j]
+        let mut wt = vec![0f32; w.len()];
+        for (o, wo) in w.chunks_exact(g.c * 9).enumerate() {
+            for (c, taps) in wo.chunks_exact(9).enumerate() {
+                let dst = &mut wt[(c * g.o + o) * 9..][..9];
+                for (d, &v) in dst.iter_mut().zip(taps.iter().rev()) {
+                    *d = v;
+                }
+            }
+        }
+        dx = run(dy, &wt, n, &gt, &Steps::identity());
+    }
     (dx, dw)
+}
+
+/// The geometry of the input gradient as a convolution of the output gradient, for a
+/// stride-1, same-size ("padding 1") 3×3 convolution without pooling: `dY` `(O, H, W)`
+/// → `dX` `(C, H, W)`. `None` for other geometries.
+fn dx_as_convolution(g: &Geo) -> Option<Geo> {
+    let same = g.kh == 3
+        && g.kw == 3
+        && g.stride == 1
+        && (g.ph, g.pw) == (1, 1)
+        && g.pool == (1, 1)
+        && (g.poh, g.pow) == (g.h, g.w);
+    same.then_some(Geo {
+        c: g.o,
+        o: g.c,
+        ..*g
+    })
 }
 
 /// One item's share of a [`by_taps`] convolution's gradients, tap by tap and without
@@ -330,7 +373,7 @@ mod tests {
         let mut rng = mirkit_core::Rng::new(31);
         // (x shape, w shape, stride, padding)
         type Case<'a> = (&'a [usize], &'a [usize], usize, (usize, usize));
-        let cases: [Case; 8] = [
+        let cases: [Case; 10] = [
             (&[3, 4, 50], &[5, 4, 3], 1, (0, 1)),
             // tap products (≥ 32 channels) with stride and padding
             (&[2, 40, 101], &[6, 40, 5], 2, (0, 2)),
@@ -340,6 +383,10 @@ mod tests {
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 1, (1, 1)),
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 2, (1, 1)),
             (&[1, 2, 12, 30], &[3, 2, 5, 1], 1, (2, 0)),
+            // stride-1 3×3 with ≥ 16 channels and ≥ 1024 positions: forward and input
+            // gradient by Winograd's path (odd sizes: half-used blocks at the edges)
+            (&[1, 16, 33, 35], &[20, 16, 3, 3], 1, (1, 1)),
+            (&[2, 24, 17, 31], &[16, 24, 3, 3], 1, (1, 1)),
         ];
         for (xs, ws, stride, pad) in cases {
             let x = Var::from_tensor(&uniform(&mut rng, xs)).unwrap();
