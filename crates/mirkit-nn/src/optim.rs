@@ -241,6 +241,26 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            let c = AdamConsts {
+                lr: self.lr,
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay,
+                l2: self.l2,
+                bc1,
+                bc2,
+            };
+            let fused = !cfg!(test) || !COMPOSED_ONLY.load(std::sync::atomic::Ordering::Relaxed);
+            if let Some((mn, vn)) = fused
+                .then(|| adam_cpu(var, g, m.as_ref(), v.as_ref(), &c))
+                .transpose()?
+                .flatten()
+            {
+                *m = Some(mn);
+                *v = Some(vn);
+                continue;
+            }
             let g_l2;
             let (p, g) = if self.l2 {
                 g_l2 = (g + (var.as_tensor() * self.weight_decay)?)?;
@@ -265,6 +285,112 @@ impl AdamW {
         }
         Ok(())
     }
+}
+
+/// Tests: the composed Candle ops only (the reference for [`adam_cpu`]'s bits).
+static COMPOSED_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The constants of one [`AdamW::step`].
+struct AdamConsts {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    l2: bool,
+    bc1: f64,
+    bc2: f64,
+}
+
+/// One variable's Adam update on the CPU in one pass over contiguous f32 slices, with the
+/// same f32 operations in the same order as the composed Candle ops of [`AdamW::step`]
+/// (each `tensor * f64` is Candle's affine `x · (c as f32) + 0`, `+ eps` is
+/// `x · 1 + (eps as f32)`), so the same bits (tested) — without the composed version's
+/// ten full-size temporaries per variable. Writes the variable and returns the new
+/// moments; `None` when a tensor is not a contiguous CPU f32 one (the caller composes).
+fn adam_cpu(
+    var: &Var,
+    g: &Tensor,
+    m: Option<&Tensor>,
+    v: Option<&Tensor>,
+    c: &AdamConsts,
+) -> Result<Option<(Tensor, Tensor)>> {
+    use crate::conv2d::contiguous_f32;
+    use candle_core::{DType, Storage};
+    let p = var.as_tensor();
+    let usable = |t: &Tensor| {
+        t.device().is_cpu()
+            && t.dtype() == DType::F32
+            && t.is_contiguous()
+            && t.shape() == p.shape()
+    };
+    if !usable(p) || !usable(g) || !m.is_none_or(usable) || !v.is_none_or(usable) {
+        return Ok(None);
+    }
+    fn slice<'a>(s: &'a Storage, t: &Tensor) -> Result<&'a [f32]> {
+        match s {
+            Storage::Cpu(cs) => Ok(contiguous_f32(cs, t.layout(), "adam")?),
+            _ => unreachable!("checked: CPU tensors"),
+        }
+    }
+    let f = |x: f64| x as f32;
+    let (decay, wd) = (f(1.0 - c.lr * c.weight_decay), f(c.weight_decay));
+    let (b1, a1, b2, a2) = (f(c.beta1), f(1.0 - c.beta1), f(c.beta2), f(1.0 - c.beta2));
+    let (rs, eps, step) = (f(1.0 / c.bc2.sqrt()), f(c.eps), f(c.lr / c.bc1));
+    let n = p.elem_count();
+    let (mut pn, mut mn, mut vn) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    {
+        let (ps, _) = p.storage_and_layout();
+        let (gs, _) = g.storage_and_layout();
+        let ms = m.map(|t| t.storage_and_layout().0);
+        let vs = v.map(|t| t.storage_and_layout().0);
+        let pv = slice(&ps, p)?;
+        let gv = slice(&gs, g)?;
+        let mv = match (&ms, m) {
+            (Some(s), Some(t)) => Some(slice(s, t)?),
+            _ => None,
+        };
+        let vv = match (&vs, v) {
+            (Some(s), Some(t)) => Some(slice(s, t)?),
+            _ => None,
+        };
+        let one = |i: usize| -> (f32, f32, f32) {
+            let (x, gi) = (pv[i], gv[i]);
+            // L2 (coupled): g + p·wd, p as is; decoupled: p·(1 − lr·wd), g as is
+            let (x, gi) = if c.l2 {
+                (x, gi + (x * wd + 0.0))
+            } else {
+                (x * decay + 0.0, gi)
+            };
+            let mi = match mv {
+                None => gi * a1 + 0.0,
+                Some(mv) => (mv[i] * b1 + 0.0) + (gi * a1 + 0.0),
+            };
+            let vi = match vv {
+                None => (gi * gi) * a2 + 0.0,
+                Some(vv) => (vv[i] * b2 + 0.0) + ((gi * gi) * a2 + 0.0),
+            };
+            let denom = (vi.sqrt() * rs + 0.0) * 1.0 + eps;
+            (x - ((mi / denom) * step + 0.0), mi, vi)
+        };
+        const CHUNK: usize = 1 << 14;
+        use rayon::prelude::*;
+        pn.par_chunks_mut(CHUNK)
+            .zip(mn.par_chunks_mut(CHUNK))
+            .zip(vn.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(k, ((po, mo), vo))| {
+                for j in 0..po.len() {
+                    (po[j], mo[j], vo[j]) = one(k * CHUNK + j);
+                }
+            });
+    }
+    let (shape, dev) = (p.shape().clone(), p.device().clone());
+    var.set(&Tensor::from_vec(pn, shape.clone(), &dev)?)?;
+    Ok(Some((
+        Tensor::from_vec(mn, shape.clone(), &dev)?,
+        Tensor::from_vec(vn, shape, &dev)?,
+    )))
 }
 
 /// Scales all gradients so their global L2 norm is at most `max_norm`
@@ -370,6 +496,52 @@ impl ReduceOnPlateau {
             } else {
                 lr
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The one-pass CPU update gives the composed Candle ops' bits, for AdamW (decoupled
+    /// decay) and Adam with L2 decay, over several steps (moments present and absent).
+    #[test]
+    fn one_pass_adam_equals_the_composed_ops_bit_for_bit() {
+        use std::sync::atomic::Ordering;
+        let dev = Device::Cpu;
+        let mut rng = mirkit_core::Rng::new(9);
+        let mut data = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32).collect() };
+        let (w0, grads): (Vec<f32>, Vec<Vec<f32>>) =
+            (data(40_000), (0..4).map(|_| data(40_000)).collect());
+        let run = |l2: bool, composed: bool| -> Vec<u32> {
+            COMPOSED_ONLY.store(composed, Ordering::Relaxed);
+            let w = Var::from_vec(w0.clone(), (200, 200), &dev).unwrap();
+            let mut opt = if l2 {
+                AdamW::adam_l2(vec![w.clone()], 1e-3, 1e-4).unwrap()
+            } else {
+                AdamW::new(vec![w.clone()], 1e-3, 0.01).unwrap()
+            };
+            for g in &grads {
+                // a gradient of exactly g: d/dw sum(w * g)
+                let gt = Tensor::from_vec(g.clone(), (200, 200), &dev).unwrap();
+                let store = (w.as_tensor() * &gt)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                opt.step(&store).unwrap();
+            }
+            COMPOSED_ONLY.store(false, Ordering::Relaxed);
+            let out: Vec<f32> = w.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            out.iter().map(|x| x.to_bits()).collect()
+        };
+        for l2 in [false, true] {
+            let (a, b) = (run(l2, false), run(l2, true));
+            assert_eq!(a, b, "l2 {l2}");
+            assert_ne!(a, w0.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
         }
     }
 }
