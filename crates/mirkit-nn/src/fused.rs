@@ -843,7 +843,11 @@ pub(crate) fn run_split(
                 .map(|&(kernel, _, o)| crate::winograd::transform_kernel(&kernel[..o * k], o, g.c))
                 .collect()
         });
-    let tiles = match wino {
+    // (transformed kernel, channels) of each part, built once rather than per tile
+    let wino_parts: Option<Vec<(&[f32], usize)>> = wino
+        .as_ref()
+        .map(|us| us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect());
+    let tiles = match wino_parts {
         Some(_) => crate::winograd::tiles(n, g, TILE_FLOATS),
         None => tiles(n, g),
     };
@@ -869,12 +873,10 @@ pub(crate) fn run_split(
                     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
                     let m = tr * tw;
                     let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                    if let Some(us) = &wino {
+                    if let Some(us) = &wino_parts {
                         // every element written
                         prod.resize(total_o * m, 0f32);
-                        let us: Vec<(&[f32], usize)> =
-                            us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect();
-                        crate::winograd::tile_product(xi, g, &t, &us, scratch, prod, gemm_threads);
+                        crate::winograd::tile_product(xi, g, &t, us, scratch, prod, gemm_threads);
                     } else if by_taps(g) {
                         // the tap products accumulate: from zero
                         prod.clear();
