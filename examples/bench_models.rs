@@ -1,9 +1,10 @@
 //! # Model speed: the whole zoo, forward and training step, against PyTorch
 //!
 //! `cargo run --release --example bench_models -- [--batch 16] [--models a,b] [--reps 3]
-//! [--no-train] [--split] [--ops] [--no-winograd]` — times every architecture of the zoo on random input of its
+//! [--no-train] [--train-only] [--split] [--ops] [--no-winograd]` — times every architecture of the zoo on random input of its
 //! published size: an eval-mode forward and a training step (train-mode forward, binary
 //! cross-entropy, backward, Adam update), median of `--reps` runs after one warm-up.
+//! `--train-only` runs the forward only twice (for profiling a training step).
 //! `--split` also reports a step's forward, backward and update times. `--ops` adds a per-op profile of the dominant operations at the models' own shapes.
 //! `--no-winograd` computes the eval forward's stride-1 3×3 convolutions by im2col
 //! instead of Winograd's F(2×2, 3×3) (`mirkit_nn::fused::set_winograd`), for A/B runs.
@@ -209,6 +210,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         |v| v.split(',').map(str::to_string).collect(),
     );
     let train = !args.iter().any(|a| a == "--no-train");
+    let train_only = args.iter().any(|a| a == "--train-only");
     if args.iter().any(|a| a == "--no-winograd") {
         // A/B: the fused eval path's stride-1 3×3 convolutions by im2col instead
         mirkit::nn::fused::set_winograd(false);
@@ -218,7 +220,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.insert("batch".into(), batch.into());
     for name in &models {
         let c = case(name, batch)?;
-        let fwd = time(reps, || {
+        // `--train-only` (profiling a training step) skips the forward's timing
+        let fwd = time(if train_only { 0 } else { reps }, || {
             match &c.eval {
                 Some(f) => f(&c.x, false),
                 None => (c.forward)(&c.x, false),

@@ -22,9 +22,10 @@
 
 use crate::conv2d::contiguous_f32;
 use crate::fused::{
-    by_taps, im2col_tile, run, tiles_with, valid_cols, Geo, Steps, Tile, TILE_FLOATS,
+    by_taps, im2col_tile_ld, run, tile_grid, valid_cols, with_buffers, Geo, Steps, Tile,
+    TILE_FLOATS,
 };
-use crate::kernels::{gemm_into, gemm_into_strided, MatRef};
+use crate::kernels::{gemm_into_on, gemm_into_strided, MatRef};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -127,76 +128,116 @@ pub(crate) fn backward(
                 && crate::winograd::worth_it(n, gt)
         });
     let need_dx = need_dx && wino_dx.is_none();
-    // one slot per item even without an input gradient: the items are the parallel
-    // tasks below (empty slices when it is not needed)
-    let mut dx = vec![0f32; if need_dx { n * plane_in } else { 0 }];
+    // the items in a fixed number of groups, each with its own kernel-gradient sum,
+    // added in group order at the end: the same sums in the same order, so the same
+    // bits, whatever the thread count or the scheduling
+    let per = n.div_ceil(n.clamp(1, GROUPS));
+    let groups = n.div_ceil(per);
+    let gemm_threads = (rayon::current_num_threads() / groups).max(1);
+    let mut dx = if need_dx {
+        zeros_par(n * plane_in, per * plane_in)
+    } else {
+        Vec::new()
+    };
+    let dx_parts: Vec<&mut [f32]> = if need_dx {
+        dx.chunks_mut(per * plane_in).collect()
+    } else {
+        (0..groups).map(|_| Default::default()).collect()
+    };
     // larger tiles than the forward's: each tile adds a product of inner size m into the
     // (O, K) kernel gradient, which is read and written whole every time
-    let all = tiles_with(n, g, 4 * TILE_FLOATS);
-    // tiles of each item, in order (tiles() lists them item by item)
-    let per_item: Vec<&[Tile]> = all.chunk_by(|a, b| a.item == b.item).collect();
+    let positions = (4 * TILE_FLOATS / k.max(g.o).max(1)).max(16);
+    let plane_out = oh * ow;
     let wt = MatRef::new(w, k, g.o, 1, k).expect("kernel transposed (K, O)");
-    let dx_parts: Vec<&mut [f32]> = if need_dx {
-        dx.chunks_mut(plane_in).collect()
-    } else {
-        (0..n).map(|_| Default::default()).collect()
-    };
-    let dw = dx_parts
+    let sums: Vec<Vec<f32>> = dx_parts
         .into_par_iter()
-        .zip(per_item.par_iter())
-        .fold(
-            || (vec![0f32; g.o * k], Vec::new(), Vec::new(), Vec::new()),
-            |(mut dw, mut cols, mut dyt, mut dcols), (dxi, item_tiles)| {
-                if by_taps(g) {
-                    let item = item_tiles.first().map_or(0, |t| t.item);
-                    tap_backward(
-                        &x[item * plane_in..][..plane_in],
-                        w,
-                        dy,
-                        item,
-                        g,
-                        &mut dw,
-                        dxi,
-                    );
-                    return (dw, cols, dyt, dcols);
+        .enumerate()
+        .map(|(gi, dxg)| {
+            let items = gi * per..((gi + 1) * per).min(n);
+            let mut dw = vec![0f32; g.o * k];
+            if by_taps(g) {
+                for item in items.clone() {
+                    let dxi = match dxg.is_empty() {
+                        true => &mut [][..],
+                        false => &mut dxg[(item - items.start) * plane_in..][..plane_in],
+                    };
+                    let xi = &x[item * plane_in..][..plane_in];
+                    tap_backward(xi, w, dy, item, g, &mut dw, dxi);
                 }
-                for t in item_tiles.iter() {
+                return dw;
+            }
+            // small planes: several whole items side by side in one product, so that
+            // the kernel gradient is read and written once per stack, not per item
+            let stack = if 2 * plane_out <= positions {
+                positions / plane_out.max(1)
+            } else {
+                1
+            };
+            let work: Vec<(std::ops::Range<usize>, Tile)> = if stack > 1 {
+                items
+                    .clone()
+                    .step_by(stack)
+                    .map(|i| (i..(i + stack).min(items.end), whole(g, i)))
+                    .collect()
+            } else {
+                tile_grid(items.len(), (oh, ow), (1, 1), positions)
+                    .into_iter()
+                    .map(|mut t| {
+                        t.item += items.start;
+                        (t.item..t.item + 1, t)
+                    })
+                    .collect()
+            };
+            with_buffers(|b| {
+                let (cols, dcols, dyt) = (&mut b.cols, &mut b.prod, &mut b.best);
+                for (its, t) in work {
                     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
-                    let m = tr * tw;
-                    cols.resize(k * m, 0f32); // every element written below
-                    im2col_tile(&x[t.item * plane_in..][..plane_in], g, t, &mut cols);
-                    // the tile's output gradient, (O, m)
+                    let m = tr * tw; // per item
+                    let mm = m * its.len();
+                    cols.resize(k * mm, 0f32); // every element written below
+                    for (b, item) in its.clone().enumerate() {
+                        let xi = &x[item * plane_in..][..plane_in];
+                        im2col_tile_ld(xi, g, &t, &mut cols[b * m..], mm);
+                    }
+                    // the tile's output gradient, (O, items × m)
                     dyt.clear();
-                    dyt.reserve(g.o * m);
+                    dyt.reserve(g.o * mm);
                     for o in 0..g.o {
-                        let base = (t.item * g.o + o) * oh * ow;
-                        for r in t.r0..t.r1 {
-                            dyt.extend_from_slice(&dy[base + r * ow + t.c0..][..tw]);
+                        for item in its.clone() {
+                            let base = (item * g.o + o) * plane_out;
+                            for r in t.r0..t.r1 {
+                                dyt.extend_from_slice(&dy[base + r * ow + t.c0..][..tw]);
+                            }
                         }
                     }
-                    let dyr = MatRef::row_major(&dyt, g.o, m).expect("dy tile");
+                    let dyr = MatRef::row_major(dyt, g.o, mm).expect("dy tile");
                     // dW += dY · colsᵀ
-                    let colst = MatRef::new(&cols, m, k, 1, m).expect("cols transposed");
-                    gemm_into(dyr, colst, &mut dw, true);
-                    if dxi.is_empty() {
+                    let colst = MatRef::new(cols, mm, k, 1, mm).expect("cols transposed");
+                    gemm_into_on(dyr, colst, &mut dw, true, gemm_threads);
+                    if dxg.is_empty() {
                         continue;
                     }
-                    // dcols = Wᵀ · dY, scattered back onto the input
-                    dcols.resize(k * m, 0f32); // overwritten by the product
-                    gemm_into(wt, dyr, &mut dcols, false);
-                    col2im_tile(&dcols, g, t, dxi);
+                    // dcols = Wᵀ · dY, scattered back onto each item's input
+                    dcols.resize(k * mm, 0f32); // overwritten by the product
+                    gemm_into_on(wt, dyr, dcols, false, gemm_threads);
+                    for (b, item) in its.clone().enumerate() {
+                        let dxi = &mut dxg[(item - items.start) * plane_in..][..plane_in];
+                        col2im_tile(&dcols[b * m..], mm, g, &t, dxi);
+                    }
                 }
-                (dw, cols, dyt, dcols)
-            },
-        )
-        .map(|(dw, ..)| dw)
-        .reduce(
-            || vec![0f32; g.o * k],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+            });
+            dw
+        })
+        .collect();
+    // the groups' kernel gradients, added in group order
+    let mut dw = sums[0].clone();
+    dw.par_chunks_mut(1 << 14).enumerate().for_each(|(i, d)| {
+        for s in &sums[1..] {
+            for (a, b) in d.iter_mut().zip(&s[i << 14..]) {
+                *a += b;
+            }
+        }
+    });
     if let Some(gt) = wino_dx {
         // W'[c][o][i][j] = W[o][c][2 − i][2 − j]
         let mut wt = vec![0f32; w.len()];
@@ -211,6 +252,34 @@ pub(crate) fn backward(
         dx = run(dy, &wt, n, &gt, &Steps::identity());
     }
     (dx, dw)
+}
+
+/// Groups of items in [`backward`], each with its own kernel-gradient sum (enough for
+/// the threads of a small machine to share the work; more groups only add sums).
+const GROUPS: usize = 4;
+
+/// A zero-filled vector of `len` floats, written in parallel pieces of `chunk` (so the
+/// pages of a large buffer are first touched, and faulted in, by writes on every thread
+/// rather than zeroed by one).
+pub(crate) fn zeros_par(len: usize, chunk: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    v.spare_capacity_mut()
+        .par_chunks_mut(chunk.max(1))
+        .for_each(|c| c.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: every one of the `len` elements of the reserved capacity was written above.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// Item `item`'s whole output plane as one tile.
+fn whole(g: &Geo, item: usize) -> Tile {
+    Tile {
+        item,
+        r0: 0,
+        r1: g.poh,
+        c0: 0,
+        c1: g.pow,
+    }
 }
 
 /// The geometry of the input gradient as a convolution of the output gradient, for a
@@ -268,18 +337,17 @@ fn tap_backward(
     }
 }
 
-/// The adjoint of [`im2col_tile`]: adds the tile's im2col rows back onto one item's
-/// input planes `(C, H, W)`.
-fn col2im_tile(cols: &[f32], g: &Geo, t: &Tile, x: &mut [f32]) {
+/// The adjoint of [`crate::fused::im2col_tile_ld`]: adds the tile's im2col rows (`ld`
+/// apart) back onto one item's input planes `(C, H, W)`.
+fn col2im_tile(cols: &[f32], ld: usize, g: &Geo, t: &Tile, x: &mut [f32]) {
     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
-    let m = tr * tw;
     let s = g.stride;
     let valid = |j: usize| crate::fused::valid_cols(g, t, j);
     for c in 0..g.c {
         let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &cols[((c * g.kh + i) * g.kw + j) * m..][..m];
+                let row = &cols[((c * g.kh + i) * g.kw + j) * ld..][..tr * tw];
                 let (lo, hi) = valid(j);
                 for r in 0..tr {
                     let iy = ((t.r0 + r) * s + i) as isize - g.ph as isize;
@@ -373,7 +441,7 @@ mod tests {
         let mut rng = mirkit_core::Rng::new(31);
         // (x shape, w shape, stride, padding)
         type Case<'a> = (&'a [usize], &'a [usize], usize, (usize, usize));
-        let cases: [Case; 10] = [
+        let cases: [Case; 13] = [
             (&[3, 4, 50], &[5, 4, 3], 1, (0, 1)),
             // tap products (≥ 32 channels) with stride and padding
             (&[2, 40, 101], &[6, 40, 5], 2, (0, 2)),
@@ -387,6 +455,11 @@ mod tests {
             // gradient by Winograd's path (odd sizes: half-used blocks at the edges)
             (&[1, 16, 33, 35], &[20, 16, 3, 3], 1, (1, 1)),
             (&[2, 24, 17, 31], &[16, 24, 3, 3], 1, (1, 1)),
+            // more items than groups, unevenly (7 = 2 + 2 + 2 + 1); small planes, so
+            // several items side by side in one product (stride 2, and a 1×1 output)
+            (&[7, 5, 4, 3], &[6, 5, 3, 3], 2, (1, 1)),
+            (&[9, 6, 2, 2], &[4, 6, 3, 3], 2, (1, 1)),
+            (&[5, 3, 6, 7], &[4, 3, 3, 3], 1, (1, 1)),
         ];
         for (xs, ws, stride, pad) in cases {
             let x = Var::from_tensor(&uniform(&mut rng, xs)).unwrap();
@@ -417,6 +490,46 @@ mod tests {
             for v in [&x, &w] {
                 let e = max_abs(ga.get(v).unwrap(), gb.get(v).unwrap());
                 assert!(e < scale.max(1e-4), "gradient {xs:?} {ws:?}: {e}");
+            }
+        }
+    }
+
+    /// The gradients have the same bits whatever the number of threads (the items'
+    /// kernel-gradient sums are grouped and added in a fixed order).
+    #[test]
+    fn gradients_do_not_depend_on_the_thread_count() {
+        let mut rng = mirkit_core::Rng::new(34);
+        for (xs, ws, stride) in [
+            ([10usize, 6, 9, 11], [8usize, 6, 3, 3], 2usize),
+            ([6, 4, 3, 3], [5, 4, 3, 3], 1),
+        ] {
+            let x = Var::from_tensor(&uniform(&mut rng, &xs)).unwrap();
+            let w = Var::from_tensor(&uniform(&mut rng, &ws)).unwrap();
+            let gw = uniform(
+                &mut rng,
+                &[xs[0], ws[0], xs[2].div_ceil(stride), xs[3].div_ceil(stride)],
+            );
+            let grads = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let y = conv(&x, &w, stride, (1, 1)).unwrap().unwrap();
+                    let g = (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+                    [&x, &w].map(|v| {
+                        g.get(v)
+                            .unwrap()
+                            .flatten_all()
+                            .unwrap()
+                            .to_vec1::<f32>()
+                            .unwrap()
+                    })
+                })
+            };
+            let one = grads(1);
+            for t in [2, 3, 5] {
+                assert!(grads(t) == one, "{xs:?} with {t} threads");
             }
         }
     }

@@ -982,13 +982,13 @@ pub(crate) fn run_split(
 
 /// The reusable buffers of one tile task ([`with_buffers`]).
 #[derive(Default)]
-struct TileBuffers {
+pub(crate) struct TileBuffers {
     /// The im2col tile.
-    cols: Vec<f32>,
-    /// The products (all parts).
-    prod: Vec<f32>,
-    /// One pooled row.
-    best: Vec<f32>,
+    pub(crate) cols: Vec<f32>,
+    /// The products (all parts); the backward's `Wᵀ · dY` tile.
+    pub(crate) prod: Vec<f32>,
+    /// One pooled row; the backward's output-gradient tile.
+    pub(crate) best: Vec<f32>,
     /// Winograd's transformed input and products.
     wino: crate::winograd::Scratch,
 }
@@ -1005,7 +1005,7 @@ thread_local! {
 /// back after it, so a task that starts inside another on the same thread (a product
 /// split over threads waits by running other tasks) gets fresh buffers instead of
 /// sharing them.
-fn with_buffers<R>(f: impl FnOnce(&mut TileBuffers) -> R) -> R {
+pub(crate) fn with_buffers<R>(f: impl FnOnce(&mut TileBuffers) -> R) -> R {
     let mut b = TILE_BUFFERS.with(|c| c.take()).unwrap_or_default();
     let r = f(&mut b);
     TILE_BUFFERS.with(|c| c.set(Some(b)));
@@ -1104,15 +1104,23 @@ pub(crate) fn tap_products(
 /// columns. Every element of `cols[..K·m]` is written (the zeros too), so a reused
 /// buffer needs no clearing first.
 pub(crate) fn im2col_tile(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32]) {
+    im2col_tile_ld(x, g, t, cols, (t.r1 - t.r0) * (t.c1 - t.c0));
+}
+
+/// [`im2col_tile`] into rows `ld` apart (`ld` ≥ the tile's positions `m`): row `(c, i, j)`
+/// is `cols[(c·KH·KW + i·KW + j)·ld..][..m]`; the rest of each row is left alone (several
+/// items' tiles side by side in one matrix).
+pub(crate) fn im2col_tile_ld(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32], ld: usize) {
     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
     let m = tr * tw;
+    debug_assert!(ld >= m);
     let s = g.stride;
     let valid = |j: usize| valid_cols(g, t, j);
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &mut cols[((c * g.kh + i) * g.kw + j) * m..][..m];
+                let row = &mut cols[((c * g.kh + i) * g.kw + j) * ld..][..m];
                 let (lo, hi) = valid(j);
                 for r in 0..tr {
                     let iy = ((t.r0 + r) * s + i) as isize - g.ph as isize;

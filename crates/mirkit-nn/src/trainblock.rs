@@ -71,29 +71,27 @@ impl BlockOp {
     /// Per-channel batch mean, biased variance and `1/√(var + ε)` of the convolution
     /// output `z` `(N, O, plane)`, accumulated in f64.
     fn batch_stats(&self, z: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (o, plane) = (self.g.o, self.plane());
-        let m = (self.n * plane) as f64;
-        let sums = |f: &(dyn Fn(usize, f32) -> f64 + Sync)| -> Vec<f64> {
-            (0..o)
-                .into_par_iter()
-                .map(|ch| {
-                    (0..self.n)
-                        .map(|i| {
-                            let row = &z[(i * o + ch) * plane..][..plane];
-                            row.iter().map(|&v| f(ch, v)).sum::<f64>()
+        let (o, plane, n) = (self.g.o, self.plane(), self.n);
+        let m = (n * plane) as f64;
+        // two passes per channel (mean, then the squared deviations from it), each in
+        // f64 over eight lanes
+        let (mean, var): (Vec<f64>, Vec<f64>) = (0..o)
+            .into_par_iter()
+            .map(|ch| {
+                let rows = || (0..n).map(|i| &z[(i * o + ch) * plane..][..plane]);
+                let mean = rows().map(|r| lanes_sum(r, |v| v)).sum::<f64>() / m;
+                let var = rows()
+                    .map(|r| {
+                        lanes_sum(r, |v| {
+                            let d = v - mean;
+                            d * d
                         })
-                        .sum()
-                })
-                .collect()
-        };
-        let mean: Vec<f64> = sums(&|_, v| v as f64).into_iter().map(|s| s / m).collect();
-        let var: Vec<f64> = sums(&|ch, v| {
-            let d = v as f64 - mean[ch];
-            d * d
-        })
-        .into_iter()
-        .map(|s| s / m)
-        .collect();
+                    })
+                    .sum::<f64>()
+                    / m;
+                (mean, var)
+            })
+            .unzip();
         let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         (mean, var, inv_std)
     }
@@ -271,26 +269,24 @@ impl BlockOp {
         let (o, plane, act, n) = (self.g.o, self.plane(), self.act, self.n);
         let (gamma, beta) = (&pv[o..2 * o], &pv[2 * o..]);
         let (z, mean, inv_std) = (&saved.z, &saved.mean, &saved.inv_std);
-        let xhat = |i: usize, ch: usize| (z[i] as f64 - mean[ch]) * inv_std[ch];
+        let plane = plane.max(1);
+        // a few planes per task when they are small
+        let min_planes = (4096 / plane).max(1);
         // pass 1 (in place over `dz`, which holds dy): g = dy · act'(u), u = γ·x̂ + β
         // recomputed from z; per-plane partial sums Σ g and Σ g·x̂
         let partial: Vec<(f64, f64)> = dz
-            .par_chunks_mut(plane.max(1))
+            .par_chunks_mut(plane)
+            .with_min_len(min_planes)
             .enumerate()
             .map(|(pi, d)| {
                 let ch = pi % o;
-                let base = pi * plane;
-                let (gm, bt) = (gamma[ch] as f64, beta[ch] as f64);
-                let (mut sg, mut sgx) = (0.0, 0.0);
-                for (j, v) in d.iter_mut().enumerate() {
-                    let xh = xhat(base + j, ch);
-                    let u = (xh * gm + bt) as f32;
-                    let g = *v * act.derivative(u) as f32;
-                    *v = g;
-                    sg += g as f64;
-                    sgx += g as f64 * xh;
+                let zp = &z[pi * plane..][..d.len()];
+                let norm = (mean[ch], inv_std[ch], gamma[ch] as f64, beta[ch] as f64);
+                match act {
+                    Act::Relu => bn_grad_pass1(d, zp, norm, |u| (u > 0.0) as u8 as f32),
+                    Act::Identity => bn_grad_pass1(d, zp, norm, |_| 1.0),
+                    Act::Elu(_) => bn_grad_pass1(d, zp, norm, |u| act.derivative(u) as f32),
                 }
-                (sg, sgx)
             })
             .collect();
         let mut sums = vec![(0.0f64, 0.0f64); o];
@@ -301,20 +297,32 @@ impl BlockOp {
         // pass 2: dz = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)), and Σ dz per plane (bias)
         let m = (n * plane) as f64;
         let dbp: Vec<f64> = dz
-            .par_chunks_mut(plane.max(1))
+            .par_chunks_mut(plane)
+            .with_min_len(min_planes)
             .enumerate()
             .map(|(pi, d)| {
                 let ch = pi % o;
                 let (sg, sgx) = (sums[ch].0 / m, sums[ch].1 / m);
                 let k = gamma[ch] as f64 * inv_std[ch];
-                let base = pi * plane;
-                let mut acc = 0.0;
-                for (j, v) in d.iter_mut().enumerate() {
-                    let xh = xhat(base + j, ch);
+                let zp = &z[pi * plane..][..d.len()];
+                let (mu, inv) = (mean[ch], inv_std[ch]);
+                let one = |v: &mut f32, zv: f32| {
+                    let xh = (zv as f64 - mu) * inv;
                     *v = (k * (*v as f64 - sg - xh * sgx)) as f32;
-                    acc += *v as f64;
+                    *v as f64
+                };
+                let mut acc = [0f64; 8];
+                let mut dc = d.chunks_exact_mut(8);
+                let mut zc = zp.chunks_exact(8);
+                for (dv, zv) in (&mut dc).zip(&mut zc) {
+                    for l in 0..8 {
+                        acc[l] += one(&mut dv[l], zv[l]);
+                    }
                 }
-                acc
+                let tail: f64 = (dc.into_remainder().iter_mut().zip(zc.remainder()))
+                    .map(|(v, &zv)| one(v, zv))
+                    .sum();
+                acc.iter().sum::<f64>() + tail
             })
             .collect();
         let mut dp = per_channel_sum(&dbp, o);
@@ -322,6 +330,50 @@ impl BlockOp {
         dp.extend(sums.iter().map(|s| s.0 as f32)); // dβ = Σ g
         (dz, dp)
     }
+}
+
+/// Pass 1 of the batch norm's backward over one plane, in place: `d ← d · act'(u)` with
+/// `u = γ·x̂ + β` and `x̂ = (z − mean)·inv_std` recomputed from `z` (`norm` = mean,
+/// inv_std, γ, β); returns `(Σ d, Σ d·x̂)`, accumulated in f64 over eight lanes.
+fn bn_grad_pass1(
+    d: &mut [f32],
+    z: &[f32],
+    (mean, inv_std, gamma, beta): (f64, f64, f64, f64),
+    deriv: impl Fn(f32) -> f32,
+) -> (f64, f64) {
+    let (mut sg, mut sgx) = ([0f64; 8], [0f64; 8]);
+    let one = |v: &mut f32, zv: f32, sg: &mut f64, sgx: &mut f64| {
+        let xh = (zv as f64 - mean) * inv_std;
+        let u = (xh * gamma + beta) as f32;
+        let g = *v * deriv(u);
+        *v = g;
+        *sg += g as f64;
+        *sgx += g as f64 * xh;
+    };
+    let mut dc = d.chunks_exact_mut(8);
+    let mut zc = z.chunks_exact(8);
+    for (dv, zv) in (&mut dc).zip(&mut zc) {
+        for l in 0..8 {
+            one(&mut dv[l], zv[l], &mut sg[l], &mut sgx[l]);
+        }
+    }
+    for (v, &zv) in dc.into_remainder().iter_mut().zip(zc.remainder()) {
+        one(v, zv, &mut sg[0], &mut sgx[0]);
+    }
+    (sg.iter().sum(), sgx.iter().sum())
+}
+
+/// `Σ f(v)` over `v` in f64, accumulated in eight lanes (so that it vectorises).
+fn lanes_sum(v: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x as f64);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&x| f(x as f64)).sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Per-channel totals of per-plane sums (planes in `(N, O)` order), as f32.
@@ -716,13 +768,19 @@ struct ResidualOp {
     /// `(N, C, H, W)` (1-D: `H = 1`).
     dims: (usize, usize, usize, usize),
     pool: (usize, usize),
-    /// Each output's offset in its window ([`window_argmax`]).
+    /// No channel scale (`se` is all ones): the gradient of `out` is that of `x`.
+    plain: bool,
+    /// Each output's offset in its window ([`window_argmax`]; empty without pooling).
     argmax: Mutex<Vec<u8>>,
 }
 
 impl ResidualOp {
     fn out_hw(&self) -> (usize, usize) {
         (self.dims.2 / self.pool.0, self.dims.3 / self.pool.1)
+    }
+
+    fn pooled(&self) -> bool {
+        self.pool != (1, 1)
     }
 }
 
@@ -747,22 +805,31 @@ impl CustomOp3 for ResidualOp {
         );
         let (n, c, h, w) = self.dims;
         let (oh, ow) = self.out_hw();
-        let (ph, pw) = self.pool;
         let plane = h * w;
         let mut y = vec![0f32; n * c * oh * ow];
-        let mut arg = vec![0u8; y.len()];
         let chunk = (oh * ow).max(1);
-        y.par_chunks_mut(chunk)
-            .zip(arg.par_chunks_mut(chunk))
-            .enumerate()
-            .for_each(|(p, (yo, ao))| {
+        // the composed ops' order: out · s, then x + ·, then max(·, 0)
+        if self.pooled() {
+            let mut arg = vec![0u8; y.len()];
+            y.par_chunks_mut(chunk)
+                .zip(arg.par_chunks_mut(chunk))
+                .enumerate()
+                .for_each(|(p, (yo, ao))| {
+                    let s = se[p];
+                    let base = p * plane;
+                    let f = |i: usize| (x[base + i] + out[base + i] * s).max(0.0);
+                    window_argmax(f, w, self.pool, (oh, ow), yo, ao);
+                });
+            *self.argmax.lock().expect("argmax lock") = arg;
+        } else {
+            y.par_chunks_mut(chunk).enumerate().for_each(|(p, yo)| {
                 let s = se[p];
-                let base = p * plane;
-                // the composed ops' order: out · s, then x + ·, then max(·, 0)
-                let f = |i: usize| (x[base + i] + out[base + i] * s).max(0.0);
-                window_argmax(f, w, (ph, pw), (oh, ow), yo, ao);
+                let (xp, op) = (&x[p * plane..][..plane], &out[p * plane..][..plane]);
+                for ((v, &a), &b) in yo.iter_mut().zip(xp).zip(op) {
+                    *v = (a + b * s).max(0.0);
+                }
             });
-        *self.argmax.lock().expect("argmax lock") = arg;
+        }
         let shape = if h == 1 && l1.dims().len() == 3 {
             Shape::from((n, c, ow))
         } else {
@@ -781,49 +848,89 @@ impl CustomOp3 for ResidualOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, w) = self.dims;
         let plane = h * w;
-        let gv: Vec<f32> = grad.flatten_all()?.to_vec1()?;
-        // the op's (contiguous) arguments, read in place
+        let grad = grad.contiguous()?;
+        // the op's (contiguous) arguments and the output gradient, read in place
+        let (gs, gl) = grad.storage_and_layout();
         let (xs, xl) = x.storage_and_layout();
         let (os, ol) = out.storage_and_layout();
         let (ss, sl) = se.storage_and_layout();
+        let gv = contiguous_f32(crate::convop::cpu(&gs)?, gl, "gradient")?;
         let xv = contiguous_f32(crate::convop::cpu(&xs)?, xl, "input")?;
         let ov = contiguous_f32(crate::convop::cpu(&os)?, ol, "residual")?;
         let sv = contiguous_f32(crate::convop::cpu(&ss)?, sl, "scale")?;
-        let arg = self.argmax.lock().expect("argmax lock");
-        // gradient at the ReLU's output, then through the ReLU (PyTorch's rule at 0)
-        let mut g = vec![0f32; n * c * plane];
+        // used once and freed, as the conv block's saved values
+        let arg = std::mem::take(&mut *self.argmax.lock().expect("argmax lock"));
+        if self.pooled() && arg.is_empty() {
+            candle_core::bail!(
+                "residual end: a second backward pass through the same forward (its \
+                 argmax is freed by the first; run the forward again)"
+            )
+        }
         let (oh, ow) = self.out_hw();
         let plane_out = (oh * ow).max(1);
-        for (p, (gp, ap)) in gv.chunks(plane_out).zip(arg.chunks(plane_out)).enumerate() {
-            for (o, (&v, &at)) in gp.iter().zip(ap).enumerate() {
-                let i = p * plane + window_index(w, self.pool, ow, o, at);
-                if xv[i] + ov[i] * sv[p] > 0.0 {
-                    g[i] += v;
-                }
-            }
-        }
-        drop(arg);
-        let dse: Vec<f32> = g
-            .par_chunks(plane.max(1))
-            .zip(ov.par_chunks(plane.max(1)))
-            .map(|(gp, op)| {
-                gp.iter()
-                    .zip(op)
-                    .map(|(&a, &b)| a as f64 * b as f64)
-                    .sum::<f64>() as f32
-            })
-            .collect();
-        let mut dout = g.clone();
-        dout.par_chunks_mut(plane.max(1))
+        // gradient at the ReLU's input (PyTorch's rule at 0: no gradient), one task per
+        // plane; every element is written
+        let mut g = vec![0f32; n * c * plane];
+        g.par_chunks_mut(plane.max(1))
             .enumerate()
-            .for_each(|(p, d)| d.iter_mut().for_each(|v| *v *= sv[p]));
-        drop((xs, os, ss));
+            .for_each(|(p, gp)| {
+                let (xp, op, s) = (plane_of(xv, p, plane), plane_of(ov, p, plane), sv[p]);
+                let live = |i: usize| xp[i] + op[i] * s > 0.0;
+                let gout = &gv[p * plane_out..][..plane_out];
+                if self.pooled() {
+                    gp.fill(0.0);
+                    let ap = &arg[p * plane_out..][..plane_out];
+                    for (o, (&v, &at)) in gout.iter().zip(ap).enumerate() {
+                        let i = window_index(w, self.pool, ow, o, at);
+                        if live(i) {
+                            gp[i] += v;
+                        }
+                    }
+                } else {
+                    for (i, (d, &v)) in gp.iter_mut().zip(gout).enumerate() {
+                        *d = if live(i) { v } else { 0.0 };
+                    }
+                }
+            });
+        drop(arg);
+        // the scale's gradient Σ g · out per plane, only when it is a variable's function
+        let dse = se.track_op().then(|| -> Vec<f32> {
+            g.par_chunks(plane.max(1))
+                .zip(ov.par_chunks(plane.max(1)))
+                .map(|(gp, op)| {
+                    gp.iter()
+                        .zip(op)
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum::<f64>() as f32
+                })
+                .collect()
+        });
+        let dout = (!self.plain).then(|| {
+            let mut d = g.clone();
+            d.par_chunks_mut(plane.max(1))
+                .enumerate()
+                .for_each(|(p, d)| d.iter_mut().for_each(|v| *v *= sv[p]));
+            d
+        });
+        drop((gs, xs, os, ss));
+        let g = Tensor::from_vec(g, x.shape(), x.device())?;
+        // without a scale, `out`'s gradient is `x`'s: the same (immutable) tensor
+        let dout = match dout {
+            Some(d) => Tensor::from_vec(d, out.shape(), out.device())?,
+            None => g.reshape(out.shape())?,
+        };
         Ok((
-            Some(Tensor::from_vec(g, x.shape(), x.device())?),
-            Some(Tensor::from_vec(dout, out.shape(), out.device())?),
-            Some(Tensor::from_vec(dse, se.shape(), se.device())?),
+            Some(g),
+            Some(dout),
+            dse.map(|d| Tensor::from_vec(d, se.shape(), se.device()))
+                .transpose()?,
         ))
     }
+}
+
+/// Plane `p` of `(planes, plane)` values.
+fn plane_of(v: &[f32], p: usize, plane: usize) -> &[f32] {
+    &v[p * plane..][..plane]
 }
 
 /// Training-mode `maxpool(relu(x + out · se))` as one op (module docs) for `x`, `out`
@@ -839,6 +946,7 @@ pub fn residual_train(
     let Some(((n, c, h, w), pool)) = crate::fused::residual_geometry(x, out, pool) else {
         return Ok(None);
     };
+    let se_none = se.is_none();
     let se = match se {
         Some(s) if s.elem_count() == n * c && s.dtype() == DType::F32 => s.reshape((n, c))?,
         Some(_) => return Ok(None),
@@ -850,6 +958,7 @@ pub fn residual_train(
         ResidualOp {
             dims: (n, c, h, w),
             pool,
+            plain: se_none,
             argmax: Mutex::new(Vec::new()),
         },
     )?))
@@ -870,6 +979,8 @@ mod residual_tests {
             (vec![2usize, 3, 20], (1usize, 3usize), true),
             (vec![2, 3, 6, 8], (1, 1), false),
             (vec![1, 2, 6, 8], (2, 2), true),
+            (vec![2, 3, 5, 7], (1, 1), true),
+            (vec![2, 4, 21], (1, 3), false),
         ] {
             let x = Var::from_tensor(&uniform(&mut rng, &shape, -1.0, 1.0)).unwrap();
             let o = Var::from_tensor(&uniform(&mut rng, &shape, -1.0, 1.0)).unwrap();
