@@ -851,125 +851,201 @@ pub(crate) fn run_split(
         Some(_) => crate::winograd::tiles(n, g, TILE_FLOATS),
         None => tiles(n, g),
     };
-    // fewer tiles than threads (a small batch's late layers): the products use the idle
-    // threads instead (same bits: the split is over output blocks)
     let pool = rayon::current_num_threads();
-    let gemm_threads = if tiles.len() < pool {
-        pool / tiles.len().max(1)
-    } else {
-        1
+    // Products with the epilogue applied: row `o` of the tile `t`'s product (all parts'
+    // channels in order) through the part's steps and pooling into its output.
+    let write_row = |t: &Tile, o: usize, row: &mut [f32], best: &mut Vec<f32>| {
+        let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
+        let (p0, p1) = g.pool;
+        let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
+        let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
+        let (ptr, o, oc, steps) = part_of(o);
+        steps.apply(o, row);
+        let base = (t.item * oc + o) * plane_out;
+        if (p0, p1) == (1, 1) {
+            // no pooling: each tile row is a run of output columns
+            for r in 0..tr {
+                let at = base + (t.r0 + r) * g.pow + t.c0;
+                // SAFETY: `at + tw` ≤ n·o·plane_out (this part's output), and no other
+                // task writes these positions (tiles partition each item's outputs, and
+                // a tile's rows of products are split between tasks by channel).
+                unsafe { std::ptr::copy_nonoverlapping(row[r * tw..].as_ptr(), ptr.at(at), tw) };
+            }
+            return;
+        }
+        if p1 == 1 {
+            // pooling over rows only (Musicnn's vertical filters pool a whole column): an
+            // element-wise running maximum of whole rows, which vectorises, then one run
+            // of output columns per pooled row
+            for pr in 0..ptr_rows {
+                best.clear();
+                best.extend_from_slice(&row[pr * p0 * tw..][..tw]);
+                for i in 1..p0 {
+                    let r = &row[(pr * p0 + i) * tw..][..tw];
+                    for (b, &v) in best.iter_mut().zip(r) {
+                        if v > *b || v.is_nan() {
+                            *b = v;
+                        }
+                    }
+                }
+                let at = base + (pr0 + pr) * g.pow + pc0;
+                // SAFETY: as above — `at + tw` stays inside this item and channel's
+                // pooled plane, written by this task only.
+                unsafe { std::ptr::copy_nonoverlapping(best.as_ptr(), ptr.at(at), tw) };
+            }
+            return;
+        }
+        for pr in 0..ptr_rows {
+            for pc in 0..ptr_cols {
+                let mut best = row[(pr * p0) * tw + pc * p1];
+                for i in 0..p0 {
+                    let r = &row[(pr * p0 + i) * tw + pc * p1..][..p1];
+                    for &v in r {
+                        if v > best || v.is_nan() {
+                            best = v;
+                        }
+                    }
+                }
+                let at = base + (pr0 + pr) * g.pow + pc0 + pc;
+                // SAFETY: `at` < n·o·plane_out (this part's output), and no other task
+                // writes it (tiles partition the pooled positions of each item).
+                unsafe { *ptr.at(at) = best };
+            }
+        }
     };
-    for_each_init(
-        tiles,
-        || (),
-        |_, t| {
-            with_buffers(
-                |TileBuffers {
-                     cols,
-                     prod,
-                     best,
-                     wino: scratch,
-                 }| {
-                    let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
-                    let m = tr * tw;
-                    let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                    if let Some(us) = &wino_parts {
-                        // every element written
-                        prod.resize(total_o * m, 0f32);
-                        crate::winograd::tile_product(xi, g, &t, us, scratch, prod, gemm_threads);
-                    } else if by_taps(g) {
-                        // the tap products accumulate: from zero
-                        prod.clear();
-                        prod.resize(total_o * m, 0f32);
-                        let mut rest: &mut [f32] = prod;
-                        for &(kernel, _, o) in parts {
-                            let (part, tail) = rest.split_at_mut(o * m);
-                            tap_products(xi, g, &t, kernel, o, part, gemm_threads);
-                            rest = tail;
-                        }
-                    } else {
-                        // im2col_tile and the products (not accumulating) write every element:
-                        // no clearing
-                        cols.resize(k * m, 0f32);
-                        prod.resize(total_o * m, 0f32);
-                        im2col_tile(xi, g, &t, cols);
-                        let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
-                        let mut rest: &mut [f32] = prod;
-                        for (a, &(_, _, o)) in kernels.iter().zip(parts) {
-                            let (part, tail) = rest.split_at_mut(o * m);
-                            crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
-                            rest = tail;
-                        }
+    // few tiles for the threads (a small batch's late layers): the tiles one after the
+    // other, each tile's products in blocks of kernel rows across the threads (the
+    // `gemm` crate's own threading is slower than one thread on these shapes)
+    let by_rows = (wino_parts.is_none() && !by_taps(g) && pool > 1 && tiles.len() < 2 * pool)
+        .then(|| {
+            // larger tiles, so that the kernel is packed fewer times, where the product's
+            // method does not depend on the tile's width (every part over 64 rows:
+            // [`row_blocks`])
+            if parts.iter().all(|p| p.2 > 64) {
+                let positions = (4 * TILE_FLOATS / k.max(1)).max(g.pool.0 * g.pool.1 * 16);
+                let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
+                tile_grid(n, (rows, cols), g.pool, positions)
+            } else {
+                tiles.clone()
+            }
+        })
+        .filter(|tl| {
+            // enough blocks to share among the threads
+            let m = tl.first().map_or(0, |t| (t.r1 - t.r0) * (t.c1 - t.c0));
+            parts
+                .iter()
+                .map(|p| row_blocks(p.2, m).count())
+                .sum::<usize>()
+                >= pool
+        });
+    if let Some(tiles) = by_rows {
+        // Row blocks of more than 64 rows keep the crate's method and blocking of the
+        // whole product, so each output has the same sum as on one thread
+        let mut cols = Vec::new();
+        let plane_in = g.c * g.h * g.w;
+        let per_c = g.c.div_ceil(2 * pool);
+        for t in &tiles {
+            let m = (t.r1 - t.r0) * (t.c1 - t.c0);
+            let blocks: Vec<(usize, usize, usize)> = parts
+                .iter()
+                .enumerate()
+                .flat_map(|(pi, &(_, _, o))| row_blocks(o, m).map(move |(r0, r1)| (pi, r0, r1)))
+                .collect();
+            cols.resize(k * m, 0f32); // every element written
+                                      // the im2col by groups of input channels (each its own rows of `cols`)
+            let xi = &x[t.item * plane_in..][..plane_in];
+            cols.par_chunks_mut(per_c * g.kh * g.kw * m)
+                .enumerate()
+                .for_each(|(i, part)| {
+                    let c0 = i * per_c;
+                    let gc = Geo {
+                        c: part.len() / (g.kh * g.kw * m),
+                        ..*g
+                    };
+                    im2col_tile(&xi[c0 * g.h * g.w..][..gc.c * g.h * g.w], &gc, t, part);
+                });
+            let b = crate::kernels::MatRef::row_major(&cols, k, m).expect("tile");
+            blocks.par_iter().for_each(|&(pi, r0, r1)| {
+                with_buffers(|TileBuffers { prod, best, .. }| {
+                    let a =
+                        crate::kernels::MatRef::row_major(&parts[pi].0[r0 * k..r1 * k], r1 - r0, k)
+                            .expect("kernel rows");
+                    prod.resize((r1 - r0) * m, 0f32); // overwritten by the product
+                    crate::kernels::gemm_into(a, b, prod, false);
+                    let first = targets[pi].1;
+                    for (r, row) in prod.chunks_exact_mut(m).enumerate() {
+                        write_row(t, first + r0 + r, row, best);
                     }
-                    let (p0, p1) = g.pool;
-                    let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
-                    let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
-                    for (o, row) in prod.chunks_exact_mut(m).enumerate() {
-                        let (ptr, o, oc, steps) = part_of(o);
-                        steps.apply(o, row);
-                        let base = (t.item * oc + o) * plane_out;
-                        if (p0, p1) == (1, 1) {
-                            // no pooling: each tile row is a run of output columns
-                            for r in 0..tr {
-                                let at = base + (t.r0 + r) * g.pow + t.c0;
-                                // SAFETY: `at + tw` ≤ n·o·plane_out (this part's output), and no other task writes
-                                // these positions (tiles partition each item's outputs).
-                                unsafe {
-                                    std::ptr::copy_nonoverlapping(
-                                        row[r * tw..].as_ptr(),
-                                        ptr.at(at),
-                                        tw,
-                                    )
-                                };
+                })
+            });
+        }
+    } else {
+        // fewer tiles than threads otherwise (Winograd's or the tap products): the
+        // products use the idle threads instead (same bits: the split is over output
+        // blocks)
+        let gemm_threads = if tiles.len() < pool {
+            pool / tiles.len().max(1)
+        } else {
+            1
+        };
+        for_each_init(
+            tiles,
+            || (),
+            |_, t| {
+                with_buffers(
+                    |TileBuffers {
+                         cols,
+                         prod,
+                         best,
+                         wino: scratch,
+                     }| {
+                        let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
+                        let m = tr * tw;
+                        let xi = &x[t.item * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                        if let Some(us) = &wino_parts {
+                            // every element written
+                            prod.resize(total_o * m, 0f32);
+                            crate::winograd::tile_product(
+                                xi,
+                                g,
+                                &t,
+                                us,
+                                scratch,
+                                prod,
+                                gemm_threads,
+                            );
+                        } else if by_taps(g) {
+                            // the tap products accumulate: from zero
+                            prod.clear();
+                            prod.resize(total_o * m, 0f32);
+                            let mut rest: &mut [f32] = prod;
+                            for &(kernel, _, o) in parts {
+                                let (part, tail) = rest.split_at_mut(o * m);
+                                tap_products(xi, g, &t, kernel, o, part, gemm_threads);
+                                rest = tail;
                             }
-                            continue;
-                        }
-                        if p1 == 1 {
-                            // pooling over rows only (Musicnn's vertical filters pool a whole
-                            // column): an element-wise running maximum of whole rows, which
-                            // vectorises, then one run of output columns per pooled row
-                            for pr in 0..ptr_rows {
-                                best.clear();
-                                best.extend_from_slice(&row[pr * p0 * tw..][..tw]);
-                                for i in 1..p0 {
-                                    let r = &row[(pr * p0 + i) * tw..][..tw];
-                                    for (b, &v) in best.iter_mut().zip(r) {
-                                        if v > *b || v.is_nan() {
-                                            *b = v;
-                                        }
-                                    }
-                                }
-                                let at = base + (pr0 + pr) * g.pow + pc0;
-                                // SAFETY: as above — `at + tw` stays inside this item and
-                                // channel's pooled plane, written by this task only.
-                                unsafe {
-                                    std::ptr::copy_nonoverlapping(best.as_ptr(), ptr.at(at), tw)
-                                };
-                            }
-                            continue;
-                        }
-                        for pr in 0..ptr_rows {
-                            for pc in 0..ptr_cols {
-                                let mut best = row[(pr * p0) * tw + pc * p1];
-                                for i in 0..p0 {
-                                    let r = &row[(pr * p0 + i) * tw + pc * p1..][..p1];
-                                    for &v in r {
-                                        if v > best || v.is_nan() {
-                                            best = v;
-                                        }
-                                    }
-                                }
-                                let at = base + (pr0 + pr) * g.pow + pc0 + pc;
-                                // SAFETY: `at` < n·o·plane_out (this part's output), and no other task writes it
-                                // (tiles partition the pooled positions of each item).
-                                unsafe { *ptr.at(at) = best };
+                        } else {
+                            // im2col_tile and the products (not accumulating) write every element:
+                            // no clearing
+                            cols.resize(k * m, 0f32);
+                            prod.resize(total_o * m, 0f32);
+                            im2col_tile(xi, g, &t, cols);
+                            let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
+                            let mut rest: &mut [f32] = prod;
+                            for (a, &(_, _, o)) in kernels.iter().zip(parts) {
+                                let (part, tail) = rest.split_at_mut(o * m);
+                                crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
+                                rest = tail;
                             }
                         }
-                    }
-                },
-            )
-        },
-    );
+                        for (o, row) in prod.chunks_exact_mut(m).enumerate() {
+                            write_row(&t, o, row, best);
+                        }
+                    },
+                )
+            },
+        );
+    }
     for (out, &(_, _, o)) in outs.iter_mut().zip(parts) {
         // SAFETY: every one of the n·o·plane_out elements was written by exactly one tile
         // task above (the tiles partition each item's pooled positions; every task
@@ -978,6 +1054,19 @@ pub(crate) fn run_split(
         unsafe { out.set_len(n * o * plane_out) };
     }
     outs
+}
+
+/// Blocks of kernel rows for a product of `o` rows and `m` columns split by channel:
+/// `⌊o / 128⌋` blocks (at least one) of whole multiples of 16 rows, or one block when
+/// `m < 4`. The `gemm` crate picks its method by shape — a matrix-vector product for one
+/// column, "horizontal" kernels up to 256 outputs, a fixed inner block up to 64 × 64, the
+/// cache-sized blocking otherwise — and these blocks (over 64 rows, over 256 outputs)
+/// stay in the whole product's regime, so that each output has the same sum, in the
+/// same order, as in one product.
+fn row_blocks(o: usize, m: usize) -> impl Iterator<Item = (usize, usize)> {
+    let nb = if m < 4 { 1 } else { (o / 128).max(1) };
+    let per = o.div_ceil(nb).next_multiple_of(16);
+    (0..o).step_by(per).map(move |r0| (r0, (r0 + per).min(o)))
 }
 
 /// The reusable buffers of one tile task ([`with_buffers`]).
@@ -1270,6 +1359,58 @@ mod tests {
                     "{e} for {:?}",
                     (c, o, kh, kw, h, w, stride, pad, pool)
                 );
+            }
+        }
+    }
+
+    /// Few tiles for the threads (batch 1, small planes): the products split by kernel
+    /// rows across the threads give the bits of one thread's single product, pooled or
+    /// not, for one position (a matrix-vector product), a few, and more than 64, and with
+    /// larger tiles than one thread's.
+    #[test]
+    fn row_split_products_do_not_change_bits() {
+        let mut rng = mirkit_core::Rng::new(14);
+        // (c, o, h, w, stride, pool)
+        for (c, o, h, w, stride, pool) in [
+            (24, 320, 2, 2, 2, (1, 1)),
+            (16, 300, 1, 3, 2, (1, 1)),
+            (24, 320, 2, 2, 1, (1, 1)),
+            (16, 256, 4, 4, 2, (1, 1)),
+            (8, 512, 6, 6, 1, (2, 2)),
+            (32, 384, 9, 10, 1, (1, 1)),
+            // two tiles of one thread's tiling, one larger tile when split by rows
+            (64, 256, 24, 24, 1, (1, 1)),
+            (64, 256, 24, 22, 1, (2, 2)),
+        ] {
+            let x = uniform(&mut rng, &[1, c, h, w], -1.0, 1.0);
+            let wt = uniform(&mut rng, &[o, c, 3, 3], -0.5, 0.5);
+            let b = uniform(&mut rng, &[o], -0.3, 0.3);
+            let norm = random_bn(&mut rng, o);
+            let run_on = |threads: usize| {
+                let spec = ConvSpec {
+                    weight: &wt,
+                    bias: Some(&b),
+                    stride,
+                    padding: (1, 1),
+                };
+                let epi = Epilogue {
+                    bn: Some(&norm),
+                    act: Act::Relu,
+                    pool,
+                };
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| conv_block_eval(&x, spec, epi).unwrap())
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            };
+            let one = run_on(1);
+            for t in [2, 3, 4] {
+                assert!(run_on(t) == one, "{:?} on {t} threads", (c, o, h, w));
             }
         }
     }
