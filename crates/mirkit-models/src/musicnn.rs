@@ -155,6 +155,56 @@ impl Conv {
         }
         self.activate(&self.conv_raw(x)?)
     }
+    /// VGG's block `maxpool(bn(relu(conv + bias)))` with max-pooling window `k` and
+    /// stride `s`. A symmetrically padded convolution runs as one fused pass with the
+    /// batch norm's scale and shift after the ReLU ([`mirkit_nn::fused::conv_act_affine_eval`],
+    /// the same f32 operations as the composed ops) and non-overlapping pooling in it;
+    /// the first block's windows of 4 rows at stride 2 are the maxima of adjacent pairs
+    /// of non-overlapping 2-row windows (pooled in the pass), and its column stride of 2
+    /// with windows of 1 keeps every other column.
+    fn relu_bn_pool(
+        &self,
+        x: &Tensor,
+        bn: &Bn,
+        k: (usize, usize),
+        s: (usize, usize),
+    ) -> Result<Tensor> {
+        let (t, bo, l, r) = self.pad;
+        let fused = |pool| {
+            let spec = ConvSpec {
+                weight: &self.w,
+                bias: Some(&self.b_flat),
+                stride: 1,
+                padding: (t, l),
+            };
+            mirkit_nn::fused::conv_act_affine_eval(x, spec, Act::Relu, (&bn.scale, &bn.shift), pool)
+        };
+        if t == bo && l == r {
+            if k == s {
+                return Ok(fused(k)?);
+            }
+            if k == (4, 1) && s == (2, 2) && x.dim(2)? >= 4 {
+                // rows r = 2i … 2i + 3: the max of pooled rows i and i + 1 of (2, 1);
+                // columns 0, 2, 4, …
+                let p = fused((2, 1))?;
+                let (b, c, rows, cols) = p.dims4()?;
+                let pv: Vec<f32> = p.flatten_all()?.to_vec1()?;
+                let (oh, ow) = (rows - 1, cols.div_ceil(2));
+                let mut y = Vec::with_capacity(b * c * oh * ow);
+                for plane in pv.chunks_exact(rows * cols) {
+                    for i in 0..oh {
+                        let (r0, r1) =
+                            (&plane[i * cols..][..cols], &plane[(i + 1) * cols..][..cols]);
+                        y.extend(r0.iter().zip(r1).step_by(2).map(|(&u, &v)| u.max(v)));
+                    }
+                }
+                return Ok(Tensor::from_vec(y, (b, c, oh, ow), p.device())?);
+            }
+        }
+        Ok(bn
+            .forward(&self.forward(x)?)?
+            .max_pool2d_with_stride(k, s)?)
+    }
     /// The padded convolution without bias and ReLU.
     fn conv_raw(&self, x: &Tensor) -> Result<Tensor> {
         let (t, bo, l, r) = self.pad;
@@ -646,8 +696,7 @@ impl Musicnn {
             Net::Vgg { blocks, out } => {
                 let mut h = x;
                 for (i, ((c, bn), (k, s))) in blocks.iter().zip(VGG_POOLS).enumerate() {
-                    h = bn.forward(&c.forward(&h)?)?;
-                    h = h.max_pool2d_with_stride(k, s)?;
+                    h = c.relu_bn_pool(&h, bn, k, s)?;
                     keep(&format!("pool{}", i + 1), &h.permute((0, 2, 3, 1))?)?;
                 }
                 let b = h.dim(0)?;

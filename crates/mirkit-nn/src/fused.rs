@@ -123,6 +123,8 @@ pub(crate) struct Steps {
     /// `(mean, sqrt(var + eps), γ, β)` per channel.
     bn: Option<[Vec<f32>; 4]>,
     act: Act,
+    /// `(scale, shift)` per channel after the activation.
+    post: Option<[Vec<f32>; 2]>,
 }
 
 impl Steps {
@@ -132,6 +134,7 @@ impl Steps {
             bias: Some(bias),
             bn: None,
             act: Act::Identity,
+            post: None,
         }
     }
 
@@ -141,10 +144,22 @@ impl Steps {
             bias: None,
             bn: None,
             act: Act::Identity,
+            post: None,
         }
     }
 
     fn new(o: usize, bias: Option<&Tensor>, bn: Option<&BatchNorm>, act: Act) -> Result<Self> {
+        Self::with_post(o, bias, bn, act, None)
+    }
+
+    /// [`Steps::new`] with a per-channel `(scale, shift)` after the activation.
+    fn with_post(
+        o: usize,
+        bias: Option<&Tensor>,
+        bn: Option<&BatchNorm>,
+        act: Act,
+        post: Option<(&Tensor, &Tensor)>,
+    ) -> Result<Self> {
         let vec = |t: &Tensor, what: &str| -> Result<Vec<f32>> {
             let v: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
             if v.len() != o {
@@ -174,7 +189,16 @@ impl Steps {
                 Some([mean, sd, g, b])
             }
         };
-        Ok(Self { bias, bn, act })
+        let post = match post {
+            Some((s, t)) => Some([vec(s, "scale")?, vec(t, "shift")?]),
+            None => None,
+        };
+        Ok(Self {
+            bias,
+            bn,
+            act,
+            post,
+        })
     }
 
     /// Applies the steps of channel `o` to `row` in place.
@@ -196,6 +220,11 @@ impl Steps {
                 activate(act, row);
             }
             (None, act) => activate(act, row),
+        }
+        if let Some([s, t]) = &self.post {
+            // the composed ops' two roundings: `v · s`, then `+ t`
+            let (s, t) = (s[o], t[o]);
+            row.iter_mut().for_each(|v| *v = *v * s + t);
         }
     }
 }
@@ -278,6 +307,45 @@ pub fn conv_block_eval(x: &Tensor, conv: ConvSpec<'_>, epi: Epilogue<'_>) -> Res
         Some(mut v) => Ok(v.pop().expect("one part")),
         None => composed(x, conv, epi),
     }
+}
+
+/// `maxpool(act(conv(x) + bias) · scale + shift)` in eval mode as one fused pass: a
+/// convolution followed by its activation and then an inference batch norm folded into a
+/// per-channel `scale` and `shift` (TensorFlow models' conv → ReLU → batch norm order,
+/// musicnn 0.1.0's VGG), `scale` and `shift` of `O` values in any shape. The same f32
+/// operations as the composed ops (`v · scale`, then `+ shift`, then the window
+/// maximum), so the same bits; other devices and dtypes run the composed ops.
+pub fn conv_act_affine_eval(
+    x: &Tensor,
+    conv: ConvSpec<'_>,
+    act: Act,
+    (scale, shift): (&Tensor, &Tensor),
+    pool: (usize, usize),
+) -> Result<Tensor> {
+    let steps = |o| Steps::with_post(o, conv.bias, None, act, Some((scale, shift)));
+    if let Some(mut v) = conv_parts(x, conv, pool, &[(conv.weight, &steps)])? {
+        return Ok(v.pop().expect("one part"));
+    }
+    let epi = Epilogue {
+        act,
+        ..Epilogue::default()
+    };
+    let y = composed(x, conv, epi)?;
+    let mut shape = vec![1; y.rank()];
+    shape[1] = scale.elem_count();
+    let y = y
+        .broadcast_mul(&scale.reshape(shape.clone())?)?
+        .broadcast_add(&shift.reshape(shape)?)?;
+    Ok(if conv.weight.rank() == 3 {
+        match pool.1 {
+            1 => y,
+            p => crate::pool::max_pool1d(&y, p, p, 0)?,
+        }
+    } else if pool != (1, 1) {
+        crate::pool::max_pool2d(&y, pool, pool, (0, 0))?
+    } else {
+        y
+    })
 }
 
 /// Two eval-mode blocks on the same input whose convolutions have the same geometry
@@ -1360,6 +1428,58 @@ mod tests {
                     (c, o, kh, kw, h, w, stride, pad, pool)
                 );
             }
+        }
+    }
+
+    /// Convolution → ReLU → per-channel affine → pool (VGG's order) in one pass equals
+    /// the composed ops (negative scales included, so the pool sees the affine's sign
+    /// changes), im2col and Winograd paths, 1-D and 2-D, with and without pooling.
+    #[test]
+    fn act_then_affine_equals_composed() {
+        let mut rng = mirkit_core::Rng::new(15);
+        // (x shape, w shape, padding, pool)
+        type Case<'a> = (&'a [usize], &'a [usize], (usize, usize), (usize, usize));
+        let cases: [Case; 4] = [
+            (&[2, 3, 11, 13], &[5, 3, 3, 3], (1, 1), (2, 2)),
+            (&[1, 16, 40, 36], &[24, 16, 3, 3], (1, 1), (2, 1)),
+            (&[2, 4, 9, 8], &[6, 4, 3, 3], (1, 1), (1, 1)),
+            (&[2, 5, 30], &[4, 5, 3], (0, 1), (1, 3)),
+        ];
+        for (xs, ws, padding, pool) in cases {
+            let x = uniform(&mut rng, xs, -1.0, 1.0);
+            let w = uniform(&mut rng, ws, -0.5, 0.5);
+            let o = ws[0];
+            let b = uniform(&mut rng, &[o], -0.3, 0.3);
+            let scale = uniform(&mut rng, &[o], -1.5, 1.5);
+            let shift = uniform(&mut rng, &[o], -0.5, 0.5);
+            let spec = ConvSpec {
+                weight: &w,
+                bias: Some(&b),
+                stride: 1,
+                padding,
+            };
+            let got = conv_act_affine_eval(&x, spec, Act::Relu, (&scale, &shift), pool).unwrap();
+            let epi = Epilogue {
+                act: Act::Relu,
+                ..Epilogue::default()
+            };
+            let mut shape = vec![1; xs.len()];
+            shape[1] = o;
+            let y = composed(&x, spec, epi)
+                .unwrap()
+                .broadcast_mul(&scale.reshape(shape.clone()).unwrap())
+                .unwrap()
+                .broadcast_add(&shift.reshape(shape).unwrap())
+                .unwrap();
+            let want = if xs.len() == 3 {
+                crate::pool::max_pool1d(&y, pool.1, pool.1, 0).unwrap()
+            } else if pool != (1, 1) {
+                crate::pool::max_pool2d(&y, pool, pool, (0, 0)).unwrap()
+            } else {
+                y
+            };
+            let e = max_rel(&got, &want);
+            assert!(e <= 1e-5, "{e} for {xs:?} {ws:?} {pool:?}");
         }
     }
 
