@@ -1256,6 +1256,18 @@ pub(crate) fn tap_products(
     }
 }
 
+/// `dst[i] = src[2i]`: the even elements, by pairs so that the copy vectorises (a
+/// `step_by(2)` iterator does not); `src` holds at least `2·dst.len() − 1` values.
+fn gather_even(dst: &mut [f32], src: &[f32]) {
+    let pairs = dst.len().min(src.len() / 2);
+    for (d, p) in dst[..pairs].iter_mut().zip(src.chunks_exact(2)) {
+        *d = p[0];
+    }
+    for (i, d) in dst.iter_mut().enumerate().skip(pairs) {
+        *d = src[2 * i];
+    }
+}
+
 /// The im2col rows of one tile: row `(c, i, j)`, column `(r, q)` holds the input at
 /// `(c, r·s + i − ph, q·s + j − pw)` (zero outside), for the tile's output rows and
 /// columns. Every element of `cols[..K·m]` is written (the zeros too), so a reused
@@ -1291,11 +1303,13 @@ pub(crate) fn im2col_tile_ld(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32], ld:
                     let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
                     let dst = &mut out[lo - t.c0..hi - t.c0];
                     let x0 = lo * s + j - g.pw;
-                    if s == 1 {
-                        dst.copy_from_slice(&src[x0..x0 + dst.len()]);
-                    } else {
-                        for (d, v) in dst.iter_mut().zip(src[x0..].iter().step_by(s)) {
-                            *d = *v;
+                    match s {
+                        1 => dst.copy_from_slice(&src[x0..x0 + dst.len()]),
+                        2 => gather_even(dst, &src[x0..]),
+                        _ => {
+                            for (d, v) in dst.iter_mut().zip(src[x0..].iter().step_by(s)) {
+                                *d = *v;
+                            }
                         }
                     }
                 }
@@ -1427,6 +1441,22 @@ mod tests {
                     "{e} for {:?}",
                     (c, o, kh, kw, h, w, stride, pad, pool)
                 );
+            }
+        }
+    }
+
+    /// The pairwise gather of even elements equals `step_by(2)`, with `src` one short of
+    /// whole pairs or longer.
+    #[test]
+    fn gather_even_equals_step_by() {
+        for n in 0..12usize {
+            for extra in 0..3 {
+                let len = (2 * n).saturating_sub(1) + extra;
+                let src: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
+                let mut got = vec![f32::NAN; n];
+                gather_even(&mut got, &src);
+                let want: Vec<f32> = src.iter().step_by(2).take(n).copied().collect();
+                assert_eq!(got, want, "n {n}, src {len}");
             }
         }
     }
