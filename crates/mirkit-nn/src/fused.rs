@@ -12,16 +12,18 @@
 //! is in cache and writes only the pooled result. No intermediate of the full size is
 //! ever allocated.
 //!
-//! **Same numbers as the composed ops.** The element-wise steps are the same f32
-//! operations in the same order as the Candle ops they replace (`y + b`, then
-//! `(y − mean) / sqrt(var + eps) · γ + β` as `candle_nn::BatchNorm` computes it in eval
-//! mode, then `max(y, 0)`), and the product has the same inner order (channel-major,
-//! kernel offsets inner) as [`crate::conv::conv1d_gemm`] / [`crate::conv2d::conv2d_gemm`],
-//! so the result equals the composed path up to the summation order inside the matrix
-//! product (tested ≤ 1e-5 relative; the pretrained Won 2020 FCN's tags come out
-//! bit-identical, the Won 2020 Musicnn's within 1.2e-7). Batch
-//! norm is deliberately *not* folded into the kernel: folding would change every value's
-//! rounding and so the pretrained models' outputs.
+//! **Same numbers as the composed ops, up to rounding.** Without a batch norm the
+//! element-wise steps are the same f32 operations in the same order as the Candle ops
+//! they replace (`y + b`, then `max(y, 0)`). An eval batch norm and the bias before it
+//! are one per-channel `y · scale + shift`, folded in f64 and rounded once — two
+//! operations per value instead of Candle's five (add, subtract, divide, multiply, add;
+//! the division alone was ~10 % of a batch-1 SampleCNN+SE forward), the same map up to a
+//! few 1e-7 relative. The product has the same inner order (channel-major, kernel offsets
+//! inner) as [`crate::conv::conv1d_gemm`] / [`crate::conv2d::conv2d_gemm`]. Tested
+//! ≤ 1e-5 relative against the composed path; the pretrained models keep their parity
+//! (e.g. Won 2020 FCN 1.25e-6, CRNN 8.9e-8, Musicnn 1.9e-7 of PyTorch's scores). The
+//! batch norm is not folded into the *kernel*: that would change the products' rounding
+//! too, and a kernel copy per call would cost a pass over the weights.
 //!
 //! **One exception, by measurement:** stride-1 3×3 convolutions with padding 1 and at
 //! least 16 channels (the short-chunk CNN/ResNet, FCN, VGG layers) run by Winograd's
@@ -120,8 +122,9 @@ pub enum Act {
 /// Per-channel constants of the element-wise steps.
 pub(crate) struct Steps {
     bias: Option<Vec<f32>>,
-    /// `(mean, sqrt(var + eps), γ, β)` per channel.
-    bn: Option<[Vec<f32>; 4]>,
+    /// The batch norm (and the bias before it) folded into `(scale, shift)` per
+    /// channel: `v · scale + shift`.
+    bn: Option<[Vec<f32>; 2]>,
     act: Act,
     /// `(scale, shift)` per channel after the activation.
     post: Option<[Vec<f32>; 2]>,
@@ -171,22 +174,29 @@ impl Steps {
             }
             Ok(v)
         };
-        let bias = bias.map(|b| vec(b, "bias")).transpose()?;
+        let mut bias = bias.map(|b| vec(b, "bias")).transpose()?;
         let bn = match bn {
             None => None,
             Some(bn) => {
                 let mean = vec(bn.running_mean(), "batch-norm mean")?;
-                // Candle: `(running_var + eps).sqrt()` in f32 (eps rounded to f32)
-                let eps = bn.eps() as f32;
-                let sd = vec(bn.running_var(), "batch-norm variance")?
-                    .into_iter()
-                    .map(|v| (v + eps).sqrt())
-                    .collect();
+                let var = vec(bn.running_var(), "batch-norm variance")?;
                 let (g, b) = match bn.weight_and_bias() {
                     Some((g, b)) => (vec(g, "batch-norm weight")?, vec(b, "batch-norm bias")?),
                     None => (vec![1.0; o], vec![0.0; o]),
                 };
-                Some([mean, sd, g, b])
+                // ((v + bias − mean) / √(var + ε))·γ + β = v·scale + shift, folded in
+                // f64 and rounded once (one multiply and one add per value instead of
+                // Candle's add, subtract, divide, multiply, add: the same map up to
+                // rounding, a few 1e-7 relative)
+                let bias = bias.take().unwrap_or_else(|| vec![0.0; o]);
+                let (scale, shift): (Vec<f32>, Vec<f32>) = (0..o)
+                    .map(|i| {
+                        let scale = g[i] as f64 / (var[i] as f64 + bn.eps()).sqrt();
+                        let shift = b[i] as f64 + (bias[i] as f64 - mean[i] as f64) * scale;
+                        (scale as f32, shift as f32)
+                    })
+                    .unzip();
+                Some([scale, shift])
             }
         };
         let post = match post {
@@ -209,14 +219,13 @@ impl Steps {
             row.iter_mut().for_each(|v| *v += b);
         }
         match (&self.bn, self.act) {
-            (Some([mean, sd, g, beta]), Act::Relu) => {
-                let (m, s, g, beta) = (mean[o], sd[o], g[o], beta[o]);
-                row.iter_mut()
-                    .for_each(|v| *v = (((*v - m) / s) * g + beta).max(0.0));
+            (Some([scale, shift]), Act::Relu) => {
+                let (s, t) = (scale[o], shift[o]);
+                row.iter_mut().for_each(|v| *v = (*v * s + t).max(0.0));
             }
-            (Some([mean, sd, g, beta]), act) => {
-                let (m, s, g, beta) = (mean[o], sd[o], g[o], beta[o]);
-                row.iter_mut().for_each(|v| *v = ((*v - m) / s) * g + beta);
+            (Some([scale, shift]), act) => {
+                let (s, t) = (scale[o], shift[o]);
+                row.iter_mut().for_each(|v| *v = *v * s + t);
                 activate(act, row);
             }
             (None, act) => activate(act, row),
