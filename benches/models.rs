@@ -170,6 +170,32 @@ fn benches(c: &mut Criterion) {
             fused::set_winograd(true);
         });
     }
+    // batch 1, a late ResNet layer (256 → 256 on 8 × 8): one tile, its products split
+    // by kernel rows across the threads
+    let r1 = Tensor::randn(0f32, 1.0, (1, 256, 8, 8), &dev).unwrap();
+    let w256 = Tensor::randn(0f32, 0.02, (256, 256, 3, 3), &dev).unwrap();
+    let spec256 = ConvSpec {
+        weight: &w256,
+        bias: None,
+        stride: 1,
+        padding: (1, 1),
+    };
+    g.bench_function("res_256x256_3x3_8x8_batch1_eval", |b| {
+        b.iter(|| fused::conv_block_eval(&r1, spec256, Epilogue::default()).unwrap())
+    });
+    // a short-chunk ResNet block in training (stride 2, 128 → 128 on 32 × 32, batch 4):
+    // train-mode forward and backward (kernel and input gradients by tiles, batch
+    // statistics and batch-norm backward, the residual end)
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &dev);
+    let res = mirkit::nn::blocks::Res2d::new(128, 128, 3, 2, vb).unwrap();
+    let xr = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 128, 32, 32), &dev).unwrap()).unwrap();
+    g.bench_function("res2d_block_128_32x32_train_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = res.forward_t(&xr, true).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
     g.finish();
 
     // Musicnn's 67-band × 7-frame vertical filter (204 of them) over one 3 s window at
