@@ -1057,9 +1057,9 @@ pub(crate) fn run_split(
             });
         }
     } else {
-        // fewer tiles than threads otherwise (Winograd's or the tap products): the
-        // products use the idle threads instead (same bits: the split is over output
-        // blocks)
+        // the tiles in parallel; with fewer tiles than threads (Winograd's or the tap
+        // products, or too few row blocks above) the products use the idle threads
+        // instead (same bits: the `gemm` crate splits over output blocks)
         let gemm_threads = if tiles.len() < pool {
             pool / tiles.len().max(1)
         } else {
