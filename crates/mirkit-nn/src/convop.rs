@@ -229,10 +229,12 @@ pub(crate) fn backward(
             dw
         })
         .collect();
-    // the groups' kernel gradients, added in group order
-    let mut dw = sums[0].clone();
+    // the groups' kernel gradients, added in group order into the first one
+    let mut sums = sums.into_iter();
+    let mut dw = sums.next().expect("at least one group");
+    let rest: Vec<Vec<f32>> = sums.collect();
     dw.par_chunks_mut(1 << 14).enumerate().for_each(|(i, d)| {
-        for s in &sums[1..] {
+        for s in &rest {
             for (a, b) in d.iter_mut().zip(&s[i << 14..]) {
                 *a += b;
             }

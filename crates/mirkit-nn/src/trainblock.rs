@@ -906,10 +906,16 @@ impl CustomOp3 for ResidualOp {
                 .collect()
         });
         let dout = (!self.plain).then(|| {
-            let mut d = g.clone();
+            // `g · s` per plane, written in one pass
+            let mut d = vec![0f32; g.len()];
             d.par_chunks_mut(plane.max(1))
+                .zip(g.par_chunks(plane.max(1)))
                 .enumerate()
-                .for_each(|(p, d)| d.iter_mut().for_each(|v| *v *= sv[p]));
+                .for_each(|(p, (d, gp))| {
+                    for (a, &b) in d.iter_mut().zip(gp) {
+                        *a = b * sv[p];
+                    }
+                });
             d
         });
         drop((gs, xs, os, ss));
