@@ -2,7 +2,7 @@
 //! forward + backward, against Candle's own), the fused blocks of issue #14 against the
 //! composed ops they replace, Musicnn's vertical filters by band-axis DFT against the
 //! im2col block, the column FFT that ends the band-axis DFT, and one window of the two default-class pretrained
-//! taggers. `cargo bench --bench models`.
+//! taggers, and an Adam update. `cargo bench --bench models`.
 //! (Whole-model times against PyTorch: `python3 tools/bench_models.py`; end-to-end
 //! tagging against the original pipelines: `python3 tools/bench_tag.py`.)
 use candle_core::{DType, Device, Tensor, Var};
@@ -195,6 +195,23 @@ fn benches(c: &mut Criterion) {
             let y = res.forward_t(&xr, true).unwrap();
             y.sum_all().unwrap().backward().unwrap()
         })
+    });
+    // one Adam update (L2 decay, moments present) of SampleCNN-sized parameters:
+    // four (512, 512, 3) kernels, 3.1 M values, in one pass per variable
+    let ws: Vec<Var> = (0..4)
+        .map(|_| Var::from_tensor(&Tensor::randn(0f32, 0.1, (512, 512, 3), &dev).unwrap()).unwrap())
+        .collect();
+    let gs = ws
+        .iter()
+        .map(|w| (w.as_tensor() * w.as_tensor()).unwrap().sum_all().unwrap())
+        .reduce(|a, b| (a + b).unwrap())
+        .unwrap()
+        .backward()
+        .unwrap();
+    let mut adam = mirkit::nn::optim::AdamW::adam_l2(ws.clone(), 1e-4, 1e-5).unwrap();
+    adam.step(&gs).unwrap();
+    g.bench_function("adam_step_3m_params", |b| {
+        b.iter(|| adam.step(&gs).unwrap())
     });
     g.finish();
 

@@ -63,7 +63,7 @@ pub fn noise(n: usize, color: NoiseColor, seed: u64) -> Vec<f32> {
         for (k, c) in spec.iter_mut().enumerate().skip(1) {
             *c /= (k as f64).sqrt();
         }
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let last = spec.len() - 1;
             spec[last].im = 0.0;
         }

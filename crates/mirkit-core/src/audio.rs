@@ -62,7 +62,7 @@ impl AudioBuffer {
         if channels == 0 {
             return Err(CoreError::NoChannels);
         }
-        if samples.len() % channels != 0 {
+        if !samples.len().is_multiple_of(channels) {
             return Err(CoreError::RaggedChannels {
                 len: samples.len(),
                 channels,

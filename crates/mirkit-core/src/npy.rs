@@ -623,7 +623,7 @@ impl NpyFrameWriter {
     /// Appends whole frames stored one after another (`rows` values each): converted and
     /// written a buffer at a time rather than frame by frame.
     pub fn push_frames(&mut self, frames: &[f32]) -> Result<()> {
-        if self.rows == 0 || frames.len() % self.rows != 0 {
+        if self.rows == 0 || !frames.len().is_multiple_of(self.rows) {
             return Err(CoreError::Shape(format!(
                 "{} values are not whole frames of {}",
                 frames.len(),

@@ -115,7 +115,7 @@ fn invert(a: &Array2<f64>) -> Array2<f64> {
 
 /// `librosa.feature.delta(data, width, order, axis=-1, mode="interp")` along frames.
 pub fn delta(data: ArrayView2<f32>, width: usize, order: usize) -> Result<Array2<f32>> {
-    if width < 3 || width % 2 == 0 {
+    if width < 3 || width.is_multiple_of(2) {
         return Err(invalid("width", width, "must be an odd integer >= 3"));
     }
     if order == 0 {

@@ -422,7 +422,7 @@ pub fn istft_frames(
 ) -> Result<Vec<f32>> {
     // parameters (bins, hop, window length) are validated by OverlapAdd::new
     let mut ola = OverlapAdd::new(n_bins, hop_length, win_length, window, center)?;
-    if frames.len() % n_bins != 0 {
+    if !frames.len().is_multiple_of(n_bins) {
         return Err(DspError::Shape(format!(
             "{} values do not divide into frames of {n_bins} bins",
             frames.len()

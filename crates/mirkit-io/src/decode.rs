@@ -664,7 +664,7 @@ impl RawWav {
                     let data_start = at + 8;
                     if channels == 0
                         || align != channels * kind.bytes()
-                        || size % align as u64 != 0
+                        || !size.is_multiple_of(align as u64)
                         || data_start + size > len
                     {
                         return None;

@@ -228,7 +228,7 @@ impl Polyphase {
         if j1 <= j0 {
             return Vec::new();
         }
-        debug_assert!(j0 % p.block_len() == 0 || p.fft.is_none());
+        debug_assert!(j0.is_multiple_of(p.block_len()) || p.fft.is_none());
         let (first, _) = p.first_tap(j0);
         let (last, _) = p.first_tap(j1 - 1);
         let end = p.needed_end(last + TAPS as i64, j1 - 1);

@@ -63,18 +63,18 @@ impl ColumnIrfft {
     /// AVX2 and FMA (x86-64), `n ≥ 4` is even, `n/2` has no prime factor above 3 and
     /// `1 ≤ f_out ≤ n`. (Callers keep a dense inverse DFT for the other cases.)
     pub fn new(n: usize, f_out: usize) -> Option<Self> {
-        if !Self::supported_cpu() || n < 4 || n % 2 != 0 || f_out == 0 || f_out > n {
+        if !Self::supported_cpu() || n < 4 || !n.is_multiple_of(2) || f_out == 0 || f_out > n {
             return None;
         }
         let m = n / 2;
         let mut radices = Vec::new();
         let mut rest = m;
-        while rest % 4 == 0 {
+        while rest.is_multiple_of(4) {
             radices.push(4);
             rest /= 4;
         }
         for p in [2, 3] {
-            while rest % p == 0 {
+            while rest.is_multiple_of(p) {
                 radices.push(p);
                 rest /= p;
             }

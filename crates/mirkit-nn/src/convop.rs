@@ -25,7 +25,9 @@ use crate::fused::{
     by_taps, im2col_tile_ld, run, tile_grid, valid_cols, with_buffers, Geo, Steps, Tile,
     TILE_FLOATS,
 };
-use crate::kernels::{gemm_into_on, gemm_into_strided, MatRef};
+use crate::kernels::{
+    conv1d_tap_grads_into, gemm_into_on, gemm_into_strided, tap_grads_direct, MatRef, TapRange,
+};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -156,14 +158,40 @@ pub(crate) fn backward(
             let items = gi * per..((gi + 1) * per).min(n);
             let mut dw = vec![0f32; g.o * k];
             if by_taps(g) {
-                for item in items.clone() {
-                    let dxi = match dxg.is_empty() {
-                        true => &mut [][..],
-                        false => &mut dxg[(item - items.start) * plane_in..][..plane_in],
-                    };
-                    let xi = &x[item * plane_in..][..plane_in];
-                    tap_backward(xi, w, dy, item, g, &mut dw, dxi);
-                }
+                // the kernel gradient directly from each item's transposed input where
+                // the CPU allows (kernels::conv1d_tap_grads_into), summed over the
+                // group's items as (taps, O, C) and put in the kernel's (O, C, taps)
+                // order at the end; else by products per tap
+                let direct = tap_grads_direct(g.c);
+                let taps = tap_ranges(g);
+                with_buffers(|b| {
+                    let (xt, dwt) = (&mut b.cols, &mut b.prod);
+                    if direct {
+                        dwt.clear();
+                        dwt.resize(g.kw * g.o * g.c, 0.0);
+                    }
+                    for item in items.clone() {
+                        let dxi = match dxg.is_empty() {
+                            true => &mut [][..],
+                            false => &mut dxg[(item - items.start) * plane_in..][..plane_in],
+                        };
+                        let xi = &x[item * plane_in..][..plane_in];
+                        let dyi = &dy[item * g.o * ow..][..g.o * ow];
+                        if direct {
+                            transpose_into(xi, (g.c, g.w), xt);
+                            let s = g.stride;
+                            conv1d_tap_grads_into(xt, g.c, dyi, (g.o, ow), &taps, s, dwt);
+                        }
+                        tap_backward(xi, w, dyi, g, (!direct).then_some(&mut dw[..]), dxi);
+                    }
+                    if direct {
+                        for (j, dwj) in dwt.chunks_exact(g.o * g.c).enumerate() {
+                            for (d, v) in dw[j..].iter_mut().step_by(g.kw).zip(dwj) {
+                                *d = *v;
+                            }
+                        }
+                    }
+                });
                 return dw;
             }
             // small planes: several whole items side by side in one product, so that
@@ -308,33 +336,54 @@ fn dx_as_convolution(g: &Geo) -> Option<Geo> {
 fn tap_backward(
     xi: &[f32],
     w: &[f32],
-    dy: &[f32],
-    item: usize,
+    dyi: &[f32],
     g: &Geo,
-    dw: &mut [f32],
+    mut dw: Option<&mut [f32]>,
     dxi: &mut [f32],
 ) {
     let (k, s, ow) = (g.k(), g.stride, g.pow);
-    let dyi = &dy[item * g.o * ow..][..g.o * ow];
-    let whole = Tile {
-        item,
-        r0: 0,
-        r1: 1,
-        c0: 0,
-        c1: ow,
-    };
-    for j in 0..g.kw {
-        let (lo, hi) = valid_cols(g, &whole, j);
-        if lo >= hi {
-            continue;
-        }
-        let x0 = lo * s + j - g.pw;
+    for t in tap_ranges(g) {
+        let (j, lo, hi, x0) = (t.j, t.q0, t.q1, t.x0);
         let dyv = MatRef::new(&dyi[lo..], g.o, hi - lo, ow, 1).expect("dy (O, columns)");
-        let xt = MatRef::new(&xi[x0..], hi - lo, g.c, s, g.w).expect("input tap, transposed");
-        gemm_into_strided(dyv, xt, &mut dw[j..], (k, g.kw), true, 1);
+        if let Some(dw) = dw.as_deref_mut() {
+            let xt = MatRef::new(&xi[x0..], hi - lo, g.c, s, g.w).expect("input tap, transposed");
+            gemm_into_strided(dyv, xt, &mut dw[j..], (k, g.kw), true, 1);
+        }
         if !dxi.is_empty() {
             let wt = MatRef::new(&w[j..], g.c, g.o, g.kw, k).expect("kernel tap, transposed");
             gemm_into_strided(wt, dyv, &mut dxi[x0..], (g.w, s), true, 1);
+        }
+    }
+}
+
+/// A 1-D convolution's kernel taps with the output columns each reads inside the input
+/// (taps that read only padding left out).
+fn tap_ranges(g: &Geo) -> Vec<TapRange> {
+    let whole = whole(g, 0);
+    (0..g.kw)
+        .filter_map(|j| {
+            let (lo, hi) = valid_cols(g, &whole, j);
+            (lo < hi).then(|| TapRange {
+                j,
+                q0: lo,
+                q1: hi,
+                x0: lo * g.stride + j - g.pw,
+            })
+        })
+        .collect()
+}
+
+/// `xt` (resized to `c·w`) = the transpose of `x` `(c, w)`, by blocks of 16 rows.
+fn transpose_into(x: &[f32], (c, w): (usize, usize), xt: &mut Vec<f32>) {
+    xt.clear();
+    xt.resize(c * w, 0.0);
+    for c0 in (0..c).step_by(16) {
+        let c1 = (c0 + 16).min(c);
+        for p in 0..w {
+            let row = &mut xt[p * c + c0..p * c + c1];
+            for (i, d) in row.iter_mut().enumerate() {
+                *d = x[(c0 + i) * w + p];
+            }
         }
     }
 }
@@ -457,10 +506,15 @@ mod tests {
         let mut rng = mirkit_core::Rng::new(31);
         // (x shape, w shape, stride, padding)
         type Case<'a> = (&'a [usize], &'a [usize], usize, (usize, usize));
-        let cases: [Case; 13] = [
+        let cases: [Case; 16] = [
             (&[3, 4, 50], &[5, 4, 3], 1, (0, 1)),
             // tap products (≥ 32 channels) with stride and padding
             (&[2, 40, 101], &[6, 40, 5], 2, (0, 2)),
+            // channels a multiple of 16: the kernel gradient directly (AVX-512), with
+            // stride and padding, the 1-D CNN's first layer, more columns than a pass
+            (&[2, 48, 101], &[6, 48, 5], 2, (0, 2)),
+            (&[3, 128, 94], &[32, 128, 8], 1, (0, 0)),
+            (&[2, 32, 300], &[13, 32, 3], 3, (0, 1)),
             (&[1, 1, 243], &[6, 1, 3], 3, (0, 0)),
             (&[2, 3, 40], &[2, 3, 7], 2, (0, 3)),
             (&[3, 64, 3000], &[32, 64, 3], 1, (0, 1)),
@@ -516,15 +570,16 @@ mod tests {
     fn gradients_do_not_depend_on_the_thread_count() {
         let mut rng = mirkit_core::Rng::new(34);
         for (xs, ws, stride) in [
-            ([10usize, 6, 9, 11], [8usize, 6, 3, 3], 2usize),
-            ([6, 4, 3, 3], [5, 4, 3, 3], 1),
+            (&[10usize, 6, 9, 11][..], &[8usize, 6, 3, 3][..], 2usize),
+            (&[6, 4, 3, 3], &[5, 4, 3, 3], 1),
+            // 1-D, by taps, the kernel gradient directly where the CPU allows
+            (&[9, 32, 40], &[8, 32, 3], 1),
         ] {
-            let x = Var::from_tensor(&uniform(&mut rng, &xs)).unwrap();
-            let w = Var::from_tensor(&uniform(&mut rng, &ws)).unwrap();
-            let gw = uniform(
-                &mut rng,
-                &[xs[0], ws[0], xs[2].div_ceil(stride), xs[3].div_ceil(stride)],
-            );
+            let x = Var::from_tensor(&uniform(&mut rng, xs)).unwrap();
+            let w = Var::from_tensor(&uniform(&mut rng, ws)).unwrap();
+            let mut out = vec![xs[0], ws[0]];
+            out.extend(xs[2..].iter().map(|d| d.div_ceil(stride)));
+            let gw = uniform(&mut rng, &out);
             let grads = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
@@ -565,6 +620,8 @@ mod tests {
             (vec![2, 2, 7, 8], vec![3, 2, 3, 3], 2, (1, 1)),
             // tap products (≥ 32 channels), stride and padding
             (vec![2, 33, 20], vec![3, 33, 4], 2, (0, 1)),
+            // and the direct kernel gradient (channels a multiple of 16)
+            (vec![2, 32, 20], vec![3, 32, 4], 2, (0, 1)),
         ] {
             let x = Var::from_tensor(&uniform(&mut rng, &xs)).unwrap();
             let w = Var::from_tensor(&uniform(&mut rng, &ws)).unwrap();

@@ -139,7 +139,7 @@ pub fn gemm_into_strided(
 /// # Panics
 /// If `x.len() != rows·n`, `rows == 0`, or `hi`/`lo` are not `n` long.
 pub fn column_max_min(x: &[f32], n: usize, hi: &mut [f32], lo: &mut [f32]) {
-    assert!(n > 0 && !x.is_empty() && x.len() % n == 0, "shape");
+    assert!(n > 0 && !x.is_empty() && x.len().is_multiple_of(n), "shape");
     assert!(hi.len() == n && lo.len() == n, "output length");
     hi.copy_from_slice(&x[..n]);
     lo.copy_from_slice(&x[..n]);
@@ -207,8 +207,10 @@ const DIRECT_OB: usize = 6;
 /// `o < out.len()/m`, `q < m` (columns `q0..q0 + m` of the output), `out` `(O, m)`
 /// row-major and overwritten. Sums run over `c`, then `j`, the same order for every
 /// output whichever block computes it, so any split of the columns gives the same bits.
-/// Blocks of 6 output channels × 16 columns live in 12 AVX registers, with the input
-/// read in place (rows of the item) and the weights broadcast from their own layout —
+/// Blocks of 6 output channels × 16 columns live in 12 AVX registers (8 channels × 48
+/// columns in 24 registers where the CPU has AVX-512F and `m ≥ 16`; the same bits), with
+/// the input read in place (rows of the item) and the weights broadcast from their own
+/// layout —
 /// nothing is packed, which is what a matrix product spends most of its time on at the
 /// 1-D CNN's sizes (32 channels out, 128 in, 8 taps, 87 columns; see docs/models.md).
 /// `threads > 1` splits the channel blocks over the current pool. Returns `false` (and
@@ -227,7 +229,26 @@ pub fn conv1d_valid_into(
     out: &mut [f32],
     threads: usize,
 ) -> bool {
-    assert!(m > 0 && kw > 0 && c > 0 && out.len() % m == 0, "shape");
+    conv1d_valid_with(x, (c, len), w, kw, (q0, m), out, threads, true)
+}
+
+/// [`conv1d_valid_into`], with the AVX-512 blocks allowed (`wide`) or not (tests compare
+/// both).
+#[allow(clippy::too_many_arguments)]
+fn conv1d_valid_with(
+    x: &[f32],
+    (c, len): (usize, usize),
+    w: &[f32],
+    kw: usize,
+    (q0, m): (usize, usize),
+    out: &mut [f32],
+    threads: usize,
+    wide: bool,
+) -> bool {
+    assert!(
+        m > 0 && kw > 0 && c > 0 && out.len().is_multiple_of(m),
+        "shape"
+    );
     let o = out.len() / m;
     assert!(
         x.len() == c * len && w.len() == o * c * kw,
@@ -237,20 +258,335 @@ pub fn conv1d_valid_into(
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         use rayon::prelude::*;
+        let wide = wide && m >= direct512::QB && direct512::available();
         let run = |o0: usize, part: &mut [f32]| {
-            // SAFETY: AVX2 and FMA are present; shapes are asserted above.
-            unsafe { direct::blocks(x, (c, len), &w[o0 * c * kw..], kw, q0, m, part) }
+            let w = &w[o0 * c * kw..];
+            if wide {
+                // SAFETY: AVX-512F is present, m ≥ 16; shapes are asserted above.
+                unsafe { direct512::blocks(x, (c, len), w, kw, q0, m, part) }
+            } else {
+                // SAFETY: AVX2 and FMA are present; shapes are asserted above.
+                unsafe { direct::blocks(x, (c, len), w, kw, q0, m, part) }
+            }
         };
-        if threads > 1 && o > DIRECT_OB {
-            out.par_chunks_mut(DIRECT_OB * m)
+        // channel blocks of the wider kernel when it runs (a split inside a block would
+        // change nothing but the work per task)
+        let ob = if wide { direct512::OB } else { DIRECT_OB };
+        if threads > 1 && o > ob {
+            out.par_chunks_mut(ob * m)
                 .enumerate()
-                .for_each(|(i, part)| run(i * DIRECT_OB, part));
+                .for_each(|(i, part)| run(i * ob, part));
         } else {
             run(0, out);
         }
         return true;
     }
     false
+}
+
+/// One kernel tap of a 1-D convolution's kernel gradient for [`conv1d_tap_grads_into`]:
+/// the tap `j`, the output columns `q0..q1` whose input column lies inside the input,
+/// and `x0`, the input column of `q0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapRange {
+    /// The kernel tap.
+    pub j: usize,
+    /// First output column read.
+    pub q0: usize,
+    /// One past the last output column read.
+    pub q1: usize,
+    /// Input column (row of the transposed input) of output column `q0`.
+    pub x0: usize,
+}
+
+/// The kernel gradient of one item of a 1-D convolution, added to `dwt`, computed
+/// directly from the transposed input: `dwt[(j·O + o)·C + c] += Σ_q dy[o·ow + q] ·
+/// xt[(x0 + (q − q0)·s)·C + c]` over each tap's columns ([`TapRange`]), with `xt` the item
+/// `(len, C)` (input columns as rows), `dy` `(O, ow)` and `dwt` `(taps, O, C)`. Blocks of 8
+/// kernel rows × 48 channels stay in 24 AVX-512 registers over 128 columns at a time;
+/// the input rows are read in place and the output gradient broadcast from its own
+/// layout, so nothing is packed — the matrix products spent more time packing than
+/// multiplying at the 1-D CNN's sizes (32 × 87 by 87 × 128 per tap and item). Each
+/// element's sum runs over `q` in order, from the value already in `dwt`. Returns
+/// `false` (and leaves `dwt` alone) without AVX-512F or when `C` is not a multiple of 16:
+/// the caller keeps its matrix products.
+///
+/// # Panics
+/// If a tap reads outside `xt` or `dy`, `dwt` is shorter than `(max j + 1)·O·C`, or `O`,
+/// `C` or `s` is 0.
+pub fn conv1d_tap_grads_into(
+    xt: &[f32],
+    c: usize,
+    dy: &[f32],
+    (o, ow): (usize, usize),
+    taps: &[TapRange],
+    s: usize,
+    dwt: &mut [f32],
+) -> bool {
+    assert!(o > 0 && c > 0 && s > 0, "shape");
+    assert!(dy.len() >= o * ow, "output gradient length");
+    for t in taps {
+        assert!(t.q0 <= t.q1 && t.q1 <= ow, "tap columns");
+        if t.q1 > t.q0 {
+            assert!(
+                (t.x0 + (t.q1 - 1 - t.q0) * s + 1) * c <= xt.len(),
+                "tap reads beyond the input"
+            );
+        }
+        assert!((t.j + 1) * o * c <= dwt.len(), "kernel gradient length");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if tap_grads_direct(c) {
+        // SAFETY: AVX-512F is present, C a multiple of 16; bounds asserted above.
+        unsafe { direct512::tap_grads(xt, c, dy, (o, ow), taps, s, dwt) };
+        return true;
+    }
+    let _ = (xt, dy, ow, taps, dwt);
+    false
+}
+
+/// Whether [`conv1d_tap_grads_into`] computes gradients for `c` input channels on this
+/// CPU (AVX-512F, `c` a multiple of 16).
+pub fn tap_grads_direct(c: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        c.is_multiple_of(direct512::QB) && direct512::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = c;
+        false
+    }
+}
+
+/// The AVX-512 form of [`direct`]: blocks of 8 output channels × 48 columns (three
+/// 16-wide vectors) in 24 of the 32 vector registers, so twice the multiply-adds per
+/// instruction of the AVX2 blocks. Each output is the same chain of fused multiply-adds
+/// (over `c`, then `j`, from zero) as in [`direct`] and its scalar columns, so both give
+/// the same bits and the choice between them is only a matter of speed.
+#[cfg(target_arch = "x86_64")]
+mod direct512 {
+    use std::arch::x86_64::*;
+
+    /// Columns of one vector.
+    pub(super) const QB: usize = 16;
+    /// Output channels per full block.
+    pub(super) const OB: usize = 8;
+
+    /// Whether the CPU has AVX-512F.
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx512f")
+    }
+
+    /// All output channels of `out` (`(O, m)`, `m ≥ 16`): blocks of 8, 4, 2, 1 channels
+    /// × 48 columns while they fit, the rest of the columns as one block of the smallest
+    /// width (16, 32 or 48) that covers it, recomputed from `m − width` (the same sums,
+    /// the same bits).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn blocks(
+        x: &[f32],
+        (c, len): (usize, usize),
+        w: &[f32],
+        kw: usize,
+        q0: usize,
+        m: usize,
+        out: &mut [f32],
+    ) {
+        let o = out.len() / m;
+        let widths = [3 * QB, 2 * QB, QB];
+        let main = widths.into_iter().find(|&b| b <= m).expect("m ≥ 16");
+        let mut oc = 0;
+        while oc < o {
+            let ob = [OB, 4, 2, 1]
+                .into_iter()
+                .find(|&b| b <= o - oc)
+                .expect("1 fits");
+            let g = Geo {
+                xp: x.as_ptr().add(q0),
+                len,
+                wp: w.as_ptr().add(oc * c * kw),
+                k: c * kw,
+                c,
+                kw,
+            };
+            let rows = out.as_mut_ptr().add(oc * m);
+            let mut q = 0;
+            while q + main <= m {
+                step(&g, ob, q, main / QB, rows, m);
+                q += main;
+            }
+            if q < m {
+                let width = widths
+                    .into_iter()
+                    .rev()
+                    .find(|&b| b >= m - q)
+                    .expect("the main width covers the rest");
+                step(&g, ob, m - width, width / QB, rows, m);
+            }
+            oc += ob;
+        }
+    }
+
+    /// Output columns per pass of [`tap_grads`]: the pass's input rows (128 × 48
+    /// channels, 24 KiB) stay in the L1 cache across the kernel-row blocks.
+    const QCHUNK: usize = 128;
+
+    /// [`super::conv1d_tap_grads_into`] (`c` a multiple of 16): for each chunk of
+    /// columns, tap, block of 48/32/16 channels and block of 8/4/2/1 kernel rows, the
+    /// block's sums in registers over the chunk's columns.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tap_grads(
+        xt: &[f32],
+        c: usize,
+        dy: &[f32],
+        (o, ow): (usize, usize),
+        taps: &[super::TapRange],
+        s: usize,
+        dwt: &mut [f32],
+    ) {
+        let cv = c / QB;
+        for chunk in (0..ow).step_by(QCHUNK) {
+            for t in taps {
+                let (q0, q1) = (t.q0.max(chunk), t.q1.min(chunk + QCHUNK));
+                if q0 >= q1 {
+                    continue;
+                }
+                let g = Grad {
+                    xp: xt.as_ptr().add((t.x0 + (q0 - t.q0) * s) * c),
+                    xstep: s * c,
+                    dp: dy.as_ptr().add(q0),
+                    ow,
+                    n: q1 - q0,
+                    c,
+                };
+                let dwj = dwt.as_mut_ptr().add(t.j * o * c);
+                let mut v0 = 0;
+                while v0 < cv {
+                    let v = (cv - v0).min(3);
+                    let mut r0 = 0;
+                    while r0 < o {
+                        let b = [OB, 4, 2, 1].into_iter().find(|&b| b <= o - r0).expect("1");
+                        let at = (r0, v0 * QB);
+                        match (b, v) {
+                            (8, 3) => grad_block::<8, 3>(&g, at, dwj),
+                            (8, 2) => grad_block::<8, 2>(&g, at, dwj),
+                            (8, _) => grad_block::<8, 1>(&g, at, dwj),
+                            (4, 3) => grad_block::<4, 3>(&g, at, dwj),
+                            (4, 2) => grad_block::<4, 2>(&g, at, dwj),
+                            (4, _) => grad_block::<4, 1>(&g, at, dwj),
+                            (2, 3) => grad_block::<2, 3>(&g, at, dwj),
+                            (2, 2) => grad_block::<2, 2>(&g, at, dwj),
+                            (2, _) => grad_block::<2, 1>(&g, at, dwj),
+                            (_, 3) => grad_block::<1, 3>(&g, at, dwj),
+                            (_, 2) => grad_block::<1, 2>(&g, at, dwj),
+                            (_, _) => grad_block::<1, 1>(&g, at, dwj),
+                        }
+                        r0 += b;
+                    }
+                    v0 += v;
+                }
+            }
+        }
+    }
+
+    /// One tap's pass over a chunk of columns: the input row of the first column and the
+    /// step between rows, the output gradient from the first column (rows `ow` apart),
+    /// the chunk's columns `n`, the channels `c`.
+    struct Grad {
+        xp: *const f32,
+        xstep: usize,
+        dp: *const f32,
+        ow: usize,
+        n: usize,
+        c: usize,
+    }
+
+    /// Kernel rows `r0..r0 + B` × channels `c0..c0 + 16·V` of one tap's gradient `dwj`
+    /// (`(O, C)`): loaded, the chunk's columns added in order, stored.
+    #[inline(always)]
+    unsafe fn grad_block<const B: usize, const V: usize>(
+        g: &Grad,
+        (r0, c0): (usize, usize),
+        dwj: *mut f32,
+    ) {
+        let at = |r: usize, v: usize| dwj.add((r0 + r) * g.c + c0 + QB * v);
+        let mut acc: [[__m512; V]; B] =
+            std::array::from_fn(|r| std::array::from_fn(|v| _mm512_loadu_ps(at(r, v))));
+        let dp = g.dp.add(r0 * g.ow);
+        for q in 0..g.n {
+            // SAFETY: rows and columns inside xt and dy (asserted by the caller)
+            let xp = g.xp.add(q * g.xstep + c0);
+            let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(xp.add(QB * v)));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let d = _mm512_set1_ps(*dp.add(r * g.ow + q));
+                for v in 0..V {
+                    row[v] = _mm512_fmadd_ps(d, xs[v], row[v]);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, a) in row.iter().enumerate() {
+                _mm512_storeu_ps(at(r, v), *a);
+            }
+        }
+    }
+
+    /// One channel block's operands: its input from the first output column, the input
+    /// row length, its kernel rows (`k = c·kw` apart).
+    struct Geo {
+        xp: *const f32,
+        len: usize,
+        wp: *const f32,
+        k: usize,
+        c: usize,
+        kw: usize,
+    }
+
+    /// `ob` channels × `tv` vectors of columns from column `q`.
+    #[inline(always)]
+    unsafe fn step(g: &Geo, ob: usize, q: usize, tv: usize, out: *mut f32, m: usize) {
+        match (ob, tv) {
+            (8, 3) => block::<8, 3>(g, q, out, m),
+            (8, 2) => block::<8, 2>(g, q, out, m),
+            (8, _) => block::<8, 1>(g, q, out, m),
+            (4, 3) => block::<4, 3>(g, q, out, m),
+            (4, 2) => block::<4, 2>(g, q, out, m),
+            (4, _) => block::<4, 1>(g, q, out, m),
+            (2, 3) => block::<2, 3>(g, q, out, m),
+            (2, 2) => block::<2, 2>(g, q, out, m),
+            (2, _) => block::<2, 1>(g, q, out, m),
+            (_, 3) => block::<1, 3>(g, q, out, m),
+            (_, 2) => block::<1, 2>(g, q, out, m),
+            (_, _) => block::<1, 1>(g, q, out, m),
+        }
+    }
+
+    /// `B` channels × `V`·16 columns from column `q`, in registers.
+    #[inline(always)]
+    unsafe fn block<const B: usize, const V: usize>(g: &Geo, q: usize, out: *mut f32, m: usize) {
+        let mut acc = [[_mm512_setzero_ps(); V]; B];
+        let xp = g.xp.add(q);
+        for ci in 0..g.c {
+            let xc = xp.add(ci * g.len);
+            let wc = g.wp.add(ci * g.kw);
+            for j in 0..g.kw {
+                // SAFETY: column q0 + q + j + 16·V − 1 < len (asserted by the caller and
+                // the block bounds), channel ci < c, kernel row < B
+                let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(xc.add(j + QB * v)));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(*wc.add(r * g.k + j));
+                    for v in 0..V {
+                        row[v] = _mm512_fmadd_ps(wv, xs[v], row[v]);
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, a) in row.iter().enumerate() {
+                _mm512_storeu_ps(out.add(r * m + q + QB * v), *a);
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -451,14 +787,23 @@ mod tests {
     }
 
     /// The direct 1-D convolution against an `f64` sum (within f32's bound for a dot
-    /// product of `C·kw` terms), for channel counts that use every register block (6, 4, 2,
-    /// 1: 13 = 6 + 6 + 1, 7 = 6 + 1, 4, 2) and widths that use the 16- and 8-column blocks,
-    /// the recomputed last block and single columns; any split of the columns, and a split
-    /// of the channel blocks over threads, gives the same bits.
+    /// product of `C·kw` terms), for channel counts that use every register block (AVX2:
+    /// 6, 4, 2, 1 — 13 = 6 + 6 + 1, 7 = 6 + 1, 4, 2; AVX-512: 8, 4, 2, 1 — 13, 15, 9, 32)
+    /// and widths that use every column block (AVX2: 16, 8, single columns; AVX-512: 48,
+    /// 32, 16) and the recomputed last block; any split of the columns, a split of the
+    /// channel blocks over threads and the AVX2 blocks alone give the same bits.
     #[test]
     fn direct_conv1d_matches_f64_and_any_split() {
         let mut rng = mirkit_core::Rng::new(21);
-        for (o, c, kw, len) in [(13, 5, 3, 60), (7, 32, 8, 94), (4, 3, 1, 9), (2, 4, 5, 11)] {
+        for (o, c, kw, len) in [
+            (13, 5, 3, 60),
+            (7, 32, 8, 94),
+            (4, 3, 1, 9),
+            (2, 4, 5, 11),
+            (32, 16, 8, 94),
+            (15, 3, 2, 40),
+            (9, 2, 4, 23),
+        ] {
             let x: Vec<f32> = (0..c * len).map(|_| rng.range(-1.0, 1.0) as f32).collect();
             let w: Vec<f32> = (0..o * c * kw)
                 .map(|_| rng.range(-1.0, 1.0) as f32)
@@ -501,6 +846,89 @@ mod tests {
             let mut threaded = vec![0f32; o * m];
             conv1d_valid_into(&x, (c, len), &w, kw, 0, m, &mut threaded, 4);
             assert_eq!(threaded, whole, "channel blocks over threads");
+            // the AVX2 blocks alone (the AVX-512 ones, where the CPU has them, run the
+            // same chains of multiply-adds)
+            let mut narrow = vec![0f32; o * m];
+            conv1d_valid_with(&x, (c, len), &w, kw, (0, m), &mut narrow, 1, false);
+            assert_eq!(narrow, whole, "AVX2 and AVX-512 blocks");
+        }
+    }
+
+    /// The direct kernel gradient against an `f64` sum of the same terms (within f32's
+    /// bound for the running sum of `columns + 1` terms, the first the value already in
+    /// the gradient): kernel-row counts that use every block (15 = 8 + 4 + 2 + 1, 8),
+    /// channel counts that use the 48-, 32- and 16-channel blocks (96, 80, 64, 16),
+    /// stride 1 and 2, taps cut short by padding, more columns than one pass (300).
+    #[test]
+    fn direct_tap_grads_match_f64() {
+        let mut rng = mirkit_core::Rng::new(23);
+        for (o, c, ow, s) in [
+            (15, 96, 300, 1),
+            (8, 80, 40, 2),
+            (3, 64, 129, 1),
+            (2, 16, 7, 3),
+        ] {
+            if !tap_grads_direct(c) {
+                eprintln!("no AVX-512F: the direct kernel gradient is not used or tested");
+                return;
+            }
+            let len = ow * s + 3;
+            let xt: Vec<f32> = (0..len * c).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let dy: Vec<f32> = (0..o * ow).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let taps = [
+                TapRange {
+                    j: 0,
+                    q0: 1,
+                    q1: ow,
+                    x0: 0,
+                },
+                TapRange {
+                    j: 1,
+                    q0: 0,
+                    q1: ow,
+                    x0: 1,
+                },
+                TapRange {
+                    j: 2,
+                    q0: 0,
+                    q1: ow - 1,
+                    x0: 2,
+                },
+            ];
+            let start: Vec<f32> = (0..3 * o * c)
+                .map(|_| rng.range(-1.0, 1.0) as f32)
+                .collect();
+            let mut dwt = start.clone();
+            assert!(conv1d_tap_grads_into(
+                &xt,
+                c,
+                &dy,
+                (o, ow),
+                &taps,
+                s,
+                &mut dwt
+            ));
+            for t in &taps {
+                for r in 0..o {
+                    for ci in 0..c {
+                        let at = (t.j * o + r) * c + ci;
+                        let (mut sum, mut bound) = (start[at] as f64, start[at].abs() as f64);
+                        for q in t.q0..t.q1 {
+                            let p =
+                                dy[r * ow + q] as f64 * xt[(t.x0 + (q - t.q0) * s) * c + ci] as f64;
+                            sum += p;
+                            bound += p.abs();
+                        }
+                        let tol = (t.q1 - t.q0 + 1) as f64 * f32::EPSILON as f64 * bound;
+                        let got = dwt[at] as f64;
+                        assert!(
+                            (got - sum).abs() <= tol,
+                            "tap {} o {r} c {ci}: {got} vs {sum}",
+                            t.j
+                        );
+                    }
+                }
+            }
         }
     }
 

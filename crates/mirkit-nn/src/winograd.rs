@@ -120,7 +120,7 @@ pub(crate) fn worth_it(n: usize, g: &Geo) -> bool {
 /// tile as keep the transformed input and the 16 products within `tile_floats` each.
 pub(crate) fn tiles(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
     let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
-    let lcm2 = |p: usize| if p % 2 == 0 { p } else { 2 * p };
+    let lcm2 = |p: usize| if p.is_multiple_of(2) { p } else { 2 * p };
     let (ur, uc) = (lcm2(g.pool.0), lcm2(g.pool.1));
     // 2×2 blocks per tile: 16 values per channel and block in each buffer
     let blocks = (tile_floats / (16 * g.c.max(g.o))).max(1);

@@ -106,7 +106,7 @@ pub struct TaggingMetrics {
 /// Tagging metrics of `scores` and 0/1 `targets`, both `n × tags` row-major.
 pub fn tagging_metrics(scores: &[f32], targets: &[f32], tags: &[String]) -> Result<TaggingMetrics> {
     let t = tags.len();
-    if t == 0 || scores.len() != targets.len() || scores.len() % t != 0 {
+    if t == 0 || scores.len() != targets.len() || !scores.len().is_multiple_of(t) {
         return Err(TrainError::Mismatch {
             what: format!("scores vs targets ({} tags)", t),
             got: scores.len(),
@@ -353,7 +353,7 @@ pub fn regression_metrics(
     targets: &[String],
 ) -> Result<RegressionMetrics> {
     let t = targets.len();
-    if t == 0 || pred.len() != truth.len() || pred.len() % t != 0 {
+    if t == 0 || pred.len() != truth.len() || !pred.len().is_multiple_of(t) {
         return Err(TrainError::Mismatch {
             what: format!("predictions vs targets ({t} targets)"),
             got: pred.len(),

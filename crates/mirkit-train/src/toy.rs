@@ -136,7 +136,7 @@ fn clip(class: usize, opts: &ToyOptions, rng: &mut Rng) -> (f64, Vec<f32>) {
         match class {
             0 => {
                 // Jive: kick on 1 and 3, snare on 2 and 4, swung hi-hats (2/3 of a beat)
-                if pos % 2 == 0 {
+                if pos.is_multiple_of(2) {
                     tone(&mut out, sr, at, 150.0, 50.0, 0.08, 0.8);
                 } else {
                     noise(&mut out, rng, sr, at, 0.06, 0.5, 0.6);
