@@ -200,6 +200,7 @@ pub fn rows_conv_max_min(
 }
 
 /// Output channels per register block of [`conv1d_valid_into`].
+#[cfg(target_arch = "x86_64")]
 const DIRECT_OB: usize = 6;
 
 /// A valid, stride-1 1-D convolution of one item computed directly, without a matrix
@@ -281,6 +282,7 @@ fn conv1d_valid_with(
         }
         return true;
     }
+    let _ = (threads, wide); // used on x86-64 only
     false
 }
 
