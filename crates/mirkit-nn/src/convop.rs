@@ -373,9 +373,9 @@ fn tap_ranges(g: &Geo) -> Vec<TapRange> {
         .collect()
 }
 
-/// `xt` (resized to `c·w`) = the transpose of `x` `(c, w)`, by blocks of 16 rows.
+/// `xt` (resized to `c·w`) = the transpose of `x` `(c, w)`, by blocks of 16 rows. Every
+/// element is written, so a reused buffer needs no clearing.
 fn transpose_into(x: &[f32], (c, w): (usize, usize), xt: &mut Vec<f32>) {
-    xt.clear();
     xt.resize(c * w, 0.0);
     for c0 in (0..c).step_by(16) {
         let c1 = (c0 + 16).min(c);
