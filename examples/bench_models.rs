@@ -194,8 +194,9 @@ const ALL: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // as the `mirkit` command does (mirkit_core::alloc)
+    // as the `mirkit` command does (mirkit_core::alloc, mirkit::threads)
     mirkit_core::alloc::keep_freed_memory();
+    mirkit::threads::inline_single_thread();
     let args: Vec<String> = std::env::args().collect();
     let opt = |name: &str| {
         args.iter()

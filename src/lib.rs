@@ -3,7 +3,8 @@
 //! The facade of the mirkit workspace: it re-exports the crates under short names and
 //! holds the file-level pipelines the `mirkit` command line uses: streamed features to
 //! `.npy` ([`pipeline`]), tagging and embedding of files ([`tagger`]), embedding indexes
-//! and similarity search ([`index`]), thumbnails ([`thumbnail`]).
+//! and similarity search ([`index`]), thumbnails ([`thumbnail`]), and the command's
+//! one-thread setting ([`threads`]).
 //!
 //! | module | crate | what |
 //! |---|---|---|
@@ -50,6 +51,7 @@ pub mod index;
 pub mod pipeline;
 pub mod rosa;
 pub mod tagger;
+pub mod threads;
 pub mod thumbnail;
 
 pub use tagger::{TagResult, Tagger};

@@ -362,6 +362,7 @@ pub fn run(a: FeatArgs) -> CliResult {
             .num_threads(j.max(1))
             .build_global();
     }
+    mirkit::threads::inline_single_thread();
     let pb = args::progress(files.len());
     let wall = std::time::Instant::now();
     let sum = std::sync::Mutex::new(Timings::default());

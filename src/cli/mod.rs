@@ -143,6 +143,11 @@ pub fn main() -> ExitCode {
             }
         );
     }
+    // one thread: this thread's parallel loops run on it (`features` sizes the pool
+    // itself with --jobs and does the same after)
+    if !matches!(cli.cmd, Cmd::Features(_)) {
+        mirkit::threads::inline_single_thread();
+    }
     let r = match cli.cmd {
         Cmd::Features(a) => features::run(a),
         Cmd::Augment(a) => augment::run(a),
