@@ -151,6 +151,12 @@ pub(crate) fn backward(
     let positions = (4 * TILE_FLOATS / k.max(g.o).max(1)).max(16);
     let plane_out = oh * ow;
     let wt = MatRef::new(w, k, g.o, 1, k).expect("kernel transposed (K, O)");
+    // 1-D by taps: each tap's columns inside the input, once per call
+    let taps = if by_taps(g) {
+        tap_ranges(g)
+    } else {
+        Vec::new()
+    };
     let sums: Vec<Vec<f32>> = dx_parts
         .into_par_iter()
         .enumerate()
@@ -163,7 +169,6 @@ pub(crate) fn backward(
                 // group's items as (taps, O, C) and put in the kernel's (O, C, taps)
                 // order at the end; else by products per tap
                 let direct = tap_grads_direct(g.c);
-                let taps = tap_ranges(g);
                 with_buffers(|b| {
                     let (xt, dwt) = (&mut b.cols, &mut b.prod);
                     if direct {
@@ -182,7 +187,8 @@ pub(crate) fn backward(
                             let s = g.stride;
                             conv1d_tap_grads_into(xt, g.c, dyi, (g.o, ow), &taps, s, dwt);
                         }
-                        tap_backward(xi, w, dyi, g, (!direct).then_some(&mut dw[..]), dxi);
+                        let dwi = (!direct).then_some(&mut dw[..]);
+                        tap_backward(xi, w, dyi, g, &taps, dwi, dxi);
                     }
                     if direct {
                         for (j, dwj) in dwt.chunks_exact(g.o * g.c).enumerate() {
@@ -329,8 +335,9 @@ fn dx_as_convolution(g: &Geo) -> Option<Geo> {
     })
 }
 
-/// One item's share of a [`by_taps`] convolution's gradients, tap by tap and without
-/// im2col: `dW[:, :, j] += dY · X_jᵀ` and, when `dxi` is not empty, `dX_j += W[:, :, j]ᵀ · dY`,
+/// One item's share of a [`by_taps`] convolution's gradients, tap by tap ([`tap_ranges`])
+/// and without im2col: `dW[:, :, j] += dY · X_jᵀ` when `dw` is given (else the caller
+/// computes it directly) and, when `dxi` is not empty, `dX_j += W[:, :, j]ᵀ · dY`,
 /// where `X_j` is the `(C, columns)` view of the input that tap `j` reads (column
 /// stride = the convolution's stride), written in place through strided views.
 fn tap_backward(
@@ -338,11 +345,12 @@ fn tap_backward(
     w: &[f32],
     dyi: &[f32],
     g: &Geo,
+    taps: &[TapRange],
     mut dw: Option<&mut [f32]>,
     dxi: &mut [f32],
 ) {
     let (k, s, ow) = (g.k(), g.stride, g.pow);
-    for t in tap_ranges(g) {
+    for t in taps {
         let (j, lo, hi, x0) = (t.j, t.q0, t.q1, t.x0);
         let dyv = MatRef::new(&dyi[lo..], g.o, hi - lo, ow, 1).expect("dy (O, columns)");
         if let Some(dw) = dw.as_deref_mut() {

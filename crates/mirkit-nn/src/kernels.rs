@@ -380,6 +380,36 @@ mod direct512 {
         is_x86_feature_detected!("avx512f")
     }
 
+    /// Rows of the next register block when `left` rows remain: 8, 4, 2 or 1.
+    fn row_block(left: usize) -> usize {
+        [OB, 4, 2, 1]
+            .into_iter()
+            .find(|&b| b <= left)
+            .expect("at least one row left")
+    }
+
+    /// `$f::<B, V>($args)` for a block of `B` = `$b` rows (8, 4, 2, else 1) × `V` = `$v`
+    /// 16-wide vectors (3, 2, else 1): the register blocks are const generics, the shape
+    /// of the next block is known only at run time.
+    macro_rules! by_shape {
+        ($f:ident, $b:expr, $v:expr, $($a:expr),*) => {
+            match ($b, $v) {
+                (8, 3) => $f::<8, 3>($($a),*),
+                (8, 2) => $f::<8, 2>($($a),*),
+                (8, _) => $f::<8, 1>($($a),*),
+                (4, 3) => $f::<4, 3>($($a),*),
+                (4, 2) => $f::<4, 2>($($a),*),
+                (4, _) => $f::<4, 1>($($a),*),
+                (2, 3) => $f::<2, 3>($($a),*),
+                (2, 2) => $f::<2, 2>($($a),*),
+                (2, _) => $f::<2, 1>($($a),*),
+                (_, 3) => $f::<1, 3>($($a),*),
+                (_, 2) => $f::<1, 2>($($a),*),
+                (_, _) => $f::<1, 1>($($a),*),
+            }
+        };
+    }
+
     /// All output channels of `out` (`(O, m)`, `m ≥ 16`): blocks of 8, 4, 2, 1 channels
     /// × 48 columns while they fit, the rest of the columns as one block of the smallest
     /// width (16, 32 or 48) that covers it, recomputed from `m − width` (the same sums,
@@ -399,10 +429,7 @@ mod direct512 {
         let main = widths.into_iter().find(|&b| b <= m).expect("m ≥ 16");
         let mut oc = 0;
         while oc < o {
-            let ob = [OB, 4, 2, 1]
-                .into_iter()
-                .find(|&b| b <= o - oc)
-                .expect("1 fits");
+            let ob = row_block(o - oc);
             let g = Geo {
                 xp: x.as_ptr().add(q0),
                 len,
@@ -467,22 +494,8 @@ mod direct512 {
                     let v = (cv - v0).min(3);
                     let mut r0 = 0;
                     while r0 < o {
-                        let b = [OB, 4, 2, 1].into_iter().find(|&b| b <= o - r0).expect("1");
-                        let at = (r0, v0 * QB);
-                        match (b, v) {
-                            (8, 3) => grad_block::<8, 3>(&g, at, dwj),
-                            (8, 2) => grad_block::<8, 2>(&g, at, dwj),
-                            (8, _) => grad_block::<8, 1>(&g, at, dwj),
-                            (4, 3) => grad_block::<4, 3>(&g, at, dwj),
-                            (4, 2) => grad_block::<4, 2>(&g, at, dwj),
-                            (4, _) => grad_block::<4, 1>(&g, at, dwj),
-                            (2, 3) => grad_block::<2, 3>(&g, at, dwj),
-                            (2, 2) => grad_block::<2, 2>(&g, at, dwj),
-                            (2, _) => grad_block::<2, 1>(&g, at, dwj),
-                            (_, 3) => grad_block::<1, 3>(&g, at, dwj),
-                            (_, 2) => grad_block::<1, 2>(&g, at, dwj),
-                            (_, _) => grad_block::<1, 1>(&g, at, dwj),
-                        }
+                        let b = row_block(o - r0);
+                        by_shape!(grad_block, b, v, &g, (r0, v0 * QB), dwj);
                         r0 += b;
                     }
                     v0 += v;
@@ -547,20 +560,7 @@ mod direct512 {
     /// `ob` channels × `tv` vectors of columns from column `q`.
     #[inline(always)]
     unsafe fn step(g: &Geo, ob: usize, q: usize, tv: usize, out: *mut f32, m: usize) {
-        match (ob, tv) {
-            (8, 3) => block::<8, 3>(g, q, out, m),
-            (8, 2) => block::<8, 2>(g, q, out, m),
-            (8, _) => block::<8, 1>(g, q, out, m),
-            (4, 3) => block::<4, 3>(g, q, out, m),
-            (4, 2) => block::<4, 2>(g, q, out, m),
-            (4, _) => block::<4, 1>(g, q, out, m),
-            (2, 3) => block::<2, 3>(g, q, out, m),
-            (2, 2) => block::<2, 2>(g, q, out, m),
-            (2, _) => block::<2, 1>(g, q, out, m),
-            (_, 3) => block::<1, 3>(g, q, out, m),
-            (_, 2) => block::<1, 2>(g, q, out, m),
-            (_, _) => block::<1, 1>(g, q, out, m),
-        }
+        by_shape!(block, ob, tv, g, q, out, m)
     }
 
     /// `B` channels × `V`·16 columns from column `q`, in registers.
