@@ -161,13 +161,17 @@ fn benches(c: &mut Criterion) {
         pool: (1, 1),
     };
     for (name, on) in [
-        ("res_128x128_3x3_64x64_eval_winograd", true),
-        ("res_128x128_3x3_64x64_eval_im2col", false),
+        (
+            "res_128x128_3x3_64x64_eval_winograd4",
+            fused::Winograd::F4x4,
+        ),
+        ("res_128x128_3x3_64x64_eval_winograd", fused::Winograd::F2x2),
+        ("res_128x128_3x3_64x64_eval_im2col", fused::Winograd::Off),
     ] {
         g.bench_function(name, |b| {
             fused::set_winograd(on);
             b.iter(|| fused::conv_block_eval(&r, spec3, epi3).unwrap());
-            fused::set_winograd(true);
+            fused::set_winograd(fused::Winograd::F4x4);
         });
     }
     // batch 1, a late ResNet layer (256 → 256 on 8 × 8): one tile, its products split

@@ -1,13 +1,14 @@
 //! # Model speed: the whole zoo, forward and training step, against PyTorch
 //!
 //! `cargo run --release --example bench_models -- [--batch 16] [--models a,b] [--reps 3]
-//! [--no-train] [--train-only] [--split] [--ops] [--no-winograd]` — times every architecture of the zoo on random input of its
+//! [--no-train] [--train-only] [--split] [--ops] [--no-winograd] [--winograd4]` — times every architecture of the zoo on random input of its
 //! published size: an eval-mode forward and a training step (train-mode forward, binary
 //! cross-entropy, backward, Adam update), median of `--reps` runs after one warm-up.
 //! `--train-only` runs the forward only twice (for profiling a training step).
 //! `--split` also reports a step's forward, backward and update times. `--ops` adds a per-op profile of the dominant operations at the models' own shapes.
 //! `--no-winograd` computes the eval forward's stride-1 3×3 convolutions by im2col
-//! instead of Winograd's F(2×2, 3×3) (`mirkit_nn::fused::set_winograd`), for A/B runs.
+//! instead of Winograd's F(2×2, 3×3) (`mirkit_nn::fused::set_winograd`), for A/B runs;
+//! `--winograd4` by the opt-in F(4×4, 3×3).
 //! The thread count follows `RAYON_NUM_THREADS`. `tools/bench_models.py` runs the same
 //! work in PyTorch (same names, shapes and batch) and prints the ratios; it calls this
 //! example. Prints one JSON object.
@@ -214,7 +215,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train_only = args.iter().any(|a| a == "--train-only");
     if args.iter().any(|a| a == "--no-winograd") {
         // A/B: the fused eval path's stride-1 3×3 convolutions by im2col instead
-        mirkit::nn::fused::set_winograd(false);
+        mirkit::nn::fused::set_winograd(mirkit::nn::fused::Winograd::Off);
+    }
+    if args.iter().any(|a| a == "--winograd4") {
+        // the opt-in F(4×4, 3×3) (faster, twice the rounding error)
+        mirkit::nn::fused::set_winograd(mirkit::nn::fused::Winograd::F4x4);
     }
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), rayon::current_num_threads().into());

@@ -125,9 +125,11 @@ pub(crate) fn backward(
         .then(|| dx_as_convolution(g))
         .flatten()
         .filter(|gt| {
-            crate::fused::winograd()
-                && crate::winograd::applies(gt)
+            crate::winograd::applies(gt)
                 && crate::winograd::worth_it(n, gt)
+                && crate::fused::winograd_algo()
+                    .and_then(|w| crate::winograd::fit(w, gt))
+                    .is_some()
         });
     let need_dx = need_dx && wino_dx.is_none();
     // the items in a fixed number of groups, each with its own kernel-gradient sum,

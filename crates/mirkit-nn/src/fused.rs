@@ -41,13 +41,16 @@ use crate::error::{invalid, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::BatchNorm;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// Floats in one im2col tile and in one product tile (1 MiB each). The matrix product
 /// blocks for the caches itself; what matters here is that a tile is wide enough for
 /// its fast kernels (a 3×3 layer of 128 channels gets 227 output positions; at 64k
 /// floats it was 56, and the short-chunk ResNet ran 1.5× PyTorch's time).
 pub(crate) const TILE_FLOATS: usize = 256 * 1024;
+
+/// Floats in Winograd's transformed-input and product buffers of one tile.
+pub(crate) const WINO_TILE_FLOATS: usize = 256 * 1024;
 
 /// A convolution for [`conv_block_eval`]: `weight` is `(O, C, K)` for a 1-D and
 /// `(O, C, KH, KW)` for a 2-D convolution (dilation 1, one group).
@@ -515,20 +518,52 @@ fn conv_parts(
 }
 
 static FUSED_EVAL: AtomicBool = AtomicBool::new(true);
-static WINOGRAD: AtomicBool = AtomicBool::new(true);
+static WINOGRAD: AtomicU8 = AtomicU8::new(Winograd::F2x2 as u8);
 
-/// Whether the fused eval path computes stride-1 3×3 convolutions (padding 1, ≥ 16
-/// channels) by Winograd's F(2×2, 3×3) ([`crate::winograd`]; the default, `true`) or by
-/// im2col and one matrix product, for the whole process. Both are the same convolution;
-/// Winograd's does 2.25× less arithmetic and rounds differently (a few 1e-7 relative),
-/// so `false` reproduces the outputs of builds before it.
-pub fn set_winograd(on: bool) {
-    WINOGRAD.store(on, Ordering::Relaxed);
+/// How the fused eval path (and the training backward's input gradient) computes
+/// stride-1 3×3 convolutions with padding 1 and ≥ 16 channels ([`set_winograd`]). All
+/// three are the same convolution rounded differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Winograd {
+    /// im2col and one matrix product (the outputs of builds before Winograd's path).
+    Off = 0,
+    /// F(2×2, 3×3) (the default) where an item has at least 16 × 16 outputs, im2col
+    /// below: 2.25× less arithmetic than im2col, errors within ~1.3× of im2col's (a few
+    /// 1e-7 of the outputs' scale). Tested within 1e-5 relative of the composed ops.
+    F2x2 = 1,
+    /// F(4×4, 3×3) where an item has at least 32 × 32 outputs (F(2×2, 3×3) or im2col
+    /// below): 4× less arithmetic than im2col, ~15–20 % off the short-chunk CNN's
+    /// forward, but 2–3× F(2×2)'s rounding error (~1e-6 of the outputs' scale, up to
+    /// ~2e-5 relative on single outputs; [`crate::winograd`]'s notes) — outside the
+    /// 1e-5 bar the fused path is held to, so opt-in. The pretrained models' parity
+    /// (≤ 1e-4) holds with room to spare.
+    F4x4 = 2,
+}
+
+/// Sets how stride-1 3×3 convolutions are computed, for the whole process (default
+/// [`Winograd::F2x2`]); [`Winograd::Off`] reproduces the outputs of builds before
+/// Winograd's path; [`Winograd::F4x4`] trades twice the rounding error for speed.
+pub fn set_winograd(mode: Winograd) {
+    WINOGRAD.store(mode as u8, Ordering::Relaxed);
 }
 
 /// See [`set_winograd`].
-pub fn winograd() -> bool {
-    WINOGRAD.load(Ordering::Relaxed)
+pub fn winograd() -> Winograd {
+    match WINOGRAD.load(Ordering::Relaxed) {
+        0 => Winograd::Off,
+        1 => Winograd::F2x2,
+        _ => Winograd::F4x4,
+    }
+}
+
+/// The algorithm [`set_winograd`] chose, if any.
+pub(crate) fn winograd_algo() -> Option<crate::winograd::Which> {
+    match winograd() {
+        Winograd::Off => None,
+        Winograd::F2x2 => Some(crate::winograd::Which::F2),
+        Winograd::F4x4 => Some(crate::winograd::Which::F4),
+    }
 }
 
 /// Whether the zoo's models run their convolution blocks fused in eval mode (the
@@ -911,21 +946,25 @@ pub(crate) fn run_split(
             crate::kernels::MatRef::row_major(kernel, o, k).expect("kernel (O, C·KH·KW)")
         })
         .collect();
-    // stride-1 3×3 convolutions by Winograd's F(2×2, 3×3) (crate::winograd): the
-    // kernels' transforms once per call, tiles of whole 2×2 blocks
-    let wino: Option<Vec<Vec<f32>>> =
-        (winograd() && crate::winograd::applies(g) && crate::winograd::worth_it(n, g)).then(|| {
-            parts
-                .iter()
-                .map(|&(kernel, _, o)| crate::winograd::transform_kernel(&kernel[..o * k], o, g.c))
-                .collect()
-        });
+    // stride-1 3×3 convolutions by Winograd's F(4×4, 3×3) or F(2×2, 3×3)
+    // (crate::winograd): the kernels' transforms once per call, tiles of whole blocks
+    let which = winograd_algo()
+        .filter(|_| crate::winograd::applies(g) && crate::winograd::worth_it(n, g))
+        .and_then(|w| crate::winograd::fit(w, g));
+    let wino: Option<Vec<Vec<f32>>> = which.map(|which| {
+        parts
+            .iter()
+            .map(|&(kernel, _, o)| {
+                crate::winograd::transform_kernel(&kernel[..o * k], o, g.c, which)
+            })
+            .collect()
+    });
     // (transformed kernel, channels) of each part, built once rather than per tile
     let wino_parts: Option<Vec<(&[f32], usize)>> = wino
         .as_ref()
         .map(|us| us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect());
-    let tiles = match wino_parts {
-        Some(_) => crate::winograd::tiles(n, g, TILE_FLOATS),
+    let tiles = match which {
+        Some(which) => crate::winograd::tiles(n, g, WINO_TILE_FLOATS, which),
         None => tiles(n, g),
     };
     let pool = rayon::current_num_threads();
@@ -1090,6 +1129,7 @@ pub(crate) fn run_split(
                                 scratch,
                                 prod,
                                 gemm_threads,
+                                which.expect("Winograd's parts come with its algorithm"),
                             );
                         } else if by_taps(g) {
                             // the tap products accumulate: from zero

@@ -56,53 +56,426 @@ pub(crate) fn applies(g: &Geo) -> bool {
         && g.o >= MIN_CHANNELS
 }
 
+/// One of Winograd's minimal filtering algorithms F(m×m, 3×3): each `M × M` block of
+/// outputs from an `N × N` block of inputs, `N = M + 2`, as
+/// `Y = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A`.
+///
+/// The transforms are applied as written, term by term in column order (the first
+/// non-zero term, then each further one added), with separate multiplications and
+/// additions, so they round the same with or without AVX2.
+pub(crate) struct Algo<const M: usize, const N: usize> {
+    /// `Bᵀ` (input transform).
+    bt: [[f32; N]; N],
+    /// `G` (kernel transform), in `f64`.
+    g: [[f64; 3]; N],
+    /// `Aᵀ` (output transform).
+    at: [[f32; N]; M],
+    /// Input channels summed in one product before the partial sum is added to the
+    /// block's total (0: all at once). See [`F4`].
+    chunk: usize,
+}
+
+/// F(2×2, 3×3), Lavin & Gray §4.1 (interpolation points 0, 1, −1, ∞).
+pub(crate) const F2: Algo<2, 4> = Algo {
+    bt: [
+        [1.0, 0.0, -1.0, 0.0],
+        [0.0, 1.0, 1.0, 0.0],
+        [0.0, -1.0, 1.0, 0.0],
+        [0.0, 1.0, 0.0, -1.0],
+    ],
+    g: [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ],
+    at: [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]],
+    chunk: 0,
+};
+
+/// F(4×4, 3×3) with the interpolation points 0, −1, 1, ½, −2, ∞ that Barabasz et al.
+/// ("Error analysis and improving the accuracy of Winograd convolution for deep neural
+/// networks", ACM TOMS 46(4), 2020, Table 3) found the most accurate for F(4, 3) — a
+/// third of the error of Lavin & Gray's 0, ±1, ±2 in our `f32` check
+/// (`tools/winograd_points.py`). Built by the Toom–Cook construction from those points
+/// (`Aᵀ` columns `pᵢ^k`, `G` rows `pᵢ^k / Πⱼ≠ᵢ(pᵢ − pⱼ)`, `Bᵀ` solved from
+/// `Σⱼ Aᵀᵢⱼ Gⱼₖ Bᵀⱼₗ = [l = i + k]`), rows of `Bᵀ` scaled by 2 where that makes them
+/// integers (the matching rows of `G` by ½: exact in binary).
+///
+/// **Numbers.** 36 products per 4×4 outputs instead of F(2×2)'s 64, but the products
+/// are summed over the input channels in a transformed domain where the values are
+/// larger than the outputs (the output transform's coefficients reach 8): summing all
+/// channels in one `f32` product made the error ~5× F(2×2)'s. The products are summed in
+/// chunks of 16 channels, each chunk's sum added to the total — the same blocked
+/// summation that keeps F(2×2)'s and im2col's errors small — which brings it back to
+/// within ~2× of theirs (measured in the tests against an `f64` direct convolution).
+pub(crate) const F4: Algo<4, 6> = Algo {
+    bt: [
+        [2.0, -3.0, -4.0, 3.0, 2.0, 0.0],
+        [0.0, 2.0, -5.0, 1.0, 2.0, 0.0],
+        [0.0, -2.0, 1.0, 5.0, 2.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 1.0, -2.0, -1.0, 2.0, 0.0],
+        [0.0, 2.0, -3.0, -4.0, 3.0, 2.0],
+    ],
+    g: [
+        [0.5, 0.0, 0.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0],
+        [-16.0 / 15.0, -8.0 / 15.0, -4.0 / 15.0],
+        [1.0 / 30.0, -1.0 / 15.0, 2.0 / 15.0],
+        [0.0, 0.0, 0.5],
+    ],
+    at: [
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, -1.0, 1.0, 0.5, -2.0, 0.0],
+        [0.0, 1.0, 1.0, 0.25, 4.0, 0.0],
+        [0.0, -1.0, 1.0, 0.125, -8.0, 1.0],
+    ],
+    chunk: 16,
+};
+
+/// An algorithm as a type, so that its tables are constants where its code is
+/// compiled (the transforms' zero and ±1 terms then cost nothing).
+trait Pick<const M: usize, const N: usize> {
+    /// The algorithm.
+    const ALG: Algo<M, N>;
+}
+
+/// [`F2`] as a type.
+struct P2;
+impl Pick<2, 4> for P2 {
+    const ALG: Algo<2, 4> = F2;
+}
+
+/// [`F4`] as a type.
+struct P4;
+impl Pick<4, 6> for P4 {
+    const ALG: Algo<4, 6> = F4;
+}
+
+/// `Σ_b coef[b]·v[b]` over the non-zero coefficients in order, starting from the first
+/// term (`-0.0 + x` is `x` for every `x`, and multiplying by ±1 is exact, so the terms of
+/// F(2×2)'s transforms are plain additions and subtractions).
+#[inline(always)]
+fn comb<const N: usize>(coef: &[f32; N], v: &[f32; N]) -> f32 {
+    let mut acc = -0.0f32;
+    for b in 0..N {
+        if coef[b] == 1.0 {
+            acc += v[b];
+        } else if coef[b] == -1.0 {
+            acc -= v[b];
+        } else if coef[b] != 0.0 {
+            acc += coef[b] * v[b];
+        }
+    }
+    acc
+}
+
+/// Lanes of the transforms' inner loops (one AVX2 vector).
+const L: usize = 8;
+
+/// [`comb`] on `L` block columns at once (written lane-wise, which the compiler turns
+/// into vector operations with the same per-lane roundings).
+#[inline(always)]
+fn comb_lanes<const N: usize>(coef: &[f32; N], v: &[[f32; L]; N]) -> [f32; L] {
+    let mut acc = [-0.0f32; L];
+    for b in 0..N {
+        let c = coef[b];
+        if c == 1.0 {
+            for l in 0..L {
+                acc[l] += v[b][l];
+            }
+        } else if c == -1.0 {
+            for l in 0..L {
+                acc[l] -= v[b][l];
+            }
+        } else if c != 0.0 {
+            for l in 0..L {
+                acc[l] += c * v[b][l];
+            }
+        }
+    }
+    acc
+}
+
+/// `outs[a][j] = Σ_b coef[a][b]·ins[b][j]` for every `j < len` (each out at least `len`
+/// long): `L` columns at a time, the rest one by one.
+#[inline(always)]
+fn transform<const N: usize, const K: usize>(
+    coef: &[[f32; N]; K],
+    ins: [&[f32]; N],
+    outs: &mut [&mut [f32]; K],
+    len: usize,
+) {
+    let full = len - len % L;
+    assert!(ins.iter().all(|i| i.len() >= len) && outs.iter().all(|o| o.len() >= len));
+    let ip: [*const f32; N] = std::array::from_fn(|b| ins[b].as_ptr());
+    let op: [*mut f32; K] = std::array::from_fn(|a| outs[a].as_mut_ptr());
+    for j0 in (0..full).step_by(L) {
+        // SAFETY: j0 + L ≤ len, and every input and output holds at least `len` floats
+        // (asserted above); the outputs are distinct `&mut` slices, so no write aliases
+        // an input or another output.
+        let v: [[f32; L]; N] =
+            std::array::from_fn(|b| unsafe { ip[b].add(j0).cast::<[f32; L]>().read_unaligned() });
+        for a in 0..K {
+            let r = comb_lanes(&coef[a], &v);
+            // SAFETY: as above.
+            unsafe { op[a].add(j0).cast::<[f32; L]>().write_unaligned(r) };
+        }
+    }
+    for j in full..len {
+        let v: [f32; N] = std::array::from_fn(|b| ins[b][j]);
+        for a in 0..K {
+            outs[a][j] = comb(&coef[a], &v);
+        }
+    }
+}
+
+/// `dst = a · b` for `a` `(o, c)` and `b` `(c, nb)` row-major, the sums over `c` in
+/// chunks of `chunk` (0: all at once), each chunk summed from zero and added to the
+/// total in order. With AVX-512F a kernel of its own (4 rows × 48 columns of sums, each
+/// chunk's sums in registers beside the totals: no packing, no extra pass over `dst`);
+/// else one `gemm` product per chunk, accumulated. The kernel's rows are split over
+/// `threads` threads (the same sums either way).
+fn product(
+    a: &[f32],
+    b: &[f32],
+    (o, c, nb): (usize, usize, usize),
+    chunk: usize,
+    dst: &mut [f32],
+    threads: usize,
+) {
+    assert!(a.len() >= o * c && b.len() >= c * nb && dst.len() >= o * nb);
+    #[cfg(target_arch = "x86_64")]
+    if chunk > 0 && is_x86_feature_detected!("avx512f") {
+        let per = if threads > 1 {
+            o.div_ceil(threads).next_multiple_of(4)
+        } else {
+            o
+        };
+        let run = |(i, d): (usize, &mut [f32])| {
+            let r0 = i * per;
+            let ro = d.len() / nb;
+            // SAFETY: the CPU has AVX-512F; rows r0..r0+ro of `a` (c each) and all of `b`
+            // (asserted above) are read, `d` is those rows of `dst`.
+            unsafe { product512::rows(&a[r0 * c..][..ro * c], b, (ro, c, nb), chunk, d) };
+        };
+        let dst = &mut dst[..o * nb];
+        if threads > 1 && per < o {
+            use rayon::prelude::*;
+            dst.par_chunks_mut(per * nb).enumerate().for_each(run);
+        } else {
+            run((0, dst));
+        }
+        return;
+    }
+    let chunk = if chunk == 0 { c } else { chunk };
+    for c0 in (0..c).step_by(chunk) {
+        let cc = chunk.min(c - c0);
+        let am = MatRef::new(&a[c0..], o, cc, c, 1).expect("a chunk");
+        let bm = MatRef::row_major(&b[c0 * nb..][..cc * nb], cc, nb).expect("b chunk");
+        gemm_into_on(am, bm, &mut dst[..o * nb], c0 > 0, threads);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod product512 {
+    use std::arch::x86_64::*;
+
+    /// Columns of one vector.
+    const QB: usize = 16;
+
+    /// All of `dst` (`(o, nb)`): blocks of 8 (then 4, 2, 1) rows × 2 vectors of
+    /// columns (one for an odd last vector), the last vector masked where `nb` is not a
+    /// multiple of 16.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows(
+        a: &[f32],
+        b: &[f32],
+        (o, c, nb): (usize, usize, usize),
+        chunk: usize,
+        dst: &mut [f32],
+    ) {
+        let mut r0 = 0;
+        while r0 < o {
+            let rb = [8, 4, 2, 1]
+                .into_iter()
+                .find(|&r| r <= o - r0)
+                .expect("a row left");
+            let mut q = 0;
+            while q < nb {
+                let left = nb - q;
+                let v = left.div_ceil(QB).min(2);
+                let last = if left >= v * QB {
+                    QB
+                } else {
+                    left - (v - 1) * QB
+                };
+                let args = (
+                    a.as_ptr().add(r0 * c),
+                    b.as_ptr().add(q),
+                    dst.as_mut_ptr().add(r0 * nb + q),
+                );
+                match (rb, v) {
+                    (8, 2) => block::<8, 2>(args, (c, nb), chunk, last),
+                    (8, _) => block::<8, 1>(args, (c, nb), chunk, last),
+                    (4, 2) => block::<4, 2>(args, (c, nb), chunk, last),
+                    (4, _) => block::<4, 1>(args, (c, nb), chunk, last),
+                    (2, 2) => block::<2, 2>(args, (c, nb), chunk, last),
+                    (2, _) => block::<2, 1>(args, (c, nb), chunk, last),
+                    (_, 2) => block::<1, 2>(args, (c, nb), chunk, last),
+                    (_, _) => block::<1, 1>(args, (c, nb), chunk, last),
+                }
+                q += v * QB;
+            }
+            r0 += rb;
+        }
+    }
+
+    /// `R` rows × `V` vectors of `dst` from `a`'s rows (`c` apart) and `b`'s columns
+    /// (rows `nb` apart); the last vector holds `last` columns. Each chunk's sums start
+    /// from zero in registers and are then stored (the first chunk) or added to `dst`.
+    #[inline(always)]
+    unsafe fn block<const R: usize, const V: usize>(
+        (ap, bp, dp): (*const f32, *const f32, *mut f32),
+        (c, nb): (usize, usize),
+        chunk: usize,
+        last: usize,
+    ) {
+        let tail: __mmask16 = if last == QB {
+            0xffff
+        } else {
+            (1u16 << last) - 1
+        };
+        let masks: [__mmask16; V] = std::array::from_fn(|v| if v == V - 1 { tail } else { 0xffff });
+        let mut c0 = 0;
+        while c0 < c {
+            let c1 = (c0 + chunk).min(c);
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for ci in c0..c1 {
+                let bs: [__m512; V] = std::array::from_fn(|v| {
+                    _mm512_maskz_loadu_ps(masks[v], bp.add(ci * nb + QB * v))
+                });
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*ap.add(r * c + ci));
+                    for v in 0..V {
+                        row[v] = _mm512_fmadd_ps(x, bs[v], row[v]);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                for (v, s) in row.iter().enumerate() {
+                    let at = dp.add(r * nb + QB * v);
+                    let t = if c0 == 0 {
+                        *s
+                    } else {
+                        _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], at), *s)
+                    };
+                    _mm512_mask_storeu_ps(at, masks[v], t);
+                }
+            }
+            c0 = c1;
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of the transforms, inline (a call to
+/// the C library's `memmove` per run of 16 floats was 14 % of a layer's time).
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let mut d = dst.chunks_exact_mut(L);
+    let mut s = src.chunks_exact(L);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let v: [f32; L] = s.try_into().expect("L floats");
+        d.copy_from_slice(&v);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// Which of the algorithms a call uses (see [`crate::fused::Winograd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// [`F2`].
+    F2,
+    /// [`F4`].
+    F4,
+}
+
+impl Which {
+    /// Transformed elements per block (`N²`).
+    pub(crate) fn elems(self) -> usize {
+        match self {
+            Which::F2 => 16,
+            Which::F4 => 36,
+        }
+    }
+    /// Outputs per block side (`M`).
+    pub(crate) fn m(self) -> usize {
+        match self {
+            Which::F2 => 2,
+            Which::F4 => 4,
+        }
+    }
+}
+
 /// The transformed kernel `U = G g Gᵀ` of a `(o, c, 3, 3)` kernel (row-major), laid out
-/// `(o, 16, c)`: `U_ξ` (`ξ = 4a + b` for element `(a, b)` of the 4×4 transform) is the
-/// `(o, c)` matrix with row stride `16·c` starting at `ξ·c` ([`u_matrix`]). Computed in
-/// `f64` and rounded once, output channels in parallel on the current rayon pool. Done
-/// at every call (weights may change between calls); ~30 operations per 3×3 kernel,
-/// which [`worth_it`] weighs against the savings.
-pub(crate) fn transform_kernel(kernel: &[f32], o: usize, c: usize) -> Vec<f32> {
+/// `(N², o, c)`: `U_ξ` (`ξ = N·a + b` for element `(a, b)` of the `N × N` transform) is
+/// the contiguous `(o, c)` matrix starting at `ξ·o·c`. Computed
+/// in `f64` and rounded once, output channels in parallel on the current rayon pool.
+/// Done at every call (weights may change between calls), which [`worth_it`] weighs
+/// against the savings.
+pub(crate) fn transform_kernel(kernel: &[f32], o: usize, c: usize, which: Which) -> Vec<f32> {
+    match which {
+        Which::F2 => transform_kernel_with(&F2, kernel, o, c),
+        Which::F4 => transform_kernel_with(&F4, kernel, o, c),
+    }
+}
+
+fn transform_kernel_with<const M: usize, const N: usize>(
+    alg: &Algo<M, N>,
+    kernel: &[f32],
+    o: usize,
+    c: usize,
+) -> Vec<f32> {
     assert_eq!(kernel.len(), o * c * 9, "kernel (O, C, 3, 3)");
-    let mut u = vec![0f32; 16 * o * c];
+    let nn = N * N;
+    let mut u = vec![0f32; nn * o * c];
+    // (o, N², c) first, output channels in parallel; then regrouped as (N², o, c)
     let row = |(uo, ko): (&mut [f32], &[f32])| {
         for (ci, g) in ko.chunks_exact(9).enumerate() {
-            let g: [f64; 9] = std::array::from_fn(|i| g[i] as f64);
-            // G g: rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2 of the kernel's rows
-            let mut gg = [[0f64; 3]; 4];
-            for j in 0..3 {
-                let (r0, r1, r2) = (g[j], g[3 + j], g[6 + j]);
-                gg[0][j] = r0;
-                gg[1][j] = 0.5 * (r0 + r1 + r2);
-                gg[2][j] = 0.5 * (r0 - r1 + r2);
-                gg[3][j] = r2;
-            }
-            // (G g) Gᵀ: the same combination of each row's three columns
+            // G g (N × 3), then (G g) Gᵀ (N × N)
+            let gg: [[f64; 3]; N] = std::array::from_fn(|a| {
+                std::array::from_fn(|j| (0..3).map(|i| alg.g[a][i] * g[3 * i + j] as f64).sum())
+            });
             for (a, r) in gg.iter().enumerate() {
-                let [c0, c1, c2] = *r;
-                let out = [c0, 0.5 * (c0 + c1 + c2), 0.5 * (c0 - c1 + c2), c2];
-                for (b, v) in out.into_iter().enumerate() {
-                    uo[(a * 4 + b) * c + ci] = v as f32;
+                for b in 0..N {
+                    let v: f64 = (0..3).map(|j| r[j] * alg.g[b][j]).sum();
+                    uo[(a * N + b) * c + ci] = v as f32;
                 }
             }
         }
     };
     if rayon::current_num_threads() > 1 && o * c >= 4096 {
         use rayon::prelude::*;
-        u.par_chunks_exact_mut(16 * c)
+        u.par_chunks_exact_mut(nn * c)
             .zip(kernel.par_chunks_exact(9 * c))
             .for_each(row);
     } else {
-        u.chunks_exact_mut(16 * c)
+        u.chunks_exact_mut(nn * c)
             .zip(kernel.chunks_exact(9 * c))
             .for_each(row);
     }
-    u
-}
-
-/// `U_ξ` of a kernel transformed by [`transform_kernel`], as an `(o, c)` view.
-pub(crate) fn u_matrix(u: &[f32], o: usize, c: usize, xi: usize) -> MatRef<'_> {
-    MatRef::new(&u[xi * c..], o, c, 16 * c, 1).expect("U_ξ inside the transformed kernel")
+    let mut by_xi = vec![0f32; nn * o * c];
+    for (oc, uo) in u.chunks_exact(nn * c).enumerate() {
+        for (xi, src) in uo.chunks_exact(c).enumerate() {
+            by_xi[(xi * o + oc) * c..][..c].copy_from_slice(src);
+        }
+    }
+    by_xi
 }
 
 /// Whether the transforms repay themselves for `n` items of geometry `g`: the kernel's
@@ -115,39 +488,68 @@ pub(crate) fn worth_it(n: usize, g: &Geo) -> bool {
     n * oh * ow >= 1024
 }
 
-/// Tiles of output positions for this path: whole 2×2 blocks where the pooling allows
-/// (rows and columns in multiples of both 2 and the pooling window), as many blocks per
-/// tile as keep the transformed input and the 16 products within `tile_floats` each.
-pub(crate) fn tiles(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
+/// The algorithm to use for a layer of geometry `g` when `which` is asked for: a tile
+/// never spans two items, so an item with fewer than 64 blocks makes thin products.
+/// F(4×4, 3×3) falls back to F(2×2, 3×3) below 32 × 32 outputs per item (measured, one
+/// thread, batch 16: 256 channels on 16 × 16, 36 vs 25 ms), F(2×2, 3×3) to im2col
+/// below 16 × 16 (256 channels on 8 × 8: 13 vs 10 ms).
+pub(crate) fn fit(which: Which, g: &Geo) -> Option<Which> {
+    let blocks = |m: usize| g.h.div_ceil(m) * g.w.div_ceil(m);
+    match which {
+        Which::F4 if blocks(4) >= 64 => Some(Which::F4),
+        _ if blocks(2) >= 64 => Some(Which::F2),
+        _ => None,
+    }
+}
+
+/// Tiles of output positions for this path: whole `M × M` blocks where the pooling
+/// allows (rows and columns in multiples of both `M` and the pooling window), as many
+/// blocks per tile as keep the transformed input and the products within `tile_floats`
+/// each.
+pub(crate) fn tiles(n: usize, g: &Geo, tile_floats: usize, which: Which) -> Vec<Tile> {
     let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
-    let lcm2 = |p: usize| if p.is_multiple_of(2) { p } else { 2 * p };
-    let (ur, uc) = (lcm2(g.pool.0), lcm2(g.pool.1));
-    // 2×2 blocks per tile: 16 values per channel and block in each buffer
-    let blocks = (tile_floats / (16 * g.c.max(g.o))).max(1);
-    let positions = (blocks * 4).max(ur * uc);
+    let m = which.m();
+    let lcm = |p: usize| {
+        (1..=m)
+            .map(|i| i * p)
+            .find(|v| v.is_multiple_of(m))
+            .unwrap_or(m * p)
+    };
+    let (ur, uc) = (lcm(g.pool.0), lcm(g.pool.1));
+    // blocks are the products' vector dimension: a multiple of 16 (one AVX-512 vector)
+    let blocks = (tile_floats / (which.elems() * g.c.max(g.o))).next_multiple_of(16);
+    let positions = (blocks * m * m).max(ur * uc);
     crate::fused::tile_grid(n, (rows, cols), (ur, uc), positions)
 }
 
 /// Reused buffers of one worker.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    /// One padded input row, and the same split into its even and odd columns.
+    /// One padded input row.
     row: Vec<f32>,
-    even: Vec<f32>,
-    odd: Vec<f32>,
-    /// `d·B` of every patch row: 4 rows of block columns each.
+    /// Every patch row split into its `M` phases: `phases[q][r·(nbc+1) + k]` is column
+    /// `M·k + q` of patch row `r`.
+    phases: Vec<f32>,
+    /// `d·B` of every patch row: `rows_t[a][r·(nbc+1) + j]`.
     rows_t: Vec<f32>,
-    /// The transformed input, 16 × `(C, blocks)`.
+    /// The same regrouped by block: `by_block[a][β][bi·nbc + j]` is row `β` of block
+    /// row `bi`.
+    by_block: Vec<f32>,
+    /// The transformed input, `N²` × `(C, blocks)`.
     v: Vec<f32>,
-    /// The 16 products, 16 × `(O, blocks)`.
+    /// The products, `N²` × `(O, blocks)`.
     m: Vec<f32>,
-    /// `Aᵀ·M` of one block row: 2 × 4 rows of block columns.
+    /// `Aᵀ·M` of one output channel: `s[a'][b][block]`.
     s: Vec<f32>,
+    /// `Aᵀ M A` of one output channel: `y[a'][q][block]`, before it is put in rows.
+    y: Vec<f32>,
 }
 
 /// The convolution of one tile for each part: `prod` is `(Σ o_i, tr·tw)` row-major, part
 /// after part, every element written. `xi` is the item's `(C, H, W)` input; `parts` are
-/// the transformed kernels ([`transform_kernel`]) with their output channels.
+/// the transformed kernels ([`transform_kernel`] with the same `which`) with their
+/// output channels.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn tile_product(
     xi: &[f32],
     g: &Geo,
@@ -156,22 +558,33 @@ pub(crate) fn tile_product(
     s: &mut Scratch,
     prod: &mut [f32],
     threads: usize,
+    which: Which,
 ) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { tile_product_avx2(xi, g, t, parts, s, prod, threads) };
+        unsafe {
+            match which {
+                Which::F2 => tile_product_avx2::<2, 4, P2>(xi, g, t, parts, s, prod, threads),
+                Which::F4 => tile_product_avx2::<4, 6, P4>(xi, g, t, parts, s, prod, threads),
+            }
+        };
         return;
     }
-    tile_product_any(xi, g, t, parts, s, prod, threads);
+    match which {
+        Which::F2 => tile_product_any::<2, 4, P2>(xi, g, t, parts, s, prod, threads),
+        Which::F4 => tile_product_any::<4, 6, P4>(xi, g, t, parts, s, prod, threads),
+    }
 }
 
-/// [`tile_product_any`] compiled for AVX2: the transforms are additions and subtractions
-/// over contiguous rows, which the compiler vectorises 8 wide here (4 without). No fused
-/// multiply-add is involved, so the bits are the same either way.
+/// [`tile_product_any`] compiled for AVX2: the transforms are multiplications and
+/// additions over contiguous rows of block columns, which the compiler vectorises 8 wide
+/// here (4 without). No fused multiply-add is involved, so the bits are the same either
+/// way.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn tile_product_avx2(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_product_avx2<const M: usize, const N: usize, A: Pick<M, N>>(
     xi: &[f32],
     g: &Geo,
     t: &Tile,
@@ -180,11 +593,12 @@ unsafe fn tile_product_avx2(
     prod: &mut [f32],
     threads: usize,
 ) {
-    tile_product_any(xi, g, t, parts, s, prod, threads);
+    tile_product_any::<M, N, A>(xi, g, t, parts, s, prod, threads);
 }
 
 #[inline(always)]
-fn tile_product_any(
+#[allow(clippy::too_many_arguments)]
+fn tile_product_any<const M: usize, const N: usize, A: Pick<M, N>>(
     xi: &[f32],
     g: &Geo,
     t: &Tile,
@@ -193,136 +607,133 @@ fn tile_product_any(
     prod: &mut [f32],
     threads: usize,
 ) {
+    let alg = &A::ALG;
     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
-    let (nbr, nbc) = (tr.div_ceil(2), tw.div_ceil(2));
+    let (nbr, nbc) = (tr.div_ceil(M), tw.div_ceil(M));
     let nb = nbr * nbc;
+    let nn = N * N;
     let c = g.c;
-    // patch rows r0−1 .. r0+2·nbr+1 and columns c0−1 .. c0+2·nbc+1 (zero outside the
-    // input); column 2k of the patch is even[k], column 2k+1 odd[k]
-    let (prows, pcols) = (2 * nbr + 2, 2 * nbc + 2);
-    s.even.resize(nbc + 1, 0.0);
-    s.odd.resize(nbc + 1, 0.0);
-    s.rows_t.resize(prows * 4 * nbc, 0.0);
-    s.v.resize(16 * c * nb, 0.0);
+    // patch rows r0−1 .. r0+M·nbr+1 and columns c0−1 .. c0+M·nbc+1 (zero outside the
+    // input), the columns padded to M·(nbc+1); column M·k + q of patch row r is
+    // phases[q][r·stride + k], so column b of block column j is
+    // phases[b mod M][r·stride + j + b div M]: one run over all patch rows at once
+    let (prows, pcols) = (M * nbr + 2, M * (nbc + 1));
+    let stride = nbc + 1;
+    let plen = prows * stride;
+    // one spare element per phase: the last row's unused column reads one past it
+    s.phases.resize(M * (plen + 1), 0.0);
+    s.rows_t.resize(N * plen, 0.0);
+    s.by_block.resize(N * N * nb, 0.0);
+    s.v.resize(nn * c * nb, 0.0);
+    s.row.resize(pcols, 0.0);
     let x0 = t.c0 as isize - 1;
+    let lo = ((-x0).max(0) as usize).min(pcols); // first patch column inside the input
+    let hi = ((g.w as isize - x0).max(0) as usize).min(pcols).max(lo);
     for ch in 0..c {
         let plane = &xi[ch * g.h * g.w..][..g.h * g.w];
-        // d·B along each patch row: t0 = d0 − d2, t1 = d1 + d2, t2 = d2 − d1, t3 = d1 − d3
-        // for the block starting at patch column 2j (d0 = even[j], d1 = odd[j],
-        // d2 = even[j+1], d3 = odd[j+1])
-        for (pi, trow) in s.rows_t.chunks_exact_mut(4 * nbc).enumerate() {
-            let y = (t.r0 + pi) as isize - 1;
+        for r in 0..prows {
+            let y = (t.r0 + r) as isize - 1;
+            let row = &mut s.row;
             if y < 0 || y >= g.h as isize {
-                trow.fill(0.0);
-                continue;
+                row.fill(0.0);
+            } else {
+                // the padded row (zeros outside the input)
+                let src = &plane[y as usize * g.w..][..g.w];
+                row[..lo].fill(0.0);
+                if lo < hi {
+                    let sx = (x0 + lo as isize) as usize;
+                    row[lo..hi].copy_from_slice(&src[sx..sx + hi - lo]);
+                }
+                row[hi..].fill(0.0);
             }
-            // the padded row (zeros outside the input), then split into even and odd
-            // columns
-            let src = &plane[y as usize * g.w..][..g.w];
-            let lo = (-x0).max(0) as usize; // first patch column inside the input
-            let hi = ((g.w as isize - x0).max(0) as usize).min(pcols);
-            s.row.resize(pcols, 0.0);
-            s.row[..lo.min(pcols)].fill(0.0);
-            if lo < hi {
-                let sx = (x0 + lo as isize) as usize;
-                s.row[lo..hi].copy_from_slice(&src[sx..sx + hi - lo]);
-            }
-            s.row[hi.max(lo)..].fill(0.0);
-            for ((p, e), o) in s.row.chunks_exact(2).zip(&mut s.even).zip(&mut s.odd) {
-                *e = p[0];
-                *o = p[1];
-            }
-            let (e0, e1) = (&s.even[..nbc], &s.even[1..]);
-            let (o0, o1) = (&s.odd[..nbc], &s.odd[1..]);
-            let (t0, rest) = trow.split_at_mut(nbc);
-            let (t1, rest) = rest.split_at_mut(nbc);
-            let (t2, t3) = rest.split_at_mut(nbc);
-            for j in 0..nbc {
-                t0[j] = e0[j] - e1[j];
-                t1[j] = o0[j] + e1[j];
-                t2[j] = e1[j] - o0[j];
-                t3[j] = o0[j] - o1[j];
+            for (q, ph) in s.phases.chunks_exact_mut(plen + 1).enumerate() {
+                for (d, p) in ph[r * stride..][..stride]
+                    .iter_mut()
+                    .zip(row.chunks_exact(M))
+                {
+                    *d = p[q];
+                }
             }
         }
-        // Bᵀ·(d·B) down each block's four rows: r0 − r2, r1 + r2, r2 − r1, r1 − r3
-        for bi in 0..nbr {
-            let four = &s.rows_t[2 * bi * 4 * nbc..][..4 * 4 * nbc];
-            for b in 0..4 {
-                let r = |k: usize| &four[(k * 4 + b) * nbc..][..nbc];
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                let at = |a: usize| ((a * 4 + b) * c + ch) * nb + bi * nbc;
-                let v = &mut s.v;
-                let d = &mut v[at(0)..][..nbc];
-                for j in 0..nbc {
-                    d[j] = r0[j] - r2[j];
-                }
-                let d = &mut v[at(1)..][..nbc];
-                for j in 0..nbc {
-                    d[j] = r1[j] + r2[j];
-                }
-                let d = &mut v[at(2)..][..nbc];
-                for j in 0..nbc {
-                    d[j] = r2[j] - r1[j];
-                }
-                let d = &mut v[at(3)..][..nbc];
-                for j in 0..nbc {
-                    d[j] = r1[j] - r3[j];
+        // d·B along every patch row: rows_t[a] = Σ_b Bᵀ[a][b]·(column b of each block)
+        {
+            let cols: [&[f32]; N] =
+                std::array::from_fn(|b| &s.phases[(b % M) * (plen + 1) + b / M..][..plen]);
+            let mut outs = s.rows_t.chunks_exact_mut(plen);
+            let mut outs: [&mut [f32]; N] = std::array::from_fn(|_| outs.next().expect("N rows"));
+            transform(&alg.bt, cols, &mut outs, plen);
+        }
+        // regrouped by block row (rows M·bi .. M·bi+N of each), then Bᵀ·(d·B) down
+        // each block's N rows, into V_ξ for ξ = N·α + a
+        for a in 0..N {
+            let rt = &s.rows_t[a * plen..][..plen];
+            let bb = &mut s.by_block[a * N * nb..][..N * nb];
+            for (beta, dst) in bb.chunks_exact_mut(nb).enumerate() {
+                for (bi, d) in dst.chunks_exact_mut(nbc).enumerate() {
+                    copy_run(d, &rt[(M * bi + beta) * stride..][..nbc]);
                 }
             }
+            let ins: [&[f32]; N] = std::array::from_fn(|beta| &bb[beta * nb..][..nb]);
+            // V_ξ rows for ξ = N·α + a, α = 0..N: N·c·nb apart
+            let mut outs = s.v[(a * c + ch) * nb..].chunks_mut(N * c * nb);
+            let mut outs: [&mut [f32]; N] =
+                std::array::from_fn(|_| outs.next().expect("N rows of V"));
+            transform(&alg.bt, ins, &mut outs, nb);
         }
     }
     let m = tr * tw;
+    s.s.resize(M * N * nb, 0.0);
+    s.y.resize(M * M * nb, 0.0);
     let mut rest: &mut [f32] = prod;
     for &(u, o) in parts {
         let (part, tail) = rest.split_at_mut(o * m);
         rest = tail;
-        // the 16 products M_ξ = U_ξ · V_ξ, (o, blocks) each
-        s.m.resize(16 * o * nb, 0.0);
-        for k in 0..16 {
-            let a = u_matrix(u, o, c, k);
-            let b = MatRef::row_major(&s.v[k * c * nb..][..c * nb], c, nb).expect("V_ξ");
-            gemm_into_on(a, b, &mut s.m[k * o * nb..][..o * nb], false, threads);
+        // the products M_ξ = U_ξ · V_ξ, (o, blocks) each, summed over chunks of input
+        // channels when the algorithm asks for it (see F4)
+        s.m.resize(nn * o * nb, 0.0);
+        for k in 0..nn {
+            let dst = &mut s.m[k * o * nb..][..o * nb];
+            let uk = &u[k * o * c..][..o * c];
+            let vk = &s.v[k * c * nb..][..c * nb];
+            product(uk, vk, (o, c, nb), alg.chunk, dst, threads);
         }
-        // output transform Aᵀ M A: rows of Aᵀ are (1, 1, 1, 0) and (0, 1, −1, −1)
-        s.s.resize(8 * nbc, 0.0);
-        let mm = &s.m;
+        // output transform Aᵀ M A, every block of one output channel at a time
         for (oc, dst) in part.chunks_exact_mut(m).enumerate() {
+            let mm = &s.m;
+            // Aᵀ M: s[a'][b] = Σ_a Aᵀ[a'][a]·M[a][b]
+            for b in 0..N {
+                let col: [&[f32]; N] =
+                    std::array::from_fn(|a| &mm[((a * N + b) * o + oc) * nb..][..nb]);
+                let mut outs = s.s[b * nb..].chunks_mut(N * nb);
+                let mut outs: [&mut [f32]; M] =
+                    std::array::from_fn(|_| outs.next().expect("M rows of s"));
+                transform(&alg.at, col, &mut outs, nb);
+            }
+            // (Aᵀ M) A: y[a'][q] = Σ_b Aᵀ[q][b]·s[a'][b]
+            for ap in 0..M {
+                let q: [&[f32]; N] = std::array::from_fn(|b| &s.s[(ap * N + b) * nb..][..nb]);
+                let mut outs = s.y[ap * M * nb..].chunks_mut(nb);
+                let mut outs: [&mut [f32]; M] =
+                    std::array::from_fn(|_| outs.next().expect("M rows of y"));
+                transform(&alg.at, q, &mut outs, nb);
+            }
+            // into the tile's rows: output (M·bi + a', M·j + q) is y[a'][q][bi·nbc + j]
+            let whole = tw - tw % M;
             for bi in 0..nbr {
-                let mq = |a: usize, b: usize| &mm[((a * 4 + b) * o + oc) * nb + bi * nbc..][..nbc];
-                // Aᵀ M, for each column b: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3
-                let (s0, s1) = s.s.split_at_mut(4 * nbc);
-                for b in 0..4 {
-                    let (m0, m1, m2, m3) = (mq(0, b), mq(1, b), mq(2, b), mq(3, b));
-                    let d0 = &mut s0[b * nbc..][..nbc];
-                    for j in 0..nbc {
-                        d0[j] = m0[j] + m1[j] + m2[j];
-                    }
-                    let d1 = &mut s1[b * nbc..][..nbc];
-                    for j in 0..nbc {
-                        d1[j] = m1[j] - m2[j] - m3[j];
-                    }
-                }
-                // (Aᵀ M) A: output columns 2j and 2j+1 of the block's two rows
-                for (dr, sr) in [&*s0, &*s1].into_iter().enumerate() {
-                    let r = 2 * bi + dr;
+                for ap in 0..M {
+                    let r = M * bi + ap;
                     if r >= tr {
                         break;
                     }
                     let row = &mut dst[r * tw..][..tw];
-                    let (q0, q1, q2, q3) = (
-                        &sr[..nbc],
-                        &sr[nbc..2 * nbc],
-                        &sr[2 * nbc..3 * nbc],
-                        &sr[3 * nbc..4 * nbc],
-                    );
-                    let mut pairs = row.chunks_exact_mut(2);
-                    for (j, p) in (&mut pairs).enumerate() {
-                        p[0] = q0[j] + q1[j] + q2[j];
-                        p[1] = q1[j] - q2[j] - q3[j];
-                    }
-                    if let [last] = pairs.into_remainder() {
-                        let j = nbc - 1;
-                        *last = q0[j] + q1[j] + q2[j];
+                    for q in 0..M {
+                        let y = &s.y[(ap * M + q) * nb + bi * nbc..][..nbc];
+                        for (p, &y) in row.chunks_exact_mut(M).zip(y) {
+                            p[q] = y;
+                        }
+                        if q < tw - whole {
+                            row[whole + q] = y[nbc - 1];
+                        }
                     }
                 }
             }
@@ -381,20 +792,28 @@ mod tests {
     #[test]
     fn tiles_match_a_direct_f64_convolution() {
         let mut rng = mirkit_core::Rng::new(7);
-        // odd sizes (half-used blocks at the edges), several tile budgets, two parts
-        for &(c, h, w, o, budget) in &[
-            (16usize, 7usize, 9usize, 16usize, 1usize << 20),
-            (20, 12, 10, 24, 16 * 24 * 6),
-            (17, 5, 33, 18, 16 * 18 * 3),
+        // odd sizes (part-used blocks at the edges), several tile budgets, two parts,
+        // more channels than one chunk of F(4×4)'s sums
+        for &(c, h, w, o, budget, which) in &[
+            (16usize, 7usize, 9usize, 16usize, 1usize << 20, Which::F2),
+            (20, 12, 10, 24, 16 * 24 * 6, Which::F2),
+            (17, 5, 33, 18, 16 * 18 * 3, Which::F2),
+            (16, 7, 9, 16, 1 << 20, Which::F4),
+            (20, 29, 30, 24, 36 * 24 * 16, Which::F4),
+            (37, 5, 33, 18, 36 * 37 * 3, Which::F4),
+            (64, 18, 23, 32, 36 * 64 * 16, Which::F4),
         ] {
             let x: Vec<f32> = (0..c * h * w).map(|_| rng.normal() as f32).collect();
             let k: Vec<f32> = (0..o * c * 9).map(|_| rng.normal() as f32 * 0.2).collect();
             let k2: Vec<f32> = (0..o * c * 9).map(|_| rng.normal() as f32 * 0.2).collect();
             let g = geo(c, h, w, o, (1, 1));
-            let (u, u2) = (transform_kernel(&k, o, c), transform_kernel(&k2, o, c));
+            let (u, u2) = (
+                transform_kernel(&k, o, c, which),
+                transform_kernel(&k2, o, c, which),
+            );
             let want = direct(&x, (c, h, w), &k, o);
             let want2 = direct(&x, (c, h, w), &k2, o);
-            let tiles = tiles(1, &g, budget);
+            let tiles = tiles(1, &g, budget, which);
             assert!(
                 budget > 1 << 19 || tiles.len() > 1,
                 "{budget}: {} tiles",
@@ -405,7 +824,7 @@ mod tests {
             for t in &tiles {
                 let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
                 let mut prod = vec![f32::NAN; 2 * o * tr * tw];
-                tile_product(&x, &g, t, &[(&u, o), (&u2, o)], &mut s, &mut prod, 1);
+                tile_product(&x, &g, t, &[(&u, o), (&u2, o)], &mut s, &mut prod, 1, which);
                 for (part, want) in [(0, &want), (1, &want2)] {
                     for oc in 0..o {
                         for r in 0..tr {
@@ -438,7 +857,7 @@ mod tests {
     #[test]
     fn tiles_hold_whole_pooling_windows_and_blocks() {
         let g = geo(64, 30, 50, 64, (3, 5));
-        for t in tiles(2, &g, 16 * 64 * 20) {
+        for t in tiles(2, &g, 16 * 64 * 20, Which::F2) {
             assert_eq!((t.r1 - t.r0) % 3, 0);
             assert_eq!((t.c1 - t.c0) % 5, 0);
             if t.r1 < 30 {
