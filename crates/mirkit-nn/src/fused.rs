@@ -28,9 +28,11 @@
 //! **One exception, by measurement:** stride-1 3×3 convolutions with padding 1 and at
 //! least 16 channels (the short-chunk CNN/ResNet, FCN, VGG layers) run by Winograd's
 //! F(2×2, 3×3) ([`crate::winograd`], 2.25× less arithmetic) when a call has at least
-//! 1024 output positions. It is the same convolution rounded differently: the pretrained
-//! models' scores stay within 1.3e-6 of their originals (as before), the composed ops
-//! within 1e-5 relative (tested). [`set_winograd`]`(false)` restores the im2col sums.
+//! 1024 output positions and an item at least 16 × 16. It is the same convolution
+//! rounded differently: the pretrained models' scores stay within 1.3e-6 of their
+//! originals (as before), the composed ops within 1e-5 relative (tested).
+//! [`set_winograd`]`(`[`Winograd::Off`]`)` restores the im2col sums;
+//! [`Winograd::F4x4`] is a faster opt-in with twice the rounding error.
 //!
 //! Inference only: no gradient flows through [`conv_block_eval`]; [`conv_block`] (what
 //! the models call) uses the composed, differentiable path in training mode, and in eval
