@@ -17,6 +17,11 @@ Usage (repository root, a release build of the example is made by cargo):
                                 [--no-train] [--json out.json]
   python3 tools/bench_models.py --memory [--batch 16] [--threads 2] [--models a,b]
 
+Both sides run with the same allocator setting: glibc keeps freed large blocks for reuse
+(mirkit_core::alloc::keep_freed_memory on mirkit's side, mallopt here before torch is
+imported; --torch-default-malloc leaves PyTorch at glibc's defaults, as every run before
+2026-12-07's twenty-first session did).
+
 Reference versions: torch 2.5.1, torchaudio 2.5.1 (tools/requirements.txt).
 """
 import argparse
@@ -30,6 +35,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 _USER_CAP = os.environ.get("ATEN_CPU_CAPABILITY")
+
+
+def keep_freed_memory():
+    """The allocator setting mirkit's side runs with (mirkit_core::alloc::keep_freed_memory,
+    called by examples/bench_models.rs and the mirkit command): glibc keeps freed large
+    blocks on its heap instead of returning them with munmap, so a tensor of tens of MB
+    is not page-faulted in and zeroed by the kernel again on every operation. Applied to
+    this process before torch allocates anything, so that both sides run with the same
+    allocator. Without it PyTorch's times depend on the heap's history: the short-chunk
+    ResNet's one-thread forward took 0.58 s alone and ~0.40 s after other models had
+    left a heap to reuse (the "two modes" of earlier reports), 0.383-0.387 s with it."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3 (malloc.h)
+    return libc.mallopt(-3, 2**31 - 1) == 1 and libc.mallopt(-1, 2**31 - 1) == 1
+
+
+KEEP = "--torch-default-malloc" not in sys.argv and keep_freed_memory()
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import make_model_fixtures as mf  # noqa: E402
@@ -152,6 +178,9 @@ def main():
     ap.add_argument("--models", default=",".join(ALL))
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--torch-default-malloc", action="store_true",
+                    help="leave glibc's default large-block policy on the PyTorch side "
+                         "(mirkit's side always keeps freed memory)")
     ap.add_argument("--memory", action="store_true",
                     help="only peak memory of a training run per model, both sides")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # child of --memory
@@ -189,10 +218,12 @@ def main():
                                    text=True).stdout)
     date = time.strftime("%Y-%m-%d")
     print(f"\n{date}, torch {torch.__version__}, {a.threads} thread(s), batch {a.batch}, "
-          f"median of {a.reps}\n")
+          f"median of {a.reps}, PyTorch's allocator "
+          f"{'keeping freed memory as mirkit' if KEEP else 'at glibc defaults'}\n")
     print("| model | PyTorch forward | mirkit forward | ratio | PyTorch step | mirkit step | ratio |")
     print("|---|---|---|---|---|---|---|")
     out = {"date": date, "torch": torch.__version__, "threads": a.threads, "batch": a.batch,
+           "torch_keeps_freed_memory": KEEP,
            "pytorch": py, "mirkit": rs}
     for n in models:
         p, r = py[n], rs[n]

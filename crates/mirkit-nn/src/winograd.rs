@@ -282,6 +282,18 @@ fn product(
         }
         return;
     }
+    product_gemm(a, b, (o, c, nb), chunk, dst, threads);
+}
+
+/// [`product`] by the `gemm` crate: one product per chunk of `c`, accumulated.
+fn product_gemm(
+    a: &[f32],
+    b: &[f32],
+    (o, c, nb): (usize, usize, usize),
+    chunk: usize,
+    dst: &mut [f32],
+    threads: usize,
+) {
     let chunk = if chunk == 0 { c } else { chunk };
     for c0 in (0..c).step_by(chunk) {
         let cc = chunk.min(c - c0);
@@ -866,14 +878,80 @@ mod tests {
         }
     }
 
+    /// The chunked products — the AVX-512 kernel where the CPU has it, and the `gemm`
+    /// fallback — against `f64` sums: row blocks of 8, 4 and 1, a masked last vector,
+    /// a short last chunk; the kernel's rows split over threads give the same bits.
+    #[test]
+    fn chunked_products_match_f64() {
+        let mut rng = mirkit_core::Rng::new(5);
+        let (o, c, nb) = (13usize, 37usize, 45usize);
+        let a: Vec<f32> = (0..o * c).map(|_| rng.normal() as f32).collect();
+        let b: Vec<f32> = (0..c * nb).map(|_| rng.normal() as f32).collect();
+        let want: Vec<f64> = (0..o * nb)
+            .map(|i| {
+                let (r, q) = (i / nb, i % nb);
+                (0..c)
+                    .map(|k| a[r * c + k] as f64 * b[k * nb + q] as f64)
+                    .sum()
+            })
+            .collect();
+        let close = |got: &[f32], what: &str| {
+            for (g, w) in got.iter().zip(&want) {
+                // 37 unit-scale products in f32: a few 1e-6 at most
+                assert!(
+                    (*g as f64 - w).abs() < 2e-5 * (1.0 + w.abs()),
+                    "{what}: {g} vs {w}"
+                );
+            }
+        };
+        for chunk in [0, 16] {
+            let mut got = vec![f32::NAN; o * nb];
+            product_gemm(&a, &b, (o, c, nb), chunk, &mut got, 1);
+            close(&got, "gemm");
+            let mut got = vec![f32::NAN; o * nb];
+            product(&a, &b, (o, c, nb), chunk, &mut got, 1);
+            close(&got, "product");
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let mut two = vec![f32::NAN; o * nb];
+            pool.install(|| product(&a, &b, (o, c, nb), chunk, &mut two, 2));
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                two.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "chunk {chunk}: threads change the bits"
+            );
+        }
+    }
+
+    #[test]
+    fn small_planes_take_the_smaller_algorithm() {
+        let g = |h: usize, w: usize| geo(64, h, w, 64, (1, 1));
+        assert_eq!(fit(Which::F4, &g(64, 64)), Some(Which::F4));
+        assert_eq!(fit(Which::F4, &g(29, 40)), Some(Which::F4)); // 8 × 10 blocks
+        assert_eq!(fit(Which::F4, &g(16, 16)), Some(Which::F2));
+        assert_eq!(fit(Which::F2, &g(64, 64)), Some(Which::F2));
+        assert_eq!(fit(Which::F2, &g(16, 16)), Some(Which::F2));
+        assert_eq!(fit(Which::F4, &g(8, 8)), None);
+        assert_eq!(fit(Which::F2, &g(8, 8)), None);
+    }
+
     #[test]
     fn tiles_hold_whole_pooling_windows_and_blocks() {
         let g = geo(64, 30, 50, 64, (3, 5));
-        for t in tiles(2, &g, 16 * 64 * 20, Which::F2) {
-            assert_eq!((t.r1 - t.r0) % 3, 0);
-            assert_eq!((t.c1 - t.c0) % 5, 0);
-            if t.r1 < 30 {
-                assert_eq!((t.r1 - t.r0) % 2, 0);
+        for which in [Which::F2, Which::F4] {
+            let tiles = tiles(2, &g, which.elems() * 64 * 20, which);
+            assert!(tiles.len() > 2, "{which:?}: several tiles per item");
+            for t in tiles {
+                assert_eq!((t.r1 - t.r0) % 3, 0);
+                assert_eq!((t.c1 - t.c0) % 5, 0);
+                if t.r1 < 30 {
+                    assert_eq!((t.r1 - t.r0) % which.m(), 0);
+                }
+                if t.c1 < 50 {
+                    assert_eq!((t.c1 - t.c0) % which.m(), 0);
+                }
             }
         }
     }
