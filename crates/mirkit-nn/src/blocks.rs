@@ -164,7 +164,10 @@ impl ResSe1d {
             bn_relu(&self.bn_2, false),
             train,
         )?;
-        let se = out.mean(D::Minus1)?;
+        let se = match crate::fused::mean_last_eval(&out, train)? {
+            Some(m) => m,
+            None => out.mean(D::Minus1)?,
+        };
         let se =
             candle_nn::ops::sigmoid(&self.dense2.forward(&self.dense1.forward(&se)?.relu()?)?)?
                 .unsqueeze(2)?;

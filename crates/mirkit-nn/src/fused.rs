@@ -663,6 +663,43 @@ pub(crate) fn residual_geometry(
     (dims.2 / pool.0 > 0 && dims.3 / pool.1 > 0).then_some((dims, pool))
 }
 
+/// `x.mean(D::Minus1)` of a contiguous `(N, C, L)` f32 CPU tensor in eval mode (the
+/// squeeze of squeeze-and-excitation), its `N·C` rows summed in parallel: Candle's CPU
+/// backend sums each row with the same kernel (`VecOps::vec_reduce_sum`) but on one
+/// thread, which at two threads was a serial pass over every SE block's activation. The
+/// sums are then scaled by the same Candle op as `mean` (`· (1/L)`), so the result has
+/// the same bits. `None` when it does not apply (training, fusion off, other layouts,
+/// devices or dtypes): the caller takes Candle's `mean`.
+pub fn mean_last_eval(x: &Tensor, train: bool) -> Result<Option<Tensor>> {
+    if train || !fused_eval() || x.dtype() != DType::F32 || x.rank() != 3 {
+        return Ok(None);
+    }
+    let (n, c, l) = x.dims3()?;
+    if l == 0 || !x.is_contiguous() {
+        return Ok(None);
+    }
+    let (st, layout) = x.storage_and_layout();
+    let v = match &*st {
+        candle_core::Storage::Cpu(s) => s.as_slice::<f32>()?,
+        _ => return Ok(None),
+    };
+    let v = &v[layout.start_offset()..][..n * c * l];
+    let sums: Vec<f32> = v
+        .par_chunks(l)
+        .with_min_len((1 << 15) / l + 1)
+        .map(|row| {
+            use candle_core::cpu::kernels::VecOps;
+            let mut s = 0f32;
+            // SAFETY: `row` holds `l` > 0 floats and `s` is a valid place for the sum.
+            unsafe { <f32 as VecOps>::vec_reduce_sum(row.as_ptr(), &mut s, l) };
+            s
+        })
+        .collect();
+    drop(st);
+    let sums = Tensor::from_vec(sums, (n, c), x.device())?;
+    Ok(Some((sums * (1f64 / l as f64))?))
+}
+
 /// The end of a residual block in eval mode, one pass:
 /// `maxpool(relu(x + out · scale))` for `x`, `out` `(N, C, …)` of the same shape and an
 /// optional per-channel `scale` `(N, C)` (squeeze-and-excitation weights), with
@@ -1380,7 +1417,7 @@ pub(crate) fn im2col_tile_ld(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32], ld:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{Device, Var, D};
 
     use crate::conv::uniform_in as uniform;
 
@@ -1502,6 +1539,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The parallel mean over the last axis has the bits of Candle's `mean`, on one
+    /// and on two threads; training and other ranks are left to Candle.
+    #[test]
+    fn mean_last_is_candles_mean() {
+        let mut rng = mirkit_core::Rng::new(21);
+        for (n, c, l) in [(3, 5, 1000), (2, 64, 37), (1, 1, 1)] {
+            let x = uniform(&mut rng, &[n, c, l], -2.0, 3.0);
+            let want: Vec<f32> = x
+                .mean(D::Minus1)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool
+                    .install(|| mean_last_eval(&x, false))
+                    .unwrap()
+                    .expect("applies");
+                assert_eq!(got.dims(), &[n, c]);
+                let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{n} {c} {l} on {threads} thread(s)"
+                );
+            }
+        }
+        let x = uniform(&mut rng, &[2, 3, 10], -1.0, 1.0);
+        assert!(mean_last_eval(&x, true).unwrap().is_none());
+        let x4 = uniform(&mut rng, &[2, 3, 4, 5], -1.0, 1.0);
+        assert!(mean_last_eval(&x4, false).unwrap().is_none());
     }
 
     /// The pairwise gather of even elements equals `step_by(2)`, with `src` one short of

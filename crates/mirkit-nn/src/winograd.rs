@@ -31,7 +31,7 @@
 //! [`crate::fused::set_winograd`]`(false)` restores the im2col sums (e.g. to reproduce
 //! outputs of a build before this path).
 //!
-//! **F(4×4, 3×3)** ([`F4`]) computes each 4×4 block from a 6×6 input block: 36
+//! **F(4×4, 3×3)** (`F4`) computes each 4×4 block from a 6×6 input block: 36
 //! multiply-adds per 16 outputs and channel pair instead of F(2×2)'s 64 (4× less than
 //! im2col). Its transforms are generic code shared with F(2×2) (`Algo`, the tables as
 //! constants), run over whole tiles at a time; its products sum the channels in chunks
