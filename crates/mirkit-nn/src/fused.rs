@@ -51,9 +51,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 /// floats it was 56, and the short-chunk ResNet ran 1.5× PyTorch's time).
 pub(crate) const TILE_FLOATS: usize = 256 * 1024;
 
-/// Floats in Winograd's transformed-input and product buffers of one tile.
-pub(crate) const WINO_TILE_FLOATS: usize = 256 * 1024;
-
 /// A convolution for [`conv_block_eval`]: `weight` is `(O, C, K)` for a 1-D and
 /// `(O, C, KH, KW)` for a 2-D convolution (dilation 1, one group).
 #[derive(Debug, Clone, Copy)]
@@ -1011,7 +1008,7 @@ pub(crate) fn run_split(
         .as_ref()
         .map(|us| us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect());
     let tiles = match which {
-        Some(which) => crate::winograd::tiles(n, g, WINO_TILE_FLOATS, which),
+        Some(which) => crate::winograd::tiles(n, g, TILE_FLOATS, which),
         None => tiles(n, g),
     };
     let pool = rayon::current_num_threads();

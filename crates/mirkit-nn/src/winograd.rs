@@ -108,8 +108,8 @@ pub(crate) const F2: Algo<2, 4> = Algo {
 /// F(4×4, 3×3) with the interpolation points 0, −1, 1, ½, −2, ∞ that Barabasz et al.
 /// ("Error analysis and improving the accuracy of Winograd convolution for deep neural
 /// networks", ACM TOMS 46(4), 2020, Table 3) found the most accurate for F(4, 3) — a
-/// third of the error of Lavin & Gray's 0, ±1, ±2 in our `f32` check
-/// (`tools/winograd_points.py`). Built by the Toom–Cook construction from those points
+/// quarter to a half of the max error of Lavin & Gray's 0, ±1, ±2 in our `f32` check
+/// (`tools/winograd_points.py`, 128 and 256 channels; chunked sums halve it again). Built by the Toom–Cook construction from those points
 /// (`Aᵀ` columns `pᵢ^k`, `G` rows `pᵢ^k / Πⱼ≠ᵢ(pᵢ − pⱼ)`, `Bᵀ` solved from
 /// `Σⱼ Aᵀᵢⱼ Gⱼₖ Bᵀⱼₗ = [l = i + k]`), rows of `Bᵀ` scaled by 2 where that makes them
 /// integers (the matching rows of `G` by ½: exact in binary).
@@ -246,9 +246,9 @@ fn transform<const N: usize, const K: usize>(
 
 /// `dst = a · b` for `a` `(o, c)` and `b` `(c, nb)` row-major, the sums over `c` in
 /// chunks of `chunk` (0: all at once), each chunk summed from zero and added to the
-/// total in order. With AVX-512F a kernel of its own (4 rows × 48 columns of sums, each
-/// chunk's sums in registers beside the totals: no packing, no extra pass over `dst`);
-/// else one `gemm` product per chunk, accumulated. The kernel's rows are split over
+/// total in order. With chunks and AVX-512F a kernel of its own (8 rows × 32 columns of
+/// sums in registers, each chunk's added to `dst`: no packing); else (F(2×2)'s whole sums,
+/// or no AVX-512F) one `gemm` product per chunk, accumulated. The kernel's rows are split over
 /// `threads` threads (the same sums either way).
 fn product(
     a: &[f32],
@@ -404,8 +404,8 @@ mod product512 {
     }
 }
 
-/// `dst.copy_from_slice(src)` for the short runs of the transforms, inline (a call to
-/// the C library's `memmove` per run of 16 floats was 14 % of a layer's time).
+/// `dst.copy_from_slice(src)` for the short runs of the transforms, inline rather than a
+/// call to the C library's `memmove` per run of ~16 floats.
 #[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len());
