@@ -1117,7 +1117,46 @@ pub(crate) fn run_split(
                 .sum::<usize>()
                 >= pool
         });
-    if let Some(tiles) = by_rows {
+    // the same for the tap products of 1-D layers (ReSE-2's and SampleCNN's late
+    // layers at batch 1: one tile of 243 positions or fewer took the `gemm` crate's own
+    // threading, three of 243 ran two rounds on two threads)
+    let taps_by_rows = wino_parts.is_none()
+        && by_taps(g)
+        && pool > 1
+        && tiles.len() < 2 * pool
+        && tiles.first().is_some_and(|t| {
+            let m = (t.r1 - t.r0) * (t.c1 - t.c0);
+            parts
+                .iter()
+                .map(|p| tap_row_blocks(p.2, m, g).count())
+                .sum::<usize>()
+                >= pool
+        });
+    if taps_by_rows {
+        for t in &tiles {
+            let m = t.c1 - t.c0;
+            let xi = &x[t.item * g.c * g.w..][..g.c * g.w];
+            let blocks: Vec<(usize, usize, usize)> = parts
+                .iter()
+                .enumerate()
+                .flat_map(|(pi, &(_, _, o))| {
+                    tap_row_blocks(o, m, g).map(move |(r0, r1)| (pi, r0, r1))
+                })
+                .collect();
+            blocks.par_iter().for_each(|&(pi, r0, r1)| {
+                with_buffers(|TileBuffers { prod, best, .. }| {
+                    // the tap products accumulate: from zero
+                    prod.clear();
+                    prod.resize((r1 - r0) * m, 0f32);
+                    tap_products(xi, g, t, &parts[pi].0[r0 * k..r1 * k], r1 - r0, prod, 1);
+                    let first = targets[pi].1;
+                    for (r, row) in prod.chunks_exact_mut(m).enumerate() {
+                        write_row(t, first + r0 + r, row, best);
+                    }
+                })
+            });
+        }
+    } else if let Some(tiles) = by_rows {
         // Row blocks of more than 64 rows keep the crate's method and blocking of the
         // whole product, so each output has the same sum as on one thread
         let mut cols = Vec::new();
@@ -1247,6 +1286,18 @@ fn row_blocks(o: usize, m: usize) -> impl Iterator<Item = (usize, usize)> {
     let nb = if m < 4 { 1 } else { (o / 128).max(1) };
     let per = o.div_ceil(nb).next_multiple_of(16);
     (0..o).step_by(per).map(move |r0| (r0, (r0 + per).min(o)))
+}
+
+/// [`row_blocks`] for the tap products of a 1-D tile of `m` columns ([`tap_products`]):
+/// with more than one tap, blocks of kernel rows whatever `m`. The `gemm` crate's
+/// matrix–vector and "horizontal" methods need unit strides the tap's kernel view does
+/// not have (its columns are `kw` apart), so every block takes the general method with
+/// the blocking of more than 64 rows, as the whole product does — the reason
+/// [`row_blocks`] keeps one block under 4 columns does not arise (ReSE-2's last block,
+/// 3 columns: 0.46 → 0.19 ms for its 512 → 512 layer on two threads; tested). A 1×1
+/// kernel's view has unit strides, so it keeps [`row_blocks`]' rule.
+fn tap_row_blocks(o: usize, m: usize, g: &Geo) -> impl Iterator<Item = (usize, usize)> {
+    row_blocks(o, if g.kw > 1 { m.max(4) } else { m })
 }
 
 /// The reusable buffers of one tile task ([`with_buffers`]).
@@ -1718,6 +1769,67 @@ mod tests {
             let one = run_on(1);
             for t in [2, 3, 4] {
                 assert!(run_on(t) == one, "{:?} on {t} threads", (c, o, h, w));
+            }
+        }
+    }
+
+    /// The same for 1-D layers computed by tap products (ReSE-2's late layers at batch
+    /// 1): kernel rows split across the threads give one thread's bits — one tile and
+    /// several, pooled or not, 'same' padding and a valid 1×1 (the direct kernel), a
+    /// product deeper than 256 channels, columns too few to split.
+    #[test]
+    fn tap_products_split_by_rows_keep_bits() {
+        let mut rng = mirkit_core::Rng::new(15);
+        // (c, o, l, kw, pool)
+        for (c, o, l, kw, pool) in [
+            (256, 256, 243, 3, 3),
+            (128, 256, 729, 3, 1),
+            (256, 256, 9, 3, 3),
+            (512, 512, 5, 3, 1),
+            (256, 512, 3, 3, 1),
+            (256, 512, 2, 3, 1),
+            (256, 512, 1, 3, 1),
+            (256, 512, 1, 1, 1),
+            (256, 512, 3, 1, 1),
+            (64, 320, 50, 1, 1),
+            (32, 160, 27, 3, 3),
+        ] {
+            let x = uniform(&mut rng, &[1, c, l], -1.0, 1.0);
+            let wt = uniform(&mut rng, &[o, c, kw], -0.2, 0.2);
+            let b = uniform(&mut rng, &[o], -0.3, 0.3);
+            let norm = random_bn(&mut rng, o);
+            let run_on = |threads: usize| {
+                let spec = ConvSpec {
+                    weight: &wt,
+                    bias: Some(&b),
+                    stride: 1,
+                    padding: (0, kw / 2),
+                };
+                let epi = Epilogue {
+                    bn: Some(&norm),
+                    act: Act::Relu,
+                    pool: (1, pool),
+                };
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| conv_block_eval(&x, spec, epi).unwrap())
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            };
+            let one = run_on(1);
+            for t in [2, 3, 4] {
+                let got = run_on(t);
+                assert!(
+                    got.iter()
+                        .zip(&one)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{:?} on {t} threads",
+                    (c, o, l, kw)
+                );
             }
         }
     }
