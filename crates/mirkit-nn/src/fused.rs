@@ -213,14 +213,26 @@ impl Steps {
         })
     }
 
-    /// Applies the steps of channel `o` to `row` in place.
+    /// Whether the activation may wait until after a max-pool: an ELU (α ≥ 0) is
+    /// non-decreasing, so the maximum of activated values is the activated maximum (the
+    /// same value: NaN stays NaN), and pooling first evaluates its exponential once per
+    /// window instead of once per value — FCN-4's exponentials were a quarter of its
+    /// batch-1 forward, over windows of 8 to 32 values. Not with a step after the
+    /// activation, and not for ReLU (a `max` per value, cheaper than the bookkeeping).
+    fn act_after_pool(&self) -> bool {
+        matches!(self.act, Act::Elu(a) if a >= 0.0) && self.post.is_none()
+    }
+
+    /// Applies the steps of channel `o` to `row` in place, with `act` in place of the
+    /// steps' activation (the steps' own, or [`Act::Identity`] when the activation is
+    /// left for after the pool: [`Self::act_after_pool`]).
     #[inline]
-    fn apply(&self, o: usize, row: &mut [f32]) {
+    fn apply_with(&self, o: usize, row: &mut [f32], act: Act) {
         if let Some(b) = &self.bias {
             let b = b[o];
             row.iter_mut().for_each(|v| *v += b);
         }
-        match (&self.bn, self.act) {
+        match (&self.bn, act) {
             (Some([scale, shift]), Act::Relu) => {
                 let (s, t) = (scale[o], shift[o]);
                 row.iter_mut().for_each(|v| *v = (*v * s + t).max(0.0));
@@ -1014,12 +1026,6 @@ pub(crate) fn run_split(
         (ptr, o - f, oc, steps)
     };
     let k = g.k();
-    let kernels: Vec<crate::kernels::MatRef> = parts
-        .iter()
-        .map(|&(kernel, _, o)| {
-            crate::kernels::MatRef::row_major(kernel, o, k).expect("kernel (O, C·KH·KW)")
-        })
-        .collect();
     // stride-1 3×3 convolutions by Winograd's F(4×4, 3×3) or F(2×2, 3×3)
     // (crate::winograd): the kernels' transforms once per call, tiles of whole blocks
     let which = winograd_algo()
@@ -1050,7 +1056,8 @@ pub(crate) fn run_split(
         let (pr0, pc0) = (t.r0 / p0, t.c0 / p1);
         let (ptr_rows, ptr_cols) = (tr / p0, tw / p1);
         let (ptr, o, oc, steps) = part_of(o);
-        steps.apply(o, row);
+        let act_last = (p0, p1) != (1, 1) && steps.act_after_pool();
+        steps.apply_with(o, row, if act_last { Act::Identity } else { steps.act });
         let base = (t.item * oc + o) * plane_out;
         if (p0, p1) == (1, 1) {
             // no pooling: each tile row is a run of output columns
@@ -1078,6 +1085,9 @@ pub(crate) fn run_split(
                         }
                     }
                 }
+                if act_last {
+                    activate(steps.act, best);
+                }
                 let at = base + (pr0 + pr) * g.pow + pc0;
                 // SAFETY: as above — `at + tw` stays inside this item and channel's
                 // pooled plane, written by this task only.
@@ -1095,6 +1105,9 @@ pub(crate) fn run_split(
                             best = v;
                         }
                     }
+                }
+                if act_last {
+                    best = steps.act.apply(best);
                 }
                 let at = base + (pr0 + pr) * g.pow + pc0 + pc;
                 // SAFETY: `at` < n·o·plane_out (this part's output), and no other task
@@ -1262,9 +1275,9 @@ pub(crate) fn run_split(
                             im2col_tile(xi, g, &t, cols);
                             let b = crate::kernels::MatRef::row_major(cols, k, m).expect("tile");
                             let mut rest: &mut [f32] = prod;
-                            for (a, &(_, _, o)) in kernels.iter().zip(parts) {
+                            for &(kernel, _, o) in parts {
                                 let (part, tail) = rest.split_at_mut(o * m);
-                                crate::kernels::gemm_into_on(*a, b, part, false, gemm_threads);
+                                products_into(kernel, o, b, part, gemm_threads);
                                 rest = tail;
                             }
                         }
@@ -1287,16 +1300,55 @@ pub(crate) fn run_split(
 }
 
 /// Blocks of kernel rows for a product of `o` rows and `m` columns split by channel:
-/// `⌊o / 128⌋` blocks (at least one) of whole multiples of 16 rows, or one block when
-/// `m < 4`. The `gemm` crate picks its method by shape — a matrix-vector product for one
-/// column, "horizontal" kernels up to 256 outputs, a fixed inner block up to 64 × 64, the
-/// cache-sized blocking otherwise — and these blocks (over 64 rows, over 256 outputs)
-/// stay in the whole product's regime, so that each output has the same sum, in the
-/// same order, as in one product.
+/// `⌊o / 128⌋` blocks (at least one) of whole multiples of 16 rows, one block when
+/// `m` is 2 or 3, and blocks of 256 rows for one column. The `gemm` crate picks its
+/// method by shape — "horizontal" kernels up to 256 outputs, a matrix-vector product
+/// for one column beyond that, a fixed inner block up to 64 × 64, the cache-sized
+/// blocking otherwise — and the blocks of two or more columns (over 64 rows, over 256
+/// outputs) stay in the whole product's regime, so that each output has the same sum,
+/// in the same order, as in one product. One column is the exception: its matrix–vector
+/// product cannot be split into blocks over 256 outputs both ways, so every product of
+/// one column is computed in blocks of 256 rows (horizontal kernels) on any number of
+/// threads ([`products_into`]) — the short-chunk ResNet's last block (1 × 1 outputs,
+/// 512 channels, 19 MB of kernels read per call) ran on one thread of two.
 fn row_blocks(o: usize, m: usize) -> impl Iterator<Item = (usize, usize)> {
-    let nb = if m < 4 { 1 } else { (o / 128).max(1) };
-    let per = o.div_ceil(nb).next_multiple_of(16);
+    let per = match m {
+        1 => 256,
+        2 | 3 => o.max(1),
+        _ => o.div_ceil((o / 128).max(1)).next_multiple_of(16),
+    };
     (0..o).step_by(per).map(move |r0| (r0, (r0 + per).min(o)))
+}
+
+/// `prod = a · b` for a row-major kernel `a` `(o, K)` and a tile `b` `(K, m)`, split over `threads`
+/// as [`crate::kernels::gemm_into_on`] — except one column (`m = 1`), computed in the
+/// blocks of 256 rows of [`row_blocks`] whatever `threads` (in parallel when over one),
+/// so that the row-split paths give the same bits.
+fn products_into(
+    kernel: &[f32],
+    o: usize,
+    b: crate::kernels::MatRef<'_>,
+    prod: &mut [f32],
+    threads: usize,
+) {
+    let k = b.rows();
+    let a = crate::kernels::MatRef::row_major(&kernel[..o * k], o, k).expect("kernel (O, K)");
+    if b.cols() != 1 || o <= 256 {
+        crate::kernels::gemm_into_on(a, b, prod, false, threads);
+        return;
+    }
+    let run = |(r0, part): (usize, &mut [f32])| {
+        let rows = part.len();
+        let a = crate::kernels::MatRef::row_major(&kernel[r0 * k..][..rows * k], rows, k)
+            .expect("kernel rows");
+        crate::kernels::gemm_into(a, b, part, false);
+    };
+    let blocks = prod.chunks_mut(256).enumerate().map(|(i, p)| (i * 256, p));
+    if threads > 1 {
+        blocks.collect::<Vec<_>>().into_par_iter().for_each(run);
+    } else {
+        blocks.for_each(run);
+    }
 }
 
 /// [`row_blocks`] for the tap products of a 1-D tile of `m` columns ([`tap_products`]):
@@ -1306,9 +1358,20 @@ fn row_blocks(o: usize, m: usize) -> impl Iterator<Item = (usize, usize)> {
 /// the blocking of more than 64 rows, as the whole product does — the reason
 /// [`row_blocks`] keeps one block under 4 columns does not arise (ReSE-2's last block,
 /// 3 columns: 0.46 → 0.19 ms for its 512 → 512 layer on two threads; tested). A 1×1
-/// kernel's view has unit strides, so it keeps [`row_blocks`]' rule.
+/// kernel's view has unit strides, so under 4 columns it stays one block (the tiles'
+/// own path computes it whole).
 fn tap_row_blocks(o: usize, m: usize, g: &Geo) -> impl Iterator<Item = (usize, usize)> {
-    row_blocks(o, if g.kw > 1 { m.max(4) } else { m })
+    // 2 stands for "one block" in `row_blocks`
+    row_blocks(
+        o,
+        if g.kw > 1 {
+            m.max(4)
+        } else if m < 4 {
+            2
+        } else {
+            m
+        },
+    )
 }
 
 /// The reusable buffers of one tile task ([`with_buffers`]).
@@ -1587,6 +1650,8 @@ mod tests {
         let cases = [
             (1, 8, 3, 3, 20, 22, 1, (1, 1), (2, 2), Act::Relu),
             (6, 9, 3, 3, 17, 31, 1, (1, 1), (2, 4), Act::Elu(1.0)),
+            // pooling over rows only, the ELU after the pool
+            (5, 7, 3, 3, 12, 10, 1, (1, 1), (3, 1), Act::Elu(1.0)),
             (4, 5, 3, 3, 16, 16, 2, (1, 1), (1, 1), Act::Identity),
             (3, 4, 7, 1, 30, 12, 1, (3, 0), (3, 1), Act::Relu),
             (2, 3, 1, 5, 9, 40, 1, (0, 2), (1, 5), Act::Relu),
@@ -1742,6 +1807,9 @@ mod tests {
         // (c, o, h, w, stride, pool)
         for (c, o, h, w, stride, pool) in [
             (24, 320, 2, 2, 2, (1, 1)),
+            // one output position, blocks of 256 rows (the short-chunk ResNet's end)
+            (16, 600, 1, 1, 1, (1, 1)),
+            (40, 512, 2, 2, 2, (1, 1)),
             (16, 300, 1, 3, 2, (1, 1)),
             (24, 320, 2, 2, 1, (1, 1)),
             (16, 256, 4, 4, 2, (1, 1)),
