@@ -146,19 +146,30 @@ impl CustomOp3 for BlockOp {
                 })
                 .collect();
         }
+        // an ELU (α ≥ 0) is non-decreasing: pooled, each window's maximum is taken
+        // before it and the exponential evaluated once per window (they were a sixth of
+        // FCN-4's training step). The same outputs; the recorded position differs from
+        // the activated values' first maximum only where the ELU rounds distinct inputs
+        // to one value (below about −17, where its slope is under 1e-7).
+        let act_last = pooled && matches!(self.act, Act::Elu(a) if a >= 0.0);
         let body = |pi: usize, yo: &mut [f32], ao: Option<&mut [u8]>| {
             let base = pi * plane;
             let zp = &z[base..base + plane];
             let (act, affine) = (self.act, affine.get(pi % o).copied());
-            let f = |i: usize| {
-                act.apply(match affine {
-                    Some((scale, shift)) => zp[i] * scale + shift,
-                    None => zp[i],
-                })
+            let u = |i: usize| match affine {
+                Some((scale, shift)) => zp[i] * scale + shift,
+                None => zp[i],
             };
             match ao {
-                None => yo.iter_mut().enumerate().for_each(|(i, v)| *v = f(i)),
-                Some(ao) => window_argmax(f, width, (ph, pw), (oh, ow), yo, ao),
+                None => yo
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, v)| *v = act.apply(u(i))),
+                Some(ao) if act_last => {
+                    window_argmax(u, width, (ph, pw), (oh, ow), yo, ao);
+                    yo.iter_mut().for_each(|v| *v = act.apply(*v));
+                }
+                Some(ao) => window_argmax(|i| act.apply(u(i)), width, (ph, pw), (oh, ow), yo, ao),
             }
         };
         let chunk = (oh * ow).max(1);
@@ -283,9 +294,17 @@ impl BlockOp {
                 let zp = &z[pi * plane..][..d.len()];
                 let norm = (mean[ch], inv_std[ch], gamma[ch] as f64, beta[ch] as f64);
                 match act {
-                    Act::Relu => bn_grad_pass1(d, zp, norm, |u| (u > 0.0) as u8 as f32),
-                    Act::Identity => bn_grad_pass1(d, zp, norm, |_| 1.0),
-                    Act::Elu(_) => bn_grad_pass1(d, zp, norm, |u| act.derivative(u) as f32),
+                    Act::Relu => bn_grad_pass1(d, zp, norm, |d, u| d * (u > 0.0) as u8 as f32),
+                    Act::Identity => bn_grad_pass1(d, zp, norm, |d, _| d),
+                    // after a max-pool most of `dy` is zero: no exponential for those
+                    // (`0 · act'(u)` is that zero, the derivative being ≥ 0)
+                    Act::Elu(_) => bn_grad_pass1(d, zp, norm, |d, u| {
+                        if d == 0.0 {
+                            d
+                        } else {
+                            d * act.derivative(u) as f32
+                        }
+                    }),
                 }
             })
             .collect();
@@ -332,20 +351,21 @@ impl BlockOp {
     }
 }
 
-/// Pass 1 of the batch norm's backward over one plane, in place: `d ← d · act'(u)` with
-/// `u = γ·x̂ + β` and `x̂ = (z − mean)·inv_std` recomputed from `z` (`norm` = mean,
-/// inv_std, γ, β); returns `(Σ d, Σ d·x̂)`, accumulated in f64 over eight lanes.
+/// Pass 1 of the batch norm's backward over one plane, in place: `d ← grad(d, u)`
+/// (`d · act'(u)`) with `u = γ·x̂ + β` and `x̂ = (z − mean)·inv_std` recomputed from `z`
+/// (`norm` = mean, inv_std, γ, β); returns `(Σ d, Σ d·x̂)`, accumulated in f64 over
+/// eight lanes.
 fn bn_grad_pass1(
     d: &mut [f32],
     z: &[f32],
     (mean, inv_std, gamma, beta): (f64, f64, f64, f64),
-    deriv: impl Fn(f32) -> f32,
+    grad: impl Fn(f32, f32) -> f32,
 ) -> (f64, f64) {
     let (mut sg, mut sgx) = ([0f64; 8], [0f64; 8]);
     let one = |v: &mut f32, zv: f32, sg: &mut f64, sgx: &mut f64| {
         let xh = (zv as f64 - mean) * inv_std;
         let u = (xh * gamma + beta) as f32;
-        let g = *v * deriv(u);
+        let g = grad(*v, u);
         *v = g;
         *sg += g as f64;
         *sgx += g as f64 * xh;
