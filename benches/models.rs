@@ -171,7 +171,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |b| {
             fused::set_winograd(on);
             b.iter(|| fused::conv_block_eval(&r, spec3, epi3).unwrap());
-            fused::set_winograd(fused::Winograd::F4x4);
+            fused::set_winograd(fused::Winograd::F2x2);
         });
     }
     // batch 1, a late ResNet layer (256 → 256 on 8 × 8): one tile, its products split
@@ -186,6 +186,54 @@ fn benches(c: &mut Criterion) {
     };
     g.bench_function("res_256x256_3x3_8x8_batch1_eval", |b| {
         b.iter(|| fused::conv_block_eval(&r1, spec256, Epilogue::default()).unwrap())
+    });
+    // batch 1, a late ReSE-2 block (256 → 256 over 243 samples): tap products split by
+    // kernel rows across the threads, the residual end pooled without argmax bookkeeping
+    let vm_se = candle_nn::VarMap::new();
+    let rese = mirkit::nn::blocks::ResSe1d::rese2(
+        256,
+        256,
+        16,
+        candle_nn::VarBuilder::from_varmap(&vm_se, DType::F32, &dev),
+    )
+    .unwrap();
+    let s1 = Tensor::randn(0f32, 1.0, (1, 256, 243), &dev).unwrap();
+    g.bench_function("rese2_block_256_243_batch1_eval", |b| {
+        b.iter(|| rese.forward_t(&s1, false).unwrap())
+    });
+    // an FCN-4-like layer (64 → 128, 3 × 3, batch norm, ELU, max-pool (4, 5)): the ELU
+    // evaluated once per pooling window, in eval mode and in training (forward and
+    // backward)
+    let bn_f = candle_nn::BatchNorm::new(
+        128,
+        Tensor::zeros(128, DType::F32, &dev).unwrap(),
+        Tensor::ones(128, DType::F32, &dev).unwrap(),
+        Tensor::ones(128, DType::F32, &dev).unwrap(),
+        Tensor::zeros(128, DType::F32, &dev).unwrap(),
+        1e-5,
+    )
+    .unwrap();
+    let wf = Var::from_tensor(&Tensor::randn(0f32, 0.05, (128, 64, 3, 3), &dev).unwrap()).unwrap();
+    let spec_f = ConvSpec {
+        weight: wf.as_tensor(),
+        bias: None,
+        stride: 1,
+        padding: (1, 1),
+    };
+    let epi_f = Epilogue {
+        bn: Some(&bn_f),
+        act: Act::Elu(1.0),
+        pool: (4, 5),
+    };
+    let xf = Tensor::randn(0f32, 1.0, (2, 64, 24, 170), &dev).unwrap();
+    g.bench_function("fcn_layer_64x128_elu_pool_eval", |b| {
+        b.iter(|| fused::conv_block_eval(&xf, spec_f, epi_f).unwrap())
+    });
+    g.bench_function("fcn_layer_64x128_elu_pool_train_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = fused::conv_block(&xf, spec_f, epi_f, true).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
     });
     // a short-chunk ResNet block in training (stride 2, 128 → 128 on 32 × 32, batch 4):
     // train-mode forward and backward (kernel and input gradients by tiles, batch

@@ -23,7 +23,9 @@
 //! ≤ 1e-5 relative against the composed path; the pretrained models keep their parity
 //! (e.g. Won 2020 FCN 1.25e-6, CRNN 8.9e-8, Musicnn 1.9e-7 of PyTorch's scores). The
 //! batch norm is not folded into the *kernel*: that would change the products' rounding
-//! too, and a kernel copy per call would cost a pass over the weights.
+//! too, and a kernel copy per call would cost a pass over the weights. An ELU before a
+//! max-pool is applied to the pooled values: it is non-decreasing, so the maximum of the
+//! activated values is the activated maximum, at one exponential per window.
 //!
 //! **One exception, by measurement:** stride-1 3×3 convolutions with padding 1 and at
 //! least 16 channels (the short-chunk CNN/ResNet, FCN, VGG layers) run by Winograd's
