@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::fused::{
     conv_block, conv_pair_eval, fused_eval, residual_eval, Act, ConvSpec, Epilogue,
 };
-use candle_core::{Module, Tensor, D};
+use candle_core::{Tensor, D};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv1dConfig, Conv2dConfig, Linear, VarBuilder};
 use mirkit_core::Rng;
 
@@ -168,9 +168,9 @@ impl ResSe1d {
             Some(m) => m,
             None => out.mean(D::Minus1)?,
         };
-        let se =
-            candle_nn::ops::sigmoid(&self.dense2.forward(&self.dense1.forward(&se)?.relu()?)?)?
-                .unsqueeze(2)?;
+        let hidden = crate::fused::linear(&self.dense1, &se, train)?.relu()?;
+        let se = candle_nn::ops::sigmoid(&crate::fused::linear(&self.dense2, &hidden, train)?)?
+            .unsqueeze(2)?;
         let x = match &self.shortcut {
             Some((c, b)) => conv_block(x, ConvSpec::conv1d(c), bn_relu(b, false), train)?,
             None => x.clone(),

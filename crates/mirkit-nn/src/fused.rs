@@ -711,6 +711,137 @@ pub fn mean_last_eval(x: &Tensor, train: bool) -> Result<Option<Tensor>> {
     Ok(Some((sums * (1f64 / l as f64))?))
 }
 
+/// `lin.forward(x)` as the zoo's models call a dense layer: in eval mode (fusion on) a
+/// single row `(1, in)` of CPU f32 against a weight of at least 64 Ki values is split
+/// over the rayon pool by output features ([`linear_pieces`]). Candle computes a one-row
+/// product on one thread (the `gemm` crate's matrix–vector product, or its "horizontal"
+/// kernels up to 256 outputs) while the other threads idle: ReSE-2's
+/// squeeze-and-excitation gates hold 22 M of its 27 M weights, read from memory once per
+/// batch-1 forward (two threads: ReSE-2 0.050–0.052 → 0.044–0.045 s). Each piece is the
+/// same `gemm` call on a block of the weight's rows, on the whole product's side of the
+/// crate's 256-output line, and the bias is added after it as Candle's `broadcast_add`
+/// does — Candle's bits on any number of threads (tested) — except between the two
+/// methods (257–513 outputs), where the pieces are split on every thread count, one
+/// included, and differ from Candle's call by rounding only (the same bits on each).
+/// Anything else (training, more rows, small weights, one thread outside 257–513
+/// outputs, other devices or dtypes) is `lin.forward(x)`.
+pub fn linear(lin: &candle_nn::Linear, x: &Tensor, train: bool) -> Result<Tensor> {
+    use candle_core::Module;
+    match linear_row_eval(lin, x, train)? {
+        Some(y) => Ok(y),
+        None => Ok(lin.forward(x)?),
+    }
+}
+
+fn linear_row_eval(lin: &candle_nn::Linear, x: &Tensor, train: bool) -> Result<Option<Tensor>> {
+    let w = lin.weight();
+    let threads = rayon::current_num_threads();
+    if train
+        || !fused_eval()
+        || (threads == 1 && !w.dims().first().is_some_and(|&o| linear_always_split(o)))
+        || x.dtype() != DType::F32
+        || w.dtype() != DType::F32
+        || x.rank() != 2
+        || x.dims()[0] != 1
+        || w.rank() != 2
+        || w.elem_count() < 1 << 16
+        || !x.is_contiguous()
+        || !w.is_contiguous()
+    {
+        return Ok(None);
+    }
+    let (o, k) = w.dims2()?;
+    let pieces = linear_pieces(o, threads);
+    if x.dims()[1] != k
+        || pieces.len() < 2
+        || lin
+            .bias()
+            .is_some_and(|b| b.dims() != [o] || b.dtype() != DType::F32)
+    {
+        return Ok(None);
+    }
+    let bias = match lin.bias() {
+        Some(b) => Some(b.contiguous()?.to_vec1::<f32>()?),
+        None => None,
+    };
+    let (xs, xl) = x.storage_and_layout();
+    let (ws, wl) = w.storage_and_layout();
+    let (xv, wv) = match (&*xs, &*ws) {
+        (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
+            (a.as_slice::<f32>()?, b.as_slice::<f32>()?)
+        }
+        _ => return Ok(None),
+    };
+    let xv = &xv[xl.start_offset()..][..k];
+    let wv = &wv[wl.start_offset()..][..o * k];
+    let mut y = vec![0f32; o];
+    let mut split = Vec::with_capacity(pieces.len());
+    let mut rest = &mut y[..];
+    for &(start, len) in &pieces {
+        let (piece, tail) = rest.split_at_mut(len);
+        split.push((start, piece));
+        rest = tail;
+    }
+    let piece = |(start, yo): (usize, &mut [f32])| {
+        let rows = yo.len();
+        let a = crate::kernels::MatRef::row_major(xv, 1, k).expect("x view");
+        // the piece's rows of `w`, transposed: (k, rows) with strides (1, k), as
+        // Candle's `x.matmul(&w.t())` passes the whole weight
+        let b = crate::kernels::MatRef::new(&wv[start * k..][..rows * k], k, rows, 1, k)
+            .expect("weight view");
+        crate::kernels::gemm_into(a, b, yo, false);
+        if let Some(b) = &bias {
+            for (y, b) in yo.iter_mut().zip(&b[start..]) {
+                *y += b;
+            }
+        }
+    };
+    if threads == 1 {
+        split.into_iter().for_each(piece);
+    } else {
+        split.into_par_iter().for_each(piece);
+    }
+    drop((xs, ws));
+    Ok(Some(Tensor::from_vec(y, (1, o), x.device())?))
+}
+
+/// `(first output, outputs)` of each piece of [`linear`]'s split of `o` outputs over
+/// `threads`, up to two pieces per thread (three for 513 outputs on one thread). The `gemm` crate computes a one-row product
+/// of at most 256 outputs with its small "horizontal" kernels, which compute each output
+/// on its own whatever the block of outputs (multiples of 16 checked), and a larger one
+/// as a matrix–vector product, which does too; a piece on the same side of that line as
+/// the whole product computes every output as the whole product does. So: from 514
+/// outputs, pieces of more than 256 (boundaries at `⌊i·o/p⌋`, every piece `⌊o/p⌋` or
+/// `⌈o/p⌉` long); up to 256, multiples of 16; in between (257–513, ReSE-2's last gate,
+/// 8192 → 512) no piece can stay on the whole product's side, so pieces of at most 256 on
+/// any number of threads, one thread included ([`linear`] then differs from Candle's
+/// call by rounding, the same on every thread count).
+fn linear_pieces(o: usize, threads: usize) -> Vec<(usize, usize)> {
+    let per16 = |p: usize| -> Vec<(usize, usize)> {
+        let len = o.div_ceil(p.max(1)).next_multiple_of(16).clamp(16, 256);
+        (0..o).step_by(len).map(|s| (s, len.min(o - s))).collect()
+    };
+    if o >= 514 {
+        let p = (o / 257).clamp(1, 2 * threads);
+        (0..p)
+            .map(|i| (i * o / p, (i + 1) * o / p - i * o / p))
+            .collect()
+    } else if o > 256 {
+        // at most 256 each: at least two pieces
+        let v = per16((2 * threads).max(2));
+        debug_assert!(v.iter().all(|p| p.1 <= 256));
+        v
+    } else {
+        per16(2 * threads)
+    }
+}
+
+/// Whether [`linear`] splits a product of `o` outputs even on one thread (the outputs
+/// between the `gemm` crate's two methods, [`linear_pieces`]).
+fn linear_always_split(o: usize) -> bool {
+    (257..514).contains(&o)
+}
+
 /// The end of a residual block in eval mode, one pass:
 /// `maxpool(relu(x + out · scale))` for `x`, `out` `(N, C, …)` of the same shape and an
 /// optional per-channel `scale` `(N, C)` (squeeze-and-excitation weights), with
@@ -1729,6 +1860,147 @@ mod tests {
         assert!(mean_last_eval(&x, true).unwrap().is_none());
         let x4 = uniform(&mut rng, &[2, 3, 4, 5], -1.0, 1.0);
         assert!(mean_last_eval(&x4, false).unwrap().is_none());
+    }
+
+    /// The batch-1 dense layer split over threads has the bits of Candle's `Linear` on
+    /// two to four threads, with and without a bias (ReSE-2's SE shapes among them, both
+    /// of the `gemm` crate's methods, pieces that do not divide the outputs); training,
+    /// two rows, one thread and small weights are Candle's own call.
+    #[test]
+    fn linear_row_is_candles_linear() {
+        use candle_core::Module;
+        let mut rng = mirkit_core::Rng::new(22);
+        for (k, o, bias) in [
+            (128, 2048, true),
+            (256, 4096, false),
+            (512, 8192, true),
+            (300, 1029, true),
+            (128, 514, true),
+            (2048, 128, true),
+            (4096, 256, false),
+            (1100, 100, true),
+        ] {
+            let w = uniform(&mut rng, &[o, k], -0.1, 0.1);
+            let b = bias.then(|| uniform(&mut rng, &[o], -1.0, 1.0));
+            let lin = candle_nn::Linear::new(w, b);
+            let x = uniform(&mut rng, &[1, k], -2.0, 2.0);
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                v.iter().map(|f| f.to_bits()).collect()
+            };
+            let want = bits(&lin.forward(&x).unwrap());
+            for threads in [2, 3, 4] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool
+                    .install(|| linear_row_eval(&lin, &x, false))
+                    .unwrap()
+                    .expect("applies");
+                assert_eq!(got.dims(), &[1, o]);
+                assert_eq!(bits(&got), want, "{k} → {o} on {threads} threads");
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let lin = candle_nn::Linear::new(uniform(&mut rng, &[1024, 512], -0.1, 0.1), None);
+        let small = candle_nn::Linear::new(uniform(&mut rng, &[600, 64], -0.1, 0.1), None);
+        let x2 = uniform(&mut rng, &[2, 512], -1.0, 1.0);
+        let x1 = uniform(&mut rng, &[1, 512], -1.0, 1.0);
+        let x64 = uniform(&mut rng, &[1, 64], -1.0, 1.0);
+        pool.install(|| {
+            assert!(linear_row_eval(&lin, &x1, false).unwrap().is_some());
+            assert!(linear_row_eval(&lin, &x1, true).unwrap().is_none());
+            assert!(linear_row_eval(&lin, &x2, false).unwrap().is_none());
+            assert!(linear_row_eval(&small, &x64, false).unwrap().is_none());
+        });
+        one.install(|| assert!(linear_row_eval(&lin, &x1, false).unwrap().is_none()));
+    }
+
+    /// Between the `gemm` crate's two methods (257–513 outputs) the split applies on
+    /// every thread count, one included, with the same bits on each, within f32 rounding
+    /// of Candle's call (1e-5 of the largest output; sums of up to 8192 terms).
+    #[test]
+    fn linear_between_the_methods_keeps_its_bits() {
+        use candle_core::Module;
+        let mut rng = mirkit_core::Rng::new(23);
+        for (k, o) in [(8192, 512), (300, 300), (257, 513)] {
+            let lin = candle_nn::Linear::new(
+                uniform(&mut rng, &[o, k], -0.1, 0.1),
+                Some(uniform(&mut rng, &[o], -1.0, 1.0)),
+            );
+            let x = uniform(&mut rng, &[1, k], -2.0, 2.0);
+            let want: Vec<f32> = lin
+                .forward(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let mut first: Option<Vec<u32>> = None;
+            for threads in [1, 2, 3, 4] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got: Vec<f32> = pool
+                    .install(|| linear_row_eval(&lin, &x, false))
+                    .unwrap()
+                    .expect("applies")
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
+                assert!(err <= 1e-5 * scale, "{k} → {o}: {err} of {scale}");
+                let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                match &first {
+                    Some(f) => assert_eq!(f, &bits, "{k} → {o} on {threads} threads"),
+                    None => first = Some(bits),
+                }
+            }
+        }
+    }
+
+    /// The pieces partition the outputs, at most two per thread (at least two between
+    /// the methods), each on its side of the 256-output line: over 256 from 514 outputs,
+    /// at most 256 below, multiples of 16 but the last up to 513.
+    #[test]
+    fn linear_pieces_cover_the_outputs() {
+        for o in 1..5000 {
+            for threads in [1, 2, 3, 8] {
+                let p = linear_pieces(o, threads);
+                assert!(!p.is_empty() && p.len() <= (2 * threads).max(3));
+                assert_eq!(linear_always_split(o), (257..514).contains(&o));
+                if linear_always_split(o) {
+                    assert!(p.len() >= 2);
+                }
+                let mut next = 0;
+                for (i, &(s, len)) in p.iter().enumerate() {
+                    assert_eq!(s, next, "{o} {threads}");
+                    assert!(len > 0);
+                    if o >= 514 {
+                        assert!(len > 256 || p.len() == 1, "{o} {threads}: {p:?}");
+                    } else {
+                        assert!(len <= 256, "{o} {threads}: {p:?}");
+                        assert!(len % 16 == 0 || i + 1 == p.len());
+                    }
+                    next = s + len;
+                }
+                assert_eq!(next, o);
+            }
+        }
     }
 
     /// The pairwise gather of even elements equals `step_by(2)`, with `src` one short of
