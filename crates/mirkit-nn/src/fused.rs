@@ -713,7 +713,7 @@ pub fn mean_last_eval(x: &Tensor, train: bool) -> Result<Option<Tensor>> {
 
 /// `lin.forward(x)` as the zoo's models call a dense layer: in eval mode (fusion on) a
 /// single row `(1, in)` of CPU f32 against a weight of at least 64 Ki values is split
-/// over the rayon pool by output features ([`linear_pieces`]). Candle computes a one-row
+/// over the rayon pool by output features. Candle computes a one-row
 /// product on one thread (the `gemm` crate's matrix–vector product, or its "horizontal"
 /// kernels up to 256 outputs) while the other threads idle: ReSE-2's
 /// squeeze-and-excitation gates hold 22 M of its 27 M weights, read from memory once per
