@@ -203,16 +203,7 @@ fn benches(c: &mut Criterion) {
     });
     // an FCN-4-like layer (64 → 128, 3 × 3, batch norm, ELU, max-pool (4, 5)): the ELU
     // evaluated once per pooling window, in eval mode and in training (forward and
-    // backward)
-    let bn_f = candle_nn::BatchNorm::new(
-        128,
-        Tensor::zeros(128, DType::F32, &dev).unwrap(),
-        Tensor::ones(128, DType::F32, &dev).unwrap(),
-        Tensor::ones(128, DType::F32, &dev).unwrap(),
-        Tensor::zeros(128, DType::F32, &dev).unwrap(),
-        1e-5,
-    )
-    .unwrap();
+    // backward); the identity batch norm of 128 channels above
     let wf = Var::from_tensor(&Tensor::randn(0f32, 0.05, (128, 64, 3, 3), &dev).unwrap()).unwrap();
     let spec_f = ConvSpec {
         weight: wf.as_tensor(),
@@ -221,7 +212,7 @@ fn benches(c: &mut Criterion) {
         padding: (1, 1),
     };
     let epi_f = Epilogue {
-        bn: Some(&bn_f),
+        bn: Some(&bn3),
         act: Act::Elu(1.0),
         pool: (4, 5),
     };

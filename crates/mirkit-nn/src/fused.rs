@@ -766,11 +766,8 @@ fn linear_row_eval(lin: &candle_nn::Linear, x: &Tensor, train: bool) -> Result<O
     };
     let (xs, xl) = x.storage_and_layout();
     let (ws, wl) = w.storage_and_layout();
-    let (xv, wv) = match (&*xs, &*ws) {
-        (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
-            (a.as_slice::<f32>()?, b.as_slice::<f32>()?)
-        }
-        _ => return Ok(None),
+    let Some((xv, wv)) = cpu_f32_pair(&xs, &ws)? else {
+        return Ok(None);
     };
     let xv = &xv[xl.start_offset()..][..k];
     let wv = &wv[wl.start_offset()..][..o * k];
@@ -842,6 +839,19 @@ fn linear_always_split(o: usize) -> bool {
     (257..514).contains(&o)
 }
 
+/// The f32 values of two CPU storages, or `None` when either is on another device.
+fn cpu_f32_pair<'a>(
+    a: &'a candle_core::Storage,
+    b: &'a candle_core::Storage,
+) -> Result<Option<(&'a [f32], &'a [f32])>> {
+    Ok(match (a, b) {
+        (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
+            Some((a.as_slice::<f32>()?, b.as_slice::<f32>()?))
+        }
+        _ => None,
+    })
+}
+
 /// The end of a residual block in eval mode, one pass:
 /// `maxpool(relu(x + out · scale))` for `x`, `out` `(N, C, …)` of the same shape and an
 /// optional per-channel `scale` `(N, C)` (squeeze-and-excitation weights), with
@@ -874,11 +884,8 @@ pub fn residual_eval(
     let (x, out) = (x.contiguous()?, out.contiguous()?);
     let (xs, _) = x.storage_and_layout();
     let (os, _) = out.storage_and_layout();
-    let (xv, ov) = match (&*xs, &*os) {
-        (candle_core::Storage::Cpu(a), candle_core::Storage::Cpu(b)) => {
-            (a.as_slice::<f32>()?, b.as_slice::<f32>()?)
-        }
-        _ => return Ok(None),
+    let Some((xv, ov)) = cpu_f32_pair(&xs, &os)? else {
+        return Ok(None);
     };
     let total = n * c * h * w;
     let (xo, oo) = (x.layout().start_offset(), out.layout().start_offset());
@@ -2071,6 +2078,19 @@ mod tests {
         }
     }
 
+    /// `conv_block_eval(x, spec, epi)` on a pool of `threads` threads, flattened.
+    fn eval_on(threads: usize, x: &Tensor, spec: ConvSpec<'_>, epi: Epilogue<'_>) -> Vec<f32> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| conv_block_eval(x, spec, epi).unwrap())
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    }
+
     /// Few tiles for the threads (batch 1, small planes): the products split by kernel
     /// rows across the threads give the bits of one thread's single product, pooled or
     /// not, for one position (a matrix-vector product), a few, and more than 64, and with
@@ -2109,15 +2129,7 @@ mod tests {
                     act: Act::Relu,
                     pool,
                 };
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap()
-                    .install(|| conv_block_eval(&x, spec, epi).unwrap())
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
+                eval_on(threads, &x, spec, epi)
             };
             let one = run_on(1);
             for t in [2, 3, 4] {
@@ -2163,15 +2175,7 @@ mod tests {
                     act: Act::Relu,
                     pool: (1, pool),
                 };
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap()
-                    .install(|| conv_block_eval(&x, spec, epi).unwrap())
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
+                eval_on(threads, &x, spec, epi)
             };
             let one = run_on(1);
             for t in [2, 3, 4] {
