@@ -1050,18 +1050,29 @@ pub(crate) fn tiles_with(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
     // and product O × m; the tap products build no im2col), at least a few whole
     // pooling windows
     let per_col = if by_taps(g) { g.o } else { g.k().max(g.o) }.max(1);
-    let mut budget = (tile_floats / per_col).max(g.pool.0 * g.pool.1 * 16);
-    if by_taps(g) {
-        // an even number of tiles in all where it would be odd and over one (three
-        // tiles of a batch-1 layer ran as two rounds on two threads, or split by rows
-        // with the input packed twice: ReSE-2's 128 → 256 layer over 2187 positions
-        // 1.77 → 1.90 ms); the same tiles on any number of threads
-        let per_item = cols.div_ceil(budget);
-        if per_item > 1 && (n * per_item) % 2 == 1 {
-            budget = cols.div_ceil(per_item + 1);
-        }
+    let least = g.pool.0 * g.pool.1 * 16;
+    let budget = (tile_floats / per_col).max(least);
+    let tiles = tile_grid(n, (rows, cols), g.pool, budget);
+    if tiles.len() < 3 || tiles.len().is_multiple_of(2) {
+        return tiles;
     }
-    tile_grid(n, (rows, cols), g.pool, budget)
+    // an even number of tiles in all where it would be odd and over one (three tiles of
+    // a batch-1 layer ran as two rounds on two threads, or split by rows with the input
+    // packed twice: ReSE-2's 128 → 256 layer over 2187 positions 1.77 → 1.90 ms; the
+    // short-chunk ResNet's second block made five): smaller tiles until the count is
+    // even, the same tiles on any number of threads
+    let per_item = tiles.len() / n;
+    (per_item + 1..per_item + 5)
+        .map(|t| {
+            tile_grid(
+                n,
+                (rows, cols),
+                g.pool,
+                (rows * cols).div_ceil(t).max(least),
+            )
+        })
+        .find(|v| v.len().is_multiple_of(2))
+        .unwrap_or(tiles)
 }
 
 /// Tiles of about `positions` output positions over `n` items of `rows × cols` outputs,
