@@ -215,14 +215,10 @@ impl Steps {
         })
     }
 
-    /// Whether the activation may wait until after a max-pool: an ELU (α ≥ 0) is
-    /// non-decreasing, so the maximum of activated values is the activated maximum (the
-    /// same value: NaN stays NaN), and pooling first evaluates its exponential once per
-    /// window instead of once per value — FCN-4's exponentials were a quarter of its
-    /// batch-1 forward, over windows of 8 to 32 values. Not with a step after the
-    /// activation, and not for ReLU (a `max` per value, cheaper than the bookkeeping).
+    /// Whether the activation waits until after a max-pool ([`Act::after_max_pool`]);
+    /// not with a step after the activation.
     fn act_after_pool(&self) -> bool {
-        matches!(self.act, Act::Elu(a) if a >= 0.0) && self.post.is_none()
+        self.act.after_max_pool() && self.post.is_none()
     }
 
     /// Applies the steps of channel `o` to `row` in place, with `act` in place of the
@@ -255,6 +251,17 @@ impl Steps {
 }
 
 impl Act {
+    /// Whether a max-pool may take the window maxima before the activation: an ELU
+    /// (α ≥ 0) is non-decreasing, so the maximum of activated values is the activated
+    /// maximum (the same value; NaN stays NaN), and pooling first evaluates its
+    /// exponential once per window instead of once per value — FCN-4's exponentials were
+    /// a quarter of its batch-1 forward, over windows of 8 to 32 values. Not for ReLU (a
+    /// `max` per value, cheaper than moving it). Used by the fused eval path and the
+    /// training block alike.
+    pub(crate) fn after_max_pool(self) -> bool {
+        matches!(self, Act::Elu(a) if a >= 0.0)
+    }
+
     /// The activation of one value, as Candle's unary ops compute it.
     #[inline]
     pub fn apply(self, u: f32) -> f32 {
@@ -713,11 +720,11 @@ pub fn mean_last_eval(x: &Tensor, train: bool) -> Result<Option<Tensor>> {
 
 /// `lin.forward(x)` as the zoo's models call a dense layer: in eval mode (fusion on) a
 /// single row `(1, in)` of CPU f32 against a weight of at least 64 Ki values is split
-/// over the rayon pool by output features. Candle computes a one-row
-/// product on one thread (the `gemm` crate's matrix–vector product, or its "horizontal"
-/// kernels up to 256 outputs) while the other threads idle: ReSE-2's
-/// squeeze-and-excitation gates hold 22 M of its 27 M weights, read from memory once per
-/// batch-1 forward (two threads: ReSE-2 0.050–0.052 → 0.044–0.045 s). Each piece is the
+/// over the rayon pool by output features. Candle computes a one-row product on one
+/// thread (the `gemm` crate's matrix–vector product, or its "horizontal" kernels up to
+/// 256 outputs) while the other threads idle: ReSE-2's squeeze-and-excitation gates
+/// hold 22 M of its 27 M weights, read from memory once per batch-1 forward (two
+/// threads: ReSE-2 0.049–0.051 → 0.043 s). Each piece is the
 /// same `gemm` call on a block of the weight's rows, on the whole product's side of the
 /// crate's 256-output line, and the bias is added after it as Candle's `broadcast_add`
 /// does — Candle's bits on any number of threads (tested) — except between the two
@@ -738,7 +745,6 @@ fn linear_row_eval(lin: &candle_nn::Linear, x: &Tensor, train: bool) -> Result<O
     let threads = rayon::current_num_threads();
     if train
         || !fused_eval()
-        || (threads == 1 && !w.dims().first().is_some_and(|&o| linear_always_split(o)))
         || x.dtype() != DType::F32
         || w.dtype() != DType::F32
         || x.rank() != 2
@@ -753,6 +759,7 @@ fn linear_row_eval(lin: &candle_nn::Linear, x: &Tensor, train: bool) -> Result<O
     let (o, k) = w.dims2()?;
     let pieces = linear_pieces(o, threads);
     if x.dims()[1] != k
+        || (threads == 1 && !linear_always_split(o))
         || pieces.len() < 2
         || lin
             .bias()
@@ -803,8 +810,9 @@ fn linear_row_eval(lin: &candle_nn::Linear, x: &Tensor, train: bool) -> Result<O
 }
 
 /// `(first output, outputs)` of each piece of [`linear`]'s split of `o` outputs over
-/// `threads`, up to two pieces per thread (three for 513 outputs on one thread). The `gemm` crate computes a one-row product
-/// of at most 256 outputs with its small "horizontal" kernels, which compute each output
+/// `threads`, up to two pieces per thread (three for 513 outputs on one thread). The
+/// `gemm` crate computes a one-row product of at most 256 outputs with its small
+/// "horizontal" kernels, which compute each output
 /// on its own whatever the block of outputs (multiples of 16 checked), and a larger one
 /// as a matrix–vector product, which does too; a piece on the same side of that line as
 /// the whole product computes every output as the whole product does. So: from 514
@@ -1303,7 +1311,7 @@ pub(crate) fn run_split(
             let m = (t.r1 - t.r0) * (t.c1 - t.c0);
             parts
                 .iter()
-                .map(|p| tap_row_blocks(p.2, m, g).count())
+                .map(|p| tap_row_blocks(p.2, m, g).len())
                 .sum::<usize>()
                 >= pool
         });
@@ -1315,7 +1323,9 @@ pub(crate) fn run_split(
                 .iter()
                 .enumerate()
                 .flat_map(|(pi, &(_, _, o))| {
-                    tap_row_blocks(o, m, g).map(move |(r0, r1)| (pi, r0, r1))
+                    tap_row_blocks(o, m, g)
+                        .into_iter()
+                        .map(move |(r0, r1)| (pi, r0, r1))
                 })
                 .collect();
             blocks.par_iter().for_each(|&(pi, r0, r1)| {
@@ -1471,8 +1481,8 @@ fn row_blocks(o: usize, m: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..o).step_by(per).map(move |r0| (r0, (r0 + per).min(o)))
 }
 
-/// `prod = a · b` for a row-major kernel `a` `(o, K)` and a tile `b` `(K, m)`, split over `threads`
-/// as [`crate::kernels::gemm_into_on`] — except one column (`m = 1`), computed in the
+/// `prod = a · b` for a row-major kernel `a` `(o, K)` and a tile `b` `(K, m)`, split
+/// over `threads` as [`crate::kernels::gemm_into_on`] — except one column (`m = 1`), computed in the
 /// blocks of 256 rows of [`row_blocks`] whatever `threads` (in parallel when over one),
 /// so that the row-split paths give the same bits.
 fn products_into(
@@ -1494,11 +1504,14 @@ fn products_into(
             .expect("kernel rows");
         crate::kernels::gemm_into(a, b, part, false);
     };
-    let blocks = prod.chunks_mut(256).enumerate().map(|(i, p)| (i * 256, p));
     if threads > 1 {
-        blocks.collect::<Vec<_>>().into_par_iter().for_each(run);
+        prod.par_chunks_mut(256)
+            .enumerate()
+            .for_each(|(i, p)| run((i * 256, p)));
     } else {
-        blocks.for_each(run);
+        prod.chunks_mut(256)
+            .enumerate()
+            .for_each(|(i, p)| run((i * 256, p)));
     }
 }
 
@@ -1511,18 +1524,12 @@ fn products_into(
 /// 3 columns: 0.46 → 0.19 ms for its 512 → 512 layer on two threads; tested). A 1×1
 /// kernel's view has unit strides, so under 4 columns it stays one block (the tiles'
 /// own path computes it whole).
-fn tap_row_blocks(o: usize, m: usize, g: &Geo) -> impl Iterator<Item = (usize, usize)> {
-    // 2 stands for "one block" in `row_blocks`
-    row_blocks(
-        o,
-        if g.kw > 1 {
-            m.max(4)
-        } else if m < 4 {
-            2
-        } else {
-            m
-        },
-    )
+fn tap_row_blocks(o: usize, m: usize, g: &Geo) -> Vec<(usize, usize)> {
+    if g.kw == 1 && m < 4 {
+        vec![(0, o)]
+    } else {
+        row_blocks(o, m.max(4)).collect()
+    }
 }
 
 /// The reusable buffers of one tile task ([`with_buffers`]).
@@ -1849,29 +1856,13 @@ mod tests {
         let mut rng = mirkit_core::Rng::new(21);
         for (n, c, l) in [(3, 5, 1000), (2, 64, 37), (1, 1, 1)] {
             let x = uniform(&mut rng, &[n, c, l], -2.0, 3.0);
-            let want: Vec<f32> = x
-                .mean(D::Minus1)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let want = bits(&x.mean(D::Minus1).unwrap());
             for threads in [1, 2] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                let got = pool
-                    .install(|| mean_last_eval(&x, false))
+                let got = on_threads(threads, || mean_last_eval(&x, false))
                     .unwrap()
                     .expect("applies");
                 assert_eq!(got.dims(), &[n, c]);
-                let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
-                assert_eq!(
-                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "{n} {c} {l} on {threads} thread(s)"
-                );
+                assert_eq!(bits(&got), want, "{n} {c} {l} on {threads} thread(s)");
             }
         }
         let x = uniform(&mut rng, &[2, 3, 10], -1.0, 1.0);
@@ -1902,44 +1893,29 @@ mod tests {
             let b = bias.then(|| uniform(&mut rng, &[o], -1.0, 1.0));
             let lin = candle_nn::Linear::new(w, b);
             let x = uniform(&mut rng, &[1, k], -2.0, 2.0);
-            let bits = |t: &Tensor| -> Vec<u32> {
-                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-                v.iter().map(|f| f.to_bits()).collect()
-            };
             let want = bits(&lin.forward(&x).unwrap());
             for threads in [2, 3, 4] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                let got = pool
-                    .install(|| linear_row_eval(&lin, &x, false))
+                let got = on_threads(threads, || linear_row_eval(&lin, &x, false))
                     .unwrap()
                     .expect("applies");
                 assert_eq!(got.dims(), &[1, o]);
                 assert_eq!(bits(&got), want, "{k} → {o} on {threads} threads");
             }
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
         let lin = candle_nn::Linear::new(uniform(&mut rng, &[1024, 512], -0.1, 0.1), None);
         let small = candle_nn::Linear::new(uniform(&mut rng, &[600, 64], -0.1, 0.1), None);
         let x2 = uniform(&mut rng, &[2, 512], -1.0, 1.0);
         let x1 = uniform(&mut rng, &[1, 512], -1.0, 1.0);
         let x64 = uniform(&mut rng, &[1, 64], -1.0, 1.0);
-        pool.install(|| {
+        on_threads(2, || {
             assert!(linear_row_eval(&lin, &x1, false).unwrap().is_some());
             assert!(linear_row_eval(&lin, &x1, true).unwrap().is_none());
             assert!(linear_row_eval(&lin, &x2, false).unwrap().is_none());
             assert!(linear_row_eval(&small, &x64, false).unwrap().is_none());
         });
-        one.install(|| assert!(linear_row_eval(&lin, &x1, false).unwrap().is_none()));
+        on_threads(1, || {
+            assert!(linear_row_eval(&lin, &x1, false).unwrap().is_none())
+        });
     }
 
     /// Between the `gemm` crate's two methods (257–513 outputs) the split applies on
@@ -1965,27 +1941,19 @@ mod tests {
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
             let mut first: Option<Vec<u32>> = None;
             for threads in [1, 2, 3, 4] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                let got: Vec<f32> = pool
-                    .install(|| linear_row_eval(&lin, &x, false))
+                let got = on_threads(threads, || linear_row_eval(&lin, &x, false))
                     .unwrap()
-                    .expect("applies")
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
+                    .expect("applies");
+                let got_bits = bits(&got);
+                let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
                 let err = got
                     .iter()
                     .zip(&want)
                     .fold(0f32, |m, (g, w)| m.max((g - w).abs()));
                 assert!(err <= 1e-5 * scale, "{k} → {o}: {err} of {scale}");
-                let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
                 match &first {
-                    Some(f) => assert_eq!(f, &bits, "{k} → {o} on {threads} threads"),
-                    None => first = Some(bits),
+                    Some(f) => assert_eq!(f, &got_bits, "{k} → {o} on {threads} threads"),
+                    None => first = Some(got_bits),
                 }
             }
         }
@@ -2089,13 +2057,24 @@ mod tests {
         }
     }
 
-    /// `conv_block_eval(x, spec, epi)` on a pool of `threads` threads, flattened.
-    fn eval_on(threads: usize, x: &Tensor, spec: ConvSpec<'_>, epi: Epilogue<'_>) -> Vec<f32> {
+    /// `f()` on a rayon pool of `threads` threads.
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap()
-            .install(|| conv_block_eval(x, spec, epi).unwrap())
+            .install(f)
+    }
+
+    /// The bits of every value of `t`.
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// `conv_block_eval(x, spec, epi)` on a pool of `threads` threads, flattened.
+    fn eval_on(threads: usize, x: &Tensor, spec: ConvSpec<'_>, epi: Epilogue<'_>) -> Vec<f32> {
+        on_threads(threads, || conv_block_eval(x, spec, epi).unwrap())
             .flatten_all()
             .unwrap()
             .to_vec1::<f32>()
@@ -2237,10 +2216,6 @@ mod tests {
             let (ga, gb) = conv_pair_eval(&x, a, b).unwrap().unwrap();
             for ((got, (s, e)), what) in [(ga, a), (gb, b)].into_iter().zip(["first", "shortcut"]) {
                 let alone = conv_block_eval(&x, s, e).unwrap();
-                let bits = |t: &Tensor| -> Vec<u32> {
-                    let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-                    v.iter().map(|f| f.to_bits()).collect()
-                };
                 assert_eq!(bits(&got), bits(&alone), "{what}");
                 assert!(
                     max_rel(&got, &composed(&x, s, e).unwrap()) <= 1e-5,
@@ -2384,10 +2359,6 @@ mod tests {
     #[test]
     fn residual_eval_equals_composed_bits() {
         let mut rng = mirkit_core::Rng::new(6);
-        let bits = |t: &Tensor| -> Vec<u32> {
-            let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-            v.iter().map(|f| f.to_bits()).collect()
-        };
         let x = uniform(&mut rng, &[2, 3, 20], -1.0, 1.0);
         let out = uniform(&mut rng, &[2, 3, 20], -1.0, 1.0);
         let se = uniform(&mut rng, &[2, 3], 0.0, 1.0);

@@ -146,12 +146,12 @@ impl CustomOp3 for BlockOp {
                 })
                 .collect();
         }
-        // an ELU (α ≥ 0) is non-decreasing: pooled, each window's maximum is taken
-        // before it and the exponential evaluated once per window (they were a sixth of
-        // FCN-4's training step). The same outputs; the recorded position differs from
-        // the activated values' first maximum only where the ELU rounds distinct inputs
-        // to one value (below about −17, where its slope is under 1e-7).
-        let act_last = pooled && matches!(self.act, Act::Elu(a) if a >= 0.0);
+        // pooled with an ELU, each window's maximum is taken before the activation
+        // (`Act::after_max_pool`: the exponentials were a sixth of FCN-4's training
+        // step). The same outputs; the recorded position differs from the activated
+        // values' first maximum only where the ELU rounds distinct inputs to one value
+        // (below about −17, where its slope is under 1e-7).
+        let act_last = pooled && self.act.after_max_pool();
         let body = |pi: usize, yo: &mut [f32], ao: Option<&mut [u8]>| {
             let base = pi * plane;
             let zp = &z[base..base + plane];

@@ -109,8 +109,8 @@ pub(crate) const F2: Algo<2, 4> = Algo {
 /// ("Error analysis and improving the accuracy of Winograd convolution for deep neural
 /// networks", ACM TOMS 46(4), 2020, Table 3) found the most accurate for F(4, 3) — a
 /// quarter to a half of the max error of Lavin & Gray's 0, ±1, ±2 in our `f32` check
-/// (`tools/winograd_points.py`, 128 and 256 channels; chunked sums halve it again). Built by the Toom–Cook construction from those points
-/// (`Aᵀ` columns `pᵢ^k`, `G` rows `pᵢ^k / Πⱼ≠ᵢ(pᵢ − pⱼ)`, `Bᵀ` solved from
+/// (`tools/winograd_points.py`, 128 and 256 channels; chunked sums halve it again).
+/// Built by the Toom–Cook construction from those points (`Aᵀ` columns `pᵢ^k`, `G` rows `pᵢ^k / Πⱼ≠ᵢ(pᵢ − pⱼ)`, `Bᵀ` solved from
 /// `Σⱼ Aᵀᵢⱼ Gⱼₖ Bᵀⱼₗ = [l = i + k]`), rows of `Bᵀ` scaled by 2 where that makes them
 /// integers (the matching rows of `G` by ½: exact in binary).
 ///
@@ -247,9 +247,9 @@ fn transform<const N: usize, const K: usize>(
 /// `dst = a · b` for `a` `(o, c)` and `b` `(c, nb)` row-major, the sums over `c` in
 /// chunks of `chunk` (0: all at once), each chunk summed from zero and added to the
 /// total in order. With chunks and AVX-512F a kernel of its own (8 rows × 32 columns of
-/// sums in registers, each chunk's added to `dst`: no packing); else (F(2×2)'s whole sums,
-/// or no AVX-512F) one `gemm` product per chunk, accumulated. The kernel's rows are split over
-/// `threads` threads (the same sums either way).
+/// sums in registers, each chunk's added to `dst`: no packing); else (F(2×2)'s whole
+/// sums, or no AVX-512F) one `gemm` product per chunk, accumulated. The kernel's rows are
+/// split over `threads` threads (the same sums either way).
 fn product(
     a: &[f32],
     b: &[f32],
