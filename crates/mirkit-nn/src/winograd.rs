@@ -448,8 +448,9 @@ impl Which {
 
 /// The transformed kernel `U = G g Gᵀ` of a `(o, c, 3, 3)` kernel (row-major), laid out
 /// `(N², o, c)`: `U_ξ` (`ξ = N·a + b` for element `(a, b)` of the `N × N` transform) is
-/// the contiguous `(o, c)` matrix starting at `ξ·o·c`. Computed
-/// in `f64` and rounded once, output channels in parallel on the current rayon pool.
+/// the contiguous `(o, c)` matrix starting at `ξ·o·c`. Computed in `f64` and rounded
+/// once, eight input channels at a time in vector lanes, blocks of output channels in
+/// parallel on the current rayon pool (the same bits on any thread count).
 /// Done at every call (weights may change between calls), which [`worth_it`] weighs
 /// against the savings.
 pub(crate) fn transform_kernel(kernel: &[f32], o: usize, c: usize, which: Which) -> Vec<f32> {
@@ -467,40 +468,82 @@ fn transform_kernel_with<const M: usize, const N: usize>(
 ) -> Vec<f32> {
     assert_eq!(kernel.len(), o * c * 9, "kernel (O, C, 3, 3)");
     let nn = N * N;
-    let mut u = vec![0f32; nn * o * c];
-    // (o, N², c) first, output channels in parallel; then regrouped as (N², o, c)
-    let row = |(uo, ko): (&mut [f32], &[f32])| {
-        for (ci, g) in ko.chunks_exact(9).enumerate() {
-            // G g (N × 3), then (G g) Gᵀ (N × N)
-            let gg: [[f64; 3]; N] = std::array::from_fn(|a| {
-                std::array::from_fn(|j| (0..3).map(|i| alg.g[a][i] * g[3 * i + j] as f64).sum())
-            });
-            for (a, r) in gg.iter().enumerate() {
-                for b in 0..N {
-                    let v: f64 = (0..3).map(|j| r[j] * alg.g[b][j]).sum();
-                    uo[(a * N + b) * c + ci] = v as f32;
+    let mut by_xi = vec![0f32; nn * o * c];
+    if by_xi.is_empty() {
+        return by_xi;
+    }
+    // Each task takes a block of output channels and writes its run of every `U_ξ`:
+    // `pieces[block][ξ]` is that block's `(channels, c)` part of `U_ξ`.
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..o.div_ceil(KERNEL_BLOCK))
+        .map(|_| Vec::with_capacity(nn))
+        .collect();
+    for u in by_xi.chunks_exact_mut(o * c) {
+        for (p, run) in pieces.iter_mut().zip(u.chunks_mut(KERNEL_BLOCK * c)) {
+            p.push(run);
+        }
+    }
+    let task = |(block, mut runs): (usize, Vec<&mut [f32]>)| {
+        let first = block * KERNEL_BLOCK;
+        let rows = runs[0].len() / c;
+        for (oi, ko) in kernel[first * 9 * c..]
+            .chunks_exact(9 * c)
+            .take(rows)
+            .enumerate()
+        {
+            // LANES input channels at a time, each step over the lanes (vectorises)
+            for c0 in (0..c).step_by(LANES) {
+                let w = LANES.min(c - c0);
+                let mut g = [[0f64; LANES]; 9];
+                for (l, gc) in ko[c0 * 9..][..w * 9].chunks_exact(9).enumerate() {
+                    for (t, &v) in gc.iter().enumerate() {
+                        g[t][l] = v as f64;
+                    }
+                }
+                // G g (N × 3) and (G g) Gᵀ (N × N), each sum in order from its first
+                // term (`-0.0 + x` is `x`: the order and bits of an iterator's `sum`)
+                let gg: [[[f64; LANES]; 3]; N] = std::array::from_fn(|a| {
+                    std::array::from_fn(|j| {
+                        std::array::from_fn(|l| {
+                            let mut s = -0.0;
+                            for i in 0..3 {
+                                s += alg.g[a][i] * g[3 * i + j][l];
+                            }
+                            s
+                        })
+                    })
+                });
+                for (a, r) in gg.iter().enumerate() {
+                    for b in 0..N {
+                        let v: [f64; LANES] = std::array::from_fn(|l| {
+                            let mut s = -0.0;
+                            for j in 0..3 {
+                                s += r[j][l] * alg.g[b][j];
+                            }
+                            s
+                        });
+                        let dst = &mut runs[a * N + b][oi * c + c0..][..w];
+                        for (d, &v) in dst.iter_mut().zip(&v) {
+                            *d = v as f32;
+                        }
+                    }
                 }
             }
         }
     };
     if rayon::current_num_threads() > 1 && o * c >= 4096 {
         use rayon::prelude::*;
-        u.par_chunks_exact_mut(nn * c)
-            .zip(kernel.par_chunks_exact(9 * c))
-            .for_each(row);
+        pieces.into_par_iter().enumerate().for_each(task);
     } else {
-        u.chunks_exact_mut(nn * c)
-            .zip(kernel.chunks_exact(9 * c))
-            .for_each(row);
-    }
-    let mut by_xi = vec![0f32; nn * o * c];
-    for (oc, uo) in u.chunks_exact(nn * c).enumerate() {
-        for (xi, src) in uo.chunks_exact(c).enumerate() {
-            by_xi[(xi * o + oc) * c..][..c].copy_from_slice(src);
-        }
+        pieces.into_iter().enumerate().for_each(task);
     }
     by_xi
 }
+
+/// Output channels per task of [`transform_kernel`].
+const KERNEL_BLOCK: usize = 8;
+
+/// Input channels per step of [`transform_kernel`]: one AVX-512 vector of `f64`.
+const LANES: usize = 8;
 
 /// Whether the transforms repay themselves for `n` items of geometry `g`: the kernel's
 /// transform costs about as much as 64 output positions' worth of saved products per
@@ -810,6 +853,71 @@ mod tests {
             poh: h / pool.0,
             pow: w / pool.1,
             pool,
+        }
+    }
+
+    /// The kernel transform written plainly, one (output, input) channel pair at a
+    /// time: what [`transform_kernel`] computes, in the same order.
+    fn transform_kernel_plain<const M: usize, const N: usize>(
+        alg: &Algo<M, N>,
+        kernel: &[f32],
+        o: usize,
+        c: usize,
+    ) -> Vec<f32> {
+        let mut u = vec![0f32; N * N * o * c];
+        for oc in 0..o {
+            for ci in 0..c {
+                let g = &kernel[(oc * c + ci) * 9..][..9];
+                let gg: [[f64; 3]; N] = std::array::from_fn(|a| {
+                    std::array::from_fn(|j| (0..3).map(|i| alg.g[a][i] * g[3 * i + j] as f64).sum())
+                });
+                for (a, r) in gg.iter().enumerate() {
+                    for b in 0..N {
+                        let v: f64 = (0..3).map(|j| r[j] * alg.g[b][j]).sum();
+                        u[((a * N + b) * o + oc) * c + ci] = v as f32;
+                    }
+                }
+            }
+        }
+        u
+    }
+
+    #[test]
+    fn kernel_transform_keeps_the_plain_sums_bits() {
+        let mut rng = mirkit_core::Rng::new(11);
+        // channel counts off the lane and block widths; signed zeros and exact values
+        for &(o, c) in &[(1usize, 1usize), (3, 7), (9, 17), (24, 40), (130, 33)] {
+            let k: Vec<f32> = (0..o * c * 9)
+                .map(|i| match i % 11 {
+                    0 => -0.0,
+                    1 => 0.0,
+                    2 => 1.5,
+                    _ => rng.normal() as f32,
+                })
+                .collect();
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let (u2, u4) = pool.install(|| {
+                    (
+                        transform_kernel(&k, o, c, Which::F2),
+                        transform_kernel(&k, o, c, Which::F4),
+                    )
+                });
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&u2),
+                    bits(&transform_kernel_plain(&F2, &k, o, c)),
+                    "F2 {o}x{c}"
+                );
+                assert_eq!(
+                    bits(&u4),
+                    bits(&transform_kernel_plain(&F4, &k, o, c)),
+                    "F4 {o}x{c}"
+                );
+            }
         }
     }
 
