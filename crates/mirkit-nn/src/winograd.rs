@@ -407,7 +407,7 @@ mod product512 {
 /// `dst.copy_from_slice(src)` for the short runs of the transforms, inline rather than a
 /// call to the C library's `memmove` per run of ~16 floats.
 #[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len());
     let mut d = dst.chunks_exact_mut(L);
     let mut s = src.chunks_exact(L);
