@@ -164,7 +164,11 @@ pub(crate) fn backward(
         .enumerate()
         .map(|(gi, dxg)| {
             let items = gi * per..((gi + 1) * per).min(n);
-            let mut dw = vec![0f32; g.o * k];
+            // zeros written, not `calloc`'s untouched pages: the products below read
+            // before they write, and a fresh page read first maps the shared zero page,
+            // whose copy-on-write at the first write flushes the other CPUs' TLBs (7.5 %
+            // of the short-chunk ResNet's training step, in the kernel's IPIs)
+            let mut dw = zeros_par(g.o * k, g.o * k);
             if by_taps(g) {
                 // the kernel gradient directly from each item's transposed input where
                 // the CPU allows (kernels::conv1d_tap_grads_into), summed over the
