@@ -297,7 +297,7 @@ impl Act {
 }
 
 /// `act` in place.
-fn activate(act: Act, row: &mut [f32]) {
+pub(crate) fn activate(act: Act, row: &mut [f32]) {
     match act {
         Act::Identity => {}
         Act::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),

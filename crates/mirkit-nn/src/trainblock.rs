@@ -28,8 +28,8 @@
 
 use crate::batchnorm::update_running;
 use crate::conv2d::contiguous_f32;
-use crate::fused::{run, Act, ConvSpec, Epilogue, Geo, Steps};
-use crate::pool::{argmax_fits, scatter_argmax, window_argmax, window_index};
+use crate::fused::{activate, run, Act, ConvSpec, Epilogue, Geo, Steps};
+use crate::pool::{argmax_fits, scatter_argmax, window_argmax, window_offsets};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -156,20 +156,34 @@ impl CustomOp3 for BlockOp {
             let base = pi * plane;
             let zp = &z[base..base + plane];
             let (act, affine) = (self.act, affine.get(pi % o).copied());
-            let u = |i: usize| match affine {
-                Some((scale, shift)) => zp[i] * scale + shift,
-                None => zp[i],
+            // `u` of the plane's values from `at` on, a row at a time (vectorises)
+            let u = |at: usize, row: &mut [f32]| {
+                let src = &zp[at..][..row.len()];
+                match affine {
+                    Some((scale, shift)) => {
+                        for (v, &z) in row.iter_mut().zip(src) {
+                            *v = z * scale + shift;
+                        }
+                    }
+                    None => row.copy_from_slice(src),
+                }
             };
             match ao {
-                None => yo
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(i, v)| *v = act.apply(u(i))),
+                None => {
+                    u(0, yo);
+                    activate(act, yo);
+                }
                 Some(ao) if act_last => {
                     window_argmax(u, width, (ph, pw), (oh, ow), yo, ao);
-                    yo.iter_mut().for_each(|v| *v = act.apply(*v));
+                    activate(act, yo);
                 }
-                Some(ao) => window_argmax(|i| act.apply(u(i)), width, (ph, pw), (oh, ow), yo, ao),
+                Some(ao) => {
+                    let fill = |at: usize, row: &mut [f32]| {
+                        u(at, row);
+                        activate(act, row);
+                    };
+                    window_argmax(fill, width, (ph, pw), (oh, ow), yo, ao)
+                }
             }
         };
         let chunk = (oh * ow).max(1);
@@ -837,8 +851,13 @@ impl CustomOp3 for ResidualOp {
                 .for_each(|(p, (yo, ao))| {
                     let s = se[p];
                     let base = p * plane;
-                    let f = |i: usize| (x[base + i] + out[base + i] * s).max(0.0);
-                    window_argmax(f, w, self.pool, (oh, ow), yo, ao);
+                    let fill = |at: usize, row: &mut [f32]| {
+                        let (xs, os) = (&x[base + at..], &out[base + at..]);
+                        for ((v, &a), &b) in row.iter_mut().zip(xs).zip(os) {
+                            *v = (a + b * s).max(0.0);
+                        }
+                    };
+                    window_argmax(fill, w, self.pool, (oh, ow), yo, ao);
                 });
             *self.argmax.lock().expect("argmax lock") = arg;
         } else {
@@ -891,6 +910,7 @@ impl CustomOp3 for ResidualOp {
         // gradient at the ReLU's input (PyTorch's rule at 0: no gradient), one task per
         // plane; every element is written
         let mut g = vec![0f32; n * c * plane];
+        let offsets = window_offsets(w, self.pool);
         g.par_chunks_mut(plane.max(1))
             .enumerate()
             .for_each(|(p, gp)| {
@@ -901,7 +921,8 @@ impl CustomOp3 for ResidualOp {
                     gp.fill(0.0);
                     let ap = &arg[p * plane_out..][..plane_out];
                     for (o, (&v, &at)) in gout.iter().zip(ap).enumerate() {
-                        let i = window_index(w, self.pool, ow, o, at);
+                        let (r, q) = (o / ow, o % ow);
+                        let i = r * self.pool.0 * w + q * self.pool.1 + offsets[at as usize];
                         if live(i) {
                             gp[i] += v;
                         }
