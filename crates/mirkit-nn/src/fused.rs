@@ -1055,7 +1055,7 @@ pub(crate) fn tiles(n: usize, g: &Geo) -> Vec<Tile> {
 pub(crate) fn tiles_with(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
     let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
     let least = g.pool.0 * g.pool.1 * 16;
-    let budget = tile_positions(g, tile_floats);
+    let budget = tile_positions(g, tile_floats).max(least);
     let tiles = tile_grid(n, (rows, cols), g.pool, budget);
     if tiles.len() < 3 || tiles.len().is_multiple_of(2) {
         return tiles;
@@ -1081,10 +1081,12 @@ pub(crate) fn tiles_with(n: usize, g: &Geo, tile_floats: usize) -> Vec<Tile> {
 
 /// Output positions per tile of `g` for a budget of `tile_floats` per buffer: as many as
 /// fit both the im2col tile (K × m) and the product (O × m; the tap products build no
-/// im2col), at least a few whole pooling windows.
+/// im2col). [`tiles_with`] takes at least a few whole pooling windows even where fewer
+/// fit; [`item_groups`] never exceeds it (FCN-4's last layer, 32 positions per item
+/// over 6912 kernel rows, would otherwise stack 16 items in a 14 MB tile).
 fn tile_positions(g: &Geo, tile_floats: usize) -> usize {
     let per_col = if by_taps(g) { g.o } else { g.k().max(g.o) }.max(1);
-    (tile_floats / per_col).max(g.pool.0 * g.pool.1 * 16)
+    tile_floats / per_col
 }
 
 /// Whole-plane tiles of consecutive items taken together: `(tile of the first item,
@@ -1363,10 +1365,12 @@ pub(crate) fn run_split(
             // method does not depend on the tile's width (every part over 64 rows:
             // [`row_blocks`])
             if parts.iter().all(|p| p.2 > 64) {
-                let positions = (4 * TILE_FLOATS / k.max(1)).max(g.pool.0 * g.pool.1 * 16);
+                let positions = 4 * TILE_FLOATS / k.max(1);
+                let least = g.pool.0 * g.pool.1 * 16;
                 let (rows, cols) = (g.poh * g.pool.0, g.pow * g.pool.1);
-                item_groups(n, g, positions)
-                    .unwrap_or_else(|| alone(&tile_grid(n, (rows, cols), g.pool, positions)))
+                item_groups(n, g, positions).unwrap_or_else(|| {
+                    alone(&tile_grid(n, (rows, cols), g.pool, positions.max(least)))
+                })
             } else {
                 groups.clone()
             }
