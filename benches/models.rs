@@ -239,6 +239,38 @@ fn benches(c: &mut Criterion) {
             y.sum_all().unwrap().backward().unwrap()
         })
     });
+    // the short-chunk ResNet's last block at batch 16 (256 → 512, 2 × 2 → 1 × 1): the
+    // items' one-position planes side by side in one product per kernel
+    // (`fused::item_groups`), the kernels read once per call instead of once per item
+    let vm7 = candle_nn::VarMap::new();
+    let vb7 = candle_nn::VarBuilder::from_varmap(&vm7, DType::F32, &dev);
+    let res7 = mirkit::nn::blocks::Res2d::new(256, 512, 3, 2, vb7).unwrap();
+    let x7 = Tensor::randn(0f32, 1.0, (16, 256, 2, 2), &dev).unwrap();
+    g.bench_function("res2d_block_256_512_2x2_batch16_eval", |b| {
+        b.iter(|| res7.forward_t(&x7, false).unwrap())
+    });
+    // a short-chunk CNN layer in training (128 → 128 on 32 × 32, batch norm, ReLU,
+    // max-pool 2 × 2, batch 4): the pool's argmax by bands of rows, its gradient through
+    // the window-offset table
+    let wc = Var::from_tensor(&Tensor::randn(0f32, 0.05, (128, 128, 3, 3), &dev).unwrap()).unwrap();
+    let spec_c = ConvSpec {
+        weight: wc.as_tensor(),
+        bias: None,
+        stride: 1,
+        padding: (1, 1),
+    };
+    let epi_c = Epilogue {
+        bn: Some(&bn3),
+        act: Act::Relu,
+        pool: (2, 2),
+    };
+    let xc = Tensor::randn(0f32, 1.0, (4, 128, 32, 32), &dev).unwrap();
+    g.bench_function("cnn_layer_128_32x32_relu_pool_train_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = fused::conv_block(&xc, spec_c, epi_c, true).unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
     // one Adam update (L2 decay, moments present) of SampleCNN-sized parameters:
     // four (512, 512, 3) kernels, 3.1 M values, in one pass per variable
     let ws: Vec<Var> = (0..4)

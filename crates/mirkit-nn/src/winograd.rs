@@ -516,8 +516,8 @@ fn transform_kernel_with<const M: usize, const N: usize>(
                     for b in 0..N {
                         let v: [f64; LANES] = std::array::from_fn(|l| {
                             let mut s = -0.0;
-                            for j in 0..3 {
-                                s += r[j][l] * alg.g[b][j];
+                            for (rj, &gj) in r.iter().zip(&alg.g[b]) {
+                                s += rj[l] * gj;
                             }
                             s
                         });
