@@ -2055,6 +2055,52 @@ mod tests {
         }
     }
 
+    /// A random 3×3 block (padding 1, bias, random batch norm, ReLU) and its input.
+    struct Case3x3 {
+        x: Tensor,
+        wt: Tensor,
+        b: Tensor,
+        norm: BatchNorm,
+        stride: usize,
+        pool: (usize, usize),
+    }
+
+    impl Case3x3 {
+        fn new(
+            rng: &mut mirkit_core::Rng,
+            (n, c, h, w): (usize, usize, usize, usize),
+            o: usize,
+            stride: usize,
+            pool: (usize, usize),
+        ) -> Self {
+            Self {
+                x: uniform(rng, &[n, c, h, w], -1.0, 1.0),
+                wt: uniform(rng, &[o, c, 3, 3], -0.5, 0.5),
+                b: uniform(rng, &[o], -0.3, 0.3),
+                norm: random_bn(rng, o),
+                stride,
+                pool,
+            }
+        }
+
+        fn spec(&self) -> ConvSpec<'_> {
+            ConvSpec {
+                weight: &self.wt,
+                bias: Some(&self.b),
+                stride: self.stride,
+                padding: (1, 1),
+            }
+        }
+
+        fn epi(&self) -> Epilogue<'_> {
+            Epilogue {
+                bn: Some(&self.norm),
+                act: Act::Relu,
+                pool: self.pool,
+            }
+        }
+    }
+
     /// Small planes of several items computed side by side ([`item_groups`]: one group,
     /// several, uneven, pooled, strided) equal the composed ops item by item.
     #[test]
@@ -2085,23 +2131,9 @@ mod tests {
             };
             let groups = item_groups(n, &g, tile_positions(&g, TILE_FLOATS));
             assert!(groups.is_some_and(|v| v.len() < n), "items side by side");
-            let x = uniform(&mut rng, &[n, c, h, w], -1.0, 1.0);
-            let wt = uniform(&mut rng, &[o, c, 3, 3], -0.5, 0.5);
-            let b = uniform(&mut rng, &[o], -0.3, 0.3);
-            let norm = random_bn(&mut rng, o);
-            let spec = ConvSpec {
-                weight: &wt,
-                bias: Some(&b),
-                stride,
-                padding: (1, 1),
-            };
-            let epi = Epilogue {
-                bn: Some(&norm),
-                act: Act::Relu,
-                pool,
-            };
-            let got = conv_block_eval(&x, spec, epi).unwrap();
-            let e = max_rel(&got, &composed(&x, spec, epi).unwrap());
+            let case = Case3x3::new(&mut rng, (n, c, h, w), o, stride, pool);
+            let got = conv_block_eval(&case.x, case.spec(), case.epi()).unwrap();
+            let e = max_rel(&got, &composed(&case.x, case.spec(), case.epi()).unwrap());
             assert!(e <= 1e-5, "{e} for {:?}", (c, o, h, w, stride, pool, n));
         }
     }
@@ -2367,24 +2399,8 @@ mod tests {
             (256, 256, 8, 8, 2, (1, 1), 16),
             (32, 96, 6, 6, 1, (2, 2), 7),
         ] {
-            let x = uniform(&mut rng, &[n, c, h, w], -1.0, 1.0);
-            let wt = uniform(&mut rng, &[o, c, 3, 3], -0.5, 0.5);
-            let b = uniform(&mut rng, &[o], -0.3, 0.3);
-            let norm = random_bn(&mut rng, o);
-            let run_on = |threads: usize| {
-                let spec = ConvSpec {
-                    weight: &wt,
-                    bias: Some(&b),
-                    stride,
-                    padding: (1, 1),
-                };
-                let epi = Epilogue {
-                    bn: Some(&norm),
-                    act: Act::Relu,
-                    pool,
-                };
-                eval_on(threads, &x, spec, epi)
-            };
+            let case = Case3x3::new(&mut rng, (n, c, h, w), o, stride, pool);
+            let run_on = |threads: usize| eval_on(threads, &case.x, case.spec(), case.epi());
             let one = run_on(1);
             for t in [2, 3, 4] {
                 assert!(run_on(t) == one, "{:?} on {t} threads", (c, o, h, w, n));
