@@ -1349,9 +1349,6 @@ pub(crate) fn run_split(
             );
         }
     };
-    // few tiles for the threads (a small batch's late layers): the tiles one after the
-    // other, each tile's products in blocks of kernel rows across the threads (the
-    // `gemm` crate's own threading is slower than one thread on these shapes)
     // im2col products: small planes of several items side by side ([`item_groups`])
     let im2col = wino_parts.is_none() && !by_taps(g);
     let alone = |tiles: &[Tile]| tiles.iter().map(|&t| (t, 1)).collect::<Vec<_>>();
@@ -1359,6 +1356,9 @@ pub(crate) fn run_split(
         .then(|| item_groups(n, g, tile_positions(g, TILE_FLOATS)))
         .flatten()
         .unwrap_or_else(|| alone(&tiles));
+    // few tiles for the threads (a small batch's late layers): the tiles one after the
+    // other, each tile's products in blocks of kernel rows across the threads (the
+    // `gemm` crate's own threading is slower than one thread on these shapes)
     let by_rows = (im2col && pool > 1 && groups.len() < 2 * pool)
         .then(|| {
             // larger tiles, so that the kernel is packed fewer times, where the product's
@@ -1828,17 +1828,18 @@ fn im2col_padded(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32], ld: usize) {
     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
     let m = tr * tw;
     let s = g.stride;
-    // the padded input's rows y0..y0 + ph and columns x0..x0 + pw read by the tile
+    // the buffer: the padded input's rows y0..y0 + bh and columns x0..x0 + bw, those
+    // the tile reads
     let (y0, x0) = (t.r0 * s, t.c0 * s);
-    let (ph, pw) = ((tr - 1) * s + g.kh, (tw - 1) * s + g.kw);
-    // input columns inside the buffer's row: buffer columns lo..hi, from input column
-    // x0 + lo − pw (`g.pw` zeros on the left of the input, the rest on the right)
-    let lo = g.pw.saturating_sub(x0).min(pw);
-    let hi = (g.w + g.pw).saturating_sub(x0).clamp(lo, pw);
-    let mut p = vec![0f32; ph * pw];
+    let (bh, bw) = ((tr - 1) * s + g.kh, (tw - 1) * s + g.kw);
+    // input columns inside a buffer row: buffer columns lo..hi, from input column
+    // x0 + lo − g.pw (zeros left of them for the left padding, right for the right)
+    let lo = g.pw.saturating_sub(x0).min(bw);
+    let hi = (g.w + g.pw).saturating_sub(x0).clamp(lo, bw);
+    let mut p = vec![0f32; bh * bw];
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..][..g.h * g.w];
-        for (py, prow) in p.chunks_exact_mut(pw).enumerate() {
+        for (py, prow) in p.chunks_exact_mut(bw).enumerate() {
             let iy = (y0 + py).checked_sub(g.ph).filter(|&iy| iy < g.h);
             match iy {
                 Some(iy) if lo < hi => {
@@ -1856,7 +1857,7 @@ fn im2col_padded(x: &[f32], g: &Geo, t: &Tile, cols: &mut [f32], ld: usize) {
             for j in 0..g.kw {
                 let row = &mut cols[((c * g.kh + i) * g.kw + j) * ld..][..m];
                 for (r, out) in row.chunks_exact_mut(tw).enumerate() {
-                    let src = &p[(r * s + i) * pw + j..];
+                    let src = &p[(r * s + i) * bw + j..];
                     match s {
                         1 => crate::winograd::copy_run(out, &src[..tw]),
                         2 => gather_even(out, src),

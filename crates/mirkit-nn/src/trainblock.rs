@@ -920,11 +920,14 @@ impl CustomOp3 for ResidualOp {
                 if self.pooled() {
                     gp.fill(0.0);
                     let ap = &arg[p * plane_out..][..plane_out];
-                    for (o, (&v, &at)) in gout.iter().zip(ap).enumerate() {
-                        let (r, q) = (o / ow, o % ow);
-                        let i = r * self.pool.0 * w + q * self.pool.1 + offsets[at as usize];
-                        if live(i) {
-                            gp[i] += v;
+                    let rows = gout.chunks(ow.max(1)).zip(ap.chunks(ow.max(1)));
+                    for (r, (gr, ar)) in rows.enumerate() {
+                        let first = r * self.pool.0 * w;
+                        for (q, (&v, &at)) in gr.iter().zip(ar).enumerate() {
+                            let i = first + q * self.pool.1 + offsets[at as usize];
+                            if live(i) {
+                                gp[i] += v;
+                            }
                         }
                     }
                 } else {
