@@ -287,11 +287,25 @@ pub(crate) fn scatter_argmax(
     let offsets = window_offsets(w, pool);
     for (p, (gp, ap)) in g.chunks(plane_out).zip(arg.chunks(plane_out)).enumerate() {
         let dxp = &mut dx[p * plane_in..][..plane_in];
-        for (r, (gr, ar)) in gp.chunks(ow.max(1)).zip(ap.chunks(ow.max(1))).enumerate() {
-            let first = r * pool.0 * w;
-            for (q, (&v, &at)) in gr.iter().zip(ar).enumerate() {
-                dxp[first + q * pool.1 + offsets[at as usize]] += v;
-            }
+        route_plane(gp, ap, &offsets, (w, ow), pool, |i, v| dxp[i] += v);
+    }
+}
+
+/// Calls `f(i, v)` for each output `v` of one pooled plane `g` (rows of `ow`) with the
+/// plane index `i` of its recorded maximum `arg` in the input plane of width `w`
+/// (`offsets` from [`window_offsets`]), outputs in order.
+pub(crate) fn route_plane(
+    g: &[f32],
+    arg: &[u8],
+    offsets: &[usize],
+    (w, ow): (usize, usize),
+    (ph, pw): (usize, usize),
+    mut f: impl FnMut(usize, f32),
+) {
+    for (r, (gr, ar)) in g.chunks(ow.max(1)).zip(arg.chunks(ow.max(1))).enumerate() {
+        let first = r * ph * w;
+        for (q, (&v, &at)) in gr.iter().zip(ar).enumerate() {
+            f(first + q * pw + offsets[at as usize], v);
         }
     }
 }

@@ -29,7 +29,7 @@
 use crate::batchnorm::update_running;
 use crate::conv2d::contiguous_f32;
 use crate::fused::{activate, run, Act, ConvSpec, Epilogue, Geo, Steps};
-use crate::pool::{argmax_fits, scatter_argmax, window_argmax, window_offsets};
+use crate::pool::{argmax_fits, route_plane, scatter_argmax, window_argmax, window_offsets};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -920,16 +920,11 @@ impl CustomOp3 for ResidualOp {
                 if self.pooled() {
                     gp.fill(0.0);
                     let ap = &arg[p * plane_out..][..plane_out];
-                    let rows = gout.chunks(ow.max(1)).zip(ap.chunks(ow.max(1)));
-                    for (r, (gr, ar)) in rows.enumerate() {
-                        let first = r * self.pool.0 * w;
-                        for (q, (&v, &at)) in gr.iter().zip(ar).enumerate() {
-                            let i = first + q * self.pool.1 + offsets[at as usize];
-                            if live(i) {
-                                gp[i] += v;
-                            }
+                    route_plane(gout, ap, &offsets, (w, ow), self.pool, |i, v| {
+                        if live(i) {
+                            gp[i] += v;
                         }
-                    }
+                    });
                 } else {
                     for (i, (d, &v)) in gp.iter_mut().zip(gout).enumerate() {
                         *d = if live(i) { v } else { 0.0 };
