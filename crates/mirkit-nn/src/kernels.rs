@@ -56,6 +56,18 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// Whether the CPU has AVX2 and FMA (the standard library caches the answer): the
+/// condition of the element-wise loops' `#[target_feature(enable = "avx2,fma")]`
+/// variants, which the compiler turns into 256-bit vector code instead of the
+/// baseline's 128-bit. Those variants run the same operations in the same order (Rust
+/// does not contract `a·b + c` into an FMA by itself), so the results do not depend on
+/// which one runs.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn avx2_fma() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}
+
 /// `c = a · b` (or `c += a · b` with `accumulate`), `c` row-major `(a.rows, b.cols)`, on
 /// this thread.
 ///

@@ -116,6 +116,71 @@ impl CustomOp3 for BlockOp {
             contiguous_f32(s2, l2, "kernel")?,
             contiguous_f32(s3, l3, "parameters")?,
         );
+        let (y, saved) = self.forward(x, w, p)?;
+        *self.saved.lock().expect("saved lock") = saved;
+        Ok((CpuStorage::F32(y), self.out_shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // the saved values are used once and freed here, so the memory of the blocks
+        // already differentiated is returned while the backward goes on (PyTorch frees
+        // saved tensors the same way unless asked to retain the graph)
+        let saved = std::mem::take(&mut *self.saved.lock().expect("saved lock"));
+        if saved.z.is_empty() {
+            candle_core::bail!(
+                "conv block: a second backward pass through the same forward (its saved \
+                 values are freed by the first; run the forward again)"
+            )
+        }
+        // the output gradient, the stored input, kernel and parameters, read in place
+        let grad = grad.contiguous()?;
+        let (gs, gl) = grad.storage_and_layout();
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (ps, pl) = params.storage_and_layout();
+        let gout = contiguous_f32(crate::convop::cpu(&gs)?, gl, "gradient")?;
+        let xv = contiguous_f32(crate::convop::cpu(&xs)?, xl, "input")?;
+        let wv = contiguous_f32(crate::convop::cpu(&ws)?, wl, "kernel")?;
+        let pv = contiguous_f32(crate::convop::cpu(&ps)?, pl, "parameters")?;
+        let need_dx = x.track_op();
+        let (dx, dw, dp) = self.backward(saved, (xv, wv, pv), Src::Read(gout), need_dx);
+        drop((gs, xs, ws, ps));
+        Ok((
+            need_dx
+                .then(|| Tensor::from_vec(dx, x.shape(), x.device()))
+                .transpose()?,
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+            Some(Tensor::from_vec(dp, params.shape(), params.device())?),
+        ))
+    }
+}
+
+impl BlockOp {
+    /// The output's shape: `(N, O, L')` or `(N, O, H', W')` after pooling.
+    fn out_shape(&self) -> Shape {
+        let (n, o, (oh, ow)) = (self.n, self.g.o, self.out_hw);
+        if self.one_d {
+            Shape::from((n, o, ow))
+        } else {
+            Shape::from((n, o, oh, ow))
+        }
+    }
+
+    /// The forward over the input `x`, kernel `w` and parameters `p` (bias[, γ, β]):
+    /// the block's output and what its backward needs.
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        p: &[f32],
+    ) -> candle_core::Result<(Vec<f32>, Saved)> {
         let (g, o) = (&self.g, self.g.o);
         let per_channel = if self.bn { 3 } else { 1 };
         if p.len() != per_channel * o {
@@ -197,76 +262,55 @@ impl CustomOp3 for BlockOp {
                 .enumerate()
                 .for_each(|(pi, yo)| body(pi, yo, None));
         }
-        *self.saved.lock().expect("saved lock") = Saved {
-            z,
-            mean,
-            inv_std,
-            var,
-            argmax,
-        };
-        let shape = if self.one_d {
-            Shape::from((self.n, o, ow))
-        } else {
-            Shape::from((self.n, o, oh, ow))
-        };
-        Ok((CpuStorage::F32(y), shape))
+        Ok((
+            y,
+            Saved {
+                z,
+                mean,
+                inv_std,
+                var,
+                argmax,
+            },
+        ))
     }
 
-    fn bwd(
+    /// The backward from the output gradient `gout` (`Src::Read`: the block's output
+    /// shape, read in place; `Src::Owned`: before pooling, overwritten): the gradients
+    /// of the input (empty without `need_dx`), the kernel and the parameters, for the
+    /// forward's input, kernel and parameters `(x, w, p)` and its `saved` values (used
+    /// up: freed here).
+    pub(crate) fn backward(
         &self,
-        x: &Tensor,
-        w: &Tensor,
-        params: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // the saved values are used once and freed here, so the memory of the blocks
-        // already differentiated is returned while the backward goes on (PyTorch frees
-        // saved tensors the same way unless asked to retain the graph)
-        let saved = std::mem::take(&mut *self.saved.lock().expect("saved lock"));
-        if saved.z.is_empty() {
-            candle_core::bail!(
-                "conv block: a second backward pass through the same forward (its saved \
-                 values are freed by the first; run the forward again)"
-            )
-        }
-        let gout: Vec<f32> = grad.flatten_all()?.to_vec1()?;
+        saved: Saved,
+        (x, w, p): (&[f32], &[f32], &[f32]),
+        gout: Src<'_>,
+        need_dx: bool,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         // output gradient before pooling
-        let dy: Vec<f32> = if saved.argmax.is_empty() {
-            gout
-        } else {
-            let mut d = vec![0f32; saved.z.len()];
-            let (h, w) = (self.g.poh, self.g.pow);
-            scatter_argmax(&gout, &saved.argmax, (h, w), self.pool, self.out_hw, &mut d);
-            d
+        let dy = match gout {
+            Src::Read(gout) if !saved.argmax.is_empty() => {
+                let mut d = vec![0f32; saved.z.len()];
+                let (h, w) = (self.g.poh, self.g.pow);
+                scatter_argmax(gout, &saved.argmax, (h, w), self.pool, self.out_hw, &mut d);
+                Src::Owned(d)
+            }
+            dy => dy,
         };
         // the convolution output's gradient and the parameters' (bias[, γ, β])
         let (dz, dp) = if self.bn {
-            let pv: Vec<f32> = params.flatten_all()?.to_vec1()?;
-            self.bn_backward(&saved, dy, &pv)
+            self.bn_backward(&saved, dy, p)
         } else {
+            let dy = match dy {
+                Src::Read(v) => v.to_vec(),
+                Src::Owned(v) => v,
+            };
             self.act_backward(&saved, dy)
         };
         drop(saved);
-        let need_dx = x.track_op();
-        // the stored input and kernel, read in place (no copies)
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let xv = contiguous_f32(crate::convop::cpu(&xs)?, xl, "input")?;
-        let wv = contiguous_f32(crate::convop::cpu(&ws)?, wl, "kernel")?;
-        let (dx, dw) = crate::convop::backward(xv, wv, &dz, self.n, &self.g, need_dx);
-        drop((xs, ws));
-        Ok((
-            need_dx
-                .then(|| Tensor::from_vec(dx, x.shape(), x.device()))
-                .transpose()?,
-            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
-            Some(Tensor::from_vec(dp, params.shape(), params.device())?),
-        ))
+        let (dx, dw) = crate::convop::backward(x, w, &dz, self.n, &self.g, need_dx);
+        (dx, dw, dp)
     }
-}
 
-impl BlockOp {
     /// Without a batch norm: `dz = dy · act'(z)` and the bias gradient `Σ dz` per
     /// channel.
     fn act_backward(&self, saved: &Saved, mut dz: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
@@ -289,73 +333,94 @@ impl BlockOp {
 
     /// With the batch norm (batch statistics): `dz` from `dy` through the activation and
     /// the normalisation ([`crate::batchnorm`]'s formula), and the gradients of the
-    /// bias, γ and β, in that order.
-    fn bn_backward(&self, saved: &Saved, mut dz: Vec<f32>, pv: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let (o, plane, act, n) = (self.g.o, self.plane(), self.act, self.n);
+    /// bias, γ and β, in that order. `dy` is the output gradient before pooling: read in
+    /// place from the op's argument (`Src::Read`, then `dz` is a new buffer) or, after
+    /// the pooling's scatter, an owned buffer overwritten with `dz` (`Src::Owned`).
+    fn bn_backward(&self, saved: &Saved, dy: Src<'_>, pv: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (o, plane, act, n) = (self.g.o, self.plane().max(1), self.act, self.n);
         let (gamma, beta) = (&pv[o..2 * o], &pv[2 * o..]);
         let (z, mean, inv_std) = (&saved.z, &saved.mean, &saved.inv_std);
-        let plane = plane.max(1);
         // a few planes per task when they are small
         let min_planes = (4096 / plane).max(1);
-        // pass 1 (in place over `dz`, which holds dy): g = dy · act'(u), u = γ·x̂ + β
-        // recomputed from z; per-plane partial sums Σ g and Σ g·x̂
-        let partial: Vec<(f64, f64)> = dz
-            .par_chunks_mut(plane)
-            .with_min_len(min_planes)
-            .enumerate()
-            .map(|(pi, d)| {
-                let ch = pi % o;
-                let zp = &z[pi * plane..][..d.len()];
-                let norm = (mean[ch], inv_std[ch], gamma[ch] as f64, beta[ch] as f64);
-                match act {
-                    Act::Relu => bn_grad_pass1(d, zp, norm, |d, u| d * (u > 0.0) as u8 as f32),
-                    Act::Identity => bn_grad_pass1(d, zp, norm, |d, _| d),
-                    // after a max-pool most of `dy` is zero: no exponential for those
-                    // (`0 · act'(u)` is that zero, the derivative being ≥ 0)
-                    Act::Elu(_) => bn_grad_pass1(d, zp, norm, |d, u| {
-                        if d == 0.0 {
-                            d
-                        } else {
-                            d * act.derivative(u) as f32
-                        }
-                    }),
-                }
+        // per channel: the forward's `u = z·scale + shift` (the same f32 arithmetic, so
+        // the activation's derivative sees the values the forward activated) and the
+        // mean in f32, from which `z − mean` is taken
+        let consts: Vec<BnPlane> = (0..o)
+            .map(|ch| BnPlane {
+                scale: (gamma[ch] as f64 * inv_std[ch]) as f32,
+                shift: (beta[ch] as f64 - mean[ch] * gamma[ch] as f64 * inv_std[ch]) as f32,
+                mean: mean[ch] as f32,
             })
             .collect();
+        // pass 1: g = dy · act'(u) per plane, with the plane's Σ g and Σ g·(z − mean₃₂)
+        let pass1 = |pi: usize, src: Option<&[f32]>, d: &mut [f32]| {
+            let zp = &z[pi * plane..][..d.len()];
+            let c = consts[pi % o];
+            match act {
+                Act::Relu => bn_pass1(src, d, zp, c, |d, u| if u > 0.0 { d } else { 0.0 }),
+                Act::Identity => bn_pass1(src, d, zp, c, |d, _| d),
+                // after a max-pool most of `dy` is zero: no exponential for those
+                // (`0 · act'(u)` is that zero, the derivative being ≥ 0)
+                Act::Elu(_) => bn_pass1(src, d, zp, c, |d, u| {
+                    if d == 0.0 {
+                        d
+                    } else {
+                        d * act.derivative(u) as f32
+                    }
+                }),
+            }
+        };
+        let (mut dz, partial): (Vec<f32>, Vec<(f64, f64)>) = match dy {
+            Src::Owned(mut d) => {
+                let partial = d
+                    .par_chunks_mut(plane)
+                    .with_min_len(min_planes)
+                    .enumerate()
+                    .map(|(pi, d)| pass1(pi, None, d))
+                    .collect();
+                (d, partial)
+            }
+            Src::Read(dy) => {
+                let mut d = crate::convop::zeros_par(dy.len(), plane * min_planes);
+                let partial = d
+                    .par_chunks_mut(plane)
+                    .with_min_len(min_planes)
+                    .zip(dy.par_chunks(plane))
+                    .enumerate()
+                    .map(|(pi, (d, s))| pass1(pi, Some(s), d))
+                    .collect();
+                (d, partial)
+            }
+        };
+        // per channel Σ g and Σ g·x̂, x̂ = (z − mean)·inv_std, in f64 (the f32 mean's
+        // rounding added back: Σ g·(z − mean) = Σ g·(z − mean₃₂) + (mean₃₂ − mean)·Σ g)
         let mut sums = vec![(0.0f64, 0.0f64); o];
-        for (pi, (a, b)) in partial.iter().enumerate() {
-            sums[pi % o].0 += a;
-            sums[pi % o].1 += b;
+        for (pi, (sg, sgc)) in partial.iter().enumerate() {
+            sums[pi % o].0 += sg;
+            sums[pi % o].1 += sgc;
         }
-        // pass 2: dz = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)), and Σ dz per plane (bias)
+        for (ch, s) in sums.iter_mut().enumerate() {
+            s.1 = (s.1 + (consts[ch].mean as f64 - mean[ch]) * s.0) * inv_std[ch];
+        }
+        // pass 2: dz = γ/σ · (g − mean(g) − x̂ · mean(g·x̂)) = a·g + b·(z − mean₃₂) + c,
+        // and Σ dz per plane (the bias's gradient)
         let m = (n * plane) as f64;
+        let coef: Vec<[f32; 3]> = (0..o)
+            .map(|ch| {
+                let (sg, sgx) = (sums[ch].0 / m, sums[ch].1 / m);
+                let k = gamma[ch] as f64 * inv_std[ch];
+                let b = -k * inv_std[ch] * sgx;
+                let c = -k * sg + b * (consts[ch].mean as f64 - mean[ch]);
+                [k as f32, b as f32, c as f32]
+            })
+            .collect();
         let dbp: Vec<f64> = dz
             .par_chunks_mut(plane)
             .with_min_len(min_planes)
             .enumerate()
             .map(|(pi, d)| {
-                let ch = pi % o;
-                let (sg, sgx) = (sums[ch].0 / m, sums[ch].1 / m);
-                let k = gamma[ch] as f64 * inv_std[ch];
                 let zp = &z[pi * plane..][..d.len()];
-                let (mu, inv) = (mean[ch], inv_std[ch]);
-                let one = |v: &mut f32, zv: f32| {
-                    let xh = (zv as f64 - mu) * inv;
-                    *v = (k * (*v as f64 - sg - xh * sgx)) as f32;
-                    *v as f64
-                };
-                let mut acc = [0f64; 8];
-                let mut dc = d.chunks_exact_mut(8);
-                let mut zc = zp.chunks_exact(8);
-                for (dv, zv) in (&mut dc).zip(&mut zc) {
-                    for l in 0..8 {
-                        acc[l] += one(&mut dv[l], zv[l]);
-                    }
-                }
-                let tail: f64 = (dc.into_remainder().iter_mut().zip(zc.remainder()))
-                    .map(|(v, &zv)| one(v, zv))
-                    .sum();
-                acc.iter().sum::<f64>() + tail
+                bn_pass2(d, zp, consts[pi % o].mean, coef[pi % o])
             })
             .collect();
         let mut dp = per_channel_sum(&dbp, o);
@@ -365,36 +430,145 @@ impl BlockOp {
     }
 }
 
-/// Pass 1 of the batch norm's backward over one plane, in place: `d ← grad(d, u)`
-/// (`d · act'(u)`) with `u = γ·x̂ + β` and `x̂ = (z − mean)·inv_std` recomputed from `z`
-/// (`norm` = mean, inv_std, γ, β); returns `(Σ d, Σ d·x̂)`, accumulated in f64 over
-/// eight lanes.
-fn bn_grad_pass1(
+/// Where a block's backward reads the output gradient (before pooling) from.
+enum Src<'a> {
+    /// The op's argument, read in place.
+    Read(&'a [f32]),
+    /// A buffer of the backward's own (the pooling's scatter), overwritten.
+    Owned(Vec<f32>),
+}
+
+/// Per-channel constants of the batch norm's backward: the forward's `u = z·scale +
+/// shift` and the mean in f32.
+#[derive(Clone, Copy)]
+struct BnPlane {
+    scale: f32,
+    shift: f32,
+    mean: f32,
+}
+
+/// Lanes of the batch norm's backward loops: independent f32 sums, added into f64
+/// every [`FLUSH`] values per lane, so that the loops vectorise and the sums keep f64's
+/// accuracy over a plane (each f32 sum adds at most `FLUSH` terms).
+const LANES: usize = 16;
+const FLUSH: usize = 16;
+
+/// Pass 1 of the batch norm's backward over one plane: `d ← grad(dy, u)` (`dy ·
+/// act'(u)`) with `u = z·scale + shift` as the forward computed it, `dy` read from `src`
+/// or from `d` itself; returns `(Σ d, Σ d·(z − mean₃₂))`.
+fn bn_pass1<F: Fn(f32, f32) -> f32>(
+    src: Option<&[f32]>,
     d: &mut [f32],
     z: &[f32],
-    (mean, inv_std, gamma, beta): (f64, f64, f64, f64),
-    grad: impl Fn(f32, f32) -> f32,
+    c: BnPlane,
+    grad: F,
 ) -> (f64, f64) {
-    let (mut sg, mut sgx) = ([0f64; 8], [0f64; 8]);
-    let one = |v: &mut f32, zv: f32, sg: &mut f64, sgx: &mut f64| {
-        let xh = (zv as f64 - mean) * inv_std;
-        let u = (xh * gamma + beta) as f32;
-        let g = grad(*v, u);
-        *v = g;
-        *sg += g as f64;
-        *sgx += g as f64 * xh;
-    };
-    let mut dc = d.chunks_exact_mut(8);
-    let mut zc = z.chunks_exact(8);
-    for (dv, zv) in (&mut dc).zip(&mut zc) {
-        for l in 0..8 {
-            one(&mut dv[l], zv[l], &mut sg[l], &mut sgx[l]);
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::avx2_fma() {
+        /// The loops compiled for AVX2.
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn wide<F: Fn(f32, f32) -> f32>(
+            src: Option<&[f32]>,
+            d: &mut [f32],
+            z: &[f32],
+            c: BnPlane,
+            grad: F,
+        ) -> (f64, f64) {
+            bn_pass1_body(src, d, z, c, grad)
+        }
+        // SAFETY: the CPU has the features `wide` is compiled for (checked above).
+        return unsafe { wide(src, d, z, c, grad) };
+    }
+    bn_pass1_body(src, d, z, c, grad)
+}
+
+/// [`bn_pass1`]'s loops.
+#[inline(always)]
+fn bn_pass1_body<F: Fn(f32, f32) -> f32>(
+    src: Option<&[f32]>,
+    d: &mut [f32],
+    z: &[f32],
+    c: BnPlane,
+    grad: F,
+) -> (f64, f64) {
+    let one = |dy: f32, z: f32| grad(dy, z * c.scale + c.shift);
+    let (mut tg, mut tgc) = ([0f64; LANES], [0f64; LANES]);
+    let block = LANES * FLUSH;
+    let whole = d.len() / block * block;
+    for at in (0..whole).step_by(block) {
+        let (mut sg, mut sgc) = ([0f32; LANES], [0f32; LANES]);
+        for at in (at..at + block).step_by(LANES) {
+            let zb: &[f32; LANES] = z[at..at + LANES].try_into().expect("lanes");
+            let db: &mut [f32; LANES] = (&mut d[at..at + LANES]).try_into().expect("lanes");
+            let yb: [f32; LANES] = match src {
+                Some(s) => s[at..at + LANES].try_into().expect("lanes"),
+                None => *db,
+            };
+            for l in 0..LANES {
+                let v = one(yb[l], zb[l]);
+                db[l] = v;
+                sg[l] += v;
+                sgc[l] += v * (zb[l] - c.mean);
+            }
+        }
+        for l in 0..LANES {
+            tg[l] += sg[l] as f64;
+            tgc[l] += sgc[l] as f64;
         }
     }
-    for (v, &zv) in dc.into_remainder().iter_mut().zip(zc.remainder()) {
-        one(v, zv, &mut sg[0], &mut sgx[0]);
+    let (mut sg, mut sgc) = (0f64, 0f64);
+    for i in whole..d.len() {
+        let v = one(src.map_or(d[i], |s| s[i]), z[i]);
+        d[i] = v;
+        sg += v as f64;
+        sgc += (v * (z[i] - c.mean)) as f64;
     }
-    (sg.iter().sum(), sgx.iter().sum())
+    (tg.iter().sum::<f64>() + sg, tgc.iter().sum::<f64>() + sgc)
+}
+
+/// Pass 2 of the batch norm's backward over one plane, in place: `d ← a·d + (b·(z −
+/// mean₃₂) + c)` for `[a, b, c] = coef`; returns `Σ d` (the bias's gradient).
+fn bn_pass2(d: &mut [f32], z: &[f32], mean: f32, coef: [f32; 3]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::avx2_fma() {
+        /// The loops compiled for AVX2.
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn wide(d: &mut [f32], z: &[f32], mean: f32, coef: [f32; 3]) -> f64 {
+            bn_pass2_body(d, z, mean, coef)
+        }
+        // SAFETY: the CPU has the features `wide` is compiled for (checked above).
+        return unsafe { wide(d, z, mean, coef) };
+    }
+    bn_pass2_body(d, z, mean, coef)
+}
+
+/// [`bn_pass2`]'s loops.
+#[inline(always)]
+fn bn_pass2_body(d: &mut [f32], z: &[f32], mean: f32, [a, b, c]: [f32; 3]) -> f64 {
+    let one = |v: f32, z: f32| a * v + (b * (z - mean) + c);
+    let mut t = [0f64; LANES];
+    let block = LANES * FLUSH;
+    let whole = d.len() / block * block;
+    for at in (0..whole).step_by(block) {
+        let mut s = [0f32; LANES];
+        for at in (at..at + block).step_by(LANES) {
+            let zb: &[f32; LANES] = z[at..at + LANES].try_into().expect("lanes");
+            let db: &mut [f32; LANES] = (&mut d[at..at + LANES]).try_into().expect("lanes");
+            for l in 0..LANES {
+                db[l] = one(db[l], zb[l]);
+                s[l] += db[l];
+            }
+        }
+        for l in 0..LANES {
+            t[l] += s[l] as f64;
+        }
+    }
+    let mut s = 0f64;
+    for i in whole..d.len() {
+        d[i] = one(d[i], z[i]);
+        s += d[i] as f64;
+    }
+    t.iter().sum::<f64>() + s
 }
 
 /// `Σ f(v)` over `v` in f64, accumulated in eight lanes (so that it vectorises).
@@ -556,7 +730,7 @@ mod tests {
             bool,
             bool,
         );
-        let cases: [Case; 7] = [
+        let cases: [Case; 10] = [
             (
                 &[3, 4, 60],
                 &[5, 4, 3],
@@ -625,6 +799,39 @@ mod tests {
                 (1, 1),
                 (2, 4),
                 Act::Elu(1.0),
+                true,
+                true,
+            ),
+            // planes longer than the batch norm backward's blocks of lanes (256 values)
+            // with a remainder: 20 × 17 = 340, read in place; pooled, 34 × 16 = 544
+            // (the scatter's buffer overwritten); 1-D, 600
+            (
+                &[2, 3, 20, 17],
+                &[4, 3, 3, 3],
+                1,
+                (1, 1),
+                (1, 1),
+                Act::Relu,
+                true,
+                true,
+            ),
+            (
+                &[2, 2, 34, 16],
+                &[3, 2, 3, 3],
+                1,
+                (1, 1),
+                (2, 2),
+                Act::Relu,
+                false,
+                true,
+            ),
+            (
+                &[2, 3, 602],
+                &[4, 3, 3],
+                1,
+                (0, 0),
+                (1, 1),
+                Act::Identity,
                 true,
                 true,
             ),
