@@ -137,7 +137,36 @@ impl ResSe1d {
 
     /// [`Self::forward_t`] with the block's dropout (p = 0.2 after the first ReLU) drawn
     /// from `rng` when training.
-    pub fn forward_drop(&self, x: &Tensor, train: bool, rng: Option<&mut Rng>) -> Result<Tensor> {
+    pub fn forward_drop(
+        &self,
+        x: &Tensor,
+        train: bool,
+        mut rng: Option<&mut Rng>,
+    ) -> Result<Tensor> {
+        if train {
+            // the whole block as one op (crate::resblock); the dropout's mask is drawn
+            // only when it applies, so the composed path below gets the same draws
+            let parts = crate::resblock::ResBlockParts {
+                conv1: (ConvSpec::conv1d(&self.conv_1), &self.bn_1),
+                dropout: rng.as_deref_mut().map(|r| (0.2, r)),
+                conv2: (ConvSpec::conv1d(&self.conv_2), &self.bn_2),
+                se: Some((&self.dense1, &self.dense2)),
+                shortcut: self
+                    .shortcut
+                    .as_ref()
+                    .map(|(c, b)| (ConvSpec::conv1d(c), b)),
+                pool: (1, self.pooling),
+            };
+            if let Some(y) = crate::resblock::res_block_train(x, parts)? {
+                return Ok(y);
+            }
+        }
+        self.forward_composed(x, train, rng)
+    }
+
+    /// [`Self::forward_drop`] from single ops (and the fused ones of
+    /// [`crate::trainblock`] in training).
+    fn forward_composed(&self, x: &Tensor, train: bool, rng: Option<&mut Rng>) -> Result<Tensor> {
         let out = conv_block(
             x,
             ConvSpec::conv1d(&self.conv_1),
@@ -255,6 +284,29 @@ impl Res2d {
 
     /// `(B, C_in, H, W) → (B, C_out, ⌈H/stride⌉, ⌈W/stride⌉)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train {
+            // the whole block as one op (crate::resblock)
+            let parts = crate::resblock::ResBlockParts {
+                conv1: (ConvSpec::conv2d(&self.conv_1), &self.bn_1),
+                dropout: None,
+                conv2: (ConvSpec::conv2d(&self.conv_2), &self.bn_2),
+                se: None,
+                shortcut: self
+                    .shortcut
+                    .as_ref()
+                    .map(|(c, b)| (ConvSpec::conv2d(c), b)),
+                pool: (1, 1),
+            };
+            if let Some(y) = crate::resblock::res_block_train(x, parts)? {
+                return Ok(y);
+            }
+        }
+        self.forward_composed(x, train)
+    }
+
+    /// [`Self::forward_t`] from single ops (and the fused ones of [`crate::fused`] and
+    /// [`crate::trainblock`]).
+    fn forward_composed(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let first = (ConvSpec::conv2d(&self.conv_1), bn_relu(&self.bn_1, true));
         // inference: the first convolution and the shortcut read the same input with the
         // same geometry, so they share each tile's im2col
@@ -288,5 +340,153 @@ impl Res2d {
             }
         }
         Ok((x + out)?.relu()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::{max_abs, uniform_in as uniform};
+    use candle_core::{DType, Device, Var};
+    use candle_nn::VarMap;
+
+    /// Two blocks with the same parameters (the second's variables set to the first's).
+    fn twin<B>(make: impl Fn(VarBuilder) -> Result<B>) -> ((B, VarMap), (B, VarMap)) {
+        let (v1, mut v2) = (VarMap::new(), VarMap::new());
+        let b1 = make(VarBuilder::from_varmap(&v1, DType::F32, &Device::Cpu)).unwrap();
+        let b2 = make(VarBuilder::from_varmap(&v2, DType::F32, &Device::Cpu)).unwrap();
+        for (name, var) in v1.data().lock().unwrap().iter() {
+            v2.set_one(name, var.as_tensor()).unwrap();
+        }
+        ((b1, v1), (b2, v2))
+    }
+
+    /// The whole-block op (`crate::resblock`) against the composed ops on the same
+    /// input and parameters: the output, the input's and every variable's gradient (by
+    /// name: kernels, biases, γ, β, the excitation's weights) and the running statistics
+    /// after the step, for ReSE-2's, Won 2020's and the short-chunk ResNet's blocks,
+    /// with and without dropout, projected and identity shortcuts, data and variable
+    /// inputs. Different float sums (f64 means, product orders) bound the differences,
+    /// relative to each gradient's largest value.
+    #[test]
+    fn whole_block_equals_composed() {
+        let mut rng = Rng::new(61);
+        type Run<'a> = &'a dyn Fn(&Tensor, Option<&mut Rng>, bool) -> Tensor;
+        let check = |name: &str,
+                     (v1, v2): (&VarMap, &VarMap),
+                     x: &Tensor,
+                     whole: Run,
+                     composed: Run,
+                     drop: bool| {
+            for var_input in [true, false] {
+                let xv = Var::from_tensor(x).unwrap();
+                let xin = if var_input {
+                    xv.as_tensor().clone()
+                } else {
+                    x.clone()
+                };
+                let (mut r1, mut r2) = (Rng::new(5), Rng::new(5));
+                let (d1, d2) = if drop {
+                    (Some(&mut r1), Some(&mut r2))
+                } else {
+                    (None, None)
+                };
+                let y1 = whole(&xin, d1, true);
+                let y2 = composed(&xin, d2, true);
+                assert_eq!(y1.dims(), y2.dims(), "{name}");
+                let e = max_abs(&y1, &y2);
+                assert!(e < 1e-5, "{name}: output differs by {e}");
+                let gw = uniform(&mut Rng::new(9), y1.dims(), -1.0, 1.0);
+                let g1 = (&y1 * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+                let g2 = (&y2 * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+                let (m1, m2) = (v1.data().lock().unwrap(), v2.data().lock().unwrap());
+                let mut seen = 0;
+                for (key, a) in m1.iter() {
+                    let b = &m2[key];
+                    if key.contains("running") {
+                        let e = max_abs(a.as_tensor(), b.as_tensor());
+                        assert!(e < 1e-6, "{name} {key}: {e}");
+                        continue;
+                    }
+                    let (ga, gb) = (g1.get(a).unwrap(), g2.get(b).unwrap());
+                    let scale = gb
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    let e = max_abs(ga, gb);
+                    assert!(
+                        e <= 1e-5 * (1.0 + scale),
+                        "{name} d{key}: {e} (scale {scale})"
+                    );
+                    seen += 1;
+                }
+                assert!(seen >= 8, "{name}: {seen} parameters");
+                if var_input {
+                    let (ga, gb) = (g1.get(&xv).unwrap(), g2.get(&xv).unwrap());
+                    let scale = gb
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    let e = max_abs(ga, gb);
+                    assert!(e <= 1e-5 * (1.0 + scale), "{name} dx: {e} (scale {scale})");
+                } else {
+                    assert!(g1.get(&xv).is_none());
+                }
+            }
+        };
+        // ReSE-2 (1×1 projected shortcut, pool 3, dropout) and its identity-shortcut block
+        for (cin, cout, len, drop) in [
+            (3usize, 4usize, 300usize, true),
+            (4, 4, 270, true),
+            (4, 4, 90, false),
+        ] {
+            let ((b1, v1), (b2, v2)) = twin(|vb| ResSe1d::rese2(cin, cout, 2, vb));
+            let x = uniform(&mut rng, &[2, cin, len], -1.0, 1.0);
+            check(
+                &format!("rese2 {cin}->{cout}"),
+                (&v1, &v2),
+                &x,
+                &|x, r, t| b1.forward_drop(x, t, r).unwrap(),
+                &|x, r, t| b2.forward_composed(x, t, r).unwrap(),
+                drop,
+            );
+        }
+        // Won 2020's block with a strided kernel-3 shortcut
+        let ((b1, v1), (b2, v2)) = twin(|vb| ResSe1d::new(3, 5, 3, 2, 2, vb));
+        let x = uniform(&mut rng, &[3, 3, 101], -1.0, 1.0);
+        check(
+            "won2020 resse",
+            (&v1, &v2),
+            &x,
+            &|x, r, t| b1.forward_drop(x, t, r).unwrap(),
+            &|x, r, t| b2.forward_composed(x, t, r).unwrap(),
+            false,
+        );
+        // a second backward through the same forward is an error naming the cause
+        let ((b, _), _) = twin(|vb| ResSe1d::rese2(4, 4, 2, vb));
+        let x = Var::from_tensor(&uniform(&mut rng, &[2, 4, 90], -1.0, 1.0)).unwrap();
+        let loss = b.forward_t(x.as_tensor(), true).unwrap().sum_all().unwrap();
+        loss.backward().unwrap();
+        let e = loss.backward().unwrap_err().to_string();
+        assert!(e.contains("second backward"), "{e}");
+        // the short-chunk ResNet's blocks: strided with a shortcut, and stride 1
+        for (cin, cout, stride, hw) in [(2usize, 4usize, 2usize, 17usize), (4, 4, 1, 12)] {
+            let ((b1, v1), (b2, v2)) = twin(|vb| Res2d::new(cin, cout, 3, stride, vb));
+            let x = uniform(&mut rng, &[2, cin, hw, hw + 3], -1.0, 1.0);
+            check(
+                &format!("res2d {cin}->{cout} stride {stride}"),
+                (&v1, &v2),
+                &x,
+                &|x, _, t| b1.forward_t(x, t).unwrap(),
+                &|x, _, t| b2.forward_composed(x, t).unwrap(),
+                false,
+            );
+        }
     }
 }

@@ -58,6 +58,7 @@ pub mod kernels;
 pub mod loss;
 pub mod optim;
 pub mod pool;
+pub mod resblock;
 pub mod rnn;
 pub mod trainblock;
 pub mod winograd;

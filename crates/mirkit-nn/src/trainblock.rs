@@ -36,25 +36,25 @@ use std::sync::{Arc, Mutex};
 
 /// What the forward keeps for the backward.
 #[derive(Default)]
-struct Saved {
+pub(crate) struct Saved {
     /// Convolution + bias output, `(N, O, OH, OW)` before pooling.
     z: Vec<f32>,
-    mean: Vec<f64>,
+    pub(crate) mean: Vec<f64>,
     inv_std: Vec<f64>,
     /// Biased batch variances (running-statistics update).
-    var: Vec<f64>,
+    pub(crate) var: Vec<f64>,
     /// Offset in its pooling window of each pooled output's maximum in `z`
     /// ([`window_argmax`]; empty without pooling).
     argmax: Vec<u8>,
 }
 
-struct BlockOp {
+pub(crate) struct BlockOp {
     /// Full convolution geometry (`poh`, `pow` = the convolution's output, pool (1, 1)).
-    g: Geo,
-    n: usize,
+    pub(crate) g: Geo,
+    pub(crate) n: usize,
     pool: (usize, usize),
     /// Pooled output rows and columns.
-    out_hw: (usize, usize),
+    pub(crate) out_hw: (usize, usize),
     one_d: bool,
     /// With a batch norm (parameters bias, γ, β) or without (bias only).
     bn: bool,
@@ -431,7 +431,7 @@ impl BlockOp {
 }
 
 /// Where a block's backward reads the output gradient (before pooling) from.
-enum Src<'a> {
+pub(crate) enum Src<'a> {
     /// The op's argument, read in place.
     Read(&'a [f32]),
     /// A buffer of the backward's own (the pooling's scatter), overwritten.
@@ -603,6 +603,27 @@ pub fn conv_block_train(
     conv: ConvSpec<'_>,
     epi: Epilogue<'_>,
 ) -> crate::error::Result<Option<Tensor>> {
+    let Some((op, params)) = plan_block(x, conv, epi)? else {
+        return Ok(None);
+    };
+    let (saved, count) = (op.saved.clone(), op.n * op.g.poh * op.g.pow);
+    let y = x
+        .contiguous()?
+        .apply_op3(&conv.weight.contiguous()?, &params, op)?;
+    if let Some(bn) = epi.bn {
+        let s = saved.lock().expect("saved lock");
+        update_running(bn, &s.mean, &s.var, count)?;
+    }
+    Ok(Some(y))
+}
+
+/// The training block's op for `x` and its parameters `(bias[, γ, β])` as one tensor,
+/// or `None` where the op does not apply ([`conv_block_train`]).
+pub(crate) fn plan_block(
+    x: &Tensor,
+    conv: ConvSpec<'_>,
+    epi: Epilogue<'_>,
+) -> crate::error::Result<Option<(BlockOp, Tensor)>> {
     // the batch norm's affine parameters; a batch norm without them is composed
     let affine = match epi.bn {
         Some(bn) => match bn.weight_and_bias() {
@@ -679,27 +700,18 @@ pub fn conv_block_train(
         }
         None => bias,
     };
-    let saved = Arc::new(Mutex::new(Saved::default()));
-    let y = x.contiguous()?.apply_op3(
-        &w.contiguous()?,
-        &params,
-        BlockOp {
-            g,
-            n,
-            pool,
-            out_hw,
-            one_d,
-            bn: affine.is_some(),
-            eps: affine.map_or(0.0, |(bn, _)| bn.eps()),
-            act: epi.act,
-            saved: saved.clone(),
-        },
-    )?;
-    if let Some((bn, _)) = affine {
-        let s = saved.lock().expect("saved lock");
-        update_running(bn, &s.mean, &s.var, n * oh * ow)?;
-    }
-    Ok(Some(y))
+    let op = BlockOp {
+        g,
+        n,
+        pool,
+        out_hw,
+        one_d,
+        bn: affine.is_some(),
+        eps: affine.map_or(0.0, |(bn, _)| bn.eps()),
+        act: epi.act,
+        saved: Arc::new(Mutex::new(Saved::default())),
+    };
+    Ok(Some((op, params)))
 }
 
 #[cfg(test)]
@@ -1005,7 +1017,7 @@ mod tests {
 /// one graph node instead of four full-size gradient edges (multiply, add, ReLU, pool).
 /// The forward keeps the argmax of each window; the backward recomputes the ReLU mask
 /// from `x` and `out`.
-struct ResidualOp {
+pub(crate) struct ResidualOp {
     /// `(N, C, H, W)` (1-D: `H = 1`).
     dims: (usize, usize, usize, usize),
     pool: (usize, usize),
@@ -1016,7 +1028,23 @@ struct ResidualOp {
 }
 
 impl ResidualOp {
-    fn out_hw(&self) -> (usize, usize) {
+    /// The op over `(N, C, H, W)` values (1-D: `H = 1`), pooled by `pool` (kernel =
+    /// stride), with a channel scale or `plain` (the scale all ones).
+    pub(crate) fn new(
+        dims: (usize, usize, usize, usize),
+        pool: (usize, usize),
+        plain: bool,
+    ) -> Self {
+        Self {
+            dims,
+            pool,
+            plain,
+            argmax: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Pooled output rows and columns.
+    pub(crate) fn out_hw(&self) -> (usize, usize) {
         (self.dims.2 / self.pool.0, self.dims.3 / self.pool.1)
     }
 
@@ -1044,6 +1072,65 @@ impl CustomOp3 for ResidualOp {
             contiguous_f32(s2, l2, "residual")?,
             contiguous_f32(s3, l3, "scale")?,
         );
+        let (y, arg) = self.forward(x, out, se);
+        *self.argmax.lock().expect("argmax lock") = arg;
+        let (n, c, h, _) = self.dims;
+        let (oh, ow) = self.out_hw();
+        let shape = if h == 1 && l1.dims().len() == 3 {
+            Shape::from((n, c, ow))
+        } else {
+            Shape::from((n, c, oh, ow))
+        };
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        out: &Tensor,
+        se: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        // the op's (contiguous) arguments and the output gradient, read in place
+        let (gs, gl) = grad.storage_and_layout();
+        let (xs, xl) = x.storage_and_layout();
+        let (os, ol) = out.storage_and_layout();
+        let (ss, sl) = se.storage_and_layout();
+        let gv = contiguous_f32(crate::convop::cpu(&gs)?, gl, "gradient")?;
+        let xv = contiguous_f32(crate::convop::cpu(&xs)?, xl, "input")?;
+        let ov = contiguous_f32(crate::convop::cpu(&os)?, ol, "residual")?;
+        let sv = contiguous_f32(crate::convop::cpu(&ss)?, sl, "scale")?;
+        // used once and freed, as the conv block's saved values
+        let arg = std::mem::take(&mut *self.argmax.lock().expect("argmax lock"));
+        if self.pooled() && arg.is_empty() {
+            candle_core::bail!(
+                "residual end: a second backward pass through the same forward (its \
+                 argmax is freed by the first; run the forward again)"
+            )
+        }
+        let (g, dout, dse) = self.backward(gv, (xv, ov, sv), &arg, (!self.plain, se.track_op()));
+        drop((gs, xs, os, ss));
+        let g = Tensor::from_vec(g, x.shape(), x.device())?;
+        // without a scale, `out`'s gradient is `x`'s: the same (immutable) tensor
+        let dout = match dout {
+            Some(d) => Tensor::from_vec(d, out.shape(), out.device())?,
+            None => g.reshape(out.shape())?,
+        };
+        Ok((
+            Some(g),
+            Some(dout),
+            dse.map(|d| Tensor::from_vec(d, se.shape(), se.device()))
+                .transpose()?,
+        ))
+    }
+}
+
+impl ResidualOp {
+    /// `maxpool(relu(x + out · se))` over slices: the output and each pooled output's
+    /// offset in its window (empty without pooling).
+    pub(crate) fn forward(&self, x: &[f32], out: &[f32], se: &[f32]) -> (Vec<f32>, Vec<u8>) {
         let (n, c, h, w) = self.dims;
         let (oh, ow) = self.out_hw();
         let plane = h * w;
@@ -1066,7 +1153,7 @@ impl CustomOp3 for ResidualOp {
                     };
                     window_argmax(fill, w, self.pool, (oh, ow), yo, ao);
                 });
-            *self.argmax.lock().expect("argmax lock") = arg;
+            (y, arg)
         } else {
             y.par_chunks_mut(chunk).enumerate().for_each(|(p, yo)| {
                 let s = se[p];
@@ -1075,108 +1162,81 @@ impl CustomOp3 for ResidualOp {
                     *v = (a + b * s).max(0.0);
                 }
             });
+            (y, Vec::new())
         }
-        let shape = if h == 1 && l1.dims().len() == 3 {
-            Shape::from((n, c, ow))
-        } else {
-            Shape::from((n, c, oh, ow))
-        };
-        Ok((CpuStorage::F32(y), shape))
     }
 
-    fn bwd(
+    /// The backward from the output gradient `gout` for the forward's `(x, out, se)` and
+    /// argmax: the gradient `g` at the ReLU's input (which is `x`'s), and, as asked by
+    /// `need = (dout, dse)`, `out`'s (`g · s`) and the scale's (`Σ g · out` per plane).
+    /// One pass per plane writes all three while the plane is in cache.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn backward(
         &self,
-        x: &Tensor,
-        out: &Tensor,
-        se: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        gout: &[f32],
+        (x, out, se): (&[f32], &[f32], &[f32]),
+        arg: &[u8],
+        (need_dout, need_dse): (bool, bool),
+    ) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
         let (n, c, h, w) = self.dims;
-        let plane = h * w;
-        let grad = grad.contiguous()?;
-        // the op's (contiguous) arguments and the output gradient, read in place
-        let (gs, gl) = grad.storage_and_layout();
-        let (xs, xl) = x.storage_and_layout();
-        let (os, ol) = out.storage_and_layout();
-        let (ss, sl) = se.storage_and_layout();
-        let gv = contiguous_f32(crate::convop::cpu(&gs)?, gl, "gradient")?;
-        let xv = contiguous_f32(crate::convop::cpu(&xs)?, xl, "input")?;
-        let ov = contiguous_f32(crate::convop::cpu(&os)?, ol, "residual")?;
-        let sv = contiguous_f32(crate::convop::cpu(&ss)?, sl, "scale")?;
-        // used once and freed, as the conv block's saved values
-        let arg = std::mem::take(&mut *self.argmax.lock().expect("argmax lock"));
-        if self.pooled() && arg.is_empty() {
-            candle_core::bail!(
-                "residual end: a second backward pass through the same forward (its \
-                 argmax is freed by the first; run the forward again)"
-            )
-        }
+        let plane = (h * w).max(1);
         let (oh, ow) = self.out_hw();
         let plane_out = (oh * ow).max(1);
-        // gradient at the ReLU's input (PyTorch's rule at 0: no gradient), one task per
-        // plane; every element is written
-        let mut g = vec![0f32; n * c * plane];
         let offsets = window_offsets(w, self.pool);
-        g.par_chunks_mut(plane.max(1))
-            .enumerate()
-            .for_each(|(p, gp)| {
-                let (xp, op, s) = (plane_of(xv, p, plane), plane_of(ov, p, plane), sv[p]);
-                let live = |i: usize| xp[i] + op[i] * s > 0.0;
-                let gout = &gv[p * plane_out..][..plane_out];
-                if self.pooled() {
-                    gp.fill(0.0);
-                    let ap = &arg[p * plane_out..][..plane_out];
-                    route_plane(gout, ap, &offsets, (w, ow), self.pool, |i, v| {
-                        if live(i) {
-                            gp[i] += v;
-                        }
-                    });
-                } else {
-                    for (i, (d, &v)) in gp.iter_mut().zip(gout).enumerate() {
-                        *d = if live(i) { v } else { 0.0 };
-                    }
-                }
-            });
-        drop(arg);
-        // the scale's gradient Σ g · out per plane, only when it is a variable's function
-        let dse = se.track_op().then(|| -> Vec<f32> {
-            g.par_chunks(plane.max(1))
-                .zip(ov.par_chunks(plane.max(1)))
-                .map(|(gp, op)| {
-                    gp.iter()
-                        .zip(op)
-                        .map(|(&a, &b)| a as f64 * b as f64)
-                        .sum::<f64>() as f32
-                })
-                .collect()
-        });
-        let dout = (!self.plain).then(|| {
-            // `g · s` per plane, written in one pass
-            let mut d = vec![0f32; g.len()];
-            d.par_chunks_mut(plane.max(1))
-                .zip(g.par_chunks(plane.max(1)))
-                .enumerate()
-                .for_each(|(p, (d, gp))| {
-                    for (a, &b) in d.iter_mut().zip(gp) {
-                        *a = b * sv[p];
+        // one plane: g (PyTorch's rule at 0: no gradient), dout = g · s and Σ g · out
+        let one = |p: usize, gp: &mut [f32], dp: Option<&mut [f32]>| -> f64 {
+            let (xp, op, s) = (plane_of(x, p, plane), plane_of(out, p, plane), se[p]);
+            let live = |i: usize| xp[i] + op[i] * s > 0.0;
+            let go = &gout[p * plane_out..][..plane_out];
+            let mut acc = 0f64;
+            if self.pooled() {
+                // `gp` starts as zeros; only the windows' maxima get a value
+                let ap = &arg[p * plane_out..][..plane_out];
+                route_plane(go, ap, &offsets, (w, ow), self.pool, |i, v| {
+                    if live(i) {
+                        gp[i] += v;
                     }
                 });
-            d
-        });
-        drop((gs, xs, os, ss));
-        let g = Tensor::from_vec(g, x.shape(), x.device())?;
-        // without a scale, `out`'s gradient is `x`'s: the same (immutable) tensor
-        let dout = match dout {
-            Some(d) => Tensor::from_vec(d, out.shape(), out.device())?,
-            None => g.reshape(out.shape())?,
+            } else {
+                for (i, (d, &v)) in gp.iter_mut().zip(go).enumerate() {
+                    *d = if live(i) { v } else { 0.0 };
+                }
+            }
+            if need_dse {
+                acc = gp
+                    .iter()
+                    .zip(op)
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum::<f64>();
+            }
+            if let Some(dp) = dp {
+                for (d, &v) in dp.iter_mut().zip(gp.iter()) {
+                    *d = v * s;
+                }
+            }
+            acc
         };
-        Ok((
-            Some(g),
-            Some(dout),
-            dse.map(|d| Tensor::from_vec(d, se.shape(), se.device()))
-                .transpose()?,
-        ))
+        let len = n * c * h * w;
+        let mut g = crate::convop::zeros_par(len, plane);
+        let (dout, sums): (Option<Vec<f32>>, Vec<f64>) = if need_dout {
+            let mut d = crate::convop::zeros_par(len, plane);
+            let sums = g
+                .par_chunks_mut(plane)
+                .zip(d.par_chunks_mut(plane))
+                .enumerate()
+                .map(|(p, (gp, dp))| one(p, gp, Some(dp)))
+                .collect();
+            (Some(d), sums)
+        } else {
+            let sums = g
+                .par_chunks_mut(plane)
+                .enumerate()
+                .map(|(p, gp)| one(p, gp, None))
+                .collect();
+            (None, sums)
+        };
+        let dse = need_dse.then(|| sums.iter().map(|&v| v as f32).collect());
+        (g, dout, dse)
     }
 }
 
@@ -1207,12 +1267,7 @@ pub fn residual_train(
     Ok(Some(x.contiguous()?.apply_op3(
         &out.contiguous()?,
         &se.contiguous()?,
-        ResidualOp {
-            dims: (n, c, h, w),
-            pool,
-            plain: se_none,
-            argmax: Mutex::new(Vec::new()),
-        },
+        ResidualOp::new((n, c, h, w), pool, se_none),
     )?))
 }
 
