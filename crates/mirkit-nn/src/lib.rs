@@ -26,8 +26,14 @@
 //! * Speed by fusion (issue #14): in eval mode every conv → bias → batch norm →
 //!   activation → max-pool block of the zoo runs as one tiled pass ([`fused`]: no
 //!   full-size intermediate, same f32 operations in the same order); in training the
-//!   batch norm (+ ReLU) is one op with its own backward ([`batchnorm`]). Both fall back
-//!   to Candle's ops off the CPU.
+//!   batch norm (+ ReLU) is one op with its own backward ([`batchnorm`]), each conv
+//!   block one op ([`trainblock`]) and a whole residual block one op ([`resblock`]):
+//!   Candle's backward pays a zero fill and an add per gradient edge over the whole
+//!   activation, so fewer graph nodes is fewer full-size passes. All fall back to
+//!   Candle's ops off the CPU.
+//! * Element-wise loops that a profile found hot are written over fixed lanes and get
+//!   an AVX2 variant chosen at run time (the same operations in the same order, so the
+//!   same bits on any CPU); the crate itself is built for the baseline x86-64.
 //! * Hand-written AVX2/FMA kernels only where a measured profile asked for them, each with
 //!   a portable fallback and a test against an `f64` reference: the column FFT that ends
 //!   the band-axis DFT of musicnn's timbral filters ([`colfft`]), and valid stride-1 1-D

@@ -1,6 +1,6 @@
-//! A whole residual block in training — convolution, batch norm, ReLU, [dropout],
-//! convolution, batch norm, [squeeze-and-excitation], [projected shortcut], residual
-//! add, ReLU, [max-pool] — as one differentiable Candle op.
+//! A whole residual block in training — convolution, batch norm, ReLU, (dropout),
+//! convolution, batch norm, (squeeze-and-excitation), (projected shortcut), residual
+//! add, ReLU, (max-pool) — as one differentiable Candle op.
 //!
 //! Candle's backward pass adds each gradient into a fresh `zeros_like` of its target
 //! (`GradStore::or_insert` + `add`): a zero fill and a three-array pass per gradient
@@ -217,7 +217,7 @@ pub fn res_block_train(
 }
 
 /// Where each part's kernel and parameters sit in the packed tensors: conv 1, conv 2,
-/// [shortcut], [W₁, b₁ and W₂, b₂].
+/// (shortcut), (W₁, b₁ and W₂, b₂).
 struct Pack {
     w: Vec<std::ops::Range<usize>>,
     p: Vec<std::ops::Range<usize>>,
@@ -243,7 +243,7 @@ impl Pack {
 }
 
 /// Each batch norm's batch mean and biased variance, in the order conv 1, conv 2,
-/// [shortcut].
+/// (shortcut).
 type BatchStats = Vec<(Vec<f64>, Vec<f64>)>;
 
 /// What the forward keeps for the backward.
