@@ -353,15 +353,15 @@ impl BlockOp {
             })
             .collect();
         // pass 1: g = dy · act'(u) per plane, with the plane's Σ g and Σ g·(z − mean₃₂)
-        let pass1 = |pi: usize, src: Option<&[f32]>, d: &mut [f32]| {
+        let pass1 = |pi: usize, d: &mut [f32]| {
             let zp = &z[pi * plane..][..d.len()];
             let c = consts[pi % o];
             match act {
-                Act::Relu => bn_pass1(src, d, zp, c, |d, u| if u > 0.0 { d } else { 0.0 }),
-                Act::Identity => bn_pass1(src, d, zp, c, |d, _| d),
+                Act::Relu => bn_pass1(d, zp, c, |d, u| if u > 0.0 { d } else { 0.0 }),
+                Act::Identity => bn_pass1(d, zp, c, |d, _| d),
                 // after a max-pool most of `dy` is zero: no exponential for those
                 // (`0 · act'(u)` is that zero, the derivative being ≥ 0)
-                Act::Elu(_) => bn_pass1(src, d, zp, c, |d, u| {
+                Act::Elu(_) => bn_pass1(d, zp, c, |d, u| {
                     if d == 0.0 {
                         d
                     } else {
@@ -376,20 +376,14 @@ impl BlockOp {
                     .par_chunks_mut(plane)
                     .with_min_len(min_planes)
                     .enumerate()
-                    .map(|(pi, d)| pass1(pi, None, d))
+                    .map(|(pi, d)| pass1(pi, d))
                     .collect();
                 (d, partial)
             }
+            // each plane copied into the new buffer and worked on while in cache
             Src::Read(dy) => {
-                let mut d = crate::convop::zeros_par(dy.len(), plane * min_planes);
-                let partial = d
-                    .par_chunks_mut(plane)
-                    .with_min_len(min_planes)
-                    .zip(dy.par_chunks(plane))
-                    .enumerate()
-                    .map(|(pi, (d, s))| pass1(pi, Some(s), d))
-                    .collect();
-                (d, partial)
+                use crate::convop::{build_par, Init};
+                build_par(dy.len(), plane, min_planes, Init::Copy(dy), pass1)
             }
         };
         // per channel Σ g and Σ g·x̂, x̂ = (z − mean)·inv_std, in f64 (the f32 mean's
@@ -453,39 +447,31 @@ struct BnPlane {
 const LANES: usize = 16;
 const FLUSH: usize = 16;
 
-/// Pass 1 of the batch norm's backward over one plane: `d ← grad(dy, u)` (`dy ·
-/// act'(u)`) with `u = z·scale + shift` as the forward computed it, `dy` read from `src`
-/// or from `d` itself; returns `(Σ d, Σ d·(z − mean₃₂))`.
-fn bn_pass1<F: Fn(f32, f32) -> f32>(
-    src: Option<&[f32]>,
-    d: &mut [f32],
-    z: &[f32],
-    c: BnPlane,
-    grad: F,
-) -> (f64, f64) {
+/// Pass 1 of the batch norm's backward over one plane, in place: `d ← grad(d, u)` (`dy ·
+/// act'(u)`) with `u = z·scale + shift` as the forward computed it; returns `(Σ d, Σ d·(z
+/// − mean₃₂))`.
+fn bn_pass1<F: Fn(f32, f32) -> f32>(d: &mut [f32], z: &[f32], c: BnPlane, grad: F) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::avx2_fma() {
         /// The loops compiled for AVX2.
         #[target_feature(enable = "avx2,fma")]
         unsafe fn wide<F: Fn(f32, f32) -> f32>(
-            src: Option<&[f32]>,
             d: &mut [f32],
             z: &[f32],
             c: BnPlane,
             grad: F,
         ) -> (f64, f64) {
-            bn_pass1_body(src, d, z, c, grad)
+            bn_pass1_body(d, z, c, grad)
         }
         // SAFETY: the CPU has the features `wide` is compiled for (checked above).
-        return unsafe { wide(src, d, z, c, grad) };
+        return unsafe { wide(d, z, c, grad) };
     }
-    bn_pass1_body(src, d, z, c, grad)
+    bn_pass1_body(d, z, c, grad)
 }
 
 /// [`bn_pass1`]'s loops.
 #[inline(always)]
 fn bn_pass1_body<F: Fn(f32, f32) -> f32>(
-    src: Option<&[f32]>,
     d: &mut [f32],
     z: &[f32],
     c: BnPlane,
@@ -500,12 +486,8 @@ fn bn_pass1_body<F: Fn(f32, f32) -> f32>(
         for at in (at..at + block).step_by(LANES) {
             let zb: &[f32; LANES] = z[at..at + LANES].try_into().expect("lanes");
             let db: &mut [f32; LANES] = (&mut d[at..at + LANES]).try_into().expect("lanes");
-            let yb: [f32; LANES] = match src {
-                Some(s) => s[at..at + LANES].try_into().expect("lanes"),
-                None => *db,
-            };
             for l in 0..LANES {
-                let v = one(yb[l], zb[l]);
+                let v = one(db[l], zb[l]);
                 db[l] = v;
                 sg[l] += v;
                 sgc[l] += v * (zb[l] - c.mean);
@@ -518,7 +500,7 @@ fn bn_pass1_body<F: Fn(f32, f32) -> f32>(
     }
     let (mut sg, mut sgc) = (0f64, 0f64);
     for i in whole..d.len() {
-        let v = one(src.map_or(d[i], |s| s[i]), z[i]);
+        let v = one(d[i], z[i]);
         d[i] = v;
         sg += v as f64;
         sgc += (v * (z[i] - c.mean)) as f64;
@@ -1183,14 +1165,14 @@ impl ResidualOp {
         let (oh, ow) = self.out_hw();
         let plane_out = (oh * ow).max(1);
         let offsets = window_offsets(w, self.pool);
-        // one plane: g (PyTorch's rule at 0: no gradient), dout = g · s and Σ g · out
-        let one = |p: usize, gp: &mut [f32], dp: Option<&mut [f32]>| -> f64 {
+        // one plane of g (PyTorch's rule at 0: no gradient), from zeros (pooled: only the
+        // windows' maxima get a value) or from a copy of the output gradient, and the
+        // plane's Σ g · out
+        let one = |p: usize, gp: &mut [f32]| -> f64 {
             let (xp, op, s) = (plane_of(x, p, plane), plane_of(out, p, plane), se[p]);
             let live = |i: usize| xp[i] + op[i] * s > 0.0;
-            let go = &gout[p * plane_out..][..plane_out];
-            let mut acc = 0f64;
             if self.pooled() {
-                // `gp` starts as zeros; only the windows' maxima get a value
+                let go = &gout[p * plane_out..][..plane_out];
                 let ap = &arg[p * plane_out..][..plane_out];
                 route_plane(go, ap, &offsets, (w, ow), self.pool, |i, v| {
                     if live(i) {
@@ -1198,43 +1180,34 @@ impl ResidualOp {
                     }
                 });
             } else {
-                for (i, (d, &v)) in gp.iter_mut().zip(go).enumerate() {
-                    *d = if live(i) { v } else { 0.0 };
+                for (i, d) in gp.iter_mut().enumerate() {
+                    if !live(i) {
+                        *d = 0.0;
+                    }
                 }
             }
             if need_dse {
-                acc = gp
-                    .iter()
+                gp.iter()
                     .zip(op)
                     .map(|(&a, &b)| a as f64 * b as f64)
-                    .sum::<f64>();
+                    .sum::<f64>()
+            } else {
+                0.0
             }
-            if let Some(dp) = dp {
-                for (d, &v) in dp.iter_mut().zip(gp.iter()) {
-                    *d = v * s;
-                }
-            }
-            acc
         };
+        use crate::convop::{build_par, Init};
         let len = n * c * h * w;
-        let mut g = crate::convop::zeros_par(len, plane);
-        let (dout, sums): (Option<Vec<f32>>, Vec<f64>) = if need_dout {
-            let mut d = crate::convop::zeros_par(len, plane);
-            let sums = g
-                .par_chunks_mut(plane)
-                .zip(d.par_chunks_mut(plane))
-                .enumerate()
-                .map(|(p, (gp, dp))| one(p, gp, Some(dp)))
-                .collect();
-            (Some(d), sums)
+        let init = if self.pooled() {
+            Init::Zeros
         } else {
-            let sums = g
-                .par_chunks_mut(plane)
-                .enumerate()
-                .map(|(p, gp)| one(p, gp, None))
-                .collect();
-            (None, sums)
+            Init::Copy(gout)
         };
+        let (g, sums) = build_par(len, plane, 1, init, one);
+        // out's gradient g · s, plane by plane from a copy of g
+        let dout = need_dout.then(|| {
+            let scale = |p: usize, d: &mut [f32]| d.iter_mut().for_each(|v| *v *= se[p]);
+            build_par(len, plane, 1, Init::Copy(&g), scale).0
+        });
         let dse = need_dse.then(|| sums.iter().map(|&v| v as f32).collect());
         (g, dout, dse)
     }
