@@ -372,6 +372,11 @@ mod tests {
     fn whole_block_equals_composed() {
         let mut rng = Rng::new(61);
         type Run<'a> = &'a dyn Fn(&Tensor, Option<&mut Rng>, bool) -> Tensor;
+        // the largest difference and the reference's largest magnitude
+        let rel = |a: &Tensor, b: &Tensor| {
+            let scale = b.abs().unwrap().max_all().unwrap();
+            (max_abs(a, b), scale.to_scalar::<f32>().unwrap())
+        };
         let check = |name: &str,
                      (v1, v2): (&VarMap, &VarMap),
                      x: &Tensor,
@@ -408,15 +413,7 @@ mod tests {
                         assert!(e < 1e-6, "{name} {key}: {e}");
                         continue;
                     }
-                    let (ga, gb) = (g1.get(a).unwrap(), g2.get(b).unwrap());
-                    let scale = gb
-                        .abs()
-                        .unwrap()
-                        .max_all()
-                        .unwrap()
-                        .to_scalar::<f32>()
-                        .unwrap();
-                    let e = max_abs(ga, gb);
+                    let (e, scale) = rel(g1.get(a).unwrap(), g2.get(b).unwrap());
                     assert!(
                         e <= 1e-5 * (1.0 + scale),
                         "{name} d{key}: {e} (scale {scale})"
@@ -425,15 +422,7 @@ mod tests {
                 }
                 assert!(seen >= 8, "{name}: {seen} parameters");
                 if var_input {
-                    let (ga, gb) = (g1.get(&xv).unwrap(), g2.get(&xv).unwrap());
-                    let scale = gb
-                        .abs()
-                        .unwrap()
-                        .max_all()
-                        .unwrap()
-                        .to_scalar::<f32>()
-                        .unwrap();
-                    let e = max_abs(ga, gb);
+                    let (e, scale) = rel(g1.get(&xv).unwrap(), g2.get(&xv).unwrap());
                     assert!(e <= 1e-5 * (1.0 + scale), "{name} dx: {e} (scale {scale})");
                 } else {
                     assert!(g1.get(&xv).is_none());

@@ -338,7 +338,13 @@ fn adam_cpu(
     let (b1, a1, b2, a2) = (f(c.beta1), f(1.0 - c.beta1), f(c.beta2), f(1.0 - c.beta2));
     let (rs, eps, step) = (f(1.0 / c.bc2.sqrt()), f(c.eps), f(c.lr / c.bc1));
     let n = p.elem_count();
-    let (mut pn, mut mn, mut vn) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    // the new parameters and moments, every element written once below (no zero fill:
+    // three passes over the parameters' size per step)
+    let (mut pn, mut mn, mut vn): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     {
         let (ps, _) = p.storage_and_layout();
         let (gs, _) = g.storage_and_layout();
@@ -380,20 +386,29 @@ fn adam_cpu(
             let denom = (vi.sqrt() * rs + 0.0) * 1.0 + eps;
             [x - ((mi / denom) * step + 0.0), mi, vi]
         }
-        fn chunk<const L2: bool>(ins: [&[f32]; 4], outs: [&mut [f32]; 3], k: &[f32; 9]) {
+        type Out<'a> = &'a mut [std::mem::MaybeUninit<f32>];
+        fn chunk<const L2: bool>(ins: [&[f32]; 4], outs: [Out<'_>; 3], k: &[f32; 9]) {
             let [pv, gv, mv, vv] = ins;
             let [po, mo, vo] = outs;
             let inputs = pv.iter().zip(gv).zip(mv).zip(vv);
             for (((p, m), v), (((&x, &g), &mm), &vv)) in po.iter_mut().zip(mo).zip(vo).zip(inputs) {
-                [*p, *m, *v] = one::<L2>(x, g, mm, vv, k);
+                let [a, b, c] = one::<L2>(x, g, mm, vv, k);
+                p.write(a);
+                m.write(b);
+                v.write(c);
             }
         }
         let k = [decay, wd, b1, a1, b2, a2, rs, eps, step];
         const CHUNK: usize = 1 << 14;
         use rayon::prelude::*;
-        pn.par_chunks_mut(CHUNK)
-            .zip(mn.par_chunks_mut(CHUNK))
-            .zip(vn.par_chunks_mut(CHUNK))
+        let (po, mo, vo) = (
+            &mut pn.spare_capacity_mut()[..n],
+            &mut mn.spare_capacity_mut()[..n],
+            &mut vn.spare_capacity_mut()[..n],
+        );
+        po.par_chunks_mut(CHUNK)
+            .zip(mo.par_chunks_mut(CHUNK))
+            .zip(vo.par_chunks_mut(CHUNK))
             .enumerate()
             .for_each(|(i, ((po, mo), vo))| {
                 let r = i * CHUNK..i * CHUNK + po.len();
@@ -403,6 +418,13 @@ fn adam_cpu(
                     false => chunk::<false>(ins, [po, mo, vo], &k),
                 }
             });
+    }
+    // SAFETY: the chunks above cover all `n` elements of the three vectors' capacity and
+    // `chunk` writes each of its elements (its inputs are as long as its outputs).
+    unsafe {
+        pn.set_len(n);
+        mn.set_len(n);
+        vn.set_len(n);
     }
     let (shape, dev) = (p.shape().clone(), p.device().clone());
     var.set(&Tensor::from_vec(pn, shape.clone(), &dev)?)?;
