@@ -271,6 +271,28 @@ fn benches(c: &mut Criterion) {
             y.sum_all().unwrap().backward().unwrap()
         })
     });
+    // a ReSE-2 block's training step as one op (`mirkit_nn::resblock`: conv-BN-ReLU-
+    // dropout-conv-BN-excitation-residual end-pool, its backward included), 128
+    // channels over 2187 positions at batch 4, and the batch norm's training backward
+    // inside it
+    let vm_rb = candle_nn::VarMap::new();
+    let rb = mirkit::nn::blocks::ResSe1d::rese2(
+        128,
+        128,
+        2,
+        candle_nn::VarBuilder::from_varmap(&vm_rb, DType::F32, &dev),
+    )
+    .unwrap();
+    let xr = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 128, 2187), &dev).unwrap()).unwrap();
+    let mut rng = mirkit::core::Rng::new(3);
+    g.bench_function("rese2_block_128x2187_train_fwd_bwd", |b| {
+        b.iter(|| {
+            let y = rb
+                .forward_drop(xr.as_tensor(), true, Some(&mut rng))
+                .unwrap();
+            y.sum_all().unwrap().backward().unwrap()
+        })
+    });
     // one Adam update (L2 decay, moments present) of SampleCNN-sized parameters:
     // four (512, 512, 3) kernels, 3.1 M values, in one pass per variable
     let ws: Vec<Var> = (0..4)
