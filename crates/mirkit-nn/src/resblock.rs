@@ -156,14 +156,7 @@ pub fn res_block_train(
         return Ok(None);
     }
     let mask = match dropout {
-        Some((p, rng)) if p > 0.0 => {
-            let scale = (1.0 / (1.0 - p)) as f32;
-            Some(
-                (0..n * c1 * h1 * w1)
-                    .map(|_| if rng.uniform() < p { 0.0 } else { scale })
-                    .collect::<Vec<f32>>(),
-            )
-        }
+        Some((p, rng)) if p > 0.0 => Some(crate::dropout::mask(n * c1 * h1 * w1, p, rng)),
         _ => None,
     };
     // the packed kernels and parameters, in the order of `Pack`
@@ -214,6 +207,14 @@ pub fn res_block_train(
         update_running(bn, &mean, &var, count)?;
     }
     Ok(Some(y))
+}
+
+/// `f(a[i], b[i])` for every `i`, in parallel pieces (the dropout's mask applied
+/// forward and backward, the two input gradients summed).
+fn zip_par(a: &mut [f32], b: &[f32], f: impl Fn(&mut f32, f32) + Sync) {
+    a.par_chunks_mut(1 << 14)
+        .zip(b.par_chunks(1 << 14))
+        .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(u, &v)| f(u, v)));
 }
 
 /// Where each part's kernel and parameters sit in the packed tensors: conv 1, conv 2,
@@ -423,9 +424,7 @@ impl CustomOp3 for ResBlockOp {
             .conv1
             .forward(x, &wp[wr[0].clone()], &pp[pr[0].clone()])?;
         if let Some(mask) = &self.mask {
-            y1.par_chunks_mut(1 << 14)
-                .zip(mask.par_chunks(1 << 14))
-                .for_each(|(y, m)| y.iter_mut().zip(m).for_each(|(v, &k)| *v *= k));
+            zip_par(&mut y1, mask, |v, k| *v *= k);
         }
         let (out, s2) = self
             .conv2
@@ -554,9 +553,7 @@ impl CustomOp3 for ResBlockOp {
         dw[wr[1].clone()].copy_from_slice(&dw2);
         dp[pr[1].clone()].copy_from_slice(&dp2);
         if let Some(mask) = &self.mask {
-            dy1.par_chunks_mut(1 << 14)
-                .zip(mask.par_chunks(1 << 14))
-                .for_each(|(d, m)| d.iter_mut().zip(m).for_each(|(v, &k)| *v *= k));
+            zip_par(&mut dy1, mask, |v, k| *v *= k);
         }
         let (mut dx, dw1, dp1) = self.conv1.backward(
             s1,
@@ -582,9 +579,7 @@ impl CustomOp3 for ResBlockOp {
             _ => g,
         };
         if need_dx {
-            dx.par_chunks_mut(1 << 14)
-                .zip(dxs.par_chunks(1 << 14))
-                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(u, &v)| *u += v));
+            zip_par(&mut dx, &dxs, |u, v| *u += v);
         }
         drop((xs_, ws, ps));
         Ok((
