@@ -13,7 +13,10 @@
 //!   tasks add into the same value),
 //!
 //! the standard im2col formulation of a convolution's gradients (Chellapilla et al.
-//! 2006). 1-D layers with many channels ([`crate::fused`]'s tap products) skip im2col:
+//! 2006). Stride-1 3×3 layers (padding 1, ≥ 16 channels) take Winograd's paths instead:
+//! the input gradient as the convolution of `dY` with the turned kernel
+//! ([`crate::winograd`]), the kernel gradient by F(3×3, 2×2) (`crate::wgrad`), and the
+//! tiles then run only where one of them does not apply. 1-D layers with many channels ([`crate::fused`]'s tap products) skip im2col:
 //! per kernel tap, `dW[:, :, j] += dY · X_jᵀ` and `dX_j += W[:, :, j]ᵀ · dY` on strided
 //! views of the input and of the input gradient. An input that is data (no variable
 //! behind it) gets no gradient. Tested against the composed path and against central
@@ -132,6 +135,9 @@ pub(crate) fn backward(
                     .is_some()
         });
     let need_dx = need_dx && wino_dx.is_none();
+    // the kernel gradient of the same convolutions by F(3×3, 2×2) (crate::wgrad): the
+    // tiles below then run only for an input gradient Winograd's path does not compute
+    let wino_dw = crate::fused::winograd_algo().is_some() && crate::wgrad::applies(n, g);
     // the items in a fixed number of groups, each with its own kernel-gradient sum,
     // added in group order at the end: the same sums in the same order, so the same
     // bits, whatever the thread count or the scheduling
@@ -168,7 +174,15 @@ pub(crate) fn backward(
             // before they write, and a fresh page read first maps the shared zero page,
             // whose copy-on-write at the first write flushes the other CPUs' TLBs (7.5 %
             // of the short-chunk ResNet's training step, in the kernel's IPIs)
-            let mut dw = zeros_par(g.o * k, g.o * k);
+            let wsums = wino_dw.then(|| crate::wgrad::sums(x, dy, items.clone(), g, gemm_threads));
+            if let (Some(_), true) = (&wsums, dxg.is_empty()) {
+                return wsums.expect("just matched");
+            }
+            let mut dw = if wino_dw {
+                Vec::new()
+            } else {
+                zeros_par(g.o * k, g.o * k)
+            };
             if by_taps(g) {
                 // the kernel gradient directly from each item's transposed input where
                 // the CPU allows (kernels::conv1d_tap_grads_into), summed over the
@@ -234,10 +248,12 @@ pub(crate) fn backward(
                     let (tr, tw) = (t.r1 - t.r0, t.c1 - t.c0);
                     let m = tr * tw; // per item
                     let mm = m * its.len();
-                    cols.resize(k * mm, 0f32); // every element written below
-                    for (b, item) in its.clone().enumerate() {
-                        let xi = &x[item * plane_in..][..plane_in];
-                        im2col_tile_ld(xi, g, &t, &mut cols[b * m..], mm);
+                    if !wino_dw {
+                        cols.resize(k * mm, 0f32); // every element written below
+                        for (b, item) in its.clone().enumerate() {
+                            let xi = &x[item * plane_in..][..plane_in];
+                            im2col_tile_ld(xi, g, &t, &mut cols[b * m..], mm);
+                        }
                     }
                     // the tile's output gradient, (O, items × m)
                     dyt.clear();
@@ -251,9 +267,11 @@ pub(crate) fn backward(
                         }
                     }
                     let dyr = MatRef::row_major(dyt, g.o, mm).expect("dy tile");
-                    // dW += dY · colsᵀ
-                    let colst = MatRef::new(cols, mm, k, 1, mm).expect("cols transposed");
-                    gemm_into_on(dyr, colst, &mut dw, true, gemm_threads);
+                    if !wino_dw {
+                        // dW += dY · colsᵀ
+                        let colst = MatRef::new(cols, mm, k, 1, mm).expect("cols transposed");
+                        gemm_into_on(dyr, colst, &mut dw, true, gemm_threads);
+                    }
                     if dxg.is_empty() {
                         continue;
                     }
@@ -266,7 +284,7 @@ pub(crate) fn backward(
                     }
                 }
             });
-            dw
+            wsums.unwrap_or(dw)
         })
         .collect();
     // the groups' kernel gradients, added in group order into the first one
@@ -280,6 +298,9 @@ pub(crate) fn backward(
             }
         }
     });
+    if wino_dw {
+        dw = crate::wgrad::finish(&dw, g.o, g.c);
+    }
     if let Some(gt) = wino_dx {
         // W'[c][o][i][j] = W[o][c][2 − i][2 − j]
         let mut wt = vec![0f32; w.len()];
@@ -593,7 +614,7 @@ mod tests {
         let mut rng = mirkit_core::Rng::new(31);
         // (x shape, w shape, stride, padding)
         type Case<'a> = (&'a [usize], &'a [usize], usize, (usize, usize));
-        let cases: [Case; 16] = [
+        let cases: [Case; 17] = [
             (&[3, 4, 50], &[5, 4, 3], 1, (0, 1)),
             // tap products (≥ 32 channels) with stride and padding
             (&[2, 40, 101], &[6, 40, 5], 2, (0, 2)),
@@ -608,10 +629,14 @@ mod tests {
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 1, (1, 1)),
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 2, (1, 1)),
             (&[1, 2, 12, 30], &[3, 2, 5, 1], 1, (2, 0)),
-            // stride-1 3×3 with ≥ 16 channels and ≥ 1024 positions: forward and input
-            // gradient by Winograd's path (odd sizes: half-used blocks at the edges)
+            // stride-1 3×3 with ≥ 16 channels and ≥ 1024 positions: forward, input
+            // gradient (F(2×2, 3×3)) and kernel gradient (F(3×3, 2×2), crate::wgrad) by
+            // Winograd's paths (odd sizes: half-used blocks at the edges)
             (&[1, 16, 33, 35], &[20, 16, 3, 3], 1, (1, 1)),
             (&[2, 24, 17, 31], &[16, 24, 3, 3], 1, (1, 1)),
+            // planes too small for the input gradient's Winograd path: its tiles run for
+            // the input gradient alone, the kernel gradient by F(3×3, 2×2)
+            (&[20, 16, 7, 8], &[17, 16, 3, 3], 1, (1, 1)),
             // more items than groups, unevenly (7 = 2 + 2 + 2 + 1); small planes, so
             // several items side by side in one product (stride 2, and a 1×1 output)
             (&[7, 5, 4, 3], &[6, 5, 3, 3], 2, (1, 1)),
@@ -661,6 +686,8 @@ mod tests {
             (&[6, 4, 3, 3], &[5, 4, 3, 3], 1),
             // 1-D, by taps, the kernel gradient directly where the CPU allows
             (&[9, 32, 40], &[8, 32, 3], 1),
+            // the kernel gradient by F(3×3, 2×2) (crate::wgrad), items in groups
+            (&[5, 16, 15, 16], &[16, 16, 3, 3], 1),
         ] {
             let x = Var::from_tensor(&uniform(&mut rng, xs)).unwrap();
             let w = Var::from_tensor(&uniform(&mut rng, ws)).unwrap();
@@ -709,6 +736,8 @@ mod tests {
             (vec![2, 33, 20], vec![3, 33, 4], 2, (0, 1)),
             // and the direct kernel gradient (channels a multiple of 16)
             (vec![2, 32, 20], vec![3, 32, 4], 2, (0, 1)),
+            // the kernel gradient by F(3×3, 2×2) (crate::wgrad; the input's too)
+            (vec![3, 16, 19, 18], vec![16, 16, 3, 3], 1, (1, 1)),
         ] {
             let x = Var::from_tensor(&uniform(&mut rng, &xs)).unwrap();
             let w = Var::from_tensor(&uniform(&mut rng, &ws)).unwrap();

@@ -38,13 +38,16 @@
 //!   a portable fallback and a test against an `f64` reference: the column FFT that ends
 //!   the band-axis DFT of musicnn's timbral filters ([`colfft`]), and valid stride-1 1-D
 //!   convolutions computed directly ([`kernels::conv1d_valid_into`]).
-//! * Less arithmetic where it pays and rounding allows: stride-1 3×3 convolutions of the
-//!   fused eval path by Winograd's F(2×2, 3×3) (Lavin & Gray 2016; 16 multiplications
-//!   per 2×2 outputs instead of 36), tested against an `f64` direct convolution; the
-//!   pretrained models' parity tests hold unchanged. F(4×4, 3×3) (4× less) was not
-//!   tried: its transforms' larger constants make its f32 rounding error several times
-//!   larger (Barabasz et al., "Error analysis and improving the accuracy of Winograd
-//!   convolution", 2020).
+//! * Less arithmetic where it pays and rounding allows: stride-1 3×3 convolutions by
+//!   Winograd's minimal filtering (Lavin & Gray 2016) — the forward and the training
+//!   input gradient by F(2×2, 3×3) ([`winograd`]; 16 multiplications per 2×2 outputs
+//!   instead of 36), the training kernel gradient by its transpose F(3×3, 2×2) (16 per
+//!   2×2 block of the output gradient), each tested against `f64` direct sums; the
+//!   pretrained models' parity tests hold unchanged. F(4×4, 3×3) (4× less) is opt-in
+//!   ([`fused::set_winograd`]): its transforms' larger constants make its f32 rounding
+//!   error 2–3× larger (Barabasz et al., "Error analysis and improving the accuracy of
+//!   Winograd convolution", 2020). `fused::set_winograd(Winograd::Off)` turns all of
+//!   them off.
 
 #![warn(missing_docs)]
 
@@ -67,6 +70,7 @@ pub mod pool;
 pub mod resblock;
 pub mod rnn;
 pub mod trainblock;
+mod wgrad;
 pub mod winograd;
 
 pub use error::{NnError, Result};
