@@ -117,14 +117,53 @@ pub(crate) fn backward(
     g: &Geo,
     need_dx: bool,
 ) -> (Vec<f32>, Vec<f32>) {
+    backward_parts(x, w, &[dy], n, g, need_dx)
+}
+
+/// [`backward`] for several convolutions of one geometry over the same input (a
+/// residual block's first convolution and its projected shortcut): `w` is their kernels
+/// stacked `(Σ O_i, K)` (`g.o = Σ O_i`), `dys` their output gradients `(N, O_i, OH, OW)`.
+/// One im2col per tile serves every part's kernel gradient (one product for all, `dW`
+/// stacked as `w`), and the input gradient is one product over all parts' channels and
+/// one col2im: the sum of the parts' input gradients, in one pass. Several parts take
+/// the tiles' path only (not 1-D tap products, not Winograd's paths).
+pub(crate) fn backward_parts(
+    x: &[f32],
+    w: &[f32],
+    dys: &[&[f32]],
+    n: usize,
+    g: &Geo,
+    need_dx: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let k = g.k();
+    let single = dys.len() == 1;
+    let dy = dys[0]; // the single part's, where only one is allowed
+    assert!(
+        single || !by_taps(g),
+        "several parts on the tiles' path only"
+    );
+    // (gradient, channel, channels) of each stacked output channel
+    let plane_out = g.poh * g.pow;
+    let chans: Vec<(&[f32], usize, usize)> = dys
+        .iter()
+        .flat_map(|d| {
+            let oi = d.len() / (n * plane_out).max(1);
+            assert_eq!(d.len(), n * oi * plane_out, "output gradient length");
+            (0..oi).map(move |oc| (*d, oc, oi))
+        })
+        .collect();
+    assert_eq!(
+        chans.len(),
+        g.o,
+        "the parts' channels add up to the kernels'"
+    );
     let plane_in = g.c * g.h * g.w;
     let (oh, ow) = (g.poh, g.pow);
     // a stride-1 3×3 convolution with padding 1 has as input gradient the same
     // convolution of dY with the kernel turned 180° and its channels swapped, which
     // Winograd's path computes with 16/36 of the products (crate::winograd); the tiles
     // below then only add the kernel gradient
-    let wino_dx = need_dx
+    let wino_dx = (need_dx && single)
         .then(|| dx_as_convolution(g))
         .flatten()
         .filter(|gt| {
@@ -137,7 +176,7 @@ pub(crate) fn backward(
     let need_dx = need_dx && wino_dx.is_none();
     // the kernel gradient of the same convolutions by F(3×3, 2×2) (crate::wgrad): the
     // tiles below then run only for an input gradient Winograd's path does not compute
-    let wino_dw = crate::fused::winograd_algo().is_some() && crate::wgrad::applies(n, g);
+    let wino_dw = single && crate::fused::winograd_algo().is_some() && crate::wgrad::applies(n, g);
     // the items in a fixed number of groups, each with its own kernel-gradient sum,
     // added in group order at the end: the same sums in the same order, so the same
     // bits, whatever the thread count or the scheduling
@@ -157,7 +196,6 @@ pub(crate) fn backward(
     // larger tiles than the forward's: each tile adds a product of inner size m into the
     // (O, K) kernel gradient, which is read and written whole every time
     let positions = (4 * TILE_FLOATS / k.max(g.o).max(1)).max(16);
-    let plane_out = oh * ow;
     let wt = MatRef::new(w, k, g.o, 1, k).expect("kernel transposed (K, O)");
     // 1-D by taps: each tap's columns inside the input, once per call
     let taps = if by_taps(g) {
@@ -258,11 +296,11 @@ pub(crate) fn backward(
                     // the tile's output gradient, (O, items × m)
                     dyt.clear();
                     dyt.reserve(g.o * mm);
-                    for o in 0..g.o {
+                    for &(dyp, oc, oi) in &chans {
                         for item in its.clone() {
-                            let base = (item * g.o + o) * plane_out;
+                            let base = (item * oi + oc) * plane_out;
                             for r in t.r0..t.r1 {
-                                dyt.extend_from_slice(&dy[base + r * ow + t.c0..][..tw]);
+                                dyt.extend_from_slice(&dyp[base + r * ow + t.c0..][..tw]);
                             }
                         }
                     }

@@ -306,7 +306,7 @@ pub(crate) fn activate(act: Act, row: &mut [f32]) {
 }
 
 /// Geometry of one block (1-D blocks are 2-D blocks of one row).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geo {
     pub(crate) c: usize,
     pub(crate) h: usize,

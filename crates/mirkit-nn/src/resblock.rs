@@ -19,6 +19,12 @@
 //! without copies), and the two gradients of `x` are summed in place. The excitation
 //! (`σ(W₂ ReLU(W₁ mean_t(out) + b₁) + b₂)`, `N × C` values) is computed here in full,
 //! with its backward by the chain rule (its mean's gradient `dm / L` added to `out`'s).
+//! A strided 2-D block's first convolution and projected shortcut read the same input
+//! with the same geometry: they share each tile's im2col in the forward
+//! ([`crate::fused`]'s `run_split`, the same bits as two runs) and in the backward
+//! (`convop::backward_parts`: both kernel gradients from one im2col, the input gradient —
+//! the two branches' sum — by one product over both kernels and one col2im, with no
+//! second input-sized buffer to add).
 //!
 //! The dropout mask is drawn from the caller's generator before the op, value by value
 //! as [`crate::dropout::dropout`] draws it, so a seed gives the same mask as the
@@ -29,7 +35,7 @@
 
 use crate::batchnorm::update_running;
 use crate::conv2d::contiguous_f32;
-use crate::fused::{Act, ConvSpec, Epilogue};
+use crate::fused::{run_split, Act, ConvSpec, Epilogue, Geo, Steps};
 use crate::kernels::{gemm_into, MatRef};
 use crate::trainblock::{plan_block, BlockOp, ResidualOp, Saved, Src};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
@@ -284,6 +290,17 @@ struct ResBlockOp {
 }
 
 impl ResBlockOp {
+    /// The first convolution's and the shortcut's geometry with their output channels
+    /// stacked, when the two can share their im2col tiles (forward and backward: the same
+    /// input, kernel size, stride and padding; 2-D and strided, as every projected
+    /// shortcut of the zoo's 2-D blocks — a stride-1 3×3 pair keeps Winograd's paths,
+    /// which take one kernel at a time).
+    fn pair(&self) -> Option<Geo> {
+        let (a, b) = (&self.conv1.g, &self.shortcut.as_ref()?.g);
+        let same = Geo { o: a.o, ..*b } == *a;
+        (same && !self.one_d && a.stride != 1).then_some(Geo { o: a.o + b.o, ..*a })
+    }
+
     /// `(N, C, L)`: channels and length of the second convolution's output.
     fn dims(&self) -> (usize, usize, usize) {
         let (n, c, (h, w)) = (self.conv2.n, self.conv2.g.o, self.conv2.out_hw);
@@ -420,9 +437,30 @@ impl CustomOp3 for ResBlockOp {
         let wp = contiguous_f32(s2, l2, "kernels")?;
         let pp = contiguous_f32(s3, l3, "parameters")?;
         let (wr, pr) = (&self.pack.w, &self.pack.p);
-        let (mut y1, s1) = self
-            .conv1
-            .forward(x, &wp[wr[0].clone()], &pp[pr[0].clone()])?;
+        // the first convolution and the shortcut over one im2col per tile where they
+        // can (`run_split`: the same bits as two runs)
+        let mut z3 = None;
+        let (mut y1, s1) = match (self.pair(), &self.shortcut) {
+            (Some(_), Some(op3)) => {
+                let (b1, b3) = (
+                    Steps::bias_only(self.conv1.bias(&pp[pr[0].clone()])?),
+                    Steps::bias_only(op3.bias(&pp[pr[2].clone()])?),
+                );
+                let (o1, o3) = (self.conv1.g.o, op3.g.o);
+                let g = Geo {
+                    o: o1.max(o3),
+                    ..self.conv1.g
+                };
+                let parts = [(&wp[wr[0].clone()], &b1, o1), (&wp[wr[2].clone()], &b3, o3)];
+                let mut zs = run_split(x, self.conv1.n, &g, &parts);
+                z3 = zs.pop();
+                let z1 = zs.pop().expect("two parts");
+                self.conv1.forward_from(z1, &pp[pr[0].clone()])?
+            }
+            _ => self
+                .conv1
+                .forward(x, &wp[wr[0].clone()], &pp[pr[0].clone()])?,
+        };
         if let Some(mask) = &self.mask {
             zip_par(&mut y1, mask, |v, k| *v *= k);
         }
@@ -432,7 +470,10 @@ impl CustomOp3 for ResBlockOp {
         let mut next = 2;
         let (xs, s3) = match &self.shortcut {
             Some(op) => {
-                let (v, s) = op.forward(x, &wp[wr[2].clone()], &pp[pr[2].clone()])?;
+                let (v, s) = match z3 {
+                    Some(z3) => op.forward_from(z3, &pp[pr[2].clone()])?,
+                    None => op.forward(x, &wp[wr[2].clone()], &pp[pr[2].clone()])?,
+                };
                 next = 3;
                 (Some(v), Some(s))
             }
@@ -555,32 +596,62 @@ impl CustomOp3 for ResBlockOp {
         if let Some(mask) = &self.mask {
             zip_par(&mut dy1, mask, |v, k| *v *= k);
         }
-        let (mut dx, dw1, dp1) = self.conv1.backward(
-            s1,
-            (xv, &wp[wr[0].clone()], &pp[pr[0].clone()]),
-            Src::Owned(dy1),
-            need_dx,
-        );
-        dw[wr[0].clone()].copy_from_slice(&dw1);
-        dp[pr[0].clone()].copy_from_slice(&dp1);
-        // the shortcut: its own backward from g, or g itself; added into dx
-        let dxs = match (&self.shortcut, s3) {
-            (Some(op), Some(s3)) => {
-                let (dxs, dws, dps) = op.backward(
-                    s3,
-                    (xv, &wp[wr[2].clone()], &pp[pr[2].clone()]),
-                    Src::Read(&g),
+        let dx = match (self.pair().zip(self.shortcut.as_ref()), s3) {
+            // the first convolution and the shortcut: each back to its convolution's
+            // output, then one pass over the tiles for both (one im2col for the two
+            // kernel gradients; the input gradient, their sum, by one product and one
+            // col2im)
+            (Some((gp, op3)), Some(s3)) => {
+                let (dz1, dp1) = self
+                    .conv1
+                    .backward_z(s1, &pp[pr[0].clone()], Src::Owned(dy1));
+                let (dz3, dp3) = op3.backward_z(s3, &pp[pr[2].clone()], Src::Read(&g));
+                let w13 = [&wp[wr[0].clone()], &wp[wr[2].clone()]].concat();
+                let (dx, dw13) = crate::convop::backward_parts(
+                    xv,
+                    &w13,
+                    &[&dz1, &dz3],
+                    self.conv1.n,
+                    &gp,
                     need_dx,
                 );
-                dw[wr[2].clone()].copy_from_slice(&dws);
-                dp[pr[2].clone()].copy_from_slice(&dps);
-                dxs
+                let k1 = wr[0].len();
+                dw[wr[0].clone()].copy_from_slice(&dw13[..k1]);
+                dw[wr[2].clone()].copy_from_slice(&dw13[k1..]);
+                dp[pr[0].clone()].copy_from_slice(&dp1);
+                dp[pr[2].clone()].copy_from_slice(&dp3);
+                dx
             }
-            _ => g,
+            (_, s3) => {
+                let (mut dx, dw1, dp1) = self.conv1.backward(
+                    s1,
+                    (xv, &wp[wr[0].clone()], &pp[pr[0].clone()]),
+                    Src::Owned(dy1),
+                    need_dx,
+                );
+                dw[wr[0].clone()].copy_from_slice(&dw1);
+                dp[pr[0].clone()].copy_from_slice(&dp1);
+                // the shortcut: its own backward from g, or g itself; added into dx
+                let dxs = match (&self.shortcut, s3) {
+                    (Some(op), Some(s3)) => {
+                        let (dxs, dws, dps) = op.backward(
+                            s3,
+                            (xv, &wp[wr[2].clone()], &pp[pr[2].clone()]),
+                            Src::Read(&g),
+                            need_dx,
+                        );
+                        dw[wr[2].clone()].copy_from_slice(&dws);
+                        dp[pr[2].clone()].copy_from_slice(&dps);
+                        dxs
+                    }
+                    _ => g,
+                };
+                if need_dx {
+                    zip_par(&mut dx, &dxs, |u, v| *u += v);
+                }
+                dx
+            }
         };
-        if need_dx {
-            zip_par(&mut dx, &dxs, |u, v| *u += v);
-        }
         drop((xs_, ws, ps));
         Ok((
             need_dx

@@ -181,13 +181,29 @@ impl BlockOp {
         w: &[f32],
         p: &[f32],
     ) -> candle_core::Result<(Vec<f32>, Saved)> {
-        let (g, o) = (&self.g, self.g.o);
+        let bias = self.bias(p)?;
+        let z = run(x, w, self.n, &self.g, &Steps::bias_only(bias));
+        self.forward_from(z, p)
+    }
+
+    /// The bias of the parameters `p` (bias[, γ, β]), their count checked.
+    pub(crate) fn bias(&self, p: &[f32]) -> candle_core::Result<Vec<f32>> {
+        let o = self.g.o;
         let per_channel = if self.bn { 3 } else { 1 };
         if p.len() != per_channel * o {
             candle_core::bail!("conv block: {} parameters for {o} channels", p.len())
         }
-        let bias = &p[..o];
-        let z = run(x, w, self.n, g, &Steps::bias_only(bias.to_vec()));
+        Ok(p[..o].to_vec())
+    }
+
+    /// [`Self::forward`] after the convolution: from its output plus bias `z`.
+    pub(crate) fn forward_from(
+        &self,
+        z: Vec<f32>,
+        p: &[f32],
+    ) -> candle_core::Result<(Vec<f32>, Saved)> {
+        let (g, o) = (&self.g, self.g.o);
+        self.bias(p)?;
         let plane = self.plane();
         let (ph, pw) = self.pool;
         let (oh, ow) = self.out_hw;
@@ -286,6 +302,19 @@ impl BlockOp {
         gout: Src<'_>,
         need_dx: bool,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (dz, dp) = self.backward_z(saved, p, gout);
+        let (dx, dw) = crate::convop::backward(x, w, &dz, self.n, &self.g, need_dx);
+        (dx, dw, dp)
+    }
+
+    /// [`Self::backward`] up to the convolution: the gradient of its output plus bias
+    /// and the parameters' gradients.
+    pub(crate) fn backward_z(
+        &self,
+        saved: Saved,
+        p: &[f32],
+        gout: Src<'_>,
+    ) -> (Vec<f32>, Vec<f32>) {
         // output gradient before pooling
         let dy = match gout {
             Src::Read(gout) if !saved.argmax.is_empty() => {
@@ -306,9 +335,7 @@ impl BlockOp {
             };
             self.act_backward(&saved, dy)
         };
-        drop(saved);
-        let (dx, dw) = crate::convop::backward(x, w, &dz, self.n, &self.g, need_dx);
-        (dx, dw, dp)
+        (dz, dp)
     }
 
     /// Without a batch norm: `dz = dy · act'(z)` and the bias gradient `Σ dz` per
