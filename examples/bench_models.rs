@@ -3,7 +3,8 @@
 //! `cargo run --release --example bench_models -- [--batch 16] [--models a,b] [--reps 3]
 //! [--no-train] [--train-only] [--split] [--ops] [--no-winograd] [--winograd4]` — times every architecture of the zoo on random input of its
 //! published size: an eval-mode forward and a training step (train-mode forward, binary
-//! cross-entropy, backward, Adam update), median of `--reps` runs after one warm-up.
+//! cross-entropy, backward, Adam update), median of `--reps` runs after one warm-up (or
+//! of as many runs as fill half a second, up to 1000, when that is more).
 //! `--train-only` runs the forward only twice (for profiling a training step).
 //! `--split` also reports a step's forward, backward and update times. `--ops` adds a per-op profile of the dominant operations at the models' own shapes.
 //! `--no-winograd` computes the eval forward's stride-1 3×3 convolutions by im2col
@@ -26,19 +27,29 @@
 use candle_core::{DType, Device, Tensor, Var};
 use std::time::Instant;
 
-/// Median seconds of `reps` runs after one warm-up.
+/// Median seconds of at least `reps` runs after one warm-up, and of as many more as fit
+/// in [`MIN_TOTAL_S`] (at most [`MAX_REPS`]): a median of three sub-millisecond runs
+/// measures thread wake-ups and cold caches, not the work. `tools/bench_models.py` times
+/// PyTorch by the same rule. `reps = 0`: one run.
 fn time(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
-    let mut t: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed().as_secs_f64()
-        })
-        .collect();
+    let mut t = Vec::new();
+    let start = Instant::now();
+    while t.len() < reps.max(1)
+        || (reps > 0 && t.len() < MAX_REPS && start.elapsed().as_secs_f64() < MIN_TOTAL_S)
+    {
+        let t0 = Instant::now();
+        f();
+        t.push(t0.elapsed().as_secs_f64());
+    }
     t.sort_by(f64::total_cmp);
     t[t.len() / 2]
 }
+
+/// Seconds of timed runs [`time`] fills at least (with `reps` runs or more).
+const MIN_TOTAL_S: f64 = 0.5;
+/// Most runs [`time`] makes for one figure.
+const MAX_REPS: usize = 1000;
 
 /// PyTorch's `binary_cross_entropy` on probabilities (clamped as PyTorch clamps its log).
 fn bce(p: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {

@@ -7,9 +7,12 @@ from; musicnn 0.1.0's musicnn and VGG from tools/musicnn_torch.py, a port loaded
 same weights and checked against musicnn's TensorFlow outputs first) and timed the same way: an eval-mode forward under torch.no_grad() and a training
 step (train-mode forward, binary cross-entropy, backward, Adam step; none for the
 inference-only musicnn 0.1.0 graphs), median of --reps
-runs after one warm-up, torch.set_num_threads(--threads). Then the Rust example runs with
-RAYON_NUM_THREADS=--threads and the table of both and the ratio (mirkit time / PyTorch
-time; < 1 means mirkit is faster) is printed, with peak memory of each side's training
+runs after one warm-up (or of as many runs as fill half a second, up to 1000, when that is
+more: the sub-millisecond 1-D CNN), torch.set_num_threads(--threads). After each model's
+PyTorch timing the Rust example times the same model (RAYON_NUM_THREADS=--threads; model
+by model, so that a burst of load on a shared machine falls on both sides of one row
+rather than on one side of many), and the table of both and the ratio (mirkit time /
+PyTorch time; < 1 means mirkit is faster) is printed, with peak memory of each side's training
 run when --memory is given (each model in its own process, so peaks do not mix).
 
 Usage (repository root, a release build of the example is made by cargo):
@@ -111,10 +114,19 @@ def build(name):
     raise SystemExit(f"unknown model {name}")
 
 
+# at least `reps` runs, and as many more as fit in MIN_TOTAL_S (at most MAX_REPS): a
+# median of three sub-millisecond runs measures thread wake-ups and cold caches, not the
+# work (examples/bench_models.rs times mirkit by the same rule)
+MIN_TOTAL_S = 0.5
+MAX_REPS = 1000
+
+
 def med(f, reps):
     f()
     ts = []
-    for _ in range(reps):
+    start = time.perf_counter()
+    while len(ts) < max(reps, 1) or (
+            len(ts) < MAX_REPS and time.perf_counter() - start < MIN_TOTAL_S):
         t = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t)
@@ -145,6 +157,19 @@ def bench(name, batch, reps, train):
     return res
 
 
+def secs(t):
+    """A time for the table: milliseconds below 0.1 s, else seconds."""
+    return f"{t * 1e3:.2f} ms" if t < 0.1 else f"{t:.3f} s"
+
+
+def build_example():
+    """Builds the Rust example (release) and returns its path."""
+    subprocess.run(["cargo", "build", "--release", "-q", "--example", "bench_models"], cwd=ROOT,
+                   check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "examples", "bench_models")
+
+
 def peak_kb(cmd, env=None):
     """Peak resident memory (kB) of one command, from GNU time."""
     r = subprocess.run(["/usr/bin/time", "-f", "PEAK %M"] + cmd, cwd=ROOT, env=env,
@@ -156,10 +181,7 @@ def memory(models, batch, threads):
     """Peak memory of a training run (warm-up step + one timed step) per model, each side
     in its own process."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    subprocess.run(["cargo", "build", "--release", "-q", "--example", "bench_models"], cwd=ROOT,
-                   check=True)
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    exe = os.path.join(target, "release", "examples", "bench_models")
+    exe = build_example()
     rows = {}
     for n in models:
         py = peak_kb([sys.executable, __file__, "--one", n, "--batch", str(batch),
@@ -202,23 +224,25 @@ def main():
             with open(a.json, "w") as f:
                 json.dump(rows, f, indent=1)
         return
-    py = {}
+    # model by model, PyTorch then mirkit, so that a burst of load on this shared machine
+    # falls on both sides of a row rather than on one side of many
+    exe = build_example()
+    env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
+    py, rs = {}, {}
     for n in models:
         py[n] = bench(n, a.batch, a.reps, not a.no_train)
         print(f"pytorch {n}: {py[n]}", file=sys.stderr)
-    cmd = ["cargo", "run", "--release", "-q", "--example", "bench_models", "--",
-           "--batch", str(a.batch), "--reps", str(a.reps), "--models", a.models]
-    if a.no_train:
-        cmd.append("--no-train")
-    env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
-    if a.json:  # kept even if the Rust side fails
-        with open(a.json, "w") as f:
-            json.dump({"pytorch": py}, f, indent=1)
-    rs = json.loads(subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.PIPE,
-                                   text=True).stdout)
+        cmd = [exe, "--batch", str(a.batch), "--reps", str(a.reps), "--models", n]
+        if a.no_train:
+            cmd.append("--no-train")
+        rs[n] = json.loads(subprocess.run(cmd, cwd=ROOT, env=env, check=True,
+                                          stdout=subprocess.PIPE, text=True).stdout)[n]
+        if a.json:  # kept if a later model fails
+            with open(a.json, "w") as f:
+                json.dump({"pytorch": py, "mirkit": rs}, f, indent=1)
     date = time.strftime("%Y-%m-%d")
     print(f"\n{date}, torch {torch.__version__}, {a.threads} thread(s), batch {a.batch}, "
-          f"median of {a.reps}, PyTorch's allocator "
+          f"median of ≥ {a.reps} runs filling ≥ {MIN_TOTAL_S} s, PyTorch's allocator "
           f"{'keeping freed memory as mirkit' if KEEP else 'at glibc defaults'}\n")
     print("| model | PyTorch forward | mirkit forward | ratio | PyTorch step | mirkit step | ratio |")
     print("|---|---|---|---|---|---|---|")
@@ -227,10 +251,10 @@ def main():
            "pytorch": py, "mirkit": rs}
     for n in models:
         p, r = py[n], rs[n]
-        row = [n, f"{p['forward_s']:.3f} s", f"{r['forward_s']:.3f} s",
+        row = [n, secs(p['forward_s']), secs(r['forward_s']),
                f"{r['forward_s'] / p['forward_s']:.2f}×"]
         if "train_step_s" in p:
-            row += [f"{p['train_step_s']:.3f} s", f"{r['train_step_s']:.3f} s",
+            row += [secs(p['train_step_s']), secs(r['train_step_s']),
                     f"{r['train_step_s'] / p['train_step_s']:.2f}×"]
         else:
             row += ["", "", ""]
