@@ -667,14 +667,14 @@ mod tests {
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 1, (1, 1)),
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 2, (1, 1)),
             (&[1, 2, 12, 30], &[3, 2, 5, 1], 1, (2, 0)),
-            // stride-1 3×3 with ≥ 16 channels and ≥ 1024 positions: forward, input
+            // stride-1 3×3 with ≥ 16 channels and ≥ 4096 positions: forward, input
             // gradient (F(2×2, 3×3)) and kernel gradient (F(3×3, 2×2), crate::wgrad) by
             // Winograd's paths (odd sizes: half-used blocks at the edges)
-            (&[1, 16, 33, 35], &[20, 16, 3, 3], 1, (1, 1)),
-            (&[2, 24, 17, 31], &[16, 24, 3, 3], 1, (1, 1)),
+            (&[1, 16, 65, 67], &[20, 16, 3, 3], 1, (1, 1)),
+            (&[2, 24, 47, 45], &[16, 24, 3, 3], 1, (1, 1)),
             // planes too small for the input gradient's Winograd path: its tiles run for
             // the input gradient alone, the kernel gradient by F(3×3, 2×2)
-            (&[20, 16, 7, 8], &[17, 16, 3, 3], 1, (1, 1)),
+            (&[80, 16, 7, 8], &[17, 16, 3, 3], 1, (1, 1)),
             // more items than groups, unevenly (7 = 2 + 2 + 2 + 1); small planes, so
             // several items side by side in one product (stride 2, and a 1×1 output)
             (&[7, 5, 4, 3], &[6, 5, 3, 3], 2, (1, 1)),
@@ -725,7 +725,7 @@ mod tests {
             // 1-D, by taps, the kernel gradient directly where the CPU allows
             (&[9, 32, 40], &[8, 32, 3], 1),
             // the kernel gradient by F(3×3, 2×2) (crate::wgrad), items in groups
-            (&[5, 16, 15, 16], &[16, 16, 3, 3], 1),
+            (&[5, 16, 29, 30], &[16, 16, 3, 3], 1),
         ] {
             let x = Var::from_tensor(&uniform(&mut rng, xs)).unwrap();
             let w = Var::from_tensor(&uniform(&mut rng, ws)).unwrap();
@@ -762,20 +762,22 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let mut rng = mirkit_core::Rng::new(32);
-        for (xs, ws, stride, pad) in [
+        for (xs, ws, stride, pad, step) in [
             (
                 vec![2usize, 3, 17],
                 vec![4usize, 3, 3],
                 1usize,
                 (0usize, 1usize),
+                2usize,
             ),
-            (vec![2, 2, 7, 8], vec![3, 2, 3, 3], 2, (1, 1)),
+            (vec![2, 2, 7, 8], vec![3, 2, 3, 3], 2, (1, 1), 2),
             // tap products (≥ 32 channels), stride and padding
-            (vec![2, 33, 20], vec![3, 33, 4], 2, (0, 1)),
+            (vec![2, 33, 20], vec![3, 33, 4], 2, (0, 1), 2),
             // and the direct kernel gradient (channels a multiple of 16)
-            (vec![2, 32, 20], vec![3, 32, 4], 2, (0, 1)),
-            // the kernel gradient by F(3×3, 2×2) (crate::wgrad; the input's too)
-            (vec![3, 16, 19, 18], vec![16, 16, 3, 3], 1, (1, 1)),
+            (vec![2, 32, 20], vec![3, 32, 4], 2, (0, 1), 2),
+            // the kernel gradient by F(3×3, 2×2) (crate::wgrad; the input's by F(2×2,
+            // 3×3)): 4160 positions, every 97th value of each argument
+            (vec![1, 16, 64, 65], vec![16, 16, 3, 3], 1, (1, 1), 97),
         ] {
             let x = Var::from_tensor(&uniform(&mut rng, &xs)).unwrap();
             let w = Var::from_tensor(&uniform(&mut rng, &ws)).unwrap();
@@ -786,7 +788,7 @@ mod tests {
                 &x,
                 &w,
                 &g,
-                2,
+                step,
                 &format!("{xs:?} {ws:?}"),
             );
         }

@@ -543,7 +543,7 @@ static WINOGRAD: AtomicU8 = AtomicU8::new(Winograd::F2x2 as u8);
 /// How the fused eval path (and the training backward's input gradient) computes
 /// stride-1 3×3 convolutions with padding 1 and ≥ 16 channels ([`set_winograd`]). All
 /// three are the same convolution rounded differently. Any mode but `Off` also computes
-/// the training backward's kernel gradient of those layers by F(3×3, 2×2) (from 1024
+/// the training backward's kernel gradient of those layers by F(3×3, 2×2) (from 4096
 /// output positions per call); `Off` by im2col.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

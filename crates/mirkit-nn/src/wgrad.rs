@@ -35,12 +35,15 @@ use crate::kernels::{gemm_into_on, MatRef};
 /// Whether [`sums`] computes the kernel gradient of `g` for `n` items: a stride-1 3×3
 /// convolution with padding 1 on both axes, no pooling, an output the input's size, at
 /// least 16 channels each way (below, the transforms are a visible share of thin
-/// products), and at least 1024 output positions in all.
+/// products), and at least 4096 output positions in all (measured, two threads: 256
+/// channels on 8 × 8 at batch 16 or 16 × 16 at batch 4–8 — 1024–2048 positions — were
+/// level with im2col or up to 7 % slower, the fixed cost of the 16 `(O, C)` sums
+/// weighing on few blocks; 16 × 16 at batch 16 and larger planes gained).
 pub(crate) fn applies(n: usize, g: &Geo) -> bool {
     crate::winograd::applies(g)
         && g.pool == (1, 1)
         && (g.poh, g.pow) == (g.h, g.w)
-        && n * g.h * g.w >= 1024
+        && n * g.h * g.w >= 4096
 }
 
 /// Blocks per chunk: the chunk's transformed input and output gradient
@@ -425,7 +428,8 @@ mod tests {
         assert_eq!(chunk_blocks(&g), 32);
         assert!(applies(1, &g));
         assert!(!applies(1, &geo(256, 16, 16, 256)), "256 positions");
-        assert!(applies(4, &geo(256, 16, 16, 256)));
+        assert!(!applies(8, &geo(256, 16, 16, 256)), "2048 positions");
+        assert!(applies(16, &geo(256, 16, 16, 256)));
         assert!(!applies(16, &geo(8, 16, 16, 256)), "8 channels");
     }
 }
