@@ -105,7 +105,8 @@ fn benches(c: &mut Criterion) {
     // batch 4: Winograd's F(2×2, 3×3) forward and input gradient, the kernel gradient by
     // F(3×3, 2×2) (`mirkit_nn::wgrad`)
     let x33 = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 128, 32, 32), &dev).unwrap()).unwrap();
-    let w33 = Var::from_tensor(&Tensor::randn(0f32, 0.05, (128, 128, 3, 3), &dev).unwrap()).unwrap();
+    let w33 =
+        Var::from_tensor(&Tensor::randn(0f32, 0.05, (128, 128, 3, 3), &dev).unwrap()).unwrap();
     g.bench_function("convop_128x128_3x3_32x32_fwd_bwd", |b| {
         b.iter(|| {
             let y = convop::conv(&x33, w33.as_tensor(), 1, (1, 1))
