@@ -361,20 +361,7 @@ mod tests {
     }
 
     fn geo(c: usize, h: usize, w: usize, o: usize) -> Geo {
-        Geo {
-            c,
-            h,
-            w,
-            o,
-            kh: 3,
-            kw: 3,
-            stride: 1,
-            ph: 1,
-            pw: 1,
-            poh: h,
-            pow: w,
-            pool: (1, 1),
-        }
+        crate::winograd::tests::geo(c, h, w, o, (1, 1))
     }
 
     /// Against `f64` direct sums: odd and even plane sizes (half-used blocks at the right

@@ -809,7 +809,7 @@ fn tile_product_any<const M: usize, const N: usize, A: Pick<M, N>>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The direct 3×3 convolution (padding 1) in f64.
@@ -839,7 +839,8 @@ mod tests {
         y
     }
 
-    fn geo(c: usize, h: usize, w: usize, o: usize, pool: (usize, usize)) -> Geo {
+    /// A 3×3, stride-1, padding-1 geometry over `(c, h, w)` with `o` outputs, pooled.
+    pub(crate) fn geo(c: usize, h: usize, w: usize, o: usize, pool: (usize, usize)) -> Geo {
         Geo {
             c,
             h,
