@@ -16,10 +16,10 @@
 //! 2006). Stride-1 3×3 layers (padding 1, ≥ 16 channels) take Winograd's paths instead:
 //! the input gradient as the convolution of `dY` with the turned kernel
 //! ([`crate::winograd`]), the kernel gradient by F(3×3, 2×2) (`crate::wgrad`), and the
-//! tiles then run only where one of them does not apply. 1-D layers with many channels ([`crate::fused`]'s tap products) skip im2col:
-//! per kernel tap, `dW[:, :, j] += dY · X_jᵀ` and `dX_j += W[:, :, j]ᵀ · dY` on strided
-//! views of the input and of the input gradient. An input that is data (no variable
-//! behind it) gets no gradient. Tested against the composed path and against central
+//! tiles then run only where one of them does not apply. 1-D layers with many channels
+//! ([`crate::fused`]'s tap products) skip im2col: per kernel tap, `dW[:, :, j] += dY ·
+//! X_jᵀ` and `dX_j += W[:, :, j]ᵀ · dY` on strided views of the input and of the input
+//! gradient. An input that is data (no variable behind it) gets no gradient. Tested against the composed path and against central
 //! differences.
 //! CPU and f32 only; the callers fall back to the composed ops elsewhere.
 
@@ -208,14 +208,14 @@ pub(crate) fn backward_parts(
         .enumerate()
         .map(|(gi, dxg)| {
             let items = gi * per..((gi + 1) * per).min(n);
+            let wsums = wino_dw.then(|| crate::wgrad::sums(x, dy, items.clone(), g, gemm_threads));
+            if wino_dw && dxg.is_empty() {
+                return wsums.expect("computed above");
+            }
             // zeros written, not `calloc`'s untouched pages: the products below read
             // before they write, and a fresh page read first maps the shared zero page,
             // whose copy-on-write at the first write flushes the other CPUs' TLBs (7.5 %
             // of the short-chunk ResNet's training step, in the kernel's IPIs)
-            let wsums = wino_dw.then(|| crate::wgrad::sums(x, dy, items.clone(), g, gemm_threads));
-            if let (Some(_), true) = (&wsums, dxg.is_empty()) {
-                return wsums.expect("just matched");
-            }
             let mut dw = if wino_dw {
                 Vec::new()
             } else {
