@@ -1252,19 +1252,33 @@ pub(crate) fn run_split(
     let which = winograd_algo()
         .filter(|_| crate::winograd::applies(g) && crate::winograd::worth_it(n, g))
         .and_then(|w| crate::winograd::fit(w, g));
-    let wino: Option<Vec<Vec<f32>>> = which.map(|which| {
-        parts
-            .iter()
-            .map(|&(kernel, _, o)| {
-                crate::winograd::transform_kernel(&kernel[..o * k], o, g.c, which)
-            })
-            .collect()
-    });
+    // stride-1 1-D convolutions of kernel 3 by F(2, 3) (crate::wino1d), in any mode but
+    // off
+    let one_d =
+        winograd_algo().is_some() && crate::wino1d::applies(g) && crate::wino1d::worth_it(n, g);
+    let wino: Option<Vec<Vec<f32>>> = if one_d {
+        Some(
+            parts
+                .iter()
+                .map(|&(kernel, _, o)| crate::wino1d::transform_kernel(&kernel[..o * k], o, g.c))
+                .collect(),
+        )
+    } else {
+        which.map(|which| {
+            parts
+                .iter()
+                .map(|&(kernel, _, o)| {
+                    crate::winograd::transform_kernel(&kernel[..o * k], o, g.c, which)
+                })
+                .collect()
+        })
+    };
     // (transformed kernel, channels) of each part, built once rather than per tile
     let wino_parts: Option<Vec<(&[f32], usize)>> = wino
         .as_ref()
         .map(|us| us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect());
     let tiles = match which {
+        _ if one_d => crate::wino1d::tiles(n, g, TILE_FLOATS),
         Some(which) => crate::winograd::tiles(n, g, TILE_FLOATS, which),
         None => tiles(n, g),
     };
@@ -1489,12 +1503,17 @@ pub(crate) fn run_split(
                          prod,
                          best,
                          wino: scratch,
+                         wino1d,
                      }| {
                         let mt = (t.r1 - t.r0) * (t.c1 - t.c0);
                         let m = items * mt;
                         let plane_in = g.c * g.h * g.w;
                         let xi = &x[t.item * plane_in..][..plane_in];
-                        if let Some(us) = &wino_parts {
+                        if let (true, Some(us)) = (one_d, &wino_parts) {
+                            // every element written
+                            prod.resize(total_o * m, 0f32);
+                            crate::wino1d::tile_product(xi, g, &t, us, wino1d, prod, gemm_threads);
+                        } else if let Some(us) = &wino_parts {
                             // every element written
                             prod.resize(total_o * m, 0f32);
                             crate::winograd::tile_product(
@@ -1632,6 +1651,8 @@ pub(crate) struct TileBuffers {
     pub(crate) best: Vec<f32>,
     /// Winograd's transformed input and products.
     wino: crate::winograd::Scratch,
+    /// [`crate::wino1d`]'s buffers.
+    wino1d: crate::wino1d::Scratch,
 }
 
 thread_local! {
@@ -1977,6 +1998,11 @@ mod tests {
             (64, 32, 3, 9000, 1, 1, 3, true, true, Act::Relu),
             // tap products (≥ 32 channels): stride, padding, the 1-D CNN's pool 4
             (48, 6, 5, 97, 2, 2, 2, true, true, Act::Relu),
+            // F(2, 3) (crate::wino1d; the case of 9000 above too): an odd length
+            // unpooled; 700 positions by F(2, 3) at n = 3, by tap products at n = 1
+            // (under the path's floor)
+            (32, 40, 3, 1101, 1, 1, 1, false, true, Act::Identity),
+            (96, 64, 3, 700, 1, 1, 2, true, true, Act::Relu),
             (128, 32, 8, 94, 1, 0, 4, true, false, Act::Relu),
         ];
         for (c, o, k, l, stride, pad, pool, bias, bn, act) in cases {
@@ -2431,6 +2457,9 @@ mod tests {
             (256, 512, 3, 1, 1),
             (64, 320, 50, 1, 1),
             (32, 160, 27, 3, 3),
+            // F(2, 3) (crate::wino1d): one tile, its products on the idle threads
+            (64, 64, 1500, 3, 3),
+            (256, 256, 1101, 3, 1),
         ] {
             let x = uniform(&mut rng, &[1, c, l], -1.0, 1.0);
             let wt = uniform(&mut rng, &[o, c, kw], -0.2, 0.2);

@@ -71,6 +71,7 @@ pub mod resblock;
 pub mod rnn;
 pub mod trainblock;
 mod wgrad;
+mod wino1d;
 pub mod winograd;
 
 pub use error::{NnError, Result};

@@ -77,11 +77,11 @@ pub(crate) fn applies(g: &Geo) -> bool {
 /// additions, so they round the same with or without AVX2.
 pub(crate) struct Algo<const M: usize, const N: usize> {
     /// `Bᵀ` (input transform).
-    bt: [[f32; N]; N],
+    pub(crate) bt: [[f32; N]; N],
     /// `G` (kernel transform), in `f64`.
-    g: [[f64; 3]; N],
+    pub(crate) g: [[f64; 3]; N],
     /// `Aᵀ` (output transform).
-    at: [[f32; N]; M],
+    pub(crate) at: [[f32; N]; M],
     /// Input channels summed in one product before the partial sum is added to the
     /// block's total (0: all at once). See [`F4`].
     chunk: usize,
@@ -214,7 +214,7 @@ fn comb_lanes<const N: usize>(coef: &[f32; N], v: &[[f32; L]; N]) -> [f32; L] {
 /// `outs[a][j] = Σ_b coef[a][b]·ins[b][j]` for every `j < len` (each out at least `len`
 /// long): `L` columns at a time, the rest one by one.
 #[inline(always)]
-fn transform<const N: usize, const K: usize>(
+pub(crate) fn transform<const N: usize, const K: usize>(
     coef: &[[f32; N]; K],
     ins: [&[f32]; N],
     outs: &mut [&mut [f32]; K],
@@ -250,7 +250,7 @@ fn transform<const N: usize, const K: usize>(
 /// sums in registers, each chunk's added to `dst`: no packing); else (F(2×2)'s whole
 /// sums, or no AVX-512F) one `gemm` product per chunk, accumulated. The kernel's rows are
 /// split over `threads` threads (the same sums either way).
-fn product(
+pub(crate) fn product(
     a: &[f32],
     b: &[f32],
     (o, c, nb): (usize, usize, usize),
