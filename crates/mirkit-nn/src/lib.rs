@@ -42,8 +42,10 @@
 //!   Winograd's minimal filtering (Lavin & Gray 2016) — the forward and the training
 //!   input gradient by F(2×2, 3×3) ([`winograd`]; 16 multiplications per 2×2 outputs
 //!   instead of 36), the training kernel gradient by its transpose F(3×3, 2×2) (16 per
-//!   2×2 block of the output gradient), each tested against `f64` direct sums; the
-//!   pretrained models' parity tests hold unchanged. F(4×4, 3×3) (4× less) is opt-in
+//!   2×2 block of the output gradient), and the eval path's 1-D kernel-3 convolutions
+//!   (SampleCNN, ReSE-2) by F(4, 3) (`wino1d`; 2× less, its chunked sums as accurate as
+//!   a plain `f32` sum), each tested against `f64` direct sums; the pretrained models'
+//!   parity tests hold unchanged. F(4×4, 3×3) (4× less) is opt-in
 //!   ([`fused::set_winograd`]): its transforms' larger constants make its f32 rounding
 //!   error 2–3× larger (Barabasz et al., "Error analysis and improving the accuracy of
 //!   Winograd convolution", 2020). `fused::set_winograd(Winograd::Off)` turns all of

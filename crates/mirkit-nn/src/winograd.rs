@@ -84,7 +84,7 @@ pub(crate) struct Algo<const M: usize, const N: usize> {
     pub(crate) at: [[f32; N]; M],
     /// Input channels summed in one product before the partial sum is added to the
     /// block's total (0: all at once). See [`F4`].
-    chunk: usize,
+    pub(crate) chunk: usize,
 }
 
 /// F(2×2, 3×3), Lavin & Gray §4.1 (interpolation points 0, 1, −1, ∞).
@@ -149,19 +149,19 @@ pub(crate) const F4: Algo<4, 6> = Algo {
 
 /// An algorithm as a type, so that its tables are constants where its code is
 /// compiled (the transforms' zero and ±1 terms then cost nothing).
-trait Pick<const M: usize, const N: usize> {
+pub(crate) trait Pick<const M: usize, const N: usize> {
     /// The algorithm.
     const ALG: Algo<M, N>;
 }
 
 /// [`F2`] as a type.
-struct P2;
+pub(crate) struct P2;
 impl Pick<2, 4> for P2 {
     const ALG: Algo<2, 4> = F2;
 }
 
 /// [`F4`] as a type.
-struct P4;
+pub(crate) struct P4;
 impl Pick<4, 6> for P4 {
     const ALG: Algo<4, 6> = F4;
 }
