@@ -34,7 +34,10 @@ fn compare(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> (Vec<(String, f32)
             let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
             differ |= x.iter().zip(&y).any(|(p, q)| p.to_bits() != q.to_bits());
             let scale = y.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let diff = x.iter().zip(&y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            let diff = x
+                .iter()
+                .zip(&y)
+                .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
             (name.clone(), diff / scale.max(f32::MIN_POSITIVE))
         })
         .collect();

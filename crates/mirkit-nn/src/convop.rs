@@ -167,11 +167,16 @@ pub(crate) fn backward_parts(
         .then(|| dx_as_convolution(g))
         .flatten()
         .filter(|gt| {
-            crate::winograd::applies(gt)
+            let algo = crate::fused::winograd_algo();
+            let two_d = crate::winograd::applies(gt)
                 && crate::winograd::worth_it(n, gt)
-                && crate::fused::winograd_algo()
-                    .and_then(|w| crate::winograd::fit(w, gt))
-                    .is_some()
+                && algo.and_then(|w| crate::winograd::fit(w, gt)).is_some();
+            // 1-D kernel 3 (crate::wino1d), which `run` takes for this geometry
+            let one_d = algo.is_some()
+                && crate::wino1d::applies(gt)
+                && crate::wino1d::worth_it(n, gt)
+                && crate::wino1d::fit(gt).is_some();
+            two_d || one_d
         });
     let need_dx = need_dx && wino_dx.is_none();
     // the kernel gradient of the same convolutions by F(3×3, 2×2) (crate::wgrad): the
@@ -340,12 +345,13 @@ pub(crate) fn backward_parts(
         dw = crate::wgrad::finish(&dw, g.o, g.c);
     }
     if let Some(gt) = wino_dx {
-        // W'[c][o][i][j] = W[o][c][2 − i][2 − j]
+        // W'[c][o][i][j] = W[o][c][2 − i][2 − j] (1-D: W'[c][o][j] = W[o][c][2 − j])
+        let taps = g.kh * g.kw;
         let mut wt = vec![0f32; w.len()];
-        for (o, wo) in w.chunks_exact(g.c * 9).enumerate() {
-            for (c, taps) in wo.chunks_exact(9).enumerate() {
-                let dst = &mut wt[(c * g.o + o) * 9..][..9];
-                for (d, &v) in dst.iter_mut().zip(taps.iter().rev()) {
+        for (o, wo) in w.chunks_exact(g.c * taps).enumerate() {
+            for (c, taps_oc) in wo.chunks_exact(taps).enumerate() {
+                let dst = &mut wt[(c * g.o + o) * taps..][..taps];
+                for (d, &v) in dst.iter_mut().zip(taps_oc.iter().rev()) {
                     *d = v;
                 }
             }
@@ -434,15 +440,15 @@ fn whole(g: &Geo, item: usize) -> Tile {
 }
 
 /// The geometry of the input gradient as a convolution of the output gradient, for a
-/// stride-1, same-size ("padding 1") 3×3 convolution without pooling: `dY` `(O, H, W)`
-/// → `dX` `(C, H, W)`. `None` for other geometries.
+/// stride-1, same-size ("padding 1") 3×3 or 1-D kernel-3 convolution without pooling:
+/// `dY` `(O, H, W)` → `dX` `(C, H, W)`. `None` for other geometries.
 fn dx_as_convolution(g: &Geo) -> Option<Geo> {
-    let same = g.kh == 3
-        && g.kw == 3
-        && g.stride == 1
-        && (g.ph, g.pw) == (1, 1)
-        && g.pool == (1, 1)
-        && (g.poh, g.pow) == (g.h, g.w);
+    let kernel = match (g.kh, g.kw, g.ph, g.pw) {
+        (3, 3, 1, 1) => true,
+        (1, 3, 0, 1) => g.h == 1,
+        _ => false,
+    };
+    let same = kernel && g.stride == 1 && g.pool == (1, 1) && (g.poh, g.pow) == (g.h, g.w);
     same.then_some(Geo {
         c: g.o,
         o: g.c,
@@ -652,7 +658,7 @@ mod tests {
         let mut rng = mirkit_core::Rng::new(31);
         // (x shape, w shape, stride, padding)
         type Case<'a> = (&'a [usize], &'a [usize], usize, (usize, usize));
-        let cases: [Case; 17] = [
+        let cases: [Case; 18] = [
             (&[3, 4, 50], &[5, 4, 3], 1, (0, 1)),
             // tap products (≥ 32 channels) with stride and padding
             (&[2, 40, 101], &[6, 40, 5], 2, (0, 2)),
@@ -663,7 +669,10 @@ mod tests {
             (&[2, 32, 300], &[13, 32, 3], 3, (0, 1)),
             (&[1, 1, 243], &[6, 1, 3], 3, (0, 0)),
             (&[2, 3, 40], &[2, 3, 7], 2, (0, 3)),
+            // kernel 3, padding 1, ≥ 32 channels: forward and input gradient by F(4, 3)
+            // (crate::wino1d; 3000 positions per item) and by F(2, 3) (200)
             (&[3, 64, 3000], &[32, 64, 3], 1, (0, 1)),
+            (&[6, 32, 200], &[48, 32, 3], 1, (0, 1)),
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 1, (1, 1)),
             (&[2, 3, 9, 11], &[4, 3, 3, 3], 2, (1, 1)),
             (&[1, 2, 12, 30], &[3, 2, 5, 1], 1, (2, 0)),
@@ -724,6 +733,8 @@ mod tests {
             (&[6, 4, 3, 3], &[5, 4, 3, 3], 1),
             // 1-D, by taps, the kernel gradient directly where the CPU allows
             (&[9, 32, 40], &[8, 32, 3], 1),
+            // 1-D, the forward and input gradient by F(4, 3) (crate::wino1d)
+            (&[5, 32, 300], &[40, 32, 3], 1),
             // the kernel gradient by F(3×3, 2×2) (crate::wgrad), items in groups
             (&[5, 16, 29, 30], &[16, 16, 3, 3], 1),
         ] {
@@ -775,6 +786,8 @@ mod tests {
             (vec![2, 33, 20], vec![3, 33, 4], 2, (0, 1), 2),
             // and the direct kernel gradient (channels a multiple of 16)
             (vec![2, 32, 20], vec![3, 32, 4], 2, (0, 1), 2),
+            // 1-D, the input gradient by F(4, 3) (crate::wino1d): every 89th value
+            (vec![1, 32, 1100], vec![32, 32, 3], 1, (0, 1), 89),
             // the kernel gradient by F(3×3, 2×2) (crate::wgrad; the input's by F(2×2,
             // 3×3)): 4160 positions, every 97th value of each argument
             (vec![1, 16, 64, 65], vec![16, 16, 3, 3], 1, (1, 1), 97),
