@@ -36,6 +36,7 @@
 //! still reaches the output, the fused path's contract.
 
 use crate::fused::{Geo, Tile};
+use crate::kernels::{gemm_into_on, MatRef};
 use crate::winograd::{product, transform, Algo, Pick, Which, F2, F4, P2, P4};
 
 /// Input and output channels from which the path is used (the tap products' own floor:
@@ -190,6 +191,67 @@ unsafe fn tile_product_avx2<const M: usize, const N: usize, A: Pick<M, N>>(
     tile_product_any::<M, N, A>(xi, g, t, parts, s, prod, threads);
 }
 
+/// `V = Bᵀ d` of `nb` blocks of `M` outputs from output `q0` on, every channel of the
+/// item's input `xi` `(c, w)`, into `s.v` `(N, c, nb)`: block `b` reads the padded
+/// input's positions `q0 + M·b .. q0 + M·b + N`, i.e. the input from `q0 + M·b − 1`
+/// (zero outside it).
+#[inline(always)]
+fn transform_input<const M: usize, const N: usize, A: Pick<M, N>>(
+    xi: &[f32],
+    (c, w): (usize, usize),
+    q0: usize,
+    nb: usize,
+    s: &mut Scratch,
+) {
+    // the run of inputs q0 − 1 .. q0 − 1 + M·(nb + 1) (zero outside the input): block b
+    // reads its positions M·b .. M·b + N, and its position M·k + q is phase q's k-th
+    let run = M * (nb + 1);
+    let inside = q0 >= 1 && q0 - 1 + run <= w;
+    s.phases.resize(M * (nb + 1), 0.0);
+    s.v.resize(N * c * nb, 0.0);
+    if !inside {
+        s.row.resize(run, 0.0);
+    }
+    let x0 = q0 as isize - 1;
+    let lo = ((-x0).max(0) as usize).min(run); // first position of the run inside the input
+    let hi = ((w as isize - x0).max(0) as usize).min(run).max(lo);
+    for ch in 0..c {
+        let plane = &xi[ch * w..][..w];
+        let src: &[f32] = if inside {
+            &plane[q0 - 1..][..run]
+        } else {
+            let row = &mut s.row;
+            row[..lo].fill(0.0);
+            if lo < hi {
+                let sx = (x0 + lo as isize) as usize;
+                row[lo..hi].copy_from_slice(&plane[sx..sx + hi - lo]);
+            }
+            row[hi..].fill(0.0);
+            row
+        };
+        split_phases::<M>(src, nb + 1, &mut s.phases);
+        let ins: [&[f32]; N] =
+            std::array::from_fn(|j| &s.phases[(j % M) * (nb + 1) + j / M..][..nb]);
+        // V_ξ's row `ch`, ξ = 0..N: c·nb apart
+        let mut outs = s.v[ch * nb..].chunks_mut(c * nb);
+        let mut outs: [&mut [f32]; N] = std::array::from_fn(|_| outs.next().expect("N rows"));
+        transform(&A::ALG.bt, ins, &mut outs, nb);
+    }
+}
+
+/// `src` (`M·len` values) split into its `M` phases, `len` apart in `phases`: position
+/// `M·k + q` to `phases[q·len + k]`.
+#[inline(always)]
+fn split_phases<const M: usize>(src: &[f32], len: usize, phases: &mut [f32]) {
+    let mut ph = phases.chunks_exact_mut(len);
+    let ph: [&mut [f32]; M] = std::array::from_fn(|_| ph.next().expect("M phases"));
+    for (k, p) in src.chunks_exact(M).take(len).enumerate() {
+        for (q, &v) in p.iter().enumerate() {
+            ph[q][k] = v;
+        }
+    }
+}
+
 #[inline(always)]
 fn tile_product_any<const M: usize, const N: usize, A: Pick<M, N>>(
     xi: &[f32],
@@ -204,48 +266,7 @@ fn tile_product_any<const M: usize, const N: usize, A: Pick<M, N>>(
     let m = t.c1 - t.c0;
     let nb = m.div_ceil(M);
     let c = g.c;
-    // the run of inputs c0 − 1 .. c0 − 1 + M·(nb + 1) (zero outside the input): block b
-    // reads its positions M·b .. M·b + N, and its position M·k + q is phase q's k-th
-    let run = M * (nb + 1);
-    let inside = t.c0 >= 1 && t.c0 - 1 + run <= g.w;
-    s.phases.resize(M * (nb + 1), 0.0);
-    s.v.resize(N * c * nb, 0.0);
-    if !inside {
-        s.row.resize(run, 0.0);
-    }
-    let x0 = t.c0 as isize - 1;
-    let lo = ((-x0).max(0) as usize).min(run); // first position of the run inside the input
-    let hi = ((g.w as isize - x0).max(0) as usize).min(run).max(lo);
-    for ch in 0..c {
-        let plane = &xi[ch * g.w..][..g.w];
-        let src: &[f32] = if inside {
-            &plane[t.c0 - 1..][..run]
-        } else {
-            let row = &mut s.row;
-            row[..lo].fill(0.0);
-            if lo < hi {
-                let sx = (x0 + lo as isize) as usize;
-                row[lo..hi].copy_from_slice(&plane[sx..sx + hi - lo]);
-            }
-            row[hi..].fill(0.0);
-            row
-        };
-        {
-            let mut ph = s.phases.chunks_exact_mut(nb + 1);
-            let ph: [&mut [f32]; M] = std::array::from_fn(|_| ph.next().expect("M phases"));
-            for (k, p) in src.chunks_exact(M).enumerate() {
-                for q in 0..M {
-                    ph[q][k] = p[q];
-                }
-            }
-        }
-        let ins: [&[f32]; N] =
-            std::array::from_fn(|j| &s.phases[(j % M) * (nb + 1) + j / M..][..nb]);
-        // V_ξ's row `ch`, ξ = 0..N: c·nb apart
-        let mut outs = s.v[ch * nb..].chunks_mut(c * nb);
-        let mut outs: [&mut [f32]; N] = std::array::from_fn(|_| outs.next().expect("N rows"));
-        transform(&alg.bt, ins, &mut outs, nb);
-    }
+    transform_input::<M, N, A>(xi, (c, g.w), t.c0, nb, s);
     s.y.resize(M * nb, 0.0);
     let mut rest: &mut [f32] = prod;
     for &(u, o) in parts {
@@ -285,6 +306,154 @@ fn tile_product_any<const M: usize, const N: usize, A: Pick<M, N>>(
             }
         }
     }
+}
+
+/// Whether [`grad_sums`] computes the kernel gradient of `g` for `n` items: a layer of
+/// this path ([`applies`]) without pooling, its output the input's length, at least 128
+/// outputs per item (64 blocks; [`fit`]) and 4096 in all (the 2-D kernel gradient's
+/// floor, `crate::wgrad`).
+pub(crate) fn grad_applies(n: usize, g: &Geo) -> bool {
+    applies(g) && g.pool == (1, 1) && g.pow == g.w && fit(g).is_some() && n * g.w >= 4096
+}
+
+/// The algorithm of the kernel gradient: the transpose of F(2, 3), F(3, 2). (The
+/// transpose of F(4, 3) would need the output gradient's transform with F(4, 3)'s output
+/// coefficients up to 8, summed over every block of the batch without the forward's
+/// chunks of channels.)
+const GRAD: Which = Which::F2;
+
+/// The transformed sums `M_ξ = Σ_blocks U_ξ V_ξᵀ` `(N, O, C)` of items `items` of the
+/// input `x` `(N, C, W)` and the output gradient `dy` `(N, O, W)`: `V = Bᵀ d` of the
+/// padded input's blocks as in the forward, `U = A g` of the output gradient's blocks of
+/// `M` (`A = (Aᵀ)ᵀ`), 4 multiply-adds per block and channel pair instead of 6 (Lavin &
+/// Gray §4: F(3, 2) is the transpose of F(2, 3), the tables in other roles).
+/// [`grad_finish`] turns (the sum over groups of) them into the kernel gradient. The
+/// blocks are visited in a fixed order (item, block) in chunks, each chunk's products
+/// added to the sums in order; the products split over `threads` threads by output
+/// blocks: the same bits on any count.
+pub(crate) fn grad_sums(
+    x: &[f32],
+    dy: &[f32],
+    items: std::ops::Range<usize>,
+    g: &Geo,
+    threads: usize,
+) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { grad_sums_avx2(x, dy, items, g, threads, grad_chunk(g)) };
+    }
+    grad_sums_any::<2, 4, P2>(x, dy, items, g, threads, grad_chunk(g))
+}
+
+/// Blocks per chunk of [`grad_sums`]: the chunk's transforms (`N·(C + O)` values per
+/// block) within about 1 MB, so that the products read them from the core's cache (as
+/// `crate::wgrad`'s).
+fn grad_chunk(g: &Geo) -> usize {
+    ((1 << 18) / (GRAD.m() + 2) / (g.c + g.o).max(1)).max(16)
+}
+
+/// [`grad_sums_any`] compiled for AVX2 (the transforms vectorise 8 wide; no fused
+/// multiply-add: the same bits either way).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn grad_sums_avx2(
+    x: &[f32],
+    dy: &[f32],
+    items: std::ops::Range<usize>,
+    g: &Geo,
+    threads: usize,
+    per: usize,
+) -> Vec<f32> {
+    grad_sums_any::<2, 4, P2>(x, dy, items, g, threads, per)
+}
+
+#[inline(always)]
+fn grad_sums_any<const M: usize, const N: usize, A: Pick<M, N>>(
+    x: &[f32],
+    dy: &[f32],
+    items: std::ops::Range<usize>,
+    g: &Geo,
+    threads: usize,
+    per: usize,
+) -> Vec<f32> {
+    debug_assert_eq!(M, GRAD.m());
+    let (c, o, w) = (g.c, g.o, g.w);
+    let alg = &A::ALG;
+    // A = (Aᵀ)ᵀ: U_ξ = Σ_i Aᵀ[i][ξ]·g_i
+    let a: [[f32; M]; N] = std::array::from_fn(|xi| std::array::from_fn(|i| alg.at[i][xi]));
+    let nb = w.div_ceil(M);
+    let per = per.clamp(1, nb);
+    let mut m = Vec::with_capacity(N * o * c);
+    m.resize(N * o * c, 0f32); // overwritten by the first chunk's products
+    let mut s = Scratch::default();
+    let (mut u, mut grow, mut gph) = (Vec::new(), Vec::new(), Vec::new());
+    let mut first = true;
+    for item in items {
+        let xi = &x[item * c * w..][..c * w];
+        let dyi = &dy[item * o * w..][..o * w];
+        for b0 in (0..nb).step_by(per) {
+            let nt = per.min(nb - b0);
+            let q0 = M * b0;
+            transform_input::<M, N, A>(xi, (c, w), q0, nt, &mut s);
+            // U of the output gradient's blocks: positions q0 .. q0 + M·nt (zero past w)
+            u.resize(N * o * nt, 0f32); // every element written below
+            grow.resize(M * nt, 0f32);
+            gph.resize(M * nt, 0f32);
+            let valid = (w - q0).min(M * nt);
+            for oc in 0..o {
+                let src: &[f32] = if valid == M * nt {
+                    &dyi[oc * w + q0..][..M * nt]
+                } else {
+                    grow[..valid].copy_from_slice(&dyi[oc * w + q0..][..valid]);
+                    grow[valid..].fill(0.0);
+                    &grow
+                };
+                split_phases::<M>(src, nt, &mut gph);
+                let ins: [&[f32]; M] = std::array::from_fn(|i| &gph[i * nt..][..nt]);
+                let mut outs = u[oc * nt..].chunks_mut(o * nt);
+                let mut outs: [&mut [f32]; N] =
+                    std::array::from_fn(|_| outs.next().expect("N rows"));
+                transform(&a, ins, &mut outs, nt);
+            }
+            for xi_ in 0..N {
+                let ua = MatRef::row_major(&u[xi_ * o * nt..][..o * nt], o, nt).expect("U_ξ");
+                // V_ξ (C, blocks) read transposed
+                let vb = MatRef::new(&s.v[xi_ * c * nt..][..c * nt], nt, c, 1, nt).expect("V_ξᵀ");
+                gemm_into_on(ua, vb, &mut m[xi_ * o * c..][..o * c], !first, threads);
+            }
+            first = false;
+        }
+    }
+    if first {
+        m.fill(0.0); // no items: no blocks
+    }
+    m
+}
+
+/// The kernel gradient `(O, C, 3)` from the transformed sums `m` of [`grad_sums`]:
+/// `dW[o, c, j] = Σ_ξ G[ξ][j]·M_ξ[o, c]`, in `f64`.
+pub(crate) fn grad_finish(m: &[f32], o: usize, c: usize) -> Vec<f32> {
+    grad_finish_with(&F2, m, o, c)
+}
+
+fn grad_finish_with<const M: usize, const N: usize>(
+    alg: &Algo<M, N>,
+    m: &[f32],
+    o: usize,
+    c: usize,
+) -> Vec<f32> {
+    let oc = o * c;
+    assert_eq!(m.len(), N * oc, "transformed sums");
+    let mut dw = vec![0f32; oc * 3];
+    for (p, out) in dw.chunks_exact_mut(3).enumerate() {
+        for (j, d) in out.iter_mut().enumerate() {
+            *d = (0..N)
+                .map(|xi| alg.g[xi][j] * m[xi * oc + p] as f64)
+                .sum::<f64>() as f32;
+        }
+    }
+    dw
 }
 
 #[cfg(test)]
@@ -434,6 +603,65 @@ mod tests {
                 let blocks = tile_floats / ((which.m() + 2) * c.max(o.max(o2)));
                 let per_tile = which.m() * blocks.next_multiple_of(16);
                 assert_eq!(tiles.len() == 1, per_tile >= w, "tiles of ({c}, {w})");
+            }
+        }
+    }
+
+    /// The kernel gradient by F(3, 2) against the f64 sums
+    /// `dW[o, c, j] = Σ_{item, q} dY[o, q] · x[c, q + j − 1]`: odd and even widths (a
+    /// last block half outside), one chunk and several (a chunk smaller than an item,
+    /// and items of several chunks), every item or a range of them; and the same bits on
+    /// 1 and 3 threads.
+    #[test]
+    fn kernel_gradient_matches_direct_f64_sums() {
+        let mut rng = mirkit_core::Rng::new(37);
+        // (n, c, o, w, blocks per chunk, items)
+        for (n, c, o, w, per, items) in [
+            (2, 32, 40, 131, 1000, 0..2),
+            (3, 48, 32, 130, 16, 0..3),
+            (4, 32, 32, 257, 7, 1..3),
+        ] {
+            let g = geo(c, w, o, 1);
+            let x: Vec<f32> = (0..n * c * w)
+                .map(|_| rng.range(-1.0, 1.0) as f32)
+                .collect();
+            let dy: Vec<f32> = (0..n * o * w)
+                .map(|_| rng.range(-1.0, 1.0) as f32)
+                .collect();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let m = grad_sums_any::<2, 4, P2>(&x, &dy, items.clone(), &g, threads, per);
+                    grad_finish(&m, o, c)
+                })
+            };
+            let got = run(1);
+            assert_eq!(got, run(3), "threads ({n}, {c}, {o}, {w})");
+            let positions = (items.len() * w) as f64;
+            for oc in 0..o {
+                for ch in 0..c {
+                    for j in 0..3 {
+                        let mut want = 0f64;
+                        for item in items.clone() {
+                            for q in 0..w {
+                                let Some(at) = (q + j).checked_sub(1).filter(|&a| a < w) else {
+                                    continue;
+                                };
+                                want += dy[(item * o + oc) * w + q] as f64
+                                    * x[(item * c + ch) * w + at] as f64;
+                            }
+                        }
+                        let e = (got[(oc * c + ch) * 3 + j] as f64 - want).abs();
+                        // sums of ±1 products over the positions, rounded in f32
+                        assert!(
+                            e <= 2e-6 * positions,
+                            "{e} at ({oc}, {ch}, {j}) of ({n}, {c}, {o}, {w})"
+                        );
+                    }
+                }
             }
         }
     }
