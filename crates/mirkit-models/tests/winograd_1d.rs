@@ -1,7 +1,8 @@
 //! The sample-level networks at their published widths with the 1-D convolutions by
 //! Winograd's F(4, 3) / F(2, 3) (the default eval path) against the same networks with
-//! Winograd's paths off (tap products, the sums of builds before it): every named
-//! feature within 1e-5 of its scale, and different bits (so the path ran).
+//! Winograd's paths off (tap products, the sums of builds before it), on two windows of
+//! real music (the repository's Brahms clip at 16 kHz): every named feature within 1e-5
+//! of its scale, and different bits (so the path ran).
 //!
 //! Its own test binary: `set_winograd` is process-wide, and the other binaries' tests
 //! must not see it switched.
@@ -11,14 +12,25 @@ use mirkit_models::create;
 use mirkit_models::rese2::{ReSe2, ReSe2Config};
 use mirkit_models::sample_cnn::{SampleCnn, SampleCnnConfig};
 use mirkit_nn::fused::{set_winograd, Winograd};
+use std::path::PathBuf;
 
-/// sin(0.001·i·(1 + i mod 7)), the fixture scripts' deterministic input.
-fn wavy(shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|i| (0.001 * i as f64 * (1 + i % 7) as f64).sin() as f32)
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+/// Two consecutive windows of 59 049 samples from `data/clips`' Brahms clip, decoded and
+/// resampled to 16 kHz by mirkit-io, as `(2, 59049)`.
+fn two_windows() -> Tensor {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/clips/brahms_hungarian_dance_5.hq.ogg");
+    let y = mirkit_io::load(
+        path,
+        &mirkit_io::LoadOptions {
+            sr: Some(16000),
+            offset: 5.0,
+            duration: Some(8.0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let n = 2 * 59049;
+    Tensor::from_vec(y.samples()[..n].to_vec(), (2, 59049), &Device::Cpu).unwrap()
 }
 
 /// Each feature's largest difference over its largest magnitude, by name, and whether
@@ -46,7 +58,7 @@ fn compare(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> (Vec<(String, f32)
 
 #[test]
 fn published_widths_match_the_tap_products() {
-    let x = wavy(&[2, 59049]);
+    let x = two_windows();
     let (rese2, _) = create::seeded(|vb| ReSe2::new(&ReSe2Config::published(), vb), 7).unwrap();
     let (scnn, _) = create::seeded(
         |vb| SampleCnn::new(&SampleCnnConfig::published(false), vb),
