@@ -171,12 +171,8 @@ pub(crate) fn backward_parts(
             let two_d = crate::winograd::applies(gt)
                 && crate::winograd::worth_it(n, gt)
                 && algo.and_then(|w| crate::winograd::fit(w, gt)).is_some();
-            // 1-D kernel 3 (crate::wino1d), which `run` takes for this geometry
-            let one_d = algo.is_some()
-                && crate::wino1d::applies(gt)
-                && crate::wino1d::worth_it(n, gt)
-                && crate::wino1d::fit(gt).is_some();
-            two_d || one_d
+            // 1-D kernel 3: `run` takes crate::wino1d's path for this geometry
+            two_d || crate::wino1d::chosen(n, gt).is_some()
         });
     let need_dx = need_dx && wino_dx.is_none();
     // the kernel gradient of the same convolutions by F(3×3, 2×2) (crate::wgrad): the

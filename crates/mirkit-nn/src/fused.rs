@@ -1259,9 +1259,7 @@ pub(crate) fn run_split(
         .and_then(|w| crate::winograd::fit(w, g));
     // stride-1 1-D convolutions of kernel 3 by F(4, 3) or F(2, 3) (crate::wino1d), in
     // any mode but off
-    let one_d = winograd_algo()
-        .filter(|_| crate::wino1d::applies(g) && crate::wino1d::worth_it(n, g))
-        .and_then(|_| crate::wino1d::fit(g));
+    let one_d = crate::wino1d::chosen(n, g);
     let wino: Option<Vec<Vec<f32>>> = if let Some(w1) = one_d {
         Some(
             parts

@@ -72,6 +72,16 @@ pub(crate) fn fit(g: &Geo) -> Option<Which> {
     }
 }
 
+/// The algorithm the fused path uses for `n` items of geometry `g`, if any: in every
+/// Winograd mode but off, for this path's geometries ([`applies`]) with enough positions
+/// per call ([`worth_it`]) and per item ([`fit`]). The training input gradient asks the
+/// same of its transposed geometry.
+pub(crate) fn chosen(n: usize, g: &Geo) -> Option<Which> {
+    crate::fused::winograd_algo()
+        .filter(|_| applies(g) && worth_it(n, g))
+        .and_then(|_| fit(g))
+}
+
 /// Whether the transforms repay themselves for `n` items of geometry `g` (the kernel's
 /// transform is done at every call).
 pub(crate) fn worth_it(n: usize, g: &Geo) -> bool {
