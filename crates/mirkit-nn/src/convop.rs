@@ -159,21 +159,14 @@ pub(crate) fn backward_parts(
     );
     let plane_in = g.c * g.h * g.w;
     let (oh, ow) = (g.poh, g.pow);
-    // a stride-1 3×3 convolution with padding 1 has as input gradient the same
-    // convolution of dY with the kernel turned 180° and its channels swapped, which
-    // Winograd's path computes with 16/36 of the products (crate::winograd); the tiles
+    // a stride-1 3×3 (or 1-D kernel-3) convolution with padding 1 has as input gradient
+    // the same convolution of dY with the kernel turned 180° and its channels swapped,
+    // which Winograd's paths compute with fewer products (fused::WinoPath); the tiles
     // below then only add the kernel gradient
     let wino_dx = (need_dx && single)
         .then(|| dx_as_convolution(g))
         .flatten()
-        .filter(|gt| {
-            let algo = crate::fused::winograd_algo();
-            let two_d = crate::winograd::applies(gt)
-                && crate::winograd::worth_it(n, gt)
-                && algo.and_then(|w| crate::winograd::fit(w, gt)).is_some();
-            // 1-D kernel 3: `run` takes crate::wino1d's path for this geometry
-            two_d || crate::wino1d::chosen(n, gt).is_some()
-        });
+        .filter(|gt| crate::fused::WinoPath::of(n, gt).is_some());
     let need_dx = need_dx && wino_dx.is_none();
     // the kernel gradient of the same convolutions by F(3×3, 2×2) (crate::wgrad): the
     // tiles below then run only for an input gradient Winograd's path does not compute

@@ -1207,6 +1207,48 @@ impl OutPtr {
     }
 }
 
+/// Which of Winograd's paths [`run`] takes for a call, if any (never in
+/// [`Winograd::Off`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WinoPath {
+    /// Stride-1 3×3 convolutions by F(4×4, 3×3) or F(2×2, 3×3) ([`crate::winograd`]).
+    TwoD(crate::winograd::Which),
+    /// Stride-1 1-D convolutions of kernel 3 by F(4, 3) or F(2, 3) ([`crate::wino1d`]).
+    OneD(crate::winograd::Which),
+}
+
+impl WinoPath {
+    /// The path for `n` items of geometry `g`: the mode's algorithm where the geometry,
+    /// the positions per call and per item allow (each module's `applies`, `worth_it`,
+    /// `fit`).
+    pub(crate) fn of(n: usize, g: &Geo) -> Option<Self> {
+        let mode = winograd_algo()?;
+        if crate::winograd::applies(g) && crate::winograd::worth_it(n, g) {
+            return crate::winograd::fit(mode, g).map(WinoPath::TwoD);
+        }
+        if crate::wino1d::applies(g) && crate::wino1d::worth_it(n, g) {
+            return crate::wino1d::fit(g).map(WinoPath::OneD);
+        }
+        None
+    }
+
+    /// The transformed kernel of `(o, c, …)` `kernel`, as the path's tiles read it.
+    fn transform_kernel(self, kernel: &[f32], o: usize, c: usize) -> Vec<f32> {
+        match self {
+            WinoPath::TwoD(which) => crate::winograd::transform_kernel(kernel, o, c, which),
+            WinoPath::OneD(which) => crate::wino1d::transform_kernel(kernel, o, c, which),
+        }
+    }
+
+    /// The path's tiles of whole blocks for `n` items of `g`.
+    fn tiles(self, n: usize, g: &Geo) -> Vec<Tile> {
+        match self {
+            WinoPath::TwoD(which) => crate::winograd::tiles(n, g, TILE_FLOATS, which),
+            WinoPath::OneD(which) => crate::wino1d::tiles(n, g, TILE_FLOATS, which),
+        }
+    }
+}
+
 pub(crate) fn run(x: &[f32], kernel: &[f32], n: usize, g: &Geo, steps: &Steps) -> Vec<f32> {
     run_split(x, n, g, &[(kernel, steps, g.o)])
         .pop()
@@ -1252,41 +1294,22 @@ pub(crate) fn run_split(
         (ptr, o - f, oc, steps)
     };
     let k = g.k();
-    // stride-1 3×3 convolutions by Winograd's F(4×4, 3×3) or F(2×2, 3×3)
-    // (crate::winograd): the kernels' transforms once per call, tiles of whole blocks
-    let which = winograd_algo()
-        .filter(|_| crate::winograd::applies(g) && crate::winograd::worth_it(n, g))
-        .and_then(|w| crate::winograd::fit(w, g));
-    // stride-1 1-D convolutions of kernel 3 by F(4, 3) or F(2, 3) (crate::wino1d), in
-    // any mode but off
-    let one_d = crate::wino1d::chosen(n, g);
-    let wino: Option<Vec<Vec<f32>>> = if let Some(w1) = one_d {
-        Some(
-            parts
-                .iter()
-                .map(|&(kernel, _, o)| {
-                    crate::wino1d::transform_kernel(&kernel[..o * k], o, g.c, w1)
-                })
-                .collect(),
-        )
-    } else {
-        which.map(|which| {
-            parts
-                .iter()
-                .map(|&(kernel, _, o)| {
-                    crate::winograd::transform_kernel(&kernel[..o * k], o, g.c, which)
-                })
-                .collect()
-        })
-    };
+    // Winograd's paths ([`WinoPath`]): the kernels' transforms once per call, tiles of
+    // whole blocks
+    let path = WinoPath::of(n, g);
+    let wino: Option<Vec<Vec<f32>>> = path.map(|path| {
+        parts
+            .iter()
+            .map(|&(kernel, _, o)| path.transform_kernel(&kernel[..o * k], o, g.c))
+            .collect()
+    });
     // (transformed kernel, channels) of each part, built once rather than per tile
     let wino_parts: Option<Vec<(&[f32], usize)>> = wino
         .as_ref()
         .map(|us| us.iter().zip(parts).map(|(u, p)| (&u[..], p.2)).collect());
-    let tiles = match (one_d, which) {
-        (Some(w1), _) => crate::wino1d::tiles(n, g, TILE_FLOATS, w1),
-        (_, Some(which)) => crate::winograd::tiles(n, g, TILE_FLOATS, which),
-        _ => tiles(n, g),
+    let tiles = match path {
+        Some(path) => path.tiles(n, g),
+        None => tiles(n, g),
     };
     let pool = rayon::current_num_threads();
     // Products with the epilogue applied: row `o` of the tile `t`'s product (all parts'
@@ -1515,32 +1538,31 @@ pub(crate) fn run_split(
                         let m = items * mt;
                         let plane_in = g.c * g.h * g.w;
                         let xi = &x[t.item * plane_in..][..plane_in];
-                        if let (Some(w1), Some(us)) = (one_d, &wino_parts) {
+                        if let (Some(path), Some(us)) = (path, &wino_parts) {
                             // every element written
                             prod.resize(total_o * m, 0f32);
-                            crate::wino1d::tile_product(
-                                xi,
-                                g,
-                                &t,
-                                us,
-                                wino1d,
-                                prod,
-                                gemm_threads,
-                                w1,
-                            );
-                        } else if let Some(us) = &wino_parts {
-                            // every element written
-                            prod.resize(total_o * m, 0f32);
-                            crate::winograd::tile_product(
-                                xi,
-                                g,
-                                &t,
-                                us,
-                                scratch,
-                                prod,
-                                gemm_threads,
-                                which.expect("Winograd's parts come with its algorithm"),
-                            );
+                            match path {
+                                WinoPath::TwoD(which) => crate::winograd::tile_product(
+                                    xi,
+                                    g,
+                                    &t,
+                                    us,
+                                    scratch,
+                                    prod,
+                                    gemm_threads,
+                                    which,
+                                ),
+                                WinoPath::OneD(which) => crate::wino1d::tile_product(
+                                    xi,
+                                    g,
+                                    &t,
+                                    us,
+                                    wino1d,
+                                    prod,
+                                    gemm_threads,
+                                    which,
+                                ),
+                            }
                         } else if by_taps(g) {
                             // the tap products accumulate: from zero
                             prod.clear();

@@ -93,14 +93,28 @@ fn sums_in_chunks(
         u.resize(16 * o * nt, 0f32);
         v.resize(16 * c * nt, 0f32);
         transform_chunk((x, dy), g, chunk, &mut s, (&mut u, &mut v));
-        for xi in 0..16 {
-            let a = MatRef::row_major(&u[xi * o * nt..][..o * nt], o, nt).expect("U_ξ");
-            // V_ξ (C, blocks) read transposed
-            let b = MatRef::new(&v[xi * c * nt..][..c * nt], nt, c, 1, nt).expect("V_ξᵀ");
-            gemm_into_on(a, b, &mut m[xi * o * c..][..o * c], ci > 0, threads);
-        }
+        add_products((&u, &v), (o, c, nt), &mut m, ci > 0, threads);
     }
     m
+}
+
+/// One chunk's products `M_ξ (+)= U_ξ · V_ξᵀ` for every ξ: `u` `(ξs, O, nt)` and `v`
+/// `(ξs, C, nt)` the chunk's transformed output gradient and input (`nt` blocks, the
+/// products' inner dimension), `m` `(ξs, O, C)` the sums, added to when `accumulate`
+/// (else overwritten). Also `crate::wino1d`'s 1-D kernel gradient's.
+pub(crate) fn add_products(
+    (u, v): (&[f32], &[f32]),
+    (o, c, nt): (usize, usize, usize),
+    m: &mut [f32],
+    accumulate: bool,
+    threads: usize,
+) {
+    for (xi, mx) in m.chunks_exact_mut(o * c).enumerate() {
+        let a = MatRef::row_major(&u[xi * o * nt..][..o * nt], o, nt).expect("U_ξ");
+        // V_ξ (C, blocks) read transposed
+        let b = MatRef::new(&v[xi * c * nt..][..c * nt], nt, c, 1, nt).expect("V_ξᵀ");
+        gemm_into_on(a, b, mx, accumulate, threads);
+    }
 }
 
 /// The kernel gradient `(O, C, 3, 3)` from the transformed sums `m` of [`sums`]:

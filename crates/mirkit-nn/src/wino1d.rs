@@ -36,7 +36,6 @@
 //! still reaches the output, the fused path's contract.
 
 use crate::fused::{Geo, Tile};
-use crate::kernels::{gemm_into_on, MatRef};
 use crate::winograd::{product, transform, Algo, Pick, Which, F2, F4, P2, P4};
 
 /// Input and output channels from which the path is used (the tap products' own floor:
@@ -70,16 +69,6 @@ pub(crate) fn fit(g: &Geo) -> Option<Which> {
         w if w >= 2 * 64 => Some(Which::F2),
         _ => None,
     }
-}
-
-/// The algorithm the fused path uses for `n` items of geometry `g`, if any: in every
-/// Winograd mode but off, for this path's geometries ([`applies`]) with enough positions
-/// per call ([`worth_it`]) and per item ([`fit`]). The training input gradient asks the
-/// same of its transposed geometry.
-pub(crate) fn chosen(n: usize, g: &Geo) -> Option<Which> {
-    crate::fused::winograd_algo()
-        .filter(|_| applies(g) && worth_it(n, g))
-        .and_then(|_| fit(g))
 }
 
 /// Whether the transforms repay themselves for `n` items of geometry `g` (the kernel's
@@ -326,12 +315,6 @@ pub(crate) fn grad_applies(n: usize, g: &Geo) -> bool {
     applies(g) && g.pool == (1, 1) && g.pow == g.w && fit(g).is_some() && n * g.w >= 4096
 }
 
-/// The algorithm of the kernel gradient: the transpose of F(2, 3), F(3, 2). (The
-/// transpose of F(4, 3) would need the output gradient's transform with F(4, 3)'s output
-/// coefficients up to 8, summed over every block of the batch without the forward's
-/// chunks of channels.)
-const GRAD: Which = Which::F2;
-
 /// The transformed sums `M_ξ = Σ_blocks U_ξ V_ξᵀ` `(N, O, C)` of items `items` of the
 /// input `x` `(N, C, W)` and the output gradient `dy` `(N, O, W)`: `V = Bᵀ d` of the
 /// padded input's blocks as in the forward, `U = A g` of the output gradient's blocks of
@@ -340,7 +323,9 @@ const GRAD: Which = Which::F2;
 /// [`grad_finish`] turns (the sum over groups of) them into the kernel gradient. The
 /// blocks are visited in a fixed order (item, block) in chunks, each chunk's products
 /// added to the sums in order; the products split over `threads` threads by output
-/// blocks: the same bits on any count.
+/// blocks: the same bits on any count. (Not the transpose of F(4, 3): its output
+/// gradient's transform has coefficients up to 8, summed over every block of the batch
+/// without the forward's chunks of channels.)
 pub(crate) fn grad_sums(
     x: &[f32],
     dy: &[f32],
@@ -356,11 +341,11 @@ pub(crate) fn grad_sums(
     grad_sums_any::<2, 4, P2>(x, dy, items, g, threads, grad_chunk(g))
 }
 
-/// Blocks per chunk of [`grad_sums`]: the chunk's transforms (`N·(C + O)` values per
-/// block) within about 1 MB, so that the products read them from the core's cache (as
-/// `crate::wgrad`'s).
+/// Blocks per chunk of [`grad_sums`]: the chunk's transforms (F(2, 3)'s 4 values per
+/// block and channel, `4·(C + O)` per block) within about 1 MB, so that the products
+/// read them from the core's cache (as `crate::wgrad`'s).
 fn grad_chunk(g: &Geo) -> usize {
-    ((1 << 18) / (GRAD.m() + 2) / (g.c + g.o).max(1)).max(16)
+    ((1 << 18) / 4 / (g.c + g.o).max(1)).max(16)
 }
 
 /// [`grad_sums_any`] compiled for AVX2 (the transforms vectorise 8 wide; no fused
@@ -387,7 +372,6 @@ fn grad_sums_any<const M: usize, const N: usize, A: Pick<M, N>>(
     threads: usize,
     per: usize,
 ) -> Vec<f32> {
-    debug_assert_eq!(M, GRAD.m());
     let (c, o, w) = (g.c, g.o, g.w);
     let alg = &A::ALG;
     // A = (Aᵀ)ᵀ: U_ξ = Σ_i Aᵀ[i][ξ]·g_i
@@ -426,12 +410,7 @@ fn grad_sums_any<const M: usize, const N: usize, A: Pick<M, N>>(
                     std::array::from_fn(|_| outs.next().expect("N rows"));
                 transform(&a, ins, &mut outs, nt);
             }
-            for xi_ in 0..N {
-                let ua = MatRef::row_major(&u[xi_ * o * nt..][..o * nt], o, nt).expect("U_ξ");
-                // V_ξ (C, blocks) read transposed
-                let vb = MatRef::new(&s.v[xi_ * c * nt..][..c * nt], nt, c, 1, nt).expect("V_ξᵀ");
-                gemm_into_on(ua, vb, &mut m[xi_ * o * c..][..o * c], !first, threads);
-            }
+            crate::wgrad::add_products((&u, &s.v), (o, c, nt), &mut m, !first, threads);
             first = false;
         }
     }
